@@ -1,0 +1,58 @@
+//! The error type shared by every codec in this crate.
+//!
+//! Messages say what was expected and what was found; the CLI adds the file name as
+//! context. Codecs that need more structure may define their own error and convert.
+
+use std::io;
+
+/// Result alias for this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong while decoding or encoding an on-disk format.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An operating-system I/O error, with what was being done.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: io::Error,
+    },
+    /// The bytes do not follow the format: a bad magic, an offset out of range, a loop.
+    #[error("{0}")]
+    Corrupt(String),
+    /// A valid feature of the format that this crate does not handle (or refuses to).
+    #[error("{0}")]
+    Unsupported(String),
+    /// The caller asked for something impossible (bad size, bad option).
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// An access outside a device's bounds.
+    #[error(
+        "access of {len} bytes at offset {offset} is beyond the end of the device ({size} bytes)"
+    )]
+    OutOfRange { offset: u64, len: u64, size: u64 },
+    /// A write to a device opened read-only.
+    #[error("the device is read-only")]
+    ReadOnly,
+}
+
+impl Error {
+    /// Wrap an I/O error with what was being done.
+    pub fn io(context: impl Into<String>, source: io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Shorthand for [`Error::Corrupt`] from anything displayable.
+    pub fn corrupt(msg: impl Into<String>) -> Self {
+        Error::Corrupt(msg.into())
+    }
+
+    /// Shorthand for [`Error::Unsupported`].
+    pub fn unsupported(msg: impl Into<String>) -> Self {
+        Error::Unsupported(msg.into())
+    }
+}

@@ -1,0 +1,15 @@
+//! `subroot-formats`: pure codecs for the on-disk formats subroot reads and writes.
+//!
+//! Everything here answers "what do these bytes mean" or "write these bytes"; nothing
+//! prints, exits, or decides policy (which partition, what to move). The common ground is
+//! the [`block::BlockDevice`] trait: containers (raw, qcow2) implement it, partition tables
+//! slice it, filesystem readers read through it.
+#![forbid(unsafe_code)]
+
+pub mod block;
+pub mod error;
+pub mod qcow2;
+pub mod sniff;
+pub mod table;
+
+pub use error::{Error, Result};

@@ -1,0 +1,2 @@
+//! The `subroot` command line.
+fn main() {}
