@@ -7,11 +7,13 @@
 
 mod adapter;
 mod memory;
+mod overlay;
 mod raw;
 mod slice;
 
 pub use adapter::DeviceIo;
 pub use memory::MemoryDevice;
+pub use overlay::{Overlay, Zeros};
 pub use raw::RawFile;
 pub use slice::Slice;
 
