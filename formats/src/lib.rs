@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod convert;
 pub mod error;
 pub mod qcow2;
 pub mod sniff;
