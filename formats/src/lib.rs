@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod cpio;
 pub mod error;
 pub mod qcow2;
 pub mod sniff;
