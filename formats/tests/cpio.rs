@@ -489,7 +489,7 @@ fn every_codec_chained_in_one_initrd() {
     let fx = fixture();
     // Paddings as seen in the wild (none, 4-byte, 512-byte) and odd ones after compressed
     // streams, which the kernel skips byte by byte. lz4 legacy can only be last.
-    let (path, expect) = build_initrd(
+    let (path, mut expect) = build_initrd(
         &fx,
         "initrd-all",
         &[
@@ -504,13 +504,21 @@ fn every_codec_chained_in_one_initrd() {
             (Compression::Lz4Legacy, 7, &fx.newc),
         ],
     );
+    // lz4 has no end marker: it runs to the end of the file or to zero padding.
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes.resize(bytes.len() + 1000, 0);
+    std::fs::write(&path, &bytes).unwrap();
     let (segs, got) = read_all(&path);
     let found: Vec<_> = segs
         .iter()
         .map(|s| (s.offset, s.length, s.compression))
         .collect();
-    // lz4 has no end marker: it runs to the end of the file.
     assert_eq!(found, expect);
+    // Anything but zeros after it is refused.
+    bytes.extend_from_slice(&std::fs::read(&fx.early).unwrap());
+    let e = corrupt_err(bytes);
+    assert!(e.contains("after the lz4 legacy segment"), "{e}");
+    expect.clear();
     let parts = by_segment(&got);
     let sources = [
         &fx.early, &fx.newc, &fx.crc, &fx.early, &fx.early, &fx.newc, &fx.early, &fx.early,
@@ -812,10 +820,14 @@ fn bad_compressed_input_gives_clear_errors() {
 
     // An lz4 legacy stream followed by another segment: not allowed.
     if need("lz4", "bad_compressed_input_gives_clear_errors") {
-        let mut lz = tool_compress(Compression::Lz4Legacy, &fx.early);
-        lz.extend_from_slice(&gz);
-        let e = corrupt_err(lz);
-        assert!(e.contains("lz4"), "{e}");
+        let lz = tool_compress(Compression::Lz4Legacy, &fx.early);
+        let mut after = lz.clone();
+        after.extend_from_slice(&gz);
+        let e = corrupt_err(after);
+        assert!(e.contains("lz4 legacy block"), "{e}");
+        // Cut inside its block.
+        let e = corrupt_err(lz[..lz.len() - 10].to_vec());
+        assert!(e.contains("lz4") && e.contains("truncated"), "{e}");
     }
 
     // A compressed stream whose content is not cpio.

@@ -59,19 +59,29 @@ impl Format {
 /// One entry header, fields exactly as stored (the name as raw bytes, without its NUL).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CpioHeader {
+    /// Inode number (hard links share it, with the same `dev_major`/`dev_minor`).
     pub ino: u32,
+    /// File type and permission bits (`st_mode`).
     pub mode: u32,
     pub uid: u32,
     pub gid: u32,
+    /// Link count; > 1 on hard-linked files (see [`super::hardlinks`]).
     pub nlink: u32,
+    /// Modification time, seconds since the epoch.
     pub mtime: u32,
+    /// Bytes of data following the header (a symlink's data is its target).
     pub filesize: u32,
+    /// Device holding the file (with `ino`, identifies hard links).
     pub dev_major: u32,
     pub dev_minor: u32,
+    /// Device number of a character or block device node.
     pub rdev_major: u32,
     pub rdev_minor: u32,
+    /// Data checksum in the crc format (regular files), 0 otherwise.
     pub check: u32,
+    /// Path name as raw bytes, without the terminating NUL (need not be UTF-8).
     pub name: Vec<u8>,
+    /// The magic this entry was read with.
     pub format: Format,
 }
 
@@ -397,12 +407,19 @@ impl<R: Read> CpioReader<R> {
                 self.remaining
             )));
         }
-        let mut out = Vec::with_capacity(self.remaining as usize);
+        // Grow with the data actually read, not with what the header claims.
+        let mut out = Vec::with_capacity(self.remaining.min(64 * 1024) as usize);
         let offset = self.pos;
         self.data()
             .read_to_end(&mut out)
             .map_err(|e| read_error(e, "entry data", offset))?;
         Ok(out)
+    }
+
+    /// Skip what is left of the current entry's data (and its padding), checking the crc
+    /// of a crc-format regular file. [`CpioReader::next_entry`] does this by itself.
+    pub fn skip_data(&mut self) -> Result<()> {
+        self.finish_entry()
     }
 
     /// Skip the rest of the current entry (data and padding), checking its crc.

@@ -78,6 +78,16 @@ where
             break;
         }
         let index = segments.len();
+        if let Some(prev) = segments
+            .last()
+            .filter(|p: &&Segment| p.compression == Compression::Lz4Legacy)
+        {
+            return Err(Error::corrupt(format!(
+                "initrd offset {offset}: data after the lz4 legacy segment at offset {} \
+                 (lz4 legacy has no end marker, so it must be the last segment)",
+                prev.offset
+            )));
+        }
         let compression = if head.starts_with(b"07070") {
             Compression::None
         } else {
