@@ -21,11 +21,7 @@ pub fn need(tool: &str, test: &str) -> bool {
     }
     eprintln!("{msg}");
     if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
+        if let Ok(mut f) = std::fs::OpenOptions::new().create(true).append(true).open(log) {
             let _ = writeln!(f, "{msg}");
         }
     }
