@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod convert;
+pub mod cpio;
 pub mod error;
 pub mod qcow2;
 pub mod sniff;

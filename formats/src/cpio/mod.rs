@@ -1,0 +1,25 @@
+//! Linux initrd / initramfs images: newc cpio archives, the compressions the kernel
+//! unpacks, and the walk over the concatenated segments of a whole initrd.
+//!
+//! - [`newc`]: streaming reader and writer of `070701`/`070702` archives.
+//! - [`hardlinks`]: grouping of hard-linked entries.
+//! - [`compress`]: detection, decoders and encoders (gzip, zstd, xz, lzma, lz4 legacy, bzip2).
+//! - [`segments`]: the segment walker over a [`crate::block::BlockDevice`].
+//! - [`rebuild`]: writing a (compressed) segment reproducibly.
+
+pub mod compress;
+pub mod hardlinks;
+pub mod lz4legacy;
+pub mod newc;
+pub mod peek;
+pub mod rebuild;
+pub mod segments;
+pub mod xz;
+
+pub use compress::{detect, Compression, CompressionSpec, Decoder, Encoder, Members};
+pub use hardlinks::{group_hardlinks, HardlinkGroup};
+pub use newc::{checksum, CpioHeader, CpioReader, CpioWriter, Format};
+pub use peek::PeekReader;
+pub use rebuild::{write_segment, SegmentWriter};
+pub use segments::{list_segments, visit_entries, EntryContext, Segment};
+pub use xz::XzCheck;

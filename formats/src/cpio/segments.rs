@@ -1,0 +1,247 @@
+//! Walking an initrd: a concatenation of cpio "segments", each either a plain newc archive
+//! or a compressed stream holding one or more archives, with zero padding between them.
+//!
+//! This follows the kernel's `unpack_to_rootfs`: zero bytes between segments are skipped,
+//! a plain archive must start at a 4-byte-aligned offset and ends after its `TRAILER!!!`,
+//! a compressed stream is recognised by its magic and decompressed up to its exact end
+//! (the next segment may follow directly), and the decompressed data is a sequence of
+//! archives separated by zero padding. Everything is streamed through the device: memory
+//! stays bounded whatever the initrd size.
+
+use super::compress::{detect, Compression, Decoder, Members};
+use super::newc::{CpioHeader, CpioReader};
+use super::peek::PeekReader;
+use super::xz::XzCheck;
+use crate::block::{BlockDevice, DeviceIo};
+use crate::{Error, Result};
+use std::io::Read;
+
+/// One segment of an initrd.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Segment {
+    /// Offset of its first byte in the initrd.
+    pub offset: u64,
+    /// Bytes it occupies in the initrd (compressed size; for a plain archive, up to the end
+    /// of the trailer's padding, not including the zero padding that may follow).
+    pub length: u64,
+    pub compression: Compression,
+    /// cpio archives (trailers) in it.
+    pub archives: u32,
+    /// Entries, trailers not counted.
+    pub entries: u64,
+    /// Decompressed bytes (equal to `length` for a plain archive).
+    pub uncompressed_size: u64,
+    /// For xz, the stream's integrity check (the kernel verifies only none and CRC32).
+    pub xz_check: Option<XzCheck>,
+}
+
+/// Where an entry given to a [`visit_entries`] callback comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryContext {
+    /// Index of the segment in the initrd.
+    pub segment: usize,
+    /// Offset of the segment in the initrd.
+    pub segment_offset: u64,
+    pub compression: Compression,
+    /// Index of the archive within the segment's decompressed data.
+    pub archive: u32,
+    /// Offset of the entry's header within the segment's decompressed data.
+    pub header_offset: u64,
+}
+
+/// The segments of the initrd held in `dev`.
+pub fn list_segments<D: BlockDevice>(dev: &D) -> Result<Vec<Segment>> {
+    visit_entries(dev, |_, _, _| Ok(()))
+}
+
+/// Call `f` for every entry of every segment, in order, with a reader of the entry's data
+/// (which `f` may read fully, partly or not at all), and return the segments.
+pub fn visit_entries<D, F>(dev: &D, mut f: F) -> Result<Vec<Segment>>
+where
+    D: BlockDevice,
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+{
+    let mut input = PeekReader::new(DeviceIo::new(dev));
+    let mut segments = Vec::new();
+    loop {
+        input.skip_zeros().map_err(|e| {
+            Error::io(
+                format!("reading the initrd at offset {}", input.consumed()),
+                e,
+            )
+        })?;
+        let offset = input.consumed();
+        let head = input
+            .peek(6)
+            .map_err(|e| Error::io(format!("reading the initrd at offset {offset}"), e))?;
+        if head.is_empty() {
+            break;
+        }
+        let index = segments.len();
+        if let Some(prev) = segments
+            .last()
+            .filter(|p: &&Segment| p.compression == Compression::Lz4Legacy)
+        {
+            return Err(Error::corrupt(format!(
+                "initrd offset {offset}: data after the lz4 legacy segment at offset {} \
+                 (lz4 legacy has no end marker, so it must be the last segment)",
+                prev.offset
+            )));
+        }
+        let compression = if head.starts_with(b"07070") {
+            Compression::None
+        } else {
+            match detect(head) {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    return Err(Error::corrupt(format!(
+                        "initrd offset {offset}: found bytes {head:02x?}, expected a cpio archive \
+                         (\"070701\") or a gzip, zstd, xz, lzma, lz4 or bzip2 stream"
+                    )))
+                }
+                Err(e) => return Err(in_segment(e, index, offset, None)),
+            }
+        };
+        let ctx = EntryContext {
+            segment: index,
+            segment_offset: offset,
+            compression,
+            archive: 0,
+            header_offset: 0,
+        };
+        let (segment, rest) = if compression == Compression::None {
+            plain_segment(input, ctx, &mut f)
+        } else {
+            compressed_segment(input, ctx, &mut f)
+        }
+        .map_err(|e| in_segment(e, index, offset, Some(compression)))?;
+        segments.push(segment);
+        input = rest;
+    }
+    Ok(segments)
+}
+
+type Input<'a, D> = PeekReader<DeviceIo<&'a D>>;
+
+/// Walk one archive from `r` (positioned at a header at stream offset `pos`); returns its
+/// entry count and the stream offset after its trailer.
+fn walk_archive<R: Read, F>(r: R, pos: u64, ctx: &mut EntryContext, f: &mut F) -> Result<(u64, u64)>
+where
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+{
+    let mut cr = CpioReader::with_position(r, pos);
+    let mut entries = 0u64;
+    while let Some(h) = cr.next_entry()? {
+        ctx.header_offset = cr.entry_offset();
+        f(ctx, &h, &mut cr.data())?;
+        entries += 1;
+    }
+    Ok((entries, cr.position()))
+}
+
+fn plain_segment<'a, D: BlockDevice, F>(
+    mut input: Input<'a, D>,
+    mut ctx: EntryContext,
+    f: &mut F,
+) -> Result<(Segment, Input<'a, D>)>
+where
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+{
+    let offset = ctx.segment_offset;
+    if offset % 4 != 0 {
+        return Err(Error::corrupt(format!(
+            "uncompressed cpio archive at offset {offset} is not 4-byte aligned (the kernel rejects it)"
+        )));
+    }
+    // Entry offsets are relative to the segment; alignment is the same since offset % 4 == 0.
+    let (entries, end) = walk_archive(&mut input, 0, &mut ctx, f)?;
+    Ok((
+        Segment {
+            offset,
+            length: end,
+            compression: Compression::None,
+            archives: 1,
+            entries,
+            uncompressed_size: end,
+            xz_check: None,
+        },
+        input,
+    ))
+}
+
+fn compressed_segment<'a, D: BlockDevice, F>(
+    input: Input<'a, D>,
+    mut ctx: EntryContext,
+    f: &mut F,
+) -> Result<(Segment, Input<'a, D>)>
+where
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+{
+    let offset = ctx.segment_offset;
+    let start = input.consumed();
+    let dec = Decoder::new(ctx.compression, input, Members::First)?;
+    let xz_check = dec.xz_check();
+    let mut data = PeekReader::new(dec);
+    let mut archives = 0u32;
+    let mut entries = 0u64;
+    loop {
+        let read_err =
+            |e: std::io::Error, at: u64| Error::corrupt(format!("decompressed offset {at}: {e}"));
+        data.skip_zeros()
+            .map_err(|e| read_err(e, data.consumed()))?;
+        let pos = data.consumed();
+        let head = data.peek(6).map_err(|e| read_err(e, pos))?;
+        if head.is_empty() {
+            break;
+        }
+        if !head.starts_with(b"07070") {
+            return Err(Error::corrupt(format!(
+                "junk in the decompressed data at offset {pos}: found {head:02x?}, expected a cpio header"
+            )));
+        }
+        if pos % 4 != 0 {
+            return Err(Error::corrupt(format!(
+                "cpio archive at decompressed offset {pos} is not 4-byte aligned (broken padding)"
+            )));
+        }
+        ctx.archive = archives;
+        let (n, _) = walk_archive(&mut data, pos, &mut ctx, f)?;
+        entries += n;
+        archives += 1;
+    }
+    let uncompressed_size = data.consumed();
+    let input = data
+        .into_inner()
+        .into_inner()
+        .ok_or_else(|| Error::corrupt("the decompressor lost its input reader".to_string()))?;
+    Ok((
+        Segment {
+            offset,
+            length: input.consumed() - start,
+            compression: ctx.compression,
+            archives,
+            entries,
+            uncompressed_size,
+            xz_check,
+        },
+        input,
+    ))
+}
+
+/// Prefix an error with the segment it happened in.
+fn in_segment(e: Error, index: usize, offset: u64, c: Option<Compression>) -> Error {
+    let what = match c {
+        Some(c) => format!("initrd segment {index} ({c}) at offset {offset}"),
+        None => format!("initrd segment {index} at offset {offset}"),
+    };
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("{what}: {m}")),
+        Error::Unsupported(m) => Error::Unsupported(format!("{what}: {m}")),
+        Error::InvalidArgument(m) => Error::InvalidArgument(format!("{what}: {m}")),
+        Error::Io { context, source } => Error::Io {
+            context: format!("{what}: {context}"),
+            source,
+        },
+        other => other,
+    }
+}
