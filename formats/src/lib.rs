@@ -13,5 +13,6 @@ pub mod error;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
+pub mod tree;
 
 pub use error::{Error, Result};
