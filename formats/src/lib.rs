@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod error;
+pub mod image;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
