@@ -261,7 +261,7 @@ impl Header {
                     "qcow2 backing file name length {backing_file_size} exceeds {MAX_BACKING_NAME}"
                 )));
             }
-            let end = backing_file_offset + u64::from(backing_file_size);
+            let end = backing_file_offset.saturating_add(u64::from(backing_file_size));
             if end > cluster_size || end > buf.len() as u64 {
                 return Err(Error::corrupt(format!(
                     "qcow2 backing file name ({backing_file_size} bytes at offset {backing_file_offset}) \
