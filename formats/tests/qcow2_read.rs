@@ -571,6 +571,20 @@ fn damaged_headers() {
         "4M",
     ]);
     expect_error(&img, "encrypted qcow2 images are not supported");
+
+    let img = d.path().join("ext-data.qcow2");
+    let data = d.path().join("ext-data.raw");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-o",
+        &format!("data_file={}", s(&data)),
+        s(&img),
+        "4M",
+    ]);
+    expect_error(&img, "external data file are not supported");
 }
 
 #[test]
