@@ -21,7 +21,7 @@
 //!
 //! The header is written last, then the file is synced: a crash leaves no valid image.
 
-pub use super::compression::CompressionType;
+use super::header::CompressionType;
 pub use crate::convert::WriteStats;
 
 use crate::block::{is_zero, BlockDevice};
@@ -555,7 +555,7 @@ impl<'a> Writer<'a> {
     ) -> [u8; HEADER_LEN] {
         let mut h = [0u8; HEADER_LEN];
         let mut put = |at: usize, bytes: &[u8]| h[at..at + bytes.len()].copy_from_slice(bytes);
-        put(0, b"QFI\xfb");
+        put(0, &super::MAGIC);
         put(4, &3u32.to_be_bytes());
         put(20, &self.g.cluster_bits.to_be_bytes());
         put(24, &self.g.size.to_be_bytes());

@@ -1,0 +1,173 @@
+//! An image file of any supported container format (raw or qcow2), opened by probing its
+//! magic or by an explicit format, as one [`BlockDevice`].
+
+use crate::block::{BlockDevice, Extent, RawFile};
+use crate::qcow2::{Qcow2Image, MAGIC};
+use crate::{Error, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+/// A container format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageFormat {
+    /// The bytes of the file are the bytes of the disk.
+    Raw,
+    /// QEMU copy-on-write version 2 or 3.
+    Qcow2,
+}
+
+impl ImageFormat {
+    /// The qemu name of the format ("raw" or "qcow2").
+    pub fn name(&self) -> &'static str {
+        match self {
+            ImageFormat::Raw => "raw",
+            ImageFormat::Qcow2 => "qcow2",
+        }
+    }
+}
+
+impl FromStr for ImageFormat {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "raw" => Ok(ImageFormat::Raw),
+            "qcow2" => Ok(ImageFormat::Qcow2),
+            other => Err(Error::InvalidArgument(format!(
+                "unknown image format {other:?} (expected \"raw\" or \"qcow2\")"
+            ))),
+        }
+    }
+}
+
+/// An open image: a raw file or a qcow2 image with its backing chain.
+#[derive(Debug)]
+pub enum Image {
+    /// A raw file.
+    Raw(RawFile),
+    /// A qcow2 image.
+    Qcow2(Box<Qcow2Image>),
+}
+
+/// The format of the file at `path`, from its first bytes (anything that is not qcow2 is raw).
+pub fn detect_format(path: &Path) -> Result<ImageFormat> {
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+    let mut magic = [0u8; 4];
+    let mut got = 0;
+    while got < magic.len() {
+        match f.read(&mut magic[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+    Ok(if got == magic.len() && magic == MAGIC {
+        ImageFormat::Qcow2
+    } else {
+        ImageFormat::Raw
+    })
+}
+
+impl Image {
+    /// Open an image read-only, probing its format.
+    pub fn open(path: impl AsRef<Path>) -> Result<Image> {
+        Self::open_as(path, None)
+    }
+
+    /// Open an image read-only as `format` (probed when `None`).
+    pub fn open_as(path: impl AsRef<Path>, format: Option<ImageFormat>) -> Result<Image> {
+        Self::open_chain(path.as_ref(), format, &mut Vec::new())
+    }
+
+    /// Open `path` as part of a backing chain whose images (canonical paths) are `seen`.
+    pub(crate) fn open_chain(
+        path: &Path,
+        format: Option<ImageFormat>,
+        seen: &mut Vec<PathBuf>,
+    ) -> Result<Image> {
+        let format = match format {
+            Some(f) => f,
+            None => detect_format(path)?,
+        };
+        Ok(match format {
+            ImageFormat::Raw => Image::Raw(RawFile::open(path)?),
+            ImageFormat::Qcow2 => Image::Qcow2(Box::new(Qcow2Image::open_chain(path, seen)?)),
+        })
+    }
+
+    /// The container format.
+    pub fn format(&self) -> ImageFormat {
+        match self {
+            Image::Raw(_) => ImageFormat::Raw,
+            Image::Qcow2(_) => ImageFormat::Qcow2,
+        }
+    }
+
+    /// The path the image was opened from.
+    pub fn path(&self) -> &Path {
+        match self {
+            Image::Raw(r) => r.path(),
+            Image::Qcow2(q) => q.path(),
+        }
+    }
+
+    /// This image, then its backing image, then that one's backing, and so on.
+    pub fn chain(&self) -> Vec<&Image> {
+        let mut out = vec![self];
+        let mut cur = self;
+        while let Image::Qcow2(q) = cur {
+            match q.backing() {
+                Some(b) => {
+                    out.push(b);
+                    cur = b;
+                }
+                None => break,
+            }
+        }
+        out
+    }
+
+    fn dev(&self) -> &dyn BlockDevice {
+        match self {
+            Image::Raw(r) => r,
+            Image::Qcow2(q) => q.as_ref(),
+        }
+    }
+}
+
+impl BlockDevice for Image {
+    fn len(&self) -> u64 {
+        self.dev().len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        self.dev().read_at(buf, offset)
+    }
+    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+        self.dev().write_at(buf, offset)
+    }
+    fn flush(&self) -> Result<()> {
+        self.dev().flush()
+    }
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        self.dev().extents(offset, len)
+    }
+    fn format_name(&self) -> &'static str {
+        self.dev().format_name()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn format_names_round_trip() {
+        for f in [ImageFormat::Raw, ImageFormat::Qcow2] {
+            assert_eq!(f.name().parse::<ImageFormat>().unwrap(), f);
+        }
+        assert!("vmdk".parse::<ImageFormat>().is_err());
+    }
+}

@@ -1,0 +1,515 @@
+//! Reading a qcow2 image (and its backing chain) as a read-only [`BlockDevice`].
+//!
+//! The L1 table is read lazily in chunks and L2 tables on demand, both through small LRU
+//! caches, so memory stays bounded whatever the virtual size. A read walks the guest range
+//! in runs of clusters (or subclusters, with extended L2) that map the same way: runs of
+//! data clusters whose host offsets are consecutive become one read of the file; zero runs
+//! are filled; unallocated runs come from the backing image (or read as zeros); compressed
+//! clusters are decompressed into a one-cluster cache.
+
+use super::cache::Lru;
+use super::compress::decompress;
+use super::Header;
+use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
+use crate::image::{detect_format, Image, ImageFormat};
+use crate::{Error, Result};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Bits 9..=55 of L1 and standard L2 entries: a host offset.
+const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
+/// L2 entry bit 62: the cluster is compressed.
+const COMPRESSED: u64 = 1 << 62;
+/// L2 entry bit 0 (version 3, standard entries): the cluster reads as zeros.
+const ZERO: u64 = 1;
+/// L1 entries are cached in chunks of this many entries (32 KiB).
+const L1_CHUNK: u64 = 4096;
+/// At most this many L1 chunks are cached.
+const L1_CHUNKS_CACHED: usize = 16;
+/// L2 tables cached: at most this many bytes ...
+const L2_CACHE_BYTES: u64 = 16 << 20;
+/// ... and at most this many tables.
+const L2_CACHE_TABLES: u64 = 64;
+/// Deepest backing chain accepted (a guard against stack exhaustion).
+const MAX_CHAIN_DEPTH: usize = 256;
+
+/// How a run of guest bytes is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Map {
+    /// Not allocated here: read from the backing image, or zeros.
+    Unallocated,
+    /// Reads as zeros.
+    Zero,
+    /// Stored uncompressed at this host offset (of the run's first byte).
+    Data(u64),
+    /// Inside a compressed cluster with this L2 entry.
+    Compressed(u64),
+}
+
+/// A cached L2 table (`None`: the L1 entry is unallocated).
+type L2 = Option<Arc<Vec<u64>>>;
+
+/// An open qcow2 image, read-only, with its backing chain.
+#[derive(Debug)]
+pub struct Qcow2Image {
+    path: PathBuf,
+    file: RawFile,
+    header: Header,
+    backing: Option<Image>,
+    /// L1 entries in use (enough for the virtual size; never more than `l1_size`).
+    l1_entries: u64,
+    /// Clusters mapped by one L2 table.
+    l2_entries: u64,
+    l1_cache: Mutex<Lru<Arc<Vec<u64>>>>,
+    l2_cache: Mutex<Lru<L2>>,
+    last_compressed: Mutex<Option<(u64, Arc<Vec<u8>>)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn parse_be64s(buf: &[u8]) -> Vec<u64> {
+    buf.chunks_exact(8)
+        .map(|c| u64::from_be_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]))
+        .collect()
+}
+
+impl Qcow2Image {
+    /// Open a qcow2 image read-only, with its whole backing chain.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        Self::open_chain(path.as_ref(), &mut Vec::new())
+    }
+
+    /// Open `path`, where `seen` holds the canonical paths of the images that (transitively)
+    /// name it as their backing file, outermost first.
+    pub(crate) fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Self> {
+        let canonical = std::fs::canonicalize(path)
+            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
+        if seen.contains(&canonical) {
+            let chain: Vec<String> = seen
+                .iter()
+                .chain(std::iter::once(&canonical))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(Error::corrupt(format!(
+                "backing file loop: {}",
+                chain.join(" -> ")
+            )));
+        }
+        if seen.len() >= MAX_CHAIN_DEPTH {
+            return Err(Error::unsupported(format!(
+                "backing chain deeper than {MAX_CHAIN_DEPTH} images at {}",
+                path.display()
+            )));
+        }
+        seen.push(canonical);
+
+        let file = RawFile::open(path)?;
+        let file_len = file.len();
+        let mut head = vec![0u8; file_len.min(64 << 10) as usize];
+        file.read_at(&mut head, 0)?;
+        if let Some(bits) = head.get(20..24).and_then(|b| b.try_into().ok()) {
+            let bits = u32::from_be_bytes(bits);
+            if (17..=21).contains(&bits) && file_len > head.len() as u64 {
+                head = vec![0u8; file_len.min(1 << bits) as usize];
+                file.read_at(&mut head, 0)?;
+            }
+        }
+        let header = Header::parse(&head, file_len).map_err(|e| with_file(e, path))?;
+        drop(head);
+
+        let backing = match &header.backing_file {
+            None => None,
+            Some(name) => Some(Self::open_backing(path, name, &header, seen)?),
+        };
+
+        let cs = header.cluster_size();
+        let l2_entries = cs / if header.extended_l2 { 16 } else { 8 };
+        let l2_cap = (L2_CACHE_BYTES / cs).clamp(4, L2_CACHE_TABLES) as usize;
+        Ok(Qcow2Image {
+            path: path.to_path_buf(),
+            l1_entries: header.l1_entries_needed(),
+            l2_entries,
+            file,
+            header,
+            backing,
+            l1_cache: Mutex::new(Lru::new(L1_CHUNKS_CACHED)),
+            l2_cache: Mutex::new(Lru::new(l2_cap)),
+            last_compressed: Mutex::new(None),
+        })
+    }
+
+    fn open_backing(
+        path: &Path,
+        name: &str,
+        header: &Header,
+        seen: &mut Vec<PathBuf>,
+    ) -> Result<Image> {
+        let written = Path::new(name);
+        let resolved = if written.is_absolute() {
+            written.to_path_buf()
+        } else {
+            path.parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."))
+                .join(written)
+        };
+        if let Err(e) = std::fs::metadata(&resolved) {
+            return Err(Error::io(
+                format!(
+                    "opening backing file {name:?} of {} (resolved to {})",
+                    path.display(),
+                    resolved.display()
+                ),
+                e,
+            ));
+        }
+        let format = match header.backing_format.as_deref() {
+            Some("qcow2") => ImageFormat::Qcow2,
+            Some("raw") => ImageFormat::Raw,
+            Some(other) => {
+                return Err(Error::unsupported(format!(
+                    "backing file {} of {} has format {other:?}; only qcow2 and raw are supported",
+                    resolved.display(),
+                    path.display()
+                )))
+            }
+            None => detect_format(&resolved)?,
+        };
+        Image::open_chain(&resolved, Some(format), seen)
+    }
+
+    /// The parsed header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The path the image was opened from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The backing image, if any.
+    pub fn backing(&self) -> Option<&Image> {
+        self.backing.as_ref()
+    }
+
+    /// Bytes the qcow2 file itself occupies on the host filesystem.
+    pub fn file_allocated_bytes(&self) -> Result<u64> {
+        self.file.allocated_bytes()
+    }
+
+    fn cluster_size(&self) -> u64 {
+        self.header.cluster_size()
+    }
+
+    /// Guest bytes mapped by one L2 table.
+    fn l2_span(&self) -> u64 {
+        self.cluster_size() * self.l2_entries
+    }
+
+    fn l1_entry(&self, idx: u64) -> Result<u64> {
+        let chunk = idx / L1_CHUNK;
+        let cached = lock(&self.l1_cache).get(chunk);
+        let table = match cached {
+            Some(t) => t,
+            None => {
+                let first = chunk * L1_CHUNK;
+                let n = L1_CHUNK.min(self.l1_entries.saturating_sub(first));
+                let mut buf = vec![0u8; (n * 8) as usize];
+                self.file
+                    .read_at(&mut buf, self.header.l1_table_offset + first * 8)?;
+                let t = Arc::new(parse_be64s(&buf));
+                lock(&self.l1_cache).insert(chunk, t.clone());
+                t
+            }
+        };
+        table
+            .get((idx - chunk * L1_CHUNK) as usize)
+            .copied()
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "L1 index {idx} is beyond the {} entries in use",
+                    self.l1_entries
+                ))
+            })
+    }
+
+    fn l2_table(&self, l1_idx: u64) -> Result<L2> {
+        if let Some(t) = lock(&self.l2_cache).get(l1_idx) {
+            return Ok(t);
+        }
+        let entry = self.l1_entry(l1_idx)?;
+        let off = entry & OFFSET_MASK;
+        let table = if off == 0 {
+            None
+        } else {
+            let cs = self.cluster_size();
+            let file_len = self.file.len();
+            if off % cs != 0 {
+                return Err(self.corrupt(format!(
+                    "L2 table offset {off:#x} (L1 entry {l1_idx}) is not aligned to the \
+                     cluster size {cs}"
+                )));
+            }
+            if off.checked_add(cs).map_or(true, |e| e > file_len) {
+                return Err(self.corrupt(format!(
+                    "L2 table offset {off:#x} (L1 entry {l1_idx}) is beyond the end of the \
+                     file ({file_len} bytes)"
+                )));
+            }
+            let mut buf = vec![0u8; cs as usize];
+            self.file.read_at(&mut buf, off)?;
+            Some(Arc::new(parse_be64s(&buf)))
+        };
+        lock(&self.l2_cache).insert(l1_idx, table.clone());
+        Ok(table)
+    }
+
+    fn corrupt(&self, msg: String) -> Error {
+        Error::corrupt(format!("{}: {msg}", self.path.display()))
+    }
+
+    /// Size of the unit one L2 entry (or bitmap bit) describes.
+    fn granularity(&self) -> u64 {
+        if self.header.extended_l2 {
+            self.cluster_size() / 32
+        } else {
+            self.cluster_size()
+        }
+    }
+
+    /// How the guest byte at `pos` is stored, given its L2 table.
+    fn map_at(&self, table: &[u64], pos: u64) -> Result<Map> {
+        let cs = self.cluster_size();
+        let ci = (pos / cs) % self.l2_entries;
+        let within = pos % cs;
+        let stride = if self.header.extended_l2 { 2 } else { 1 };
+        let get = |i: u64| {
+            table
+                .get((ci * stride + i) as usize)
+                .copied()
+                .ok_or_else(|| self.corrupt(format!("L2 index {ci} out of range")))
+        };
+        let entry = get(0)?;
+        if entry & COMPRESSED != 0 {
+            return Ok(Map::Compressed(entry));
+        }
+        let host = entry & OFFSET_MASK;
+        let data = |host: u64| -> Result<Map> {
+            let file_len = self.file.len();
+            if host % cs != 0 {
+                return Err(self.corrupt(format!(
+                    "L2 entry for guest offset {pos:#x} points to host offset {host:#x}, \
+                     which is not aligned to the cluster size {cs}"
+                )));
+            }
+            if host >= file_len {
+                return Err(self.corrupt(format!(
+                    "L2 entry for guest offset {pos:#x} points to host offset {host:#x}, \
+                     beyond the end of the file ({file_len} bytes)"
+                )));
+            }
+            Ok(Map::Data(host + within))
+        };
+        if self.header.extended_l2 {
+            let bitmap = get(1)?;
+            let sc = within / self.granularity();
+            let alloc = bitmap >> sc & 1 != 0;
+            let zero = bitmap >> (32 + sc) & 1 != 0;
+            return match (alloc, zero) {
+                (true, true) => Err(self.corrupt(format!(
+                    "subcluster {sc} of guest offset {pos:#x} is marked both allocated and zero"
+                ))),
+                (false, true) => Ok(Map::Zero),
+                (false, false) => Ok(Map::Unallocated),
+                (true, false) if host == 0 => Err(self.corrupt(format!(
+                    "subcluster {sc} of guest offset {pos:#x} is allocated but its cluster has \
+                     no host offset"
+                ))),
+                (true, false) => data(host),
+            };
+        }
+        if self.header.version >= 3 && entry & ZERO != 0 {
+            Ok(Map::Zero)
+        } else if host == 0 {
+            Ok(Map::Unallocated)
+        } else {
+            data(host)
+        }
+    }
+
+    /// The mapping of `pos` and how many bytes from `pos` (at most `max`, and within one
+    /// L2 table) map the same way, contiguously.
+    fn map_run(&self, pos: u64, max: u64) -> Result<(Map, u64)> {
+        let span = self.l2_span();
+        let l1_idx = pos / span;
+        let end = (l1_idx + 1).saturating_mul(span).min(pos + max);
+        let Some(table) = self.l2_table(l1_idx)? else {
+            return Ok((Map::Unallocated, end - pos));
+        };
+        let first = self.map_at(&table, pos)?;
+        let g = self.granularity();
+        if let Map::Compressed(_) = first {
+            let cs = self.cluster_size();
+            return Ok((first, ((pos / cs + 1) * cs).min(end) - pos));
+        }
+        let mut next = (pos / g + 1) * g;
+        while next < end {
+            let m = self.map_at(&table, next)?;
+            let same = match (first, m) {
+                (Map::Data(a), Map::Data(b)) => b == a + (next - pos),
+                (a, b) => a == b,
+            };
+            if !same {
+                break;
+            }
+            next += g;
+        }
+        Ok((first, next.min(end) - pos))
+    }
+
+    fn compressed_cluster(&self, entry: u64) -> Result<Arc<Vec<u8>>> {
+        if let Some((e, data)) = lock(&self.last_compressed).as_ref() {
+            if *e == entry {
+                return Ok(data.clone());
+            }
+        }
+        let bits = self.header.cluster_bits;
+        let x = 62 - (bits - 8);
+        let coff = entry & ((1u64 << x) - 1);
+        let sectors = ((entry >> x) & ((1u64 << (62 - x)) - 1)) + 1;
+        let csize = sectors * 512 - (coff & 511);
+        let file_len = self.file.len();
+        if coff >= file_len {
+            return Err(self.corrupt(format!(
+                "compressed cluster at host offset {coff:#x} is beyond the end of the file \
+                 ({file_len} bytes)"
+            )));
+        }
+        let mut input = vec![0u8; csize.min(file_len - coff) as usize];
+        self.file.read_at(&mut input, coff)?;
+        let mut out = vec![0u8; self.cluster_size() as usize];
+        decompress(self.header.compression_type, &input, &mut out).map_err(|e| {
+            self.corrupt(format!("compressed cluster at host offset {coff:#x}: {e}"))
+        })?;
+        let out = Arc::new(out);
+        *lock(&self.last_compressed) = Some((entry, out.clone()));
+        Ok(out)
+    }
+
+    fn read_unallocated(&self, buf: &mut [u8], pos: u64) -> Result<()> {
+        let from_backing = match &self.backing {
+            Some(b) if pos < b.len() => (b.len() - pos).min(buf.len() as u64) as usize,
+            _ => 0,
+        };
+        if let Some(b) = &self.backing {
+            if from_backing > 0 {
+                b.read_at(&mut buf[..from_backing], pos)?;
+            }
+        }
+        buf[from_backing..].fill(0);
+        Ok(())
+    }
+}
+
+/// Prefix a header error with the file it came from.
+fn with_file(e: Error, path: &Path) -> Error {
+    match e {
+        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
+        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+        other => other,
+    }
+}
+
+impl BlockDevice for Qcow2Image {
+    fn len(&self) -> u64 {
+        self.header.size
+    }
+
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+        check_range(self.header.size, offset, buf.len() as u64)?;
+        let mut done = 0usize;
+        while done < buf.len() {
+            let pos = offset + done as u64;
+            let (map, n) = self.map_run(pos, (buf.len() - done) as u64)?;
+            let out = &mut buf[done..done + n as usize];
+            match map {
+                Map::Zero => out.fill(0),
+                Map::Unallocated => self.read_unallocated(out, pos)?,
+                Map::Data(host) => {
+                    let file_len = self.file.len();
+                    if host + n > file_len {
+                        return Err(self.corrupt(format!(
+                            "data for guest offset {pos:#x} ({n} bytes at host offset \
+                             {host:#x}) extends beyond the end of the file ({file_len} bytes)"
+                        )));
+                    }
+                    self.file.read_at(out, host)?;
+                }
+                Map::Compressed(entry) => {
+                    let data = self.compressed_cluster(entry)?;
+                    let start = (pos % self.cluster_size()) as usize;
+                    let src = data.get(start..start + out.len()).ok_or_else(|| {
+                        self.corrupt(format!("compressed read at {pos:#x} out of range"))
+                    })?;
+                    out.copy_from_slice(src);
+                }
+            }
+            done += n as usize;
+        }
+        Ok(())
+    }
+
+    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+        check_range(self.header.size, offset, len)?;
+        let end = offset + len;
+        let mut out = Vec::new();
+        let mut pos = offset;
+        while pos < end {
+            let (map, n) = self.map_run(pos, end - pos)?;
+            let kind = match map {
+                Map::Zero => ExtentKind::Zero,
+                Map::Data(_) | Map::Compressed(_) => ExtentKind::Data,
+                Map::Unallocated => {
+                    let in_backing = match &self.backing {
+                        Some(b) if pos < b.len() => (b.len() - pos).min(n),
+                        _ => 0,
+                    };
+                    if let Some(b) = &self.backing {
+                        if in_backing > 0 {
+                            for e in b.extents(pos, in_backing)? {
+                                push_extent(&mut out, e);
+                            }
+                        }
+                    }
+                    push_extent(
+                        &mut out,
+                        Extent {
+                            offset: pos + in_backing,
+                            len: n - in_backing,
+                            kind: ExtentKind::Zero,
+                        },
+                    );
+                    pos += n;
+                    continue;
+                }
+            };
+            push_extent(
+                &mut out,
+                Extent {
+                    offset: pos,
+                    len: n,
+                    kind,
+                },
+            );
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    fn format_name(&self) -> &'static str {
+        "qcow2"
+    }
+}
