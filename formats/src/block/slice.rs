@@ -15,7 +15,7 @@ impl<D: BlockDevice> Slice<D> {
     /// A window of `inner`; fails if it does not fit inside `inner`.
     pub fn new(inner: D, start: u64, len: u64) -> Result<Self> {
         let size = inner.len();
-        if !start.checked_add(len).is_some_and(|end| end <= size) {
+        if start.checked_add(len).is_none_or(|end| end > size) {
             return Err(Error::corrupt(format!(
                 "a range of {len} bytes at offset {start} extends beyond the end of the {size}-byte device"
             )));

@@ -412,7 +412,7 @@ impl Header {
             if self
                 .l1_table_offset
                 .checked_add(l1_bytes)
-                .map_or(true, |e| e > file_len)
+                .is_none_or(|e| e > file_len)
             {
                 return Err(Error::corrupt(format!(
                     "qcow2 L1 table ({} entries at offset {}) extends beyond the end of the \
