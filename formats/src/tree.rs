@@ -176,6 +176,9 @@ impl Content for BytesContent {
     }
 }
 
+/// The visitor [`TreeSource::walk`] calls for each entry; regular files come with a reader.
+pub type Visitor<'a> = dyn FnMut(&Entry, Option<&mut dyn Content>) -> Result<()> + 'a;
+
 /// A source of a tree: visits every entry in the stable order, offering file contents.
 ///
 /// A visitor style (rather than an iterator) lets readers lend out content readers that
@@ -183,11 +186,7 @@ impl Content for BytesContent {
 pub trait TreeSource {
     /// Call `visit` for every entry under `root` (a path in the tree; empty = everything),
     /// root first. For regular files, `content` reads the data; the visitor may ignore it.
-    fn walk(
-        &self,
-        root: &[u8],
-        visit: &mut dyn FnMut(&Entry, Option<&mut dyn Content>) -> Result<()>,
-    ) -> Result<()>;
+    fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()>;
 }
 
 /// Check that a path from untrusted input is a safe relative path: no empty, `.` or `..`

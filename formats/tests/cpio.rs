@@ -668,7 +668,7 @@ fn lz4_legacy_multi_block() {
     std::fs::create_dir_all(&tree).unwrap();
     // More than one 8 MiB block, partly incompressible.
     let mut big = noise(3 << 20, 11);
-    big.extend(std::iter::repeat(b'z').take(7 << 20));
+    big.extend(std::iter::repeat_n(b'z', 7 << 20));
     std::fs::write(tree.join("big"), &big).unwrap();
     let archive = dir.path().join("big.cpio");
     make_cpio(&tree, &archive, "newc");

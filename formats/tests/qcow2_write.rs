@@ -108,7 +108,7 @@ fn assert_clean(out: &Path) -> serde_json::Value {
     assert_eq!(v["check-errors"], 0, "{v}");
     for key in ["leaks", "corruptions", "leaks-fixed", "corruptions-fixed"] {
         assert!(
-            v.get(key).map_or(true, |n| n == 0),
+            v.get(key).is_none_or(|n| n == 0),
             "qemu-img check reports {key}: {v}"
         );
     }

@@ -253,7 +253,7 @@ impl Qcow2Image {
                      cluster size {cs}"
                 )));
             }
-            if off.checked_add(cs).map_or(true, |e| e > file_len) {
+            if off.checked_add(cs).is_none_or(|e| e > file_len) {
                 return Err(self.corrupt(format!(
                     "L2 table offset {off:#x} (L1 entry {l1_idx}) is beyond the end of the \
                      file ({file_len} bytes)"
