@@ -90,7 +90,7 @@ fn uuid(b: &[u8]) -> Option<String> {
 /// (Linux `fs/ext4/ext4.h`). Classified like libblkid: features outside the ext2/ext3 sets
 /// make it ext4.
 fn ext(dev: &dyn BlockDevice) -> Result<Option<FsInfo>> {
-    let Some(sb) = read(dev, 1024, 256)? else {
+    let Some(sb) = read(dev, 1024, 1024)? else {
         return Ok(None);
     };
     if le16(&sb, 56) != 0xef53 {

@@ -659,3 +659,96 @@ fn relocate_backup_after_growing() {
     relocate_gpt_backup(&RawFile::open_rw(&m).unwrap()).unwrap();
     assert!(std::fs::read(&m).unwrap() == bytes);
 }
+
+/// Rewrite a field of the GPT header at `lba` and fix its CRC, so only our validation (not
+/// the CRC) can reject it.
+fn patch_gpt_header(dev: &RawFile, lba: u64, off: usize, bytes: &[u8]) {
+    let mut h = [0u8; 92];
+    dev.read_at(&mut h, lba * 512).unwrap();
+    h[off..off + bytes.len()].copy_from_slice(bytes);
+    h[16..20].copy_from_slice(&[0; 4]);
+    let crc = crc32fast::hash(&h);
+    h[16..20].copy_from_slice(&crc.to_le_bytes());
+    dev.write_at(&h, lba * 512).unwrap();
+}
+
+#[test]
+fn hostile_gpt_headers_with_valid_crcs() {
+    if !need("sgdisk", "hostile_gpt_headers_with_valid_crcs") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let img = sgdisk_disk(dir.path());
+    let intact = read(&img);
+    let last = std::fs::metadata(&img).unwrap().len() / 512 - 1;
+    // Header offsets (UEFI spec 5.3.2): 24 MyLBA, 72 entry array LBA, 80 entry count, 84 entry size.
+    let cases: [(usize, Vec<u8>, &str); 4] = [
+        (84, 256u32.to_le_bytes().to_vec(), "entry size 256"),
+        (80, u32::MAX.to_le_bytes().to_vec(), "partition entries"),
+        (
+            72,
+            (u64::MAX / 4).to_le_bytes().to_vec(),
+            "outside the device",
+        ),
+        (24, 7u64.to_le_bytes().to_vec(), "says it is at LBA 7"),
+    ];
+    for (off, bytes, msg) in cases {
+        let copy = dir.path().join("h.img");
+        std::fs::copy(&img, &copy).unwrap();
+        let dev = RawFile::open_rw(&copy).unwrap();
+        patch_gpt_header(&dev, 1, off, &bytes);
+        let t = read_table(&dev).unwrap().unwrap();
+        assert_eq!(t.partitions, intact.partitions);
+        assert!(
+            t.warnings.join("\n").contains(msg),
+            "{msg}: {:?}",
+            t.warnings
+        );
+        patch_gpt_header(&dev, last, off, &bytes);
+        match read_table(&dev) {
+            Err(Error::Corrupt(m)) => assert!(m.contains(msg), "{m}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn random_sectors_never_panic() {
+    use subroot_formats::block::MemoryDevice;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..300 {
+        let mut d = vec![0u8; 256 << 10];
+        // Random MBR entries (sometimes extended, sometimes 0xEE) and random EBR-ish sectors.
+        for i in (0..d.len()).step_by(512) {
+            if next() % 4 == 0 || i == 0 {
+                for b in &mut d[i + 446..i + 510] {
+                    *b = next() as u8;
+                }
+                for e in 0..4 {
+                    let o = i + 446 + e * 16;
+                    d[o] = if next() % 2 == 0 { 0 } else { 0x80 };
+                    d[o + 4] = [0x05, 0x0f, 0x83, 0xee, 0x00][(next() % 5) as usize];
+                    let start = (next() % 600) as u32;
+                    d[o + 8..o + 12].copy_from_slice(&start.to_le_bytes());
+                    if round % 3 == 0 {
+                        d[o + 12..o + 16].copy_from_slice(&((next() % 600) as u32).to_le_bytes());
+                    }
+                }
+                d[i + 510] = 0x55;
+                d[i + 511] = 0xaa;
+            }
+        }
+        if round % 5 == 0 {
+            d[512..520].copy_from_slice(b"EFI PART");
+        }
+        let dev = MemoryDevice::from_vec(d);
+        let _ = read_table(&dev);
+        let _ = subroot_formats::sniff::sniff(&dev);
+    }
+}
