@@ -88,6 +88,12 @@ fn ext2_3_4() {
         &["-q", "-F", "-t", "ext2", "-O", "has_journal", s(&img)],
     );
     assert_eq!(check(&img).kind, "ext3");
+    // An external journal device.
+    run(
+        "mke2fs",
+        &["-q", "-F", "-O", "journal_dev", "-L", "jnl", s(&img)],
+    );
+    assert_eq!(check(&img).kind, "jbd");
 }
 
 #[test]

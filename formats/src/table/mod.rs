@@ -140,7 +140,7 @@ pub struct PartSpec {
     /// "linux", "esp", "swap", "bios", "lvm", "raid", "home", "fat32", an MBR hex code
     /// ("0x83"/"83"), or a GPT type GUID.
     pub type_alias: String,
-    /// GPT partition name (at most 36 UTF-16 units).
+    /// GPT partition name (at most 36 UTF-16 units); MBR has no names and ignores it.
     pub name: Option<String>,
     pub bootable: bool,
     /// Filesystem to create in the partition (used by the CLI, not here).
@@ -347,8 +347,8 @@ fn read_table_kind(dev: &dyn BlockDevice) -> Result<Option<TableKind>> {
     Ok((s0[510..512] == [0x55, 0xaa]).then_some(TableKind::Mbr))
 }
 
-/// Check that partitions (all in bytes) lie within `dev_len` and do not overlap each other.
-/// `what` names the group in messages ("primary partitions", "logical partitions").
+/// Check that partitions (all in bytes) lie within `dev_len` and do not overlap each other;
+/// `sector` is only used to express positions in sectors in messages.
 pub(crate) fn check_layout(parts: &[&Partition], dev_len: u64, sector: u64) -> Result<()> {
     for p in parts {
         if p.size == 0 {
