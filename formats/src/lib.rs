@@ -8,6 +8,7 @@
 
 pub mod block;
 pub mod error;
+pub mod ext;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
