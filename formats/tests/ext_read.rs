@@ -651,6 +651,38 @@ fn ext4_inline_data() {
         false,
         true,
     );
+    // Small files and directories really are inline there.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("d")).unwrap();
+    std::fs::write(src.join("d/small"), b"tiny").unwrap();
+    std::fs::write(src.join("d/mid"), pattern(6, 100)).unwrap();
+    let img = tmp.path().join("img");
+    mkfs(
+        &img,
+        &src,
+        &["-b", "4096", "-t", "ext4", "-O", "inline_data"],
+        "16M",
+    );
+    let fs = ExtFs::open(RawFile::open(&img).unwrap()).unwrap();
+    let d = fs.lookup(b"/d").unwrap();
+    assert!(fs.inode(d).unwrap().has_inline_data(), "/d is not inline");
+    let mut names: Vec<Vec<u8>> = fs
+        .read_dir(d)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, [&b"."[..], b"..", b"mid", b"small"]);
+    for (name, want) in [("small", b"tiny".to_vec()), ("mid", pattern(6, 100))] {
+        let ino = fs.lookup(format!("/d/{name}").as_bytes()).unwrap();
+        assert!(
+            fs.inode(ino).unwrap().has_inline_data(),
+            "{name} is not inline"
+        );
+        assert_eq!(read_all(&fs, ino), want, "{name}");
+    }
 }
 
 #[test]
@@ -660,7 +692,7 @@ fn ext4_bigalloc() {
         &["-b", "4096", "-t", "ext4", "-O", "bigalloc", "-C", "16384"],
         "64M",
         3000,
-        false,
+        true,
     );
 }
 
@@ -691,6 +723,7 @@ fn ext4_meta_bg_many_groups() {
         "1024",
     ];
     mkfs(&img, &src, &args, "64M");
+    // ext4-view refuses meta_bg.
     let fs = check_image(&img, &src, tmp.path(), false, false);
     let sb = fs.superblock();
     assert!(sb.features.names().iter().any(|n| n == "meta_bg"));
@@ -1250,4 +1283,163 @@ fn journal_recovery_and_unknown_features() {
         e.contains("compression") && e.contains("unknown(0x100000)"),
         "{e}"
     );
+}
+
+#[test]
+fn ext4_64k_blocks() {
+    standard(
+        "ext4_64k_blocks",
+        &["-b", "65536", "-t", "ext4"],
+        "128M",
+        3000,
+        true,
+    );
+}
+
+/// Sparse files that need ext2's triple-indirect blocks, and an extent tree of depth 2.
+#[test]
+fn triple_indirect_and_deep_extent_tree() {
+    let test = "triple_indirect_and_deep_extent_tree";
+    if !common::need("mke2fs", test) || !common::need("debugfs", test) {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    // 1 KiB blocks: direct 12 blocks, single to 268, double to 65804, then triple.
+    let f = std::fs::File::create(src.join("indirect")).unwrap();
+    for (i, off) in [5_000u64, 100 * 1024, 2 * MIB, 70 * MIB, 90 * MIB + 7]
+        .iter()
+        .enumerate()
+    {
+        std::os::unix::fs::FileExt::write_all_at(&f, &pattern(i as u64, 3000), *off).unwrap();
+    }
+    // 2,000 one-block extents: more than the 4 × 84 of a depth-1 tree with 1 KiB blocks.
+    let f = std::fs::File::create(src.join("fragmented")).unwrap();
+    for i in 0..2_000u64 {
+        std::os::unix::fs::FileExt::write_all_at(&f, &pattern(i, 1024), i * 2048).unwrap();
+    }
+    drop(f);
+    for (t, name) in [("ext2", "indirect"), ("ext4", "fragmented")] {
+        let img = tmp.path().join(t);
+        mkfs(&img, &src, &["-t", t, "-b", "1024"], "64M");
+        let fs = ExtFs::open(RawFile::open(&img).unwrap()).unwrap();
+        for file in ["indirect", "fragmented"] {
+            let ino = fs.lookup(format!("/{file}").as_bytes()).unwrap();
+            let data = read_all(&fs, ino);
+            assert!(data == std::fs::read(src.join(file)).unwrap(), "{t} {file}");
+            let out = tmp.path().join("dump");
+            debugfs_str(&img, &format!("dump <{ino}> {}", common::s(&out)));
+            assert!(
+                data == std::fs::read(&out).unwrap(),
+                "{t} {file} vs debugfs"
+            );
+            let r = fs.open_file(ino).unwrap();
+            let ext = r.extents().unwrap();
+            assert_eq!(ext.iter().map(|e| e.len).sum::<u64>(), r.size());
+            // Every data byte is inside a Data extent.
+            for e in ext.iter().filter(|e| e.kind == ExtentKind::Zero) {
+                let lo = e.offset as usize;
+                assert!(data[lo..lo + e.len as usize].iter().all(|&b| b == 0));
+            }
+        }
+        let ino = fs.lookup(format!("/{name}").as_bytes()).unwrap();
+        if t == "ext4" {
+            let ex = debugfs_str(&img, &format!("ex <{ino}>"));
+            assert!(
+                ex.lines().any(|l| l.trim_start().starts_with("2/ 2")),
+                "{ex}"
+            );
+            let inode = fs.inode(ino).unwrap();
+            assert_eq!(
+                u16::from_le_bytes([inode.i_block()[6], inode.i_block()[7]]),
+                2
+            );
+        } else {
+            let blocks = debugfs_str(&img, &format!("stat <{ino}>"));
+            assert!(blocks.contains("(TIND)"), "{blocks}");
+        }
+    }
+}
+
+/// Walk everything, ignoring errors; returns how many inodes were read.
+fn walk_tolerant<D: BlockDevice>(fs: &ExtFs<D>) -> usize {
+    let mut seen = 0;
+    let mut stack = vec![2u32];
+    let mut visited = std::collections::HashSet::new();
+    while let Some(dir) = stack.pop() {
+        if !visited.insert(dir) || visited.len() > 10_000 {
+            continue;
+        }
+        let Ok(entries) = fs.read_dir(dir) else {
+            continue;
+        };
+        for e in entries.into_iter().take(10_000) {
+            if e.name == b"." || e.name == b".." {
+                continue;
+            }
+            let Ok(inode) = fs.inode(e.ino) else { continue };
+            seen += 1;
+            let _ = fs.xattrs(e.ino);
+            match inode.kind() {
+                InodeKind::Dir => stack.push(e.ino),
+                InodeKind::Symlink => {
+                    let _ = fs.read_link(e.ino);
+                }
+                _ => {
+                    if let Ok(r) = fs.open_file(e.ino) {
+                        let _ = r.extents();
+                        let mut buf = vec![0u8; 64 * 1024];
+                        let mut off = 0;
+                        while let Ok(n) = r.read_at(&mut buf, off) {
+                            if n == 0 || off > 16 * MIB {
+                                break;
+                            }
+                            off += n as u64;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    seen
+}
+
+#[test]
+fn random_metadata_corruption_never_panics() {
+    if !common::need("mke2fs", "random_corruption") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    populate(&src, 700);
+    for (i, args) in [
+        &["-t", "ext4", "-b", "1024", "-O", "inline_data"][..],
+        &["-t", "ext2", "-b", "1024"][..],
+    ]
+    .iter()
+    .enumerate()
+    {
+        let img = tmp.path().join(format!("img{i}"));
+        mkfs(&img, &src, args, "24M");
+        let good = std::fs::read(&img).unwrap();
+        let fs = ExtFs::open(subroot_formats::block::MemoryDevice::from_vec(good.clone())).unwrap();
+        assert!(walk_tolerant(&fs) > 15);
+        // Metadata (superblock, descriptors, bitmaps, inode tables, directories) sits in
+        // the first blocks; flip bytes there.
+        let mut x = 12345u64 + i as u64;
+        for _ in 0..40 {
+            let mut bad = good.clone();
+            for _ in 0..200 {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let off = 1024 + (x >> 20) as usize % (600 * 1024);
+                bad[off] ^= 1 << ((x >> 8) % 8);
+            }
+            if let Ok(fs) = ExtFs::open(subroot_formats::block::MemoryDevice::from_vec(bad)) {
+                walk_tolerant(&fs);
+            }
+        }
+    }
 }

@@ -83,18 +83,18 @@ impl<D: BlockDevice> ExtFs<D> {
         let bs = u64::from(sb.block_size);
         // The classic descriptor table (all of it without meta_bg, the first first_meta_bg
         // blocks with it) must lie on the device.
-        let desc_blocks = (sb.group_count() * u64::from(sb.desc_size)).div_ceil(bs);
+        let desc_blocks = (sb.group_count().saturating_mul(u64::from(sb.desc_size))).div_ceil(bs);
         let classic = if sb.features.has_incompat(INCOMPAT_META_BG) {
             desc_blocks.min(u64::from(sb.first_meta_bg))
         } else {
             desc_blocks
         };
         let gdt_start = 1024 / bs + 1;
-        let gdt_end = (gdt_start + classic.max(1)).saturating_mul(bs);
+        let gdt_end = gdt_start.saturating_add(classic.max(1)).saturating_mul(bs);
         if gdt_end > dev_len {
             return Err(Error::corrupt(format!(
                 "ext: the group descriptor table (blocks {gdt_start}..{}, {} groups) extends beyond the end of the {dev_len}-byte device",
-                gdt_start + classic.max(1),
+                gdt_start.saturating_add(classic.max(1)),
                 sb.group_count()
             )));
         }
@@ -358,7 +358,8 @@ impl<D: BlockDevice> ExtFs<D> {
             )));
         }
         let r = FileReader::new(self, inode)?;
-        let mut v = vec![0u8; r.size().min(1 << 20) as usize];
+        // Linux limits targets to 4095 bytes; allow some slack, never the claimed size.
+        let mut v = vec![0u8; r.size().min(64 << 10) as usize];
         let n = r.read_at(&mut v, 0)?;
         v.truncate(n);
         Ok(v)
