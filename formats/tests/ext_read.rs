@@ -1443,3 +1443,46 @@ fn random_metadata_corruption_never_panics() {
         }
     }
 }
+
+#[test]
+fn ext4_uninit_bg_crc16_descriptors() {
+    standard(
+        "ext4_uninit_bg_crc16_descriptors",
+        &["-b", "4096", "-t", "ext4", "-O", "^metadata_csum,uninit_bg"],
+        "64M",
+        3000,
+        true,
+    );
+    if !common::need("mke2fs", "ext4_uninit_bg_crc16_descriptors") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    std::fs::write(src.join("a"), b"a").unwrap();
+    let img = tmp.path().join("img");
+    mkfs(
+        &img,
+        &src,
+        &["-b", "4096", "-t", "ext4", "-O", "^metadata_csum,uninit_bg"],
+        "16M",
+    );
+    let fs = ExtFs::open(RawFile::open(&img).unwrap()).unwrap();
+    assert!(fs
+        .superblock()
+        .features
+        .names()
+        .iter()
+        .any(|n| n == "uninit_bg"));
+    assert!(!fs.superblock().has_metadata_csum());
+    drop(fs);
+    // Flip the free-inodes count of group 0's descriptor (block 1, byte 0x0E).
+    let b = read_bytes(&img, 4096 + 0x0E, 1);
+    patch(&img, 4096 + 0x0E, &[b[0] ^ 1]);
+    let fs = ExtFs::open(RawFile::open(&img).unwrap()).unwrap();
+    let e = err_of(fs.inode(2));
+    assert!(
+        e.contains("group descriptor 0") && e.contains("checksum"),
+        "{e}"
+    );
+}

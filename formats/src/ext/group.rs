@@ -1,8 +1,8 @@
 //! Block group descriptors: where they live (classic table or meta_bg) and what they say.
 
 use super::bytes::{le16, le32};
-use super::csum::chksum;
-use super::superblock::{Superblock, INCOMPAT_META_BG};
+use super::csum::{chksum, crc16};
+use super::superblock::{Superblock, INCOMPAT_META_BG, RO_COMPAT_GDT_CSUM};
 use crate::{Error, Result};
 
 /// The fields of a group descriptor this reader needs.
@@ -54,6 +54,19 @@ pub fn parse_desc(sb: &Superblock, g: u64, raw: &[u8]) -> Result<GroupDesc> {
         if want != stored {
             return Err(Error::corrupt(format!(
                 "group descriptor {g}: checksum 0x{stored:04x} does not match the computed 0x{want:04x}"
+            )));
+        }
+    } else if sb.features.has_ro_compat(RO_COMPAT_GDT_CSUM) {
+        let stored = le16(raw, 0x1E);
+        let mut c = crc16(0xFFFF, &sb.uuid);
+        c = crc16(c, &(g as u32).to_le_bytes());
+        c = crc16(c, &raw[..0x1E]);
+        if ds > 0x20 {
+            c = crc16(c, &raw[0x20..ds]);
+        }
+        if c != stored {
+            return Err(Error::corrupt(format!(
+                "group descriptor {g}: uninit_bg checksum 0x{stored:04x} does not match the computed 0x{c:04x}"
             )));
         }
     }

@@ -31,6 +31,8 @@ pub const INCOMPAT_CSUM_SEED: u32 = 0x2000;
 pub const RO_COMPAT_SPARSE_SUPER: u32 = 0x1;
 /// ro_compat: huge_file.
 pub const RO_COMPAT_HUGE_FILE: u32 = 0x8;
+/// ro_compat: uninit_bg (crc16 group descriptor checksums).
+pub const RO_COMPAT_GDT_CSUM: u32 = 0x10;
 /// ro_compat: bigalloc.
 pub const RO_COMPAT_BIGALLOC: u32 = 0x200;
 /// ro_compat: metadata_csum.
