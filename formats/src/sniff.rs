@@ -55,7 +55,7 @@ pub fn sniff(dev: &dyn BlockDevice) -> Result<Option<FsInfo>> {
 
 /// `len` bytes at `off`, or `None` when the device is too small.
 fn read(dev: &dyn BlockDevice, off: u64, len: usize) -> Result<Option<Vec<u8>>> {
-    if off.checked_add(len as u64).map_or(true, |e| e > dev.len()) {
+    if off.checked_add(len as u64).is_none_or(|e| e > dev.len()) {
         return Ok(None);
     }
     let mut buf = vec![0u8; len];

@@ -122,7 +122,7 @@ fn header_at(
         .part_start
         .checked_mul(ss)
         .and_then(|s| s.checked_add(bytes));
-    if h.part_start < 2 || array_end.map_or(true, |e| e > dev.len()) {
+    if h.part_start < 2 || array_end.is_none_or(|e| e > dev.len()) {
         return Err(format!(
             "the partition entry array at LBA {} ({bytes} bytes) is outside the device",
             h.part_start

@@ -230,7 +230,7 @@ fn sectors_for(spec: &PartSpec, n: usize, start: u64, end: u64) -> Result<u64> {
         PartSize::Bytes(b) => b.div_ceil(SECTOR),
         PartSize::Rest => end.saturating_sub(start),
     };
-    if sectors == 0 || start.checked_add(sectors).map_or(true, |e| e > end) {
+    if sectors == 0 || start.checked_add(sectors).is_none_or(|e| e > end) {
         return Err(Error::InvalidArgument(format!(
             "partition {n} ({} bytes at offset {}) does not fit: only {} bytes are left",
             sectors * SECTOR,

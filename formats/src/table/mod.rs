@@ -357,7 +357,7 @@ pub(crate) fn check_layout(parts: &[&Partition], dev_len: u64, sector: u64) -> R
                 p.number
             )));
         }
-        if p.start.checked_add(p.size).map_or(true, |e| e > dev_len) {
+        if p.start.checked_add(p.size).is_none_or(|e| e > dev_len) {
             return Err(Error::corrupt(format!(
                 "partition {} (sectors {}-{}) extends beyond the end of the device ({} sectors); the image may be truncated",
                 p.number,
