@@ -1,2 +1,94 @@
-//! The `subroot` command line.
-fn main() {}
+//! The `subroot` command line: parse, run one operation, map errors to exit codes.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod ops;
+mod output;
+mod progress;
+mod size;
+
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command};
+use std::process::ExitCode;
+
+/// What every operation needs to know about how to talk to the user.
+pub struct Ctx {
+    pub quiet: bool,
+    pub verbose: u8,
+}
+
+impl Ctx {
+    /// A status line on stderr, unless `--quiet`.
+    pub fn note(&self, msg: std::fmt::Arguments) {
+        if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    output::install_signal_cleanup();
+    let ctx = Ctx {
+        quiet: cli.global.quiet,
+        verbose: cli.global.verbose,
+    };
+    let result = match &cli.command {
+        Command::Info(a) => ops::info::run(a),
+        Command::Convert(a) => ops::convert::run(a, &ctx),
+        Command::Create(a) => ops::create::run(a, &ctx),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut Cli::command(),
+                "subroot",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => clap_mangen::Man::new(Cli::command())
+            .render(&mut std::io::stdout())
+            .map_err(Into::into),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("subroot: error: {}", error_line(&e));
+            if ctx.verbose > 0 {
+                eprintln!("{e:?}");
+            }
+            ExitCode::from(exit_code(&e))
+        }
+    }
+}
+
+/// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the
+/// message before it already ends with (codec errors print their OS cause themselves).
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.ends_with(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// 3 when the input is invalid or unsupported, 1 for everything else (see `--help`).
+fn exit_code(e: &anyhow::Error) -> u8 {
+    use subroot_formats::Error as F;
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<F>() {
+            return match f {
+                F::Corrupt(_) | F::Unsupported(_) | F::OutOfRange { .. } => 3,
+                F::Io { .. } | F::InvalidArgument(_) | F::ReadOnly => 1,
+            };
+        }
+    }
+    1
+}

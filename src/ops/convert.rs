@@ -1,0 +1,31 @@
+//! `subroot convert`: copy an image into a new raw or qcow2 file, flattening backing
+//! chains and keeping it sparse (the `qemu-img convert` of this project).
+
+use super::write::{write_image, OutputSpec};
+use crate::cli::ConvertArgs;
+use crate::size::human;
+use crate::Ctx;
+use anyhow::Result;
+use subroot_formats::block::BlockDevice;
+
+pub fn run(args: &ConvertArgs, ctx: &Ctx) -> Result<()> {
+    let spec = OutputSpec {
+        path: &args.output,
+        format: args.output_format,
+        qcow2: &args.qcow2,
+        force: args.force,
+        quiet: ctx.quiet,
+    };
+    spec.validate()?;
+    let img = super::open_image(&args.input, args.format)?;
+    let stats = write_image(&img, &spec, "converting")?;
+    ctx.note(format_args!(
+        "wrote {} ({}, {} virtual, {} of data, {} file)",
+        args.output.display(),
+        spec.format_name(),
+        human(img.len()),
+        human(stats.data_bytes),
+        human(stats.file_size)
+    ));
+    Ok(())
+}

@@ -1,0 +1,304 @@
+//! `subroot info`: the container, partition table, partitions and filesystems of an image,
+//! as a table for people or as JSON (schema in README.md; stable).
+
+use crate::cli::InfoArgs;
+use crate::size::human;
+use anyhow::{Context, Result};
+use serde::Serialize;
+use std::sync::Arc;
+use subroot_formats::block::{BlockDevice, Slice};
+use subroot_formats::image::Image;
+use subroot_formats::sniff::{sniff, FsInfo};
+use subroot_formats::table::{read_table, PartKind, PartitionTable};
+
+/// The whole `info --json` document.
+#[derive(Debug, Serialize)]
+pub struct ImageInfo {
+    pub path: String,
+    pub format: &'static str,
+    pub virtual_size: u64,
+    /// Bytes the image file occupies on the host (like `qemu-img info`'s actual-size).
+    pub actual_size: u64,
+    pub qcow2: Option<Qcow2Info>,
+    /// The backing files, nearest first (empty without a backing file).
+    pub backing_chain: Vec<ChainLink>,
+    pub table: Option<TableInfo>,
+    pub partitions: Vec<PartInfo>,
+    /// A filesystem on the whole disk (no partition table).
+    pub filesystem: Option<FsJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Qcow2Info {
+    pub version: u32,
+    /// `"1.1"` for version 3, `"0.10"` for version 2 (as `qemu-img info` says).
+    pub compat: &'static str,
+    pub cluster_size: u64,
+    pub compression_type: &'static str,
+    pub extended_l2: bool,
+    pub refcount_bits: u32,
+    pub lazy_refcounts: bool,
+    pub snapshots: u32,
+    pub backing_file: Option<String>,
+    pub backing_format: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ChainLink {
+    pub path: String,
+    pub format: &'static str,
+    pub virtual_size: u64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableInfo {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub disk_id: String,
+    pub sector_size: u64,
+    pub first_lba: Option<u64>,
+    pub last_lba: Option<u64>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartInfo {
+    pub number: u32,
+    pub start: u64,
+    pub size: u64,
+    pub kind: &'static str,
+    #[serde(rename = "type")]
+    pub type_code: String,
+    pub type_name: String,
+    pub name: Option<String>,
+    pub uuid: Option<String>,
+    pub bootable: bool,
+    pub attributes: u64,
+    pub filesystem: Option<FsJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FsJson {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub fat_bits: Option<u8>,
+    pub label: Option<String>,
+    pub uuid: Option<String>,
+    pub version: Option<String>,
+}
+
+impl From<FsInfo> for FsJson {
+    fn from(f: FsInfo) -> Self {
+        FsJson {
+            kind: f.kind,
+            fat_bits: f.fat_bits,
+            label: f.label,
+            uuid: f.uuid,
+            version: f.version,
+        }
+    }
+}
+
+pub fn run(args: &InfoArgs) -> Result<()> {
+    let img = super::open_image(&args.image, args.format)?;
+    let info = gather(img).with_context(|| format!("cannot read {}", args.image.display()))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+    } else {
+        print_human(&info);
+    }
+    Ok(())
+}
+
+/// Collect everything `info` reports about an open image.
+pub fn gather(img: Image) -> Result<ImageInfo> {
+    let path = img.path().display().to_string();
+    let actual_size = match &img {
+        Image::Raw(r) => r.allocated_bytes()?,
+        Image::Qcow2(q) => q.file_allocated_bytes()?,
+    };
+    let qcow2 = match &img {
+        Image::Qcow2(q) => {
+            let h = q.header();
+            Some(Qcow2Info {
+                version: h.version,
+                compat: if h.version >= 3 { "1.1" } else { "0.10" },
+                cluster_size: h.cluster_size(),
+                compression_type: h.compression_type.name(),
+                extended_l2: h.extended_l2,
+                refcount_bits: 1 << h.refcount_order,
+                lazy_refcounts: h.lazy_refcounts(),
+                snapshots: h.nb_snapshots,
+                backing_file: h.backing_file.clone(),
+                backing_format: h.backing_format.clone(),
+            })
+        }
+        Image::Raw(_) => None,
+    };
+    let backing_chain = img
+        .chain()
+        .into_iter()
+        .skip(1)
+        .map(|b| ChainLink {
+            path: b.path().display().to_string(),
+            format: b.format().name(),
+            virtual_size: b.len(),
+        })
+        .collect();
+    let format = img.format().name();
+    let virtual_size = img.len();
+    let dev: Arc<dyn BlockDevice> = Arc::new(img);
+    let table = read_table(&*dev)?;
+    let mut partitions = Vec::new();
+    let mut filesystem = None;
+    match &table {
+        Some(t) => {
+            for p in &t.partitions {
+                let fs = if p.kind == PartKind::Extended {
+                    None
+                } else {
+                    let slice = Slice::new(dev.clone(), p.start, p.size)
+                        .with_context(|| format!("partition {}", p.number))?;
+                    sniff(&slice)
+                        .with_context(|| format!("partition {}", p.number))?
+                        .map(FsJson::from)
+                };
+                partitions.push(PartInfo {
+                    number: p.number,
+                    start: p.start,
+                    size: p.size,
+                    kind: match p.kind {
+                        PartKind::Primary => "primary",
+                        PartKind::Extended => "extended",
+                        PartKind::Logical => "logical",
+                    },
+                    type_code: p.type_code.clone(),
+                    type_name: p.type_name.clone(),
+                    name: p.name.clone(),
+                    uuid: p.uuid.clone(),
+                    bootable: p.bootable,
+                    attributes: p.attributes,
+                    filesystem: fs,
+                });
+            }
+        }
+        None => filesystem = sniff(&*dev)?.map(FsJson::from),
+    }
+    Ok(ImageInfo {
+        path,
+        format,
+        virtual_size,
+        actual_size,
+        qcow2,
+        backing_chain,
+        table: table.map(table_info),
+        partitions,
+        filesystem,
+    })
+}
+
+fn table_info(t: PartitionTable) -> TableInfo {
+    TableInfo {
+        kind: t.kind.name(),
+        disk_id: t.disk_id,
+        sector_size: t.sector_size,
+        first_lba: t.first_lba,
+        last_lba: t.last_lba,
+        warnings: t.warnings,
+    }
+}
+
+fn fs_summary(fs: &Option<FsJson>) -> String {
+    let Some(fs) = fs else { return "-".into() };
+    let mut s = fs.kind.clone();
+    if let Some(bits) = fs.fat_bits {
+        s.push_str(&format!(" (FAT{bits})"));
+    }
+    if let Some(l) = fs.label.as_deref().filter(|l| !l.is_empty()) {
+        s.push_str(&format!(" label={l}"));
+    }
+    if let Some(u) = &fs.uuid {
+        s.push_str(&format!(" uuid={u}"));
+    }
+    s
+}
+
+fn print_human(i: &ImageInfo) {
+    println!("image:         {}", i.path);
+    match &i.qcow2 {
+        Some(q) => {
+            let mut extra = format!("v{}, {} clusters", q.version, human(q.cluster_size));
+            if q.compression_type != "zlib" || q.version >= 3 {
+                extra.push_str(&format!(", {} compression", q.compression_type));
+            }
+            if q.extended_l2 {
+                extra.push_str(", extended L2");
+            }
+            println!("format:        qcow2 ({extra})");
+        }
+        None => println!("format:        {}", i.format),
+    }
+    println!(
+        "virtual size:  {} ({} bytes)",
+        human(i.virtual_size),
+        i.virtual_size
+    );
+    println!("disk size:     {}", human(i.actual_size));
+    for b in &i.backing_chain {
+        println!(
+            "backing file:  {} ({}, {})",
+            b.path,
+            b.format,
+            human(b.virtual_size)
+        );
+    }
+    match &i.table {
+        Some(t) => {
+            println!("table:         {} (disk id {})", t.kind, t.disk_id);
+            for w in &t.warnings {
+                println!("warning:       {w}");
+            }
+            let rows: Vec<[String; 6]> = i
+                .partitions
+                .iter()
+                .map(|p| {
+                    [
+                        p.number.to_string(),
+                        p.start.to_string(),
+                        human(p.size),
+                        format!("{} ({})", p.type_name, p.type_code),
+                        p.name.clone().unwrap_or_default(),
+                        fs_summary(&p.filesystem),
+                    ]
+                })
+                .collect();
+            print_table(&["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"], &rows);
+        }
+        None => {
+            println!("table:         none");
+            println!("filesystem:    {}", fs_summary(&i.filesystem));
+        }
+    }
+}
+
+/// Print rows under a header with columns padded to their widest cell.
+fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+    let mut widths = header.map(str::len);
+    for r in rows {
+        for (w, c) in widths.iter_mut().zip(r) {
+            *w = (*w).max(c.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let s: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", s.join("  ").trim_end());
+    };
+    line(header.to_vec());
+    for r in rows {
+        line(r.iter().map(String::as_str).collect());
+    }
+}

@@ -1,0 +1,25 @@
+//! One module per command; each composes `subroot_formats` into an operation.
+
+pub mod convert;
+pub mod create;
+pub mod info;
+pub mod write;
+
+use crate::cli::ImageFormatArg;
+use anyhow::{Context, Result};
+use std::path::Path;
+use subroot_formats::image::{Image, ImageFormat};
+
+/// Map the CLI's format choice onto the library's.
+pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
+    match arg {
+        ImageFormatArg::Raw => ImageFormat::Raw,
+        ImageFormatArg::Qcow2 => ImageFormat::Qcow2,
+    }
+}
+
+/// Open an input image read-only (detecting its format unless given), with its backing chain.
+pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
+    Image::open_as(path, format.map(format_of))
+        .with_context(|| format!("cannot open {}", path.display()))
+}

@@ -1,0 +1,97 @@
+//! Writing a whole image file from any block device: the one path every command that
+//! produces an image goes through (temporary file, progress, check, rename).
+
+use crate::cli::{CompressArg, ImageFormatArg, Qcow2OutArgs};
+use crate::output::AtomicOutput;
+use crate::progress;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use subroot_formats::block::BlockDevice;
+use subroot_formats::convert::write_raw;
+use subroot_formats::image::Image;
+use subroot_formats::qcow2::{write_qcow2, CompressionType, WriteOptions, WriteStats};
+
+/// Where and how to write an output image.
+pub struct OutputSpec<'a> {
+    pub path: &'a Path,
+    pub format: ImageFormatArg,
+    pub qcow2: &'a Qcow2OutArgs,
+    pub force: bool,
+    pub quiet: bool,
+}
+
+impl OutputSpec<'_> {
+    /// "raw" or "qcow2", for messages.
+    pub fn format_name(&self) -> &'static str {
+        match self.format {
+            ImageFormatArg::Raw => "raw",
+            ImageFormatArg::Qcow2 => "qcow2",
+        }
+    }
+
+    /// Refuse qcow2-only options for raw output, before any work is done.
+    pub fn validate(&self) -> Result<()> {
+        if self.format == ImageFormatArg::Raw {
+            if self.qcow2.compress.is_some() {
+                bail!("--compress needs qcow2 output (-O qcow2)");
+            }
+            if self.qcow2.cluster_size.is_some() {
+                bail!("--cluster-size needs qcow2 output (-O qcow2)");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Stream `src` into a new image at `spec.path`; the file appears only when complete and
+/// re-opened successfully with the same virtual size.
+pub fn write_image(src: &dyn BlockDevice, spec: &OutputSpec, what: &str) -> Result<WriteStats> {
+    spec.validate()?;
+    let out = AtomicOutput::create(spec.path, spec.force)?;
+    let bar = progress::bytes_bar(src.len(), what, spec.quiet);
+    let report = |done: u64| bar.set_position(done);
+    let stats = match spec.format {
+        ImageFormatArg::Raw => write_raw(src, out.file(), &report),
+        ImageFormatArg::Qcow2 => {
+            let mut opts = WriteOptions::default();
+            if let Some(cs) = spec.qcow2.cluster_size {
+                opts.cluster_size = cs;
+            }
+            opts.compression = spec.qcow2.compress.map(|c| match c {
+                CompressArg::Zlib => CompressionType::Zlib,
+                CompressArg::Zstd => CompressionType::Zstd,
+            });
+            write_qcow2(src, out.file(), &opts, &report)
+        }
+    }
+    .with_context(|| format!("cannot write {}", spec.path.display()))?;
+    bar.finish_and_clear();
+    check_written(out.temp_path(), spec.format, src.len()).with_context(|| {
+        format!(
+            "the new {} failed its check; nothing was written",
+            spec.path.display()
+        )
+    })?;
+    out.commit()?;
+    Ok(stats)
+}
+
+/// Re-open a freshly written image with our own reader and walk its whole map: the
+/// header, every L2 table and the virtual size must be sound before it gets its name.
+fn check_written(path: &Path, format: ImageFormatArg, expected_len: u64) -> Result<()> {
+    let img = Image::open_as(path, Some(super::format_of(format)))?;
+    if img.len() != expected_len {
+        bail!(
+            "virtual size is {} bytes, expected {expected_len}",
+            img.len()
+        );
+    }
+    const WINDOW: u64 = 1 << 30;
+    let mut pos = 0;
+    while pos < expected_len {
+        let len = WINDOW.min(expected_len - pos);
+        img.extents(pos, len)?;
+        pos += len;
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! Shared harness for the black-box CLI tests.
+//!
+//! Every `subroot` invocation runs as an unprivileged user: when the suite runs as root
+//! (as CI does), the command goes through `setpriv --reuid 65534 --regid 65534
+//! --clear-groups`, so "rootless" is tested, not assumed. Oracle steps (reference tools
+//! building inputs) run as the suite's own user. Work directories are world-writable so
+//! the unprivileged CLI can write its outputs there.
+#![allow(dead_code)]
+
+#[path = "../../formats/tests/common/mod.rs"]
+pub mod tools;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+pub use tools::{need, run, run_stdout, s, which};
+
+/// The uid/gid the CLI runs as when the suite runs as root.
+pub const NOBODY: u32 = 65534;
+
+/// True when the test process is root.
+pub fn is_root() -> bool {
+    std::fs::metadata("/proc/self")
+        .map(|m| m.uid() == 0)
+        .unwrap_or(false)
+}
+
+/// A copy of the `subroot` binary in a directory every user can read and execute
+/// (the build tree may sit under a 0700 home directory).
+fn binary() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let built = PathBuf::from(env!("CARGO_BIN_EXE_subroot"));
+        if !is_root() {
+            return built;
+        }
+        let dir = std::env::temp_dir().join(format!("subroot-test-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("creating the binary directory");
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let copy = dir.join("subroot");
+        std::fs::copy(&built, &copy).expect("copying the subroot binary");
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        copy
+    })
+}
+
+/// A `subroot` command that runs unprivileged (via setpriv when the suite is root).
+pub fn subroot() -> Command {
+    if is_root() {
+        let setpriv =
+            which("setpriv").expect("setpriv (util-linux) is needed to run the CLI unprivileged");
+        let mut c = Command::new(setpriv);
+        c.args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ]);
+        c.arg(binary());
+        c
+    } else {
+        Command::new(binary())
+    }
+}
+
+/// Run `subroot ARGS` in `dir`; returns the output whatever the status.
+pub fn subroot_in(dir: &Path, args: &[&str]) -> Output {
+    subroot()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("running subroot")
+}
+
+/// Run `subroot ARGS` in `dir` and insist on success; returns stdout.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = subroot_in(dir, args);
+    assert!(
+        out.status.success(),
+        "subroot {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Run `subroot ARGS` in `dir` expecting a clean failure: non-zero exit status `code`,
+/// no panic, a message containing every `phrase`. Returns stderr.
+pub fn fails(dir: &Path, args: &[&str], code: i32, phrases: &[&str]) -> String {
+    let out = subroot_in(dir, args);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "subroot {args:?}: expected exit {code}; stderr: {err}"
+    );
+    assert!(
+        !err.contains("panicked"),
+        "subroot {args:?} panicked: {err}"
+    );
+    assert!(
+        err.starts_with("subroot: error: "),
+        "subroot {args:?}: unexpected stderr: {err}"
+    );
+    for p in phrases {
+        assert!(
+            err.contains(p),
+            "subroot {args:?}: stderr lacks {p:?}: {err}"
+        );
+    }
+    err
+}
+
+/// A fresh work directory the unprivileged CLI can write to.
+pub fn workdir() -> tempfile::TempDir {
+    let d = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    d
+}
+
+/// Names in `dir` (to prove no output or temporary file was left behind).
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .expect("read_dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// SHA-256-free content fingerprint for "input unchanged" checks: the bytes themselves
+/// are compared via `cmp`, which is the reference tool for that.
+pub fn same_bytes(a: &Path, b: &Path) -> bool {
+    Command::new("cmp")
+        .args(["-s", s(a), s(b)])
+        .status()
+        .map(|st| st.success())
+        .unwrap_or(false)
+}
