@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Benchmark: `subroot convert` against `qemu-img convert`, same input, same run.
+# Input: a qcow2 with a 2 GiB virtual disk holding ~1 GiB of real data (files from /usr),
+# scattered in 64 MiB runs with holes between. Each pair runs BENCH_RUNS times (default 2),
+# alternating, best time kept; prints times, the ratio (subroot / qemu-img) and peak RSS.
+# Targets (issue 2): ratio <= 1.0, subroot RSS < 64 MiB.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+subroot=$PWD/target/release/subroot
+work=${BENCH_DIR:-$PWD/bench/work}
+runs=${BENCH_RUNS:-2}
+mkdir -p "$work"
+src=$work/src.qcow2
+if [[ ! -f $src ]]; then
+  echo "==> building the input (2 GiB virtual, ~1 GiB data)"
+  raw=$work/src.raw
+  truncate -s 2G "$raw"
+  # 16 runs of 64 MiB of real file data, every 128 MiB.
+  find /usr -type f -size +64k 2>/dev/null | head -n 20000 | xargs cat 2>/dev/null \
+    | head -c $((1024 << 20)) > "$work/data.bin" || true
+  for i in $(seq 0 15); do
+    dd if="$work/data.bin" of="$raw" bs=1M skip=$((i * 64)) seek=$((i * 128)) count=64 conv=notrunc status=none
+  done
+  qemu-img convert -f raw -O qcow2 "$raw" "$src"
+  rm -f "$raw" "$work/data.bin"
+fi
+
+measure() { python3 bench/measure.py "$@"; }
+best() { # best-of-N: prints "seconds rss"
+  local best_t= best_r=
+  for _ in $(seq "$runs"); do
+    rm -f "$work/out"
+    read -r t r < <(measure "$@")
+    if [[ -z $best_t ]] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_r=$r; fi
+  done
+  echo "$best_t $best_r"
+}
+
+printf '%-22s %10s %10s %7s %12s %12s\n' case subroot qemu-img ratio "rss subroot" "rss qemu"
+row() {
+  local name=$1; shift
+  local -a ours theirs
+  IFS='|' read -r -a ours <<<"$1"; IFS='|' read -r -a theirs <<<"$2"
+  read -r st sr < <(best "${ours[@]}")
+  read -r qt qr < <(best "${theirs[@]}")
+  printf '%-22s %9.2fs %9.2fs %6.2fx %9d KiB %9d KiB\n' "$name" "$st" "$qt" "$(awk "BEGIN{print $st/$qt}")" "$sr" "$qr"
+}
+row "to raw" "$subroot|convert|-q|--force|$src|$work/out" "qemu-img|convert|-O|raw|$src|$work/out"
+row "to qcow2" "$subroot|convert|-q|--force|-O|qcow2|$src|$work/out" "qemu-img|convert|-O|qcow2|$src|$work/out"
+row "to qcow2 zlib" "$subroot|convert|-q|--force|-O|qcow2|-c|$src|$work/out" "qemu-img|convert|-c|-O|qcow2|$src|$work/out"
+row "to qcow2 zstd" "$subroot|convert|-q|--force|-O|qcow2|-c|zstd|$src|$work/out" \
+  "qemu-img|convert|-c|-O|qcow2|-o|compression_type=zstd|$src|$work/out"
+rm -f "$work/out"

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the reference tools the tests use (when root and they are
+# missing), then runs formatting, lint and every test. Under CI=true a missing tool is a
+# failure; elsewhere the tests that need it are skipped and listed loudly at the end.
+#
+#   bash testdata/test.sh            # everything
+#   bash testdata/test.sh cli_disk   # extra arguments go to `cargo test`
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool -> Debian package
+tools=(
+  qemu-img:qemu-utils qemu-io:qemu-utils sfdisk:fdisk sgdisk:gdisk blkid:util-linux
+  setpriv:util-linux mke2fs:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs
+  mkfs.vfat:dosfstools fsck.fat:dosfstools mcopy:mtools cpio:cpio gzip:gzip zstd:zstd
+  xz:xz-utils lzma:xz-utils lz4:lz4 bzip2:bzip2 setfacl:acl setcap:libcap2-bin
+  cmp:diffutils python3:python3
+)
+missing_pkgs=()
+missing_tools=()
+for pair in "${tools[@]}"; do
+  tool=${pair%%:*} pkg=${pair#*:}
+  if ! PATH="$PATH:/usr/sbin:/sbin" command -v "$tool" >/dev/null 2>&1; then
+    missing_tools+=("$tool")
+    [[ " ${missing_pkgs[*]} " == *" $pkg "* ]] || missing_pkgs+=("$pkg")
+  fi
+done
+if ((${#missing_pkgs[@]})); then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "==> installing reference tools: ${missing_pkgs[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null
+  else
+    echo "!!! missing reference tools (${missing_tools[*]}); install: apt-get install ${missing_pkgs[*]}" >&2
+    echo "!!! tests that need them will be SKIPPED (and fail under CI=true)" >&2
+  fi
+fi
+if ! command -v cargo >/dev/null; then
+  echo "cargo is not installed: install a Rust toolchain (https://rustup.rs) first" >&2
+  exit 1
+fi
+
+export PATH="$PATH:/usr/sbin:/sbin"
+skip_log=$(mktemp)
+trap 'rm -f "$skip_log"' EXIT
+export SUBROOT_SKIP_LOG=$skip_log
+
+echo "==> cargo fmt --check"
+cargo fmt --all -- --check
+echo "==> cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+echo "==> cargo test"
+cargo test --workspace --all-targets "$@"
+
+if [[ -s $skip_log ]]; then
+  echo
+  echo "!!! $(sort -u "$skip_log" | wc -l) test(s) were SKIPPED for missing reference tools:" >&2
+  sort -u "$skip_log" >&2
+fi
