@@ -10,6 +10,7 @@ pub mod block;
 pub mod convert;
 pub mod cpio;
 pub mod error;
+pub mod initrd;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
