@@ -12,6 +12,7 @@ pub mod cpio;
 pub mod error;
 pub mod ext;
 pub mod image;
+pub mod initrd;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;

@@ -1,0 +1,784 @@
+//! Tests of initrd flavour detection and the subroot hook, judged by the reference tools:
+//! fake initramfs-tools and dracut initrds are built by GNU `cpio -o -H newc` and
+//! `gzip`/`zstd` at test time; what `add_subroot` writes must be read back by `gzip -dc`/
+//! `zstd -dc` and `cpio -t`/`cpio -tv`/`cpio -idm`; the hook scripts must parse under
+//! `dash -n` and `busybox sh -n`, and run under dash and busybox with stub mount/panic
+//! functions, issuing exactly the expected mount commands.
+mod common;
+
+use common::{need, run, s};
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use subroot_formats::block::MemoryDevice;
+use subroot_formats::cpio::{list_segments, Compression, CompressionSpec};
+use subroot_formats::initrd::{
+    add_subroot, detect_flavour, hook_present, installed_files, AddOutcome, AddSubrootOptions,
+    Flavour,
+};
+use subroot_formats::Error;
+
+const ORDER_BEFORE: &str =
+    "/scripts/local-bottom/ntfs_3g \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n";
+const ORDER_LINES: &str =
+    "/scripts/local-bottom/subroot \"$@\"\n[ -e /conf/param.conf ] && . /conf/param.conf\n";
+
+fn shared(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// Run `sh -c script` with positional args, returning stdout (panics on failure).
+fn sh(script: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running sh");
+    assert!(
+        out.status.success(),
+        "sh -c {script:?} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn write(root: &Path, rel: &str, data: &[u8], mode: u32) {
+    let p = root.join(rel);
+    fs::create_dir_all(p.parent().unwrap()).unwrap();
+    fs::write(&p, data).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn initramfs_tools_tree(root: &Path) {
+    write(root, "init", b"#!/bin/sh\necho init\n", 0o755);
+    write(root, "scripts/functions", b"panic() { :; }\n", 0o644);
+    write(
+        root,
+        "scripts/local-bottom/ORDER",
+        ORDER_BEFORE.as_bytes(),
+        0o644,
+    );
+    write(root, "scripts/local-bottom/ntfs_3g", b"#!/bin/sh\n", 0o755);
+    write(root, "conf/initramfs.conf", b"MODULES=most\n", 0o644);
+    write(root, "bin/busybox", &vec![0x7f; 5000], 0o755);
+}
+
+/// A dracut layout; `new_hookdir` adds /var/lib/dracut/hooks (dracut 057+).
+fn dracut_tree(root: &Path, new_hookdir: bool) {
+    write(root, "init", b"#!/bin/sh\necho init\n", 0o755);
+    write(root, "usr/lib/dracut-lib.sh", b"getarg() { :; }\n", 0o644);
+    write(root, "usr/lib/dracut/modules.txt", b"base\n", 0o644);
+    fs::create_dir_all(root.join("usr/lib/dracut/hooks/pre-pivot")).unwrap();
+    fs::create_dir_all(root.join("usr/lib/dracut/hooks/cleanup")).unwrap();
+    std::os::unix::fs::symlink("usr/lib", root.join("lib")).unwrap();
+    if new_hookdir {
+        fs::create_dir_all(root.join("var/lib/dracut/hooks/pre-pivot")).unwrap();
+    }
+}
+
+fn other_tree(root: &Path) {
+    write(root, "init", b"#!/bin/sh\n", 0o755);
+    write(root, "etc/mkinitcpio.conf", b"HOOKS=()\n", 0o644);
+}
+
+/// `cpio -o -H newc` of a tree (sorted names, owner root).
+fn make_cpio(tree: &Path) -> Vec<u8> {
+    sh(
+        "cd \"$1\" && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0",
+        &[s(tree)],
+    )
+}
+
+fn compress(c: Compression, data: &[u8], dir: &Path) -> Vec<u8> {
+    let f = dir.join("to-compress");
+    fs::write(&f, data).unwrap();
+    match c {
+        Compression::Gzip => run("gzip", &["-9", "-n", "-c", s(&f)]).stdout,
+        Compression::Zstd => run("zstd", &["-q", "-c", s(&f)]).stdout,
+        Compression::None => data.to_vec(),
+        other => panic!("no tool set up for {other}"),
+    }
+}
+
+fn decompress_tool(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip => "gzip",
+        Compression::Zstd => "zstd",
+        other => panic!("no tool set up for {other}"),
+    }
+}
+
+/// An uncompressed early-microcode segment.
+fn early_segment(dir: &Path) -> Vec<u8> {
+    let t = dir.join("early");
+    write(
+        &t,
+        "kernel/x86/microcode/GenuineIntel.bin",
+        &(0..3000u32).map(|i| (i * 7) as u8).collect::<Vec<_>>(),
+        0o644,
+    );
+    make_cpio(&t)
+}
+
+struct Built {
+    bytes: Vec<u8>,
+    early_len: usize,
+}
+
+fn build(dir: &Path, tree: fn(&Path), c: Compression, early: bool) -> Built {
+    let t = dir.join("tree");
+    tree(&t);
+    let main = compress(c, &make_cpio(&t), dir);
+    let mut bytes = if early {
+        early_segment(dir)
+    } else {
+        Vec::new()
+    };
+    let early_len = bytes.len();
+    bytes.extend_from_slice(&main);
+    Built { bytes, early_len }
+}
+
+fn add(bytes: &[u8], opts: &AddSubrootOptions) -> (AddOutcome, Vec<u8>) {
+    let dev = MemoryDevice::from_vec(bytes.to_vec());
+    let mut out = Vec::new();
+    let r = add_subroot(&dev, &mut out, opts).expect("add_subroot");
+    (r, out)
+}
+
+/// Decompress the main segment of `bytes` (from `offset`) with the reference tool, list
+/// it with `cpio -tv` and extract it with `cpio -idm` into `dest`; returns the listing.
+fn judge_main(bytes: &[u8], offset: usize, c: Compression, dir: &Path, dest: &Path) -> String {
+    let f = dir.join("main-out");
+    fs::write(&f, &bytes[offset..]).unwrap();
+    let tool = decompress_tool(c);
+    let listing = String::from_utf8(sh(
+        &format!("{tool} -dc \"$1\" | cpio --quiet -tv"),
+        &[s(&f)],
+    ))
+    .unwrap();
+    fs::create_dir_all(dest).unwrap();
+    sh(
+        &format!("{tool} -dc \"$1\" | (cd \"$2\" && cpio --quiet -idm --no-absolute-filenames)"),
+        &[s(&f), s(dest)],
+    );
+    listing
+}
+
+fn listing_line<'a>(listing: &'a str, name: &str) -> &'a str {
+    listing
+        .lines()
+        .find(|l| l.ends_with(&format!(" {name}")))
+        .unwrap_or_else(|| panic!("{name} not in cpio -tv listing:\n{listing}"))
+}
+
+fn expected_script(flavour: Flavour, sh: &[String]) -> Vec<u8> {
+    let files = installed_files(flavour, sh).unwrap();
+    files
+        .into_iter()
+        .find(|f| f.path.ends_with("/subroot") || f.path.ends_with("subroot-pre-pivot.sh"))
+        .unwrap()
+        .content
+}
+
+fn check_flavour(test: &str, tree: fn(&Path), flavour: Flavour, hook_name: &str, tools: &[&str]) {
+    for tool in ["cpio", "gzip", "zstd"].iter().chain(tools) {
+        if !need(tool, test) {
+            return;
+        }
+    }
+    for c in [Compression::Gzip, Compression::Zstd] {
+        for early in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let b = build(dir.path(), tree, c, early);
+            let dev = MemoryDevice::from_vec(b.bytes.clone());
+            assert_eq!(detect_flavour(&dev).unwrap(), flavour);
+            assert!(!hook_present(&dev).unwrap());
+            let opts = AddSubrootOptions::default();
+            let (r, out) = add(&b.bytes, &opts);
+            assert_eq!(r, AddOutcome::Added { flavour }, "{c} early={early}");
+
+            // The early segment is untouched, byte for byte (judged by cmp).
+            if early {
+                let (a, o) = (dir.path().join("in"), dir.path().join("out"));
+                fs::write(&a, &b.bytes).unwrap();
+                fs::write(&o, &out).unwrap();
+                run("cmp", &["-n", &b.early_len.to_string(), s(&a), s(&o)]);
+                let l = sh("cpio --quiet -t < \"$1\"", &[s(&o)]);
+                assert_eq!(
+                    String::from_utf8(l).unwrap().trim(),
+                    ".\nkernel\nkernel/x86\nkernel/x86/microcode\nkernel/x86/microcode/GenuineIntel.bin"
+                );
+            }
+            let segs = list_segments(&MemoryDevice::from_vec(out.clone())).unwrap();
+            assert_eq!(segs.len(), if early { 2 } else { 1 });
+            assert_eq!(segs.last().unwrap().compression, c);
+
+            let dest = dir.path().join("x");
+            let listing = judge_main(&out, b.early_len, c, dir.path(), &dest);
+            assert!(
+                listing_line(&listing, hook_name).starts_with("-rwxr-xr-x"),
+                "{listing}"
+            );
+            let script = fs::read(dest.join(hook_name)).unwrap();
+            assert_eq!(script, expected_script(flavour, &opts.shared));
+            assert!(String::from_utf8_lossy(&script).contains("SUBROOT_SHARED=\"boot var home\""));
+            let mode = fs::metadata(dest.join(hook_name))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o7777, 0o755);
+            // Everything else is still there, with its content.
+            assert_eq!(
+                fs::read(dest.join("init")).unwrap(),
+                b"#!/bin/sh\necho init\n"
+            );
+            if flavour == Flavour::InitramfsTools {
+                let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
+                assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
+                assert_eq!(
+                    fs::read(dest.join("bin/busybox")).unwrap(),
+                    vec![0x7f; 5000]
+                );
+            }
+
+            let out_dev = MemoryDevice::from_vec(out.clone());
+            assert!(hook_present(&out_dev).unwrap());
+            assert_eq!(detect_flavour(&out_dev).unwrap(), flavour);
+            // Reproducible, and idempotent.
+            let (_, again) = add(&b.bytes, &opts);
+            assert!(again == out, "same input gave different output");
+            let (r2, twice) = add(&out, &opts);
+            assert_eq!(r2, AddOutcome::AlreadyPresent { flavour });
+            assert!(twice == out, "adding twice changed the bytes");
+        }
+    }
+}
+
+#[test]
+fn initramfs_tools_initrd_gets_the_hook() {
+    check_flavour(
+        "initramfs_tools_initrd_gets_the_hook",
+        initramfs_tools_tree,
+        Flavour::InitramfsTools,
+        "scripts/local-bottom/subroot",
+        &[],
+    );
+}
+
+#[test]
+fn dracut_initrd_gets_the_hook_in_var_lib() {
+    check_flavour(
+        "dracut_initrd_gets_the_hook_in_var_lib",
+        |t| dracut_tree(t, true),
+        Flavour::Dracut,
+        "var/lib/dracut/hooks/pre-pivot/50-subroot-pre-pivot.sh",
+        &[],
+    );
+}
+
+#[test]
+fn older_dracut_initrd_gets_the_hook_in_usr_lib() {
+    check_flavour(
+        "older_dracut_initrd_gets_the_hook_in_usr_lib",
+        |t| dracut_tree(t, false),
+        Flavour::Dracut,
+        "usr/lib/dracut/hooks/pre-pivot/50-subroot-pre-pivot.sh",
+        &[],
+    );
+}
+
+#[test]
+fn compression_override_and_other_shared_list() {
+    let test = "compression_override_and_other_shared_list";
+    if !need("cpio", test) || !need("gzip", test) || !need("zstd", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(dir.path(), initramfs_tools_tree, Compression::Gzip, true);
+    let opts = AddSubrootOptions {
+        compression: Some("zstd:3".parse::<CompressionSpec>().unwrap()),
+        mtime: 1_700_000_000,
+        ..Default::default()
+    };
+    let (r, out) = add(&b.bytes, &opts);
+    assert!(matches!(r, AddOutcome::Added { .. }));
+    assert_eq!(&out[..b.early_len], &b.bytes[..b.early_len]);
+    assert_eq!(
+        &out[b.early_len..b.early_len + 4],
+        &[0x28, 0xb5, 0x2f, 0xfd]
+    );
+    let dest = dir.path().join("x");
+    let listing = judge_main(&out, b.early_len, Compression::Zstd, dir.path(), &dest);
+    listing_line(&listing, "scripts/local-bottom/subroot");
+    let mtime = fs::metadata(dest.join("scripts/local-bottom/subroot"))
+        .unwrap()
+        .modified()
+        .unwrap();
+    assert_eq!(
+        mtime
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs(),
+        1_700_000_000
+    );
+
+    // A different shared list replaces the hook; ORDER keeps a single subroot line.
+    let other = AddSubrootOptions {
+        shared: shared(&["var", "srv"]),
+        ..Default::default()
+    };
+    let (r, out2) = add(&out, &other);
+    assert!(matches!(r, AddOutcome::Added { .. }));
+    let dest2 = dir.path().join("y");
+    let listing = judge_main(&out2, b.early_len, Compression::Zstd, dir.path(), &dest2);
+    assert_eq!(
+        listing
+            .lines()
+            .filter(|l| l.ends_with(" scripts/local-bottom/subroot"))
+            .count(),
+        1,
+        "{listing}"
+    );
+    let script = fs::read_to_string(dest2.join("scripts/local-bottom/subroot")).unwrap();
+    assert!(script.contains("SUBROOT_SHARED=\"var srv\""));
+    let order = fs::read_to_string(dest2.join("scripts/local-bottom/ORDER")).unwrap();
+    assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
+
+    // Bad shared names are refused.
+    for bad in ["a/b", "..", "", "x y", "sysroot", "a\"b"] {
+        let o = AddSubrootOptions {
+            shared: shared(&[bad]),
+            ..Default::default()
+        };
+        let dev = MemoryDevice::from_vec(b.bytes.clone());
+        let e = add_subroot(&dev, Vec::new(), &o).unwrap_err();
+        assert!(matches!(e, Error::InvalidArgument(_)), "{bad:?}: {e}");
+    }
+}
+
+#[test]
+fn missing_order_file_is_created() {
+    let test = "missing_order_file_is_created";
+    if !need("cpio", test) || !need("gzip", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(
+        dir.path(),
+        |t| {
+            initramfs_tools_tree(t);
+            fs::remove_file(t.join("scripts/local-bottom/ORDER")).unwrap();
+        },
+        Compression::Gzip,
+        false,
+    );
+    let (_, out) = add(&b.bytes, &AddSubrootOptions::default());
+    let dest = dir.path().join("x");
+    let listing = judge_main(&out, 0, Compression::Gzip, dir.path(), &dest);
+    assert!(listing_line(&listing, "scripts/local-bottom/ORDER").starts_with("-rw-r--r--"));
+    let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
+    assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
+}
+
+#[test]
+fn other_flavour_is_unsupported() {
+    let test = "other_flavour_is_unsupported";
+    if !need("cpio", test) || !need("gzip", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(dir.path(), other_tree, Compression::Gzip, false);
+    let dev = MemoryDevice::from_vec(b.bytes.clone());
+    assert_eq!(detect_flavour(&dev).unwrap(), Flavour::Other);
+    let e = add_subroot(&dev, Vec::new(), &AddSubrootOptions::default()).unwrap_err();
+    match e {
+        Error::Unsupported(m) => {
+            assert!(m.contains("neither initramfs-tools nor dracut"), "{m}");
+            assert!(m.contains("conf/initramfs.conf missing"), "{m}");
+        }
+        other => panic!("expected Unsupported, got {other}"),
+    }
+}
+
+// ---- the scripts themselves ----
+
+/// Every script, as installed and as put into an initrd, for two shared lists.
+fn all_scripts() -> Vec<(String, Vec<u8>)> {
+    let mut v = Vec::new();
+    for list in [shared(&["boot", "var", "home"]), shared(&[])] {
+        for f in [Flavour::InitramfsTools, Flavour::Dracut] {
+            for file in installed_files(f, &list).unwrap() {
+                if file.path.ends_with(".sh") || file.path.ends_with("/subroot") {
+                    v.push((format!("{} ({list:?})", file.path), file.content));
+                }
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn scripts_parse_under_dash_and_busybox() {
+    let test = "scripts_parse_under_dash_and_busybox";
+    if !need("dash", test) || !need("busybox", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let scripts = all_scripts();
+    assert_eq!(scripts.len(), 6);
+    for (i, (name, content)) in scripts.iter().enumerate() {
+        let p = dir.path().join(format!("s{i}"));
+        fs::write(&p, content).unwrap();
+        for (tool, args) in [("dash", vec!["-n"]), ("busybox", vec!["sh", "-n"])] {
+            let mut a = args.clone();
+            a.push(s(&p));
+            let out = Command::new(common::which(tool).unwrap())
+                .args(&a)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{tool} -n {name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+    // A broken script must fail the same check (the judge can fail).
+    let p = dir.path().join("broken");
+    fs::write(&p, "if true; then\n").unwrap();
+    assert!(!Command::new("dash")
+        .arg("-n")
+        .arg(&p)
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn scripts_have_no_bashisms() {
+    if !need("checkbashisms", "scripts_have_no_bashisms") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for (i, (name, content)) in all_scripts().iter().enumerate() {
+        let p = dir.path().join(format!("s{i}"));
+        fs::write(&p, content).unwrap();
+        let out = Command::new(common::which("checkbashisms").unwrap())
+            .arg("-f")
+            .arg(&p)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "checkbashisms {name}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// A fake physical root: top-level boot, var, home; subroots r0 (with every mount point
+/// and sysroot) and r1 (no home, no sysroot).
+fn fake_root(root: &Path) {
+    for d in [
+        "boot",
+        "var",
+        "home",
+        "r0/boot",
+        "r0/var",
+        "r0/home",
+        "r0/sysroot",
+        "r1/boot",
+        "r1/var",
+    ] {
+        fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::os::unix::fs::symlink("/etc", root.join("evil")).unwrap();
+}
+
+struct Sandbox {
+    _dir: tempfile::TempDir,
+    base: PathBuf,
+}
+
+impl Sandbox {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().to_path_buf();
+        fake_root(&base.join("root"));
+        let stub = "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> \"$SUBROOT_TEST_LOG\"\n";
+        for n in ["mount", "umount"] {
+            write(&base, &format!("bin/{n}"), stub.as_bytes(), 0o755);
+        }
+        Sandbox { _dir: dir, base }
+    }
+    fn p(&self, rel: &str) -> String {
+        s(&self.base.join(rel)).to_string()
+    }
+    fn log(&self) -> String {
+        fs::read_to_string(self.base.join("log")).unwrap_or_default()
+    }
+    /// Replace the sandbox paths in the log by R (root), P (phys).
+    fn log_short(&self) -> Vec<String> {
+        self.log()
+            .replace(&self.p("root"), "R")
+            .replace(&self.p("phys"), "P")
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn run_shell(shell: &str, script: &Path, env: &[(&str, String)]) {
+    let mut cmd = if shell == "busybox" {
+        let mut c = Command::new(common::which("busybox").unwrap());
+        c.arg("sh");
+        c
+    } else {
+        Command::new(common::which(shell).unwrap())
+    };
+    let out = cmd
+        .arg(script)
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{shell} {script:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn run_initramfs_tools(shell: &str, cmdline: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let script = installed_files(Flavour::InitramfsTools, &shared(&["boot", "var", "home"]))
+        .unwrap()
+        .remove(0)
+        .content;
+    write(&sb.base, "script", &script, 0o755);
+    write(&sb.base, "cmdline", cmdline.as_bytes(), 0o644);
+    let functions = "log_begin_msg() { echo \"begin $*\" >> \"$SUBROOT_TEST_LOG\"; }\n\
+                     log_end_msg() { echo \"end\" >> \"$SUBROOT_TEST_LOG\"; }\n\
+                     log_warning_msg() { echo \"warning $*\" >> \"$SUBROOT_TEST_LOG\"; }\n\
+                     panic() { echo \"panic $*\" >> \"$SUBROOT_TEST_LOG\"; }\n";
+    write(&sb.base, "functions", functions.as_bytes(), 0o644);
+    run_shell(
+        shell,
+        &sb.base.join("script"),
+        &[
+            ("rootmnt", sb.p("root")),
+            ("SUBROOT_FUNCTIONS", sb.p("functions")),
+            ("SUBROOT_CMDLINE_FILE", sb.p("cmdline")),
+            ("SUBROOT_MOUNT", sb.p("bin/mount")),
+            ("SUBROOT_UMOUNT", sb.p("bin/umount")),
+            ("SUBROOT_PHYS", sb.p("phys")),
+            ("SUBROOT_TEST_LOG", sb.p("log")),
+        ],
+    );
+    sb
+}
+
+fn mounts(log: &[String]) -> Vec<&str> {
+    log.iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("mount ") || l.starts_with("umount "))
+        .collect()
+}
+
+#[test]
+fn initramfs_tools_hook_issues_the_right_mounts() {
+    let test = "initramfs_tools_hook_issues_the_right_mounts";
+    if !need("dash", test) || !need("busybox", test) {
+        return;
+    }
+    for shell in ["dash", "busybox"] {
+        let sb = run_initramfs_tools(
+            shell,
+            "BOOT_IMAGE=/vmlinuz root=/dev/sda1 subroot=zz ro subroot=/r0/\n",
+        );
+        let log = sb.log_short();
+        assert_eq!(
+            mounts(&log),
+            [
+                "mount -o move R P",
+                "mount -o bind P/r0 R",
+                "mount -o remount,bind,rw R R",
+                "mount -o bind P/boot R/boot",
+                "mount -o remount,bind,rw R/boot R/boot",
+                "mount -o bind P/var R/var",
+                "mount -o remount,bind,rw R/var R/var",
+                "mount -o bind P/home R/home",
+                "mount -o remount,bind,rw R/home R/home",
+                "mount -o move P R/sysroot",
+            ],
+            "{shell}: {log:?}"
+        );
+        assert!(log.first().unwrap().starts_with("begin"), "{log:?}");
+        assert_eq!(log.last().unwrap(), "end");
+
+        // r1: home is created (the fake root is writable), no sysroot → detach.
+        let sb = run_initramfs_tools(shell, "root=/dev/sda1 subroot=r1");
+        let log = sb.log_short();
+        assert_eq!(
+            mounts(&log),
+            [
+                "mount -o move R P",
+                "mount -o bind P/r1 R",
+                "mount -o remount,bind,rw R R",
+                "mount -o bind P/boot R/boot",
+                "mount -o remount,bind,rw R/boot R/boot",
+                "mount -o bind P/var R/var",
+                "mount -o remount,bind,rw R/var R/var",
+                "mount -o bind P/home R/home",
+                "mount -o remount,bind,rw R/home R/home",
+                "umount -l P",
+            ],
+            "{shell}: {log:?}"
+        );
+        assert!(sb.base.join("root/r1/home").is_dir());
+
+        let sb = run_initramfs_tools(shell, "root=/dev/sda1 ro quiet");
+        assert_eq!(sb.log(), "", "{shell}: no subroot= must do nothing");
+
+        for (arg, what) in [
+            ("subroot=missing", "is not a directory"),
+            ("subroot=../x", "invalid subroot"),
+            ("subroot=r0/../r1", "invalid subroot"),
+            ("subroot=//r0", "invalid subroot"),
+            ("subroot=evil", "is not a directory"),
+        ] {
+            let sb = run_initramfs_tools(shell, &format!("root=/dev/sda1 {arg}"));
+            let log = sb.log_short();
+            assert!(mounts(&log).is_empty(), "{shell} {arg}: {log:?}");
+            assert_eq!(log.len(), 1, "{shell} {arg}: {log:?}");
+            assert!(
+                log[0].starts_with("panic subroot:") && log[0].contains(what),
+                "{log:?}"
+            );
+        }
+    }
+}
+
+fn run_dracut(shell: &str, cmdline: &str) -> Sandbox {
+    let sb = Sandbox::new();
+    let hook = installed_files(Flavour::Dracut, &shared(&["boot", "var", "home"]))
+        .unwrap()
+        .into_iter()
+        .find(|f| f.path.ends_with("subroot-pre-pivot.sh"))
+        .unwrap()
+        .content;
+    write(&sb.base, "hook.sh", &hook, 0o755);
+    // The hook is sourced by dracut with dracut-lib.sh loaded: stub what it uses.
+    let wrapper = format!(
+        "CMDLINE='{cmdline}'\n\
+         getarg() {{ _v=; for _o in $CMDLINE; do case $_o in subroot=*) _v=${{_o#subroot=}};; esac; done; \
+         [ -n \"$_v\" ] && {{ echo \"$_v\"; return 0; }}; return 1; }}\n\
+         warn() {{ echo \"warn $*\" >> \"$SUBROOT_TEST_LOG\"; }}\n\
+         info() {{ echo \"info $*\" >> \"$SUBROOT_TEST_LOG\"; }}\n\
+         emergency_shell() {{ echo \"emergency_shell $*\" >> \"$SUBROOT_TEST_LOG\"; }}\n\
+         die() {{ echo \"die $*\" >> \"$SUBROOT_TEST_LOG\"; exit 1; }}\n\
+         . \"$HOOK\"\n\
+         echo \"after hook\" >> \"$SUBROOT_TEST_LOG\"\n"
+    );
+    write(&sb.base, "wrapper.sh", wrapper.as_bytes(), 0o755);
+    run_shell(
+        shell,
+        &sb.base.join("wrapper.sh"),
+        &[
+            ("NEWROOT", sb.p("root")),
+            ("HOOK", sb.p("hook.sh")),
+            ("SUBROOT_MOUNT", sb.p("bin/mount")),
+            ("SUBROOT_UMOUNT", sb.p("bin/umount")),
+            ("SUBROOT_PHYS", sb.p("phys")),
+            ("SUBROOT_TEST_LOG", sb.p("log")),
+        ],
+    );
+    sb
+}
+
+#[test]
+fn dracut_hook_issues_the_right_mounts() {
+    let test = "dracut_hook_issues_the_right_mounts";
+    if !need("dash", test) || !need("busybox", test) {
+        return;
+    }
+    for shell in ["dash", "busybox"] {
+        let sb = run_dracut(shell, "root=/dev/sda1 subroot=r1 subroot=r0");
+        let log = sb.log_short();
+        assert_eq!(
+            mounts(&log),
+            [
+                "mount --make-rprivate /",
+                "mount --move R P",
+                "mount --bind P/r0 R",
+                "mount -o remount,bind,rw R",
+                "mount --bind P/boot R/boot",
+                "mount -o remount,bind,rw R/boot",
+                "mount --bind P/var R/var",
+                "mount -o remount,bind,rw R/var",
+                "mount --bind P/home R/home",
+                "mount -o remount,bind,rw R/home",
+                "mount --move P R/sysroot",
+            ],
+            "{shell}: {log:?}"
+        );
+        assert_eq!(log.last().unwrap(), "after hook", "the hook must not exit");
+
+        let sb = run_dracut(shell, "root=/dev/sda1 ro");
+        assert_eq!(
+            sb.log(),
+            "after hook\n",
+            "{shell}: no subroot= must do nothing"
+        );
+
+        for (arg, what) in [
+            ("subroot=missing", "is not a directory"),
+            ("subroot=../x", "invalid subroot"),
+        ] {
+            let sb = run_dracut(shell, &format!("root=/dev/sda1 {arg}"));
+            let log = sb.log_short();
+            assert!(mounts(&log).is_empty(), "{shell} {arg}: {log:?}");
+            assert_eq!(log.len(), 3, "{shell} {arg}: {log:?}");
+            assert!(
+                log[0].starts_with("warn subroot:") && log[0].contains(what),
+                "{log:?}"
+            );
+            assert!(
+                log[1].starts_with("emergency_shell -n subroot subroot:"),
+                "{log:?}"
+            );
+            assert_eq!(log[2], "after hook");
+        }
+    }
+}
+
+#[test]
+fn installed_files_are_complete() {
+    let it = installed_files(Flavour::InitramfsTools, &shared(&["boot"])).unwrap();
+    assert_eq!(it.len(), 1);
+    assert_eq!(
+        it[0].path,
+        "/etc/initramfs-tools/scripts/local-bottom/subroot"
+    );
+    assert_eq!(it[0].mode, 0o100755);
+    let d = installed_files(Flavour::Dracut, &shared(&["boot"])).unwrap();
+    let paths: Vec<&str> = d.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "/usr/lib/dracut/modules.d/90subroot/module-setup.sh",
+            "/usr/lib/dracut/modules.d/90subroot/subroot-pre-pivot.sh",
+            "/etc/dracut.conf.d/90-subroot.conf",
+        ]
+    );
+    let setup = String::from_utf8(d[0].content.clone()).unwrap();
+    assert!(setup.contains("inst_hook pre-pivot 50 \"$moddir/subroot-pre-pivot.sh\""));
+    assert!(setup.contains("return 255"));
+    assert_eq!(d[2].content, b"# Added by subroot: include the subroot module (boot into subroot=DIR of the root fs).\nadd_dracutmodules+=\" subroot \"\n");
+    assert!(installed_files(Flavour::Other, &[]).is_err());
+}
