@@ -1,10 +1,17 @@
-//! The clap definitions of every command, with the help texts and examples.
+//! The clap definitions of every command, with the help texts and examples: the top
+//! level and the shared value types here, each command family's arguments in its own file.
 //!
 //! Completions and the man page are generated from these definitions
 //! (`subroot completions SHELL`, `subroot man`), so they never drift from the parser.
 
+mod disk;
+mod select;
+
+pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
+#[allow(unused_imports)] // see ops::select
+pub use select::PartitionArgs;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use std::path::PathBuf;
 
 /// Edit Linux disk images entirely in userspace: no root, loop mounts, nbd, FUSE or KVM.
 #[derive(Debug, Parser)]
@@ -70,81 +77,6 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
-}
-
-#[derive(Debug, Args)]
-pub struct InfoArgs {
-    /// The image file (raw or qcow2; the format is detected).
-    pub image: PathBuf,
-    /// Treat the image as this format instead of detecting it.
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
-    /// Print JSON (schema in README.md) instead of a table.
-    #[arg(long)]
-    pub json: bool,
-}
-
-#[derive(Debug, Args)]
-pub struct ConvertArgs {
-    /// The input image (raw or qcow2, with any backing chain).
-    pub input: PathBuf,
-    /// The output file; written beside itself under a temporary name, then renamed.
-    pub output: PathBuf,
-    /// Treat the input as this format instead of detecting it.
-    #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
-    /// Output format.
-    #[arg(
-        short = 'O',
-        long = "output-format",
-        value_name = "FMT",
-        default_value = "raw"
-    )]
-    pub output_format: ImageFormatArg,
-    #[command(flatten)]
-    pub qcow2: Qcow2OutArgs,
-    /// Replace OUTPUT if it exists.
-    #[arg(long)]
-    pub force: bool,
-}
-
-/// Options for qcow2 output.
-#[derive(Debug, Args, Clone)]
-pub struct Qcow2OutArgs {
-    /// Compress clusters (qcow2 output only): zlib (the default when given alone) or zstd.
-    #[arg(short = 'c', long = "compress", value_name = "TYPE", num_args = 0..=1, default_missing_value = "zlib")]
-    pub compress: Option<CompressArg>,
-    /// qcow2 cluster size, a power of two from 512 to 2M [default: 64K].
-    #[arg(long, value_name = "SIZE", value_parser = crate::size::parse_size)]
-    pub cluster_size: Option<u64>,
-}
-
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// The image file to create.
-    pub output: PathBuf,
-    /// Virtual disk size, e.g. 2G, 512M, 1T (powers of 1024) or bytes.
-    #[arg(short, long, value_parser = crate::size::parse_size)]
-    pub size: u64,
-    /// Output format.
-    #[arg(
-        short = 'O',
-        long = "output-format",
-        value_name = "FMT",
-        default_value = "raw"
-    )]
-    pub output_format: ImageFormatArg,
-    #[command(flatten)]
-    pub qcow2: Qcow2OutArgs,
-    /// Write an empty partition table of this type.
-    #[arg(long, value_name = "TYPE")]
-    pub table: Option<TableArg>,
-    /// A partition (needs --table): size=SIZE|rest,type=ALIAS[,name=NAME][,bootable]. Repeatable.
-    #[arg(long = "part", value_name = "SPEC", requires = "table")]
-    pub parts: Vec<String>,
-    /// Replace OUTPUT if it exists.
-    #[arg(long)]
-    pub force: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

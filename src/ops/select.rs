@@ -1,0 +1,159 @@
+//! Choosing the filesystem a command works on: the partition given with `-p N`; else the
+//! partition holding a Linux root (`/etc/os-release` or `/usr/lib/os-release`); else the
+//! only filesystem on the disk. The choice is reported on stderr, so it is never a guess
+//! the user cannot see.
+
+use crate::cli::PartitionArgs;
+use crate::Ctx;
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::sync::Arc;
+use subroot_formats::block::{BlockDevice, Slice};
+use subroot_formats::ext::{ExtFs, OpenOptions};
+use subroot_formats::sniff::{sniff, FsInfo};
+use subroot_formats::table::{read_table, PartKind, Partition};
+
+/// A filesystem chosen inside an image.
+pub struct Selected {
+    /// The whole disk, for commands that write a new image around the filesystem.
+    pub disk: Arc<dyn BlockDevice>,
+    /// The filesystem's bytes: a partition slice, or the whole disk without a table.
+    pub device: Arc<dyn BlockDevice>,
+    /// The partition, or `None` for a filesystem on the whole disk.
+    pub partition: Option<Partition>,
+    /// What sniffing found there (`None` only when `-p` named a partition it could not
+    /// recognise).
+    pub fs: Option<FsInfo>,
+}
+
+impl Selected {
+    /// "partition 2 (ext4, label=root)" or "the whole disk (ext4)".
+    pub fn describe(&self) -> String {
+        let fs = match &self.fs {
+            Some(f) => match f.label.as_deref().filter(|l| !l.is_empty()) {
+                Some(l) => format!("{}, label={l}", f.kind),
+                None => f.kind.clone(),
+            },
+            None => "unrecognised content".into(),
+        };
+        match &self.partition {
+            Some(p) => format!("partition {} ({fs})", p.number),
+            None => format!("the whole disk ({fs})"),
+        }
+    }
+
+    /// True when the chosen filesystem is ext2/3/4.
+    pub fn is_ext(&self) -> bool {
+        self.fs.as_ref().is_some_and(|f| f.kind.starts_with("ext"))
+    }
+}
+
+/// Pick the filesystem of `image` that `args` ask for (see the module comment).
+pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected> {
+    let img = super::open_image(image, args.format)?;
+    let disk: Arc<dyn BlockDevice> = Arc::new(img);
+    let name = image.display();
+    let table =
+        read_table(&*disk).with_context(|| format!("cannot read the partition table of {name}"))?;
+    let Some(table) = table else {
+        if let Some(n) = args.partition {
+            bail!("{name} has no partition table, so it has no partition {n}");
+        }
+        let fs = sniff(&*disk).with_context(|| format!("cannot read {name}"))?;
+        if fs.is_none() {
+            bail!("{name} has neither a partition table nor a filesystem subroot recognises");
+        }
+        return Ok(Selected {
+            device: disk.clone(),
+            disk,
+            partition: None,
+            fs,
+        });
+    };
+    let slice = |p: &Partition| -> Result<Arc<dyn BlockDevice>> {
+        Ok(Arc::new(
+            Slice::new(disk.clone(), p.start, p.size)
+                .with_context(|| format!("partition {} of {name}", p.number))?,
+        ))
+    };
+    if let Some(n) = args.partition {
+        let Some(p) = table.partitions.iter().find(|p| p.number == n) else {
+            let have: Vec<String> = table
+                .partitions
+                .iter()
+                .map(|p| p.number.to_string())
+                .collect();
+            bail!("{name} has no partition {n} (it has: {})", have.join(", "));
+        };
+        if p.kind == PartKind::Extended {
+            bail!("partition {n} of {name} is the extended partition that holds the logical ones; choose one of those");
+        }
+        let device = slice(p)?;
+        let fs = sniff(&*device).with_context(|| format!("cannot read partition {n} of {name}"))?;
+        return Ok(Selected {
+            disk: disk.clone(),
+            device,
+            partition: Some(p.clone()),
+            fs,
+        });
+    }
+    // Automatic choice: every partition with a recognised filesystem, roots first.
+    let mut found = Vec::new();
+    for p in table
+        .partitions
+        .iter()
+        .filter(|p| p.kind != PartKind::Extended)
+    {
+        let device = slice(p)?;
+        if let Some(fs) = sniff(&*device)
+            .with_context(|| format!("cannot read partition {} of {name}", p.number))?
+        {
+            let root = fs.kind.starts_with("ext") && holds_linux_root(&device);
+            found.push((
+                root,
+                Selected {
+                    disk: disk.clone(),
+                    device,
+                    partition: Some(p.clone()),
+                    fs: Some(fs),
+                },
+            ));
+        }
+    }
+    let roots: Vec<u32> = found
+        .iter()
+        .filter(|(r, _)| *r)
+        .filter_map(|(_, s)| s.partition.as_ref().map(|p| p.number))
+        .collect();
+    let chosen = match (roots.len(), found.len()) {
+        (1, _) => found.into_iter().find(|(r, _)| *r).map(|(_, s)| s),
+        (0, 1) => found.pop().map(|(_, s)| s),
+        (0, 0) => bail!("no partition of {name} holds a filesystem subroot recognises"),
+        (0, _) => {
+            let list: Vec<String> = found.iter().map(|(_, s)| s.describe()).collect();
+            bail!("{name} has several filesystems and none holds a Linux root; choose one with -p: {}", list.join("; "))
+        }
+        _ => bail!(
+            "several partitions of {name} hold a Linux root ({}); choose one with -p",
+            roots
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    let chosen = chosen.context("internal: the chosen partition vanished")?;
+    ctx.note(format_args!("{name}: using {}", chosen.describe()));
+    Ok(chosen)
+}
+
+/// True when an ext filesystem has `/etc/os-release` or `/usr/lib/os-release` (as an
+/// entry of any kind: on many systems the first is a symlink to the second).
+fn holds_linux_root(dev: &Arc<dyn BlockDevice>) -> bool {
+    let Ok(fs) = ExtFs::open_with(dev.clone(), OpenOptions { force: true }) else {
+        return false;
+    };
+    [&b"/etc/os-release"[..], b"/usr/lib/os-release"]
+        .iter()
+        .any(|p| fs.lookup(p).is_ok())
+}
