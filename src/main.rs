@@ -27,7 +27,7 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(cli::normalize_args(std::env::args_os()));
     output::install_signal_cleanup();
     let ctx = Ctx {
         quiet: cli.global.quiet,

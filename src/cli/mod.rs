@@ -79,6 +79,30 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     Man,
 }
 
+/// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):
+/// `subroot convert -c in.qcow2 out.qcow2 -O qcow2` must not read `in.qcow2` as a
+/// compression type. A bare flag gets an explicit `zlib`; clap then parses as usual.
+pub fn normalize_args(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Vec<std::ffi::OsString> {
+    let args: Vec<_> = args.into_iter().collect();
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut it = args.into_iter().peekable();
+    while let Some(a) = it.next() {
+        let is_flag = a == "-c" || a == "--compress";
+        if a == "--" {
+            out.push(a);
+            out.extend(it);
+            break;
+        }
+        out.push(a);
+        if is_flag && !it.peek().is_some_and(|n| n == "zlib" || n == "zstd") {
+            out.push("zlib".into());
+        }
+    }
+    out
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImageFormatArg {
     Raw,
