@@ -11,11 +11,14 @@ pub mod convert;
 pub mod cpio;
 pub mod error;
 pub mod ext;
+pub mod fat;
 pub mod image;
 pub mod initrd;
+pub mod manifest;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
+pub mod tar;
 pub mod tree;
 
 pub use error::{Error, Result};
