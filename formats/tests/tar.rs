@@ -217,17 +217,12 @@ fn roundtrip(flavour: Flavour, test: &str) {
         let line = lines
             .next()
             .unwrap_or_else(|| panic!("listing ends before {}", f[0]));
-        let parts: Vec<&str> = line.splitn(6, ' ').filter(|s| !s.is_empty()).collect();
         let mut it = line.split_whitespace();
         let mode = it.next().expect("mode");
         let owner = it.next().expect("owner");
         let size = it.next().expect("size");
-        let _ = parts;
-        let name_and_link = line
-            .splitn(2, " ./")
-            .nth(1)
-            .or_else(|| line.strip_suffix(" ./").map(|_| ""))
-            .expect("name");
+        // Member names start with "./"; the root is "./" itself.
+        let name_and_link = line.split_once(" ./").map(|x| x.1).expect("name");
         let kind_letter = match f[1].as_str() {
             "file" => '-',
             "dir" => 'd',
