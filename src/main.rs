@@ -49,6 +49,10 @@ fn main() -> ExitCode {
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map_err(Into::into),
+        Command::Ls(a) => ops::ls::run(a, &ctx),
+        Command::Cat(a) => ops::cat::run(a, &ctx),
+        Command::Export(a) => ops::export::run(a, &ctx),
+        Command::Manifest(a) => ops::manifest::run(a, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

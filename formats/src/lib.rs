@@ -11,12 +11,15 @@ pub mod convert;
 pub mod cpio;
 pub mod error;
 pub mod ext;
+pub mod fat;
 pub mod hostdir;
 pub mod image;
 pub mod initrd;
+pub mod manifest;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
+pub mod tar;
 pub mod tree;
 
 pub use error::{Error, Result};

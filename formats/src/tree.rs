@@ -137,6 +137,29 @@ impl Entry {
 pub trait Content: Read {
     /// The data/zero map of the whole content (holes and unwritten extents are `Zero`).
     fn extents(&self) -> Result<Vec<Extent>>;
+
+    /// Move `n` bytes forward without returning them (over a hole, say). The default reads
+    /// and discards; readers that can seek override it so skipping a hole costs nothing.
+    fn skip(&mut self, n: u64) -> Result<()> {
+        let mut buf = vec![0u8; 64 << 10];
+        let mut copied = 0u64;
+        while copied < n {
+            let want = (n - copied).min(buf.len() as u64) as usize;
+            let got = self
+                .read(&mut buf[..want])
+                .map_err(|e| crate::Error::io("skipping file content", e))?;
+            if got == 0 {
+                break;
+            }
+            copied += got as u64;
+        }
+        if copied != n {
+            return Err(crate::Error::corrupt(format!(
+                "content ended after {copied} of {n} skipped bytes"
+            )));
+        }
+        Ok(())
+    }
 }
 
 /// Content held in memory (small files, generated files, tests).

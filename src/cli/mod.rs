@@ -5,10 +5,10 @@
 //! (`subroot completions SHELL`, `subroot man`), so they never drift from the parser.
 
 mod disk;
+pub mod read;
 mod select;
 
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
-#[allow(unused_imports)] // see ops::select
 pub use select::PartitionArgs;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -77,6 +77,30 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
+    /// List a directory of a filesystem inside an image (ext2/3/4, FAT).
+    #[command(after_help = "EXAMPLES:\n  subroot ls debian.qcow2 /etc\n  \
+subroot ls disk.raw -p 1 -l /EFI/BOOT\n  subroot ls debian.qcow2 -R --json /usr/bin | jq -r .path")]
+    Ls(read::LsArgs),
+    /// Copy a file out of a filesystem inside an image to stdout.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot cat debian.qcow2 /etc/os-release\n  \
+subroot cat disk.raw -p 1 /EFI/BOOT/grub.cfg > grub.cfg"
+    )]
+    Cat(read::CatArgs),
+    /// Write a filesystem (or a subtree) inside an image as a pax tar archive.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot export debian.qcow2 -o rootfs.tar\n  \
+subroot export debian.qcow2 /etc -o - | tar -tvf -\n  \
+subroot export disk.raw -p 2 -o root.tar && sudo tar --xattrs --xattrs-include='*' --acls --numeric-owner --sparse -xpf root.tar -C /mnt"
+    )]
+    Export(read::ExportArgs),
+    /// Print one canonical line per entry of a filesystem inside an image (all metadata + SHA-256).
+    #[command(
+        after_help = "EXAMPLES:\n  subroot manifest debian.qcow2 > before.txt\n  \
+subroot manifest --no-atime --no-ctime a.qcow2 > a.txt; subroot manifest --no-atime --no-ctime b.raw > b.txt; diff a.txt b.txt\n  \
+subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .path'"
+    )]
+    Manifest(read::ManifestArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

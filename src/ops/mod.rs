@@ -1,10 +1,14 @@
 //! One module per command; each composes `subroot_formats` into an operation.
 
+pub mod cat;
 pub mod convert;
 pub mod create;
+pub mod export;
+pub mod fstree;
 pub mod info;
-#[allow(dead_code)]
-// used by the filesystem commands (ls, cat, initrd --image …); remove with the first user
+pub mod ls;
+pub mod manifest;
+#[allow(dead_code)] // Selected::disk is for the commands that write an image around the filesystem
 pub mod select;
 pub mod write;
 

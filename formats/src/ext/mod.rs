@@ -20,6 +20,7 @@ mod group;
 mod inode;
 mod superblock;
 mod time;
+mod tree;
 mod xattr;
 
 pub use dir::{file_type, DirEntry};
@@ -28,3 +29,4 @@ pub use fs::{ExtFs, OpenOptions};
 pub use inode::{Inode, InodeKind};
 pub use superblock::{Features, Superblock};
 pub use time::Timestamp;
+pub use tree::ExtTree;

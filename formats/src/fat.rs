@@ -1,0 +1,492 @@
+//! [`FatTree`]: a FAT12/16/32 filesystem (through the `fatfs` crate) as a [`TreeSource`].
+//!
+//! Mapping onto the tree model, as Linux's `vfat` driver presents a volume mounted with
+//! `uid=0,gid=0,fmask=0133,dmask=0022,tz=UTC`:
+//!
+//! * names: the long (VFAT) name as UTF-8, else the 8.3 name (lower-cased where the entry's
+//!   NT case bits say so); siblings sorted by name bytes;
+//! * permissions: directories 0755, files 0644; with the read-only attribute 0555 / 0444;
+//!   owner 0:0;
+//! * times: FAT stores local time without a zone; it is read as UTC. `mtime` is the write
+//!   time (2-second resolution), `crtime` the creation time (10 ms), `atime` the access date
+//!   at 00:00, `ctime` equals `mtime` (FAT has none; Linux does the same). The root
+//!   directory has no entry and gets the epoch;
+//! * `flags` holds the attribute byte (0x01 read-only, 0x02 hidden, 0x04 system,
+//!   0x10 directory, 0x20 archive); there are no xattrs, links or devices.
+//!
+//! `fatfs` issues many tiny reads (32-byte directory entries, 2–4-byte FAT entries); on an
+//! unbuffered device each is a system call. [`BufferedDevice`] puts a small direct-mapped
+//! cache of 4 KiB blocks in front, and passes large reads straight through.
+
+use crate::block::{BlockDevice, Extent, ExtentKind};
+use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
+use crate::{Error, Result};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+/// Cached block size.
+const CBLOCK: u64 = 4096;
+/// Cache slots (1 MiB).
+const SLOTS: usize = 256;
+/// Directory nesting followed before giving up (a cluster loop could nest forever).
+const MAX_DEPTH: usize = 512;
+/// Entries per directory before giving up (FAT allows 65536 32-byte slots).
+const MAX_ENTRIES: usize = 65536;
+
+/// `Read + Write + Seek` over a [`BlockDevice`] with a block cache; writes are refused.
+pub struct BufferedDevice<D: BlockDevice> {
+    dev: D,
+    pos: u64,
+    slots: Vec<Option<(u64, Vec<u8>)>>,
+}
+
+impl<D: BlockDevice> BufferedDevice<D> {
+    /// A cursor at offset 0 with an empty cache.
+    pub fn new(dev: D) -> Self {
+        BufferedDevice {
+            dev,
+            pos: 0,
+            slots: vec![None; SLOTS],
+        }
+    }
+
+    fn block(&mut self, blk: u64) -> io::Result<&[u8]> {
+        let slot = (blk % SLOTS as u64) as usize;
+        let hit = matches!(&self.slots[slot], Some((b, _)) if *b == blk);
+        if !hit {
+            let start = blk * CBLOCK;
+            let len = CBLOCK.min(self.dev.len().saturating_sub(start)) as usize;
+            let mut buf = vec![0u8; len];
+            self.dev.read_at(&mut buf, start).map_err(io_err)?;
+            self.slots[slot] = Some((blk, buf));
+        }
+        Ok(self.slots[slot]
+            .as_ref()
+            .map_or(&[][..], |(_, d)| d.as_slice()))
+    }
+}
+
+fn io_err(e: Error) -> io::Error {
+    io::Error::other(e.to_string())
+}
+
+impl<D: BlockDevice> Read for BufferedDevice<D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = self.dev.len();
+        if self.pos >= len || buf.is_empty() {
+            return Ok(0);
+        }
+        let n = (buf.len() as u64).min(len - self.pos) as usize;
+        if n as u64 >= CBLOCK {
+            self.dev.read_at(&mut buf[..n], self.pos).map_err(io_err)?;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let pos = self.pos;
+        let off = (pos % CBLOCK) as usize;
+        let b = self.block(pos / CBLOCK)?;
+        let m = n.min(b.len().saturating_sub(off));
+        if m == 0 {
+            return Ok(0);
+        }
+        buf[..m].copy_from_slice(&b[off..off + m]);
+        self.pos += m as u64;
+        Ok(m)
+    }
+}
+
+impl<D: BlockDevice> Write for BufferedDevice<D> {
+    fn write(&mut self, _buf: &[u8]) -> io::Result<usize> {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            "the FAT reader is read-only",
+        ))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice> Seek for BufferedDevice<D> {
+    fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
+        let p = match from {
+            SeekFrom::Start(o) => Some(o),
+            SeekFrom::End(d) => self.dev.len().checked_add_signed(d),
+            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
+        };
+        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        Ok(self.pos)
+    }
+}
+
+type Fs<D> = fatfs::FileSystem<BufferedDevice<D>>;
+type FatDir<'a, D> = fatfs::Dir<'a, BufferedDevice<D>>;
+type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<D>>;
+
+/// A FAT filesystem read as a tree.
+pub struct FatTree<D: BlockDevice> {
+    fs: Fs<D>,
+    len: u64,
+}
+
+impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FatTree").field("len", &self.len).finish()
+    }
+}
+
+fn fat_err(what: &str, e: io::Error) -> Error {
+    Error::corrupt(format!("fat: {what}: {e}"))
+}
+
+impl<D: BlockDevice> FatTree<D> {
+    /// Open the FAT filesystem on `dev`.
+    pub fn open(dev: D) -> Result<Self> {
+        let len = dev.len();
+        let fs = fatfs::FileSystem::new(
+            BufferedDevice::new(dev),
+            fatfs::FsOptions::new().update_accessed_date(false),
+        )
+        .map_err(|e| fat_err("cannot open the filesystem", e))?;
+        Ok(FatTree { fs, len })
+    }
+
+    /// 12, 16 or 32.
+    pub fn fat_bits(&self) -> u8 {
+        match self.fs.fat_type() {
+            fatfs::FatType::Fat12 => 12,
+            fatfs::FatType::Fat16 => 16,
+            fatfs::FatType::Fat32 => 32,
+        }
+    }
+
+    /// Bytes in allocated clusters (falls back to the volume size).
+    pub fn used_bytes(&self) -> u64 {
+        match self.fs.stats() {
+            Ok(s) => {
+                u64::from(s.total_clusters().saturating_sub(s.free_clusters()))
+                    * u64::from(s.cluster_size())
+            }
+            Err(_) => self.len,
+        }
+    }
+
+    /// The sorted (name, entry) pairs of `dir`.
+    fn list<'a>(
+        &'a self,
+        dir: &FatDir<'a, D>,
+        path: &[u8],
+    ) -> Result<Vec<(Vec<u8>, FatEntry<'a, D>)>> {
+        let mut v = Vec::new();
+        for e in dir.iter() {
+            let e = e.map_err(|e| {
+                fat_err(
+                    &format!("reading directory {:?}", String::from_utf8_lossy(path)),
+                    e,
+                )
+            })?;
+            let name = e.file_name().into_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            if name.is_empty() || name.contains(&b'/') || name.contains(&0) {
+                return Err(Error::corrupt(format!(
+                    "fat: directory {:?} has an entry named {:?}",
+                    String::from_utf8_lossy(path),
+                    String::from_utf8_lossy(&name)
+                )));
+            }
+            v.push((name, e));
+            if v.len() > MAX_ENTRIES {
+                return Err(Error::corrupt(format!(
+                    "fat: directory {:?} has more than {MAX_ENTRIES} entries (a cluster loop?)",
+                    String::from_utf8_lossy(path)
+                )));
+            }
+        }
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::corrupt(format!(
+                "fat: directory {:?} has two entries named {:?}",
+                String::from_utf8_lossy(path),
+                String::from_utf8_lossy(&w[0].0)
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Find `path` (relative): `None` for the root, else the directory entry. Names match
+    /// exactly, else ignoring case (as FAT does).
+    fn find<'a>(&'a self, path: &[u8]) -> Result<Option<FatEntry<'a, D>>> {
+        let mut dir = self.fs.root_dir();
+        let mut found: Option<FatEntry<'a, D>> = None;
+        for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
+            if let Some(f) = &found {
+                if !f.is_dir() {
+                    return Err(Error::InvalidArgument(format!(
+                        "fat: {:?} is not a directory",
+                        String::from_utf8_lossy(path)
+                    )));
+                }
+                dir = f.to_dir();
+            }
+            let list = self.list(&dir, path)?;
+            let hit = list
+                .iter()
+                .position(|(n, _)| n == comp)
+                .or_else(|| {
+                    let want = String::from_utf8_lossy(comp).to_lowercase();
+                    list.iter()
+                        .position(|(n, _)| String::from_utf8_lossy(n).to_lowercase() == want)
+                })
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "fat: no entry {:?} in the directory of {:?}",
+                        String::from_utf8_lossy(comp),
+                        String::from_utf8_lossy(path)
+                    ))
+                })?;
+            found = list.into_iter().nth(hit).map(|(_, e)| e);
+        }
+        Ok(found)
+    }
+
+    /// The entry at `path` (relative; empty = the root).
+    pub fn entry(&self, path: &[u8]) -> Result<Entry> {
+        Ok(match self.find(path)? {
+            None => root_entry(path),
+            Some(e) => make_entry(path.to_vec(), &e),
+        })
+    }
+
+    /// The entries of directory `path`, sorted by name.
+    pub fn children(&self, path: &[u8]) -> Result<Vec<Entry>> {
+        let dir = self.dir_at(path)?;
+        Ok(self
+            .list(&dir, path)?
+            .iter()
+            .map(|(n, e)| make_entry(join(path, n), e))
+            .collect())
+    }
+
+    fn dir_at<'a>(&'a self, path: &[u8]) -> Result<FatDir<'a, D>> {
+        match self.find(path)? {
+            None => Ok(self.fs.root_dir()),
+            Some(e) if e.is_dir() => Ok(e.to_dir()),
+            Some(_) => Err(Error::InvalidArgument(format!(
+                "fat: {:?} is not a directory",
+                String::from_utf8_lossy(path)
+            ))),
+        }
+    }
+
+    /// Copy the regular file at `path` to `out`; returns the bytes copied.
+    pub fn copy_file(&self, path: &[u8], out: &mut dyn Write) -> Result<u64> {
+        match self.find(path)? {
+            Some(e) if e.is_file() => {
+                let mut c = FatContent {
+                    file: e.to_file(),
+                    len: e.len(),
+                };
+                io::copy(&mut c, out).map_err(|e| {
+                    Error::io(format!("copying {:?}", String::from_utf8_lossy(path)), e)
+                })
+            }
+            _ => Err(Error::InvalidArgument(format!(
+                "{:?} is not a regular file (it is a directory)",
+                String::from_utf8_lossy(path)
+            ))),
+        }
+    }
+
+    fn walk_dir(
+        &self,
+        dir: &FatDir<'_, D>,
+        path: &mut Vec<u8>,
+        depth: usize,
+        visit: &mut Visitor<'_>,
+    ) -> Result<()> {
+        if depth > MAX_DEPTH {
+            return Err(Error::corrupt(format!(
+                "fat: directories nested deeper than {MAX_DEPTH} levels at {:?} (a cluster loop?)",
+                String::from_utf8_lossy(path)
+            )));
+        }
+        let list = self.list(dir, path)?;
+        let base = path.len();
+        for (name, e) in list {
+            path.truncate(base);
+            if !path.is_empty() {
+                path.push(b'/');
+            }
+            path.extend_from_slice(&name);
+            let entry = make_entry(path.clone(), &e);
+            if e.is_dir() {
+                visit(&entry, None)?;
+                self.walk_dir(&e.to_dir(), path, depth + 1, visit)?;
+            } else {
+                let mut c = FatContent {
+                    file: e.to_file(),
+                    len: e.len(),
+                };
+                visit(&entry, Some(&mut c))?;
+            }
+        }
+        path.truncate(base);
+        Ok(())
+    }
+}
+
+impl<D: BlockDevice> TreeSource for FatTree<D> {
+    fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        match self.find(root)? {
+            None => {
+                visit(&root_entry(root), None)?;
+                self.walk_dir(&self.fs.root_dir(), &mut root.to_vec(), 0, visit)
+            }
+            Some(e) if e.is_dir() => {
+                visit(&make_entry(root.to_vec(), &e), None)?;
+                self.walk_dir(&e.to_dir(), &mut root.to_vec(), 0, visit)
+            }
+            Some(e) => {
+                let mut c = FatContent {
+                    file: e.to_file(),
+                    len: e.len(),
+                };
+                visit(&make_entry(root.to_vec(), &e), Some(&mut c))
+            }
+        }
+    }
+}
+
+/// A file's content: reads stop at the directory entry's size.
+struct FatContent<'a, D: BlockDevice> {
+    file: fatfs::File<'a, BufferedDevice<D>>,
+    len: u64,
+}
+
+impl<D: BlockDevice> Read for FatContent<'_, D> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.file.read(buf)
+    }
+}
+
+impl<D: BlockDevice> Content for FatContent<'_, D> {
+    fn extents(&self) -> Result<Vec<Extent>> {
+        Ok(if self.len == 0 {
+            Vec::new()
+        } else {
+            vec![Extent {
+                offset: 0,
+                len: self.len,
+                kind: ExtentKind::Data,
+            }]
+        })
+    }
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+fn root_entry(path: &[u8]) -> Entry {
+    Entry {
+        path: path.to_vec(),
+        kind: Kind::Dir,
+        meta: Metadata {
+            perm: 0o755,
+            flags: Some(0x10),
+            ..Default::default()
+        },
+        size: 0,
+        rdev: (0, 0),
+        link_target: None,
+        hardlink_id: None,
+    }
+}
+
+fn make_entry<D: BlockDevice>(path: Vec<u8>, e: &FatEntry<'_, D>) -> Entry {
+    let attrs = e.attributes();
+    let ro = attrs.contains(fatfs::FileAttributes::READ_ONLY);
+    let dir = e.is_dir();
+    let perm = match (dir, ro) {
+        (true, false) => 0o755,
+        (true, true) => 0o555,
+        (false, false) => 0o644,
+        (false, true) => 0o444,
+    };
+    let m = e.modified();
+    let mtime = datetime(m.date, m.time);
+    let c = e.created();
+    let a = e.accessed();
+    Entry {
+        path,
+        kind: if dir { Kind::Dir } else { Kind::File },
+        meta: Metadata {
+            perm,
+            uid: 0,
+            gid: 0,
+            atime: datetime(
+                a,
+                fatfs::Time {
+                    hour: 0,
+                    min: 0,
+                    sec: 0,
+                    millis: 0,
+                },
+            ),
+            mtime,
+            ctime: mtime,
+            crtime: Some(datetime(c.date, c.time)),
+            xattrs: Vec::new(),
+            flags: Some(u32::from(attrs.bits())),
+        },
+        size: if dir { 0 } else { e.len() },
+        rdev: (0, 0),
+        link_target: None,
+        hardlink_id: None,
+    }
+}
+
+/// A FAT date and time (read as UTC) as seconds since the epoch. Month and day 0 (never
+/// set) count as 1.
+fn datetime(d: fatfs::Date, t: fatfs::Time) -> Timestamp {
+    let days = days_from_civil(
+        i64::from(d.year),
+        i64::from(d.month.clamp(1, 12)),
+        i64::from(d.day.max(1)),
+    );
+    let secs = i64::from(t.hour) * 3600 + i64::from(t.min) * 60 + i64::from(t.sec);
+    Timestamp {
+        sec: days * 86400 + secs,
+        nsec: u32::from(t.millis) * 1_000_000,
+    }
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_days() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(1980, 1, 1), 3652);
+        assert_eq!(days_from_civil(2000, 3, 1), 11017);
+        assert_eq!(days_from_civil(1969, 12, 31), -1);
+    }
+}

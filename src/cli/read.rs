@@ -1,0 +1,98 @@
+//! Arguments of the commands that read a filesystem inside an image: `ls`, `cat`,
+//! `export`, `manifest`, `extract`.
+
+use super::PartitionArgs;
+use clap::Args;
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+/// Options shared by every reading command.
+#[derive(Debug, Args, Clone)]
+pub struct ReadArgs {
+    /// The disk image (raw or qcow2) or a bare filesystem image.
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub part: PartitionArgs,
+    /// Read an ext3/ext4 filesystem whose journal needs recovery as it is on disk (changes
+    /// still in the journal are not seen). By default such a filesystem is refused.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `subroot ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Directory (or file) inside the filesystem; default `/`.
+    pub path: Option<OsString>,
+    /// Long listing: mode, owner, size, modification time (UTC), name, symlink target.
+    #[arg(short = 'l', long = "long")]
+    pub long: bool,
+    /// List subdirectories recursively (full paths, depth-first, sorted by name bytes).
+    #[arg(short = 'R', long = "recursive")]
+    pub recursive: bool,
+    /// One JSON object per entry per line (see README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `subroot cat`.
+#[derive(Debug, Args)]
+pub struct CatArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Regular file inside the filesystem.
+    pub path: OsString,
+}
+
+/// `subroot export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Subtree to export; default `/` (the whole filesystem).
+    pub path: Option<OsString>,
+    /// The tar file to write, or `-` for stdout. With --force an existing file is replaced.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+}
+
+/// `subroot manifest`.
+#[derive(Debug, Args)]
+pub struct ManifestArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Subtree to describe; default `/`.
+    pub path: Option<OsString>,
+    /// One JSON object per entry per line instead of tab-separated lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Print `-` for access times.
+    #[arg(long)]
+    pub no_atime: bool,
+    /// Print `-` for change times.
+    #[arg(long)]
+    pub no_ctime: bool,
+    /// Print `-` for creation times.
+    #[arg(long)]
+    pub no_crtime: bool,
+    /// Print `-` for inode flags.
+    #[arg(long)]
+    pub no_flags: bool,
+    /// Do not read file contents (print `-` for their SHA-256).
+    #[arg(long)]
+    pub no_hash: bool,
+}
+
+/// `subroot extract`.
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Subtree to extract; default `/`.
+    pub path: Option<OsString>,
+    /// Directory to extract into (created if missing).
+    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+    pub dir: PathBuf,
+}

@@ -1,0 +1,20 @@
+//! `subroot cat`: copy a regular file out of a filesystem inside an image to stdout.
+
+use crate::cli::read::CatArgs;
+use crate::ops::fstree::{open, shown, tree_path};
+use crate::Ctx;
+use anyhow::{Context, Result};
+use std::io::Write;
+
+/// Run `subroot cat`.
+pub fn run(args: &CatArgs, ctx: &Ctx) -> Result<()> {
+    let fs = open(&args.read, ctx)?;
+    let path = tree_path(Some(&args.path))?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    fs.tree
+        .copy_file(&path, &mut out)
+        .with_context(|| format!("cannot read {} in {}", shown(&path), fs.name))?;
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
+}

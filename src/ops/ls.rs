@@ -1,0 +1,153 @@
+//! `subroot ls`: list a directory (or the whole tree with -R) of a filesystem inside an
+//! image: names, or `ls -l`-style lines, or JSON Lines.
+
+use crate::cli::read::LsArgs;
+use crate::ops::fstree::{open, shown, tree_path};
+use crate::Ctx;
+use anyhow::{Context, Result};
+use std::io::Write;
+use subroot_formats::manifest::{escape, kind_name, time};
+use subroot_formats::tree::{Entry, Kind};
+
+/// Run `subroot ls`.
+pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
+    let fs = open(&args.read, ctx)?;
+    let path = tree_path(args.path.as_deref())?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let ctx_msg = || format!("cannot list {} in {}", shown(&path), fs.name);
+    let top = fs.tree.entry(&path).with_context(ctx_msg)?;
+    if args.recursive {
+        let mut werr = None;
+        fs.tree
+            .source()
+            .walk(&path, &mut |e, _| {
+                if let Err(err) = print(&mut out, e, args, true) {
+                    werr = Some(err);
+                    return Err(subroot_formats::Error::InvalidArgument(
+                        "writing to stdout failed".into(),
+                    ));
+                }
+                Ok(())
+            })
+            .with_context(ctx_msg)?;
+        if let Some(e) = werr {
+            return Err(e).context("cannot write to stdout");
+        }
+    } else if top.kind == Kind::Dir {
+        for e in fs.tree.children(&path).with_context(ctx_msg)? {
+            print(&mut out, &e, args, false).context("cannot write to stdout")?;
+        }
+    } else {
+        print(&mut out, &top, args, true).context("cannot write to stdout")?;
+    }
+    out.flush().context("cannot write to stdout")?;
+    Ok(())
+}
+
+fn print(out: &mut dyn Write, e: &Entry, args: &LsArgs, full: bool) -> std::io::Result<()> {
+    let name = if full {
+        shown(&e.path)
+    } else {
+        escape(e.name())
+    };
+    if args.json {
+        let v = serde_json::json!({
+            "path": shown(&e.path),
+            "name": escape(e.name()),
+            "kind": kind_name(e.kind),
+            "mode": format!("{:04o}", e.meta.perm & 0o7777),
+            "uid": e.meta.uid,
+            "gid": e.meta.gid,
+            "size": e.size,
+            "mtime": time(e.meta.mtime),
+            "link": e.link_target.as_deref().map(escape),
+            "rdev": matches!(e.kind, Kind::CharDevice | Kind::BlockDevice).then_some([e.rdev.0, e.rdev.1]),
+        });
+        return writeln!(out, "{v}");
+    }
+    if !args.long {
+        return writeln!(out, "{name}");
+    }
+    let size = match e.kind {
+        Kind::CharDevice | Kind::BlockDevice => format!("{}, {}", e.rdev.0, e.rdev.1),
+        _ => e.size.to_string(),
+    };
+    let mut line = format!(
+        "{} {:>5} {:>5} {:>10} {} {name}",
+        mode_string(e),
+        e.meta.uid,
+        e.meta.gid,
+        size,
+        date(e.meta.mtime.sec)
+    );
+    if let Some(t) = &e.link_target {
+        line.push_str(" -> ");
+        line.push_str(&escape(t));
+    }
+    writeln!(out, "{line}")
+}
+
+/// `drwxr-xr-x`, with s/S and t/T for setuid, setgid and sticky.
+pub fn mode_string(e: &Entry) -> String {
+    let p = e.meta.perm;
+    let mut s = String::with_capacity(10);
+    s.push(e.kind.letter());
+    let bit = |mask: u32, c: char| if p & mask != 0 { c } else { '-' };
+    let special = |x: bool, special: bool, lower: char, upper: char| match (x, special) {
+        (true, true) => lower,
+        (false, true) => upper,
+        (true, false) => 'x',
+        (false, false) => '-',
+    };
+    s.push(bit(0o400, 'r'));
+    s.push(bit(0o200, 'w'));
+    s.push(special(p & 0o100 != 0, p & 0o4000 != 0, 's', 'S'));
+    s.push(bit(0o040, 'r'));
+    s.push(bit(0o020, 'w'));
+    s.push(special(p & 0o010 != 0, p & 0o2000 != 0, 's', 'S'));
+    s.push(bit(0o004, 'r'));
+    s.push(bit(0o002, 'w'));
+    s.push(special(p & 0o001 != 0, p & 0o1000 != 0, 't', 'T'));
+    s
+}
+
+/// `YYYY-MM-DD HH:MM:SS` (UTC) of seconds since the epoch.
+pub fn date(sec: i64) -> String {
+    let days = sec.div_euclid(86400);
+    let rem = sec.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z - era * 146097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates() {
+        assert_eq!(date(0), "1970-01-01 00:00:00");
+        assert_eq!(date(-1), "1969-12-31 23:59:59");
+        assert_eq!(date(951782400), "2000-02-29 00:00:00");
+        assert_eq!(date(4102444800), "2100-01-01 00:00:00");
+    }
+}
