@@ -53,6 +53,7 @@ fn main() -> ExitCode {
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),
         Command::Manifest(a) => ops::manifest::run(a, &ctx),
+        Command::Relayout(a) => ops::relayout::run(a, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

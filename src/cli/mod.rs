@@ -6,6 +6,7 @@
 
 mod disk;
 pub mod read;
+pub mod relayout;
 mod select;
 
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
@@ -101,6 +102,15 @@ subroot manifest --no-atime --no-ctime a.qcow2 > a.txt; subroot manifest --no-at
 subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .path'"
     )]
     Manifest(read::ManifestArgs),
+    /// Move an installed Linux system into a subroot (r0/) of its root filesystem and make it boot from there.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot relayout debian.qcow2 -o debian-r0.qcow2 -O qcow2\n  \
+subroot relayout debian.raw --dry-run\n  \
+subroot relayout debian.raw --dry-run --json | jq '.edits[].path'\n  \
+subroot relayout debian.raw -o r0.raw --move 'bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr'\n  \
+subroot ls debian-r0.qcow2 /r0"
+    )]
+    Relayout(relayout::RelayoutArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

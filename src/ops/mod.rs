@@ -8,6 +8,7 @@ pub mod fstree;
 pub mod info;
 pub mod ls;
 pub mod manifest;
+pub mod relayout;
 #[allow(dead_code)] // Selected::disk is for the commands that write an image around the filesystem
 pub mod select;
 pub mod write;

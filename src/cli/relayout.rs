@@ -1,0 +1,53 @@
+//! Arguments of `subroot relayout`.
+
+use super::disk::Qcow2OutArgs;
+use super::select::PartitionArgs;
+use super::ImageFormatArg;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct RelayoutArgs {
+    /// The installed Linux image (raw or qcow2; never modified).
+    pub input: PathBuf,
+    /// The output image; written beside itself under a temporary name, then renamed.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present_any = ["dry_run", "in_place"])]
+    pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub part: PartitionArgs,
+    /// The directory the operating system moves into.
+    #[arg(long, value_name = "DIR", default_value = "r0")]
+    pub subroot: String,
+    /// Top-level directories that stay shared (bind-mounted into the subroot at boot).
+    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "boot,var,home")]
+    pub shared: Vec<String>,
+    /// Move only these top-level entries (comma- or space-separated), e.g. the note's
+    /// "bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr";
+    /// names that do not exist are skipped and reported. Default: everything except the
+    /// shared directories and lost+found.
+    #[arg(long = "move", value_name = "LIST")]
+    pub move_list: Option<String>,
+    /// Print the plan and write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan as JSON (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Replace the input file with the result (still written to a temporary file first and
+    /// renamed only when complete).
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Go on although an initrd already has the subroot hook; replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Output format.
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_name = "FMT",
+        default_value = "raw"
+    )]
+    pub output_format: ImageFormatArg,
+    #[command(flatten)]
+    pub qcow2: Qcow2OutArgs,
+}

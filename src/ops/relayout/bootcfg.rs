@@ -1,0 +1,419 @@
+//! Editing kernel command lines in boot configuration files: `grub.cfg` (`linux`,
+//! `linuxefi`, `linux16` lines), Boot Loader Specification entries (`options`),
+//! `/etc/default/grub` (`GRUB_CMDLINE_LINUX="…"`) and `/etc/kernel/cmdline`.
+//!
+//! Every editor sets one parameter (`subroot=DIR`) idempotently: an existing `subroot=`
+//! is replaced in place (extra copies are dropped), otherwise the parameter is appended;
+//! everything else on the line — spacing, quoting, other parameters — is kept byte for
+//! byte. An editor returns `None` when the file needs no change.
+
+use serde::Serialize;
+
+/// One changed line of a file (1-based line number; texts without the newline).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LineChange {
+    pub line: usize,
+    pub old: String,
+    pub new: String,
+}
+
+/// Which kind of file an edit applies to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ConfigKind {
+    /// A GRUB configuration (`grub.cfg`): `linux`/`linuxefi`/`linux16` lines.
+    GrubCfg,
+    /// A Boot Loader Specification entry: the `options` line.
+    BlsEntry,
+    /// `/etc/default/grub`: `GRUB_CMDLINE_LINUX`.
+    DefaultGrub,
+    /// `/etc/kernel/cmdline`: the whole file is one command line.
+    KernelCmdline,
+}
+
+impl ConfigKind {
+    /// Short description for the plan.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ConfigKind::GrubCfg => "GRUB configuration",
+            ConfigKind::BlsEntry => "boot loader entry",
+            ConfigKind::DefaultGrub => "GRUB defaults",
+            ConfigKind::KernelCmdline => "kernel command line",
+        }
+    }
+}
+
+/// `args` (a whitespace-separated command line) with `key=value` set: the first existing
+/// `key=` token replaced, later ones removed, or the parameter appended. Spacing between
+/// the other tokens is kept.
+pub fn set_param(args: &str, key: &str, value: &str) -> String {
+    let want = format!("{key}={value}");
+    let prefix = format!("{key}=");
+    let mut out = String::with_capacity(args.len() + want.len() + 1);
+    let mut replaced = false;
+    let mut rest = args;
+    // Walk tokens, copying the whitespace before each.
+    loop {
+        let ws_len = rest.len() - rest.trim_start().len();
+        let (ws, after) = rest.split_at(ws_len);
+        if after.is_empty() {
+            if !replaced {
+                let body = out.trim_end().len();
+                out.truncate(body);
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                out.push_str(&want);
+                out.push_str(ws);
+            } else {
+                out.push_str(ws);
+            }
+            break;
+        }
+        let tok_len = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (tok, next) = after.split_at(tok_len);
+        if tok.starts_with(&prefix) {
+            if !replaced {
+                out.push_str(ws);
+                out.push_str(&want);
+                replaced = true;
+            }
+            // A duplicate is dropped together with the whitespace before it.
+        } else {
+            out.push_str(ws);
+            out.push_str(tok);
+        }
+        rest = next;
+    }
+    out
+}
+
+/// Apply `edit` to every line of `text` (keeping line endings); the changes, or `None`.
+fn edit_lines(
+    text: &str,
+    mut edit: impl FnMut(&str) -> Option<String>,
+) -> Option<(String, Vec<LineChange>)> {
+    let mut out = String::with_capacity(text.len() + 64);
+    let mut changes = Vec::new();
+    for (i, raw) in text.split_inclusive('\n').enumerate() {
+        let (line, nl) = match raw.strip_suffix('\n') {
+            Some(l) => match l.strip_suffix('\r') {
+                Some(l2) => (l2, "\r\n"),
+                None => (l, "\n"),
+            },
+            None => (raw, ""),
+        };
+        match edit(line) {
+            Some(new) if new != line => {
+                changes.push(LineChange {
+                    line: i + 1,
+                    old: line.to_string(),
+                    new: new.clone(),
+                });
+                out.push_str(&new);
+            }
+            _ => out.push_str(line),
+        }
+        out.push_str(nl);
+    }
+    if changes.is_empty() {
+        None
+    } else {
+        Some((out, changes))
+    }
+}
+
+/// A `grub.cfg` with `key=value` on every `linux`, `linuxefi` and `linux16` line (the
+/// kernel path is the first argument and is left alone).
+pub fn edit_grub_cfg(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+    edit_lines(text, |line| {
+        let body = line.trim_start();
+        let indent = &line[..line.len() - body.len()];
+        let cmd_len = body.find(char::is_whitespace).unwrap_or(body.len());
+        let cmd = &body[..cmd_len];
+        if !matches!(cmd, "linux" | "linuxefi" | "linux16") {
+            return None;
+        }
+        let after_cmd = &body[cmd_len..];
+        let ws = after_cmd.len() - after_cmd.trim_start().len();
+        let path_part = &after_cmd[ws..];
+        if path_part.is_empty() {
+            return None;
+        }
+        let path_len = path_part
+            .find(char::is_whitespace)
+            .unwrap_or(path_part.len());
+        let (path, args) = path_part.split_at(path_len);
+        Some(format!(
+            "{indent}{cmd}{}{path}{}",
+            &after_cmd[..ws],
+            set_param(args, key, value)
+        ))
+    })
+}
+
+/// A Boot Loader Specification entry with `key=value` in its `options` line(s); an entry
+/// without one gets `options key=value` appended.
+pub fn edit_bls_entry(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+    let mut seen = false;
+    let edited = edit_lines(text, |line| {
+        let body = line.trim_start();
+        let rest = body.strip_prefix("options")?;
+        if !(rest.is_empty() || rest.starts_with(char::is_whitespace)) {
+            return None;
+        }
+        seen = true;
+        let indent = &line[..line.len() - body.len()];
+        let mut args = set_param(rest, key, value);
+        if !args.starts_with(char::is_whitespace) {
+            args.insert(0, ' ');
+        }
+        Some(format!("{indent}options{args}"))
+    });
+    if seen {
+        return edited;
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let new = format!("options {key}={value}");
+    let line = out.lines().count() + 1;
+    out.push_str(&new);
+    out.push('\n');
+    Some((
+        out,
+        vec![LineChange {
+            line,
+            old: String::new(),
+            new,
+        }],
+    ))
+}
+
+/// `/etc/default/grub` with `key=value` in `GRUB_CMDLINE_LINUX` (double-, single- or
+/// un-quoted); a file without that variable gets `GRUB_CMDLINE_LINUX="key=value"`.
+pub fn edit_default_grub(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+    let mut seen = false;
+    let edited = edit_lines(text, |line| {
+        let body = line.trim_start();
+        let rest = body.strip_prefix("GRUB_CMDLINE_LINUX=")?;
+        seen = true;
+        let indent = &line[..line.len() - body.len()];
+        let (quote, inner, tail) = match rest.chars().next() {
+            Some(q @ ('"' | '\'')) => {
+                let inner_start = 1;
+                let end = rest[inner_start..].find(q)? + inner_start;
+                (q.to_string(), &rest[inner_start..end], &rest[end + 1..])
+            }
+            _ => {
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                if rest[..end].is_empty() {
+                    (String::from("\""), "", &rest[end..])
+                } else {
+                    (String::from("\""), &rest[..end], &rest[end..])
+                }
+            }
+        };
+        Some(format!(
+            "{indent}GRUB_CMDLINE_LINUX={quote}{}{quote}{tail}",
+            set_param(inner, key, value)
+        ))
+    });
+    if seen {
+        return edited;
+    }
+    let mut out = text.to_string();
+    if !out.is_empty() && !out.ends_with('\n') {
+        out.push('\n');
+    }
+    let new = format!("GRUB_CMDLINE_LINUX=\"{key}={value}\"");
+    let line = out.lines().count() + 1;
+    out.push_str(&new);
+    out.push('\n');
+    Some((
+        out,
+        vec![LineChange {
+            line,
+            old: String::new(),
+            new,
+        }],
+    ))
+}
+
+/// `/etc/kernel/cmdline` (one command line, possibly over several lines: only the first
+/// non-empty line is edited) with `key=value` set.
+pub fn edit_kernel_cmdline(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+    if text.trim().is_empty() {
+        let new = format!("{key}={value}");
+        return Some((
+            format!("{new}\n"),
+            vec![LineChange {
+                line: 1,
+                old: text.trim_end_matches('\n').to_string(),
+                new,
+            }],
+        ));
+    }
+    let mut done = false;
+    edit_lines(text, |line| {
+        if done || line.trim().is_empty() {
+            return None;
+        }
+        done = true;
+        Some(set_param(line, key, value))
+    })
+}
+
+/// Dispatch on the kind of file.
+pub fn edit(kind: ConfigKind, text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+    match kind {
+        ConfigKind::GrubCfg => edit_grub_cfg(text, key, value),
+        ConfigKind::BlsEntry => edit_bls_entry(text, key, value),
+        ConfigKind::DefaultGrub => edit_default_grub(text, key, value),
+        ConfigKind::KernelCmdline => edit_kernel_cmdline(text, key, value),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A grub.cfg as `grub-mkconfig` writes it on Debian bookworm (abridged).
+    const GRUB_CFG: &str = "\
+#
+# DO NOT EDIT THIS FILE
+#
+insmod part_msdos
+insmod ext2
+set root='hd0,msdos1'
+search --no-floppy --fs-uuid --set=root 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c
+menuentry 'Debian GNU/Linux' --class debian --class gnu-linux --class gnu --class os $menuentry_id_option 'gnulinux-simple-5e1f0b0a' {
+\tload_video
+\tinsmod gzio
+\techo\t'Loading Linux 6.1.0-28-amd64 ...'
+\tlinux\t/boot/vmlinuz-6.1.0-28-amd64 root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro  quiet
+\techo\t'Loading initial ramdisk ...'
+\tinitrd\t/boot/initrd.img-6.1.0-28-amd64
+}
+submenu 'Advanced options for Debian GNU/Linux' {
+\tmenuentry 'Debian GNU/Linux, with Linux 6.1.0-28-amd64 (recovery mode)' {
+\t\tlinux\t/boot/vmlinuz-6.1.0-28-amd64 root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro single subroot=old
+\t\tinitrd\t/boot/initrd.img-6.1.0-28-amd64
+\t}
+}
+menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
+\tfwsetup
+}
+";
+
+    #[test]
+    fn params_are_set_idempotently() {
+        assert_eq!(set_param(" ro quiet", "subroot", "r0"), " ro quiet subroot=r0");
+        assert_eq!(set_param("", "subroot", "r0"), "subroot=r0");
+        assert_eq!(
+            set_param(" subroot=a ro subroot=b quiet", "subroot", "r0"),
+            " subroot=r0 ro quiet"
+        );
+        assert_eq!(set_param(" ro  quiet  ", "subroot", "r0"), " ro  quiet subroot=r0  ");
+        // A parameter that merely starts with the key is not it.
+        assert_eq!(set_param("subrootx=1", "subroot", "r0"), "subrootx=1 subroot=r0");
+        let once = set_param(" ro", "subroot", "r0");
+        assert_eq!(set_param(&once, "subroot", "r0"), once);
+    }
+
+    #[test]
+    fn grub_cfg_linux_lines() {
+        let (out, ch) = edit_grub_cfg(GRUB_CFG, "subroot", "r0").expect("changes");
+        assert_eq!(ch.len(), 2);
+        assert_eq!(ch[0].line, 13);
+        assert_eq!(
+            ch[0].new,
+            "\tlinux\t/boot/vmlinuz-6.1.0-28-amd64 root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro  quiet subroot=r0"
+        );
+        assert_eq!(
+            ch[1].new,
+            "\t\tlinux\t/boot/vmlinuz-6.1.0-28-amd64 root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro single subroot=r0"
+        );
+        // Nothing else changed: same number of lines, every other line identical.
+        let a: Vec<&str> = GRUB_CFG.lines().collect();
+        let b: Vec<&str> = out.lines().collect();
+        assert_eq!(a.len(), b.len());
+        let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).map(|i| i + 1).collect();
+        assert_eq!(differing, vec![13, 19]);
+        // Idempotent.
+        assert_eq!(edit_grub_cfg(&out, "subroot", "r0"), None);
+        // Another value replaces, never duplicates.
+        let (again, _) = edit_grub_cfg(&out, "subroot", "r1").expect("changes");
+        assert_eq!(again.matches("subroot=").count(), 2);
+        assert!(!again.contains("subroot=r0"));
+    }
+
+    #[test]
+    fn grub_cfg_linuxefi_and_crlf() {
+        let t = "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2\r\n  initrdefi /initrd\r\n}\r\n";
+        let (out, ch) = edit_grub_cfg(t, "subroot", "r0").expect("changes");
+        assert_eq!(ch.len(), 1);
+        assert_eq!(
+            out,
+            "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2 subroot=r0\r\n  initrdefi /initrd\r\n}\r\n"
+        );
+        // A `linux` with no kernel path is left alone, and so is `linux_foo`.
+        assert_eq!(edit_grub_cfg("linux\nlinux_foo /x\n", "subroot", "r0"), None);
+    }
+
+    #[test]
+    fn bls_entries() {
+        // As kernel-install writes them on Fedora.
+        let t = "title Fedora Linux (6.5.6-300.fc39.x86_64) 39 (Workstation Edition)\n\
+version 6.5.6-300.fc39.x86_64\n\
+linux /vmlinuz-6.5.6-300.fc39.x86_64\n\
+initrd /initramfs-6.5.6-300.fc39.x86_64.img\n\
+options root=UUID=0b3c rootflags=subvol=root rhgb quiet\n\
+grub_users $grub_users\n\
+grub_arg --unrestricted\n\
+grub_class fedora\n";
+        let (out, ch) = edit_bls_entry(t, "subroot", "r0").expect("changes");
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].line, 5);
+        assert_eq!(ch[0].new, "options root=UUID=0b3c rootflags=subvol=root rhgb quiet subroot=r0");
+        assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
+        // No options line: one is added.
+        let (out, ch) = edit_bls_entry("title x\nlinux /vmlinuz", "subroot", "r0").expect("changes");
+        assert_eq!(out, "title x\nlinux /vmlinuz\noptions subroot=r0\n");
+        assert_eq!(ch[0].line, 3);
+        assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
+    }
+
+    #[test]
+    fn default_grub() {
+        // Debian's /etc/default/grub (abridged).
+        let t = "# If you change this file, run 'update-grub' afterwards\n\
+GRUB_DEFAULT=0\n\
+GRUB_TIMEOUT=5\n\
+GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n\
+GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n\
+GRUB_CMDLINE_LINUX=\"\"\n";
+        let (out, ch) = edit_default_grub(t, "subroot", "r0").expect("changes");
+        assert_eq!(ch.len(), 1);
+        assert_eq!(ch[0].line, 6);
+        assert_eq!(ch[0].new, "GRUB_CMDLINE_LINUX=\"subroot=r0\"");
+        assert!(out.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"));
+        assert_eq!(edit_default_grub(&out, "subroot", "r0"), None);
+        let (_, ch) = edit_default_grub("GRUB_CMDLINE_LINUX='console=ttyS0 subroot=x' # c\n", "subroot", "r0")
+            .expect("changes");
+        assert_eq!(ch[0].new, "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=r0' # c");
+        let (out, ch) = edit_default_grub("GRUB_TIMEOUT=1", "subroot", "r0").expect("changes");
+        assert_eq!(out, "GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=\"subroot=r0\"\n");
+        assert_eq!(ch[0].line, 2);
+    }
+
+    #[test]
+    fn kernel_cmdline() {
+        let (out, _) = edit_kernel_cmdline("root=UUID=abc ro quiet\n", "subroot", "r0").expect("changes");
+        assert_eq!(out, "root=UUID=abc ro quiet subroot=r0\n");
+        assert_eq!(edit_kernel_cmdline(&out, "subroot", "r0"), None);
+        let (out, _) = edit_kernel_cmdline("", "subroot", "r0").expect("changes");
+        assert_eq!(out, "subroot=r0\n");
+    }
+}

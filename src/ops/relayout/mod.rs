@@ -1,0 +1,224 @@
+//! `subroot relayout`: move an installed Linux system into a subroot directory (`r0/`)
+//! of its root filesystem, keep the shared directories (`/boot`, `/var`, `/home`) at the
+//! top, add the subroot hook to its initrds and `subroot=r0` to its kernel command lines,
+//! so it boots into `r0` — the procedure of the "multiple roots" note, as one rootless
+//! command.
+//!
+//! The work is split in two: [`plan`] computes everything from the input (what moves,
+//! what is created, which files are edited and how, which initrds get the hook, which
+//! partitions are rebuilt), then the execution carries that plan out: initrds are
+//! rewritten with [`subroot_formats::initrd::add_subroot`], the root filesystem is rebuilt
+//! with the same identity from the [`transform::RelayoutTree`] view of the input, and the
+//! new filesystem is spliced into the disk, which is streamed into the output image.
+//!
+//! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
+//! - [`bootcfg`]: the kernel command line editors.
+//! - [`initrds`]: where the initrds are.
+//! - [`transform`]: the tree transform.
+//! - [`execute`]: rewriting initrds, rebuilding and splicing.
+
+pub mod bootcfg;
+pub mod execute;
+pub mod initrds;
+pub mod plan;
+pub mod transform;
+
+use crate::cli::relayout::RelayoutArgs;
+use crate::ops::select::select;
+use crate::Ctx;
+use anyhow::{bail, Context, Result};
+use plan::{PartitionPlan, PlanInput, PlanOptions};
+use std::sync::Arc;
+use subroot_formats::block::{BlockDevice, Slice};
+use subroot_formats::ext::{ExtTree, OpenOptions};
+use subroot_formats::sniff::sniff;
+use subroot_formats::table::{read_table, PartKind};
+
+/// The filesystems relayout cannot work through, and what to say about them.
+fn unsupported_kind(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "crypto_LUKS" => "a LUKS-encrypted volume",
+        "LVM2_member" => "an LVM physical volume",
+        "btrfs" => "a btrfs filesystem",
+        "xfs" => "an XFS filesystem",
+        "squashfs" | "erofs" | "iso9660" => "a read-only image filesystem",
+        _ => return None,
+    })
+}
+
+/// Every partition (or the whole disk) with what sniffing found.
+fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>> {
+    let table =
+        read_table(&**disk).with_context(|| format!("cannot read the partition table of {name}"))?;
+    let Some(table) = table else {
+        let fs = sniff(&**disk).with_context(|| format!("cannot read {name}"))?;
+        return Ok(vec![PartitionPlan {
+            number: None,
+            start: 0,
+            size: disk.len(),
+            filesystem: fs.map(|f| f.kind),
+            action: "copy".into(),
+        }]);
+    };
+    let mut out = Vec::new();
+    for p in table.partitions.iter().filter(|p| p.kind != PartKind::Extended) {
+        let dev = Slice::new(disk.clone(), p.start, p.size)
+            .with_context(|| format!("partition {} of {name}", p.number))?;
+        let fs = sniff(&dev).with_context(|| format!("cannot read partition {} of {name}", p.number))?;
+        let lvm_type = p.type_code == "0x8e" || p.type_code == "E6D6D379-F507-44C2-A23C-238F2A3DF928";
+        out.push(PartitionPlan {
+            number: Some(p.number),
+            start: p.start,
+            size: p.size,
+            filesystem: fs.map(|f| f.kind).or(lvm_type.then(|| "LVM2_member".to_string())),
+            action: "copy".into(),
+        });
+    }
+    Ok(out)
+}
+
+pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
+    let name = args.input.display().to_string();
+    let output = match (&args.output, args.in_place) {
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => Some(args.input.clone()),
+        (None, false) => None,
+    };
+    let mut move_list = None;
+    if let Some(m) = &args.move_list {
+        let list: Vec<String> = m
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        if list.is_empty() {
+            bail!("--move needs at least one name");
+        }
+        move_list = Some(list);
+    }
+    let opts = PlanOptions {
+        subroot: args.subroot.trim_matches('/').to_string(),
+        shared: args.shared.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        move_list,
+        force: args.force,
+    };
+    if let Some(out) = &output {
+        if !args.dry_run && !args.in_place && out.exists() && !args.force {
+            bail!("{} exists; use --force to replace it", out.display());
+        }
+    }
+
+    // Which filesystem: refuse layouts relayout cannot handle, naming what was found.
+    let selected = select(&args.input, &args.part, ctx);
+    let selected = match selected {
+        Ok(s) if s.is_ext() => s,
+        Ok(s) => {
+            let kind = s.fs.as_ref().map_or("unrecognised content".to_string(), |f| f.kind.clone());
+            bail!(
+                "{name}: the root filesystem ({}) is {kind}; relayout supports ext2/3/4 roots{}",
+                s.describe(),
+                unsupported_kind(&kind).map_or(String::new(), |w| format!(" (found {w})"))
+            );
+        }
+        Err(e) => {
+            let img = super::open_image(&args.input, args.part.format)?;
+            let disk: Arc<dyn BlockDevice> = Arc::new(img);
+            let parts = survey(&disk, &name)?;
+            let odd: Vec<String> = parts
+                .iter()
+                .filter_map(|p| {
+                    let k = p.filesystem.as_deref()?;
+                    let w = unsupported_kind(k)?;
+                    Some(match p.number {
+                        Some(n) => format!("partition {n} is {w} ({k})"),
+                        None => format!("the disk is {w} ({k})"),
+                    })
+                })
+                .collect();
+            if !odd.is_empty() {
+                bail!(
+                    "{name}: no ext2/3/4 root filesystem to relayout: {}; relayout supports plain \
+                     ext2/3/4 roots (no LVM, LUKS, btrfs or XFS)",
+                    odd.join("; ")
+                );
+            }
+            return Err(e);
+        }
+    };
+    let disk = selected.disk.clone();
+    let mut partitions = survey(&disk, &name)?;
+    let root_number = selected.partition.as_ref().map(|p| p.number);
+    for p in &mut partitions {
+        if p.number == root_number {
+            p.action = "rebuild".into();
+        }
+    }
+    let fsname = match root_number {
+        Some(n) => format!("{name} partition {n}"),
+        None => name.clone(),
+    };
+    let tree = ExtTree::open(selected.device.clone(), OpenOptions::default())
+        .with_context(|| format!("cannot open the ext filesystem of {fsname}"))?;
+    let sb = tree.fs().superblock();
+    let uuid = uuid_string(&sb.uuid);
+    let work = tempfile::Builder::new()
+        .prefix("subroot-relayout.")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let (plan, layout) = plan::compute(&PlanInput {
+        tree: &tree,
+        name: fsname.clone(),
+        image: name.clone(),
+        root_partition: root_number,
+        filesystem: sb.kind().to_string(),
+        uuid,
+        partitions,
+        opts: &opts,
+        work: work.path(),
+    })?;
+    if args.dry_run {
+        if args.json {
+            println!("{}", serde_json::to_string_pretty(&plan)?);
+        } else {
+            print!("{}", plan.text());
+        }
+        return Ok(());
+    }
+    let Some(output) = output else {
+        bail!("no output: give -o OUT (or --in-place, or --dry-run)");
+    };
+    if !ctx.quiet && !args.json {
+        eprint!("{}", plan.text());
+    }
+    let report = execute::execute(
+        &execute::Job {
+            plan: &plan,
+            layout,
+            tree: &tree,
+            disk: &disk,
+            root: selected.partition.as_ref().map(|p| (p.start, p.size)),
+            output: &output,
+            args,
+            work: work.path(),
+        },
+        ctx,
+    )?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&plan)?);
+    }
+    ctx.note(format_args!("{report}"));
+    Ok(())
+}
+
+/// The canonical text form of a UUID.
+pub fn uuid_string(b: &[u8; 16]) -> String {
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
