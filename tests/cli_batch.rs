@@ -441,6 +441,18 @@ fn resume_after_sigkill_finishes_without_redoing_finished_images() {
         "everything finished before the kill; the test proves nothing"
     );
 
+    // Stale temporary files of the killed process (PID long gone): one of an output this
+    // run owns (removed at start-up even though that output is not rewritten) and one of
+    // a name outside this run (another shard's, left alone).
+    let (first, _) = finished.iter().next().expect("one finished");
+    let ours = out_dir.join(format!(
+        ".{}.subroot-tmp-999999999",
+        first.file_name().expect("name").to_string_lossy()
+    ));
+    let foreign = out_dir.join(".other-shard.raw.subroot-tmp-999999999");
+    std::fs::write(&ours, b"stale").expect("plant");
+    std::fs::write(&foreign, b"stale").expect("plant");
+
     let out = subroot_in(
         w.path(),
         &args_with(&[&base[..], &["--resume", "--json"]].concat(), &inputs),
@@ -467,6 +479,9 @@ fn resume_after_sigkill_finishes_without_redoing_finished_images() {
             o.display()
         );
     }
+    assert!(!ours.exists(), "stale temporary file of this run left");
+    assert!(foreign.exists(), "another run's temporary file was removed");
+    std::fs::remove_file(&foreign).expect("rm");
     no_temps(&out_dir);
 
     // Identical to an uninterrupted run.
