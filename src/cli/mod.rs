@@ -4,9 +4,11 @@
 //! Completions and the man page are generated from these definitions
 //! (`subroot completions SHELL`, `subroot man`), so they never drift from the parser.
 
+mod batch;
 mod disk;
 mod select;
 
+pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs};
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
 #[allow(unused_imports)] // see ops::select
 pub use select::PartitionArgs;
@@ -77,6 +79,12 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
+    /// Run one operation (convert) on many images, in parallel, resumable and shardable.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
+subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --json"
+    )]
+    Batch(BatchArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):
