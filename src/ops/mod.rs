@@ -1,5 +1,6 @@
 //! One module per command; each composes `subroot_formats` into an operation.
 
+pub mod batch;
 pub mod cat;
 pub mod convert;
 pub mod create;
@@ -9,7 +10,6 @@ pub mod info;
 pub mod ls;
 pub mod manifest;
 pub mod relayout;
-#[allow(dead_code)] // Selected::disk is for the commands that write an image around the filesystem
 pub mod select;
 pub mod write;
 
