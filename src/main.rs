@@ -49,15 +49,12 @@ fn main() -> ExitCode {
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map_err(Into::into),
-<<<<<<< HEAD
         Command::Ls(a) => ops::ls::run(a, &ctx),
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),
         Command::Manifest(a) => ops::manifest::run(a, &ctx),
         Command::Relayout(a) => ops::relayout::run(a, &ctx),
-=======
         Command::Batch(a) => ops::batch::run(a, &ctx),
->>>>>>> main
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -80,7 +80,6 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
-<<<<<<< HEAD
     /// List a directory of a filesystem inside an image (ext2/3/4, FAT).
     #[command(after_help = "EXAMPLES:\n  subroot ls debian.qcow2 /etc\n  \
 subroot ls disk.raw -p 1 -l /EFI/BOOT\n  subroot ls debian.qcow2 -R --json /usr/bin | jq -r .path")]
@@ -114,14 +113,12 @@ subroot relayout debian.raw -o r0.raw --move 'bin dev etc lib lib32 lib64 media 
 subroot ls debian-r0.qcow2 /r0"
     )]
     Relayout(relayout::RelayoutArgs),
-=======
     /// Run one operation (convert) on many images, in parallel, resumable and shardable.
     #[command(
         after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
 subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --json"
     )]
     Batch(BatchArgs),
->>>>>>> main
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):
