@@ -19,7 +19,12 @@ pub struct RelayoutArgs {
     #[arg(long, value_name = "DIR", default_value = "r0")]
     pub subroot: String,
     /// Top-level directories that stay shared (bind-mounted into the subroot at boot).
-    #[arg(long, value_name = "LIST", value_delimiter = ',', default_value = "boot,var,home")]
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "boot,var,home"
+    )]
     pub shared: Vec<String>,
     /// Move only these top-level entries (comma- or space-separated), e.g. the note's
     /// "bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr";

@@ -243,7 +243,11 @@ pub fn edit_default_grub(text: &str, key: &str, value: &str) -> Option<(String, 
 
 /// `/etc/kernel/cmdline` (one command line, possibly over several lines: only the first
 /// non-empty line is edited) with `key=value` set.
-pub fn edit_kernel_cmdline(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+pub fn edit_kernel_cmdline(
+    text: &str,
+    key: &str,
+    value: &str,
+) -> Option<(String, Vec<LineChange>)> {
     if text.trim().is_empty() {
         let new = format!("{key}={value}");
         return Some((
@@ -266,7 +270,12 @@ pub fn edit_kernel_cmdline(text: &str, key: &str, value: &str) -> Option<(String
 }
 
 /// Dispatch on the kind of file.
-pub fn edit(kind: ConfigKind, text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+pub fn edit(
+    kind: ConfigKind,
+    text: &str,
+    key: &str,
+    value: &str,
+) -> Option<(String, Vec<LineChange>)> {
     match kind {
         ConfigKind::GrubCfg => edit_grub_cfg(text, key, value),
         ConfigKind::BlsEntry => edit_bls_entry(text, key, value),
@@ -309,15 +318,24 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
 
     #[test]
     fn params_are_set_idempotently() {
-        assert_eq!(set_param(" ro quiet", "subroot", "r0"), " ro quiet subroot=r0");
+        assert_eq!(
+            set_param(" ro quiet", "subroot", "r0"),
+            " ro quiet subroot=r0"
+        );
         assert_eq!(set_param("", "subroot", "r0"), "subroot=r0");
         assert_eq!(
             set_param(" subroot=a ro subroot=b quiet", "subroot", "r0"),
             " subroot=r0 ro quiet"
         );
-        assert_eq!(set_param(" ro  quiet  ", "subroot", "r0"), " ro  quiet subroot=r0  ");
+        assert_eq!(
+            set_param(" ro  quiet  ", "subroot", "r0"),
+            " ro  quiet subroot=r0  "
+        );
         // A parameter that merely starts with the key is not it.
-        assert_eq!(set_param("subrootx=1", "subroot", "r0"), "subrootx=1 subroot=r0");
+        assert_eq!(
+            set_param("subrootx=1", "subroot", "r0"),
+            "subrootx=1 subroot=r0"
+        );
         let once = set_param(" ro", "subroot", "r0");
         assert_eq!(set_param(&once, "subroot", "r0"), once);
     }
@@ -326,7 +344,7 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
     fn grub_cfg_linux_lines() {
         let (out, ch) = edit_grub_cfg(GRUB_CFG, "subroot", "r0").expect("changes");
         assert_eq!(ch.len(), 2);
-        assert_eq!(ch[0].line, 13);
+        assert_eq!(ch[0].line, 12);
         assert_eq!(
             ch[0].new,
             "\tlinux\t/boot/vmlinuz-6.1.0-28-amd64 root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro  quiet subroot=r0"
@@ -339,8 +357,11 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
         let a: Vec<&str> = GRUB_CFG.lines().collect();
         let b: Vec<&str> = out.lines().collect();
         assert_eq!(a.len(), b.len());
-        let differing: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).map(|i| i + 1).collect();
-        assert_eq!(differing, vec![13, 19]);
+        let differing: Vec<usize> = (0..a.len())
+            .filter(|&i| a[i] != b[i])
+            .map(|i| i + 1)
+            .collect();
+        assert_eq!(differing, vec![12, 18]);
         // Idempotent.
         assert_eq!(edit_grub_cfg(&out, "subroot", "r0"), None);
         // Another value replaces, never duplicates.
@@ -351,7 +372,8 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
 
     #[test]
     fn grub_cfg_linuxefi_and_crlf() {
-        let t = "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2\r\n  initrdefi /initrd\r\n}\r\n";
+        let t =
+            "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2\r\n  initrdefi /initrd\r\n}\r\n";
         let (out, ch) = edit_grub_cfg(t, "subroot", "r0").expect("changes");
         assert_eq!(ch.len(), 1);
         assert_eq!(
@@ -359,7 +381,10 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
             "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2 subroot=r0\r\n  initrdefi /initrd\r\n}\r\n"
         );
         // A `linux` with no kernel path is left alone, and so is `linux_foo`.
-        assert_eq!(edit_grub_cfg("linux\nlinux_foo /x\n", "subroot", "r0"), None);
+        assert_eq!(
+            edit_grub_cfg("linux\nlinux_foo /x\n", "subroot", "r0"),
+            None
+        );
     }
 
     #[test]
@@ -376,10 +401,14 @@ grub_class fedora\n";
         let (out, ch) = edit_bls_entry(t, "subroot", "r0").expect("changes");
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].line, 5);
-        assert_eq!(ch[0].new, "options root=UUID=0b3c rootflags=subvol=root rhgb quiet subroot=r0");
+        assert_eq!(
+            ch[0].new,
+            "options root=UUID=0b3c rootflags=subvol=root rhgb quiet subroot=r0"
+        );
         assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
         // No options line: one is added.
-        let (out, ch) = edit_bls_entry("title x\nlinux /vmlinuz", "subroot", "r0").expect("changes");
+        let (out, ch) =
+            edit_bls_entry("title x\nlinux /vmlinuz", "subroot", "r0").expect("changes");
         assert_eq!(out, "title x\nlinux /vmlinuz\noptions subroot=r0\n");
         assert_eq!(ch[0].line, 3);
         assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
@@ -400,9 +429,16 @@ GRUB_CMDLINE_LINUX=\"\"\n";
         assert_eq!(ch[0].new, "GRUB_CMDLINE_LINUX=\"subroot=r0\"");
         assert!(out.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"));
         assert_eq!(edit_default_grub(&out, "subroot", "r0"), None);
-        let (_, ch) = edit_default_grub("GRUB_CMDLINE_LINUX='console=ttyS0 subroot=x' # c\n", "subroot", "r0")
-            .expect("changes");
-        assert_eq!(ch[0].new, "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=r0' # c");
+        let (_, ch) = edit_default_grub(
+            "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=x' # c\n",
+            "subroot",
+            "r0",
+        )
+        .expect("changes");
+        assert_eq!(
+            ch[0].new,
+            "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=r0' # c"
+        );
         let (out, ch) = edit_default_grub("GRUB_TIMEOUT=1", "subroot", "r0").expect("changes");
         assert_eq!(out, "GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=\"subroot=r0\"\n");
         assert_eq!(ch[0].line, 2);
@@ -410,7 +446,8 @@ GRUB_CMDLINE_LINUX=\"\"\n";
 
     #[test]
     fn kernel_cmdline() {
-        let (out, _) = edit_kernel_cmdline("root=UUID=abc ro quiet\n", "subroot", "r0").expect("changes");
+        let (out, _) =
+            edit_kernel_cmdline("root=UUID=abc ro quiet\n", "subroot", "r0").expect("changes");
         assert_eq!(out, "root=UUID=abc ro quiet subroot=r0\n");
         assert_eq!(edit_kernel_cmdline(&out, "subroot", "r0"), None);
         let (out, _) = edit_kernel_cmdline("", "subroot", "r0").expect("changes");

@@ -57,11 +57,18 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out_path.display(), e.error()))?;
         f.sync_all().ok();
         let len = std::fs::metadata(&out_path)?.len();
-        ctx.note(format_args!("{}: {:?}, {} -> {} bytes", ip.path, outcome, ip.size, len));
+        ctx.note(format_args!(
+            "{}: {:?}, {} -> {} bytes",
+            ip.path, outcome, ip.size, len
+        ));
         let out = job.layout.output_path(&ip.input_path);
-        job.layout
-            .replaced
-            .insert(out, NewContent::File { path: out_path, len });
+        job.layout.replaced.insert(
+            out,
+            NewContent::File {
+                path: out_path,
+                len,
+            },
+        );
     }
     Ok(())
 }

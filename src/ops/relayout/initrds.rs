@@ -105,7 +105,11 @@ fn normalise(p: &[u8]) -> Vec<u8> {
 
 /// De-duplicated, sorted tree paths.
 pub fn unique(paths: impl IntoIterator<Item = Vec<u8>>) -> Vec<Vec<u8>> {
-    paths.into_iter().collect::<BTreeSet<_>>().into_iter().collect()
+    paths
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
@@ -157,7 +161,10 @@ mod tests {
             e("boot/grub", Kind::Dir, None),
         ];
         let lookup = |p: &[u8]| entries.iter().find(|x| x.path == p).cloned();
-        assert_eq!(resolve("/initrd.img", &lookup).as_deref(), Some(&b"boot/initrd.img-6"[..]));
+        assert_eq!(
+            resolve("/initrd.img", &lookup).as_deref(),
+            Some(&b"boot/initrd.img-6"[..])
+        );
         // A separate-/boot style path is found under boot/.
         assert_eq!(
             resolve("/initramfs-7.img", &lookup).as_deref(),

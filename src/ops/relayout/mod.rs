@@ -17,6 +17,14 @@
 //! - [`transform`]: the tree transform.
 //! - [`execute`]: rewriting initrds, rebuilding and splicing.
 
+/// Refuse the input: an [`subroot_formats::Error::Unsupported`] (exit status 3) with the
+/// formatted message.
+macro_rules! refuse {
+    ($($t:tt)*) => {
+        return Err(subroot_formats::Error::unsupported(format!($($t)*)).into())
+    };
+}
+
 pub mod bootcfg;
 pub mod execute;
 pub mod initrds;
@@ -48,8 +56,8 @@ fn unsupported_kind(kind: &str) -> Option<&'static str> {
 
 /// Every partition (or the whole disk) with what sniffing found.
 fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>> {
-    let table =
-        read_table(&**disk).with_context(|| format!("cannot read the partition table of {name}"))?;
+    let table = read_table(&**disk)
+        .with_context(|| format!("cannot read the partition table of {name}"))?;
     let Some(table) = table else {
         let fs = sniff(&**disk).with_context(|| format!("cannot read {name}"))?;
         return Ok(vec![PartitionPlan {
@@ -61,16 +69,24 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
         }]);
     };
     let mut out = Vec::new();
-    for p in table.partitions.iter().filter(|p| p.kind != PartKind::Extended) {
+    for p in table
+        .partitions
+        .iter()
+        .filter(|p| p.kind != PartKind::Extended)
+    {
         let dev = Slice::new(disk.clone(), p.start, p.size)
             .with_context(|| format!("partition {} of {name}", p.number))?;
-        let fs = sniff(&dev).with_context(|| format!("cannot read partition {} of {name}", p.number))?;
-        let lvm_type = p.type_code == "0x8e" || p.type_code == "E6D6D379-F507-44C2-A23C-238F2A3DF928";
+        let fs =
+            sniff(&dev).with_context(|| format!("cannot read partition {} of {name}", p.number))?;
+        let lvm_type =
+            p.type_code == "0x8e" || p.type_code == "E6D6D379-F507-44C2-A23C-238F2A3DF928";
         out.push(PartitionPlan {
             number: Some(p.number),
             start: p.start,
             size: p.size,
-            filesystem: fs.map(|f| f.kind).or(lvm_type.then(|| "LVM2_member".to_string())),
+            filesystem: fs
+                .map(|f| f.kind)
+                .or(lvm_type.then(|| "LVM2_member".to_string())),
             action: "copy".into(),
         });
     }
@@ -98,7 +114,12 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
     }
     let opts = PlanOptions {
         subroot: args.subroot.trim_matches('/').to_string(),
-        shared: args.shared.iter().filter(|s| !s.is_empty()).cloned().collect(),
+        shared: args
+            .shared
+            .iter()
+            .filter(|s| !s.is_empty())
+            .cloned()
+            .collect(),
         move_list,
         force: args.force,
     };
@@ -113,8 +134,10 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
     let selected = match selected {
         Ok(s) if s.is_ext() => s,
         Ok(s) => {
-            let kind = s.fs.as_ref().map_or("unrecognised content".to_string(), |f| f.kind.clone());
-            bail!(
+            let kind =
+                s.fs.as_ref()
+                    .map_or("unrecognised content".to_string(), |f| f.kind.clone());
+            refuse!(
                 "{name}: the root filesystem ({}) is {kind}; relayout supports ext2/3/4 roots{}",
                 s.describe(),
                 unsupported_kind(&kind).map_or(String::new(), |w| format!(" (found {w})"))
@@ -136,7 +159,7 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
                 })
                 .collect();
             if !odd.is_empty() {
-                bail!(
+                refuse!(
                     "{name}: no ext2/3/4 root filesystem to relayout: {}; relayout supports plain \
                      ext2/3/4 roots (no LVM, LUKS, btrfs or XFS)",
                     odd.join("; ")
@@ -177,12 +200,12 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         work: work.path(),
     })?;
     if args.dry_run {
-        if args.json {
-            println!("{}", serde_json::to_string_pretty(&plan)?);
+        let text = if args.json {
+            format!("{}\n", serde_json::to_string_pretty(&plan)?)
         } else {
-            print!("{}", plan.text());
-        }
-        return Ok(());
+            plan.text()
+        };
+        return print_out(&text);
     }
     let Some(output) = output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
@@ -204,10 +227,20 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         ctx,
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&plan)?);
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
     ctx.note(format_args!("{report}"));
     Ok(())
+}
+
+/// Write to stdout; a closed pipe (`| head`) ends the output quietly.
+fn print_out(text: &str) -> Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r.context("cannot write to stdout"),
+    }
 }
 
 /// The canonical text form of a UUID.

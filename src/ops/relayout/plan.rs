@@ -150,12 +150,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 
 /// Check a single-component name given on the command line.
 fn check_name(what: &str, name: &str) -> Result<()> {
-    if name.is_empty()
-        || name == "."
-        || name == ".."
-        || name.contains('/')
-        || name.contains('\0')
-    {
+    if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         bail!("{what} {name:?} must be one directory name (no `/`, not `.` or `..`)");
     }
     Ok(())
@@ -199,7 +194,8 @@ fn copy_out(tree: &ExtTree<Dev>, path: &[u8], to: &Path) -> Result<u64> {
     let mut r = tree
         .open_file(path)
         .with_context(|| format!("cannot open {}", shown(path)))?;
-    let mut f = std::fs::File::create(to).with_context(|| format!("cannot create {}", to.display()))?;
+    let mut f =
+        std::fs::File::create(to).with_context(|| format!("cannot create {}", to.display()))?;
     std::io::copy(&mut r, &mut f).with_context(|| format!("cannot copy {} out", shown(path)))
 }
 
@@ -214,7 +210,9 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
     }
     let lookup = |p: &[u8]| tree.entry(p).ok();
     let root = tree.entry(b"").context("cannot read the root directory")?;
-    let top = tree.children(b"").context("cannot list the root directory")?;
+    let top = tree
+        .children(b"")
+        .context("cannot list the root directory")?;
     let top_names: Vec<Vec<u8>> = top.iter().map(|e| e.path.clone()).collect();
     let sub = o.subroot.as_bytes().to_vec();
 
@@ -228,7 +226,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
             } else {
                 "exists (and is not a directory)"
             };
-            bail!(
+            refuse!(
                 "{}: /{} {what}: the image looks already relayouted; \
                  choose another --subroot or remove it",
                 inp.name,
@@ -373,7 +371,12 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
             link_target: None,
             hardlink_id: None,
         };
-        add(&mut layout, empty, Some(Vec::new()), "marks the mount point");
+        add(
+            &mut layout,
+            empty,
+            Some(Vec::new()),
+            "marks the mount point",
+        );
     }
     add(
         &mut layout,
@@ -388,7 +391,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
         for line in text.lines() {
             let f: Vec<&str> = line.split_whitespace().collect();
             if f.len() >= 2 && !f[0].starts_with('#') && f[1] == "/boot" {
-                bail!(
+                refuse!(
                     "{}: /etc/fstab mounts a separate /boot ({}); relayout of a separate /boot \
                      partition is not supported yet",
                     inp.name,
@@ -441,7 +444,9 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
                 what: kind,
                 changes,
             });
-            layout.replaced.insert(out, NewContent::Bytes(new.into_bytes()));
+            layout
+                .replaced
+                .insert(out, NewContent::Bytes(new.into_bytes()));
         }
     }
 
@@ -455,7 +460,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
     }
     let initrd_paths = initrds::unique(initrd_paths);
     if initrd_paths.is_empty() {
-        bail!(
+        refuse!(
             "{}: no initrd found (looked for /boot/initrd.img-*, /boot/initramfs-*.img and the \
              initrd lines of GRUB and boot loader entries); relayout needs an initrd to enter \
              the subroot at boot",
@@ -473,7 +478,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
             .with_context(|| format!("{}: cannot read the initrd {}", inp.name, shown(p)))?;
         let flavour = sc.flavour();
         if flavour == Flavour::Other {
-            bail!(
+            refuse!(
                 "{}: the initrd {} is of an unknown flavour ({}); relayout supports \
                  initramfs-tools and dracut initrds",
                 inp.name,
@@ -483,7 +488,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
         }
         let present = sc.hook_present();
         if present && !o.force {
-            bail!(
+            refuse!(
                 "{}: the initrd {} already has the subroot hook: the image looks already \
                  relayouted (use --force to go on anyway)",
                 inp.name,
@@ -501,7 +506,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
         });
     }
     if flavours.len() > 1 {
-        bail!(
+        refuse!(
             "{}: the initrds are of different flavours ({}); not supported",
             inp.name,
             flavours.into_iter().collect::<Vec<_>>().join(", ")
@@ -520,7 +525,9 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
         let out = layout.output_path(&input);
         match lookup(&input) {
             Some(e) if e.kind == Kind::File => {
-                layout.replaced.insert(out.clone(), NewContent::Bytes(f.content));
+                layout
+                    .replaced
+                    .insert(out.clone(), NewContent::Bytes(f.content));
                 installed.push(Installed {
                     path: shown(&out),
                     action: "replace".into(),
@@ -558,7 +565,12 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
                     link_target: None,
                     hardlink_id: None,
                 };
-                add(&mut layout, entry, Some(f.content), "the subroot hook for later initrd builds");
+                add(
+                    &mut layout,
+                    entry,
+                    Some(f.content),
+                    "the subroot hook for later initrd builds",
+                );
                 installed.push(Installed {
                     path: shown(&out),
                     action: "add".into(),
@@ -633,7 +645,11 @@ impl Plan {
             }
         }
         for i in &self.initrds {
-            let again = if i.hook_present { ", hook already present: replaced" } else { "" };
+            let again = if i.hook_present {
+                ", hook already present: replaced"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 s,
                 "  initrd  {} ({}, {} bytes): add the subroot hook{again}",
@@ -641,12 +657,22 @@ impl Plan {
             );
         }
         for i in &self.installed {
-            let _ = writeln!(s, "  install {} ({}; {} hook)", i.path, i.action, self.flavour);
+            let _ = writeln!(
+                s,
+                "  install {} ({}; {} hook)",
+                i.path, i.action, self.flavour
+            );
         }
         for p in &self.partitions {
-            let n = p.number.map_or("disk".to_string(), |n| format!("partition {n}"));
+            let n = p
+                .number
+                .map_or("disk".to_string(), |n| format!("partition {n}"));
             let fs = p.filesystem.as_deref().unwrap_or("-");
-            let _ = writeln!(s, "  {:7} {n} ({fs}, {} bytes at {})", p.action, p.size, p.start);
+            let _ = writeln!(
+                s,
+                "  {:7} {n} ({fs}, {} bytes at {})",
+                p.action, p.size, p.start
+            );
         }
         s
     }

@@ -396,7 +396,10 @@ mod tests {
 
     #[test]
     fn adding_an_existing_path_is_an_error() {
-        let mem = Mem(vec![(ent("", Kind::Dir, 0), None), (ent("etc", Kind::Dir, 0), None)]);
+        let mem = Mem(vec![
+            (ent("", Kind::Dir, 0), None),
+            (ent("etc", Kind::Dir, 0), None),
+        ]);
         let layout = Layout {
             root: ent("", Kind::Dir, 0),
             subroot: b"r0".to_vec(),

@@ -1,0 +1,380 @@
+//! Black-box tests of `subroot relayout`: the plan (`--dry-run`, text and JSON) of images
+//! made at test time by the reference tools (`mke2fs -d` from a staged tree, initrds by
+//! GNU `cpio` + `gzip`, LUKS by `cryptsetup`, btrfs by `mkfs.btrfs`), the refusals, and
+//! the idempotence of the command-line edits. Judges: `debugfs` (what the filesystem
+//! holds), `blkid` (what a partition is), `cmp`/`names` (nothing written by a dry run).
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-root");
+const INITRD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-initrd");
+
+fn sh(script: &str) {
+    let st = Command::new("bash")
+        .args(["-euo", "pipefail", "-c", script])
+        .status()
+        .expect("bash");
+    assert!(st.success(), "script failed: {script}");
+}
+
+/// A copy of the committed demo root with a /boot holding a stand-in kernel and an
+/// initramfs-tools initrd made by GNU cpio from `initrd_dir`.
+fn stage(dir: &Path, initrd_dir: Option<&Path>) -> PathBuf {
+    let st = dir.join("stage");
+    sh(&format!("cp -a {ROOT_DIR}/. {}/", mk(&st)));
+    std::fs::write(st.join("boot/vmlinuz-6.1.0-t"), b"kernel\n").expect("write");
+    if let Some(i) = initrd_dir {
+        initrd(i, &st.join("boot/initrd.img-6.1.0-t"));
+    }
+    st
+}
+
+fn mk(p: &Path) -> &str {
+    std::fs::create_dir_all(p).expect("mkdir");
+    s(p)
+}
+
+/// A gzip'd newc archive of `dir`, by GNU cpio.
+fn initrd(dir: &Path, out: &Path) {
+    sh(&format!(
+        "cd {} && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > {}",
+        s(dir),
+        s(out)
+    ));
+}
+
+/// A 48 MiB MBR disk with one Linux partition at 1 MiB holding ext4 made from `tree`.
+fn image(dir: &Path, tree: &Path) -> PathBuf {
+    let img = dir.join("in.raw");
+    sh(&format!(
+        "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+         mke2fs -q -F -t ext4 -L root -U 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c -E offset=1048576 -d {t} {i} 47M && \
+         chmod a+r {i}",
+        i = s(&img),
+        t = s(tree)
+    ));
+    img
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    let out = ok(dir, args);
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("bad JSON ({e}): {out}"))
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .expect("array")
+        .iter()
+        .map(|x| x.as_str().expect("string").to_string())
+        .collect()
+}
+
+/// The top-level names of partition 1's filesystem, as debugfs lists them.
+fn debugfs_top(img: &Path) -> Vec<String> {
+    let part = img.with_extension("p1");
+    sh(&format!(
+        "dd if={} of={} bs=1M skip=1 status=none",
+        s(img),
+        s(&part)
+    ));
+    let out = run_stdout("debugfs", &["-R", "ls -p /", s(&part)]);
+    let mut v: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split('/').nth(5).map(str::to_string))
+        .filter(|n| !n.is_empty() && n != "." && n != "..")
+        .collect();
+    v.sort();
+    let _ = std::fs::remove_file(&part);
+    v
+}
+
+#[test]
+fn dry_run_plans_the_demo_image() {
+    for t in ["mke2fs", "debugfs", "cpio", "sfdisk"] {
+        if !need(t, "dry_run_plans_the_demo_image") {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    let img = image(d.path(), &st);
+    let before = names(d.path());
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    // Nothing written.
+    assert_eq!(names(d.path()), before);
+    assert_eq!(plan["root_partition"], 1);
+    assert_eq!(plan["uuid"], "5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c");
+    assert_eq!(plan["subroot"], "r0");
+    // Every top-level name debugfs sees is either moved or kept, and the split is the rule.
+    let top = debugfs_top(&img);
+    let moved: Vec<String> = plan["moves"]
+        .as_array()
+        .expect("moves")
+        .iter()
+        .map(|m| {
+            let from = m["from"].as_str().expect("from");
+            assert_eq!(m["to"].as_str().expect("to"), format!("/r0{from}"));
+            from.trim_start_matches('/').to_string()
+        })
+        .collect();
+    let kept: Vec<String> = strings(&plan["kept"])
+        .iter()
+        .map(|k| k.trim_start_matches('/').to_string())
+        .collect();
+    let mut all: Vec<String> = moved.iter().chain(kept.iter()).cloned().collect();
+    all.sort();
+    assert_eq!(all, top);
+    for k in &kept {
+        assert!(
+            ["boot", "var", "home", "lost+found"].contains(&k.as_str()),
+            "{k} kept"
+        );
+    }
+    assert!(moved.contains(&"bin".to_string()) && moved.contains(&"etc".to_string()));
+    // The edits: the grub.cfg linux line and GRUB_CMDLINE_LINUX, nothing else.
+    let edits = plan["edits"].as_array().expect("edits");
+    let paths: Vec<&str> = edits
+        .iter()
+        .map(|e| e["path"].as_str().expect("p"))
+        .collect();
+    assert_eq!(paths, vec!["/boot/grub/grub.cfg", "/r0/etc/default/grub"]);
+    assert_eq!(
+        edits[0]["changes"][0]["new"],
+        "\tlinux /boot/vmlinuz root=LABEL=demo-root ro quiet subroot=r0"
+    );
+    assert_eq!(
+        edits[1]["changes"][0]["new"],
+        "GRUB_CMDLINE_LINUX=\"subroot=r0\""
+    );
+    let initrds = plan["initrds"].as_array().expect("initrds");
+    assert_eq!(initrds.len(), 1);
+    assert_eq!(initrds[0]["path"], "/boot/initrd.img-6.1.0-t");
+    assert_eq!(initrds[0]["flavour"], "initramfs-tools");
+    assert_eq!(
+        initrds[0]["size"].as_u64(),
+        Some(
+            std::fs::metadata(st.join("boot/initrd.img-6.1.0-t"))
+                .expect("stat")
+                .len()
+        )
+    );
+    assert_eq!(
+        plan["installed"][0]["path"],
+        "/r0/etc/initramfs-tools/scripts/local-bottom/subroot"
+    );
+    let created: Vec<String> = plan["created"]
+        .as_array()
+        .expect("created")
+        .iter()
+        .map(|c| c["path"].as_str().expect("p").to_string())
+        .collect();
+    for p in [
+        "/r0",
+        "/r0/boot",
+        "/r0/boot/EMPTY",
+        "/r0/var/EMPTY",
+        "/r0/home",
+        "/r0/sysroot",
+    ] {
+        assert!(
+            created.iter().any(|c| c == p),
+            "{p} not created: {created:?}"
+        );
+    }
+    let parts = plan["partitions"].as_array().expect("partitions");
+    assert_eq!(parts.len(), 1);
+    assert_eq!(parts[0]["action"], "rebuild");
+    assert_eq!(parts[0]["start"], 1048576);
+
+    // The text plan says the same.
+    let text = ok(d.path(), &["relayout", s(&img), "--dry-run"]);
+    assert!(text.contains("move    /etc -> /r0/etc (dir)"), "{text}");
+    assert!(
+        text.contains("+ GRUB_CMDLINE_LINUX=\"subroot=r0\""),
+        "{text}"
+    );
+
+    // --move: the note's list; names that do not exist are skipped and reported.
+    let plan = json(
+        d.path(),
+        &[
+            "relayout",
+            s(&img),
+            "--dry-run",
+            "--json",
+            "--move",
+            "bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr",
+        ],
+    );
+    let skipped = strings(&plan["skipped"]);
+    assert!(skipped.contains(&"lib32".to_string()) && skipped.contains(&"selinux".to_string()));
+    assert!(!skipped.contains(&"etc".to_string()));
+    assert_eq!(plan["moves"].as_array().expect("m").len(), 3);
+}
+
+#[test]
+fn command_line_edits_are_idempotent() {
+    for t in ["mke2fs", "cpio", "sfdisk"] {
+        if !need(t, "command_line_edits_are_idempotent") {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    // A system whose boot configuration already says subroot (twice on one line).
+    std::fs::write(
+        st.join("boot/grub/grub.cfg"),
+        "menuentry x {\n\tlinux /boot/vmlinuz root=LABEL=r ro subroot=r0\n}\nmenuentry y {\n\tlinux /boot/vmlinuz subroot=old ro subroot=r9\n}\n",
+    )
+    .expect("write");
+    std::fs::write(
+        st.join("etc/default/grub"),
+        "GRUB_CMDLINE_LINUX=\"subroot=r0\"\n",
+    )
+    .expect("w");
+    let img = image(d.path(), &st);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    let edits = plan["edits"].as_array().expect("edits");
+    assert_eq!(edits.len(), 1, "{edits:?}");
+    let ch = edits[0]["changes"].as_array().expect("changes");
+    assert_eq!(ch.len(), 1);
+    assert_eq!(ch[0]["line"], 5);
+    assert_eq!(ch[0]["new"], "\tlinux /boot/vmlinuz subroot=r0 ro");
+}
+
+#[test]
+fn refuses_an_image_already_relayouted() {
+    for t in ["mke2fs", "cpio", "sfdisk"] {
+        if !need(t, "refuses_an_image_already_relayouted") {
+            return;
+        }
+    }
+    // An r0 with content.
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    sh(&format!(
+        "mkdir -p {0}/r0/etc && echo x > {0}/r0/etc/x",
+        s(&st)
+    ));
+    let img = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", "out.raw"],
+        3,
+        &["/r0 exists and is not empty", "already relayouted"],
+    );
+    assert!(!d.path().join("out.raw").exists());
+
+    // An initrd that already has the hook: refused, unless --force.
+    let d = workdir();
+    let hooked = d.path().join("initrd-hooked");
+    sh(&format!(
+        "cp -a {INITRD_DIR} {h} && mkdir -p {h}/scripts/local-bottom && printf '#!/bin/sh\\n' > {h}/scripts/local-bottom/subroot",
+        h = s(&hooked)
+    ));
+    let st = stage(d.path(), Some(&hooked));
+    let img = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &[
+            "/boot/initrd.img-6.1.0-t already has the subroot hook",
+            "--force",
+        ],
+    );
+    let plan = json(
+        d.path(),
+        &["relayout", s(&img), "--dry-run", "--json", "--force"],
+    );
+    assert_eq!(plan["initrds"][0]["hook_present"], true);
+}
+
+#[test]
+fn refuses_without_initrd_or_with_an_unknown_one() {
+    for t in ["mke2fs", "cpio", "sfdisk"] {
+        if !need(t, "refuses_without_initrd_or_with_an_unknown_one") {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), None);
+    let img = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &["no initrd found"],
+    );
+
+    let d = workdir();
+    let plain = d.path().join("plain");
+    sh(&format!(
+        "mkdir -p {p}/bin && printf '#!/bin/sh\\n' > {p}/init",
+        p = s(&plain)
+    ));
+    let st = stage(d.path(), Some(&plain));
+    let img = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &[
+            "/boot/initrd.img-6.1.0-t is of an unknown flavour",
+            "initramfs-tools and dracut",
+        ],
+    );
+}
+
+#[test]
+fn refuses_luks_and_btrfs() {
+    for t in ["cryptsetup", "blkid", "sfdisk", "mkfs.btrfs"] {
+        if !need(t, "refuses_luks_and_btrfs") {
+            return;
+        }
+    }
+    let d = workdir();
+    let img = d.path().join("luks.raw");
+    let vol = d.path().join("vol");
+    sh(&format!(
+        "truncate -s 32M {v} && printf pass | cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 \
+         --pbkdf-force-iterations 1000 --key-file - {v} && \
+         truncate -s 40M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+         dd if={v} of={i} bs=1M seek=1 conv=notrunc status=none && chmod a+r {i}",
+        v = s(&vol),
+        i = s(&img)
+    ));
+    // The judge: blkid says the partition is LUKS.
+    let probe = run("blkid", &["-p", "-o", "value", "-s", "TYPE", s(&vol)]);
+    assert_eq!(String::from_utf8_lossy(&probe.stdout).trim(), "crypto_LUKS");
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &[
+            "is crypto_LUKS",
+            "found a LUKS-encrypted volume",
+            "ext2/3/4",
+        ],
+    );
+
+    let img = d.path().join("btrfs.raw");
+    sh(&format!(
+        "truncate -s 200M {v}.b && mkfs.btrfs -q {v}.b && truncate -s 210M {i} && \
+         printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+         dd if={v}.b of={i} bs=1M seek=1 conv=notrunc status=none && chmod a+r {i}",
+        v = s(&vol),
+        i = s(&img)
+    ));
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &["is btrfs", "found a btrfs filesystem", "ext2/3/4"],
+    );
+}
