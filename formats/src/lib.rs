@@ -16,6 +16,7 @@ pub mod initrd;
 pub mod qcow2;
 pub mod sniff;
 pub mod table;
+pub mod tools;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -28,3 +28,5 @@ pub use fs::{ExtFs, OpenOptions};
 pub use inode::{Inode, InodeKind};
 pub use superblock::{Features, Superblock};
 pub use time::Timestamp;
+
+pub mod writer;
