@@ -6,10 +6,11 @@
 
 mod disk;
 mod select;
+mod write;
 
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
-#[allow(unused_imports)] // see ops::select
 pub use select::PartitionArgs;
+pub use write::{ExtTypeArg, MkfsArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -66,6 +67,13 @@ PARTITION SPECS:\n  size=SIZE|rest   size with K/M/G/T suffix (powers of 1024), 
 type=ALIAS|CODE  linux, esp, swap, bios, lvm, raid, home, fat32; an MBR code (0x83) or a GPT type GUID\n  \
 name=NAME        GPT partition name\n  bootable         MBR active flag / GPT legacy BIOS bootable attribute")]
     Create(CreateArgs),
+    /// Rebuild a partition's ext filesystem from a directory or another image, keeping its identity.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot mkfs disk.qcow2 -p 1 --from rootfs/ -o new.qcow2\n  \
+subroot mkfs disk.raw -p 2 --from other.raw:1 --in-place\n  \
+subroot mkfs disk.raw -p 1 --from dir/ --new-identity --type ext2 --label root -o out.raw"
+    )]
+    Mkfs(MkfsArgs),
     /// Print shell completions for SHELL to stdout.
     #[command(
         after_help = "EXAMPLES:\n  subroot completions bash > /etc/bash_completion.d/subroot\n  subroot completions zsh > ~/.zfunc/_subroot"
