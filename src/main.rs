@@ -37,6 +37,7 @@ fn main() -> ExitCode {
         Command::Info(a) => ops::info::run(a),
         Command::Convert(a) => ops::convert::run(a, &ctx),
         Command::Create(a) => ops::create::run(a, &ctx),
+        Command::Mkfs(a) => ops::mkfs::run(a, &ctx),
         Command::Completions { shell } => {
             clap_complete::generate(
                 *shell,

@@ -20,6 +20,7 @@ pub mod qcow2;
 pub mod sniff;
 pub mod table;
 pub mod tar;
+pub mod tools;
 pub mod tree;
 
 pub use error::{Error, Result};

@@ -9,6 +9,7 @@ pub mod fstree;
 pub mod info;
 pub mod ls;
 pub mod manifest;
+pub mod mkfs;
 pub mod relayout;
 pub mod select;
 pub mod write;

@@ -30,3 +30,5 @@ pub use inode::{Inode, InodeKind};
 pub use superblock::{Features, Superblock};
 pub use time::Timestamp;
 pub use tree::ExtTree;
+
+pub mod writer;

@@ -1,0 +1,317 @@
+//! The one place external programs (mke2fs, debugfs, e2fsck, dumpe2fs) are found,
+//! version-checked and run: captured output, and failures turned into typed errors.
+//!
+//! Programs are looked up on `PATH` plus `/sbin` and `/usr/sbin` (often not on a user's
+//! PATH). `SUBROOT_MKE2FS` (or an explicit path from the caller) overrides mke2fs; its
+//! sibling programs in the same directory, when present, are then preferred for the
+//! others, so a private e2fsprogs build is used as one set.
+
+use crate::Error;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// What can go wrong with an external program.
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The program is not installed where we looked.
+    #[error("`{name}` was not found on PATH, /sbin or /usr/sbin (install e2fsprogs{hint})")]
+    NotFound { name: String, hint: String },
+    /// The program is older than needed.
+    #[error("{name} {found} is too old: {need} or newer is needed")]
+    TooOld {
+        name: String,
+        found: String,
+        need: String,
+    },
+    /// The program could not be started.
+    #[error("cannot run {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and reported failure.
+    #[error("{what} failed ({status}): {stderr}")]
+    Failed {
+        what: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+impl From<ToolError> for Error {
+    fn from(e: ToolError) -> Self {
+        match e {
+            ToolError::NotFound { .. } | ToolError::TooOld { .. } => {
+                Error::Unsupported(e.to_string())
+            }
+            ToolError::Spawn { .. } | ToolError::Failed { .. } => {
+                Error::io(e.to_string(), std::io::Error::other("external program"))
+            }
+        }
+    }
+}
+
+/// A version as three numbers (`1.47.0`).
+pub type Version = (u32, u32, u32);
+
+/// Parse the first `X.Y[.Z]` in `text` (the banner `mke2fs 1.47.0 (5-Feb-2023)`).
+pub fn parse_version(text: &str) -> Option<Version> {
+    for word in text.split_whitespace() {
+        let mut it = word.split('.');
+        let (Some(a), Some(b)) = (it.next(), it.next()) else {
+            continue;
+        };
+        let (Ok(a), Ok(b)) = (a.parse(), b.parse()) else {
+            continue;
+        };
+        let c = it
+            .next()
+            .map(|c| {
+                c.chars()
+                    .take_while(char::is_ascii_digit)
+                    .collect::<String>()
+            })
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(0);
+        return Some((a, b, c));
+    }
+    None
+}
+
+/// Find `name` on PATH, then /sbin and /usr/sbin.
+pub fn find(name: &str) -> Result<PathBuf, ToolError> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| ToolError::NotFound {
+            name: name.to_string(),
+            hint: String::new(),
+        })
+}
+
+/// The e2fsprogs programs, found and version-checked as one set.
+#[derive(Debug, Clone)]
+pub struct E2fsprogs {
+    pub mke2fs: PathBuf,
+    pub debugfs: PathBuf,
+    pub e2fsck: PathBuf,
+    pub dumpe2fs: PathBuf,
+    /// mke2fs's version.
+    pub version: Version,
+}
+
+/// The oldest e2fsprogs the writer accepts (`mke2fs -d` with hard links, xattr copying
+/// control and `debugfs ea_set -f`).
+pub const MIN_E2FSPROGS: Version = (1, 45, 0);
+
+impl E2fsprogs {
+    /// Find the set. `mke2fs` overrides the mke2fs path; otherwise `SUBROOT_MKE2FS`,
+    /// otherwise the search path. Siblings of an overriding mke2fs are preferred.
+    pub fn find(mke2fs: Option<&Path>) -> Result<Self, ToolError> {
+        let env = std::env::var_os("SUBROOT_MKE2FS").filter(|v| !v.is_empty());
+        let chosen: Option<PathBuf> = mke2fs.map(Path::to_path_buf).or(env.map(PathBuf::from));
+        let mke2fs = match &chosen {
+            Some(p) if p.is_file() => p.clone(),
+            Some(p) => {
+                return Err(ToolError::NotFound {
+                    name: p.display().to_string(),
+                    hint: " (the mke2fs given by --mke2fs / SUBROOT_MKE2FS does not exist)"
+                        .to_string(),
+                })
+            }
+            None => find("mke2fs")?,
+        };
+        let sibling = |name: &str| -> Result<PathBuf, ToolError> {
+            if chosen.is_some() {
+                if let Some(dir) = mke2fs.parent() {
+                    let p = dir.join(name);
+                    if p.is_file() {
+                        return Ok(p);
+                    }
+                }
+            }
+            find(name)
+        };
+        let debugfs = sibling("debugfs")?;
+        let e2fsck = sibling("e2fsck")?;
+        let dumpe2fs = sibling("dumpe2fs")?;
+        let out = run(Command::new(&mke2fs).arg("-V"), "mke2fs -V", &[0])?;
+        let banner = String::from_utf8_lossy(&out.stderr).to_string()
+            + &String::from_utf8_lossy(&out.stdout);
+        let version = parse_version(&banner).ok_or_else(|| ToolError::Failed {
+            what: format!("{} -V", mke2fs.display()),
+            status: "no version".to_string(),
+            stderr: banner.trim().to_string(),
+        })?;
+        if version < MIN_E2FSPROGS {
+            return Err(ToolError::TooOld {
+                name: mke2fs.display().to_string(),
+                found: format!("{}.{}.{}", version.0, version.1, version.2),
+                need: format!(
+                    "{}.{}.{}",
+                    MIN_E2FSPROGS.0, MIN_E2FSPROGS.1, MIN_E2FSPROGS.2
+                ),
+            });
+        }
+        Ok(E2fsprogs {
+            mke2fs,
+            debugfs,
+            e2fsck,
+            dumpe2fs,
+            version,
+        })
+    }
+
+    /// The version as text.
+    pub fn version_string(&self) -> String {
+        format!("{}.{}.{}", self.version.0, self.version.1, self.version.2)
+    }
+}
+
+/// Run `cmd` with stdin closed, capturing output; exit codes in `ok` count as success.
+/// `what` names the step in errors.
+pub fn run(cmd: &mut Command, what: &str, ok: &[i32]) -> Result<Output, ToolError> {
+    run_with_input(cmd, what, ok, None)
+}
+
+/// Writes a program's standard input.
+pub type Feeder<'a> = dyn FnMut(&mut dyn Write) -> std::io::Result<()> + Send + 'a;
+
+/// [`run`], feeding `input` on stdin (streamed from a thread so large inputs do not
+/// deadlock against a full stdout pipe).
+pub fn run_with_input(
+    cmd: &mut Command,
+    what: &str,
+    ok: &[i32],
+    input: Option<&mut Feeder<'_>>,
+) -> Result<Output, ToolError> {
+    let program = PathBuf::from(cmd.get_program());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = cmd.spawn().map_err(|source| ToolError::Spawn {
+        path: program.clone(),
+        source,
+    })?;
+    let out = if let Some(feed) = input {
+        let stdin = child.stdin.take();
+        let fed = std::thread::scope(|s| {
+            let h = s.spawn(move || -> std::io::Result<()> {
+                if let Some(mut w) = stdin {
+                    feed(&mut w)?;
+                    w.flush()?;
+                }
+                Ok(())
+            });
+            let out = child.wait_with_output();
+            (h.join(), out)
+        });
+        let (feed_res, out) = fed;
+        let out = out.map_err(|source| ToolError::Spawn {
+            path: program.clone(),
+            source,
+        })?;
+        if let Ok(Err(e)) = feed_res {
+            if out.status.success() {
+                return Err(ToolError::Failed {
+                    what: what.to_string(),
+                    status: "input".to_string(),
+                    stderr: e.to_string(),
+                });
+            }
+        }
+        out
+    } else {
+        child
+            .wait_with_output()
+            .map_err(|source| ToolError::Spawn {
+                path: program.clone(),
+                source,
+            })?
+    };
+    match out.status.code() {
+        Some(c) if ok.contains(&c) => Ok(out),
+        _ => Err(ToolError::Failed {
+            what: what.to_string(),
+            status: out.status.to_string(),
+            stderr: tail(&out.stderr, &out.stdout),
+        }),
+    }
+}
+
+/// The last lines of stderr (or stdout when stderr is empty), for an error message.
+fn tail(stderr: &[u8], stdout: &[u8]) -> String {
+    let text = if stderr.iter().all(u8::is_ascii_whitespace) {
+        stdout
+    } else {
+        stderr
+    };
+    let s = String::from_utf8_lossy(text);
+    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let start = lines.len().saturating_sub(12);
+    lines[start..].join(" | ")
+}
+
+/// A `Command` for `program` with the C locale (stable, parseable messages).
+pub fn command(program: &Path) -> Command {
+    let mut c = Command::new(program);
+    c.env("LC_ALL", "C").env_remove("LANGUAGE");
+    c
+}
+
+/// `path` as an argument (for messages and argument lists).
+pub fn arg(path: &Path) -> &OsStr {
+    path.as_os_str()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(
+            parse_version("mke2fs 1.47.0 (5-Feb-2023)\n\tUsing EXT2FS Library version 1.47.0"),
+            Some((1, 47, 0))
+        );
+        assert_eq!(
+            parse_version("mke2fs 1.47.2-rc1 (1-Jan-2025)"),
+            Some((1, 47, 2))
+        );
+        assert_eq!(parse_version("nothing here"), None);
+        assert!((1, 47, 1) > (1, 47, 0));
+    }
+
+    #[test]
+    fn failures_are_typed() {
+        let e = run(
+            Command::new("sh").args(["-c", "echo boom >&2; exit 3"]),
+            "sh test",
+            &[0],
+        )
+        .unwrap_err();
+        match &e {
+            ToolError::Failed { stderr, .. } => assert!(stderr.contains("boom")),
+            other => panic!("{other:?}"),
+        }
+        assert!(run(Command::new("sh").args(["-c", "exit 1"]), "x", &[0, 1]).is_ok());
+        let e = run(&mut Command::new("/nonexistent/prog"), "x", &[0]).unwrap_err();
+        assert!(matches!(e, ToolError::Spawn { .. }));
+        let out = run_with_input(
+            Command::new("wc").arg("-c"),
+            "wc",
+            &[0],
+            Some(&mut |w: &mut dyn Write| w.write_all(&vec![b'x'; 1 << 20])),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "1048576");
+    }
+}
