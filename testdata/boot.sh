@@ -8,7 +8,8 @@
 set -euo pipefail
 img=$1 kernel=$2 initrd=$3 cmdline=$4 log=$5 timeout=${6:-900}
 fmt=raw
-[[ $(head -c 4 "$img" | od -An -c | tr -d ' ') == 'QFI\373' ]] && fmt=qcow2
+# qcow2 magic: "QFI\xfb".
+[[ $(head -c 4 "$img" | od -An -tx1 | tr -d ' \n') == 514649fb ]] && fmt=qcow2
 exec timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
   -machine q35 -accel tcg -cpu max -smp 2 -m 1536 \
   -nographic -no-reboot -monitor none -serial "file:$log" \

@@ -1,27 +1,24 @@
 #!/usr/bin/env bash
-# The demo: build subroot, make a small GPT disk image from the committed tree in
-# testdata/demo-root (an ESP and an ext4 root), convert it to compressed qcow2, and show it.
-# Needs no root and no network; needs mke2fs (e2fsprogs) and mkfs.vfat (dosfstools).
+# The demo: build subroot, make a small MBR disk image from committed files
+# (testdata/demo-root plus a /boot with a stand-in kernel and an initramfs-tools-layout
+# initrd from testdata/demo-initrd, see testdata/demo-image.sh), relayout it into r0/ as
+# an ordinary user, and show the result.
+# Needs no root and no network; needs mke2fs (e2fsprogs), debugfs/e2fsck, GNU cpio, gzip.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
-for t in mke2fs mkfs.vfat; do
-  command -v "$t" >/dev/null || { echo "demo needs $t (apt-get install e2fsprogs dosfstools)" >&2; exit 1; }
-done
 cargo build --release --quiet
 subroot=$PWD/target/release/subroot
 out=${DEMO_OUT:-$PWD/target/demo}
 mkdir -p "$out"
+bash testdata/demo-image.sh "$out/demo.raw" "$subroot"
 cd "$out"
-rm -f demo.raw demo.qcow2
+rm -f demo-r0.qcow2
 set -x
-# An empty 80 MiB disk with a GPT: a 34 MiB ESP at 1 MiB and a 40 MiB root at 35 MiB.
-"$subroot" create demo.raw --size 80M --table gpt \
-  --part size=34M,type=esp,name=EFI --part size=40M,type=linux,name=root
-# Populate the partitions with the reference tools, straight into the image at their offsets.
-# (FAT32 needs 65525 clusters: 512-byte clusters on 34 MiB give that.)
-mkfs.vfat -F 32 -s 1 -n DEMO-ESP --offset 2048 demo.raw $((34 << 10)) >/dev/null
-mke2fs -q -t ext4 -L demo-root -d "$OLDPWD/testdata/demo-root" -E offset=$((35 << 20)) demo.raw 40M
-# Compress it into qcow2 (zstd) and look at the result.
-"$subroot" convert demo.raw demo.qcow2 -O qcow2 -c zstd
-"$subroot" info demo.qcow2
+# The plan first (nothing written), then the relayout itself into compressed qcow2.
+"$subroot" relayout demo.raw --dry-run
+"$subroot" relayout demo.raw -o demo-r0.qcow2 -O qcow2 -c zstd
+# The operating system now lives in /r0; /boot, /var and /home stay shared at the top.
+"$subroot" ls demo-r0.qcow2 /
+"$subroot" ls demo-r0.qcow2 /r0
+"$subroot" cat demo-r0.qcow2 /boot/grub/grub.cfg

@@ -16,7 +16,7 @@ tools=(
   xz:xz-utils lzma:xz-utils lz4:lz4 bzip2:bzip2 setfacl:acl setcap:libcap2-bin
   cmp:diffutils python3:python3 dash:dash busybox:busybox checkbashisms:devscripts
   mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mksquashfs:squashfs-tools
-  mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin
+  mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr
 )
 missing_pkgs=()
 missing_tools=()
@@ -36,6 +36,13 @@ if ((${#missing_pkgs[@]})); then
     echo "!!! missing reference tools (${missing_tools[*]}); install: apt-get install ${missing_pkgs[*]}" >&2
     echo "!!! tests that need them will be SKIPPED (and fail under CI=true)" >&2
   fi
+fi
+# The boot tests (tests/boot.rs; on under CI=true) need QEMU 10 from the release's
+# backports suite (the stable one lacks what testdata/boot.sh uses on this hardware).
+if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v qemu-system-x86_64 >/dev/null; then
+  echo "==> installing qemu-system-x86 from backports (boot tests)"
+  bash testdata/backports.sh
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t "$(. /etc/os-release; echo "$VERSION_CODENAME")-backports" qemu-system-x86 >/dev/null
 fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is not installed: install a Rust toolchain (https://rustup.rs) first" >&2

@@ -378,3 +378,168 @@ fn refuses_luks_and_btrfs() {
         &["is btrfs", "found a btrfs filesystem", "ext2/3/4"],
     );
 }
+
+/// Manifest lines (path, rest) with paths renamed, including the hard-link column (the
+/// path of the group's first member in walk order, which the relayout may change: it is
+/// renamed and then re-chosen as the smallest renamed member, on both sides alike).
+fn manifest(dir: &Path, img: &Path, rename: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
+    let text = ok(dir, &["-q", "manifest", s(img)]);
+    let mut rows: Vec<Vec<String>> = text
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect())
+        .collect();
+    let mut groups: std::collections::HashMap<String, String> = Default::default();
+    for r in &mut rows {
+        r[0] = rename(&r[0]);
+        if r[11] != "-" {
+            let g = groups.entry(r[11].clone()).or_insert_with(|| r[0].clone());
+            if r[0] < *g {
+                *g = r[0].clone();
+            }
+        }
+    }
+    for r in &mut rows {
+        if r[11] != "-" {
+            r[11] = groups[&r[11]].clone();
+        }
+    }
+    rows.into_iter()
+        .map(|r| (r[0].clone(), r[1..].join("\t")))
+        .collect()
+}
+
+#[test]
+fn relayout_keeps_every_entry_exactly() {
+    for t in [
+        "mke2fs", "debugfs", "e2fsck", "cpio", "sfdisk", "setfattr", "cmp",
+    ] {
+        if !need(t, "relayout_keeps_every_entry_exactly") {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    // A rich tree: owners, xattrs, hard links, a sparse file, a fifo, ns times, and (as
+    // root) devices and foreign owners.
+    sh(&format!(
+        "cd {r} && mkdir -p usr/lib/x var/lib/y && \
+         printf data > usr/lib/x/a && ln usr/lib/x/a usr/lib/x/b && ln usr/lib/x/a var/lib/y/c && \
+         truncate -s 8M usr/lib/x/sparse && printf tail | dd of=usr/lib/x/sparse bs=1 seek=4194304 conv=notrunc status=none && \
+         mkfifo usr/lib/x/fifo && setfattr -n user.note -v hello usr/lib/x/a && \
+         touch -d '2021-05-06 07:08:09.123456789' usr/lib/x/sparse && chmod 4751 usr/lib/x/a && \
+         if [ $(id -u) = 0 ]; then mknod usr/lib/x/null c 1 3 && chown 1234:5678 usr/lib/x/sparse && \
+           mkdir -p home/u && chown -R 1000:1000 home/u; fi",
+        r = s(&st)
+    ));
+    let img = image(d.path(), &st);
+    let out = d.path().join("out.raw");
+    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    let moved: Vec<String> = plan["moves"]
+        .as_array()
+        .expect("moves")
+        .iter()
+        .map(|m| {
+            m["from"]
+                .as_str()
+                .expect("f")
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect();
+    let rename = |p: &str| -> String {
+        let top = p.split('/').next().unwrap_or("");
+        if moved.iter().any(|m| m == top) {
+            format!("r0/{p}")
+        } else {
+            p.to_string()
+        }
+    };
+    let before = manifest(d.path(), &img, &rename);
+    let after = manifest(d.path(), &out, &|p| p.to_string());
+    let created: Vec<String> = plan["created"]
+        .as_array()
+        .expect("created")
+        .iter()
+        .map(|c| {
+            c["path"]
+                .as_str()
+                .expect("p")
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect();
+    let edited: Vec<String> = plan["edits"]
+        .as_array()
+        .expect("edits")
+        .iter()
+        .chain(plan["initrds"].as_array().expect("initrds"))
+        .map(|c| {
+            c["path"]
+                .as_str()
+                .expect("p")
+                .trim_start_matches('/')
+                .to_string()
+        })
+        .collect();
+    let after_map: std::collections::BTreeMap<&str, &str> = after
+        .iter()
+        .map(|(p, l)| (p.as_str(), l.as_str()))
+        .collect();
+    let before_map: std::collections::BTreeMap<&str, &str> = before
+        .iter()
+        .map(|(p, l)| (p.as_str(), l.as_str()))
+        .collect();
+    for (p, line) in &before_map {
+        let got = after_map
+            .get(p)
+            .unwrap_or_else(|| panic!("{p} missing from the output"));
+        if edited.iter().any(|e| e == p) {
+            // Same metadata apart from size and content.
+            let strip = |l: &str| {
+                let f: Vec<&str> = l.split('\t').collect();
+                format!("{} {} {} {} {} {}", f[0], f[1], f[2], f[4], f[11], f[12])
+            };
+            assert_eq!(strip(got), strip(line), "{p}");
+            assert_ne!(got, line, "{p} was to be edited");
+        } else {
+            assert_eq!(got, line, "{p} changed");
+        }
+    }
+    for p in after_map.keys() {
+        if !before_map.contains_key(p) {
+            assert!(
+                created.iter().any(|c| c == p),
+                "{p} appeared but is not in the plan"
+            );
+        }
+    }
+    // The rebuilt filesystem is clean for e2fsck and holds what debugfs says.
+    let part = d.path().join("p1");
+    sh(&format!(
+        "dd if={} of={} bs=1M skip=1 status=none",
+        s(&out),
+        s(&part)
+    ));
+    let fsck = run("e2fsck", &["-fn", s(&part)]);
+    assert!(
+        fsck.status.success(),
+        "e2fsck: {}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    let ea = run_stdout(
+        "debugfs",
+        &["-R", "ea_get /r0/usr/lib/x/a user.note", s(&part)],
+    );
+    assert!(ea.contains("hello"), "{ea}");
+    let stat = run_stdout("debugfs", &["-R", "stat /r0/usr/lib/x/a", s(&part)]);
+    assert!(stat.contains("Links: 3"), "{stat}");
+    // Outside the partition nothing changed (the MBR and the gap before it).
+    assert!(run("cmp", &["-n", "1048576", s(&img), s(&out)])
+        .status
+        .success());
+    assert_eq!(
+        std::fs::metadata(&img).expect("stat").len(),
+        std::fs::metadata(&out).expect("stat").len()
+    );
+}

@@ -12,8 +12,10 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
+use subroot_formats::tools::E2fsprogs;
 
 /// Everything the execution needs.
 pub struct Job<'a> {
@@ -87,7 +89,8 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
     };
     rewrite_initrds(&mut job, ctx)?;
     let view = RelayoutTree::new(job.tree, &job.layout);
-    let new_fs = rebuild(&view, &job, ctx)?;
+    let built = rebuild(&view, &job, ctx)?;
+    let new_fs = built.open()?;
     let spec = OutputSpec {
         path: job.output,
         format: job.args.output_format,
@@ -120,11 +123,29 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
     ))
 }
 
-/// Rebuild the root filesystem from `view` with the input's identity.
-fn rebuild(view: &RelayoutTree, job: &Job, ctx: &Ctx) -> Result<RawFile> {
-    let _ = (view, job, ctx);
-    bail!(
-        "not supported yet: rebuilding the root filesystem needs the ext write engine, which \
-         this build does not have; use --dry-run to see the plan"
-    )
+/// Rebuild the root filesystem from `view` with the input's identity (UUID, label,
+/// features, sizes, hash seed …) through the ext write engine; the image file lives in
+/// the engine's temporary directory under the work directory until the returned value
+/// is dropped.
+fn rebuild(view: &RelayoutTree, job: &Job, ctx: &Ctx) -> Result<BuiltFs> {
+    let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
+    let identity =
+        Identity::like(job.tree.fs()).context("cannot read the root filesystem's identity")?;
+    let size = match job.root {
+        Some((_, size)) => size,
+        None => job.disk.len(),
+    };
+    let note = |step: &str| {
+        if ctx.verbose > 0 {
+            ctx.note(format_args!("rebuilding the root filesystem: {step}"));
+        }
+    };
+    let opts = BuildOptions {
+        size,
+        identity,
+        tools: &tools,
+        temp_dir: Some(job.work),
+        progress: Some(&note),
+    };
+    build(view, b"", &opts).context("cannot rebuild the root filesystem")
 }

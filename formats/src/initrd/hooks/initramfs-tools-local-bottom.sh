@@ -19,9 +19,14 @@
 # root is mounted read-only here. systemd later runs `mount -o remount,rw /`, which only
 # changes the superblock and the flags of the mount at /: the bind mounts over /var,
 # /home, /boot would stay read-only. So every bind mount made here gets its per-mount
-# flag cleared with `mount -o remount,bind,rw` (the superblock stays read-only until the
+# flag cleared with `mount -o bind,remount,rw` (the superblock stays read-only until the
 # system remounts / read-write, so nothing can be written before that; and a system that
 # keeps / read-only keeps everything read-only).
+#
+# The option order matters for klibc's mount (initramfs-tools' default without busybox):
+# with `remount,bind,rw` it makes a second bind mount over the first (read-only again);
+# with `bind,remount,rw` it changes the per-mount flag as intended (checked with the
+# klibc mount of a Debian bookworm initrd in a private mount namespace).
 #
 # Without subroot= on the command line this script does nothing. If DIR is missing or not
 # a valid relative path, it says so and calls panic (from /scripts/functions), as
@@ -122,7 +127,7 @@ if ! $subroot_mount -o bind "${subroot_phys}/${subroot_dir}" "$rootmnt"; then
 	panic "subroot: cannot bind-mount /${subroot_dir} on ${rootmnt}"
 	exit 0
 fi
-$subroot_mount -o remount,bind,rw "$rootmnt" "$rootmnt" ||
+$subroot_mount -o bind,remount,rw "$rootmnt" "$rootmnt" ||
 	log_warning_msg "subroot: cannot clear the read-only flag of the ${rootmnt} bind mount"
 
 for subroot_d in $subroot_binds; do
@@ -131,7 +136,7 @@ for subroot_d in $subroot_binds; do
 		log_warning_msg "subroot: cannot bind-mount /${subroot_d} on ${subroot_target}"
 		continue
 	fi
-	$subroot_mount -o remount,bind,rw "$subroot_target" "$subroot_target" ||
+	$subroot_mount -o bind,remount,rw "$subroot_target" "$subroot_target" ||
 		log_warning_msg "subroot: cannot clear the read-only flag of ${subroot_target}"
 done
 

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Benchmark `subroot relayout` on an image with ~1 GiB of used data, raw and qcow2, against
+# the floor measured in the same run: `mke2fs -d` from an already-extracted tree (what
+# any rebuild must at least do) plus `qemu-img convert` of the result to the output
+# format. guestfish doing the same moves is measured when libguestfs is installed.
+# Prints wall times, ratios and peak RSS. Work files go to bench/work/ (git-ignored).
+#
+#   bash bench/relayout.sh [DATA_MIB]      # default 1024
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="$PATH:/usr/sbin:/sbin"
+mib=${1:-1024}
+for t in mke2fs qemu-img cpio gzip /usr/bin/time; do
+  command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
+done
+cargo build --release --quiet
+subroot=$PWD/target/release/subroot
+work=$PWD/bench/work/relayout
+rm -rf "$work"; mkdir -p "$work"
+stage=$work/tree
+
+# The tree: the demo root (with /boot, a GRUB config and an initramfs-tools initrd) plus
+# copies of the host's /usr/lib and /usr/share up to DATA_MIB of file data.
+bash testdata/demo-image.sh "$work/demo.raw" "$subroot" >/dev/null
+mkdir -p "$stage"
+cp -a testdata/demo-root/. "$stage/"
+mkdir -p "$stage/boot"
+(cd testdata/demo-initrd && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -n > "$stage/boot/initrd.img-6.1.0-bench"
+n=0
+while (( $(du -sm "$stage" | cut -f1) < mib )); do
+  n=$((n + 1))
+  for src in /usr/lib /usr/share; do
+    cp -a "$src" "$stage/usr/copy$n-$(basename "$src")" 2>/dev/null || true
+    (( $(du -sm "$stage" | cut -f1) < mib )) || break
+  done
+  (( n < 20 )) || break
+done
+data=$(du -sm "$stage" | cut -f1)
+part_mib=$(( data * 2 + 256 ))
+echo "tree: ${data} MiB, $(find "$stage" | wc -l) entries; partition ${part_mib} MiB"
+
+img=$work/in.raw
+truncate -s $(( (part_mib + 2) << 20 )) "$img"
+printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$img"
+mke2fs -q -F -t ext4 -L bench -E offset=1048576 -d "$stage" "$img" "${part_mib}M"
+qemu-img convert -O qcow2 "$img" "$work/in.qcow2"
+
+# time+RSS of a command: "seconds maxrss_kib"
+measure() {
+  local log=$work/time.log
+  /usr/bin/time -f '%e %M' -o "$log" "$@" >/dev/null 2>"$work/err.log" || { cat "$work/err.log" >&2; exit 1; }
+  cat "$log"
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+
+read -r r_raw m_raw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force)
+read -r r_q m_q < <(measure "$subroot" -q relayout "$work/in.qcow2" -o "$work/out.qcow2" -O qcow2 --force)
+# The floor: mke2fs -d of the already-extracted tree into a partition-sized file, then
+# qemu-img convert of that file to qcow2 (raw output needs no conversion).
+read -r f_mk m_mk < <(measure mke2fs -q -F -t ext4 -d "$stage" "$work/floor.img" "${part_mib}M")
+read -r f_cv m_cv < <(measure qemu-img convert -O qcow2 "$work/floor.img" "$work/floor.qcow2")
+f_q=$(awk -v a="$f_mk" -v b="$f_cv" 'BEGIN { print a + b }')
+printf '%-34s %8s %10s\n' "" "seconds" "peak RSS"
+printf '%-34s %8s %8s MiB\n' "subroot relayout raw -> raw" "$r_raw" $((m_raw / 1024))
+printf '%-34s %8s %8s MiB\n' "subroot relayout qcow2 -> qcow2" "$r_q" $((m_q / 1024))
+printf '%-34s %8s %8s MiB\n' "floor: mke2fs -d" "$f_mk" $((m_mk / 1024))
+printf '%-34s %8s %8s MiB\n' "floor: + qemu-img convert -O qcow2" "$f_q" $((m_cv / 1024))
+echo "ratio raw:   relayout / floor = $(ratio "$r_raw" "$f_mk")"
+echo "ratio qcow2: relayout / floor = $(ratio "$r_q" "$f_q")"
+if command -v guestfish >/dev/null; then
+  cp "$img" "$work/gf.raw"
+  read -r g_t g_m < <(measure guestfish -a "$work/gf.raw" -m /dev/sda1 <<'GF'
+mkdir /r0
+glob mv /usr /etc /bin /r0/
+mkdir /r0/boot
+mkdir /r0/var
+mkdir /r0/home
+GF
+)
+  echo "guestfish (moves only): ${g_t} s, $((g_m / 1024)) MiB; ratio relayout/guestfish = $(ratio "$r_raw" "$g_t")"
+else
+  echo "guestfish: libguestfs is not installed; not compared"
+fi
