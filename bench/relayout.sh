@@ -26,14 +26,18 @@ mkdir -p "$stage"
 cp -a testdata/demo-root/. "$stage/"
 mkdir -p "$stage/boot"
 (cd testdata/demo-initrd && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet) | gzip -n > "$stage/boot/initrd.img-6.1.0-bench"
-n=0
-while (( $(du -sm "$stage" | cut -f1) < mib )); do
-  n=$((n + 1))
-  for src in /usr/lib /usr/share; do
-    cp -a "$src" "$stage/usr/copy$n-$(basename "$src")" 2>/dev/null || true
-    (( $(du -sm "$stage" | cut -f1) < mib )) || break
-  done
-  (( n < 20 )) || break
+# Real small files first: subdirectories of the host's /usr/share while they fit in half
+# the budget; then 32 MiB files of random data up to DATA_MIB.
+mkdir -p "$stage/usr/share" "$stage/usr/lib/bench"
+for src in /usr/share/*; do
+  [[ -d $src ]] || continue
+  have=$(du -sm "$stage" | cut -f1); add=$(du -sm "$src" | cut -f1)
+  (( have + add <= mib / 2 )) || continue
+  cp -a "$src" "$stage/usr/share/" 2>/dev/null || true
+done
+i=0
+while (( $(du -sm "$stage" | cut -f1) + 32 <= mib )); do
+  head -c 32M /dev/urandom > "$stage/usr/lib/bench/blob$i"; i=$((i + 1))
 done
 data=$(du -sm "$stage" | cut -f1)
 part_mib=$(( data * 2 + 256 ))
