@@ -24,8 +24,8 @@
 use super::header::CompressionType;
 pub use crate::convert::WriteStats;
 
-use crate::block::{is_zero, BlockDevice};
-use crate::convert::for_each_data_chunk;
+use crate::block::BlockDevice;
+use crate::convert::{all_zero, for_each_data_chunk, Writeback, CHUNK};
 use crate::{Error, Result};
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -50,6 +50,8 @@ const INCOMPAT_COMPRESSION: u64 = 1 << 3;
 const SECTOR: u64 = 512;
 /// Compressed data is buffered and written in pieces of about this size.
 const WRITE_BUFFER: usize = 8 << 20;
+/// Guest bytes read and compressed as one batch.
+const COMPRESS_CHUNK: u64 = 4 << 20;
 
 /// How to write a qcow2 image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -107,7 +109,14 @@ pub fn write_qcow2(
         None => None,
     };
     let mut w = Writer::new(out, geo)?;
-    for_each_data_chunk(src, geo.cs, progress, |pos, buf| {
+    // Compression works on a batch of clusters at a time: bigger batches keep every
+    // worker busy (a batch ends when its slowest cluster is done).
+    let chunk = match opts.compression {
+        Some(_) => COMPRESS_CHUNK,
+        None => CHUNK,
+    }
+    .max(geo.cs);
+    for_each_data_chunk(src, geo.cs, chunk, progress, |pos, buf| {
         match (opts.compression, &pool) {
             (Some(kind), Some(pool)) => w.compressed_chunk(pos, buf, kind, pool),
             _ => w.plain_chunk(pos, buf),
@@ -197,6 +206,10 @@ struct Writer<'a> {
     /// Compressed bytes not yet written: (host offset, bytes).
     wbuf: (u64, Vec<u8>),
     data_bytes: u64,
+    /// Early writeback of the data behind the allocation pointer.
+    writeback: Writeback,
+    /// The last compressed chunk, not yet stored.
+    packed: Vec<(u64, Packed)>,
 }
 
 impl<'a> Writer<'a> {
@@ -215,6 +228,8 @@ impl<'a> Writer<'a> {
             l1_offset: 0,
             wbuf: (0, Vec::new()),
             data_bytes: 0,
+            writeback: Writeback::new(out),
+            packed: Vec::new(),
         };
         // Header cluster and L1 table, contiguous.
         w.alloc(1 + g.l1_clusters)?;
@@ -227,7 +242,7 @@ impl<'a> Writer<'a> {
     /// Store a chunk (guest offset `pos`, cluster-aligned) uncompressed.
     fn plain_chunk(&mut self, pos: u64, buf: &[u8]) -> Result<()> {
         let cs = self.g.cs as usize;
-        let nonzero: Vec<bool> = buf.chunks(cs).map(|c| !is_zero(c)).collect();
+        let nonzero: Vec<bool> = buf.chunks(cs).map(|c| !all_zero(c)).collect();
         let first_guest = pos / self.g.cs;
         let mut i = 0;
         while i < nonzero.len() {
@@ -247,10 +262,24 @@ impl<'a> Writer<'a> {
             }
             i = j;
         }
+        self.start_writeback();
         Ok(())
     }
 
-    /// Store a chunk compressed, clusters that do not shrink as they are.
+    /// Hand what lies behind the allocation pointer (and any queued compressed data) to
+    /// the kernel for writeback.
+    fn start_writeback(&mut self) {
+        let mut upto = self.next * self.g.cs;
+        if !self.wbuf.1.is_empty() {
+            upto = upto.min(self.wbuf.0);
+        }
+        self.writeback.advance(upto);
+    }
+
+    /// Compress a chunk, clusters that do not shrink kept as they are, while the previous
+    /// chunk's results are stored: the workers compress chunk k while this thread writes
+    /// chunk k - 1 (placement stays in guest order, so the output does not depend on the
+    /// number of threads). The last chunk's results are stored by [`Writer::finish`].
     fn compressed_chunk(
         &mut self,
         pos: u64,
@@ -260,30 +289,34 @@ impl<'a> Writer<'a> {
     ) -> Result<()> {
         let cs = self.g.cs as usize;
         let first_guest = pos / self.g.cs;
-        let clusters: Vec<(usize, &[u8])> = buf
+        let clusters: Vec<(u64, &[u8])> = buf
             .chunks(cs)
             .enumerate()
-            .filter(|(_, c)| !is_zero(c))
+            .filter(|(_, c)| !all_zero(c))
+            .map(|(i, c)| (first_guest + i as u64, c))
             .collect();
-        let packed: Vec<Result<Option<Vec<u8>>>> = pool.install(|| {
-            clusters
-                .par_iter()
-                .map_init(
-                    || Compressor::new(kind, cs),
-                    |c, (_, data)| match c {
-                        Ok(c) => c.compress(data),
-                        Err(e) => Err(Error::io(
-                            format!("creating a {} compressor", kind.name()),
-                            std::io::Error::new(e.kind(), e.to_string()),
-                        )),
-                    },
-                )
-                .collect()
+        let previous = std::mem::take(&mut self.packed);
+        let mut packed = Ok(Vec::new());
+        let mut stored = Ok(());
+        pool.in_place_scope(|s| {
+            s.spawn(|_| {
+                packed = clusters
+                    .par_iter()
+                    .map(|&(guest, data)| Ok((guest, compress_cluster(kind, data)?)))
+                    .collect();
+            });
+            stored = self.store_packed(previous);
         });
-        for ((i, data), packed) in clusters.into_iter().zip(packed) {
-            let guest = first_guest + i as u64;
-            match packed? {
-                Some(z) => {
+        stored?;
+        self.packed = packed?;
+        Ok(())
+    }
+
+    /// Store compressed (or incompressible) clusters, in order.
+    fn store_packed(&mut self, packed: Vec<(u64, Packed)>) -> Result<()> {
+        for (guest, p) in packed {
+            match p {
+                Packed::Compressed(z) => {
                     let off = self.place_compressed(z.len() as u64)?;
                     if off + z.len() as u64 > 1 << self.g.csize_shift() {
                         return Err(Error::Unsupported(format!(
@@ -298,13 +331,14 @@ impl<'a> Writer<'a> {
                     let entry = COMPRESSED | (sectors << self.g.csize_shift()) | off;
                     self.set_l2(guest, entry)?;
                 }
-                None => {
+                Packed::Plain(data) => {
                     let c = self.alloc(1)?;
-                    self.write(data, c * self.g.cs)?;
+                    self.write(&data, c * self.g.cs)?;
                     self.set_l2(guest, (c * self.g.cs) | COPIED)?;
                 }
             }
         }
+        self.start_writeback();
         Ok(())
     }
 
@@ -489,6 +523,8 @@ impl<'a> Writer<'a> {
 
     /// Write the last L2 and L1 parts, the refcount table and blocks, then the header.
     fn finish(mut self, compression: Option<CompressionType>) -> Result<WriteStats> {
+        let packed = std::mem::take(&mut self.packed);
+        self.store_packed(packed)?;
         self.flush_l2()?;
         self.flush_l1()?;
         self.flush_wbuf()?;
@@ -536,6 +572,7 @@ impl<'a> Writer<'a> {
         let mut first = vec![0u8; cs as usize];
         first[..HEADER_LEN].copy_from_slice(&header);
         self.write(&first, 0)?;
+        self.writeback.finish();
         self.out
             .sync_all()
             .map_err(|e| Error::io("syncing the qcow2 image", e))?;
@@ -577,6 +614,38 @@ impl<'a> Writer<'a> {
 /// so a stream using the usual 32 KiB window may refer back further than it can see.
 fn new_deflate() -> flate2::Compress {
     flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 12)
+}
+
+/// A compressed cluster, or one stored as it is because it does not shrink.
+enum Packed {
+    Compressed(Vec<u8>),
+    Plain(Vec<u8>),
+}
+
+thread_local! {
+    /// Each compression worker's compressor, kept for the life of the thread (creating one
+    /// costs more than compressing a cluster).
+    static COMPRESSOR: std::cell::RefCell<Option<(CompressionType, usize, Compressor)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compress one cluster with this thread's compressor for `kind` and the cluster size.
+fn compress_cluster(kind: CompressionType, data: &[u8]) -> Result<Packed> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let c = match cell.as_mut() {
+            Some((k, cs, c)) if *k == kind && *cs == data.len() => c,
+            _ => {
+                let c = Compressor::new(kind, data.len())
+                    .map_err(|e| Error::io(format!("creating a {} compressor", kind.name()), e))?;
+                &mut cell.insert((kind, data.len(), c)).2
+            }
+        };
+        Ok(match c.compress(data)? {
+            Some(z) => Packed::Compressed(z),
+            None => Packed::Plain(data.to_vec()),
+        })
+    })
 }
 
 /// One worker's compression state, reused across clusters.
