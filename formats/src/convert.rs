@@ -13,8 +13,10 @@ use rustix::fs::Advice;
 use std::fs::File;
 use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The part of the source whose extent map is fetched at once.
 pub(crate) const WINDOW: u64 = 1 << 30;
@@ -65,6 +67,28 @@ enum Msg {
     Progress(u64),
 }
 
+/// A chunk of the source handed to the consumer; its buffer goes back to the reading
+/// thread for reuse when it is dropped (wherever that happens).
+pub(crate) struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+    back: Sender<Vec<u8>>,
+}
+
+impl Chunk {
+    /// The bytes of the chunk.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&self.buf)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // The reader may have finished; a lost buffer is fine then.
+        let _ = self.back.send(std::mem::take(&mut self.buf));
+    }
+}
+
 /// Visit the data of `src` as chunks aligned to `align` (a power of two dividing
 /// [`WINDOW`] and `chunk`), skipping the ranges the device reports as zero. Chunks are at
 /// most `chunk` bytes and are read on a separate thread, ahead of `f`.
@@ -80,21 +104,39 @@ pub(crate) fn for_each_data_chunk(
     progress: &(dyn Fn(u64) + Sync),
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
+    for_each_owned_chunk(src, align, chunk, progress, |pos, c| f(pos, c.bytes()))
+}
+
+/// [`for_each_data_chunk`], handing over each chunk: `f` may keep it (say, give it to
+/// another thread) and the reading thread gets its buffer back when it is dropped. At
+/// most `QUEUE + 2` chunks exist at once, so a consumer keeping them all makes the reader
+/// wait.
+pub(crate) fn for_each_owned_chunk(
+    src: &dyn BlockDevice,
+    align: u64,
+    chunk: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    mut f: impl FnMut(u64, Chunk) -> Result<()>,
+) -> Result<()> {
     if !align.is_power_of_two() || WINDOW % align != 0 || chunk % align != 0 || chunk == 0 {
         return Err(Error::InvalidArgument(format!(
             "chunk {chunk} and window {WINDOW} must be multiples of the block size {align}, \
              a power of two"
         )));
     }
+    let stop = AtomicBool::new(false);
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel::<Msg>(QUEUE);
         let (back_tx, back_rx) = channel::<Vec<u8>>();
         let reader = std::thread::Builder::new()
             .name("subroot-read".into())
-            .spawn_scoped(s, move || read_chunks(src, align, chunk, &tx, &back_rx))
+            .spawn_scoped(s, {
+                let stop = &stop;
+                move || read_chunks(src, align, chunk, tx, &back_rx, stop)
+            })
             .map_err(|e| Error::io("starting the reading thread", e))?;
         // Consume until the reader stops (done or failed) or `f` fails; dropping `rx` and
-        // `back_tx` then makes a reader blocked on either end give up.
+        // the senders of `back_tx` then makes a reader blocked on either end give up.
         let consumed = (|| {
             while let Ok(msg) = rx.recv() {
                 match msg {
@@ -104,10 +146,13 @@ pub(crate) fn for_each_data_chunk(
                         len,
                         done,
                     } => {
-                        f(pos, &buf[..len])?;
+                        let c = Chunk {
+                            buf,
+                            len,
+                            back: back_tx.clone(),
+                        };
+                        f(pos, c)?;
                         progress(done);
-                        // The reader may have finished; a lost buffer is fine then.
-                        let _ = back_tx.send(buf);
                     }
                     Msg::Progress(done) => progress(done),
                 }
@@ -116,6 +161,7 @@ pub(crate) fn for_each_data_chunk(
         })();
         drop(rx);
         drop(back_tx);
+        stop.store(true, Ordering::Relaxed);
         let read = match reader.join() {
             Ok(r) => r,
             Err(panic) => std::panic::resume_unwind(panic),
@@ -133,8 +179,9 @@ fn read_chunks(
     src: &dyn BlockDevice,
     align: u64,
     chunk: u64,
-    tx: &SyncSender<Msg>,
+    tx: SyncSender<Msg>,
     back: &Receiver<Vec<u8>>,
+    stop: &AtomicBool,
 ) -> Result<()> {
     let len = src.len();
     let mut allocated = 0usize;
@@ -177,9 +224,14 @@ fn read_chunks(
                         allocated += 1;
                         vec![0u8; chunk as usize]
                     }
-                    Err(_) => match back.recv() {
-                        Ok(buf) => buf,
-                        Err(_) => return Ok(()),
+                    // Wait for a chunk to be dropped; give up once the consumer has finished
+                    // (even if it still holds chunks somewhere).
+                    Err(_) => loop {
+                        match back.recv_timeout(Duration::from_millis(50)) {
+                            Ok(buf) => break buf,
+                            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+                            Err(_) => return Ok(()),
+                        }
                     },
                 };
                 let out = &mut buf[..n as usize];

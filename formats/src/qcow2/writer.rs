@@ -25,12 +25,12 @@ use super::header::CompressionType;
 pub use crate::convert::WriteStats;
 
 use crate::block::BlockDevice;
-use crate::convert::{all_zero, for_each_data_chunk, Writeback, CHUNK};
+use crate::convert::{all_zero, for_each_data_chunk, for_each_owned_chunk, Writeback, CHUNK};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{channel, Receiver};
 
 /// L1/L2 entry flag: the cluster's refcount is exactly one.
 const COPIED: u64 = 1 << 63;
@@ -50,8 +50,6 @@ const INCOMPAT_COMPRESSION: u64 = 1 << 3;
 const SECTOR: u64 = 512;
 /// Compressed data is buffered and written in pieces of about this size.
 const WRITE_BUFFER: usize = 8 << 20;
-/// Guest bytes read and compressed as one batch.
-const COMPRESS_CHUNK: u64 = 4 << 20;
 
 /// How to write a qcow2 image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,42 +85,114 @@ pub fn write_qcow2(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<WriteStats> {
     let geo = Geometry::new(src.len(), opts.cluster_size)?;
-    let pool = match opts.compression {
-        Some(_) => {
-            let threads = if opts.threads == 0 {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            } else {
-                opts.threads
-            };
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| {
-                        Error::io(
-                            format!("starting {threads} compression threads"),
-                            std::io::Error::other(e.to_string()),
-                        )
-                    })?,
-            )
-        }
-        None => None,
-    };
     let mut w = Writer::new(out, geo)?;
-    // Compression works on a batch of clusters at a time: bigger batches keep every
-    // worker busy (a batch ends when its slowest cluster is done).
-    let chunk = match opts.compression {
-        Some(_) => COMPRESS_CHUNK,
-        None => CHUNK,
-    }
-    .max(geo.cs);
-    for_each_data_chunk(src, geo.cs, chunk, progress, |pos, buf| {
-        match (opts.compression, &pool) {
-            (Some(kind), Some(pool)) => w.compressed_chunk(pos, buf, kind, pool),
-            _ => w.plain_chunk(pos, buf),
-        }
+    let chunk = CHUNK.max(geo.cs);
+    let Some(kind) = opts.compression else {
+        for_each_data_chunk(src, geo.cs, chunk, progress, |pos, buf| {
+            w.plain_chunk(pos, buf)
+        })?;
+        return w.finish(None);
+    };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| {
+            Error::io(
+                format!("starting {threads} compression threads"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+    // Each chunk is compressed as one job on the pool, chunks in parallel with no barrier
+    // between them; this thread stores the results in guest order (so the output does not
+    // depend on the number of threads) while the workers go on.
+    let (done_tx, done_rx) = channel::<(u64, Batch)>();
+    let mut order = Reorder::new(done_rx, threads + 2);
+    for_each_owned_chunk(src, geo.cs, chunk, progress, |pos, c| {
+        let seq = order.next_seq();
+        let done_tx = done_tx.clone();
+        pool.spawn(move || {
+            let packed = compress_chunk(kind, geo.cs, pos, c.bytes());
+            drop(c);
+            let _ = done_tx.send((seq, packed));
+        });
+        order.store_ready(&mut w, false)
     })?;
-    w.finish(opts.compression)
+    order.store_ready(&mut w, true)?;
+    w.finish(Some(kind))
+}
+
+/// The result of one compression job: (guest cluster, packed data) in guest order.
+type Batch = Result<Vec<(u64, Packed)>>;
+
+/// Results of compression jobs, stored in the order the jobs were started.
+struct Reorder {
+    rx: Receiver<(u64, Batch)>,
+    /// Results that arrived ahead of their turn.
+    ready: BTreeMap<u64, Batch>,
+    /// Jobs started, and results stored.
+    started: u64,
+    stored: u64,
+    /// Jobs started and not yet stored, at most.
+    limit: u64,
+}
+
+impl Reorder {
+    fn new(rx: Receiver<(u64, Batch)>, limit: usize) -> Reorder {
+        Reorder {
+            rx,
+            ready: BTreeMap::new(),
+            started: 0,
+            stored: 0,
+            limit: limit as u64,
+        }
+    }
+
+    /// The sequence number of a new job.
+    fn next_seq(&mut self) -> u64 {
+        self.started += 1;
+        self.started - 1
+    }
+
+    /// Store the results that are next in order; wait for more while over the limit of
+    /// jobs in flight (or, with `all`, until every job is stored).
+    fn store_ready(&mut self, w: &mut Writer, all: bool) -> Result<()> {
+        loop {
+            while let Ok((seq, r)) = self.rx.try_recv() {
+                self.ready.insert(seq, r);
+            }
+            while let Some(r) = self.ready.remove(&self.stored) {
+                w.store_packed(r?)?;
+                self.stored += 1;
+            }
+            let pending = self.started - self.stored;
+            if pending == 0 || (!all && pending <= self.limit) {
+                return Ok(());
+            }
+            // Every job sends exactly one result (a panicking job aborts the process).
+            let (seq, r) = self.rx.recv().map_err(|_| {
+                Error::io(
+                    "waiting for compressed data",
+                    std::io::Error::other("a compression job ended without a result"),
+                )
+            })?;
+            self.ready.insert(seq, r);
+        }
+    }
+}
+
+/// Compress the non-zero clusters of a chunk at guest offset `pos`, in order.
+fn compress_chunk(kind: CompressionType, cs: u64, pos: u64, buf: &[u8]) -> Batch {
+    let first_guest = pos / cs;
+    buf.chunks(cs as usize)
+        .enumerate()
+        .filter(|(_, c)| !all_zero(c))
+        .map(|(i, c)| Ok((first_guest + i as u64, compress_cluster(kind, c)?)))
+        .collect()
 }
 
 /// The sizes that follow from the virtual size and the cluster size.
@@ -208,8 +278,6 @@ struct Writer<'a> {
     data_bytes: u64,
     /// Early writeback of the data behind the allocation pointer.
     writeback: Writeback,
-    /// The last compressed chunk, not yet stored.
-    packed: Vec<(u64, Packed)>,
 }
 
 impl<'a> Writer<'a> {
@@ -229,7 +297,6 @@ impl<'a> Writer<'a> {
             wbuf: (0, Vec::new()),
             data_bytes: 0,
             writeback: Writeback::new(out),
-            packed: Vec::new(),
         };
         // Header cluster and L1 table, contiguous.
         w.alloc(1 + g.l1_clusters)?;
@@ -274,42 +341,6 @@ impl<'a> Writer<'a> {
             upto = upto.min(self.wbuf.0);
         }
         self.writeback.advance(upto);
-    }
-
-    /// Compress a chunk, clusters that do not shrink kept as they are, while the previous
-    /// chunk's results are stored: the workers compress chunk k while this thread writes
-    /// chunk k - 1 (placement stays in guest order, so the output does not depend on the
-    /// number of threads). The last chunk's results are stored by [`Writer::finish`].
-    fn compressed_chunk(
-        &mut self,
-        pos: u64,
-        buf: &[u8],
-        kind: CompressionType,
-        pool: &rayon::ThreadPool,
-    ) -> Result<()> {
-        let cs = self.g.cs as usize;
-        let first_guest = pos / self.g.cs;
-        let clusters: Vec<(u64, &[u8])> = buf
-            .chunks(cs)
-            .enumerate()
-            .filter(|(_, c)| !all_zero(c))
-            .map(|(i, c)| (first_guest + i as u64, c))
-            .collect();
-        let previous = std::mem::take(&mut self.packed);
-        let mut packed = Ok(Vec::new());
-        let mut stored = Ok(());
-        pool.in_place_scope(|s| {
-            s.spawn(|_| {
-                packed = clusters
-                    .par_iter()
-                    .map(|&(guest, data)| Ok((guest, compress_cluster(kind, data)?)))
-                    .collect();
-            });
-            stored = self.store_packed(previous);
-        });
-        stored?;
-        self.packed = packed?;
-        Ok(())
     }
 
     /// Store compressed (or incompressible) clusters, in order.
@@ -523,8 +554,6 @@ impl<'a> Writer<'a> {
 
     /// Write the last L2 and L1 parts, the refcount table and blocks, then the header.
     fn finish(mut self, compression: Option<CompressionType>) -> Result<WriteStats> {
-        let packed = std::mem::take(&mut self.packed);
-        self.store_packed(packed)?;
         self.flush_l2()?;
         self.flush_l1()?;
         self.flush_wbuf()?;
