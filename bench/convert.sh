@@ -4,10 +4,17 @@
 # scattered in 64 MiB runs with holes between. Each pair runs BENCH_RUNS times (default 2),
 # alternating, best time kept; prints times, the ratio (subroot / qemu-img) and peak RSS.
 # Targets (issue 2): ratio <= 1.0, subroot RSS < 64 MiB.
+# SUBROOT=/path/to/subroot benchmarks that binary instead of building this tree (to compare
+# an older build in the same conditions). The load of the machine matters: compare ratios
+# from one run, not times across runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+if [[ -n ${SUBROOT:-} ]]; then
+  subroot=$SUBROOT
+else
+  cargo build --release --quiet
+  subroot=$PWD/target/release/subroot
+fi
 work=${BENCH_DIR:-$PWD/bench/work}
 runs=${BENCH_RUNS:-2}
 mkdir -p "$work"

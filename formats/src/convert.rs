@@ -3,19 +3,32 @@
 //!
 //! The walk asks the source for its data/zero map one window (1 GiB) at a time, so the
 //! extent list stays small whatever the size, and reads only the ranges reported as data,
-//! in chunks of a few MiB aligned to the caller's block size.
+//! in chunks of a few MiB aligned to the caller's block size. Reading runs on its own
+//! thread a few chunks ahead of the consumer (a bounded queue of recycled buffers), so
+//! reading the source overlaps with zero detection, compression and writing the output.
 
-use crate::block::{is_zero, BlockDevice, ExtentKind};
+use crate::block::{BlockDevice, ExtentKind};
 use crate::{Error, Result};
+use rustix::fs::Advice;
 use std::fs::File;
+use std::num::NonZeroU64;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// The part of the source whose extent map is fetched at once.
 pub(crate) const WINDOW: u64 = 1 << 30;
-/// The largest chunk read from the source at once.
-pub(crate) const CHUNK: u64 = 8 << 20;
+/// The default chunk read from the source at once (a multiple of every qcow2 cluster size).
+pub(crate) const CHUNK: u64 = 2 << 20;
+/// Chunks waiting between the reading thread and the consumer; with the one being read and
+/// the one being consumed, at most `QUEUE + 2` chunk buffers exist.
+const QUEUE: usize = 2;
 /// The granularity at which [`write_raw`] leaves zero runs as holes.
 const RAW_BLOCK: u64 = 4096;
+/// Output written and not yet handed to the kernel for writeback, at most about this much.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 /// What a conversion wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,21 +41,150 @@ pub struct WriteStats {
     pub file_size: u64,
 }
 
+/// True when every byte of `buf` is zero. Works on 64-byte blocks (an OR-fold the compiler
+/// turns into a few vector instructions) and stops at the first block holding data, so
+/// data costs almost nothing to classify and zeros are scanned at memory speed.
+pub(crate) fn all_zero(buf: &[u8]) -> bool {
+    let mut blocks = buf.chunks_exact(64);
+    for b in &mut blocks {
+        if b.iter().fold(0u8, |acc, &x| acc | x) != 0 {
+            return false;
+        }
+    }
+    blocks.remainder().iter().all(|&x| x == 0)
+}
+
+/// What the reading thread hands to the consumer.
+enum Msg {
+    /// `len` bytes of `buf` hold the source at `pos`; `done` is the progress after them.
+    Chunk {
+        pos: u64,
+        buf: Vec<u8>,
+        len: usize,
+        done: u64,
+    },
+    /// Progress only (a window without data ended).
+    Progress(u64),
+}
+
+/// A chunk of the source handed to the consumer; its buffer goes back to the reading
+/// thread for reuse when it is dropped (wherever that happens).
+pub(crate) struct Chunk {
+    buf: Vec<u8>,
+    len: usize,
+    back: Sender<Vec<u8>>,
+}
+
+impl Chunk {
+    /// The bytes of the chunk.
+    pub(crate) fn bytes(&self) -> &[u8] {
+        self.buf.get(..self.len).unwrap_or(&self.buf)
+    }
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        // The reader may have finished; a lost buffer is fine then.
+        let _ = self.back.send(std::mem::take(&mut self.buf));
+    }
+}
+
 /// Visit the data of `src` as chunks aligned to `align` (a power of two dividing
-/// [`WINDOW`] and [`CHUNK`]), skipping the ranges the device reports as zero.
+/// [`WINDOW`] and `chunk`), skipping the ranges the device reports as zero. Chunks are at
+/// most `chunk` bytes and are read on a separate thread, ahead of `f`.
 ///
-/// `f(offset, bytes)` gets the chunk at `offset`; its length is a multiple of `align`,
-/// zero-padded beyond the end of the device. `progress` is called with the number of bytes
-/// of the device done, monotonically, ending at `src.len()`.
+/// `f(offset, bytes)` gets the chunks in increasing order; a chunk's length is a multiple
+/// of `align`, zero-padded beyond the end of the device. `progress` is called (on the
+/// calling thread) with the number of bytes of the device done, monotonically, ending at
+/// `src.len()`.
 pub(crate) fn for_each_data_chunk(
     src: &dyn BlockDevice,
     align: u64,
+    chunk: u64,
     progress: &(dyn Fn(u64) + Sync),
     mut f: impl FnMut(u64, &[u8]) -> Result<()>,
 ) -> Result<()> {
-    debug_assert!(align.is_power_of_two() && WINDOW % align == 0 && CHUNK % align == 0);
+    for_each_owned_chunk(src, align, chunk, progress, |pos, c| f(pos, c.bytes()))
+}
+
+/// [`for_each_data_chunk`], handing over each chunk: `f` may keep it (say, give it to
+/// another thread) and the reading thread gets its buffer back when it is dropped. At
+/// most `QUEUE + 2` chunks exist at once, so a consumer keeping them all makes the reader
+/// wait.
+pub(crate) fn for_each_owned_chunk(
+    src: &dyn BlockDevice,
+    align: u64,
+    chunk: u64,
+    progress: &(dyn Fn(u64) + Sync),
+    mut f: impl FnMut(u64, Chunk) -> Result<()>,
+) -> Result<()> {
+    if !align.is_power_of_two() || WINDOW % align != 0 || chunk % align != 0 || chunk == 0 {
+        return Err(Error::InvalidArgument(format!(
+            "chunk {chunk} and window {WINDOW} must be multiples of the block size {align}, \
+             a power of two"
+        )));
+    }
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|s| {
+        let (tx, rx) = sync_channel::<Msg>(QUEUE);
+        let (back_tx, back_rx) = channel::<Vec<u8>>();
+        let reader = std::thread::Builder::new()
+            .name("subroot-read".into())
+            .spawn_scoped(s, {
+                let stop = &stop;
+                move || read_chunks(src, align, chunk, tx, &back_rx, stop)
+            })
+            .map_err(|e| Error::io("starting the reading thread", e))?;
+        // Consume until the reader stops (done or failed) or `f` fails; dropping `rx` and
+        // the senders of `back_tx` then makes a reader blocked on either end give up.
+        let consumed = (|| {
+            while let Ok(msg) = rx.recv() {
+                match msg {
+                    Msg::Chunk {
+                        pos,
+                        buf,
+                        len,
+                        done,
+                    } => {
+                        let c = Chunk {
+                            buf,
+                            len,
+                            back: back_tx.clone(),
+                        };
+                        f(pos, c)?;
+                        progress(done);
+                    }
+                    Msg::Progress(done) => progress(done),
+                }
+            }
+            Ok(())
+        })();
+        drop(rx);
+        drop(back_tx);
+        stop.store(true, Ordering::Relaxed);
+        let read = match reader.join() {
+            Ok(r) => r,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        consumed?;
+        read?;
+        progress(src.len());
+        Ok(())
+    })
+}
+
+/// The reading side of [`for_each_data_chunk`]: walk the data map and send the chunks.
+/// Returns `Ok` early when the consumer has gone away (it reports its own error).
+fn read_chunks(
+    src: &dyn BlockDevice,
+    align: u64,
+    chunk: u64,
+    tx: SyncSender<Msg>,
+    back: &Receiver<Vec<u8>>,
+    stop: &AtomicBool,
+) -> Result<()> {
     let len = src.len();
-    let mut buf = Vec::new();
+    let mut allocated = 0usize;
     let mut win = 0;
     while win < len {
         let wend = (win + WINDOW).min(len);
@@ -73,31 +215,132 @@ pub(crate) fn for_each_data_chunk(
         for (a, b) in runs {
             let mut pos = a;
             while pos < b {
-                let n = CHUNK.min(b - pos);
+                let n = chunk.min(b - pos);
                 let end = pos + n;
-                buf.clear();
-                buf.resize(n as usize, 0);
+                // A recycled buffer, a new one while under the limit, or wait for one.
+                let mut buf = match back.try_recv() {
+                    Ok(buf) => buf,
+                    Err(_) if allocated < QUEUE + 2 => {
+                        allocated += 1;
+                        vec![0u8; chunk as usize]
+                    }
+                    // Wait for a chunk to be dropped; give up once the consumer has finished
+                    // (even if it still holds chunks somewhere).
+                    Err(_) => loop {
+                        match back.recv_timeout(Duration::from_millis(50)) {
+                            Ok(buf) => break buf,
+                            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::Relaxed) => {}
+                            Err(_) => return Ok(()),
+                        }
+                    },
+                };
+                let out = &mut buf[..n as usize];
                 while first < extents.len() && extents[first].end() <= pos {
                     first += 1;
                 }
+                // Read the data extents, zero the gaps between them (never the whole buffer).
+                let mut filled = pos;
                 for e in extents[first..].iter().take_while(|e| e.offset < end) {
-                    let s = e.offset.max(pos);
+                    let s = e.offset.max(filled);
                     let t = e.end().min(end);
                     if s < t {
-                        let dst = &mut buf[(s - pos) as usize..(t - pos) as usize];
-                        src.read_at(dst, s)?;
+                        out[(filled - pos) as usize..(s - pos) as usize].fill(0);
+                        src.read_at(&mut out[(s - pos) as usize..(t - pos) as usize], s)?;
+                        filled = t;
                     }
                 }
-                f(pos, &buf)?;
-                progress(end.min(len));
+                out[(filled - pos) as usize..].fill(0);
+                let msg = Msg::Chunk {
+                    pos,
+                    buf,
+                    len: n as usize,
+                    done: end.min(len),
+                };
+                if tx.send(msg).is_err() {
+                    return Ok(());
+                }
                 pos = end;
             }
         }
-        progress(wend);
+        if tx.send(Msg::Progress(wend)).is_err() {
+            return Ok(());
+        }
         win = wend;
     }
-    progress(len);
     Ok(())
+}
+
+/// Hands written output to the kernel for writeback as the copy goes, so the final sync
+/// finds little left to do and writeback overlaps with the copy instead of following it.
+///
+/// The hints are given on a thread of their own (starting writeback costs the caller the
+/// block allocation and I/O submission), which ends when the `Writeback` is dropped.
+#[derive(Debug)]
+pub(crate) struct Writeback {
+    /// Everything below this offset has been handed over.
+    started: u64,
+    /// Ranges to hand over, to the hinting thread.
+    tx: Option<Sender<(u64, NonZeroU64)>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Writeback {
+    /// Start the hinting thread for `out`. Without it (the file cannot be duplicated or
+    /// no thread can be started), [`Writeback::advance`] does nothing.
+    pub(crate) fn new(out: &File) -> Writeback {
+        let mut wb = Writeback {
+            started: 0,
+            tx: None,
+            thread: None,
+        };
+        let Ok(file) = out.try_clone() else {
+            return wb;
+        };
+        let (tx, rx) = channel::<(u64, NonZeroU64)>();
+        let spawned = std::thread::Builder::new()
+            .name("subroot-writeback".into())
+            .spawn(move || {
+                for (off, len) in rx {
+                    // POSIX_FADV_DONTNEED starts writeback of the dirty pages in the range
+                    // (and drops the clean ones). Only a hint: errors change nothing.
+                    let _ = rustix::fs::fadvise(&file, off, Some(len), Advice::DontNeed);
+                }
+            });
+        if let Ok(t) = spawned {
+            wb.tx = Some(tx);
+            wb.thread = Some(t);
+        }
+        wb
+    }
+
+    /// Note that the output will not be written below `upto` any more (or only rarely):
+    /// start writeback of what lies more than [`WRITEBACK_STEP`] behind it.
+    pub(crate) fn advance(&mut self, upto: u64) {
+        let Some(target) = upto.checked_sub(WRITEBACK_STEP) else {
+            return;
+        };
+        if target < self.started.saturating_add(WRITEBACK_STEP) {
+            return;
+        }
+        if let (Some(tx), Some(n)) = (&self.tx, NonZeroU64::new(target - self.started)) {
+            let _ = tx.send((self.started, n));
+        }
+        self.started = target;
+    }
+
+    /// Wait for the hints given so far (before the final sync); later ones do nothing.
+    pub(crate) fn finish(&mut self) {
+        self.tx = None;
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Writeback {
+    fn drop(&mut self) {
+        self.finish();
+    }
 }
 
 /// Write `src` as a sparse raw image into `out` (an empty file opened read+write): set its
@@ -115,24 +358,23 @@ pub fn write_raw(
     out.set_len(len)
         .map_err(|e| Error::io(format!("setting the output size to {len} bytes"), e))?;
     let mut data_bytes = 0u64;
-    for_each_data_chunk(src, RAW_BLOCK, progress, |pos, buf| {
-        let blocks: Vec<bool> = buf
-            .chunks(RAW_BLOCK as usize)
-            .map(|b| !is_zero(b))
-            .collect();
+    let mut writeback = Writeback::new(out);
+    let block = RAW_BLOCK as usize;
+    for_each_data_chunk(src, RAW_BLOCK, CHUNK, progress, |pos, buf| {
+        // Runs of non-zero blocks, each written at once.
         let mut i = 0;
-        while i < blocks.len() {
-            if !blocks[i] {
-                i += 1;
+        while i < buf.len() {
+            if all_zero(&buf[i..(i + block).min(buf.len())]) {
+                i += block;
                 continue;
             }
-            let mut j = i + 1;
-            while j < blocks.len() && blocks[j] {
-                j += 1;
+            let mut j = i + block;
+            while j < buf.len() && !all_zero(&buf[j..(j + block).min(buf.len())]) {
+                j += block;
             }
-            let start = pos + i as u64 * RAW_BLOCK;
-            let stop = (pos + j as u64 * RAW_BLOCK).min(len);
-            let bytes = &buf[i * RAW_BLOCK as usize..(stop - pos) as usize];
+            let start = pos + i as u64;
+            let stop = (pos + j as u64).min(len);
+            let bytes = &buf[i..(stop - pos) as usize];
             out.write_all_at(bytes, start).map_err(|e| {
                 Error::io(
                     format!(
@@ -145,8 +387,10 @@ pub fn write_raw(
             data_bytes += bytes.len() as u64;
             i = j;
         }
+        writeback.advance(pos + buf.len() as u64);
         Ok(())
     })?;
+    writeback.finish();
     out.sync_all()
         .map_err(|e| Error::io("syncing the output", e))?;
     Ok(WriteStats {
@@ -154,4 +398,72 @@ pub fn write_raw(
         data_bytes,
         file_size: len,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::block::MemoryDevice;
+
+    #[test]
+    fn zero_detection_matches_a_byte_loop() {
+        for len in [0usize, 1, 63, 64, 65, 127, 4096, 4097, 10000] {
+            assert!(all_zero(&vec![0u8; len]));
+            for at in [0, len / 3, len / 2, len.saturating_sub(1)] {
+                if at < len {
+                    let mut b = vec![0u8; len];
+                    b[at] = 0x80;
+                    assert!(!all_zero(&b), "len {len} at {at}");
+                }
+            }
+        }
+    }
+
+    /// The threaded walk delivers every data byte once, in order, with zero-filled gaps,
+    /// and stops cleanly when the consumer fails.
+    #[test]
+    fn walk_delivers_data_in_order_and_stops_on_error() {
+        let size: u64 = 9 << 20;
+        let dev = MemoryDevice::new(size as usize);
+        let mut expect = vec![0u8; size as usize];
+        for (i, off) in [4096u64, 3 << 20, (5 << 20) + 100, size - 1]
+            .iter()
+            .enumerate()
+        {
+            let data = vec![i as u8 + 1; 5000.min((size - off) as usize)];
+            dev.write_at(&data, *off).unwrap();
+            expect[*off as usize..*off as usize + data.len()].copy_from_slice(&data);
+        }
+        let mut got = vec![0u8; size as usize];
+        let mut last = 0;
+        let mut seen = std::sync::Mutex::new(0u64);
+        for_each_data_chunk(
+            &dev,
+            4096,
+            1 << 20,
+            &|d| {
+                let mut s = seen.lock().unwrap();
+                assert!(d >= *s);
+                *s = d;
+            },
+            |pos, buf| {
+                assert!(pos >= last && pos % 4096 == 0 && buf.len() % 4096 == 0);
+                last = pos + buf.len() as u64;
+                let n = buf.len().min((size - pos) as usize);
+                got[pos as usize..pos as usize + n].copy_from_slice(&buf[..n]);
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert_eq!(*seen.get_mut().unwrap(), size);
+        assert!(got == expect);
+
+        let mut calls = 0;
+        let r = for_each_data_chunk(&dev, 4096, 4096, &|_| {}, |_, _| {
+            calls += 1;
+            Err(Error::InvalidArgument("stop".into()))
+        });
+        assert!(matches!(r, Err(Error::InvalidArgument(m)) if m == "stop"));
+        assert_eq!(calls, 1);
+    }
 }

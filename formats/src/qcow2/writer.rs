@@ -24,13 +24,13 @@
 use super::header::CompressionType;
 pub use crate::convert::WriteStats;
 
-use crate::block::{is_zero, BlockDevice};
-use crate::convert::for_each_data_chunk;
+use crate::block::BlockDevice;
+use crate::convert::{all_zero, for_each_data_chunk, for_each_owned_chunk, Writeback, CHUNK};
 use crate::{Error, Result};
-use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
+use std::sync::mpsc::{channel, Receiver};
 
 /// L1/L2 entry flag: the cluster's refcount is exactly one.
 const COPIED: u64 = 1 << 63;
@@ -85,35 +85,114 @@ pub fn write_qcow2(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<WriteStats> {
     let geo = Geometry::new(src.len(), opts.cluster_size)?;
-    let pool = match opts.compression {
-        Some(_) => {
-            let threads = if opts.threads == 0 {
-                std::thread::available_parallelism().map_or(1, |n| n.get())
-            } else {
-                opts.threads
-            };
-            Some(
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .map_err(|e| {
-                        Error::io(
-                            format!("starting {threads} compression threads"),
-                            std::io::Error::other(e.to_string()),
-                        )
-                    })?,
-            )
-        }
-        None => None,
-    };
     let mut w = Writer::new(out, geo)?;
-    for_each_data_chunk(src, geo.cs, progress, |pos, buf| {
-        match (opts.compression, &pool) {
-            (Some(kind), Some(pool)) => w.compressed_chunk(pos, buf, kind, pool),
-            _ => w.plain_chunk(pos, buf),
-        }
+    let chunk = CHUNK.max(geo.cs);
+    let Some(kind) = opts.compression else {
+        for_each_data_chunk(src, geo.cs, chunk, progress, |pos, buf| {
+            w.plain_chunk(pos, buf)
+        })?;
+        return w.finish(None);
+    };
+    let threads = if opts.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        opts.threads
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| {
+            Error::io(
+                format!("starting {threads} compression threads"),
+                std::io::Error::other(e.to_string()),
+            )
+        })?;
+    // Each chunk is compressed as one job on the pool, chunks in parallel with no barrier
+    // between them; this thread stores the results in guest order (so the output does not
+    // depend on the number of threads) while the workers go on.
+    let (done_tx, done_rx) = channel::<(u64, Batch)>();
+    let mut order = Reorder::new(done_rx, threads + 2);
+    for_each_owned_chunk(src, geo.cs, chunk, progress, |pos, c| {
+        let seq = order.next_seq();
+        let done_tx = done_tx.clone();
+        pool.spawn(move || {
+            let packed = compress_chunk(kind, geo.cs, pos, c.bytes());
+            drop(c);
+            let _ = done_tx.send((seq, packed));
+        });
+        order.store_ready(&mut w, false)
     })?;
-    w.finish(opts.compression)
+    order.store_ready(&mut w, true)?;
+    w.finish(Some(kind))
+}
+
+/// The result of one compression job: (guest cluster, packed data) in guest order.
+type Batch = Result<Vec<(u64, Packed)>>;
+
+/// Results of compression jobs, stored in the order the jobs were started.
+struct Reorder {
+    rx: Receiver<(u64, Batch)>,
+    /// Results that arrived ahead of their turn.
+    ready: BTreeMap<u64, Batch>,
+    /// Jobs started, and results stored.
+    started: u64,
+    stored: u64,
+    /// Jobs started and not yet stored, at most.
+    limit: u64,
+}
+
+impl Reorder {
+    fn new(rx: Receiver<(u64, Batch)>, limit: usize) -> Reorder {
+        Reorder {
+            rx,
+            ready: BTreeMap::new(),
+            started: 0,
+            stored: 0,
+            limit: limit as u64,
+        }
+    }
+
+    /// The sequence number of a new job.
+    fn next_seq(&mut self) -> u64 {
+        self.started += 1;
+        self.started - 1
+    }
+
+    /// Store the results that are next in order; wait for more while over the limit of
+    /// jobs in flight (or, with `all`, until every job is stored).
+    fn store_ready(&mut self, w: &mut Writer, all: bool) -> Result<()> {
+        loop {
+            while let Ok((seq, r)) = self.rx.try_recv() {
+                self.ready.insert(seq, r);
+            }
+            while let Some(r) = self.ready.remove(&self.stored) {
+                w.store_packed(r?)?;
+                self.stored += 1;
+            }
+            let pending = self.started - self.stored;
+            if pending == 0 || (!all && pending <= self.limit) {
+                return Ok(());
+            }
+            // Every job sends exactly one result (a panicking job aborts the process).
+            let (seq, r) = self.rx.recv().map_err(|_| {
+                Error::io(
+                    "waiting for compressed data",
+                    std::io::Error::other("a compression job ended without a result"),
+                )
+            })?;
+            self.ready.insert(seq, r);
+        }
+    }
+}
+
+/// Compress the non-zero clusters of a chunk at guest offset `pos`, in order.
+fn compress_chunk(kind: CompressionType, cs: u64, pos: u64, buf: &[u8]) -> Batch {
+    let first_guest = pos / cs;
+    buf.chunks(cs as usize)
+        .enumerate()
+        .filter(|(_, c)| !all_zero(c))
+        .map(|(i, c)| Ok((first_guest + i as u64, compress_cluster(kind, c)?)))
+        .collect()
 }
 
 /// The sizes that follow from the virtual size and the cluster size.
@@ -197,6 +276,8 @@ struct Writer<'a> {
     /// Compressed bytes not yet written: (host offset, bytes).
     wbuf: (u64, Vec<u8>),
     data_bytes: u64,
+    /// Early writeback of the data behind the allocation pointer.
+    writeback: Writeback,
 }
 
 impl<'a> Writer<'a> {
@@ -215,6 +296,7 @@ impl<'a> Writer<'a> {
             l1_offset: 0,
             wbuf: (0, Vec::new()),
             data_bytes: 0,
+            writeback: Writeback::new(out),
         };
         // Header cluster and L1 table, contiguous.
         w.alloc(1 + g.l1_clusters)?;
@@ -227,7 +309,7 @@ impl<'a> Writer<'a> {
     /// Store a chunk (guest offset `pos`, cluster-aligned) uncompressed.
     fn plain_chunk(&mut self, pos: u64, buf: &[u8]) -> Result<()> {
         let cs = self.g.cs as usize;
-        let nonzero: Vec<bool> = buf.chunks(cs).map(|c| !is_zero(c)).collect();
+        let nonzero: Vec<bool> = buf.chunks(cs).map(|c| !all_zero(c)).collect();
         let first_guest = pos / self.g.cs;
         let mut i = 0;
         while i < nonzero.len() {
@@ -247,43 +329,25 @@ impl<'a> Writer<'a> {
             }
             i = j;
         }
+        self.start_writeback();
         Ok(())
     }
 
-    /// Store a chunk compressed, clusters that do not shrink as they are.
-    fn compressed_chunk(
-        &mut self,
-        pos: u64,
-        buf: &[u8],
-        kind: CompressionType,
-        pool: &rayon::ThreadPool,
-    ) -> Result<()> {
-        let cs = self.g.cs as usize;
-        let first_guest = pos / self.g.cs;
-        let clusters: Vec<(usize, &[u8])> = buf
-            .chunks(cs)
-            .enumerate()
-            .filter(|(_, c)| !is_zero(c))
-            .collect();
-        let packed: Vec<Result<Option<Vec<u8>>>> = pool.install(|| {
-            clusters
-                .par_iter()
-                .map_init(
-                    || Compressor::new(kind, cs),
-                    |c, (_, data)| match c {
-                        Ok(c) => c.compress(data),
-                        Err(e) => Err(Error::io(
-                            format!("creating a {} compressor", kind.name()),
-                            std::io::Error::new(e.kind(), e.to_string()),
-                        )),
-                    },
-                )
-                .collect()
-        });
-        for ((i, data), packed) in clusters.into_iter().zip(packed) {
-            let guest = first_guest + i as u64;
-            match packed? {
-                Some(z) => {
+    /// Hand what lies behind the allocation pointer (and any queued compressed data) to
+    /// the kernel for writeback.
+    fn start_writeback(&mut self) {
+        let mut upto = self.next * self.g.cs;
+        if !self.wbuf.1.is_empty() {
+            upto = upto.min(self.wbuf.0);
+        }
+        self.writeback.advance(upto);
+    }
+
+    /// Store compressed (or incompressible) clusters, in order.
+    fn store_packed(&mut self, packed: Vec<(u64, Packed)>) -> Result<()> {
+        for (guest, p) in packed {
+            match p {
+                Packed::Compressed(z) => {
                     let off = self.place_compressed(z.len() as u64)?;
                     if off + z.len() as u64 > 1 << self.g.csize_shift() {
                         return Err(Error::Unsupported(format!(
@@ -298,13 +362,14 @@ impl<'a> Writer<'a> {
                     let entry = COMPRESSED | (sectors << self.g.csize_shift()) | off;
                     self.set_l2(guest, entry)?;
                 }
-                None => {
+                Packed::Plain(data) => {
                     let c = self.alloc(1)?;
-                    self.write(data, c * self.g.cs)?;
+                    self.write(&data, c * self.g.cs)?;
                     self.set_l2(guest, (c * self.g.cs) | COPIED)?;
                 }
             }
         }
+        self.start_writeback();
         Ok(())
     }
 
@@ -536,6 +601,7 @@ impl<'a> Writer<'a> {
         let mut first = vec![0u8; cs as usize];
         first[..HEADER_LEN].copy_from_slice(&header);
         self.write(&first, 0)?;
+        self.writeback.finish();
         self.out
             .sync_all()
             .map_err(|e| Error::io("syncing the qcow2 image", e))?;
@@ -577,6 +643,38 @@ impl<'a> Writer<'a> {
 /// so a stream using the usual 32 KiB window may refer back further than it can see.
 fn new_deflate() -> flate2::Compress {
     flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 12)
+}
+
+/// A compressed cluster, or one stored as it is because it does not shrink.
+enum Packed {
+    Compressed(Vec<u8>),
+    Plain(Vec<u8>),
+}
+
+thread_local! {
+    /// Each compression worker's compressor, kept for the life of the thread (creating one
+    /// costs more than compressing a cluster).
+    static COMPRESSOR: std::cell::RefCell<Option<(CompressionType, usize, Compressor)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Compress one cluster with this thread's compressor for `kind` and the cluster size.
+fn compress_cluster(kind: CompressionType, data: &[u8]) -> Result<Packed> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        let c = match cell.as_mut() {
+            Some((k, cs, c)) if *k == kind && *cs == data.len() => c,
+            _ => {
+                let c = Compressor::new(kind, data.len())
+                    .map_err(|e| Error::io(format!("creating a {} compressor", kind.name()), e))?;
+                &mut cell.insert((kind, data.len(), c)).2
+            }
+        };
+        Ok(match c.compress(data)? {
+            Some(z) => Packed::Compressed(z),
+            None => Packed::Plain(data.to_vec()),
+        })
+    })
 }
 
 /// One worker's compression state, reused across clusters.
