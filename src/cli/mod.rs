@@ -5,10 +5,11 @@
 //! (`subroot completions SHELL`, `subroot man`), so they never drift from the parser.
 
 mod disk;
+mod initrd;
 mod select;
 
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
-#[allow(unused_imports)] // see ops::select
+pub use initrd::*;
 pub use select::PartitionArgs;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -77,6 +78,11 @@ name=NAME        GPT partition name\n  bootable         MBR active flag / GPT le
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
+    /// Examine, list, extract, create initrds and add the subroot boot hook to them.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img\n  subroot initrd add-subroot /boot/initrd.img -o initrd-subroot.img"
+    )]
+    Initrd(InitrdArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

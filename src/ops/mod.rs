@@ -3,8 +3,7 @@
 pub mod convert;
 pub mod create;
 pub mod info;
-#[allow(dead_code)]
-// used by the filesystem commands (ls, cat, initrd --image …); remove with the first user
+pub mod initrd;
 pub mod select;
 pub mod write;
 
