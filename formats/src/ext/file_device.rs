@@ -34,10 +34,9 @@ impl<D: BlockDevice> ExtFileDevice<D> {
     pub fn open_path(fs: Arc<ExtFs<D>>, path: &[u8]) -> Result<Self> {
         let ino = fs.lookup(path)?;
         Self::new(fs, ino).map_err(|e| match e {
-            Error::InvalidArgument(m) => Error::InvalidArgument(format!(
-                "{}: {m}",
-                String::from_utf8_lossy(path)
-            )),
+            Error::InvalidArgument(m) => {
+                Error::InvalidArgument(format!("{}: {m}", String::from_utf8_lossy(path)))
+            }
             other => other,
         })
     }
