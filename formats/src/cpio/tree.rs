@@ -14,7 +14,7 @@
 //! - atime and ctime are the mtime (like `cpio -idm`).
 //!
 //! Entries are visited in archive order, except the root (`.`), which is visited first
-//! (a synthesised `0755` directory with mtime 0 when the initrd has no `.` entry). The walk
+//! (not at all when the initrd has no `.` entry: nothing describes it). The walk
 //! reads the initrd twice: headers only, then data; memory grows with the entry count
 //! (names and a few integers per entry), never with file sizes.
 
@@ -261,24 +261,9 @@ impl<D: BlockDevice> TreeSource for CpioTree<D> {
         }
         drop(archive_headers);
 
-        // The root first (when walking the whole tree).
-        if root.is_empty() {
-            let e = match &root_header {
-                Some(h) => to_entry(h, Vec::new(), Kind::Dir),
-                None => Entry {
-                    path: Vec::new(),
-                    kind: Kind::Dir,
-                    meta: Metadata {
-                        perm: 0o755,
-                        ..Default::default()
-                    },
-                    size: 0,
-                    rdev: (0, 0),
-                    link_target: None,
-                    hardlink_id: None,
-                },
-            };
-            visit(&e, None)?;
+        // The root first (when walking the whole tree and the initrd describes it).
+        if let (true, Some(h)) = (root.is_empty(), &root_header) {
+            visit(&to_entry(h, Vec::new(), Kind::Dir), None)?;
         }
 
         // Pass 2: the entries, with contents.
