@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         Command::Man => clap_mangen::Man::new(Cli::command())
             .render(&mut std::io::stdout())
             .map_err(Into::into),
+        Command::Batch(a) => ops::batch::run(a, &ctx),
         Command::Initrd(a) => ops::initrd::run(a, &ctx),
     };
     match result {

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod cpio;
 pub mod error;
 pub mod ext;
+pub mod hostdir;
 pub mod image;
 pub mod initrd;
 pub mod qcow2;

@@ -7,14 +7,14 @@ mod common;
 // must agree with the construction and with `cpio -t`/`cpio -tv`/`cpio -i`, and what our
 // writer produces must be readable by the reference tools.
 
-use common::{need, run, s};
+use common::{need, noise, run, s, sh};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use subroot_formats::block::{MemoryDevice, RawFile};
 use subroot_formats::cpio::newc::S_IFLNK;
 use subroot_formats::cpio::{
@@ -22,39 +22,6 @@ use subroot_formats::cpio::{
     CpioReader, Format, SegmentWriter, XzCheck,
 };
 use subroot_formats::Error;
-
-/// Run `sh -c script` with positional args, returning stdout (panics on failure).
-fn sh(script: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running sh");
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-/// Deterministic pseudo-random bytes.
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 33) as u8
-        })
-        .collect()
-}
 
 /// A tree with regular files, an empty file, a symlink, a hardlink pair, a fifo, a
 /// subdirectory and a non-UTF-8 name.

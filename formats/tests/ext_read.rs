@@ -1,4 +1,5 @@
 mod common;
+use common::noise;
 
 // The ext2/3/4 reader against images made by `mke2fs -d` at test time, judged by
 // `debugfs` (stat, ls -p, dump, ea_list, ea_get), by the `ext4-view` crate, and by the
@@ -16,21 +17,6 @@ use subroot_formats::ext::{ExtFs, Inode, InodeKind, OpenOptions};
 use subroot_formats::Error;
 
 const MIB: u64 = 1 << 20;
-
-/// Deterministic pseudo-random bytes.
-fn pattern(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
-    (0..len)
-        .map(|_| {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (x >> 33) as u8
-        })
-        .collect()
-}
 
 fn py(script: &str, args: &[&[u8]]) -> Vec<u8> {
     let out = Command::new("python3")
@@ -79,9 +65,9 @@ fn populate(dir: &Path, big_xattr: usize) {
         std::fs::Permissions::from_mode(0o640),
     )
     .unwrap();
-    w("big.bin", &pattern(1, 3 * MIB as usize + 123));
+    w("big.bin", &noise(3 * MIB as usize + 123, 1));
     w("empty", b"");
-    w("dir/sub/deep.txt", &pattern(2, 5000));
+    w("dir/sub/deep.txt", &noise(5000, 2));
     w("setuid", b"#!/bin/sh\n");
     std::fs::set_permissions(dir.join("setuid"), std::fs::Permissions::from_mode(0o4755)).unwrap();
     std::fs::set_permissions(dir.join("dir/sub"), std::fs::Permissions::from_mode(0o1777)).unwrap();
@@ -103,7 +89,7 @@ fn populate(dir: &Path, big_xattr: usize) {
     let sparse = dir.join("sparse");
     let f = std::fs::File::create(&sparse).unwrap();
     f.set_len(8 * MIB).unwrap();
-    std::os::unix::fs::FileExt::write_all_at(&f, &pattern(3, 5000), 3 * MIB + 100).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &noise(5000, 3), 3 * MIB + 100).unwrap();
     // Non-UTF-8 name.
     let odd = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9-\xff"));
     std::fs::write(&odd, b"latin-1\n").unwrap();
@@ -111,7 +97,7 @@ fn populate(dir: &Path, big_xattr: usize) {
     setxattr(&dir.join("xattrs"), "user.small", b"v");
     setxattr(&dir.join("xattrs"), "trusted.t", b"trusted value");
     w("bigxattr", b"b\n");
-    setxattr(&dir.join("bigxattr"), "user.big", &pattern(4, big_xattr));
+    setxattr(&dir.join("bigxattr"), "user.big", &noise(big_xattr, 4));
     if common::which("setfacl").is_some() {
         w("acl", b"acl\n");
         common::run(
@@ -505,7 +491,7 @@ fn check_sparse(fs: &ExtFs<RawFile>) {
     assert!(first.len >= 3 * MIB - 64 * 1024, "{ext:?}");
     let mut buf = vec![0u8; 5000];
     assert_eq!(r.read_at(&mut buf, 3 * MIB + 100).unwrap(), 5000);
-    assert_eq!(buf, pattern(3, 5000));
+    assert_eq!(buf, noise(5000, 3));
 }
 
 fn compare_ext4_view(img: &Path, fs: &ExtFs<RawFile>, tree: &BTreeMap<Vec<u8>, (u32, u8)>) {
@@ -656,7 +642,7 @@ fn ext4_inline_data() {
     let src = tmp.path().join("src");
     std::fs::create_dir_all(src.join("d")).unwrap();
     std::fs::write(src.join("d/small"), b"tiny").unwrap();
-    std::fs::write(src.join("d/mid"), pattern(6, 100)).unwrap();
+    std::fs::write(src.join("d/mid"), noise(100, 6)).unwrap();
     let img = tmp.path().join("img");
     mkfs(
         &img,
@@ -675,7 +661,7 @@ fn ext4_inline_data() {
         .collect();
     names.sort();
     assert_eq!(names, [&b"."[..], b"..", b"mid", b"small"]);
-    for (name, want) in [("small", b"tiny".to_vec()), ("mid", pattern(6, 100))] {
+    for (name, want) in [("small", b"tiny".to_vec()), ("mid", noise(100, 6))] {
         let ino = fs.lookup(format!("/d/{name}").as_bytes()).unwrap();
         assert!(
             fs.inode(ino).unwrap().has_inline_data(),
@@ -921,7 +907,7 @@ fn inside_a_partition_slice() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir(&src).unwrap();
-    std::fs::write(src.join("a"), pattern(5, 100_000)).unwrap();
+    std::fs::write(src.join("a"), noise(100_000, 5)).unwrap();
     let img = tmp.path().join("img");
     mkfs(&img, &src, &["-t", "ext4"], "16M");
     let fsbytes = std::fs::read(&img).unwrap();
@@ -934,7 +920,7 @@ fn inside_a_partition_slice() {
     let ino = fs.lookup(b"/a").unwrap();
     let mut v = Vec::new();
     fs.open_file(ino).unwrap().read_to_end(&mut v).unwrap();
-    assert!(v == pattern(5, 100_000));
+    assert!(v == noise(100_000, 5));
 }
 
 #[test]
@@ -1061,7 +1047,7 @@ fn corruptions_give_clear_errors() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     std::fs::create_dir_all(src.join("d")).unwrap();
-    std::fs::write(src.join("big"), pattern(7, 2 * MIB as usize)).unwrap();
+    std::fs::write(src.join("big"), noise(2 * MIB as usize, 7)).unwrap();
     // A file with enough extents to need an external extent block.
     let frag = src.join("frag");
     let f = std::fs::File::create(&frag).unwrap();
@@ -1070,7 +1056,7 @@ fn corruptions_give_clear_errors() {
     }
     std::fs::write(src.join("d/x"), b"x").unwrap();
     std::fs::write(src.join("xa"), b"xa").unwrap();
-    setxattr(&src.join("xa"), "user.v", &pattern(8, 2000));
+    setxattr(&src.join("xa"), "user.v", &noise(2000, 8));
     let good = tmp.path().join("good");
     mkfs(
         &good,
@@ -1312,12 +1298,12 @@ fn triple_indirect_and_deep_extent_tree() {
         .iter()
         .enumerate()
     {
-        std::os::unix::fs::FileExt::write_all_at(&f, &pattern(i as u64, 3000), *off).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &noise(3000, i as u64), *off).unwrap();
     }
     // 2,000 one-block extents: more than the 4 × 84 of a depth-1 tree with 1 KiB blocks.
     let f = std::fs::File::create(src.join("fragmented")).unwrap();
     for i in 0..2_000u64 {
-        std::os::unix::fs::FileExt::write_all_at(&f, &pattern(i, 1024), i * 2048).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &noise(1024, i), i * 2048).unwrap();
     }
     drop(f);
     for (t, name) in [("ext2", "indirect"), ("ext4", "fragmented")] {

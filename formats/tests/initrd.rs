@@ -6,11 +6,11 @@
 //! functions, issuing exactly the expected mount commands.
 mod common;
 
-use common::{need, run, s};
+use common::{need, run, s, sh};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use subroot_formats::block::MemoryDevice;
 use subroot_formats::cpio::{list_segments, Compression, CompressionSpec};
 use subroot_formats::initrd::{
@@ -26,24 +26,6 @@ const ORDER_LINES: &str =
 
 fn shared(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
-}
-
-/// Run `sh -c script` with positional args, returning stdout (panics on failure).
-fn sh(script: &str, args: &[&str]) -> Vec<u8> {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("running sh");
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
 }
 
 fn write(root: &Path, rel: &str, data: &[u8], mode: u32) {

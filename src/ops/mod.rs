@@ -1,5 +1,6 @@
 //! One module per command; each composes `subroot_formats` into an operation.
 
+pub mod batch;
 pub mod convert;
 pub mod create;
 pub mod info;

@@ -5,6 +5,7 @@ use crate::cli::{CompressArg, ImageFormatArg, Qcow2OutArgs};
 use crate::output::AtomicOutput;
 use crate::progress;
 use anyhow::{bail, Context, Result};
+use indicatif::ProgressBar;
 use std::path::Path;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::convert::write_raw;
@@ -46,14 +47,31 @@ impl OutputSpec<'_> {
 /// Stream `src` into a new image at `spec.path`; the file appears only when complete and
 /// re-opened successfully with the same virtual size.
 pub fn write_image(src: &dyn BlockDevice, spec: &OutputSpec, what: &str) -> Result<WriteStats> {
+    let bar = progress::bytes_bar(src.len(), what, spec.quiet);
+    let stats = write_image_with(src, spec, &bar, 0)?;
+    bar.finish_and_clear();
+    Ok(stats)
+}
+
+/// [`write_image`] reporting to the caller's progress `bar` (its position is set to the
+/// bytes of `src` done), with `threads` compression threads (0: all cores). `batch` runs
+/// several of these at once, each with its own line of a multi-bar.
+pub fn write_image_with(
+    src: &dyn BlockDevice,
+    spec: &OutputSpec,
+    bar: &ProgressBar,
+    threads: usize,
+) -> Result<WriteStats> {
     spec.validate()?;
     let out = AtomicOutput::create(spec.path, spec.force)?;
-    let bar = progress::bytes_bar(src.len(), what, spec.quiet);
     let report = |done: u64| bar.set_position(done);
     let stats = match spec.format {
         ImageFormatArg::Raw => write_raw(src, out.file(), &report),
         ImageFormatArg::Qcow2 => {
-            let mut opts = WriteOptions::default();
+            let mut opts = WriteOptions {
+                threads,
+                ..WriteOptions::default()
+            };
             if let Some(cs) = spec.qcow2.cluster_size {
                 opts.cluster_size = cs;
             }
@@ -65,7 +83,6 @@ pub fn write_image(src: &dyn BlockDevice, spec: &OutputSpec, what: &str) -> Resu
         }
     }
     .with_context(|| format!("cannot write {}", spec.path.display()))?;
-    bar.finish_and_clear();
     check_written(out.temp_path(), spec.format, src.len()).with_context(|| {
         format!(
             "the new {} failed its check; nothing was written",

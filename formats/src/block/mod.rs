@@ -10,12 +10,14 @@ mod memory;
 mod overlay;
 mod raw;
 mod slice;
+mod splice;
 
 pub use adapter::DeviceIo;
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
 pub use raw::RawFile;
 pub use slice::Slice;
+pub use splice::Splice;
 
 use crate::{Error, Result};
 use std::sync::Arc;

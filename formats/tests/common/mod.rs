@@ -68,3 +68,36 @@ pub fn run_stdout(tool: &str, args: &[&str]) -> String {
 pub fn s(path: &Path) -> &str {
     path.to_str().expect("test paths are UTF-8")
 }
+
+/// Run `sh -c script` with positional args, returning stdout (panics on failure).
+pub fn sh(script: &str, args: &[&str]) -> Vec<u8> {
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .arg("sh")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("running sh");
+    assert!(
+        out.status.success(),
+        "sh -c {script:?} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// Deterministic pseudo-random bytes (a 64-bit LCG), so test data is reproducible.
+pub fn noise(len: usize, seed: u64) -> Vec<u8> {
+    let step = |x: u64| {
+        x.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+    };
+    let mut x = step(seed);
+    (0..len)
+        .map(|_| {
+            x = step(x);
+            (x >> 33) as u8
+        })
+        .collect()
+}

@@ -1,0 +1,77 @@
+//! Arguments of `subroot batch OPERATION`: the operation is a nested subcommand with its
+//! own options (`convert` now; `relayout` later), the batch options are shared.
+
+use super::{ImageFormatArg, Qcow2OutArgs};
+use crate::ops::batch::shard::{parse_shard, Shard};
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Args)]
+pub struct BatchArgs {
+    #[command(subcommand)]
+    pub command: BatchCommand,
+}
+
+/// The operations a batch can run.
+#[derive(Debug, Subcommand)]
+pub enum BatchCommand {
+    /// Convert each image to <stem>.raw or <stem>.qcow2 in --out-dir (as `subroot convert`).
+    #[command(
+        after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
+subroot batch convert --out-dir /data/raw --from-list todo.txt --resume --keep-going -j 4\n  \
+subroot batch convert -O qcow2 --out-dir out/ --from-list all.txt --shard 2/8 --json\n\n\
+Each output gets a sidecar OUTPUT.subroot.json (input fingerprint, options, result).\n\
+Without --keep-going no new image is started after the first failure (running ones finish).\n\
+Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
+    )]
+    Convert(BatchConvertArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchConvertArgs {
+    /// Output format (the output is named <input stem>.raw or <input stem>.qcow2).
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_name = "FMT",
+        default_value = "raw"
+    )]
+    pub output_format: ImageFormatArg,
+    #[command(flatten)]
+    pub qcow2: Qcow2OutArgs,
+    #[command(flatten)]
+    pub batch: BatchCommonArgs,
+}
+
+/// Options of every batch operation.
+#[derive(Debug, Args)]
+pub struct BatchCommonArgs {
+    /// The input images.
+    #[arg(
+        value_name = "IMAGES",
+        required_unless_present = "from_list",
+        conflicts_with = "from_list"
+    )]
+    pub images: Vec<PathBuf>,
+    /// Read the images from FILE: one path per line; blank lines and # comments ignored.
+    #[arg(long, value_name = "FILE")]
+    pub from_list: Option<PathBuf>,
+    /// Write outputs and their sidecars into DIR (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Images processed at once [default: the number of cores].
+    #[arg(short = 'j', long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub jobs: Option<u32>,
+    /// Handle only shard I of N (0-based): images whose FNV-1a 64 hash of the file name mod N is I.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    pub shard: Option<Shard>,
+    /// Skip images whose output and sidecar show them done with the same input, options and version.
+    #[arg(long)]
+    pub resume: bool,
+    /// Print one JSON line per finished image to stdout (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Attempt every image even after failures (default: start no new image after one fails).
+    #[arg(short = 'k', long)]
+    pub keep_going: bool,
+}

@@ -1,0 +1,120 @@
+//! The `convert` batch operation: each image into `<stem>.raw` or `<stem>.qcow2`, through
+//! the same writer as `subroot convert` (flattened, sparse, checked, renamed into place).
+
+use super::{BatchOp, JobCtx, JobStats};
+use crate::cli::{BatchConvertArgs, ImageFormatArg, Qcow2OutArgs};
+use crate::ops::write::{write_image_with, OutputSpec};
+use anyhow::{Context, Result};
+use serde_json::json;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use subroot_formats::block::{BlockDevice, Extent};
+use subroot_formats::qcow2::WriteOptions;
+
+/// `batch convert`: the output format and qcow2 options.
+pub struct ConvertOp {
+    format: ImageFormatArg,
+    qcow2: Qcow2OutArgs,
+}
+
+impl ConvertOp {
+    /// Check the options once, before any image is touched.
+    pub fn new(args: &BatchConvertArgs) -> Result<Self> {
+        let op = ConvertOp {
+            format: args.output_format,
+            qcow2: args.qcow2.clone(),
+        };
+        op.spec(Path::new("x")).validate()?;
+        Ok(op)
+    }
+
+    fn spec<'a>(&'a self, output: &'a Path) -> OutputSpec<'a> {
+        OutputSpec {
+            path: output,
+            format: self.format,
+            qcow2: &self.qcow2,
+            force: true,
+            quiet: true,
+        }
+    }
+
+    fn ext(&self) -> &'static str {
+        match self.format {
+            ImageFormatArg::Raw => "raw",
+            ImageFormatArg::Qcow2 => "qcow2",
+        }
+    }
+}
+
+impl BatchOp for ConvertOp {
+    fn name(&self) -> &str {
+        "convert"
+    }
+
+    fn output_name(&self, input: &Path) -> Result<String> {
+        let stem = input
+            .file_stem()
+            .filter(|s| !s.is_empty())
+            .with_context(|| format!("{} does not name a file", input.display()))?;
+        Ok(format!("{}.{}", stem.to_string_lossy(), self.ext()))
+    }
+
+    fn options_fingerprint(&self) -> serde_json::Value {
+        match self.format {
+            ImageFormatArg::Raw => json!({ "output_format": "raw" }),
+            ImageFormatArg::Qcow2 => json!({
+                "output_format": "qcow2",
+                "compress": self.qcow2.compress.map(|c| match c {
+                    crate::cli::CompressArg::Zlib => "zlib",
+                    crate::cli::CompressArg::Zstd => "zstd",
+                }),
+                "cluster_size": self
+                    .qcow2
+                    .cluster_size
+                    .unwrap_or(WriteOptions::default().cluster_size),
+            }),
+        }
+    }
+
+    fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats> {
+        let img = crate::ops::open_image(input, None)?;
+        ctx.bar.set_length(img.len());
+        let counted = Counting {
+            dev: &img,
+            read: AtomicU64::new(0),
+        };
+        let stats = write_image_with(&counted, &self.spec(output), &ctx.bar, ctx.threads)?;
+        Ok(JobStats {
+            bytes_read: counted.read.load(Ordering::Relaxed),
+            // The raw writer writes only non-zero data (holes stay holes); the qcow2
+            // writer writes every byte of its file.
+            bytes_written: match self.format {
+                ImageFormatArg::Raw => stats.data_bytes,
+                ImageFormatArg::Qcow2 => stats.file_size,
+            },
+        })
+    }
+}
+
+/// A read-only view of a device that counts the bytes read through it.
+struct Counting<'a> {
+    dev: &'a dyn BlockDevice,
+    read: AtomicU64,
+}
+
+impl BlockDevice for Counting<'_> {
+    fn len(&self) -> u64 {
+        self.dev.len()
+    }
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> subroot_formats::Result<()> {
+        self.dev.read_at(buf, offset)?;
+        self.read.fetch_add(buf.len() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+    fn extents(&self, offset: u64, len: u64) -> subroot_formats::Result<Vec<Extent>> {
+        self.dev.extents(offset, len)
+    }
+    fn format_name(&self) -> &'static str {
+        self.dev.format_name()
+    }
+}

@@ -1,0 +1,64 @@
+//! `subroot batch OPERATION`: run one operation on many images, `-j` at a time, with a
+//! sidecar per output so an interrupted or sharded run can be resumed (`--resume`).
+//!
+//! The batch machinery (scheduling, sidecars, resume, sharding, progress, reports) knows
+//! nothing about the operation: each operation is a [`BatchOp`]. `convert` is the first;
+//! `relayout` plugs in as another implementation with its own CLI options.
+//!
+//! Failure semantics (like `make`): one failing image never stops images already running.
+//! Without `--keep-going` no new image is started after the first failure; with it every
+//! image is attempted. The exit status is 0 only when every image was done (or skipped as
+//! already done) and none failed or was left unstarted.
+
+mod convert_op;
+mod progress;
+mod report;
+mod runner;
+pub mod shard;
+mod sidecar;
+
+use crate::cli::{BatchArgs, BatchCommand};
+use crate::Ctx;
+use anyhow::Result;
+use indicatif::ProgressBar;
+use std::path::Path;
+
+/// One operation a batch can run on each image.
+pub trait BatchOp: Sync {
+    /// The operation's name, as on the command line and in sidecars (`"convert"`).
+    fn name(&self) -> &str;
+    /// The output file name (no directory) for `input`.
+    fn output_name(&self, input: &Path) -> Result<String>;
+    /// The options that determine the output, canonical: equal options give equal JSON
+    /// (defaults spelled out), so a sidecar can tell whether an output is still wanted.
+    fn options_fingerprint(&self) -> serde_json::Value;
+    /// Produce `output` from `input`, atomically (the file appears only when complete).
+    fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats>;
+}
+
+/// What a job gets from the runner.
+pub struct JobCtx {
+    /// This job's progress line (hidden when not on a terminal): set its length and position.
+    pub bar: ProgressBar,
+    /// Worker threads the job may use itself (e.g. for compression), at least 1.
+    pub threads: usize,
+}
+
+/// What a job did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JobStats {
+    /// Bytes read from the input (its guest data, through the whole backing chain).
+    pub bytes_read: u64,
+    /// Bytes written into the output file.
+    pub bytes_written: u64,
+}
+
+/// `subroot batch …`: dispatch on the operation.
+pub fn run(args: &BatchArgs, ctx: &Ctx) -> Result<()> {
+    match &args.command {
+        BatchCommand::Convert(a) => {
+            let op = convert_op::ConvertOp::new(a)?;
+            runner::run(&op, &a.batch, ctx)
+        }
+    }
+}

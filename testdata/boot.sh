@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Boot a disk image under QEMU (software emulation: no KVM needed) with a given kernel,
+# initrd and command line; the serial console goes to LOG. The disk is opened with
+# snapshot=on, so the image file is never modified. Ends when the guest powers off, or
+# kills it after TIMEOUT seconds (exit 124).
+#
+#   bash testdata/boot.sh IMAGE KERNEL INITRD "CMDLINE" LOG [TIMEOUT]
+set -euo pipefail
+img=$1 kernel=$2 initrd=$3 cmdline=$4 log=$5 timeout=${6:-900}
+fmt=raw
+[[ $(head -c 4 "$img" | od -An -c | tr -d ' ') == 'QFI\373' ]] && fmt=qcow2
+exec timeout --kill-after=10 "$timeout" qemu-system-x86_64 \
+  -machine q35 -accel tcg -cpu max -smp 2 -m 1536 \
+  -nographic -no-reboot -monitor none -serial "file:$log" \
+  -drive "file=$img,format=$fmt,if=virtio,snapshot=on" \
+  -kernel "$kernel" -initrd "$initrd" -append "$cmdline console=ttyS0 panic=-1"
