@@ -155,7 +155,16 @@ mod tests {
 
     #[test]
     fn initrd_compress_keeps_its_value() {
-        let args = ["subroot", "initrd", "create", "-o", "x", "--compress", "gzip:9", "d"];
+        let args = [
+            "subroot",
+            "initrd",
+            "create",
+            "-o",
+            "x",
+            "--compress",
+            "gzip:9",
+            "d",
+        ];
         let cli = Cli::try_parse_from(normalize_args(args.iter().map(Into::into))).unwrap();
         match cli.command {
             Command::Initrd(InitrdArgs {
