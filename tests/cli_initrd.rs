@@ -733,8 +733,42 @@ fn real_initrds_examine_ls_and_add_subroot() {
             nseg >= 2,
             "{file}: expected an early microcode segment: {doc}"
         );
+        // extract (as the suite's user: root in CI) equals GNU cpio -idmu of every segment.
+        if file == "initramfs-tools.img" {
+            let (want, got) = (d.join("want"), d.join("got"));
+            gnu_extract(d, &img, &want);
+            let o = subroot_as_self(d, &["initrd", "extract", s(&img), "-C", s(&got)]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            assert_eq!(tree_state(&got), tree_state(&want), "{file}");
+            sh(&format!(
+                "diff -r --no-dereference {} {}",
+                s(&want),
+                s(&got)
+            ));
+            sh(&format!("rm -rf {} {}", s(&want), s(&got)));
+        }
+        // A fast level of the same compression keeps the debug-build test quick.
+        let main_comp = doc["segments"][nseg - 1]["compression"]
+            .as_str()
+            .expect("c");
+        let fast = if main_comp == "zstd" {
+            "zstd:3"
+        } else {
+            "gzip:1"
+        };
         let out = d.join(format!("out-{file}"));
-        ok(d, &["initrd", "add-subroot", s(&img), "-o", s(&out)]);
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                s(&img),
+                "-o",
+                s(&out),
+                "--compress",
+                fast,
+            ],
+        );
         let (odoc, onames) = judge_real(d, &out);
         assert_eq!(odoc["hook_present"], true, "{file}");
         assert_eq!(odoc["segments"].as_array().expect("segs").len(), nseg);
@@ -788,4 +822,281 @@ fn real_initrds_examine_ls_and_add_subroot() {
         assert!(said.contains("already present"), "{file}: {said}");
         assert!(same_bytes(&out, &again), "{file}: not idempotent");
     }
+}
+
+/// Everything `cpio -idm` restores, one line per entry (path, type, mode, owner, size of
+/// files, mtime except of symlinks, device numbers), sorted; plus `diff -r` for contents.
+fn tree_state(dir: &Path) -> Vec<String> {
+    let out = sh(&format!(
+        "cd {} && find . -printf '%P|%y|%m|%U|%G|%s|%T@|' -exec stat -c '%t:%T' {{}} \\;",
+        s(dir)
+    ));
+    let mut v: Vec<String> = lines(&out)
+        .into_iter()
+        .map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            let (kind, size, time, dev) = (f[1], f[5], f[6], f[7]);
+            let size = if kind == "f" || kind == "l" {
+                size
+            } else {
+                "-"
+            };
+            // GNU cpio -idm does not restore directory mtimes (checked separately).
+            let time = if kind == "l" || kind == "d" {
+                "-"
+            } else {
+                time
+            };
+            let dev = if kind == "b" || kind == "c" { dev } else { "-" };
+            format!(
+                "{}|{kind}|{}|{}|{}|{size}|{time}|{dev}",
+                f[0], f[2], f[3], f[4]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// GNU `cpio -idmu` of every segment of `img` (listed by `examine --json`) into `dest`:
+/// later segments overwrite earlier ones, as the kernel does.
+fn gnu_extract(dir: &Path, img: &Path, dest: &Path) {
+    std::fs::create_dir_all(dest).expect("mkdir");
+    let doc: Value =
+        serde_json::from_str(&ok(dir, &["initrd", "examine", "--json", s(img)])).expect("json");
+    for seg in doc["segments"].as_array().expect("segs") {
+        let (off, len) = (
+            seg["offset"].as_u64().unwrap(),
+            seg["length"].as_u64().unwrap(),
+        );
+        let dec = codec(seg["compression"].as_str().unwrap()).2;
+        sh(&format!(
+            "{} | {dec} | (cd {} && cpio -idmu --quiet)",
+            seg_bytes(img, off, len),
+            s(dest)
+        ));
+    }
+}
+
+/// Run the subroot binary as the suite's own user (root in CI), not via setpriv.
+fn subroot_as_self(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_subroot"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("running subroot")
+}
+
+#[test]
+fn extract_matches_gnu_cpio() {
+    for tool in ["cpio", "gzip", "zstd", "diff"] {
+        if !need(tool, "extract_matches_gnu_cpio") {
+            return;
+        }
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let root = it_root(d);
+    let early = early_root(d);
+    let (a, b) = (d.join("early.cpio"), d.join("main.zst"));
+    gnu_archive(&early, "cat", &a);
+    gnu_archive(&root, codec("zstd").1, &b);
+    let img = d.join("initrd.img");
+    concat(&[&a, &b], &img);
+    let want = d.join("want");
+    gnu_extract(d, &img, &want);
+    // As the suite's user (root in CI: owners and devices too).
+    let got = d.join("got");
+    let out = subroot_as_self(d, &["initrd", "extract", s(&img), "-C", s(&got)]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(tree_state(&got), tree_state(&want));
+    sh(&format!(
+        "diff -r --no-dereference -x fifo -x console -x sda {} {}",
+        s(&want),
+        s(&got)
+    ));
+    // Directories get the archive's mtime (of the path's last entry).
+    let js: Value = serde_json::from_str(&ok(d, &["initrd", "ls", "--json", s(&img)])).unwrap();
+    let all = js.as_array().unwrap();
+    for e in all.iter().filter(|e| e["type"] == "dir") {
+        let name = e["name"].as_str().unwrap();
+        let p = if name == "." {
+            got.clone()
+        } else {
+            got.join(name)
+        };
+        let m = std::fs::metadata(&p).unwrap();
+        let last = all.iter().rev().find(|x| x["name"] == name).unwrap();
+        assert_eq!(
+            std::os::unix::fs::MetadataExt::mtime(&m) as u64,
+            last["mtime"].as_u64().unwrap(),
+            "{name}"
+        );
+    }
+    if is_root() {
+        // Unprivileged: what cannot be restored is summed up in one line.
+        let un = d.join("unpriv");
+        let out = subroot_in(d, &["initrd", "extract", s(&img), "-C", s(&un)]);
+        assert!(out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not done as non-root"), "{err}");
+        assert!(err.contains("device node"), "{err}");
+    }
+}
+
+#[test]
+fn extract_refuses_hostile_names_and_writes_nothing() {
+    if !need("cpio", "extract_refuses_hostile_names_and_writes_nothing") {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    // GNU cpio stores names as given: a `..` name and an absolute one.
+    sh(&format!(
+        "set -e; cd {0}; mkdir -p w/x etc; echo original > etc/passwd; echo evil > w/x/evil
+         echo original > abs-target
+         (cd w/x && printf 'evil\\n../../etc/passwd\\n' | cpio -o -H newc --quiet) > dotdot.img
+         (cd w/x && printf 'evil\\n{0}/abs-target\\n' | cpio -o -H newc --quiet) > abs.img",
+        s(d)
+    ));
+    for (img, bad) in [
+        ("dotdot.img", "../../etc/passwd"),
+        ("abs.img", "/abs-target"),
+    ] {
+        let names = run_stdout(
+            "sh",
+            &["-c", &format!("cpio -t --quiet < {}", s(&d.join(img)))],
+        );
+        assert!(
+            names.contains(bad),
+            "{img}: GNU cpio did not store {bad}: {names}"
+        );
+        let out = d.join(format!("out-{img}"));
+        fails(
+            d,
+            &["initrd", "extract", s(&d.join(img)), "-C", s(&out)],
+            3,
+            &[img, bad],
+        );
+        assert!(
+            names_in(&out).is_empty(),
+            "{img}: something was extracted: {:?}",
+            names_in(&out)
+        );
+    }
+    assert_eq!(
+        std::fs::read_to_string(d.join("etc/passwd")).unwrap(),
+        "original\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("abs-target")).unwrap(),
+        "original\n"
+    );
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    if !dir.exists() {
+        return Vec::new();
+    }
+    names(dir)
+}
+
+#[test]
+fn create_from_an_extracted_tree_repacks_the_same_entries() {
+    for tool in ["cpio", "gzip", "diff"] {
+        if !need(
+            tool,
+            "create_from_an_extracted_tree_repacks_the_same_entries",
+        ) {
+            return;
+        }
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let root = it_root(d);
+    let orig = d.join("orig.img");
+    gnu_archive(&root, codec("gzip").1, &orig);
+    let x = d.join("x");
+    ok(d, &["initrd", "-q", "extract", s(&orig), "-C", s(&x)]);
+    let re = d.join("re.img");
+    ok(
+        d,
+        &[
+            "initrd",
+            "create",
+            "-o",
+            s(&re),
+            "--compress",
+            "gzip:6",
+            s(&x),
+        ],
+    );
+    // Same names (device nodes are skipped when extracting unprivileged) and contents.
+    let skipped: Vec<&str> = if is_root() {
+        vec!["dev/console", "dev/sda"]
+    } else {
+        vec![]
+    };
+    let mut want = lines(&sh(&format!("gzip -dc {} | cpio -t --quiet", s(&orig))));
+    want.retain(|n| !skipped.contains(&n.as_str()));
+    want.sort();
+    let mut got = lines(&sh(&format!("gzip -dc {} | cpio -t --quiet", s(&re))));
+    got.sort();
+    assert_eq!(got, want);
+    let (ea, eb) = (d.join("ea"), d.join("eb"));
+    std::fs::create_dir_all(&ea).unwrap();
+    std::fs::create_dir_all(&eb).unwrap();
+    sh(&format!(
+        "gzip -dc {} | (cd {} && cpio -idm --quiet --no-preserve-owner)",
+        s(&orig),
+        s(&ea)
+    ));
+    sh(&format!(
+        "gzip -dc {} | (cd {} && cpio -idm --quiet --no-preserve-owner)",
+        s(&re),
+        s(&eb)
+    ));
+    sh(&format!(
+        "diff -r --no-dereference -x fifo -x console -x sda {0} {1}",
+        s(&ea),
+        s(&eb)
+    ));
+    // Hard links survive: GNU cpio extracts bin/sh2 as a link of bin/busybox.
+    let st = sh(&format!("stat -c %h {}/bin/sh2", s(&eb)));
+    assert_eq!(String::from_utf8_lossy(&st).trim(), "2");
+    // Reproducible, and SOURCE_DATE_EPOCH clamps mtimes.
+    let (r1, r2) = (d.join("r1.img"), d.join("r2.img"));
+    for r in [&r1, &r2] {
+        let out = subroot()
+            .args([
+                "initrd",
+                "create",
+                "-o",
+                s(r),
+                "--compress",
+                "zstd:3",
+                s(&x),
+            ])
+            .current_dir(d)
+            .env("SOURCE_DATE_EPOCH", "1000")
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(same_bytes(&r1, &r2));
+    let js: Value = serde_json::from_str(&ok(d, &["initrd", "ls", "--json", s(&r1)])).unwrap();
+    assert!(js
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["mtime"].as_u64().unwrap() <= 1000));
+    assert!(js.as_array().unwrap().iter().any(|e| e["mtime"] == 1000));
 }
