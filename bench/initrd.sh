@@ -39,13 +39,13 @@ for name in dracut-zstd dracut-gzip; do
   json=$("$subroot" initrd examine --json "$img")
   # The GNU pipeline over the segments: "dd seg | decompressor | cpio ARGS" for each.
   gnu_over() {
-    python3 - "$img" "$1" <<<"$json" <<'PY'
-import json, sys
+    JSON=$json python3 - "$img" "$1" <<'PY'
+import json, os, sys
 img, args = sys.argv[1], sys.argv[2]
 dec = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dc -q", "xz": "xz -dc",
        "lzma": "lzma -dc", "lz4": "lz4 -dc -q", "bzip2": "bzip2 -dc"}
 cmds = []
-for s in json.load(sys.stdin)["segments"]:
+for s in json.loads(os.environ["JSON"])["segments"]:
     cmds.append(f"dd if={img} iflag=skip_bytes,count_bytes skip={s['offset']} "
                 f"count={s['length']} bs=1M status=none | {dec[s['compression']]} | cpio {args} --quiet")
 print(" && ".join(cmds))
