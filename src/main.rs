@@ -56,6 +56,7 @@ fn main() -> ExitCode {
         Command::Manifest(a) => ops::manifest::run(a, &ctx),
         Command::Relayout(a) => ops::relayout::run(a, &ctx),
         Command::Batch(a) => ops::batch::run(a, &ctx),
+        Command::Initrd(a) => ops::initrd::run(a, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -137,7 +137,7 @@ pub(crate) fn for_each_owned_chunk(
             .map_err(|e| Error::io("starting the reading thread", e))?;
         // Consume until the reader stops (done or failed) or `f` fails; dropping `rx` and
         // the senders of `back_tx` then makes a reader blocked on either end give up.
-        let consumed = (|| {
+        let consumed: Result<()> = (|| {
             while let Ok(msg) = rx.recv() {
                 match msg {
                     Msg::Chunk {

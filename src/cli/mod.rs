@@ -8,11 +8,13 @@ mod batch;
 mod disk;
 pub mod read;
 pub mod relayout;
+mod initrd;
 mod select;
 mod write;
 
 pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs};
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
+pub use initrd::*;
 pub use select::PartitionArgs;
 pub use write::{ExtTypeArg, MkfsArgs};
 
@@ -131,6 +133,11 @@ subroot ls debian-r0.qcow2 /r0"
 subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --json"
     )]
     Batch(BatchArgs),
+    /// Examine, list, extract, create initrds and add the subroot boot hook to them.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img\n  subroot initrd add-subroot /boot/initrd.img -o initrd-subroot.img"
+    )]
+    Initrd(InitrdArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):
@@ -140,6 +147,14 @@ pub fn normalize_args(
     args: impl IntoIterator<Item = std::ffi::OsString>,
 ) -> Vec<std::ffi::OsString> {
     let args: Vec<_> = args.into_iter().collect();
+    // `initrd` has its own `--compress C[:LEVEL]` (always with a value): leave it alone.
+    let command = args
+        .iter()
+        .skip(1)
+        .find(|a| !a.to_string_lossy().starts_with('-'));
+    if command.is_some_and(|c| c == "initrd") {
+        return args;
+    }
     let mut out = Vec::with_capacity(args.len() + 1);
     let mut it = args.into_iter().peekable();
     while let Some(a) = it.next() {
@@ -183,6 +198,27 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn initrd_compress_keeps_its_value() {
+        let args = [
+            "subroot",
+            "initrd",
+            "create",
+            "-o",
+            "x",
+            "--compress",
+            "gzip:9",
+            "d",
+        ];
+        let cli = Cli::try_parse_from(normalize_args(args.iter().map(Into::into))).unwrap();
+        match cli.command {
+            Command::Initrd(InitrdArgs {
+                command: InitrdCommand::Create(c),
+            }) => assert_eq!(c.compress, "gzip:9"),
+            other => panic!("parsed as {other:?}"),
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ pub mod ls;
 pub mod manifest;
 pub mod mkfs;
 pub mod relayout;
+pub mod initrd;
 pub mod select;
 pub mod write;
 

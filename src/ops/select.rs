@@ -16,6 +16,7 @@ use subroot_formats::table::{read_table, PartKind, Partition};
 /// A filesystem chosen inside an image.
 pub struct Selected {
     /// The whole disk, for commands that write a new image around the filesystem.
+    #[allow(dead_code)] // no such command yet
     pub disk: Arc<dyn BlockDevice>,
     /// The filesystem's bytes: a partition slice, or the whole disk without a table.
     pub device: Arc<dyn BlockDevice>,

@@ -6,6 +6,7 @@
 //! - [`compress`]: detection, decoders and encoders (gzip, zstd, xz, lzma, lz4 legacy, bzip2).
 //! - [`segments`]: the segment walker over a [`crate::block::BlockDevice`].
 //! - [`rebuild`]: writing a (compressed) segment reproducibly.
+//! - [`tree`]: an initrd's entries as a [`crate::tree::TreeSource`].
 
 pub mod compress;
 pub mod hardlinks;
@@ -14,6 +15,7 @@ pub mod newc;
 pub mod peek;
 pub mod rebuild;
 pub mod segments;
+pub mod tree;
 pub mod xz;
 
 pub use compress::{detect, Compression, CompressionSpec, Decoder, Encoder, Members};
@@ -22,4 +24,5 @@ pub use newc::{checksum, CpioHeader, CpioReader, CpioWriter, Format};
 pub use peek::PeekReader;
 pub use rebuild::{write_segment, SegmentWriter};
 pub use segments::{list_segments, visit_entries, EntryContext, Segment};
+pub use tree::CpioTree;
 pub use xz::XzCheck;

@@ -15,6 +15,7 @@ mod csum;
 mod dir;
 mod extent;
 mod file;
+mod file_device;
 mod fs;
 mod group;
 mod inode;
@@ -25,6 +26,7 @@ mod xattr;
 
 pub use dir::{file_type, DirEntry};
 pub use file::{FileExtent, FileReader};
+pub use file_device::ExtFileDevice;
 pub use fs::{ExtFs, OpenOptions};
 pub use inode::{Inode, InodeKind};
 pub use superblock::{Features, Superblock};

@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Benchmark: `subroot initrd examine/ls/extract/add-subroot` on real Debian initrds (dracut,
+# zstd and gzip; from testdata/build-initrds.sh) against (a) the GNU pipeline (the reference
+# decompressor per segment | cpio -t / cpio -idm; for add-subroot: decompress, cpio -idm,
+# add the hook, find | cpio -o -H newc | compressor, cat behind the early segment),
+# (b) 3cpio (cargo install threecpio) for examine/list/extract, and (c) for add-subroot the
+# compression floor: compressing the output's main cpio alone with the same codec and level.
+# Each case runs BENCH_RUNS times (default 1), best kept; prints seconds, ratios, peak RSS.
+# Targets (issue 5): >= 3x faster than GNU, not slower than 3cpio, add-subroot <= 1.1x floor.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --release --quiet
+subroot=$PWD/target/release/subroot
+work=${BENCH_DIR:-$PWD/bench/work}/initrd
+runs=${BENCH_RUNS:-1}
+mkdir -p "$work"
+cache=$(bash testdata/build-initrds.sh | tail -n1)
+threecpio=$PWD/bench/work/3cpio/bin/3cpio
+if [[ ! -x $threecpio ]]; then
+  echo "==> cargo install threecpio" >&2
+  cargo install --quiet threecpio --root "$PWD/bench/work/3cpio"
+fi
+measure() { python3 bench/measure.py "$@"; }
+best() {
+  local best_t= best_r=
+  for _ in $(seq "$runs"); do
+    read -r t r < <(measure "$@")
+    if [[ -z $best_t ]] || awk "BEGIN{exit !($t < $best_t)}"; then best_t=$t; best_r=$r; fi
+  done
+  echo "$best_t $best_r"
+}
+ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
+
+printf '%-26s %9s %9s %9s %8s %8s %11s\n' case subroot gnu 3cpio/floor gnu/us us/3c-fl "rss subroot"
+for name in dracut-zstd dracut-gzip; do
+  img=$work/$name.img
+  cp "$cache/$name.img" "$img"
+  size=$(stat -c %s "$img")
+  json=$("$subroot" initrd examine --json "$img")
+  # The GNU pipeline over the segments: "dd seg | decompressor | cpio ARGS" for each.
+  gnu_over() {
+    JSON=$json python3 - "$img" "$1" <<'PY'
+import json, os, sys
+img, args = sys.argv[1], sys.argv[2]
+dec = {"none": "cat", "gzip": "gzip -dc", "zstd": "zstd -dc -q", "xz": "xz -dc",
+       "lzma": "lzma -dc", "lz4": "lz4 -dc -q", "bzip2": "bzip2 -dc"}
+cmds = []
+for s in json.loads(os.environ["JSON"])["segments"]:
+    cmds.append(f"dd if={img} iflag=skip_bytes,count_bytes skip={s['offset']} "
+                f"count={s['length']} bs=1M status=none | {dec[s['compression']]} | cpio {args} --quiet")
+print(" && ".join(cmds))
+PY
+  }
+  main_comp=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["segments"][-1]["compression"])' <<<"$json")
+  echo "== $name: $size bytes, main segment $main_comp" >&2
+  row() { # name, subroot cmd, gnu cmd, 3cpio cmd
+    read -r st sr < <(best bash -c "$2")
+    read -r gt _ < <(best bash -c "$3")
+    read -r tt _ < <(best bash -c "$4")
+    printf '%-26s %8.2fs %8.2fs %8.2fs %7sx %7sx %8d KiB\n' "$1" "$st" "$gt" "$tt" \
+      "$(ratio "$gt" "$st")" "$(ratio "$st" "$tt")" "$sr"
+  }
+  row "$name examine" "$subroot initrd examine $img" "$(gnu_over -t) | wc -l" "$threecpio --examine $img"
+  row "$name ls" "$subroot initrd ls $img" "$(gnu_over -t)" "$threecpio --list $img"
+  x=$work/x
+  row "$name extract" "rm -rf $x; $subroot -q initrd extract $img -C $x" \
+    "rm -rf $x; mkdir -p $x; cd $x && { $(gnu_over -idmu); }" \
+    "rm -rf $x; mkdir -p $x; $threecpio --extract -C $x $img"
+  # add-subroot at the generator's level (dracut: zstd -15; gzip -9).
+  case $main_comp in
+  zstd) spec=zstd:15 comp="zstd -15 -q -T0 -c" ;;
+  gzip) spec=gzip:9 comp="gzip -9 -n -c" ;;
+  esac
+  out=$work/out.img
+  read -r st sr < <(best bash -c "rm -f $out; $subroot -q initrd add-subroot $img -o $out --compress $spec")
+  # GNU: unpack the main segment, add the hook, repack, put the early segment in front.
+  hook=$work/hook.sh
+  printf '#!/bin/sh\n# stand-in for the subroot hook\n' >"$hook"
+  early_end=$(python3 -c 'import json,sys; s=json.load(sys.stdin)["segments"]; print(s[-1]["offset"])' <<<"$json")
+  gnu_add="rm -rf $x; mkdir -p $x; cd $x && $(gnu_over -idmu | sed 's/.* && //') && \
+    install -D -m 755 $hook usr/lib/dracut/hooks/pre-pivot/50-subroot-pre-pivot.sh && \
+    { head -c $early_end $img; find . | LC_ALL=C sort | cpio -o -H newc --quiet | $comp; } > $work/gnu.img"
+  read -r gt _ < <(best bash -c "$gnu_add")
+  # Floor: the output's main cpio compressed alone, same codec and level.
+  main_off=$("$subroot" initrd examine --json "$out" | python3 -c 'import json,sys; s=json.load(sys.stdin)["segments"][-1]; print(s["offset"], s["length"])')
+  read -r mo ml <<<"$main_off"
+  case $main_comp in zstd) dec="zstd -dc -q" ;; gzip) dec="gzip -dc" ;; esac
+  dd if="$out" iflag=skip_bytes,count_bytes skip="$mo" count="$ml" bs=1M status=none | $dec >"$work/main.cpio"
+  read -r ft _ < <(best bash -c "$comp $work/main.cpio > /dev/null")
+  printf '%-26s %8.2fs %8.2fs %8.2fs %7sx %7sx %8d KiB\n' "$name add-subroot $spec" "$st" "$gt" "$ft" \
+    "$(ratio "$gt" "$st")" "$(ratio "$st" "$ft")" "$sr"
+  rm -rf "$x" "$out" "$work/gnu.img" "$work/main.cpio"
+done

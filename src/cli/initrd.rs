@@ -1,0 +1,136 @@
+//! Arguments of the `subroot initrd` family: `examine`, `ls`, `extract`, `create`,
+//! `add-subroot`.
+
+use super::PartitionArgs;
+use clap::{Args, Subcommand};
+use std::path::PathBuf;
+
+/// `subroot initrd SUBCOMMAND`.
+#[derive(Debug, Args)]
+pub struct InitrdArgs {
+    #[command(subcommand)]
+    pub command: InitrdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum InitrdCommand {
+    /// Show an initrd's segments (offset, length, compression, archives, entries,
+    /// uncompressed size, xz check), its flavour and whether the subroot hook is present.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img-6.1.0-18-amd64\n  \
+subroot initrd examine --json initrd.img | jq '.segments[].compression'\n  \
+subroot initrd examine --image debian.qcow2 /boot/initrd.img"
+    )]
+    Examine(ExamineArgs),
+    /// List the entries of every segment, in order (like `cpio -t`; `-l` like `cpio -tvn`).
+    #[command(after_help = "EXAMPLES:\n  subroot initrd ls initrd.img\n  \
+subroot initrd ls -l initrd.img | grep scripts/\n  \
+subroot initrd ls --json --image disk.raw -p 2 /boot/initrd.img | jq -r '.[].name'")]
+    Ls(LsArgs),
+    /// Extract every entry into a host directory (refusing absolute and `..` names).
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd extract initrd.img -C /tmp/initrd\n  \
+subroot initrd extract --image debian.qcow2 /boot/initrd.img -C out"
+    )]
+    Extract(ExtractArgs),
+    /// Create an initrd from host directories and existing initrds/cpio archives (each
+    /// SOURCE becomes one segment, in order), reproducibly.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd create -o initrd.img --compress zstd:19 early.cpio rootdir/\n  \
+SOURCE_DATE_EPOCH=0 subroot initrd create -o new.img microcode.cpio main.img\n\n\
+Directory sources are archived in sorted order; SOURCE_DATE_EPOCH clamps their mtimes.\n\
+Initrd and cpio sources are copied byte for byte as their own segment(s)."
+    )]
+    Create(CreateInitrdArgs),
+    /// Add the subroot boot hook (initramfs-tools or dracut) to an initrd; idempotent.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot initrd add-subroot /boot/initrd.img-6.1.0-18-amd64 -o initrd-subroot.img\n  \
+subroot initrd add-subroot initrd.img -o out.img --shared boot,var,home,srv --compress zstd:19\n  \
+subroot initrd add-subroot --image debian.qcow2 /boot/initrd.img -o initrd.img\n\n\
+Only the main segment is rewritten; early (microcode) segments are copied byte for byte.\n\
+If the same hook is already there, prints \"already present\" and writes an identical copy."
+    )]
+    AddSubroot(AddSubrootArgs),
+}
+
+/// Where the initrd is: a host file, or a file inside a filesystem of an image.
+#[derive(Debug, Args, Clone)]
+pub struct InitrdInput {
+    /// The initrd: a host file, or with --image an absolute path inside the image's filesystem.
+    pub file: PathBuf,
+    /// Read FILE from inside this disk image (raw or qcow2; an ext2/3/4 filesystem), in place.
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<PathBuf>,
+    #[command(flatten)]
+    pub partition: PartitionArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExamineArgs {
+    #[command(flatten)]
+    pub input: InitrdInput,
+    /// Print JSON (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    #[command(flatten)]
+    pub input: InitrdInput,
+    /// Long listing: mode, links, uid, gid, size (or device numbers), mtime (UTC), name.
+    #[arg(short = 'l', long = "long")]
+    pub long: bool,
+    /// Print JSON (schema in README.md).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ExtractArgs {
+    #[command(flatten)]
+    pub input: InitrdInput,
+    /// The directory to extract into (created if missing).
+    #[arg(short = 'C', long = "directory", value_name = "DIR")]
+    pub directory: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CreateInitrdArgs {
+    /// The initrd to write.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    pub output: PathBuf,
+    /// Compression of the segments made from directories: none, gzip, zstd, xz, lzma,
+    /// lz4, bzip2, optionally with a level (zstd:19).
+    #[arg(long = "compress", value_name = "C[:LEVEL]", default_value = "zstd")]
+    pub compress: String,
+    /// Host directories and initrd/cpio files, one segment (or more) each, in order.
+    #[arg(required = true, value_name = "SOURCE")]
+    pub sources: Vec<PathBuf>,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct AddSubrootArgs {
+    #[command(flatten)]
+    pub input: InitrdInput,
+    /// The initrd to write.
+    #[arg(short = 'o', long = "output", value_name = "OUT")]
+    pub output: PathBuf,
+    /// Directories of the physical root bind-mounted into the subroot.
+    #[arg(
+        long,
+        value_name = "DIR,...",
+        value_delimiter = ',',
+        default_value = "boot,var,home"
+    )]
+    pub shared: Vec<String>,
+    /// Re-compress the main segment with this (C or C:LEVEL); default: its current one.
+    #[arg(long = "compress", value_name = "C[:LEVEL]")]
+    pub compress: Option<String>,
+    /// Replace OUT if it exists.
+    #[arg(long)]
+    pub force: bool,
+}
