@@ -135,7 +135,15 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 /// Stop one `convert` at `when` with `sig` (it must still be running then); check the
 /// aftermath.
-fn interrupt(dir: &Path, input: &Path, sum: &str, out: &str, extra: &[&str], sig: &str, when: When) {
+fn interrupt(
+    dir: &Path,
+    input: &Path,
+    sum: &str,
+    out: &str,
+    extra: &[&str],
+    sig: &str,
+    when: When,
+) {
     let mut args = vec!["convert", s(input), out];
     args.extend_from_slice(extra);
     let mut child = spawn(dir, &args);
@@ -169,7 +177,11 @@ fn interrupt(dir: &Path, input: &Path, sum: &str, out: &str, extra: &[&str], sig
             assert_eq!(left, [temp_name(out, pid)], "the temp file should remain");
         }
     } else {
-        assert_eq!(status.code(), Some(130), "{sig} at {when:?}: {status:?} {err}");
+        assert_eq!(
+            status.code(),
+            Some(130),
+            "{sig} at {when:?}: {status:?} {err}"
+        );
         assert!(left.is_empty(), "{sig} at {when:?}: left {left:?}");
         assert!(err.contains("interrupted"), "{sig}: {err}");
     }
@@ -206,7 +218,15 @@ fn killed_convert_to_raw_leaves_input_intact() {
         interrupt(dir, &input, &sum, out, &[], "KILL", when);
     }
     // Two dead runs' temporaries at once are both cleaned by the next run.
-    interrupt(dir, &input, &sum, out, &[], "KILL", When::TempHolds(50 * MIB));
+    interrupt(
+        dir,
+        &input,
+        &sum,
+        out,
+        &[],
+        "KILL",
+        When::TempHolds(50 * MIB),
+    );
     next_run_succeeds(dir, &input, out, &[]);
     for sig in ["INT", "TERM"] {
         interrupt(dir, &input, &sum, out, &[], sig, When::TempHolds(60 * MIB));
@@ -216,7 +236,10 @@ fn killed_convert_to_raw_leaves_input_intact() {
 
 #[test]
 fn killed_convert_to_compressed_qcow2_leaves_input_intact() {
-    if !need("qemu-img", "killed_convert_to_compressed_qcow2_leaves_input_intact") {
+    if !need(
+        "qemu-img",
+        "killed_convert_to_compressed_qcow2_leaves_input_intact",
+    ) {
         return;
     }
     let d = workdir();
@@ -235,7 +258,15 @@ fn killed_convert_to_compressed_qcow2_leaves_input_intact() {
     for sig in ["INT", "TERM"] {
         interrupt(dir, &input, &sum, out, zc, sig, When::TempHolds(10 * MIB));
     }
-    interrupt(dir, &input, &sum, out, zc, "KILL", When::TempHolds(20 * MIB));
+    interrupt(
+        dir,
+        &input,
+        &sum,
+        out,
+        zc,
+        "KILL",
+        When::TempHolds(20 * MIB),
+    );
     // The next run (uncompressed, to keep the test short) replaces the stale temporary.
     next_run_succeeds(dir, &input, out, &["-O", "qcow2"]);
     assert_eq!(sha256(&input), sum);

@@ -123,10 +123,16 @@ fn check(dir: &Path, case: &Case) {
             .filter(|n| n.starts_with("out") || n.contains("subroot-tmp"))
             .collect();
         assert!(stray.is_empty(), "{args:?}: output left behind: {stray:?}");
-        assert!(same_bytes(&case.file, &pristine), "{name} was modified by {args:?}");
+        assert!(
+            same_bytes(&case.file, &pristine),
+            "{name} was modified by {args:?}"
+        );
     }
     if std::env::var_os("MALFORMED_SHOW").is_some() {
-        eprintln!("{name}: {}", fails(dir, &runs[0], case.code, &phrases).trim_end());
+        eprintln!(
+            "{name}: {}",
+            fails(dir, &runs[0], case.code, &phrases).trim_end()
+        );
     }
     std::fs::remove_file(&pristine).expect("rm");
 }
@@ -219,31 +225,98 @@ fn malformed_qcow2_images_fail_cleanly() {
         // Lying sizes: 2^62 bytes with the L1 of a 64 MiB disk; an L1 of 2^31 entries.
         ("size2e62", 24, be64(1 << 62).to_vec(), vec!["L1"]),
         ("l1huge", 36, be32(1 << 31).to_vec(), vec!["L1"]),
-        ("l1unaligned", 40, be64(l1 + 8).to_vec(), vec!["L1", "aligned"]),
-        ("l1far", 40, be64(1 << 40).to_vec(), vec!["L1", "end of the file"]),
+        (
+            "l1unaligned",
+            40,
+            be64(l1 + 8).to_vec(),
+            vec!["L1", "aligned"],
+        ),
+        (
+            "l1far",
+            40,
+            be64(1 << 40).to_vec(),
+            vec!["L1", "end of the file"],
+        ),
         ("refcountfar", 48, be64(1 << 50).to_vec(), vec!["refcount"]),
         ("crypt", 32, be32(1).to_vec(), vec!["encrypted"]),
-        ("unknownfeature", 72, be64(1 << 40).to_vec(), vec!["unknown incompatible", "bit 40"]),
+        (
+            "unknownfeature",
+            72,
+            be64(1 << 40).to_vec(),
+            vec!["unknown incompatible", "bit 40"],
+        ),
         ("corruptbit", 72, be64(2).to_vec(), vec!["marked corrupt"]),
         ("dirtybit", 72, be64(1).to_vec(), vec!["dirty"]),
-        ("externaldata", 72, be64(4).to_vec(), vec!["external data file"]),
-        ("refcountorder", 96, be32(7).to_vec(), vec!["refcount_order 7"]),
-        ("headerlen", 100, be32(200_000).to_vec(), vec!["header_length 200000"]),
+        (
+            "externaldata",
+            72,
+            be64(4).to_vec(),
+            vec!["external data file"],
+        ),
+        (
+            "refcountorder",
+            96,
+            be32(7).to_vec(),
+            vec!["refcount_order 7"],
+        ),
+        (
+            "headerlen",
+            100,
+            be32(200_000).to_vec(),
+            vec!["header_length 200000"],
+        ),
         // A header extension whose length runs past the first cluster.
-        ("extlen", 112, [be32(0x1234_5678), be32(0x0100_0000)].concat(), vec!["extension", "past"]),
+        (
+            "extlen",
+            112,
+            [be32(0x1234_5678), be32(0x0100_0000)].concat(),
+            vec!["extension", "past"],
+        ),
         // A backing file name longer than the first cluster.
-        ("backingname", 8, [&be64(512)[..], &be32(1 << 20)[..]].concat(), vec!["backing file name"]),
+        (
+            "backingname",
+            8,
+            [&be64(512)[..], &be32(1 << 20)[..]].concat(),
+            vec!["backing file name"],
+        ),
         // L1 entry 0 -> an L2 table beyond the end of the file; -> an unaligned one.
-        ("l2far", l1, be64((1 << 63) | (1 << 40)).to_vec(), vec!["L2", "end of the file"]),
-        ("l2unaligned", l1, be64((1 << 63) | (l2 + 512)).to_vec(), vec!["L2", "aligned"]),
+        (
+            "l2far",
+            l1,
+            be64((1 << 63) | (1 << 40)).to_vec(),
+            vec!["L2", "end of the file"],
+        ),
+        (
+            "l2unaligned",
+            l1,
+            be64((1 << 63) | (l2 + 512)).to_vec(),
+            vec!["L2", "aligned"],
+        ),
         // L2 entry 0 -> data beyond the end of the file; -> unaligned data.
-        ("datafar", l2, be64((1 << 63) | (1 << 45)).to_vec(), vec!["host offset", "end of the file"]),
-        ("dataunaligned", l2, be64((1 << 63) | (data + 512)).to_vec(), vec!["host offset", "aligned"]),
+        (
+            "datafar",
+            l2,
+            be64((1 << 63) | (1 << 45)).to_vec(),
+            vec!["host offset", "end of the file"],
+        ),
+        (
+            "dataunaligned",
+            l2,
+            be64((1 << 63) | (data + 512)).to_vec(),
+            vec!["host offset", "aligned"],
+        ),
         // L2 entry 0 made "compressed" over bytes that are not a deflate stream.
-        ("badcompressed", l2, be64((1 << 62) | (1 << 54) | (l1 + 3)).to_vec(), vec!["compressed cluster"]),
+        (
+            "badcompressed",
+            l2,
+            be64((1 << 62) | (1 << 54) | (l1 + 3)).to_vec(),
+            vec!["compressed cluster"],
+        ),
     ];
     for (name, off, bytes, phrases) in field_cases {
-        let p = derive(dir, &good, &format!("{name}.qcow2"), |p| patch(p, off, &bytes));
+        let p = derive(dir, &good, &format!("{name}.qcow2"), |p| {
+            patch(p, off, &bytes)
+        });
         cases.push(qcase(p, phrases));
     }
 
@@ -251,13 +324,24 @@ fn malformed_qcow2_images_fail_cleanly() {
     let zgood = dir.join("z.qcow2");
     run(
         "qemu-img",
-        &["convert", "-c", "-f", "qcow2", "-O", "qcow2", s(&good), s(&zgood)],
+        &[
+            "convert",
+            "-c",
+            "-f",
+            "qcow2",
+            "-O",
+            "qcow2",
+            s(&good),
+            s(&zgood),
+        ],
     );
     let zl1 = read_be64(&zgood, 40);
     let zl2 = read_be64(&zgood, zl1) & 0x00ff_ffff_ffff_fe00;
     let zentry = read_be64(&zgood, zl2);
     let zoff = zentry & ((1u64 << 54) - 1);
-    let zbad = derive(dir, &zgood, "zgarbage.qcow2", |p| patch(p, zoff, &[0xff; 64]));
+    let zbad = derive(dir, &zgood, "zgarbage.qcow2", |p| {
+        patch(p, zoff, &[0xff; 64])
+    });
     cases.push(qcase(zbad, vec!["compressed cluster"]));
 
     // Extended L2: a subcluster marked both allocated and zero.
@@ -284,15 +368,31 @@ fn backing_loops_fail_cleanly() {
     let dir = d.path();
     // An image that is its own backing file.
     let selfish = dir.join("self.qcow2");
-    run("qemu-img", &["create", "-q", "-f", "qcow2", s(&selfish), "64M"]);
     run(
         "qemu-img",
-        &["rebase", "-u", "-f", "qcow2", "-b", "self.qcow2", "-F", "qcow2", s(&selfish)],
+        &["create", "-q", "-f", "qcow2", s(&selfish), "64M"],
+    );
+    run(
+        "qemu-img",
+        &[
+            "rebase",
+            "-u",
+            "-f",
+            "qcow2",
+            "-b",
+            "self.qcow2",
+            "-F",
+            "qcow2",
+            s(&selfish),
+        ],
     );
     // A three-image loop a -> b -> c -> a.
     let names = ["a.qcow2", "b.qcow2", "c.qcow2"];
     for n in names {
-        run("qemu-img", &["create", "-q", "-f", "qcow2", s(&dir.join(n)), "64M"]);
+        run(
+            "qemu-img",
+            &["create", "-q", "-f", "qcow2", s(&dir.join(n)), "64M"],
+        );
     }
     for i in 0..3 {
         run(
