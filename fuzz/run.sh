@@ -26,7 +26,8 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-quarantine_size_mb=16}"
 command -v cargo-fuzz >/dev/null || { echo "run.sh: cargo-fuzz is missing: cargo install cargo-fuzz" >&2; exit 2; }
 
 # Seeds: generated from the reference tools (committed ones stay; large ones are made here).
-./seeds.sh
+# (under a lock: several run.sh may run at once, each on some targets)
+flock .seeds.lock ./seeds.sh || { echo "run.sh: seeds.sh failed" >&2; exit 2; }
 
 cargo fuzz build -O
 

@@ -6,10 +6,12 @@
 # run.sh at run time and ignored by git.
 set -euo pipefail
 cd "$(dirname "$0")"
-c=corpus
-mkdir -p "$c"/{qcow2,mbr_gpt,ext,cpio,decompress,sniff}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+# Generated into a scratch corpus, then copied only where a seed is missing, so committed
+# seeds stay as they are (the samples contain random bytes and timestamps).
+c=$tmp/corpus
+mkdir -p "$c"/{qcow2,mbr_gpt,ext,cpio,decompress,sniff}
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -56,14 +58,14 @@ if have mke2fs; then
         shift 2
         rm -f "$tmp/$name"
         truncate -s "$size" "$tmp/$name"
-        mke2fs -q -F 2>/dev/null -b 1024 -N 32 -O ^resize_inode -E root_owner=0:0 -d "$tmp/tree" "$@" "$tmp/$name"
+        mke2fs -q -F -b 1024 -N 32 -O ^resize_inode -E root_owner=0:0 -d "$tmp/tree" "$@" "$tmp/$name"
         cp "$tmp/$name" "$c/ext/seed-$name"
     }
-    mk ext2.img 128K -t ext2 -I 128
+    mk ext2.img 128K -t ext2 -I 128 2>/dev/null  # (the 128-byte inode warning)
     mk ext4.img 128K -t ext4 -O ^has_journal -I 256
     mk ext4-inline.img 128K -t ext4 -O ^has_journal,inline_data -I 256
     mk ext4-csum.img 128K -t ext4 -O ^has_journal,metadata_csum -I 256
-    mk ext3.img 2M -t ext3 -J size=1
+    mk ext3.img 2M -t ext3
 fi
 
 if have cpio; then
@@ -92,5 +94,9 @@ fi
 cp "$c"/ext/seed-* "$c"/mbr_gpt/seed-* "$c/sniff/" 2>/dev/null || true
 have mkswap && { truncate -s 40K "$tmp/swap"; mkswap -q "$tmp/swap" >/dev/null 2>&1 && cp "$tmp/swap" "$c/sniff/seed-swap"; } || true
 have mkfs.vfat && { rm -f "$tmp/fat"; mkfs.vfat -C "$tmp/fat" 64 >/dev/null 2>&1 && head -c 16K "$tmp/fat" >"$c/sniff/seed-vfat"; } || true
-find "$c" -name 'seed-*' -size +64k -print | sed 's/^/large seed (generated at run time, not committed): /'
+for f in "$c"/*/seed-*; do
+    dest=corpus/${f#"$c"/}
+    mkdir -p "$(dirname "$dest")"
+    [ -e "$dest" ] || cp "$f" "$dest"
+done
 exit 0

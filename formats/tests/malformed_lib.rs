@@ -8,7 +8,6 @@
 mod common;
 
 use common::{need, run, run_stdout, s};
-use std::io::Read;
 use std::path::Path;
 use subroot_formats::block::MemoryDevice;
 use subroot_formats::cpio::visit_entries;

@@ -13,7 +13,11 @@ fuzz_target!(|data: &[u8]| {
     let Some((&sel, stream)) = data.split_first() else {
         return;
     };
-    let members = if sel & 0x80 != 0 { Members::All } else { Members::First };
+    let members = if sel & 0x80 != 0 {
+        Members::All
+    } else {
+        Members::First
+    };
     let _ = detect(stream);
     let input = PeekReader::new(Cursor::new(stream));
     let idx = (sel & 0x7f) as usize % (Compression::ALL.len() + 1);
