@@ -16,7 +16,7 @@ tools=(
   xz:xz-utils lzma:xz-utils lz4:lz4 bzip2:bzip2 setfacl:acl setcap:libcap2-bin
   cmp:diffutils python3:python3 dash:dash busybox:busybox checkbashisms:devscripts
   mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mksquashfs:squashfs-tools
-  mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr
+  mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr strace:strace
 )
 missing_pkgs=()
 missing_tools=()
@@ -60,6 +60,13 @@ echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
 cargo test --workspace --all-targets "$@"
+
+# Fuzzing (fuzz/run.sh): under CI, or when SUBROOT_FUZZ_SECONDS (per target) is set.
+if [[ ${CI:-} == true || -n ${SUBROOT_FUZZ_SECONDS:-} ]]; then
+  echo "==> fuzzing, ${SUBROOT_FUZZ_SECONDS:-60}s per target"
+  command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
+  fuzz/run.sh "${SUBROOT_FUZZ_SECONDS:-60}"
+fi
 
 if [[ -s $skip_log ]]; then
   echo

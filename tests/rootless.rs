@@ -1,0 +1,367 @@
+//! subroot never needs privileges: it never runs sudo, mount, losetup or qemu-nbd (or any
+//! other program), and never opens /dev/fuse, /dev/kvm, /dev/nbd*, /dev/loop* or
+//! /dev/mapper. Checked two ways:
+//!
+//! - statically, by scanning the Rust sources of the binary (`src/`) and the library
+//!   (`formats/src/`), comments excluded, for process spawning and for those names in
+//!   string literals (the initrd hook shell scripts, which the *guest* runs at boot, are
+//!   data embedded with `include_str!`, not code subroot runs);
+//! - dynamically, by running `info`, `convert` and `create` (as uid 65534 when the suite
+//!   is root) under `strace -f -e trace=execve,openat,open,mount` and reading the trace.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Spawning or privileged-interface code that must not appear outside comments.
+const FORBIDDEN_CODE: &[&str] = &[
+    "process::Command",
+    "Command::new(",
+    ".spawn(",
+    "execv",
+    "libc::",
+    "nix::",
+    "unsafe ",
+    "posix_spawn",
+];
+
+/// Names that must not appear in any string literal.
+const FORBIDDEN_NAMES: &[&str] = &[
+    "sudo",
+    "mount",
+    "losetup",
+    "qemu-nbd",
+    "fusermount",
+    "guestmount",
+    "/dev/fuse",
+    "/dev/kvm",
+    "/dev/nbd",
+    "/dev/loop",
+    "/dev/mapper",
+];
+
+/// Device paths the traced commands must never open.
+const FORBIDDEN_OPENS: &[&str] = &[
+    "/dev/fuse",
+    "/dev/kvm",
+    "/dev/nbd",
+    "/dev/loop",
+    "/dev/mapper",
+];
+
+/// Split Rust source into code (comments and literals blanked) and string literals.
+fn lex(src: &str) -> (String, Vec<String>) {
+    let b: Vec<char> = src.chars().collect();
+    let mut code = String::new();
+    let mut strings = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let next = b.get(i + 1).copied();
+        if c == '/' && next == Some('/') {
+            while i < b.len() && b[i] != '\n' {
+                i += 1;
+            }
+        } else if c == '/' && next == Some('*') {
+            i += 2;
+            while i + 1 < b.len() && !(b[i] == '*' && b[i + 1] == '/') {
+                i += 1;
+            }
+            i += 2;
+        } else if c == '\'' && next.is_some() && b.get(i + 2) == Some(&'\'') {
+            // A one-character literal such as '"'.
+            code.push_str("' '");
+            i += 3;
+        } else if c == 'r' && (next == Some('"') || next == Some('#')) && !prev_ident(&b, i) {
+            let mut j = i + 1;
+            let mut hashes = 0;
+            while b.get(j) == Some(&'#') {
+                hashes += 1;
+                j += 1;
+            }
+            if b.get(j) != Some(&'"') {
+                code.push(c);
+                i += 1;
+                continue;
+            }
+            j += 1;
+            let start = j;
+            let close: String = std::iter::once('"')
+                .chain(std::iter::repeat_n('#', hashes))
+                .collect();
+            let rest: String = b[j..].iter().collect();
+            let end = rest
+                .find(&close)
+                .map_or(b.len(), |e| start + rest[..e].chars().count());
+            strings.push(b[start..end.min(b.len())].iter().collect());
+            code.push_str("\"\"");
+            i = end + 1 + hashes;
+        } else if c == '"' {
+            let mut s = String::new();
+            i += 1;
+            while i < b.len() && b[i] != '"' {
+                if b[i] == '\\' {
+                    i += 1;
+                }
+                if let Some(&ch) = b.get(i) {
+                    s.push(ch);
+                }
+                i += 1;
+            }
+            i += 1;
+            strings.push(s);
+            code.push_str("\"\"");
+        } else {
+            code.push(c);
+            i += 1;
+        }
+    }
+    (code, strings)
+}
+
+fn prev_ident(b: &[char], i: usize) -> bool {
+    i > 0 && (b[i - 1].is_alphanumeric() || b[i - 1] == '_')
+}
+
+/// True when `word` occurs in `text` not as part of a longer identifier-like word
+/// ("mount" matches "mount /x" but not "amount" or "mountpoint"-style compounds).
+fn has_word(text: &str, word: &str) -> bool {
+    let lower = text.to_lowercase();
+    let mut from = 0;
+    while let Some(pos) = lower[from..].find(word) {
+        let start = from + pos;
+        let end = start + word.len();
+        let before = lower[..start].chars().next_back();
+        let after = lower[end..].chars().next();
+        let alnum = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric());
+        if word.starts_with('/') || (!alnum(before) && !alnum(after)) {
+            return true;
+        }
+        from = end;
+    }
+    false
+}
+
+/// True when `pat` occurs in `code` and, if it starts with a letter, not as the tail of a
+/// longer identifier (`rustix::` is not `nix::`).
+fn has_code(code: &str, pat: &str) -> bool {
+    code.match_indices(pat).any(|(i, _)| {
+        !pat.starts_with(|c: char| c.is_alphabetic())
+            || !code[..i]
+                .chars()
+                .next_back()
+                .is_some_and(|c| c.is_alphanumeric() || c == '_')
+    })
+}
+
+/// Problems found in one source text.
+fn scan(name: &str, src: &str) -> Vec<String> {
+    let (code, strings) = lex(src);
+    let mut bad = Vec::new();
+    for f in FORBIDDEN_CODE {
+        if has_code(&code, f) {
+            bad.push(format!("{name}: code uses {f:?}"));
+        }
+    }
+    for s in &strings {
+        for w in FORBIDDEN_NAMES {
+            if has_word(s, w) {
+                bad.push(format!("{name}: string literal {s:?} names {w:?}"));
+            }
+        }
+    }
+    bad
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read_dir") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn scanner_catches_spawning_and_device_names() {
+    // The scan must be able to fail: each of these is caught ...
+    for bad in [
+        "fn f() { std::process::Command::new(\"ls\").status(); }",
+        "fn f() { let _ = std::fs::File::open(\"/dev/nbd0\"); }",
+        "fn f() { run(r#\"sudo losetup -f\"#); }",
+        "fn f() { x.spawn(); }",
+        "use nix::unistd::execv;",
+        "const M: &str = \"mount\";",
+    ] {
+        assert!(!scan("sample", bad).is_empty(), "missed: {bad}");
+    }
+    // ... and comments, char literals and innocent words are not.
+    for good in [
+        "// we never mount or call sudo\nfn f() {}",
+        "/* Command::new( */ fn f() { let c = '\"'; let s = \"an amount\"; }",
+        "/// no losetup, no qemu-nbd\nfn g() -> &'static str { \"mountpoint-free\" }",
+        "use rustix::fs::fallocate;",
+    ] {
+        assert!(
+            scan("sample", good).is_empty(),
+            "false alarm: {good}: {:?}",
+            scan("sample", good)
+        );
+    }
+}
+
+#[test]
+fn sources_never_spawn_or_name_privileged_interfaces() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    rust_files(&root.join("formats/src"), &mut files);
+    assert!(files.len() > 20, "only {} sources found", files.len());
+    let mut bad = Vec::new();
+    for f in &files {
+        let src = std::fs::read_to_string(f).expect("read");
+        bad.extend(scan(&f.display().to_string(), &src));
+    }
+    assert!(
+        bad.is_empty(),
+        "privileged or spawning code:\n{}",
+        bad.join("\n")
+    );
+}
+
+/// Run `subroot ARGS` under strace in `dir`; returns (success, trace).
+fn traced(dir: &Path, args: &[&str]) -> (bool, String) {
+    let log = dir.join("strace.log");
+    let inner = subroot();
+    let out = Command::new(which("strace").expect("strace"))
+        .args(["-f", "-qq", "-e", "trace=execve,openat,open,mount", "-o"])
+        .arg(&log)
+        .arg(inner.get_program())
+        .args(inner.get_args())
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .output()
+        .expect("strace");
+    let trace = std::fs::read_to_string(&log).expect("trace");
+    std::fs::remove_file(&log).expect("rm");
+    (out.status.success(), trace)
+}
+
+/// The first quoted argument of a traced syscall line.
+fn first_path(line: &str) -> Option<&str> {
+    let start = line.find('"')? + 1;
+    let len = line[start..].find('"')?;
+    Some(&line[start..start + len])
+}
+
+fn check_trace(args: &[&str], trace: &str, expect_open: &str) {
+    let mut execs = Vec::new();
+    let mut opened = false;
+    for line in trace.lines() {
+        if line.contains("execve(") {
+            let p = first_path(line).unwrap_or("?");
+            execs.push(p.to_string());
+        }
+        if line.contains(" mount(") {
+            panic!("{args:?} called mount: {line}");
+        }
+        if line.contains("open") {
+            if let Some(p) = first_path(line) {
+                for bad in FORBIDDEN_OPENS {
+                    assert!(!p.starts_with(bad), "{args:?} opened {p}: {line}");
+                }
+                // Outputs are written as `.NAME.subroot-tmp-PID` and renamed.
+                opened |=
+                    p.ends_with(expect_open) || p.contains(&format!(".{expect_open}.subroot-tmp-"));
+            }
+        }
+    }
+    // setpriv (when the suite is root) and then subroot itself; nothing else.
+    assert!(!execs.is_empty(), "{args:?}: empty trace?\n{trace}");
+    for e in &execs {
+        assert!(
+            e.ends_with("/setpriv") || e.ends_with("/subroot"),
+            "{args:?} executed {e}"
+        );
+    }
+    assert_eq!(
+        execs.iter().filter(|e| e.ends_with("/subroot")).count(),
+        1,
+        "{args:?}: {execs:?}"
+    );
+    assert!(
+        opened,
+        "{args:?}: the trace never shows {expect_open} being opened"
+    );
+}
+
+#[test]
+fn commands_run_no_programs_and_open_no_devices() {
+    if !need("strace", "commands_run_no_programs_and_open_no_devices")
+        || !need("mke2fs", "commands_run_no_programs_and_open_no_devices")
+    {
+        return;
+    }
+    // The tracer is real strace (so an empty trace means a broken test, not a clean run).
+    assert!(run_stdout("strace", &["-V"]).contains("strace"));
+    let d = workdir();
+    let dir = d.path();
+    let fs = dir.join("fs.raw");
+    run("truncate", &["-s", "32M", s(&fs)]);
+    run("mke2fs", &["-q", "-F", "-t", "ext4", s(&fs)]);
+    run("chmod", &["a+r", s(&fs)]);
+    let cases: Vec<(Vec<&str>, &str, bool)> = vec![
+        (
+            vec![
+                "create",
+                "disk.raw",
+                "-s",
+                "64M",
+                "--table",
+                "gpt",
+                "--part",
+                "size=rest,type=linux",
+            ],
+            "disk.raw",
+            true,
+        ),
+        (
+            vec![
+                "create",
+                "disk.qcow2",
+                "-s",
+                "1G",
+                "-O",
+                "qcow2",
+                "--table",
+                "mbr",
+                "--part",
+                "size=100M,type=linux,bootable",
+            ],
+            "disk.qcow2",
+            true,
+        ),
+        (vec!["info", "fs.raw"], "fs.raw", true),
+        (vec!["info", "--json", "disk.raw"], "disk.raw", true),
+        (vec!["info", "disk.qcow2"], "disk.qcow2", true),
+        (
+            vec!["convert", "fs.raw", "fs.qcow2", "-O", "qcow2", "-c"],
+            "fs.qcow2",
+            true,
+        ),
+        (vec!["convert", "fs.qcow2", "back.raw"], "back.raw", true),
+        // A failure path too: reading a file that is not a qcow2 image as one.
+        (vec!["info", "-f", "qcow2", "fs.raw"], "fs.raw", false),
+    ];
+    for (args, expect_open, success) in &cases {
+        let (ok, trace) = traced(dir, args);
+        assert_eq!(ok, *success, "{args:?}");
+        check_trace(args, &trace, expect_open);
+    }
+    assert!(same_bytes(&fs, &dir.join("back.raw")));
+}
