@@ -6,9 +6,9 @@
 
 mod batch;
 mod disk;
+mod initrd;
 pub mod read;
 pub mod relayout;
-mod initrd;
 mod select;
 mod write;
 

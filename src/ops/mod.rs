@@ -7,11 +7,11 @@ pub mod create;
 pub mod export;
 pub mod fstree;
 pub mod info;
+pub mod initrd;
 pub mod ls;
 pub mod manifest;
 pub mod mkfs;
 pub mod relayout;
-pub mod initrd;
 pub mod select;
 pub mod write;
 
