@@ -155,11 +155,10 @@ pub fn push_extent(out: &mut Vec<Extent>, ext: Extent) {
     out.push(ext);
 }
 
-/// True when every byte of `buf` is zero (fast path for sparse copies). The OR-fold over
-/// fixed chunks vectorises; an early-exit byte loop would not.
+/// True when every byte of `buf` is zero (fast path for sparse copies). One
+/// implementation serves the whole crate: the early-exit check in `convert`.
 pub fn is_zero(buf: &[u8]) -> bool {
-    buf.chunks(4096)
-        .all(|c| c.iter().fold(0u8, |acc, &b| acc | b) == 0)
+    crate::convert::all_zero(buf)
 }
 
 #[cfg(test)]
