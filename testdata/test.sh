@@ -59,7 +59,7 @@ cargo fmt --all -- --check
 echo "==> cargo clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 echo "==> cargo test"
-cargo test --workspace --all-targets "$@"
+cargo test --workspace --all-targets --no-fail-fast "$@"
 
 # Fuzzing (fuzz/run.sh): under CI, or when SUBROOT_FUZZ_SECONDS (per target) is set.
 if [[ ${CI:-} == true || -n ${SUBROOT_FUZZ_SECONDS:-} ]]; then

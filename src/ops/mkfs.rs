@@ -17,12 +17,16 @@ use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
 
 pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
+    let out_path = match (&args.output, args.in_place) {
+        (Some(o), _) => o.clone(),
+        (None, true) => args.image.clone(),
+        (None, false) => bail!("give -o OUT or --in-place"),
+    };
     let sel = select(&args.image, &args.part, ctx)?;
     let (start, len) = match &sel.partition {
         Some(p) => (p.start, p.size),
         None => (0, sel.disk.len()),
     };
-    ctx.note(format_args!("rebuilding {}", sel.describe()));
     let tools = E2fsprogs::find(args.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
@@ -61,6 +65,9 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         progress: Some(&progress),
     };
     let built = with_tree(&args.from, ctx, &mut |tree| {
+        // Announced only once every refusal has had its chance (the source opened), so a
+        // refused run prints nothing but its error.
+        ctx.note(format_args!("rebuilding {}", sel.describe()));
         build(tree, b"", &opts(&tools)).map_err(Into::into)
     })
     .context("cannot build the new filesystem")?;
@@ -71,11 +78,6 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
     ));
     let fs_dev = built.open()?;
     let spliced = Splice::new(sel.disk.clone(), start, fs_dev)?;
-    let out_path = match (&args.output, args.in_place) {
-        (Some(o), _) => o.clone(),
-        (None, true) => args.image.clone(),
-        (None, false) => bail!("give -o OUT or --in-place"),
-    };
     let in_format = super::open_image(&args.image, args.part.format)?.format();
     let format = args.output_format.unwrap_or(match in_format {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,

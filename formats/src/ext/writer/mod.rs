@@ -127,7 +127,6 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
 
     note("reconciling ownership, modes, times, xattrs and devices");
     report.reconcile = reconcile::reconcile(opts.tools, &image, &intended, &opts.identity, &work)?;
-    drop(intended);
 
     note("indexing directories (e2fsck -fyD)");
     let mut c = tools::command(&opts.tools.e2fsck);
@@ -135,7 +134,8 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     tools::run(&mut c, "e2fsck -fyD (indexing directories)", &[0, 1])?;
 
     note("verifying");
-    verify::verify_tree(tree, root, &image)?;
+    verify::verify_tree(tree, root, &intended, &image)?;
+    drop(intended);
     verify::fsck_clean(opts.tools, &image)?;
     let built = Identity::like(&ExtFs::open(RawFile::open(&image)?)?)?;
     let diffs = opts.identity.differences(&built);

@@ -80,9 +80,21 @@ fn differences(want: &Entry, f: &Found) -> Vec<String> {
     d
 }
 
-/// Compare the image with the tree (walked again for contents); `Ok` when identical.
+/// Compare the image with `intended` (the metadata snapshot taken while staging, paths
+/// relative to `root`) and, walking the tree again, with its contents; `Ok` when identical.
+///
+/// Metadata is compared against the snapshot rather than the second walk because reading
+/// a host directory's files changes their atimes when `O_NOATIME` is refused (a file
+/// the caller does not own): the snapshot is what was asked for and what was written.
 /// A `lost+found` the tree does not have is allowed (mke2fs and e2fsck always make one).
-pub fn verify_tree(tree: &dyn TreeSource, root: &[u8], image: &Path) -> Result<()> {
+pub fn verify_tree(
+    tree: &dyn TreeSource,
+    root: &[u8],
+    intended: &[Entry],
+    image: &Path,
+) -> Result<()> {
+    let snapshot: HashMap<&[u8], &Entry> =
+        intended.iter().map(|e| (e.path.as_slice(), e)).collect();
     let built = read_built(image)?;
     let fs = ExtFs::open(RawFile::open(image)?)?;
     let mut problems: Vec<String> = Vec::new();
@@ -99,6 +111,7 @@ pub fn verify_tree(tree: &dyn TreeSource, root: &[u8], image: &Path) -> Result<(
             return Ok(());
         };
         seen += 1;
+        let e = snapshot.get(path).copied().unwrap_or(e);
         let mut d = differences(e, f);
         if e.kind != Kind::Dir {
             match e.hardlink_id {
