@@ -54,6 +54,7 @@ fn main() -> ExitCode {
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),
         Command::Manifest(a) => ops::manifest::run(a, &ctx),
+        Command::Extract(a) => ops::extract::run(a, &ctx),
         Command::Relayout(a) => ops::relayout::run(a, &ctx),
         Command::Batch(a) => ops::batch::run(a, &ctx),
         Command::Initrd(a) => ops::initrd::run(a, &ctx),

@@ -118,6 +118,13 @@ subroot manifest --no-atime --no-ctime a.qcow2 > a.txt; subroot manifest --no-at
 subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .path'"
     )]
     Manifest(read::ManifestArgs),
+    /// Copy a filesystem (or a subtree) inside an image into a host directory, safely.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot extract debian.qcow2 /etc -C etc-copy\n  \
+subroot extract disk.raw -p 1 -C esp/\n  \
+sudo subroot extract debian.qcow2 -C /srv/rootfs   # as root: owners, devices, all xattrs too"
+    )]
+    Extract(read::ExtractArgs),
     /// Move an installed Linux system into a subroot (r0/) of its root filesystem and make it boot from there.
     #[command(
         after_help = "EXAMPLES:\n  subroot relayout debian.qcow2 -o debian-r0.qcow2 -O qcow2\n  \

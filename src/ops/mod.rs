@@ -5,6 +5,7 @@ pub mod cat;
 pub mod convert;
 pub mod create;
 pub mod export;
+pub mod extract;
 pub mod fstree;
 pub mod info;
 pub mod initrd;
