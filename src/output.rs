@@ -41,6 +41,17 @@ const TMP_MARK: &str = ".subroot-tmp-";
 impl AtomicOutput {
     /// Start writing `dest`. Fails if it exists, unless `force`.
     pub fn create(dest: &Path, force: bool) -> Result<Self> {
+        // Only regular files are replaced: renaming a temporary file over /dev/null, a
+        // device or a fifo would replace the node itself (as root, a system-wide harm).
+        if let Ok(m) = dest.metadata() {
+            if !m.file_type().is_file() {
+                bail!(
+                    "{} is not a regular file (subroot writes outputs to a temporary file and \
+                     renames it into place; to stream, use `-o -` where the command allows it)",
+                    dest.display()
+                );
+            }
+        }
         if !force && dest.symlink_metadata().is_ok() {
             bail!(
                 "{} already exists (use --force to replace it)",

@@ -398,6 +398,16 @@ fn export_is_read_by_gnu_tar_and_reproducible() {
             "{f}"
         );
     }
+    // Never renames a temporary file over a device node, even with --force.
+    fails(
+        w.path(),
+        &["export", s(&img), "-p", "2", "-o", "/dev/null", "--force"],
+        1,
+        &["/dev/null", "not a regular file"],
+    );
+    assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+        &std::fs::metadata("/dev/null").expect("stat").file_type()
+    ));
     // Refuses to overwrite without --force; nothing changed.
     fails(
         w.path(),
