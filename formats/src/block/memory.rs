@@ -81,24 +81,3 @@ impl BlockDevice for MemoryDevice {
         "memory"
     }
 }
-
-impl<T: BlockDevice + ?Sized> BlockDevice for &T {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        (**self).read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        (**self).write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<()> {
-        (**self).flush()
-    }
-    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
-        (**self).extents(offset, len)
-    }
-    fn format_name(&self) -> &'static str {
-        (**self).format_name()
-    }
-}

@@ -91,47 +91,33 @@ pub trait BlockDevice: Send + Sync {
     }
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for Arc<T> {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        (**self).read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        (**self).write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<()> {
-        (**self).flush()
-    }
-    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
-        (**self).extents(offset, len)
-    }
-    fn format_name(&self) -> &'static str {
-        (**self).format_name()
-    }
+/// Smart pointers and references to a device are devices: every method forwards.
+macro_rules! forward_block_device {
+    ($($ptr:ty),*) => {$(
+        impl<T: BlockDevice + ?Sized> BlockDevice for $ptr {
+            fn len(&self) -> u64 {
+                (**self).len()
+            }
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
+                (**self).read_at(buf, offset)
+            }
+            fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
+                (**self).write_at(buf, offset)
+            }
+            fn flush(&self) -> Result<()> {
+                (**self).flush()
+            }
+            fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
+                (**self).extents(offset, len)
+            }
+            fn format_name(&self) -> &'static str {
+                (**self).format_name()
+            }
+        }
+    )*};
 }
 
-impl<T: BlockDevice + ?Sized> BlockDevice for Box<T> {
-    fn len(&self) -> u64 {
-        (**self).len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        (**self).read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        (**self).write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<()> {
-        (**self).flush()
-    }
-    fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
-        (**self).extents(offset, len)
-    }
-    fn format_name(&self) -> &'static str {
-        (**self).format_name()
-    }
-}
+forward_block_device!(Arc<T>, Box<T>, &T);
 
 /// Check that `[offset, offset + len)` lies within a device of `size` bytes.
 pub fn check_range(size: u64, offset: u64, len: u64) -> Result<()> {
