@@ -125,8 +125,9 @@ pub fn date(sec: i64) -> String {
     )
 }
 
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
+/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's
+/// algorithm); shared with `initrd ls`.
+pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
     let z = z + 719468;
     let era = z.div_euclid(146097);
     let doe = z - era * 146097;

@@ -3,6 +3,7 @@
 
 use super::open_input;
 use crate::cli::LsArgs;
+use crate::ops::ls::civil_from_days;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -172,20 +173,6 @@ fn date(t: i64, now: i64) -> String {
     } else {
         format!("{mon} {d:>2} {:02}:{:02}", secs / 3600, secs % 3600 / 60)
     }
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]
