@@ -777,18 +777,10 @@ fn create_tables_pass_sfdisk_and_sgdisk() {
 }
 
 /// Corrupt `img` by writing `bytes` at `offset` (big-endian fields are spelled out by callers).
-fn patch(img: &Path, offset: u64, bytes: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(img)
-        .expect("open");
-    f.write_all_at(bytes, offset).expect("patch");
-}
-
+/// Missing files and bad options (corrupt inputs are tests/malformed.rs's job).
 #[test]
-fn bad_inputs_fail_cleanly() {
-    if !need("qemu-img", "bad_inputs_fail_cleanly") || !need("sfdisk", "bad_inputs_fail_cleanly") {
+fn missing_inputs_and_bad_options_fail_cleanly() {
+    if !need("qemu-img", "missing_inputs_and_bad_options_fail_cleanly") {
         return;
     }
     let d = workdir();
@@ -798,129 +790,7 @@ fn bad_inputs_fail_cleanly() {
         "qemu-img",
         &["create", "-q", "-f", "qcow2", s(&good), "64M"],
     );
-    run(
-        "qemu-io",
-        &["-f", "qcow2", "-c", "write -P 0x11 0 1M", s(&good)],
-    );
-    let make = |name: &str, f: &dyn Fn(&Path)| {
-        let p = dir.join(name);
-        std::fs::copy(&good, &p).expect("copy");
-        f(&p);
-        p
-    };
-    let cases: Vec<(PathBuf, Vec<&str>)> = vec![
-        (
-            make("truncated.qcow2", &|p| {
-                run("truncate", &["-s", "40", s(p)]);
-            }),
-            vec!["truncated.qcow2", "header"],
-        ),
-        // L1 table offset (header offset 40) far beyond the end of the file.
-        (
-            make("l1-far.qcow2", &|p| {
-                patch(p, 40, &(1u64 << 40).to_be_bytes())
-            }),
-            vec!["l1-far.qcow2", "L1"],
-        ),
-        // The first L1 entry pointing at an unaligned L2 table.
-        (
-            make("l2-unaligned.qcow2", &|p| {
-                let mut buf = [0u8; 8];
-                use std::os::unix::fs::FileExt;
-                let f = std::fs::File::open(p).expect("open");
-                f.read_exact_at(&mut buf, 40).expect("read");
-                let l1 = u64::from_be_bytes(buf);
-                patch(p, l1, &((1u64 << 63) | 0x30200).to_be_bytes());
-            }),
-            vec!["l2-unaligned.qcow2", "L2"],
-        ),
-        // Refcount table offset (header offset 48) beyond the file.
-        (
-            make("refcount.qcow2", &|p| {
-                patch(p, 48, &(1u64 << 50).to_be_bytes())
-            }),
-            vec!["refcount.qcow2", "refcount"],
-        ),
-        // A virtual size of 2^62 bytes with the small L1 of a 64 MiB disk.
-        (
-            make("huge.qcow2", &|p| patch(p, 24, &(1u64 << 62).to_be_bytes())),
-            vec!["huge.qcow2"],
-        ),
-        (
-            make("badmagic.qcow2", &|p| patch(p, 0, b"QFI\x00")),
-            vec!["badmagic.qcow2"],
-        ),
-    ];
-    for (img, phrases) in &cases {
-        run("chmod", &["a+r", s(img)]);
-        let copy = dir.join("pristine");
-        std::fs::copy(img, &copy).expect("copy");
-        let name = img
-            .file_name()
-            .expect("name")
-            .to_string_lossy()
-            .into_owned();
-        let mut ph: Vec<&str> = phrases.clone();
-        ph.dedup();
-        if name != "badmagic.qcow2" && name != "truncated.qcow2" {
-            // Raw-detected files are valid raw images; corrupt qcow2 ones must fail everywhere.
-            fails(dir, &["info", s(img)], 3, &ph);
-        }
-        fails(dir, &["convert", "-f", "qcow2", s(img), "out.raw"], 3, &ph);
-        fails(
-            dir,
-            &["convert", "-f", "qcow2", s(img), "out.qcow2", "-O", "qcow2"],
-            3,
-            &ph,
-        );
-        assert!(same_bytes(img, &copy), "{name} was modified");
-        let stray: Vec<String> = names(dir)
-            .into_iter()
-            .filter(|n| n.starts_with("out") || n.contains("subroot-tmp"))
-            .collect();
-        assert!(stray.is_empty(), "{name}: output left behind: {stray:?}");
-    }
-
-    // A backing loop a -> b -> a, and a missing backing file.
-    let a = dir.join("a.qcow2");
-    let b = dir.join("b.qcow2");
-    run("qemu-img", &["create", "-q", "-f", "qcow2", s(&a), "64M"]);
-    run(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "qcow2",
-            "-b",
-            "a.qcow2",
-            "-F",
-            "qcow2",
-            s(&b),
-        ],
-    );
-    run(
-        "qemu-img",
-        &[
-            "rebase",
-            "-u",
-            "-f",
-            "qcow2",
-            "-b",
-            "b.qcow2",
-            "-F",
-            "qcow2",
-            s(&a),
-        ],
-    );
-    run("chmod", &["a+r", s(&a), s(&b)]);
-    fails(dir, &["info", "a.qcow2"], 3, &["a.qcow2", "loop"]);
-    fails(
-        dir,
-        &["convert", "b.qcow2", "out.raw"],
-        3,
-        &["b.qcow2", "loop"],
-    );
+    run("chmod", &["a+r", s(&good)]);
     let m = dir.join("missing.qcow2");
     run(
         "qemu-img",
@@ -948,18 +818,6 @@ fn bad_inputs_fail_cleanly() {
     );
     assert!(!dir.join("out.raw").exists());
 
-    // A partition that extends beyond the end of the disk.
-    let p = dir.join("beyond.raw");
-    run("truncate", &["-s", "64M", s(&p)]);
-    sfdisk_script(&p, "label: dos\nstart=2048, size=40960, type=83\n");
-    run("truncate", &["-s", "16M", s(&p)]);
-    run("chmod", &["a+r", s(&p)]);
-    fails(
-        dir,
-        &["info", "beyond.raw"],
-        3,
-        &["beyond.raw", "partition 1"],
-    );
     // A missing input and a nonsense option.
     fails(dir, &["info", "nope.qcow2"], 1, &["nope.qcow2"]);
     let out = subroot_in(dir, &["convert", "good.qcow2", "o.raw", "-c"]);
