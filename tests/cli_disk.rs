@@ -776,7 +776,6 @@ fn create_tables_pass_sfdisk_and_sgdisk() {
     assert!(!d.path().join("x.raw").exists());
 }
 
-/// Corrupt `img` by writing `bytes` at `offset` (big-endian fields are spelled out by callers).
 /// Missing files and bad options (corrupt inputs are tests/malformed.rs's job).
 #[test]
 fn missing_inputs_and_bad_options_fail_cleanly() {
