@@ -8,58 +8,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const ROOT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-root");
-const INITRD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-initrd");
-
-fn sh(script: &str) {
-    let st = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .status()
-        .expect("bash");
-    assert!(st.success(), "script failed: {script}");
-}
-
-/// A copy of the committed demo root with a /boot holding a stand-in kernel and an
-/// initramfs-tools initrd made by GNU cpio from `initrd_dir`.
-fn stage(dir: &Path, initrd_dir: Option<&Path>) -> PathBuf {
-    let st = dir.join("stage");
-    sh(&format!("cp -a {ROOT_DIR}/. {}/", mk(&st)));
-    std::fs::write(st.join("boot/vmlinuz-6.1.0-t"), b"kernel\n").expect("write");
-    if let Some(i) = initrd_dir {
-        initrd(i, &st.join("boot/initrd.img-6.1.0-t"));
-    }
-    st
-}
-
-fn mk(p: &Path) -> &str {
-    std::fs::create_dir_all(p).expect("mkdir");
-    s(p)
-}
-
-/// A gzip'd newc archive of `dir`, by GNU cpio.
-fn initrd(dir: &Path, out: &Path) {
-    sh(&format!(
-        "cd {} && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > {}",
-        s(dir),
-        s(out)
-    ));
-}
-
-/// A 48 MiB MBR disk with one Linux partition at 1 MiB holding ext4 made from `tree`.
-fn image(dir: &Path, tree: &Path) -> PathBuf {
-    let img = dir.join("in.raw");
-    sh(&format!(
-        "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
-         mke2fs -q -F -t ext4 -L root -U 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c -E offset=1048576 -d {t} {i} 47M && \
-         chmod a+r {i}",
-        i = s(&img),
-        t = s(tree)
-    ));
-    img
-}
+use common::relayout::{image, sh, stage, INITRD_DIR};
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     let out = ok(dir, args);

@@ -15,6 +15,7 @@ use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
+use subroot_formats::qcow2::WriteStats;
 use subroot_formats::tools::E2fsprogs;
 
 /// Everything the execution needs.
@@ -75,8 +76,8 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Run the plan; a one-line summary.
-pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
+/// Run the plan; a one-line summary and the output's write statistics.
+pub fn execute(job: &Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     let mut job = Job {
         plan: job.plan,
         layout: job.layout.clone(),
@@ -95,7 +96,7 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
         path: job.output,
         format: job.args.output_format,
         qcow2: &job.args.qcow2,
-        force: job.args.force || job.args.in_place,
+        force: job.args.force || job.args.in_place || job.args.replace_output,
         quiet: ctx.quiet,
     };
     let stats = match job.root {
@@ -111,8 +112,8 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
         }
         None => write_image(&new_fs, &spec, "writing")?,
     };
-    let _ = stats;
-    Ok(format!(
+    Ok((
+        format!(
         "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook)",
         job.plan.image,
         job.output.display(),
@@ -120,6 +121,8 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
         job.plan.moves.len(),
         job.plan.edits.len() + job.plan.installed.len(),
         job.plan.initrds.len()
+    ),
+        stats,
     ))
 }
 

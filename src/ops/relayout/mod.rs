@@ -36,9 +36,11 @@ use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use plan::{PartitionPlan, PlanInput, PlanOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
+use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;
 use subroot_formats::table::{read_table, PartKind};
 
@@ -93,25 +95,67 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
     Ok(out)
 }
 
-pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
-    let name = args.input.display().to_string();
-    let output = match (&args.output, args.in_place) {
-        (Some(o), _) => Some(o.clone()),
-        (None, true) => Some(args.input.clone()),
-        (None, false) => None,
-    };
-    let mut move_list = None;
-    if let Some(m) = &args.move_list {
-        let list: Vec<String> = m
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        if list.is_empty() {
-            bail!("--move needs at least one name");
+/// The private work directory of one relayout (initrd copies, the rebuilt filesystem):
+/// removed when dropped, also on error.
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Owned(PathBuf),
+}
+
+impl WorkDir {
+    /// `at` (created afresh, replacing a leftover) or a new directory under $TMPDIR.
+    fn create(at: Option<&Path>) -> Result<WorkDir> {
+        match at {
+            Some(p) => {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    std::fs::remove_dir_all(p)
+                        .with_context(|| format!("cannot remove the leftover {}", p.display()))?;
+                }
+                std::fs::create_dir(p)
+                    .with_context(|| format!("cannot create the work directory {}", p.display()))?;
+                Ok(WorkDir::Owned(p.to_path_buf()))
+            }
+            None => Ok(WorkDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("subroot-relayout.")
+                    .tempdir()
+                    .context("cannot create a temporary directory")?,
+            )),
         }
-        move_list = Some(list);
     }
+
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Owned(p) => p,
+        }
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let WorkDir::Owned(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Parse `--move`'s list (comma- or space-separated); `None` when not given.
+pub fn parse_move_list(m: Option<&str>) -> Result<Option<Vec<String>>> {
+    let Some(m) = m else { return Ok(None) };
+    let list: Vec<String> = m
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        bail!("--move needs at least one name");
+    }
+    Ok(Some(list))
+}
+
+/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--force`), checked.
+pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
     let opts = PlanOptions {
         subroot: args.subroot.trim_matches('/').to_string(),
         shared: args
@@ -120,11 +164,29 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
             .filter(|s| !s.is_empty())
             .cloned()
             .collect(),
-        move_list,
+        move_list: parse_move_list(args.move_list.as_deref())?,
         force: args.force,
     };
+    plan::check_options(&opts)?;
+    Ok(opts)
+}
+
+/// `subroot relayout`.
+pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
+    relayout(args, ctx).map(|_| ())
+}
+
+/// Relayout as `args` say; the output's write statistics (`None` for `--dry-run`).
+pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
+    let name = args.input.display().to_string();
+    let output = match (&args.output, args.in_place) {
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => Some(args.input.clone()),
+        (None, false) => None,
+    };
+    let opts = plan_options(args)?;
     if let Some(out) = &output {
-        if !args.dry_run && !args.in_place && out.exists() && !args.force {
+        if !args.dry_run && !args.in_place && out.exists() && !args.force && !args.replace_output {
             bail!("{} exists; use --force to replace it", out.display());
         }
     }
@@ -184,10 +246,11 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         .with_context(|| format!("cannot open the ext filesystem of {fsname}"))?;
     let sb = tree.fs().superblock();
     let uuid = uuid_string(&sb.uuid);
-    let work = tempfile::Builder::new()
-        .prefix("subroot-relayout.")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
+    let work = WorkDir::create(if args.dry_run {
+        None
+    } else {
+        args.work_dir.as_deref()
+    })?;
     let (plan, layout) = plan::compute(&PlanInput {
         tree: &tree,
         name: fsname.clone(),
@@ -205,7 +268,8 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         } else {
             plan.text()
         };
-        return print_out(&text);
+        print_out(&text)?;
+        return Ok(None);
     }
     let Some(output) = output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
@@ -213,7 +277,7 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
     if !ctx.quiet && !args.json {
         eprint!("{}", plan.text());
     }
-    let report = execute::execute(
+    let (report, stats) = execute::execute(
         &execute::Job {
             plan: &plan,
             layout,
@@ -230,7 +294,7 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
     ctx.note(format_args!("{report}"));
-    Ok(())
+    Ok(Some(stats))
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends the output quietly.

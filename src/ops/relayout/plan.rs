@@ -156,6 +156,20 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check the options that do not depend on the image (`--subroot`, `--shared`, `--move`
+/// names), so a batch can refuse them before touching any image.
+pub fn check_options(o: &PlanOptions) -> Result<()> {
+    check_name("--subroot", &o.subroot)?;
+    initrd::hooks::validate_shared(&o.shared).context("bad --shared")?;
+    if o.shared.iter().any(|s| s == &o.subroot) {
+        bail!("--subroot {:?} cannot also be shared", o.subroot);
+    }
+    for m in o.move_list.iter().flatten() {
+        check_name("--move entry", m)?;
+    }
+    Ok(())
+}
+
 /// Inputs of [`compute`].
 pub struct PlanInput<'a> {
     pub tree: &'a ExtTree<Dev>,
@@ -203,11 +217,7 @@ fn copy_out(tree: &ExtTree<Dev>, path: &[u8], to: &Path) -> Result<u64> {
 pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
     let o = inp.opts;
     let tree = inp.tree;
-    check_name("--subroot", &o.subroot)?;
-    initrd::hooks::validate_shared(&o.shared).context("bad --shared")?;
-    if o.shared.iter().any(|s| s == &o.subroot) {
-        bail!("--subroot {:?} cannot also be shared", o.subroot);
-    }
+    check_options(o)?;
     let lookup = |p: &[u8]| tree.entry(p).ok();
     let root = tree.entry(b"").context("cannot read the root directory")?;
     let top = tree
