@@ -1046,6 +1046,7 @@ fn batch_relayout_resumes_after_sigkill_and_matches_an_uninterrupted_run() {
     ));
     std::fs::create_dir_all(stale.join("build")).expect("plant");
     std::fs::write(stale.join("build/fs.img"), b"stale").expect("plant");
+    run("chmod", &["-R", "a+rwX", s(&stale)]); // as if the unprivileged CLI had made it
 
     let out = subroot_sde(
         w.path(),
