@@ -95,3 +95,61 @@ pub fn partition1(img: &Path, out: &Path) {
         s(out)
     ));
 }
+
+/// The UUID [`separate_boot_disk`] gives the /boot filesystem.
+pub const BOOT_UUID: &str = "0b007b00-1111-4222-8333-444455556666";
+
+/// `dir/sep.raw`: a 96 MiB MBR disk with p1 (1 MiB, 32 MiB) an ext4 /boot holding
+/// `grub/grub.cfg` (two `linux` lines), a stand-in kernel and an initramfs-tools initrd by
+/// GNU cpio, and p2 (33 MiB to the end) the demo root (ext4) with an empty /boot and an
+/// `/etc/fstab` naming p1 by UUID. Returns (the image, the /boot tree).
+pub fn separate_boot_disk(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = stage_named(dir, "sep-root", None);
+    sh(&format!("rm -rf {r}/boot && mkdir {r}/boot", r = s(&root)));
+    std::fs::write(
+        root.join("etc/fstab"),
+        format!(
+            "# <file system> <mount point> <type> <options> <dump> <pass>\n\
+             UUID={ROOT_UUID} / ext4 errors=remount-ro 0 1\n\
+             UUID={BOOT_UUID} /boot ext4 defaults 0 2\n"
+        ),
+    )
+    .expect("fstab");
+    let boot = dir.join("sep-boot");
+    mk(&boot.join("grub"));
+    std::fs::write(boot.join("vmlinuz-6.1.0-t"), b"kernel\n").expect("kernel");
+    initrd(Path::new(INITRD_DIR), &boot.join("initrd.img-6.1.0-t"));
+    std::fs::write(
+        boot.join("grub/grub.cfg"),
+        format!(
+            "set default=0\nmenuentry 'Demo' {{\n\tsearch --no-floppy --fs-uuid --set=root {BOOT_UUID}\n\
+             \tlinux /vmlinuz-6.1.0-t root=UUID={ROOT_UUID} ro quiet\n\tinitrd /initrd.img-6.1.0-t\n}}\n\
+             menuentry 'Demo (recovery)' {{\n\tlinux /vmlinuz-6.1.0-t root=UUID={ROOT_UUID} ro single\n\
+             \tinitrd /initrd.img-6.1.0-t\n}}\n"
+        ),
+    )
+    .expect("grub.cfg");
+    let img = dir.join("sep.raw");
+    sh(&format!(
+        "truncate -s 96M {i} && \
+         printf 'label: dos\\nstart=2048, size=65536, type=83\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
+         mke2fs -q -F -t ext4 -L boot -U {BOOT_UUID} -E offset=1048576 -d {b} {i} 32M && \
+         mke2fs -q -F -t ext4 -L root -U {ROOT_UUID} -E offset=34603008 -d {r} {i} 63M && \
+         chmod a+r {i}",
+        i = s(&img),
+        b = s(&boot),
+        r = s(&root)
+    ));
+    (img, boot)
+}
+
+/// Partition `n` of [`separate_boot_disk`]'s layout (1: /boot, 2: root) of raw `img`,
+/// copied out to `out` by `dd`.
+pub fn separate_part(img: &Path, n: u32, out: &Path) {
+    let (skip, count) = if n == 1 { (1, 32) } else { (33, 63) };
+    sh(&format!(
+        "dd if={} of={} bs=1M skip={skip} count={count} status=none",
+        s(img),
+        s(out)
+    ));
+}

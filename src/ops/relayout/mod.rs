@@ -13,6 +13,8 @@
 //!
 //! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
 //! - [`bootcfg`]: the kernel command line editors.
+//! - [`bootpart`]: a separate `/boot` partition named by `/etc/fstab`.
+//! - [`esp`]: boot configuration on FAT ESPs (planned; refused in a real run for now).
 //! - [`initrds`]: where the initrds are.
 //! - [`transform`]: the tree transform.
 //! - [`execute`]: rewriting initrds, rebuilding and splicing.
@@ -26,6 +28,8 @@ macro_rules! refuse {
 }
 
 pub mod bootcfg;
+pub mod bootpart;
+pub mod esp;
 pub mod execute;
 pub mod initrds;
 pub mod plan;
@@ -35,7 +39,7 @@ use crate::cli::relayout::RelayoutArgs;
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use plan::{PartitionPlan, PlanInput, PlanOptions};
+use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
@@ -246,12 +250,46 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         .with_context(|| format!("cannot open the ext filesystem of {fsname}"))?;
     let sb = tree.fs().superblock();
     let uuid = uuid_string(&sb.uuid);
+
+    // A separate /boot partition (named by the root's /etc/fstab): rebuilt too.
+    let located = bootpart::locate(&disk, &tree, root_number, &name)?;
+    let boot_tree = match &located {
+        Some(l) => Some(
+            ExtTree::open(l.device.clone(), OpenOptions::default()).with_context(|| {
+                format!(
+                    "cannot open the ext filesystem of the /boot partition {} of {name}",
+                    l.partition.number
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let boot = match (&located, &boot_tree) {
+        (Some(l), Some(bt)) => {
+            for p in &mut partitions {
+                if p.number == Some(l.partition.number) {
+                    p.action = "rebuild".into();
+                }
+            }
+            Some(BootInput {
+                tree: bt,
+                plan: BootPlan {
+                    partition: l.partition.number,
+                    fstab_device: l.spec.clone(),
+                    filesystem: l.fs.kind.clone(),
+                    uuid: uuid_string(&bt.fs().superblock().uuid),
+                },
+            })
+        }
+        _ => None,
+    };
     let work = WorkDir::create(if args.dry_run {
         None
     } else {
         args.work_dir.as_deref()
     })?;
-    let (plan, layout) = plan::compute(&PlanInput {
+    let (mut plan, layout, boot_layout) = plan::compute(&PlanInput {
+        boot,
         tree: &tree,
         name: fsname.clone(),
         image: name.clone(),
@@ -262,6 +300,8 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         opts: &opts,
         work: work.path(),
     })?;
+    let esp_edits = esp::edit_esp_files(&disk, &plan.partitions, &plan.subroot, &name)?;
+    plan.esp_edits = esp_edits.iter().map(|e| e.edit.clone()).collect();
     if args.dry_run {
         let text = if args.json {
             format!("{}\n", serde_json::to_string_pretty(&plan)?)
@@ -274,16 +314,26 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     let Some(output) = output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
     };
+    refuse_esp_edits(&esp_edits, &name)?;
     if !ctx.quiet && !args.json {
         eprint!("{}", plan.text());
     }
     let (report, stats) = execute::execute(
-        &execute::Job {
+        execute::Job {
             plan: &plan,
             layout,
             tree: &tree,
             disk: &disk,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),
+            boot: match (boot_layout, &boot_tree, &located) {
+                (Some(layout), Some(tree), Some(l)) => Some(execute::BootJob {
+                    layout,
+                    tree,
+                    start: l.partition.start,
+                    size: l.partition.size,
+                }),
+                _ => None,
+            },
             output: &output,
             args,
             work: work.path(),
@@ -295,6 +345,33 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     }
     ctx.note(format_args!("{report}"));
     Ok(Some(stats))
+}
+
+/// Refuse a real run that would need a file on a FAT ESP edited (no FAT writer yet); the
+/// plan (`--dry-run`) shows the edits.
+fn refuse_esp_edits(edits: &[esp::EspEdit], name: &str) -> Result<()> {
+    if let Some(first) = edits.first() {
+        let list: Vec<String> = edits
+            .iter()
+            .map(|e| {
+                format!(
+                    "partition {}: {}",
+                    e.edit.partition.unwrap_or(0),
+                    e.edit.path
+                )
+            })
+            .collect();
+        refuse!(
+            "{name}: boot configuration on a FAT EFI system partition needs subroot= ({}); \
+             editing FAT filesystems is not supported yet (--dry-run shows the edits; e.g. {} \
+             line {}: {})",
+            list.join(", "),
+            first.edit.path,
+            first.edit.changes.first().map_or(0, |c| c.line),
+            first.edit.changes.first().map_or("", |c| c.new.as_str())
+        );
+    }
+    Ok(())
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends the output quietly.
