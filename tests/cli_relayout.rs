@@ -693,3 +693,91 @@ UUID=deadbeef-0000-4000-8000-000000000000 /boot ext4 defaults 0 2
         &["the /boot partition 1 (UUID=1234-5678) is not ext2/3/4"],
     );
 }
+
+#[test]
+fn esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused() {
+    let t = "esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused";
+    for tool in ["mke2fs", "cpio", "sfdisk", "mkfs.vfat", "mcopy", "mmd"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    // p1: an ESP (FAT by mkfs.vfat, files by mtools); p2: the root.
+    let esp = d.path().join("esp.v");
+    let files = d.path().join("espfiles");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    // A Debian-style GRUB stub (no linux line: needs no edit) ...
+    std::fs::write(
+        files.join("grub.cfg"),
+        "search.fs_uuid 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n",
+    )
+    .expect("w");
+    let img = d.path().join("esp.raw");
+    let build = |with_entry: bool| {
+        let entry = if with_entry {
+            format!(
+                "printf 'title Demo\\nlinux /vmlinuz-6.1.0-t\\ninitrd /initrd.img-6.1.0-t\\noptions root=LABEL=root ro\\n' > {f}/demo.conf && \
+                 mmd -i {e} ::/loader ::/loader/entries && mcopy -i {e} {f}/demo.conf ::/loader/entries/demo.conf && ",
+                f = s(&files),
+                e = s(&esp)
+            )
+        } else {
+            String::new()
+        };
+        sh(&format!(
+            "rm -f {i} {e} && truncate -s 96M {i} && \
+             printf 'label: dos\\nstart=2048, size=65536, type=ef\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
+             truncate -s 32M {e} && mkfs.vfat {e} >/dev/null && \
+             mmd -i {e} ::/EFI ::/EFI/debian && mcopy -i {e} {f}/grub.cfg ::/EFI/debian/grub.cfg && {entry} \
+             dd if={e} of={i} bs=1M seek=1 conv=notrunc status=none && \
+             mke2fs -q -F -t ext4 -L root -E offset=34603008 -d {r} {i} 63M && chmod a+r {i}",
+            i = s(&img),
+            e = s(&esp),
+            f = s(&files),
+            r = s(&st)
+        ));
+    };
+
+    // Only the stub: nothing to edit on the ESP; the run goes ahead and copies it.
+    build(false);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    assert_eq!(plan["esp_edits"], serde_json::json!([]));
+    let out = d.path().join("out.raw");
+    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    assert!(
+        run("cmp", &["-n", &(33u64 << 20).to_string(), s(&img), s(&out)])
+            .status
+            .success()
+    );
+
+    // A boot loader entry on the ESP: planned, and the real run is refused, writing nothing.
+    build(true);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    let esp_edits = plan["esp_edits"].as_array().expect("esp_edits");
+    assert_eq!(esp_edits.len(), 1, "{esp_edits:?}");
+    assert_eq!(esp_edits[0]["path"], "/loader/entries/demo.conf");
+    assert_eq!(esp_edits[0]["partition"], 1);
+    assert_eq!(esp_edits[0]["what"], "bls-entry");
+    assert_eq!(
+        esp_edits[0]["changes"][0]["new"],
+        "options root=LABEL=root ro subroot=r0"
+    );
+    let text = ok(d.path(), &["relayout", s(&img), "--dry-run"]);
+    assert!(
+        text.contains("esp     /loader/entries/demo.conf on partition 1"),
+        "{text}"
+    );
+    let out2 = d.path().join("out2.raw");
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", s(&out2)],
+        3,
+        &[
+            "partition 1: /loader/entries/demo.conf",
+            "editing FAT filesystems is not supported yet",
+        ],
+    );
+    assert!(!out2.exists());
+}

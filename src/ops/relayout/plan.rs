@@ -481,12 +481,10 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
         false,
     ));
     for (path, kind, on_boot) in configs {
-        let (ftree, flookup): (&ExtTree<Dev>, &dyn Fn(&[u8]) -> Option<Entry>) = if on_boot {
-            (btree, &blookup)
-        } else {
-            (tree, &lookup)
+        let ftree = if on_boot { btree } else { tree };
+        let Some(e) = ftree.entry(&path).ok() else {
+            continue;
         };
-        let Some(e) = flookup(&path) else { continue };
         if e.kind != Kind::File {
             continue;
         }
