@@ -782,3 +782,444 @@ fn bad_arguments_are_refused_clearly() {
     );
     assert_eq!(names(w.path()), vec!["empty.txt", "sub", "x.raw"]);
 }
+
+// ---- batch relayout ----
+
+/// The tools the relayout fixtures and judges need.
+fn relayout_tools(test: &str) -> bool {
+    ["mke2fs", "e2fsck", "cpio", "sfdisk", "qemu-img", "cmp"]
+        .iter()
+        .all(|t| need(t, test))
+}
+
+/// `n` relayout-ready images in `dir/in` (from one staged demo root, each with its own
+/// `/etc/image-id`): raw and qcow2 alternately, named `sys-I.raw` / `sys-I.qcow2`.
+fn relayout_images(dir: &Path, n: usize) -> Vec<PathBuf> {
+    use common::relayout::{qcow2_disk, raw_disk, stage_named, INITRD_DIR};
+    let d = dir.join("in");
+    std::fs::create_dir_all(&d).expect("mkdir");
+    let st = stage_named(dir, "stage", Some(Path::new(INITRD_DIR)));
+    let v = (0..n)
+        .map(|i| {
+            std::fs::write(st.join("etc/image-id"), format!("image {i}\n")).expect("write");
+            if i % 2 == 0 {
+                let p = d.join(format!("sys-{i}.raw"));
+                raw_disk(&p, &st);
+                p
+            } else {
+                let p = d.join(format!("sys-{i}.qcow2"));
+                qcow2_disk(&p, &st);
+                p
+            }
+        })
+        .collect();
+    run("chmod", &["-R", "a+rX", s(&d)]);
+    v
+}
+
+/// Run `subroot ARGS` in `dir` with `SOURCE_DATE_EPOCH` set (reproducible outputs).
+fn subroot_sde(dir: &Path, args: &[&str]) -> std::process::Output {
+    subroot()
+        .args(args)
+        .current_dir(dir)
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .output()
+        .expect("running subroot")
+}
+
+/// A relayouted output judged: `subroot ls OUT /r0` lists the moved system, e2fsck -fn
+/// passes on its partition, its initrd has the hook (`subroot initrd ls --image`), and
+/// its /etc/image-id is the input's.
+fn check_relayouted(dir: &Path, out: &Path, id: usize) {
+    let top = ok(dir, &["-q", "ls", s(out), "/r0"]);
+    let names: Vec<&str> = top.lines().collect();
+    for n in ["bin", "etc", "usr", "boot", "sysroot"] {
+        assert!(
+            names.contains(&n),
+            "{n} not in /r0 of {}: {names:?}",
+            s(out)
+        );
+    }
+    let id_text = ok(dir, &["-q", "cat", s(out), "/r0/etc/image-id"]);
+    assert_eq!(id_text, format!("image {id}\n"));
+    let part = out.with_extension("p1-check");
+    common::relayout::partition1(out, &part);
+    let fsck = run("e2fsck", &["-fn", s(&part)]);
+    assert!(
+        fsck.status.success(),
+        "e2fsck {}: {}",
+        s(out),
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    std::fs::remove_file(&part).expect("rm");
+    let listing = ok(
+        dir,
+        &[
+            "-q",
+            "initrd",
+            "ls",
+            "--image",
+            s(out),
+            "/boot/initrd.img-6.1.0-t",
+        ],
+    );
+    assert!(
+        listing.lines().any(|l| l == "scripts/local-bottom/subroot"),
+        "no hook in the initrd of {}: {listing}",
+        s(out)
+    );
+}
+
+#[test]
+fn batch_relayout_does_four_and_reports_two_clear_failures() {
+    let t = "batch_relayout_does_four_and_reports_two_clear_failures";
+    if !relayout_tools(t) {
+        return;
+    }
+    let w = workdir();
+    let good = relayout_images(w.path(), 4);
+    let d = w.path().join("in");
+    // Broken 1: a qcow2 cut inside its header.
+    let trunc = d.join("trunc.qcow2");
+    std::fs::copy(&good[1], &trunc).expect("copy");
+    let head = std::fs::read(&trunc).expect("read")[..60].to_vec();
+    std::fs::write(&trunc, head).expect("truncate");
+    // Broken 2: an installed system without an initrd.
+    let noinit = d.join("noinitrd.raw");
+    let st = common::relayout::stage_named(w.path(), "stage-noinitrd", None);
+    common::relayout::raw_disk(&noinit, &st);
+    run("chmod", &["-R", "a+rX", s(&d)]);
+    let inputs = vec![
+        good[0].clone(),
+        trunc.clone(),
+        good[1].clone(),
+        good[2].clone(),
+        noinit.clone(),
+        good[3].clone(),
+    ];
+    let out_dir = w.path().join("out");
+    let out = subroot_in(
+        w.path(),
+        &args_with(
+            &[
+                "batch",
+                "relayout",
+                "--out-dir",
+                s(&out_dir),
+                "-j2",
+                "-k",
+                "--json",
+            ],
+            &inputs,
+        ),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "stderr: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), 6, "{lines:?}");
+    let by_input: BTreeMap<String, &Value> = lines
+        .iter()
+        .map(|l| (l["input"].as_str().expect("input").to_string(), l))
+        .collect();
+    for (i, g) in good.iter().enumerate() {
+        let l = by_input[s(g)];
+        assert_eq!(l["status"], "ok", "{l}");
+        let o = stem_out(&out_dir, g, "raw");
+        assert_eq!(l["output"], s(&o));
+        check_relayouted(w.path(), &o, i);
+        let sc = sidecar(&o);
+        assert_eq!(sc["operation"], "relayout");
+        assert_eq!(sc["result"], "ok");
+        assert_eq!(sc["options"]["subroot"], "r0");
+        assert_eq!(
+            sc["options"]["shared"],
+            serde_json::json!(["boot", "var", "home"])
+        );
+        assert_eq!(sc["options"]["format"]["output_format"], "raw");
+        // The disk around the partition is the input's (the MBR is copied).
+        let raw_in = w.path().join("check-in.raw");
+        run(
+            "qemu-img",
+            &["convert", "-q", "-O", "raw", s(g), s(&raw_in)],
+        );
+        assert!(run("cmp", &["-n", "1048576", s(&raw_in), s(&o)])
+            .status
+            .success());
+        std::fs::remove_file(&raw_in).expect("rm");
+    }
+    for (bad, phrase) in [(&trunc, "trunc.qcow2"), (&noinit, "no initrd found")] {
+        let l = by_input[s(bad)];
+        assert_eq!(l["status"], "failed", "{l}");
+        let err = l["error"].as_str().expect("error");
+        assert!(err.contains(phrase), "{err}");
+        let o = stem_out(&out_dir, bad, "raw");
+        assert!(!o.exists());
+        assert_eq!(sidecar(&o)["result"], "failed");
+        assert!(
+            stderr.contains(&format!("failed: {}: ", s(bad))),
+            "{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("batch relayout: 4 done, 0 skipped (already done), 2 failed"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("2 of 6 image(s) failed"), "{stderr}");
+    no_temps(&out_dir);
+    assert_eq!(names(&out_dir).len(), 4 + 6);
+}
+
+#[test]
+fn batch_relayout_resumes_after_sigkill_and_matches_an_uninterrupted_run() {
+    let t = "batch_relayout_resumes_after_sigkill_and_matches_an_uninterrupted_run";
+    if !relayout_tools(t) {
+        return;
+    }
+    let w = workdir();
+    let inputs = relayout_images(w.path(), 6);
+    let out_dir = w.path().join("out");
+    let base = ["batch", "relayout", "--out-dir", s(&out_dir), "-j1"];
+    let mut child = subroot()
+        .args(args_with(&base, &inputs))
+        .current_dir(w.path())
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn subroot");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let done = std::fs::read_dir(&out_dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    n.ends_with(".subroot.json") && !n.starts_with('.')
+                })
+                .count()
+        });
+        if done > 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no image finished in time");
+        assert!(
+            child.try_wait().expect("try_wait").is_none(),
+            "the batch ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // Let the next image get under way, so the kill lands inside a job.
+    std::thread::sleep(Duration::from_millis(30));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("wait");
+
+    let finished: BTreeMap<PathBuf, (u64, i64, i64)> = inputs
+        .iter()
+        .map(|i| stem_out(&out_dir, i, "raw"))
+        .filter(|o| o.exists())
+        .map(|o| {
+            let m = std::fs::metadata(&o).expect("stat");
+            (o, (m.ino(), m.mtime(), m.mtime_nsec()))
+        })
+        .collect();
+    assert!(!finished.is_empty());
+    assert!(
+        finished.len() < inputs.len(),
+        "everything finished before the kill; the test proves nothing"
+    );
+    let sidecar_times: BTreeMap<PathBuf, i64> = finished
+        .keys()
+        .map(|o| {
+            let mut p = o.as_os_str().to_owned();
+            p.push(".subroot.json");
+            let m = std::fs::metadata(&p).expect("sidecar");
+            (o.clone(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
+        })
+        .collect();
+
+    // A work directory of a killed job (its process long gone), as a kill inside a job
+    // leaves one: removed at start-up.
+    let last = stem_out(&out_dir, &inputs[inputs.len() - 1], "raw");
+    let stale = out_dir.join(format!(
+        ".{}.work.subroot-tmp-999999999",
+        last.file_name().expect("name").to_string_lossy()
+    ));
+    std::fs::create_dir_all(stale.join("build")).expect("plant");
+    std::fs::write(stale.join("build/fs.img"), b"stale").expect("plant");
+    run("chmod", &["-R", "a+rwX", s(&stale)]); // as if the unprivileged CLI had made it
+
+    let out = subroot_sde(
+        w.path(),
+        &args_with(&[&base[..], &["--resume", "--json"]].concat(), &inputs),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stale.exists(), "a killed job's work directory was left");
+    let lines = json_lines(&out.stdout);
+    assert_eq!(lines.len(), inputs.len());
+    for l in &lines {
+        let o = PathBuf::from(l["output"].as_str().expect("output"));
+        let expect = if finished.contains_key(&o) {
+            "skipped"
+        } else {
+            "ok"
+        };
+        assert_eq!(l["status"], expect, "{l}");
+    }
+    for (o, before) in &finished {
+        let m = std::fs::metadata(o).expect("stat");
+        assert_eq!(
+            &(m.ino(), m.mtime(), m.mtime_nsec()),
+            before,
+            "{} was redone",
+            o.display()
+        );
+        let mut p = o.as_os_str().to_owned();
+        p.push(".subroot.json");
+        let m = std::fs::metadata(&p).expect("sidecar");
+        assert_eq!(
+            m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+            sidecar_times[o],
+            "the sidecar of {} was rewritten",
+            o.display()
+        );
+    }
+    // No temporary output, sidecar or work directory left (the killed job's included).
+    no_temps(&out_dir);
+    assert_eq!(names(&out_dir).len(), 2 * inputs.len());
+
+    // Identical to an uninterrupted run (at -j2).
+    let ref_dir = w.path().join("ref");
+    let r = subroot_sde(
+        w.path(),
+        &args_with(
+            &["batch", "relayout", "--out-dir", s(&ref_dir), "-j2"],
+            &inputs,
+        ),
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    for (i, input) in inputs.iter().enumerate() {
+        let a = stem_out(&out_dir, input, "raw");
+        let b = stem_out(&ref_dir, input, "raw");
+        assert!(
+            same_bytes(&a, &b),
+            "{} differs from {}",
+            a.display(),
+            b.display()
+        );
+        check_relayouted(w.path(), &a, i);
+    }
+
+    // Other relayout options make every image redone; the same ones, none.
+    let again = subroot_sde(
+        w.path(),
+        &args_with(&[&base[..], &["--resume", "--json"]].concat(), &inputs),
+    );
+    assert!(json_lines(&again.stdout)
+        .iter()
+        .all(|l| l["status"] == "skipped"));
+    let r1 = subroot_sde(
+        w.path(),
+        &args_with(
+            &[&base[..], &["--resume", "--json", "--subroot", "r1"]].concat(),
+            &inputs,
+        ),
+    );
+    assert!(
+        r1.status.success(),
+        "{}",
+        String::from_utf8_lossy(&r1.stderr)
+    );
+    assert!(json_lines(&r1.stdout).iter().all(|l| l["status"] == "ok"));
+    let o = stem_out(&out_dir, &inputs[0], "raw");
+    assert_eq!(sidecar(&o)["options"]["subroot"], "r1");
+    let top = ok(w.path(), &["-q", "ls", s(&o), "/r1/etc"]);
+    assert!(top.lines().any(|l| l == "image-id"), "{top}");
+}
+
+#[test]
+fn batch_relayout_three_shards_cover_every_image_exactly_once() {
+    let t = "batch_relayout_three_shards_cover_every_image_exactly_once";
+    if !relayout_tools(t) {
+        return;
+    }
+    let w = workdir();
+    let inputs = relayout_images(w.path(), 6);
+    let list = w.path().join("list.txt");
+    let text: String = inputs.iter().map(|p| format!("{}\n", s(p))).collect();
+    std::fs::write(&list, text).expect("list");
+    run("chmod", &["a+r", s(&list)]);
+    let out_dir = w.path().join("out");
+    let mut seen: Vec<String> = Vec::new();
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let stdout = ok(
+            w.path(),
+            &[
+                "batch",
+                "relayout",
+                "--out-dir",
+                s(&out_dir),
+                "--from-list",
+                s(&list),
+                "--shard",
+                &shard,
+                "--json",
+            ],
+        );
+        for l in json_lines(stdout.as_bytes()) {
+            assert_eq!(l["status"], "ok", "{l}");
+            seen.push(l["input"].as_str().expect("input").to_string());
+        }
+    }
+    seen.sort();
+    let mut all: Vec<String> = inputs.iter().map(|p| s(p).to_string()).collect();
+    all.sort();
+    assert_eq!(seen, all, "every image exactly once");
+    for (i, p) in inputs.iter().enumerate() {
+        check_relayouted(w.path(), &stem_out(&out_dir, p, "raw"), i);
+    }
+}
+
+#[test]
+fn batch_relayout_refuses_bad_options_before_any_image() {
+    let w = workdir();
+    let img = w.path().join("x.raw");
+    std::fs::write(&img, vec![0u8; 4096]).expect("img");
+    run("chmod", &["-R", "a+rX", s(w.path())]);
+    fails(
+        w.path(),
+        &[
+            "batch",
+            "relayout",
+            "--subroot",
+            "a/b",
+            "--out-dir",
+            "o",
+            "x.raw",
+        ],
+        1,
+        &["--subroot", "one directory name"],
+    );
+    fails(
+        w.path(),
+        &[
+            "batch",
+            "relayout",
+            "--shared",
+            "boot,r0",
+            "--out-dir",
+            "o",
+            "x.raw",
+        ],
+        1,
+        &["cannot also be shared"],
+    );
+    fails(
+        w.path(),
+        &["batch", "relayout", "-c", "--out-dir", "o", "x.raw"],
+        1,
+        &["--compress needs qcow2 output"],
+    );
+    assert_eq!(names(w.path()), vec!["x.raw"]);
+}

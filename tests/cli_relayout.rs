@@ -8,58 +8,9 @@ mod common;
 
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-const ROOT_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-root");
-const INITRD_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/demo-initrd");
-
-fn sh(script: &str) {
-    let st = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", script])
-        .status()
-        .expect("bash");
-    assert!(st.success(), "script failed: {script}");
-}
-
-/// A copy of the committed demo root with a /boot holding a stand-in kernel and an
-/// initramfs-tools initrd made by GNU cpio from `initrd_dir`.
-fn stage(dir: &Path, initrd_dir: Option<&Path>) -> PathBuf {
-    let st = dir.join("stage");
-    sh(&format!("cp -a {ROOT_DIR}/. {}/", mk(&st)));
-    std::fs::write(st.join("boot/vmlinuz-6.1.0-t"), b"kernel\n").expect("write");
-    if let Some(i) = initrd_dir {
-        initrd(i, &st.join("boot/initrd.img-6.1.0-t"));
-    }
-    st
-}
-
-fn mk(p: &Path) -> &str {
-    std::fs::create_dir_all(p).expect("mkdir");
-    s(p)
-}
-
-/// A gzip'd newc archive of `dir`, by GNU cpio.
-fn initrd(dir: &Path, out: &Path) {
-    sh(&format!(
-        "cd {} && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | gzip -n > {}",
-        s(dir),
-        s(out)
-    ));
-}
-
-/// A 48 MiB MBR disk with one Linux partition at 1 MiB holding ext4 made from `tree`.
-fn image(dir: &Path, tree: &Path) -> PathBuf {
-    let img = dir.join("in.raw");
-    sh(&format!(
-        "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
-         mke2fs -q -F -t ext4 -L root -U 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c -E offset=1048576 -d {t} {i} 47M && \
-         chmod a+r {i}",
-        i = s(&img),
-        t = s(tree)
-    ));
-    img
-}
+use common::relayout::{image, sh, stage, INITRD_DIR};
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     let out = ok(dir, args);
@@ -383,7 +334,19 @@ fn refuses_luks_and_btrfs() {
 /// path of the group's first member in walk order, which the relayout may change: it is
 /// renamed and then re-chosen as the smallest renamed member, on both sides alike).
 fn manifest(dir: &Path, img: &Path, rename: &dyn Fn(&str) -> String) -> Vec<(String, String)> {
-    let text = ok(dir, &["-q", "manifest", s(img)]);
+    manifest_of(dir, img, &[], rename)
+}
+
+/// [`manifest`] with extra arguments (`-p N`).
+fn manifest_of(
+    dir: &Path,
+    img: &Path,
+    extra: &[&str],
+    rename: &dyn Fn(&str) -> String,
+) -> Vec<(String, String)> {
+    let mut args = vec!["-q", "manifest", s(img)];
+    args.extend_from_slice(extra);
+    let text = ok(dir, &args);
     let mut rows: Vec<Vec<String>> = text
         .lines()
         .map(|l| l.split('\t').map(str::to_string).collect())
@@ -542,4 +505,279 @@ fn relayout_keeps_every_entry_exactly() {
         std::fs::metadata(&img).expect("stat").len(),
         std::fs::metadata(&out).expect("stat").len()
     );
+}
+
+#[test]
+fn relayout_edits_a_separate_boot_partition() {
+    let t = "relayout_edits_a_separate_boot_partition";
+    for tool in [
+        "mke2fs", "e2fsck", "debugfs", "cpio", "sfdisk", "blkid", "cmp",
+    ] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    use common::relayout::{separate_boot_disk, separate_part, BOOT_UUID, ROOT_UUID};
+    let d = workdir();
+    let (img, _) = separate_boot_disk(d.path());
+
+    // Before: the root partition is found by its os-release.
+    let before_ls = subroot_in(d.path(), &["ls", s(&img), "/etc"]);
+    assert!(before_ls.status.success());
+    let note = String::from_utf8_lossy(&before_ls.stderr);
+    assert!(
+        note.contains("using partition 2 (ext4, label=root) (root filesystem)"),
+        "{note}"
+    );
+
+    // The plan names both partitions, and the edits and initrd are on partition 1.
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    assert_eq!(plan["root_partition"], 2);
+    assert_eq!(plan["uuid"], ROOT_UUID);
+    assert_eq!(plan["boot_partition"]["partition"], 1);
+    assert_eq!(plan["boot_partition"]["uuid"], BOOT_UUID);
+    assert_eq!(
+        plan["boot_partition"]["fstab_device"],
+        format!("UUID={BOOT_UUID}")
+    );
+    let parts = plan["partitions"].as_array().expect("partitions");
+    assert_eq!(parts.len(), 2);
+    assert!(parts.iter().all(|p| p["action"] == "rebuild"), "{parts:?}");
+    let edits = plan["edits"].as_array().expect("edits");
+    let grub = edits
+        .iter()
+        .find(|e| e["path"] == "/grub/grub.cfg")
+        .unwrap_or_else(|| panic!("no grub.cfg edit: {edits:?}"));
+    assert_eq!(grub["partition"], 1);
+    assert_eq!(grub["changes"].as_array().expect("changes").len(), 2);
+    assert!(edits.iter().all(|e| e["path"] != "/boot/grub/grub.cfg"));
+    assert_eq!(plan["initrds"][0]["path"], "/initrd.img-6.1.0-t");
+    assert_eq!(plan["initrds"][0]["partition"], 1);
+    let text = ok(d.path(), &["relayout", s(&img), "--dry-run"]);
+    assert!(
+        text.contains("edit    /grub/grub.cfg on partition 1"),
+        "{text}"
+    );
+    assert!(text.contains("/boot   partition 1"), "{text}");
+
+    // The real run.
+    let out = d.path().join("out.raw");
+    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    let (p1, p2) = (d.path().join("p1"), d.path().join("p2"));
+    separate_part(&out, 1, &p1);
+    separate_part(&out, 2, &p2);
+    for (part, uuid) in [(&p1, BOOT_UUID), (&p2, ROOT_UUID)] {
+        let fsck = run("e2fsck", &["-fn", s(part)]);
+        assert!(
+            fsck.status.success(),
+            "e2fsck {}: {}",
+            s(part),
+            String::from_utf8_lossy(&fsck.stdout)
+        );
+        let id = run_stdout("blkid", &["-p", "-o", "value", "-s", "UUID", s(part)]);
+        assert_eq!(id.trim(), uuid);
+    }
+    // grub.cfg on p1: every linux line carries subroot=r0 (debugfs reads it).
+    let cfg = run_stdout("debugfs", &["-R", "cat /grub/grub.cfg", s(&p1)]);
+    let linux: Vec<&str> = cfg
+        .lines()
+        .filter(|l| l.trim_start().starts_with("linux "))
+        .collect();
+    assert_eq!(linux.len(), 2, "{cfg}");
+    assert!(linux.iter().all(|l| l.ends_with(" subroot=r0")), "{cfg}");
+    // The initrd on p1 has the hook.
+    let listing = ok(
+        d.path(),
+        &[
+            "-q",
+            "initrd",
+            "ls",
+            "--image",
+            s(&out),
+            "-p",
+            "1",
+            "/initrd.img-6.1.0-t",
+        ],
+    );
+    assert!(
+        listing.lines().any(|l| l == "scripts/local-bottom/subroot"),
+        "{listing}"
+    );
+    // The root's /boot is still the (empty) mount point, the system is in r0.
+    let top = run_stdout("debugfs", &["-R", "ls -p /r0/etc", s(&p2)]);
+    assert!(top.contains("/os-release/"), "{top}");
+
+    // /boot manifests are equal except the two edited files (same metadata apart from
+    // size and content).
+    let same = |p: &str| p.to_string();
+    let before = manifest_of(d.path(), &img, &["-p", "1"], &same);
+    let after = manifest_of(d.path(), &out, &["-p", "1"], &same);
+    assert_eq!(before.len(), after.len());
+    for ((pb, lb), (pa, la)) in before.iter().zip(after.iter()) {
+        assert_eq!(pb, pa);
+        if pb == "grub/grub.cfg" || pb == "initrd.img-6.1.0-t" {
+            let strip = |l: &str| {
+                let f: Vec<&str> = l.split('\t').collect();
+                format!("{} {} {} {} {} {}", f[0], f[1], f[2], f[4], f[11], f[12])
+            };
+            assert_eq!(strip(la), strip(lb), "{pb}");
+            assert_ne!(la, lb, "{pb} was to be edited");
+        } else {
+            assert_eq!(la, lb, "{pb} changed");
+        }
+    }
+    // Outside the two partitions nothing changed (the MBR and the gap before p1).
+    assert!(run("cmp", &["-n", "1048576", s(&img), s(&out)])
+        .status
+        .success());
+
+    // After: `ls OUT /r0` needs no -p on this two-partition disk.
+    let after_ls = subroot_in(d.path(), &["ls", s(&out), "/r0"]);
+    let note = String::from_utf8_lossy(&after_ls.stderr);
+    assert!(after_ls.status.success(), "{note}");
+    assert!(
+        note.contains("using partition 2 (ext4, label=root) (root filesystem, relayouted into r0)"),
+        "{note}"
+    );
+    let names: Vec<String> = String::from_utf8_lossy(&after_ls.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert!(names.iter().any(|n| n == "etc"), "{names:?}");
+}
+
+#[test]
+fn separate_boot_that_cannot_be_found_or_is_not_ext_is_refused() {
+    let t = "separate_boot_that_cannot_be_found_or_is_not_ext_is_refused";
+    for tool in ["mke2fs", "cpio", "sfdisk", "mkfs.vfat"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    // fstab names a UUID no partition has.
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    std::fs::write(
+        st.join("etc/fstab"),
+        "LABEL=demo-root / ext4 defaults 0 1
+UUID=deadbeef-0000-4000-8000-000000000000 /boot ext4 defaults 0 2
+",
+    )
+    .expect("fstab");
+    let img = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "--dry-run"],
+        3,
+        &[
+            "mounts /boot from UUID=deadbeef-0000-4000-8000-000000000000",
+            "no partition",
+        ],
+    );
+    // fstab names a vfat partition as /boot.
+    let img2 = d.path().join("vfat-boot.raw");
+    sh(&format!(
+        "truncate -s 96M {i} && \
+         printf 'label: dos\\nstart=2048, size=65536, type=c\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
+         truncate -s 32M {i}.v && mkfs.vfat -i 12345678 {i}.v >/dev/null && \
+         dd if={i}.v of={i} bs=1M seek=1 conv=notrunc status=none && \
+         printf 'LABEL=demo-root / ext4 defaults 0 1\\nUUID=1234-5678 /boot vfat defaults 0 2\\n' > {r}/etc/fstab && \
+         mke2fs -q -F -t ext4 -L root -E offset=34603008 -d {r} {i} 63M && chmod a+r {i}",
+        i = s(&img2),
+        r = s(&st)
+    ));
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img2), "--dry-run"],
+        3,
+        &["the /boot partition 1 (UUID=1234-5678) is not ext2/3/4"],
+    );
+}
+
+#[test]
+fn esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused() {
+    let t = "esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused";
+    for tool in ["mke2fs", "cpio", "sfdisk", "mkfs.vfat", "mcopy", "mmd"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    // p1: an ESP (FAT by mkfs.vfat, files by mtools); p2: the root.
+    let esp = d.path().join("esp.v");
+    let files = d.path().join("espfiles");
+    std::fs::create_dir_all(&files).expect("mkdir");
+    // A Debian-style GRUB stub (no linux line: needs no edit) ...
+    std::fs::write(
+        files.join("grub.cfg"),
+        "search.fs_uuid 5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c root\nset prefix=($root)'/boot/grub'\nconfigfile $prefix/grub.cfg\n",
+    )
+    .expect("w");
+    let img = d.path().join("esp.raw");
+    let build = |with_entry: bool| {
+        let entry = if with_entry {
+            format!(
+                "printf 'title Demo\\nlinux /vmlinuz-6.1.0-t\\ninitrd /initrd.img-6.1.0-t\\noptions root=LABEL=root ro\\n' > {f}/demo.conf && \
+                 mmd -i {e} ::/loader ::/loader/entries && mcopy -i {e} {f}/demo.conf ::/loader/entries/demo.conf && ",
+                f = s(&files),
+                e = s(&esp)
+            )
+        } else {
+            String::new()
+        };
+        sh(&format!(
+            "rm -f {i} {e} && truncate -s 96M {i} && \
+             printf 'label: dos\\nstart=2048, size=65536, type=ef\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
+             truncate -s 32M {e} && mkfs.vfat {e} >/dev/null && \
+             mmd -i {e} ::/EFI ::/EFI/debian && mcopy -i {e} {f}/grub.cfg ::/EFI/debian/grub.cfg && {entry} \
+             dd if={e} of={i} bs=1M seek=1 conv=notrunc status=none && \
+             mke2fs -q -F -t ext4 -L root -E offset=34603008 -d {r} {i} 63M && chmod a+r {i}",
+            i = s(&img),
+            e = s(&esp),
+            f = s(&files),
+            r = s(&st)
+        ));
+    };
+
+    // Only the stub: nothing to edit on the ESP; the run goes ahead and copies it.
+    build(false);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    assert_eq!(plan["esp_edits"], serde_json::json!([]));
+    let out = d.path().join("out.raw");
+    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    assert!(
+        run("cmp", &["-n", &(33u64 << 20).to_string(), s(&img), s(&out)])
+            .status
+            .success()
+    );
+
+    // A boot loader entry on the ESP: planned, and the real run is refused, writing nothing.
+    build(true);
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    let esp_edits = plan["esp_edits"].as_array().expect("esp_edits");
+    assert_eq!(esp_edits.len(), 1, "{esp_edits:?}");
+    assert_eq!(esp_edits[0]["path"], "/loader/entries/demo.conf");
+    assert_eq!(esp_edits[0]["partition"], 1);
+    assert_eq!(esp_edits[0]["what"], "bls-entry");
+    assert_eq!(
+        esp_edits[0]["changes"][0]["new"],
+        "options root=LABEL=root ro subroot=r0"
+    );
+    let text = ok(d.path(), &["relayout", s(&img), "--dry-run"]);
+    assert!(
+        text.contains("esp     /loader/entries/demo.conf on partition 1"),
+        "{text}"
+    );
+    let out2 = d.path().join("out2.raw");
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", s(&out2)],
+        3,
+        &[
+            "partition 1: /loader/entries/demo.conf",
+            "editing FAT filesystems is not supported yet",
+        ],
+    );
+    assert!(!out2.exists());
 }

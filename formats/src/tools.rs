@@ -260,10 +260,23 @@ fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     lines[start..].join(" | ")
 }
 
-/// A `Command` for `program` with the C locale (stable, parseable messages).
+/// A `Command` for `program` with the C locale (stable, parseable messages). When
+/// `SOURCE_DATE_EPOCH` is set, e2fsprogs get it as their clock (`E2FSPROGS_FAKE_TIME` for
+/// mke2fs/debugfs, `E2FSCK_TIME` for e2fsck; unless those are set already), so the
+/// superblock times of a built filesystem, and with them the whole image, are reproducible.
 pub fn command(program: &Path) -> Command {
     let mut c = Command::new(program);
     c.env("LC_ALL", "C").env_remove("LANGUAGE");
+    if let Some(t) = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+    {
+        for var in ["E2FSPROGS_FAKE_TIME", "E2FSCK_TIME"] {
+            if std::env::var_os(var).is_none() {
+                c.env(var, &t);
+            }
+        }
+    }
     c
 }
 

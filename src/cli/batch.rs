@@ -1,5 +1,5 @@
 //! Arguments of `subroot batch OPERATION`: the operation is a nested subcommand with its
-//! own options (`convert` now; `relayout` later), the batch options are shared.
+//! own options (`convert`, `relayout`), the batch options are shared.
 
 use super::{ImageFormatArg, Qcow2OutArgs};
 use crate::ops::batch::shard::{parse_shard, Shard};
@@ -25,6 +25,51 @@ Without --keep-going no new image is started after the first failure (running on
 Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
     )]
     Convert(BatchConvertArgs),
+    /// Relayout each image (as `subroot relayout`) into <stem>.raw or <stem>.qcow2 in --out-dir.
+    #[command(
+        after_help = "EXAMPLES:\n  subroot batch relayout --out-dir out/ -j 2 images/*.qcow2\n  \
+subroot batch relayout -O qcow2 -c zstd --out-dir out/ --from-list all.txt --resume --keep-going\n  \
+subroot batch relayout --subroot r1 --shared boot,var,home,srv -p 2 --out-dir out/ --from-list all.txt --shard 0/4 --json\n\n\
+Each output gets a sidecar OUTPUT.subroot.json (input fingerprint, options including the relayout\n\
+options, result): --resume redoes an image whose input or options changed. With SOURCE_DATE_EPOCH\n\
+set, outputs are byte-for-byte reproducible.\n\
+Without --keep-going no new image is started after the first failure (running ones finish).\n\
+Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
+    )]
+    Relayout(BatchRelayoutArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct BatchRelayoutArgs {
+    /// The root partition of every image (default: the partition holding a Linux root).
+    #[arg(short = 'p', long = "partition", value_name = "N")]
+    pub partition: Option<u32>,
+    /// The directory the operating system moves into.
+    #[arg(long, value_name = "DIR", default_value = "r0")]
+    pub subroot: String,
+    /// Top-level directories that stay shared.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "boot,var,home"
+    )]
+    pub shared: Vec<String>,
+    /// Move only these top-level entries (comma- or space-separated); as `relayout --move`.
+    #[arg(long = "move", value_name = "LIST")]
+    pub move_list: Option<String>,
+    /// Output format (the output is named <input stem>.raw or <input stem>.qcow2).
+    #[arg(
+        short = 'O',
+        long = "output-format",
+        value_name = "FMT",
+        default_value = "raw"
+    )]
+    pub output_format: ImageFormatArg,
+    #[command(flatten)]
+    pub qcow2: Qcow2OutArgs,
+    #[command(flatten)]
+    pub batch: BatchCommonArgs,
 }
 
 #[derive(Debug, Args)]

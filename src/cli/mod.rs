@@ -12,7 +12,7 @@ pub mod relayout;
 mod select;
 mod write;
 
-pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs};
+pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, BatchRelayoutArgs};
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;

@@ -55,4 +55,13 @@ pub struct RelayoutArgs {
     pub output_format: ImageFormatArg,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
+    /// Set by `batch relayout` (not an option): replace OUT when it exists (a redo),
+    /// without `--force`'s other meaning.
+    #[arg(skip)]
+    pub replace_output: bool,
+    /// Set by `batch relayout` (not an option): the private work directory to create and
+    /// remove afterwards (beside the output, so a killed batch's leftovers are found and
+    /// removed by the next run); default: a fresh directory under $TMPDIR.
+    #[arg(skip)]
+    pub work_dir: Option<PathBuf>,
 }

@@ -1,6 +1,6 @@
 //! Choosing the filesystem a command works on: the partition given with `-p N`; else the
-//! partition holding a Linux root (`/etc/os-release` or `/usr/lib/os-release`); else the
-//! only filesystem on the disk. The choice is reported on stderr, so it is never a guess
+//! partition holding a Linux root (`/etc/os-release` or `/usr/lib/os-release`, or the same
+//! under `/r0` for an image `subroot relayout` made); else the only filesystem on the disk. The choice is reported on stderr, so it is never a guess
 //! the user cannot see.
 
 use crate::cli::PartitionArgs;
@@ -109,7 +109,11 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
         if let Some(fs) = sniff(&*device)
             .with_context(|| format!("cannot read partition {} of {name}", p.number))?
         {
-            let root = fs.kind.starts_with("ext") && holds_linux_root(&device);
+            let root = if fs.kind.starts_with("ext") {
+                linux_root(&device)
+            } else {
+                None
+            };
             found.push((
                 root,
                 Selected {
@@ -123,12 +127,12 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
     }
     let roots: Vec<u32> = found
         .iter()
-        .filter(|(r, _)| *r)
+        .filter(|(r, _)| r.is_some())
         .filter_map(|(_, s)| s.partition.as_ref().map(|p| p.number))
         .collect();
     let chosen = match (roots.len(), found.len()) {
-        (1, _) => found.into_iter().find(|(r, _)| *r).map(|(_, s)| s),
-        (0, 1) => found.pop().map(|(_, s)| s),
+        (1, _) => found.into_iter().find(|(r, _)| r.is_some()),
+        (0, 1) => found.pop(),
         (0, 0) => bail!("no partition of {name} holds a filesystem subroot recognises"),
         (0, _) => {
             let list: Vec<String> = found.iter().map(|(_, s)| s.describe()).collect();
@@ -143,18 +147,36 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
                 .join(", ")
         ),
     };
-    let chosen = chosen.context("internal: the chosen partition vanished")?;
-    ctx.note(format_args!("{name}: using {}", chosen.describe()));
+    let (root, chosen) = chosen.context("internal: the chosen partition vanished")?;
+    let why = match root {
+        Some(RootKind::Plain) => " (root filesystem)",
+        Some(RootKind::Relayouted) => " (root filesystem, relayouted into r0)",
+        None => "",
+    };
+    ctx.note(format_args!("{name}: using {}{why}", chosen.describe()));
     Ok(chosen)
 }
 
-/// True when an ext filesystem has `/etc/os-release` or `/usr/lib/os-release` (as an
-/// entry of any kind: on many systems the first is a symlink to the second).
-fn holds_linux_root(dev: &Arc<dyn BlockDevice>) -> bool {
-    let Ok(fs) = ExtFs::open_with(dev.clone(), OpenOptions { force: true }) else {
-        return false;
-    };
-    [&b"/etc/os-release"[..], b"/usr/lib/os-release"]
-        .iter()
-        .any(|p| fs.lookup(p).is_ok())
+/// How a filesystem holds a Linux root.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RootKind {
+    /// `/etc/os-release` or `/usr/lib/os-release`.
+    Plain,
+    /// The same under `/r0` (a `subroot relayout` output).
+    Relayouted,
+}
+
+/// Whether an ext filesystem holds a Linux root: `/etc/os-release` or
+/// `/usr/lib/os-release` (as an entry of any kind: on many systems the first is a symlink
+/// to the second), or the same under `/r0` (relayouted).
+fn linux_root(dev: &Arc<dyn BlockDevice>) -> Option<RootKind> {
+    let fs = ExtFs::open_with(dev.clone(), OpenOptions { force: true }).ok()?;
+    let has = |paths: &[&[u8]]| paths.iter().any(|p| fs.lookup(p).is_ok());
+    if has(&[b"/etc/os-release", b"/usr/lib/os-release"]) {
+        Some(RootKind::Plain)
+    } else if has(&[b"/r0/etc/os-release", b"/r0/usr/lib/os-release"]) {
+        Some(RootKind::Relayouted)
+    } else {
+        None
+    }
 }

@@ -10,6 +10,8 @@
 #[path = "../../formats/tests/common/mod.rs"]
 pub mod tools;
 
+pub mod relayout;
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -2,8 +2,8 @@
 //! sidecar per output so an interrupted or sharded run can be resumed (`--resume`).
 //!
 //! The batch machinery (scheduling, sidecars, resume, sharding, progress, reports) knows
-//! nothing about the operation: each operation is a [`BatchOp`]. `convert` is the first;
-//! `relayout` plugs in as another implementation with its own CLI options.
+//! nothing about the operation: each operation is a [`BatchOp`]: `convert`
+//! ([`convert_op`]) and `relayout` ([`relayout_op`]), each with its own CLI options.
 //!
 //! Failure semantics (like `make`): one failing image never stops images already running.
 //! Without `--keep-going` no new image is started after the first failure; with it every
@@ -12,6 +12,7 @@
 
 mod convert_op;
 mod progress;
+mod relayout_op;
 mod report;
 mod runner;
 pub mod shard;
@@ -58,6 +59,10 @@ pub fn run(args: &BatchArgs, ctx: &Ctx) -> Result<()> {
     match &args.command {
         BatchCommand::Convert(a) => {
             let op = convert_op::ConvertOp::new(a)?;
+            runner::run(&op, &a.batch, ctx)
+        }
+        BatchCommand::Relayout(a) => {
+            let op = relayout_op::RelayoutOp::new(a)?;
             runner::run(&op, &a.batch, ctx)
         }
     }

@@ -153,8 +153,8 @@ fn refuse_in_place(job: &Job) -> Result<()> {
     Ok(())
 }
 
-/// Remove temporary files (`.NAME.subroot-tmp-PID`) of this run's outputs and sidecars
-/// whose process is gone. Only this run's names: other shards may be writing into the
+/// Remove temporary files (`.NAME.subroot-tmp-PID`) of this run's outputs and sidecars,
+/// and work directories (`.NAME.work.subroot-tmp-PID`) of its jobs, whose process is gone. Only this run's names: other shards may be writing into the
 /// same directory from other machines, where their PIDs mean nothing here.
 fn remove_orphan_temps(dir: &Path, jobs: &[Job]) -> usize {
     let mut ours: HashSet<String> = HashSet::new();
@@ -162,6 +162,7 @@ fn remove_orphan_temps(dir: &Path, jobs: &[Job]) -> usize {
         if let Some(n) = j.output.file_name() {
             let n = n.to_string_lossy().into_owned();
             ours.insert(format!("{n}{}", sidecar::SUFFIX));
+            ours.insert(format!("{n}{}", super::relayout_op::WORK_SUFFIX));
             ours.insert(n);
         }
     }
@@ -181,10 +182,15 @@ fn remove_orphan_temps(dir: &Path, jobs: &[Job]) -> usize {
         let Ok(pid) = pid.parse::<u32>() else {
             continue;
         };
+        let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
         if ours.contains(name)
             && pid != std::process::id()
             && !Path::new(&format!("/proc/{pid}")).exists()
-            && std::fs::remove_file(e.path()).is_ok()
+            && if is_dir {
+                std::fs::remove_dir_all(e.path()).is_ok()
+            } else {
+                std::fs::remove_file(e.path()).is_ok()
+            }
         {
             removed += 1;
         }

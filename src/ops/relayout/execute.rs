@@ -15,6 +15,7 @@ use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
+use subroot_formats::qcow2::WriteStats;
 use subroot_formats::tools::E2fsprogs;
 
 /// Everything the execution needs.
@@ -25,9 +26,19 @@ pub struct Job<'a> {
     pub disk: &'a Arc<dyn BlockDevice>,
     /// The root partition's (start, size), or `None` for a filesystem on the whole disk.
     pub root: Option<(u64, u64)>,
+    /// The separate `/boot` partition, rebuilt too.
+    pub boot: Option<BootJob<'a>>,
     pub output: &'a Path,
     pub args: &'a RelayoutArgs,
     pub work: &'a Path,
+}
+
+/// A separate `/boot` partition to rebuild.
+pub struct BootJob<'a> {
+    pub layout: Layout,
+    pub tree: &'a ExtTree<Dev>,
+    pub start: u64,
+    pub size: u64,
 }
 
 /// The modification time given to entries the hook adds to an initrd:
@@ -63,39 +74,55 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
             "{}: {:?}, {} -> {} bytes",
             ip.path, outcome, ip.size, len
         ));
-        let out = job.layout.output_path(&ip.input_path);
-        job.layout.replaced.insert(
-            out,
-            NewContent::File {
-                path: out_path,
-                len,
-            },
-        );
+        let new = NewContent::File {
+            path: out_path,
+            len,
+        };
+        match (&mut job.boot, ip.partition) {
+            (Some(b), Some(_)) => {
+                b.layout.replaced.insert(ip.input_path.clone(), new);
+            }
+            _ => {
+                let out = job.layout.output_path(&ip.input_path);
+                job.layout.replaced.insert(out, new);
+            }
+        }
     }
     Ok(())
 }
 
-/// Run the plan; a one-line summary.
-pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
-    let mut job = Job {
-        plan: job.plan,
-        layout: job.layout.clone(),
-        tree: job.tree,
-        disk: job.disk,
-        root: job.root,
-        output: job.output,
-        args: job.args,
-        work: job.work,
-    };
+/// Run the plan; a one-line summary and the output's write statistics.
+pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     rewrite_initrds(&mut job, ctx)?;
     let view = RelayoutTree::new(job.tree, &job.layout);
-    let built = rebuild(&view, &job, ctx)?;
+    let size = match job.root {
+        Some((_, size)) => size,
+        None => job.disk.len(),
+    };
+    let built = rebuild(&view, job.tree, size, "the root filesystem", job.work, ctx)?;
     let new_fs = built.open()?;
+    // The disk with the separate /boot rebuilt (same identity, edited files replaced).
+    let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
+    let mut _boot_built = None;
+    if let Some(b) = &job.boot {
+        let view = RelayoutTree::new(b.tree, &b.layout);
+        let built = rebuild(&view, b.tree, b.size, "the /boot filesystem", job.work, ctx)?;
+        let fs = built.open()?;
+        if fs.len() != b.size {
+            bail!(
+                "the rebuilt /boot filesystem is {} bytes, the partition {}",
+                fs.len(),
+                b.size
+            );
+        }
+        disk = Arc::new(subroot_formats::block::Splice::new(disk, b.start, fs)?);
+        _boot_built = Some(built);
+    }
     let spec = OutputSpec {
         path: job.output,
         format: job.args.output_format,
         qcow2: &job.args.qcow2,
-        force: job.args.force || job.args.in_place,
+        force: job.args.force || job.args.in_place || job.args.replace_output,
         quiet: ctx.quiet,
     };
     let stats = match job.root {
@@ -106,46 +133,54 @@ pub fn execute(job: &Job, ctx: &Ctx) -> Result<String> {
                     new_fs.len()
                 );
             }
-            let spliced = subroot_formats::block::Splice::new(job.disk.clone(), start, new_fs)?;
+            let spliced = subroot_formats::block::Splice::new(disk, start, new_fs)?;
             write_image(&spliced, &spec, "writing")?
         }
         None => write_image(&new_fs, &spec, "writing")?,
     };
-    let _ = stats;
-    Ok(format!(
-        "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook)",
-        job.plan.image,
-        job.output.display(),
-        job.plan.subroot,
-        job.plan.moves.len(),
-        job.plan.edits.len() + job.plan.installed.len(),
-        job.plan.initrds.len()
+    let boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
+        format!("; /boot partition {} rebuilt", b.partition)
+    });
+    Ok((
+        format!(
+            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot})",
+            job.plan.image,
+            job.output.display(),
+            job.plan.subroot,
+            job.plan.moves.len(),
+            job.plan.edits.len() + job.plan.installed.len(),
+            job.plan.initrds.len()
+        ),
+        stats,
     ))
 }
 
-/// Rebuild the root filesystem from `view` with the input's identity (UUID, label,
-/// features, sizes, hash seed …) through the ext write engine; the image file lives in
-/// the engine's temporary directory under the work directory until the returned value
-/// is dropped.
-fn rebuild(view: &RelayoutTree, job: &Job, ctx: &Ctx) -> Result<BuiltFs> {
+/// Rebuild a filesystem (`what`: "the root filesystem") from `view` with the identity of
+/// `input` (UUID, label, features, sizes, hash seed …) through the ext write engine; the
+/// image file lives in the engine's temporary directory under `work` until the returned
+/// value is dropped.
+fn rebuild(
+    view: &RelayoutTree,
+    input: &ExtTree<Dev>,
+    size: u64,
+    what: &str,
+    work: &Path,
+    ctx: &Ctx,
+) -> Result<BuiltFs> {
     let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
     let identity =
-        Identity::like(job.tree.fs()).context("cannot read the root filesystem's identity")?;
-    let size = match job.root {
-        Some((_, size)) => size,
-        None => job.disk.len(),
-    };
+        Identity::like(input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
     let note = |step: &str| {
         if ctx.verbose > 0 {
-            ctx.note(format_args!("rebuilding the root filesystem: {step}"));
+            ctx.note(format_args!("rebuilding {what}: {step}"));
         }
     };
     let opts = BuildOptions {
         size,
         identity,
         tools: &tools,
-        temp_dir: Some(job.work),
+        temp_dir: Some(work),
         progress: Some(&note),
     };
-    build(view, b"", &opts).context("cannot rebuild the root filesystem")
+    build(view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

@@ -13,6 +13,8 @@
 //!
 //! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
 //! - [`bootcfg`]: the kernel command line editors.
+//! - [`bootpart`]: a separate `/boot` partition named by `/etc/fstab`.
+//! - [`esp`]: boot configuration on FAT ESPs (planned; refused in a real run for now).
 //! - [`initrds`]: where the initrds are.
 //! - [`transform`]: the tree transform.
 //! - [`execute`]: rewriting initrds, rebuilding and splicing.
@@ -26,6 +28,8 @@ macro_rules! refuse {
 }
 
 pub mod bootcfg;
+pub mod bootpart;
+pub mod esp;
 pub mod execute;
 pub mod initrds;
 pub mod plan;
@@ -35,10 +39,12 @@ use crate::cli::relayout::RelayoutArgs;
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use plan::{PartitionPlan, PlanInput, PlanOptions};
+use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
+use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;
 use subroot_formats::table::{read_table, PartKind};
 
@@ -93,25 +99,67 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
     Ok(out)
 }
 
-pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
-    let name = args.input.display().to_string();
-    let output = match (&args.output, args.in_place) {
-        (Some(o), _) => Some(o.clone()),
-        (None, true) => Some(args.input.clone()),
-        (None, false) => None,
-    };
-    let mut move_list = None;
-    if let Some(m) = &args.move_list {
-        let list: Vec<String> = m
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
-        if list.is_empty() {
-            bail!("--move needs at least one name");
+/// The private work directory of one relayout (initrd copies, the rebuilt filesystem):
+/// removed when dropped, also on error.
+enum WorkDir {
+    Temp(tempfile::TempDir),
+    Owned(PathBuf),
+}
+
+impl WorkDir {
+    /// `at` (created afresh, replacing a leftover) or a new directory under $TMPDIR.
+    fn create(at: Option<&Path>) -> Result<WorkDir> {
+        match at {
+            Some(p) => {
+                if std::fs::symlink_metadata(p).is_ok() {
+                    std::fs::remove_dir_all(p)
+                        .with_context(|| format!("cannot remove the leftover {}", p.display()))?;
+                }
+                std::fs::create_dir(p)
+                    .with_context(|| format!("cannot create the work directory {}", p.display()))?;
+                Ok(WorkDir::Owned(p.to_path_buf()))
+            }
+            None => Ok(WorkDir::Temp(
+                tempfile::Builder::new()
+                    .prefix("subroot-relayout.")
+                    .tempdir()
+                    .context("cannot create a temporary directory")?,
+            )),
         }
-        move_list = Some(list);
     }
+
+    fn path(&self) -> &Path {
+        match self {
+            WorkDir::Temp(t) => t.path(),
+            WorkDir::Owned(p) => p,
+        }
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let WorkDir::Owned(p) = self {
+            let _ = std::fs::remove_dir_all(p);
+        }
+    }
+}
+
+/// Parse `--move`'s list (comma- or space-separated); `None` when not given.
+pub fn parse_move_list(m: Option<&str>) -> Result<Option<Vec<String>>> {
+    let Some(m) = m else { return Ok(None) };
+    let list: Vec<String> = m
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if list.is_empty() {
+        bail!("--move needs at least one name");
+    }
+    Ok(Some(list))
+}
+
+/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--force`), checked.
+pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
     let opts = PlanOptions {
         subroot: args.subroot.trim_matches('/').to_string(),
         shared: args
@@ -120,11 +168,29 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
             .filter(|s| !s.is_empty())
             .cloned()
             .collect(),
-        move_list,
+        move_list: parse_move_list(args.move_list.as_deref())?,
         force: args.force,
     };
+    plan::check_options(&opts)?;
+    Ok(opts)
+}
+
+/// `subroot relayout`.
+pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
+    relayout(args, ctx).map(|_| ())
+}
+
+/// Relayout as `args` say; the output's write statistics (`None` for `--dry-run`).
+pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
+    let name = args.input.display().to_string();
+    let output = match (&args.output, args.in_place) {
+        (Some(o), _) => Some(o.clone()),
+        (None, true) => Some(args.input.clone()),
+        (None, false) => None,
+    };
+    let opts = plan_options(args)?;
     if let Some(out) = &output {
-        if !args.dry_run && !args.in_place && out.exists() && !args.force {
+        if !args.dry_run && !args.in_place && out.exists() && !args.force && !args.replace_output {
             bail!("{} exists; use --force to replace it", out.display());
         }
     }
@@ -184,11 +250,46 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         .with_context(|| format!("cannot open the ext filesystem of {fsname}"))?;
     let sb = tree.fs().superblock();
     let uuid = uuid_string(&sb.uuid);
-    let work = tempfile::Builder::new()
-        .prefix("subroot-relayout.")
-        .tempdir()
-        .context("cannot create a temporary directory")?;
-    let (plan, layout) = plan::compute(&PlanInput {
+
+    // A separate /boot partition (named by the root's /etc/fstab): rebuilt too.
+    let located = bootpart::locate(&disk, &tree, root_number, &name)?;
+    let boot_tree = match &located {
+        Some(l) => Some(
+            ExtTree::open(l.device.clone(), OpenOptions::default()).with_context(|| {
+                format!(
+                    "cannot open the ext filesystem of the /boot partition {} of {name}",
+                    l.partition.number
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let boot = match (&located, &boot_tree) {
+        (Some(l), Some(bt)) => {
+            for p in &mut partitions {
+                if p.number == Some(l.partition.number) {
+                    p.action = "rebuild".into();
+                }
+            }
+            Some(BootInput {
+                tree: bt,
+                plan: BootPlan {
+                    partition: l.partition.number,
+                    fstab_device: l.spec.clone(),
+                    filesystem: l.fs.kind.clone(),
+                    uuid: uuid_string(&bt.fs().superblock().uuid),
+                },
+            })
+        }
+        _ => None,
+    };
+    let work = WorkDir::create(if args.dry_run {
+        None
+    } else {
+        args.work_dir.as_deref()
+    })?;
+    let (mut plan, layout, boot_layout) = plan::compute(&PlanInput {
+        boot,
         tree: &tree,
         name: fsname.clone(),
         image: name.clone(),
@@ -199,27 +300,40 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         opts: &opts,
         work: work.path(),
     })?;
+    let esp_edits = esp::edit_esp_files(&disk, &plan.partitions, &plan.subroot, &name)?;
+    plan.esp_edits = esp_edits.iter().map(|e| e.edit.clone()).collect();
     if args.dry_run {
         let text = if args.json {
             format!("{}\n", serde_json::to_string_pretty(&plan)?)
         } else {
             plan.text()
         };
-        return print_out(&text);
+        print_out(&text)?;
+        return Ok(None);
     }
     let Some(output) = output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
     };
+    refuse_esp_edits(&esp_edits, &name)?;
     if !ctx.quiet && !args.json {
         eprint!("{}", plan.text());
     }
-    let report = execute::execute(
-        &execute::Job {
+    let (report, stats) = execute::execute(
+        execute::Job {
             plan: &plan,
             layout,
             tree: &tree,
             disk: &disk,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),
+            boot: match (boot_layout, &boot_tree, &located) {
+                (Some(layout), Some(tree), Some(l)) => Some(execute::BootJob {
+                    layout,
+                    tree,
+                    start: l.partition.start,
+                    size: l.partition.size,
+                }),
+                _ => None,
+            },
             output: &output,
             args,
             work: work.path(),
@@ -230,6 +344,33 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
         print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
     ctx.note(format_args!("{report}"));
+    Ok(Some(stats))
+}
+
+/// Refuse a real run that would need a file on a FAT ESP edited (no FAT writer yet); the
+/// plan (`--dry-run`) shows the edits.
+fn refuse_esp_edits(edits: &[esp::EspEdit], name: &str) -> Result<()> {
+    if let Some(first) = edits.first() {
+        let list: Vec<String> = edits
+            .iter()
+            .map(|e| {
+                format!(
+                    "partition {}: {}",
+                    e.edit.partition.unwrap_or(0),
+                    e.edit.path
+                )
+            })
+            .collect();
+        refuse!(
+            "{name}: boot configuration on a FAT EFI system partition needs subroot= ({}); \
+             editing FAT filesystems is not supported yet (--dry-run shows the edits; e.g. {} \
+             line {}: {})",
+            list.join(", "),
+            first.edit.path,
+            first.edit.changes.first().map_or(0, |c| c.line),
+            first.edit.changes.first().map_or("", |c| c.new.as_str())
+        );
+    }
     Ok(())
 }
 

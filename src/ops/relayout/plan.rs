@@ -58,8 +58,12 @@ pub struct Created {
 /// A boot configuration file edited.
 #[derive(Debug, Clone, Serialize)]
 pub struct Edit {
-    /// Path in the output root filesystem.
+    /// Path in the output root filesystem, or in the filesystem of `partition`.
     pub path: String,
+    /// The partition holding the file when it is not the root filesystem (the separate
+    /// `/boot`, an ESP); absent for the root filesystem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     pub what: ConfigKind,
     pub changes: Vec<LineChange>,
 }
@@ -67,8 +71,11 @@ pub struct Edit {
 /// An initrd that gets the hook.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitrdPlan {
-    /// Path in the output root filesystem.
+    /// Path in the output root filesystem, or in the separate `/boot` of `partition`.
     pub path: String,
+    /// The separate `/boot` partition holding it; absent for the root filesystem.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
     pub flavour: String,
     pub size: u64,
     /// The hook is there already (only with --force; the initrd is rewritten anyway).
@@ -94,8 +101,18 @@ pub struct PartitionPlan {
     pub start: u64,
     pub size: u64,
     pub filesystem: Option<String>,
-    /// "rebuild" (the root filesystem) or "copy" (byte for byte).
+    /// "rebuild" (the root filesystem, a separate `/boot`) or "copy" (byte for byte).
     pub action: String,
+}
+
+/// A separate `/boot` partition.
+#[derive(Debug, Clone, Serialize)]
+pub struct BootPlan {
+    pub partition: u32,
+    /// The device field of the root's `/etc/fstab` line that names it.
+    pub fstab_device: String,
+    pub filesystem: String,
+    pub uuid: String,
 }
 
 /// The whole plan (the `--dry-run --json` document).
@@ -121,6 +138,11 @@ pub struct Plan {
     pub flavour: String,
     pub installed: Vec<Installed>,
     pub partitions: Vec<PartitionPlan>,
+    /// The separate `/boot` partition (rebuilt with its own identity), if fstab names one.
+    pub boot_partition: Option<BootPlan>,
+    /// Edits of boot configuration on FAT ESPs (computed; not carried out yet: a run that
+    /// needs one is refused).
+    pub esp_edits: Vec<Edit>,
 }
 
 fn kind_word(k: Kind) -> &'static str {
@@ -156,8 +178,30 @@ fn check_name(what: &str, name: &str) -> Result<()> {
     Ok(())
 }
 
+/// Check the options that do not depend on the image (`--subroot`, `--shared`, `--move`
+/// names), so a batch can refuse them before touching any image.
+pub fn check_options(o: &PlanOptions) -> Result<()> {
+    check_name("--subroot", &o.subroot)?;
+    initrd::hooks::validate_shared(&o.shared).context("bad --shared")?;
+    if o.shared.iter().any(|s| s == &o.subroot) {
+        bail!("--subroot {:?} cannot also be shared", o.subroot);
+    }
+    for m in o.move_list.iter().flatten() {
+        check_name("--move entry", m)?;
+    }
+    Ok(())
+}
+
+/// The separate `/boot` filesystem, as [`PlanInput`] gets it.
+pub struct BootInput<'a> {
+    pub tree: &'a ExtTree<Dev>,
+    pub plan: BootPlan,
+}
+
 /// Inputs of [`compute`].
 pub struct PlanInput<'a> {
+    /// The separate `/boot` partition named by the root's `/etc/fstab`, opened.
+    pub boot: Option<BootInput<'a>>,
     pub tree: &'a ExtTree<Dev>,
     /// "IMAGE" or "IMAGE partition N", for messages.
     pub name: String,
@@ -172,7 +216,7 @@ pub struct PlanInput<'a> {
 }
 
 /// Read a small regular file of the tree as UTF-8 text.
-fn read_text(tree: &ExtTree<Dev>, path: &[u8], size: u64) -> Result<String> {
+pub fn read_text(tree: &ExtTree<Dev>, path: &[u8], size: u64) -> Result<String> {
     if size > MAX_CONFIG {
         bail!(
             "{} is {size} bytes, too large for a boot configuration file (limit {MAX_CONFIG})",
@@ -199,15 +243,32 @@ fn copy_out(tree: &ExtTree<Dev>, path: &[u8], to: &Path) -> Result<u64> {
     std::io::copy(&mut r, &mut f).with_context(|| format!("cannot copy {} out", shown(path)))
 }
 
-/// Compute the plan and the layout that carries it out.
-pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
+/// The layout of a separate `/boot`: nothing moves or is added, edited files and
+/// initrds are replaced.
+fn boot_layout(tree: &ExtTree<Dev>) -> Result<Layout> {
+    Ok(Layout {
+        root: tree
+            .entry(b"")
+            .context("cannot read the /boot partition's root directory")?,
+        subroot: Vec::new(),
+        top: tree
+            .children(b"")
+            .context("cannot list the /boot partition")?
+            .into_iter()
+            .map(|e| e.path)
+            .collect(),
+        moved: BTreeSet::new(),
+        added: Vec::new(),
+        replaced: BTreeMap::new(),
+    })
+}
+
+/// Compute the plan and the layouts that carry it out (the root filesystem's, and the
+/// separate `/boot`'s when there is one).
+pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
     let o = inp.opts;
     let tree = inp.tree;
-    check_name("--subroot", &o.subroot)?;
-    initrd::hooks::validate_shared(&o.shared).context("bad --shared")?;
-    if o.shared.iter().any(|s| s == &o.subroot) {
-        bail!("--subroot {:?} cannot also be shared", o.subroot);
-    }
+    check_options(o)?;
     let lookup = |p: &[u8]| tree.entry(p).ok();
     let root = tree.entry(b"").context("cannot read the root directory")?;
     let top = tree
@@ -385,73 +446,91 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
         "where the hook puts the physical root",
     );
 
-    // Separate /boot: not supported yet.
-    if let Some(fstab) = lookup(b"etc/fstab").filter(|e| e.kind == Kind::File) {
-        let text = read_text(tree, b"etc/fstab", fstab.size)?;
-        for line in text.lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() >= 2 && !f[0].starts_with('#') && f[1] == "/boot" {
-                refuse!(
-                    "{}: /etc/fstab mounts a separate /boot ({}); relayout of a separate /boot \
-                     partition is not supported yet",
-                    inp.name,
-                    f[0]
-                );
-            }
-        }
-    }
+    // Where the boot files are: the root filesystem's /boot, or the separate /boot
+    // partition (where the boot loader's paths start at its root).
+    let mut boot_out = match &inp.boot {
+        Some(b) => Some(boot_layout(b.tree)?),
+        None => None,
+    };
+    let (btree, bprefix, bpart): (&ExtTree<Dev>, &[u8], Option<u32>) = match &inp.boot {
+        Some(b) => (b.tree, b"", Some(b.plan.partition)),
+        None => (tree, b"boot/", None),
+    };
+    let blookup = |p: &[u8]| btree.entry(p).ok();
+    let bpath = |p: &[u8]| [bprefix, p].concat();
 
-    // Boot configuration.
+    // Boot configuration: (path, kind, on the boot filesystem).
     let key = "subroot";
     let mut edits = Vec::new();
     let mut initrd_paths: Vec<Vec<u8>> = Vec::new();
-    let mut configs: Vec<(Vec<u8>, ConfigKind)> = Vec::new();
-    for p in [&b"boot/grub/grub.cfg"[..], b"boot/grub2/grub.cfg"] {
-        configs.push((p.to_vec(), ConfigKind::GrubCfg));
+    let mut configs: Vec<(Vec<u8>, ConfigKind, bool)> = Vec::new();
+    for p in [&b"grub/grub.cfg"[..], b"grub2/grub.cfg"] {
+        configs.push((bpath(p), ConfigKind::GrubCfg, true));
     }
-    if let Ok(list) = tree.children(b"boot/loader/entries") {
+    if let Ok(list) = btree.children(&bpath(b"loader/entries")) {
         for e in list {
             if e.name().ends_with(b".conf") {
-                configs.push((e.path.clone(), ConfigKind::BlsEntry));
+                configs.push((e.path.clone(), ConfigKind::BlsEntry, true));
             }
         }
     }
-    configs.push((b"etc/default/grub".to_vec(), ConfigKind::DefaultGrub));
-    configs.push((b"etc/kernel/cmdline".to_vec(), ConfigKind::KernelCmdline));
-    for (path, kind) in configs {
-        let Some(e) = lookup(&path) else { continue };
+    configs.push((b"etc/default/grub".to_vec(), ConfigKind::DefaultGrub, false));
+    configs.push((
+        b"etc/kernel/cmdline".to_vec(),
+        ConfigKind::KernelCmdline,
+        false,
+    ));
+    for (path, kind, on_boot) in configs {
+        let ftree = if on_boot { btree } else { tree };
+        let Some(e) = ftree.entry(&path).ok() else {
+            continue;
+        };
         if e.kind != Kind::File {
             continue;
         }
-        let text = read_text(tree, &path, e.size)?;
+        let text = read_text(ftree, &path, e.size)?;
         match kind {
             ConfigKind::GrubCfg => initrd_paths.extend(
                 initrds::grub_initrds(&text)
                     .iter()
-                    .filter_map(|p| initrds::resolve(p, &lookup)),
+                    .filter_map(|p| initrds::resolve(p, &blookup)),
             ),
             ConfigKind::BlsEntry => initrd_paths.extend(
                 initrds::bls_initrds(&text)
                     .iter()
-                    .filter_map(|p| initrds::resolve(p, &lookup)),
+                    .filter_map(|p| initrds::resolve(p, &blookup)),
             ),
             _ => {}
         }
         if let Some((new, changes)) = bootcfg::edit(kind, &text, key, &o.subroot) {
-            let out = layout.output_path(&path);
-            edits.push(Edit {
-                path: shown(&out),
-                what: kind,
-                changes,
-            });
-            layout
-                .replaced
-                .insert(out, NewContent::Bytes(new.into_bytes()));
+            let new = NewContent::Bytes(new.into_bytes());
+            match (&mut boot_out, on_boot) {
+                (Some(bl), true) => {
+                    edits.push(Edit {
+                        path: shown(&path),
+                        partition: bpart,
+                        what: kind,
+                        changes,
+                    });
+                    bl.replaced.insert(path, new);
+                }
+                _ => {
+                    let out = layout.output_path(&path);
+                    edits.push(Edit {
+                        path: shown(&out),
+                        partition: None,
+                        what: kind,
+                        changes,
+                    });
+                    layout.replaced.insert(out, new);
+                }
+            }
         }
     }
 
     // Initrds.
-    if let Ok(list) = tree.children(b"boot") {
+    let bdir = bprefix.strip_suffix(b"/").unwrap_or(bprefix);
+    if let Ok(list) = btree.children(bdir) {
         for e in list {
             if e.kind == Kind::File && initrds::is_initrd_name(e.name()) {
                 initrd_paths.push(e.path.clone());
@@ -462,9 +541,10 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
     if initrd_paths.is_empty() {
         refuse!(
             "{}: no initrd found (looked for /boot/initrd.img-*, /boot/initramfs-*.img and the \
-             initrd lines of GRUB and boot loader entries); relayout needs an initrd to enter \
+             initrd lines of GRUB and boot loader entries{}); relayout needs an initrd to enter \
              the subroot at boot",
-            inp.name
+            inp.name,
+            bpart.map_or(String::new(), |n| format!(", on the /boot partition {n}"))
         );
     }
     let mut initrd_plans = Vec::new();
@@ -472,7 +552,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
     let existing: Vec<String> = shared.iter().map(|e| escape(&e.path)).collect();
     for (i, p) in initrd_paths.iter().enumerate() {
         let copy = inp.work.join(format!("initrd-{i}"));
-        let size = copy_out(tree, p, &copy)?;
+        let size = copy_out(btree, p, &copy)?;
         let dev = RawFile::open(&copy)?;
         let sc = initrd::scan::scan(&dev)
             .with_context(|| format!("{}: cannot read the initrd {}", inp.name, shown(p)))?;
@@ -496,8 +576,13 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
             );
         }
         flavours.insert(flavour.name());
+        let path = match bpart {
+            Some(_) => shown(p),
+            None => shown(&layout.output_path(p)),
+        };
         initrd_plans.push(InitrdPlan {
-            path: shown(&layout.output_path(p)),
+            path,
+            partition: bpart,
             flavour: flavour.name().into(),
             size,
             hook_present: present,
@@ -597,8 +682,11 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout)> {
             flavour: flavour.name().into(),
             installed,
             partitions: inp.partitions.clone(),
+            boot_partition: inp.boot.as_ref().map(|b| b.plan.clone()),
+            esp_edits: Vec::new(),
         },
         layout,
+        boot_out,
     ))
 }
 
@@ -635,8 +723,37 @@ impl Plan {
                 c.path, c.kind, c.mode, c.uid, c.gid, c.why
             );
         }
+        if let Some(b) = &self.boot_partition {
+            let _ = writeln!(
+                s,
+                "  /boot   partition {} ({} UUID {}, fstab: {}): edited and rebuilt with its identity",
+                b.partition, b.filesystem, b.uuid, b.fstab_device
+            );
+        }
+        let on = |p: Option<u32>| p.map_or(String::new(), |n| format!(" on partition {n}"));
         for e in &self.edits {
-            let _ = writeln!(s, "  edit    {} ({})", e.path, e.what.describe());
+            let _ = writeln!(
+                s,
+                "  edit    {}{} ({})",
+                e.path,
+                on(e.partition),
+                e.what.describe()
+            );
+            for c in &e.changes {
+                if !c.old.is_empty() {
+                    let _ = writeln!(s, "            {:>4}- {}", c.line, c.old);
+                }
+                let _ = writeln!(s, "            {:>4}+ {}", c.line, c.new);
+            }
+        }
+        for e in &self.esp_edits {
+            let _ = writeln!(
+                s,
+                "  esp     {}{} ({}): needs editing; editing FAT is not supported yet",
+                e.path,
+                on(e.partition),
+                e.what.describe()
+            );
             for c in &e.changes {
                 if !c.old.is_empty() {
                     let _ = writeln!(s, "            {:>4}- {}", c.line, c.old);
@@ -652,8 +769,11 @@ impl Plan {
             };
             let _ = writeln!(
                 s,
-                "  initrd  {} ({}, {} bytes): add the subroot hook{again}",
-                i.path, i.flavour, i.size
+                "  initrd  {}{} ({}, {} bytes): add the subroot hook{again}",
+                i.path,
+                on(i.partition),
+                i.flavour,
+                i.size
             );
         }
         for i in &self.installed {

@@ -1,0 +1,145 @@
+//! Boot configuration on FAT EFI system partitions: which files there carry kernel
+//! command lines that need `subroot=DIR`, and the edits they need, read through the FAT
+//! reader ([`FatTree`], read-only).
+//!
+//! The edits go into the plan (`esp_edits`), so `--dry-run` shows them; a real run that
+//! needs one is refused until a FAT writer exists. To wire one in: for each
+//! [`EspEdit`], write `content` over `edit.path` in the FAT filesystem of partition
+//! `start`/`size` (same identity; only that file changes), and splice the result into the
+//! disk like the rebuilt ext filesystems in `execute.rs`; then drop the refusal in
+//! `mod.rs` (`refuse_esp_edits`).
+//!
+//! Looked at (names compared case-insensitively, as FAT does): `EFI/*/grub.cfg`,
+//! `grub/grub.cfg`, `grub2/grub.cfg`, `boot/grub/grub.cfg` (GRUB), and
+//! `loader/entries/*.conf` (Boot Loader Specification, systemd-boot). A GRUB stub that
+//! only `configfile`s the real configuration has no `linux` line and needs no edit.
+
+use super::bootcfg::{self, ConfigKind};
+use super::plan::{Dev, Edit, PartitionPlan};
+use anyhow::{Context, Result};
+use subroot_formats::block::Slice;
+use subroot_formats::fat::FatTree;
+use subroot_formats::tree::{Entry, Kind};
+
+/// Configuration files larger than this are not boot configuration; not examined.
+const MAX_CONFIG: u64 = 4 << 20;
+
+/// One file on an ESP that needs editing (`start`, `size` and `content` are for the FAT
+/// writer still to come; see the module docs).
+#[derive(Debug, Clone)]
+#[allow(dead_code)]
+pub struct EspEdit {
+    /// What the plan shows (path on the ESP, partition, line changes).
+    pub edit: Edit,
+    /// The partition's first byte and length on the disk.
+    pub start: u64,
+    pub size: u64,
+    /// The file's new content.
+    pub content: Vec<u8>,
+}
+
+/// The child of `dir` named `name`, ignoring ASCII case.
+fn child(tree: &FatTree<Dev>, dir: &[u8], name: &str) -> Option<Entry> {
+    tree.children(dir)
+        .ok()?
+        .into_iter()
+        .find(|e| e.name().eq_ignore_ascii_case(name.as_bytes()))
+}
+
+/// The candidate files of one ESP: (path, kind).
+fn candidates(tree: &FatTree<Dev>) -> Vec<(Vec<u8>, ConfigKind)> {
+    let mut out = Vec::new();
+    let file_in = |dir: &[u8], name: &str| {
+        child(tree, dir, name)
+            .filter(|e| e.kind == Kind::File)
+            .map(|e| e.path)
+    };
+    if let Some(efi) = child(tree, b"", "EFI").filter(|e| e.kind == Kind::Dir) {
+        for vendor in tree.children(&efi.path).unwrap_or_default() {
+            if vendor.kind == Kind::Dir {
+                out.extend(file_in(&vendor.path, "grub.cfg").map(|p| (p, ConfigKind::GrubCfg)));
+            }
+        }
+    }
+    for dir in [&["grub"][..], &["grub2"], &["boot", "grub"]] {
+        let mut at = Vec::new();
+        let mut ok = true;
+        for d in dir {
+            match child(tree, &at, d).filter(|e| e.kind == Kind::Dir) {
+                Some(e) => at = e.path,
+                None => {
+                    ok = false;
+                    break;
+                }
+            }
+        }
+        if ok {
+            out.extend(file_in(&at, "grub.cfg").map(|p| (p, ConfigKind::GrubCfg)));
+        }
+    }
+    if let Some(entries) = child(tree, b"", "loader")
+        .filter(|e| e.kind == Kind::Dir)
+        .and_then(|l| child(tree, &l.path, "entries"))
+        .filter(|e| e.kind == Kind::Dir)
+    {
+        for e in tree.children(&entries.path).unwrap_or_default() {
+            let conf =
+                e.name().len() > 5 && e.name()[e.name().len() - 5..].eq_ignore_ascii_case(b".conf");
+            if e.kind == Kind::File && conf {
+                out.push((e.path, ConfigKind::BlsEntry));
+            }
+        }
+    }
+    out
+}
+
+/// Every edit `subroot=<subroot>` needs on the FAT partitions (`vfat`) of `disk`.
+pub fn edit_esp_files(
+    disk: &Dev,
+    partitions: &[PartitionPlan],
+    subroot: &str,
+    name: &str,
+) -> Result<Vec<EspEdit>> {
+    let mut out = Vec::new();
+    for p in partitions {
+        let (Some(number), Some("vfat")) = (p.number, p.filesystem.as_deref()) else {
+            continue;
+        };
+        let dev: Dev = std::sync::Arc::new(
+            Slice::new(disk.clone(), p.start, p.size)
+                .with_context(|| format!("partition {number} of {name}"))?,
+        );
+        let tree = FatTree::open(dev).with_context(|| {
+            format!("cannot read the FAT filesystem of {name} partition {number}")
+        })?;
+        for (path, kind) in candidates(&tree) {
+            let shown = format!("/{}", String::from_utf8_lossy(&path));
+            let e = tree
+                .entry(&path)
+                .with_context(|| format!("{name} partition {number}: cannot read {shown}"))?;
+            if e.size > MAX_CONFIG {
+                continue;
+            }
+            let mut buf = Vec::new();
+            tree.copy_file(&path, &mut buf)
+                .with_context(|| format!("{name} partition {number}: cannot read {shown}"))?;
+            let Ok(text) = String::from_utf8(buf) else {
+                continue; // not a text configuration file
+            };
+            if let Some((new, changes)) = bootcfg::edit(kind, &text, "subroot", subroot) {
+                out.push(EspEdit {
+                    edit: Edit {
+                        path: shown,
+                        partition: Some(number),
+                        what: kind,
+                        changes,
+                    },
+                    start: p.start,
+                    size: p.size,
+                    content: new.into_bytes(),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
