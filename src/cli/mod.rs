@@ -108,7 +108,7 @@ subroot cat disk.raw -p 1 /EFI/BOOT/grub.cfg > grub.cfg"
     #[command(
         after_help = "EXAMPLES:\n  subroot export debian.qcow2 -o rootfs.tar\n  \
 subroot export debian.qcow2 /etc -o - | tar -tvf -\n  \
-subroot export disk.raw -p 2 -o root.tar && sudo tar --xattrs --xattrs-include='*' --acls --numeric-owner --sparse -xpf root.tar -C /mnt"
+subroot export disk.raw -p 2 -o root.tar   # then, as root: tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf root.tar -C /mnt"
     )]
     Export(read::ExportArgs),
     /// Print one canonical line per entry of a filesystem inside an image (all metadata + SHA-256).
@@ -122,7 +122,7 @@ subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .p
     #[command(
         after_help = "EXAMPLES:\n  subroot extract debian.qcow2 /etc -C etc-copy\n  \
 subroot extract disk.raw -p 1 -C esp/\n  \
-sudo subroot extract debian.qcow2 -C /srv/rootfs   # as root: owners, devices, all xattrs too"
+subroot extract debian.qcow2 -C /srv/rootfs   # run as root, it also restores owners, devices, all xattrs"
     )]
     Extract(read::ExtractArgs),
     /// Move an installed Linux system into a subroot (r0/) of its root filesystem and make it boot from there.
