@@ -48,7 +48,7 @@ fn make_source(dir: &Path, mkfs_opts: &str, entries: usize) -> PathBuf {
 mkdir -p "$d/dir/many" "$d/links" "$d/dev"
 echo hello > "$d/file"; chown 1234:5678 "$d/file"; chmod 4750 "$d/file"
 echo x > "$d/links/a"; ln "$d/links/a" "$d/links/b"; ln "$d/links/a" "$d/dir/c"
-mknod "$d/dev/null" c 1 3; mknod "$d/dev/sda1" b 8 1; mknod "$d/dev/big" c 259 70000
+mknod -m 600 "$d/dev/null" c 1 3; mknod -m 600 "$d/dev/sda1" b 8 1; mknod -m 600 "$d/dev/big" c 259 70000
 mkfifo "$d/dev/fifo"
 truncate -s 100M "$d/sparse"; printf data | dd of="$d/sparse" bs=1 seek=52428800 conv=notrunc 2>/dev/null
 ln -s file "$d/symlink"; ln -s "$(printf 'x%.0s' $(seq 1 200))" "$d/longlink"
