@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 work=${BENCH_DIR:-$PWD/bench/work/batch}
 n=${BENCH_IMAGES:-8}
 mib=${BENCH_MIB:-256}

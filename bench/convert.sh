@@ -13,7 +13,7 @@ if [[ -n ${SUBROOT:-} ]]; then
   subroot=$SUBROOT
 else
   cargo build --release --quiet
-  subroot=$PWD/target/release/subroot
+  subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 fi
 work=${BENCH_DIR:-$PWD/bench/work}
 runs=${BENCH_RUNS:-2}

@@ -14,7 +14,7 @@ for t in mke2fs debugfs python3; do
   command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
 done
 cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 work=$PWD/bench/work/export
 mkdir -p "$work"
 img=$work/usr-$mib.ext4

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 work=${BENCH_DIR:-$PWD/bench/work}/initrd
 runs=${BENCH_RUNS:-1}
 mkdir -p "$work"

@@ -14,7 +14,7 @@ for t in mke2fs qemu-img cpio gzip /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
 done
 cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 work=$PWD/bench/work/relayout
 rm -rf "$work"; mkdir -p "$work"
 stage=$work/tree

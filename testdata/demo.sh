@@ -8,7 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
 cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 out=${DEMO_OUT:-$PWD/target/demo}
 mkdir -p "$out"
 bash testdata/demo-image.sh "$out/demo.raw" "$subroot"
