@@ -800,6 +800,13 @@ mod reader {
         bad[member + 124..member + 136].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
         fix_checksum(&mut bad[member..member + 512]);
         expect_corrupt(bad, "truncated");
+        // A size of 2^64 - 1 (base-256): no overflow while padding, a truncation error.
+        let mut bad = good.clone();
+        let mut field = [0xffu8; 12];
+        field[..4].copy_from_slice(&[0x80, 0, 0, 0]);
+        bad[member + 124..member + 136].copy_from_slice(&field);
+        fix_checksum(&mut bad[member..member + 512]);
+        expect_corrupt(bad, "truncated");
         // Not a tar at all.
         assert_eq!(
             probe(&MemoryDevice::from_vec(vec![7u8; 4096])).expect("probe"),

@@ -47,6 +47,9 @@ use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
 
+/// Longest member name accepted (paths are kept for the whole walk).
+pub const MAX_PATH: usize = 64 << 10;
+
 /// Longest symlink target accepted.
 pub const MAX_LINK_TARGET: usize = 64 << 10;
 
@@ -107,6 +110,9 @@ pub fn is_header(block: &[u8; super::header::BLOCK]) -> bool {
 
 /// The tree path of a member name; the reason when it is not a safe relative path.
 pub fn member_path(name: &[u8]) -> std::result::Result<Vec<u8>, &'static str> {
+    if name.len() > MAX_PATH {
+        return Err("is longer than 64 KiB");
+    }
     if name.first() == Some(&b'/') {
         return Err("is absolute");
     }
@@ -405,9 +411,12 @@ impl<D: BlockDevice> TreeSource for TarTree<D> {
             if m.typeflag == b'1' {
                 let g = info.group.and_then(|g| groups.get(g));
                 let Some(mut e) = g.and_then(|g| g.entry.clone()) else {
-                    return Err(Error::corrupt(format!(
-                        "tar: {}: hard link whose target was not visited",
-                        m.shown()
+                    // Only possible in a subtree walk: the data went by outside it.
+                    return Err(Error::unsupported(format!(
+                        "tar: {}: a hard link to {:?}, outside the walked subtree {:?}",
+                        m.shown(),
+                        String::from_utf8_lossy(&m.link),
+                        String::from_utf8_lossy(&root)
                     )));
                 };
                 e.path = info.path.clone();

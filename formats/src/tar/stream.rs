@@ -236,7 +236,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                 format!("{what} of {} bytes is truncated after {got}", h.size),
             ));
         }
-        let pad = h.size.next_multiple_of(BLOCK as u64) - h.size;
+        let pad = pad_of(h.size);
         self.input
             .skip(pad, &|| format!("the {what} at offset {at}"))?;
         Ok(v)
@@ -244,7 +244,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
 
     /// Skip what is left of the current member.
     fn finish_current(&mut self) -> Result<()> {
-        let n = self.left + self.pad;
+        let n = self.left.saturating_add(self.pad);
         self.left = 0;
         self.pad = 0;
         self.input.skip(n, &|| "the last member's data".to_string())
@@ -309,7 +309,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                 }
                 b'V' => {
                     self.input
-                        .skip(h.size.next_multiple_of(BLOCK as u64), &|| {
+                        .skip(h.size.saturating_add(pad_of(h.size)), &|| {
                             format!("the volume label at offset {at}")
                         })?;
                     first_at = None;
@@ -579,7 +579,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
         // Data stored after the header: files (and, as GNU tar does, nothing for links and
         // directories — but honour a size anyway so the stream stays in step).
         self.left = stored;
-        self.pad = stored.next_multiple_of(BLOCK as u64) - stored;
+        self.pad = pad_of(stored);
         Ok(Member {
             offset: first,
             name,
@@ -685,6 +685,11 @@ impl<'a, D: BlockDevice> Members<'a, D> {
             members: self,
         }
     }
+}
+
+/// Zero bytes after `len` data bytes up to the next block boundary.
+fn pad_of(len: u64) -> u64 {
+    (BLOCK as u64 - len % BLOCK as u64) % BLOCK as u64
 }
 
 /// Sparse map entries must be in order, not overlap, stay within the real size, and
