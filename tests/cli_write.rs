@@ -2,7 +2,8 @@
 //! partition rebuilt from its own tree keeps its identity (`dumpe2fs -h`), passes
 //! `e2fsck -fn`, keeps owners/devices/xattrs/ns times (`debugfs`), and every byte outside
 //! the partition is the input's (`cmp`); rebuilding from a host directory with a new
-//! identity gives what `blkid` and `debugfs` expect.
+//! identity gives what `blkid` and `debugfs` expect; `create … from=TREE.tar.zst` (a GNU
+//! tar archive) gives a filesystem whose manifest is the archive's.
 
 mod common;
 
