@@ -2,7 +2,8 @@
 //! partition rebuilt from its own tree keeps its identity (`dumpe2fs -h`), passes
 //! `e2fsck -fn`, keeps owners/devices/xattrs/ns times (`debugfs`), and every byte outside
 //! the partition is the input's (`cmp`); rebuilding from a host directory with a new
-//! identity gives what `blkid` and `debugfs` expect.
+//! identity gives what `blkid` and `debugfs` expect; `create … from=TREE.tar.zst` (a GNU
+//! tar archive) gives a filesystem whose manifest is the archive's.
 
 mod common;
 
@@ -316,4 +317,117 @@ fn create_with_a_populated_ext4_partition() {
         1,
         &["fs=xfs"],
     );
+}
+
+/// `create ... from=TREE.tar.zst` (GNU tar, pax, sparse, xattrs, ACLs) as uid 65534: the
+/// new filesystem's manifest equals the archive's, read by the library's tar reader,
+/// which the formats tests judge against GNU tar and the source directory.
+#[test]
+fn create_from_a_compressed_gnu_tar() {
+    let test = "create_from_a_compressed_gnu_tar";
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root to build a tree with owners and devices");
+        return;
+    }
+    if !tools_present(test)
+        || !["tar", "zstd", "setfacl", "setcap", "setfattr"]
+            .iter()
+            .all(|t| need(t, test))
+    {
+        return;
+    }
+    let w = workdir();
+    let tree = w.path().join("tree");
+    sh(
+        r#"set -e; mkdir -p "$1"; cd "$1"
+mkdir -p etc dev d/sub
+printf 'secret\n' > etc/shadow; chown 1234:5678 etc/shadow; chmod 4750 etc/shadow
+setfattr -n user.note -v hello etc/shadow
+printf 'cap' > d/cap; setcap cap_net_raw+ep d/cap
+printf 'acl' > d/acl; setfacl -m u:42:rwx d/acl; setfacl -d -m u:42:rx d/sub
+printf 'hard' > h1; ln h1 h2
+mknod dev/sda1 b 8 1; mknod dev/null c 1 3; mkfifo dev/fifo
+ln -s ../etc/shadow d/link
+truncate -s 20M sparse; printf 'mid' | dd of=sparse bs=1 seek=10000000 conv=notrunc status=none
+printf 'x' > "$(printf 'bad\377name')"
+touch -h -d '1969-07-20 20:17:40.123456789 UTC' dev/fifo
+touch -d '2040-01-01 00:00:00.5 UTC' d/cap
+tar --xattrs --xattrs-include='*' --acls --numeric-owner --sort=name -S --format=pax \
+    -cf - -C "$1" . | zstd -q -o "$2"
+chmod a+r "$2""#,
+        &[s(&tree), s(&w.path().join("tree.tar.zst"))],
+    );
+    ok(
+        w.path(),
+        &[
+            "create",
+            "out.raw",
+            "--size",
+            "64M",
+            "--table",
+            "gpt",
+            "--part",
+            "size=rest,type=linux,fs=ext4,from=tree.tar.zst",
+        ],
+    );
+    let got = ok(
+        w.path(),
+        &["manifest", "out.raw", "--no-crtime", "--no-flags"],
+    );
+    use subroot_formats::manifest::{manifest, ManifestOptions};
+    let tar = subroot_formats::tar::TarTree::new(
+        subroot_formats::block::RawFile::open(w.path().join("tree.tar.zst")).expect("open"),
+    );
+    let opts = ManifestOptions {
+        crtime: false,
+        flags: false,
+        ..Default::default()
+    };
+    let mut want = Vec::new();
+    manifest(&tar, b"", opts, &mut |r| {
+        want.push(r.fields.clone());
+        Ok(())
+    })
+    .expect("tar manifest");
+    // The data of a hard link's later members is the first one's (stored once in a tar).
+    let norm = |mut f: Vec<String>| {
+        if f[11] != "-" && f[11] != f[0] {
+            f[14] = "-".into();
+        }
+        f.join("\t")
+    };
+    let got: Vec<String> = got
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
+        .filter(|f| f[0] != "lost+found")
+        .map(norm)
+        .collect();
+    let want: Vec<String> = want.into_iter().map(|f| norm(f.to_vec())).collect();
+    for (g, wl) in got.iter().zip(&want) {
+        assert_eq!(g, wl, "entry differs");
+    }
+    assert_eq!(got.len(), want.len());
+    assert!(want.iter().any(|l| l.contains("system.posix_acl_access")));
+    assert!(want.iter().any(|l| l.starts_with("bad\\xffname\t")));
+    // A tar with a hostile name is refused with the name in the error.
+    sh(
+        r#"set -e; cd "$1"; printf evil > evil; tar --format=pax -P --transform='s,^evil,../evil,' -cf bad.tar evil; chmod a+r bad.tar"#,
+        &[s(w.path())],
+    );
+    fails(
+        w.path(),
+        &[
+            "create",
+            "bad.raw",
+            "--size",
+            "40M",
+            "--table",
+            "gpt",
+            "--part",
+            "size=rest,type=linux,fs=ext4,from=bad.tar",
+        ],
+        3,
+        &["../evil"],
+    );
+    assert!(!w.path().join("bad.raw").exists());
 }

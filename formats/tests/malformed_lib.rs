@@ -1,5 +1,6 @@
-//! Crafted bad ext and cpio inputs, driven through the library because no CLI command
-//! reads ext trees or initrds yet (the qcow2, MBR/GPT and backing-chain cases go through
+//! Crafted bad ext, cpio and tar inputs, driven through the library because no CLI command
+//! reads ext trees or initrds yet (tar archives: GNU tar's pax sparse 1.0 and GNU formats,
+//! cut anywhere, with a damaged sparse map, real size or pax record length) (the qcow2, MBR/GPT and backing-chain cases go through
 //! the CLI in `tests/malformed.rs`). Inputs are real images made by `mke2fs -d` and
 //! `cpio -o -H newc` (+ gzip/xz/zstd), then damaged in one place. Each must give an
 //! `Err` whose message names the problem (never a panic, never an allocation for a
@@ -429,4 +430,91 @@ fn hostile_cpio_names_are_reported_and_rejected_as_paths() {
             "{want:?} passed the safe-path check"
         );
     }
+}
+
+/// A GNU tar archive of a small tree with a sparse file, in `format` (pax uses GNU sparse
+/// 1.0), made in `dir`.
+fn gnu_tar(dir: &Path, format: &str) -> Vec<u8> {
+    let t = dir.join("t");
+    if !t.exists() {
+        std::fs::create_dir_all(t.join("d")).expect("mkdir");
+        std::fs::write(t.join("d/f"), b"file data").expect("write");
+        let f = std::fs::File::create(t.join("sparse")).expect("create");
+        f.set_len(1 << 20).expect("truncate");
+        std::os::unix::fs::FileExt::write_at(&f, b"middle", 500_000).expect("write");
+    }
+    let out = dir.join(format!("{format}.tar"));
+    run(
+        "tar",
+        &[
+            "--sort=name",
+            "-S",
+            "--sparse-version=1.0",
+            &format!("--format={format}"),
+            "-cf",
+            s(&out),
+            "-C",
+            s(&t),
+            ".",
+        ],
+    );
+    std::fs::read(&out).expect("read")
+}
+
+fn walk_tar(data: Vec<u8>) -> subroot_formats::Result<usize> {
+    use subroot_formats::tar::TarTree;
+    use subroot_formats::tree::TreeSource;
+    let mut n = 0;
+    TarTree::new(MemoryDevice::from_vec(data)).walk(b"", &mut |_, c| {
+        if let Some(c) = c {
+            let mut v = Vec::new();
+            c.read_to_end(&mut v)
+                .map_err(|e| subroot_formats::Error::io("reading content", e))?;
+        }
+        n += 1;
+        Ok(())
+    })?;
+    Ok(n)
+}
+
+fn find(h: &[u8], n: &[u8]) -> usize {
+    h.windows(n.len()).position(|w| w == n).expect("pattern")
+}
+
+#[test]
+fn malformed_gnu_tar_archives_fail_cleanly() {
+    if !need("tar", "malformed_gnu_tar_archives_fail_cleanly") {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pax = gnu_tar(dir.path(), "pax");
+    let gnu = gnu_tar(dir.path(), "gnu");
+    assert_eq!(walk_tar(pax.clone()).expect("pax"), 4);
+    assert_eq!(walk_tar(gnu.clone()).expect("gnu"), 4);
+    // Cut anywhere: an error or (at a member boundary) fewer entries, never a panic.
+    for data in [&pax, &gnu] {
+        for cut in (0..data.len()).step_by(97) {
+            let _ = walk_tar(data[..cut].to_vec());
+        }
+    }
+    // GNU sparse 1.0: the map (decimal lines at the start of the data) claims too much.
+    let h = find(&pax, b"GNUSparseFile.") / 512 * 512;
+    assert!(pax[h + 512].is_ascii_digit() && pax[h + 513] == b'\n');
+    let bad = patched(&pax, h + 512, b"9");
+    expect_err("sparse 1.0 map count", walk_tar(bad), &["sparse"]);
+    // Old GNU sparse: the real size is smaller than the map's last segment.
+    let h = find(&gnu, b"sparse\0") / 512 * 512;
+    let mut bad = patched(&gnu, h + 483, b"00000000001\0");
+    bad[h + 148..h + 156].fill(b' ');
+    let sum: u32 = bad[h..h + 512].iter().map(|&x| u32::from(x)).sum();
+    bad[h + 148..h + 156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    expect_err(
+        "old GNU sparse realsize",
+        walk_tar(bad),
+        &["beyond the real size"],
+    );
+    // A pax record whose length runs past the extended header.
+    let at = find(&pax, b" mtime=");
+    let bad = patched(&pax, at - 2, b"99");
+    expect_err("pax length", walk_tar(bad), &["pax record"]);
 }

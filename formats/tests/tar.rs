@@ -405,3 +405,422 @@ fn ext4_export_lists_and_extracts_with_gnu_tar() {
 fn ext2_export_lists_and_extracts_with_gnu_tar() {
     roundtrip(Flavour::Ext2, "ext2_export_lists_and_extracts_with_gnu_tar");
 }
+
+// ---------------------------------------------------------------------------------------
+// The reader: archives made by GNU tar (and by our writer) read back as trees, judged
+// against the host reader's view of the source directory.
+
+mod reader {
+    use super::{common, records, rich};
+    use std::path::Path;
+    use std::process::Command;
+    use subroot_formats::block::{MemoryDevice, RawFile};
+    use subroot_formats::cpio::Compression;
+    use subroot_formats::hostdir::HostDir;
+    use subroot_formats::manifest::{ManifestOptions, Record};
+    use subroot_formats::tar::{probe, write_tree, TarTree, TarWriter};
+    use subroot_formats::tree::{BytesContent, Content, Entry, Kind, Metadata, TreeSource};
+    use subroot_formats::Error;
+
+    const NO_ATIME: ManifestOptions = ManifestOptions {
+        atime: false,
+        ctime: true,
+        crtime: false,
+        flags: false,
+        hash: true,
+    };
+
+    /// Manifest lines, with the hash of the second and later hard-link members blanked
+    /// (a tar stores their data once; the reader hands it out with the first member).
+    fn lines(src: &dyn TreeSource, opts: ManifestOptions) -> Vec<String> {
+        records(src, opts)
+            .into_iter()
+            .filter(|r| r.fields[1] != "socket")
+            .map(|mut r: Record| {
+                if r.fields[11] != "-" && r.fields[11] != r.fields[0] {
+                    r.fields[14] = "-".into();
+                }
+                r.line()
+            })
+            .collect()
+    }
+
+    fn assert_same(want: &[String], got: &[String], what: &str) {
+        for (w, g) in want.iter().zip(got) {
+            assert_eq!(g, w, "{what}: entry differs");
+        }
+        assert_eq!(got.len(), want.len(), "{what}: entry count");
+    }
+
+    fn tar(args: &[&str], dir: &Path) {
+        let out = Command::new("tar")
+            .args(args)
+            .current_dir(dir)
+            .env("LC_ALL", "C")
+            .output()
+            .expect("tar");
+        assert!(
+            out.status.success(),
+            "tar {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn open(p: &Path) -> TarTree<RawFile> {
+        TarTree::new(RawFile::open(p).expect("open"))
+    }
+
+    #[test]
+    fn gnu_tar_pax_gnu_sparse_and_compressed_archives_read_like_the_source() {
+        let test = "gnu_tar_pax_gnu_sparse_and_compressed_archives_read_like_the_source";
+        if !rich::is_root() {
+            eprintln!("SKIPPED {test}: needs root to build the rich tree");
+            return;
+        }
+        for t in rich::TOOLS.iter().chain(&["tar", "gzip", "zstd", "xz"]) {
+            if !common::need(t, test) {
+                return;
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("tree");
+        rich::build_tree(&src, true);
+        // Nanosecond and pre-1970 times on top of what the tree has.
+        let st = Command::new("touch")
+            .args(["-h", "-d", "1969-07-20 20:17:40.123456789 UTC"])
+            .arg(src.join("fifo"))
+            .status()
+            .expect("touch");
+        assert!(st.success());
+        let want = lines(&HostDir::open(&src).expect("hostdir"), NO_ATIME);
+        let base = [
+            "--xattrs",
+            "--xattrs-include=*",
+            "--acls",
+            "--numeric-owner",
+            "--sort=name",
+            "-S",
+        ];
+        let s = |p: &Path| p.to_str().expect("utf-8").to_string();
+        // pax, each GNU sparse version.
+        let mut plain = None;
+        for v in ["0.0", "0.1", "1.0"] {
+            let out = dir.path().join(format!("pax{v}.tar"));
+            let mut args: Vec<String> = base.iter().map(|a| a.to_string()).collect();
+            args.extend([
+                "--format=pax".into(),
+                format!("--sparse-version={v}"),
+                "-cf".into(),
+                s(&out),
+                "-C".into(),
+                s(&src),
+                ".".into(),
+            ]);
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            tar(&a, dir.path());
+            assert!(
+                std::fs::metadata(&out).expect("stat").len() < 30 << 20,
+                "GNU tar stored the sparse file's holes"
+            );
+            let t = open(&out);
+            let got = lines(&t, NO_ATIME);
+            assert_same(&want, &got, &format!("pax sparse {v}"));
+            // The sparse file comes with its holes.
+            t.walk(b"sparse", &mut |e, c| {
+                let c = c.expect("content");
+                let data: u64 = c
+                    .extents()?
+                    .iter()
+                    .filter(|x| x.kind == subroot_formats::block::ExtentKind::Data)
+                    .map(|x| x.len)
+                    .sum();
+                assert_eq!(e.size, 100 << 20);
+                assert!(data < 1 << 20, "{data} data bytes in the sparse map");
+                Ok(())
+            })
+            .expect("walk");
+            plain = Some(out);
+        }
+        let plain = plain.expect("archive");
+        // Compressed copies read the same as the plain one.
+        for (tool, c) in [
+            ("gzip", Compression::Gzip),
+            ("zstd", Compression::Zstd),
+            ("xz", Compression::Xz),
+        ] {
+            let out = dir.path().join(format!("x.tar.{tool}"));
+            let data = Command::new(tool)
+                .args(["-c"])
+                .stdin(std::fs::File::open(&plain).expect("open"))
+                .output()
+                .expect(tool);
+            assert!(data.status.success());
+            std::fs::write(&out, &data.stdout).expect("write");
+            let dev = RawFile::open(&out).expect("open");
+            assert_eq!(probe(&dev).expect("probe"), Some(c));
+            assert_same(&want, &lines(&open(&out), NO_ATIME), tool);
+        }
+        assert_eq!(
+            probe(&RawFile::open(&plain).expect("open")).expect("probe"),
+            Some(Compression::None)
+        );
+        // GNU format: long names via L/K members, old GNU sparse, whole-second times, no
+        // xattrs; compare what it keeps.
+        let gnu = dir.path().join("gnu.tar");
+        tar(
+            &[
+                "--numeric-owner",
+                "--sort=name",
+                "-S",
+                "--format=gnu",
+                "-cf",
+                &s(&gnu),
+                "-C",
+                &s(&src),
+                ".",
+            ],
+            dir.path(),
+        );
+        let project = |l: &String| {
+            let f: Vec<&str> = l.split('\t').collect();
+            let mtime = f[5].split('.').next().unwrap_or("").to_string();
+            // path kind perm owner size mtime-seconds rdev link hardlink sha256
+            format!(
+                "{} {} {} {} {} {} {} {} {} {}",
+                f[0], f[1], f[2], f[3], f[4], mtime, f[9], f[10], f[11], f[14]
+            )
+        };
+        let want_gnu: Vec<String> = want.iter().map(project).collect();
+        let got_gnu: Vec<String> = lines(&open(&gnu), NO_ATIME).iter().map(project).collect();
+        assert_same(&want_gnu, &got_gnu, "gnu format");
+    }
+
+    #[test]
+    fn our_writer_round_trips_through_the_reader() {
+        let test = "our_writer_round_trips_through_the_reader";
+        if !rich::is_root() {
+            eprintln!("SKIPPED {test}: needs root to build the rich tree");
+            return;
+        }
+        for t in rich::TOOLS {
+            if !common::need(t, test) {
+                return;
+            }
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let src = dir.path().join("tree");
+        rich::build_tree(&src, true);
+        let host = HostDir::open(&src).expect("hostdir");
+        let want = lines(&host, NO_ATIME);
+        let out = dir.path().join("ours.tar");
+        let f = std::fs::File::create(&out).expect("create");
+        write_tree(&host, b"", std::io::BufWriter::new(f), &mut |_| {}).expect("write");
+        let got = lines(&open(&out), NO_ATIME);
+        assert_same(&want, &got, "our writer -> our reader");
+        // A subtree walk starts at its root.
+        let mut paths = Vec::new();
+        open(&out)
+            .walk(b"d", &mut |e, _| {
+                paths.push(e.path.clone());
+                Ok(())
+            })
+            .expect("walk d");
+        assert_eq!(paths.first().map(Vec::as_slice), Some(&b"d"[..]));
+        assert!(paths.iter().all(|p| p.starts_with(b"d")) && paths.len() > 3);
+    }
+
+    #[test]
+    fn out_of_order_archives_get_their_parents_first() {
+        if !common::need("tar", "out_of_order_archives_get_their_parents_first") {
+            return;
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let r = dir.path().join("r");
+        std::fs::create_dir_all(r.join("a/b")).expect("mkdir");
+        std::fs::write(r.join("a/b/c"), "see").expect("write");
+        let sh = |c: &str| {
+            let st = Command::new("sh")
+                .args(["-c", c])
+                .current_dir(&r)
+                .status()
+                .expect("sh");
+            assert!(st.success(), "{c}");
+        };
+        sh("chmod 0701 a && touch -d @1234567890 a && chmod 0750 a/b");
+        // Children first, then `a/b`, then `a`; `x/y` has no directory entries at all.
+        std::fs::create_dir_all(r.join("x")).expect("mkdir");
+        std::fs::write(r.join("x/y"), "why").expect("write");
+        tar(
+            &[
+                "--no-recursion",
+                "--format=pax",
+                "-cf",
+                "../o.tar",
+                "a/b/c",
+                "x/y",
+                "a/b",
+                "./a/",
+            ],
+            &r,
+        );
+        let t = open(&dir.path().join("o.tar"));
+        let mut got: Vec<(String, Kind, u32, i64)> = Vec::new();
+        t.walk(b"", &mut |e, c| {
+            if let Some(c) = c {
+                let mut s = String::new();
+                c.read_to_string(&mut s).expect("read");
+            }
+            got.push((
+                String::from_utf8_lossy(&e.path).into_owned(),
+                e.kind,
+                e.meta.perm,
+                e.meta.mtime.sec,
+            ));
+            Ok(())
+        })
+        .expect("walk");
+        let names: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+        assert_eq!(names, ["", "a", "a/b", "a/b/c", "x", "x/y"]);
+        // `a` has its archived metadata although its entry came last; `x` is synthesised.
+        assert_eq!((got[1].2, got[1].3), (0o701, 1234567890));
+        assert_eq!(got[2].2, 0o750);
+        assert_eq!((got[4].1, got[4].2, got[4].3), (Kind::Dir, 0o755, 0));
+        assert_eq!((got[0].2, got[0].3), (0o755, 0));
+    }
+
+    fn file(path: &str, data: &[u8]) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind: Kind::File,
+            meta: Metadata {
+                perm: 0o644,
+                ..Default::default()
+            },
+            size: data.len() as u64,
+            rdev: (0, 0),
+            link_target: None,
+            hardlink_id: None,
+        }
+    }
+
+    /// An archive of (member name, entry, data) made by our writer.
+    fn archive(members: &[(&[u8], Entry, &[u8])]) -> Vec<u8> {
+        let mut w = TarWriter::new(Vec::new());
+        for (name, e, data) in members {
+            let mut c = BytesContent::new(data.to_vec());
+            w.append(e, name, Some(&mut c as &mut dyn Content))
+                .expect("append");
+        }
+        w.finish().expect("finish").0
+    }
+
+    fn walk_all(data: Vec<u8>) -> Result<usize, Error> {
+        let t = TarTree::new(MemoryDevice::from_vec(data));
+        let mut n = 0;
+        t.walk(b"", &mut |_, c| {
+            if let Some(c) = c {
+                let mut v = Vec::new();
+                c.read_to_end(&mut v)
+                    .map_err(|e| Error::io("reading content", e))?;
+            }
+            n += 1;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn expect_corrupt(data: Vec<u8>, phrase: &str) {
+        match walk_all(data) {
+            Err(e) => assert!(
+                e.to_string().contains(phrase),
+                "expected {phrase:?} in the error, got: {e}"
+            ),
+            Ok(n) => panic!("a malformed archive was accepted ({n} entries); expected {phrase:?}"),
+        }
+    }
+
+    #[test]
+    fn malformed_archives_are_refused_clearly() {
+        let good = archive(&[(b"./f", file("f", b"hello world"), b"hello world")]);
+        assert_eq!(walk_all(good.clone()).expect("good"), 2);
+        // The member header follows the pax header (512 + data padded to 512).
+        let pax_len = {
+            let s = String::from_utf8_lossy(&good[124..135]).to_string();
+            u64::from_str_radix(s.trim_matches(char::from(0)).trim(), 8).expect("size")
+        };
+        let member = 512 + pax_len.next_multiple_of(512) as usize;
+        // Bad checksum.
+        let mut bad = good.clone();
+        bad[member + 3] ^= 0x20;
+        expect_corrupt(bad, "bad checksum");
+        // Truncated member data.
+        expect_corrupt(good[..member + 512 + 5].to_vec(), "truncated");
+        // Garbage in the size field (checksum fixed so the field itself is judged).
+        let mut bad = good.clone();
+        bad[member + 124..member + 136].copy_from_slice(b"00000x00013\0");
+        fix_checksum(&mut bad[member..member + 512]);
+        expect_corrupt(bad, "size field");
+        // A pax record whose length lies.
+        let mut bad = good.clone();
+        let at = find(&bad, b" mtime=").expect("mtime record");
+        let start = bad[..at]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(512, |i| i + 1);
+        for b in &mut bad[start..at] {
+            *b = b'9';
+        }
+        expect_corrupt(bad, "pax record");
+        // Hostile names, also behind pax `path` records.
+        for name in [&b"../evil"[..], b"/etc/passwd", b"a/../../x", &[b'l'; 150]] {
+            let mut n = name.to_vec();
+            if n.len() == 150 {
+                n = [&b"../"[..], &n].concat();
+            }
+            let data = archive(&[(&n, file("x", b"evil"), b"evil")]);
+            let mut visited = 0;
+            let err = TarTree::new(MemoryDevice::from_vec(data))
+                .walk(b"", &mut |_, _| {
+                    visited += 1;
+                    Ok(())
+                })
+                .expect_err("hostile name accepted");
+            assert!(matches!(err, Error::Corrupt(_)), "{err}");
+            assert!(err.to_string().contains("name"), "{err}");
+            assert_eq!(visited, 0, "entries visited before the refusal");
+        }
+        // A pax header beyond the 1 MiB bound.
+        let mut big = file("big", b"");
+        big.meta
+            .xattrs
+            .push((b"user.huge".to_vec(), vec![b'h'; 2 << 20]));
+        expect_corrupt(archive(&[(b"big", big, b"")]), "at most");
+        // A size claiming far more than the archive holds never allocates it.
+        let mut bad = good.clone();
+        bad[member + 124..member + 136].copy_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0]);
+        fix_checksum(&mut bad[member..member + 512]);
+        expect_corrupt(bad, "truncated");
+        // A size of 2^64 - 1 (base-256): no overflow while padding, a truncation error.
+        let mut bad = good.clone();
+        let mut field = [0xffu8; 12];
+        field[..4].copy_from_slice(&[0x80, 0, 0, 0]);
+        bad[member + 124..member + 136].copy_from_slice(&field);
+        fix_checksum(&mut bad[member..member + 512]);
+        expect_corrupt(bad, "truncated");
+        // Not a tar at all.
+        assert_eq!(
+            probe(&MemoryDevice::from_vec(vec![7u8; 4096])).expect("probe"),
+            None
+        );
+    }
+
+    fn find(h: &[u8], n: &[u8]) -> Option<usize> {
+        h.windows(n.len()).position(|w| w == n)
+    }
+
+    fn fix_checksum(b: &mut [u8]) {
+        b[148..156].fill(b' ');
+        let sum: u32 = b.iter().map(|&x| u32::from(x)).sum();
+        b[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    }
+}

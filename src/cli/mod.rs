@@ -74,12 +74,14 @@ PARTITION SPECS:\n  size=SIZE|rest   size with K/M/G/T suffix (powers of 1024), 
 type=ALIAS|CODE  linux, esp, swap, bios, lvm, raid, home, fat32; an MBR code (0x83) or a GPT type GUID\n  \
 name=NAME        GPT partition name\n  bootable         MBR active flag / GPT legacy BIOS bootable attribute\n  \
 fs=ext2|ext3|ext4  make a filesystem in the partition (empty unless from= is given)\n  \
-from=TREE        fill it from a directory or IMAGE[:N] (with fs=)")]
+from=TREE        fill it from a directory, a tar archive (plain, gzip, zstd, xz…) or
+                   IMAGE[:N] (with fs=)")]
     Create(CreateArgs),
-    /// Rebuild a partition's ext filesystem from a directory or another image, keeping its identity.
+    /// Rebuild a partition's ext filesystem from a directory, a tar archive or another image, keeping its identity.
     #[command(
         after_help = "EXAMPLES:\n  subroot mkfs disk.qcow2 -p 1 --from rootfs/ -o new.qcow2\n  \
 subroot mkfs disk.raw -p 2 --from other.raw:1 --in-place\n  \
+subroot mkfs disk.raw -p 1 --from rootfs.tar.zst -o out.raw\n  \
 subroot mkfs disk.raw -p 1 --from dir/ --new-identity --type ext2 --label root -o out.raw"
     )]
     Mkfs(MkfsArgs),

@@ -18,7 +18,8 @@ pub struct MkfsArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// What to put in the filesystem: a directory, or IMAGE[:N] (another image's
+    /// What to put in the filesystem: a directory, a tar archive (plain or gzip/zstd/xz/
+    /// lzma/lz4/bzip2-compressed, detected by content), or IMAGE[:N] (another image's
     /// partition N, or its chosen filesystem).
     #[arg(long, value_name = "TREE")]
     pub from: String,

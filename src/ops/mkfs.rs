@@ -1,5 +1,5 @@
-//! `subroot mkfs`: rebuild one partition's ext filesystem from a tree (a host directory or
-//! another image's filesystem), keeping its identity unless told otherwise, and write a
+//! `subroot mkfs`: rebuild one partition's ext filesystem from a tree (a host directory, a
+//! tar archive — plain or compressed — or another image's filesystem), keeping its identity unless told otherwise, and write a
 //! new image in which every byte outside the partition is the input's.
 
 use super::select::select;
@@ -8,11 +8,13 @@ use crate::cli::{ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
+use subroot_formats::block::RawFile;
 use subroot_formats::block::{BlockDevice, Splice};
 use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, ExtWalk, Identity};
 use subroot_formats::ext::ExtFs;
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::image::ImageFormat;
+use subroot_formats::tar::{probe, TarTree};
 use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
 
@@ -95,7 +97,9 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Open the tree `from` names and hand it to `f`.
+/// Open the tree `from` names — a host directory, a tar archive (a regular file whose
+/// content, decompressed if need be, starts with a tar header) or `IMAGE[:N]` — and hand it
+/// to `f`.
 pub fn with_tree<T>(
     from: &str,
     ctx: &Ctx,
@@ -105,6 +109,16 @@ pub fn with_tree<T>(
     if p.is_dir() {
         let h = HostDir::open(p).with_context(|| format!("cannot open {from}"))?;
         return f(&h);
+    }
+    if p.is_file() {
+        let dev = RawFile::open(p).with_context(|| format!("cannot open {from}"))?;
+        if probe(&dev)
+            .with_context(|| format!("cannot read {from}"))?
+            .is_some()
+        {
+            let t = TarTree::new(dev);
+            return f(&t).with_context(|| format!("reading the tar archive {from}"));
+        }
     }
     let (img, part) = match from.rsplit_once(':') {
         Some((i, n)) if !p.exists() && n.parse::<u32>().is_ok() => (i, n.parse().ok()),
