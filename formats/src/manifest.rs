@@ -84,11 +84,14 @@ impl Record {
     }
 }
 
-/// Builds records entry by entry, remembering the first path of each hard-link group.
+/// Builds records entry by entry, remembering the first path (and content hash) of each
+/// hard-link group: sources that hand out a group's content once (tar, cpio) and those
+/// that give it on every name (ext) thus produce the same records.
 #[derive(Debug, Default)]
 pub struct Manifester {
     opts: ManifestOptions,
     groups: HashMap<u64, String>,
+    group_hashes: HashMap<u64, String>,
 }
 
 impl Manifester {
@@ -97,6 +100,7 @@ impl Manifester {
         Manifester {
             opts,
             groups: HashMap::new(),
+            group_hashes: HashMap::new(),
         }
     }
 
@@ -119,6 +123,18 @@ impl Manifester {
         let sha = match (entry.kind, content, o.hash) {
             (Kind::File, Some(c), true) => sha256_hex(c, &entry.path)?,
             _ => "-".into(),
+        };
+        let sha = match (entry.kind, entry.hardlink_id) {
+            (Kind::File, Some(id)) if sha == "-" => self
+                .group_hashes
+                .get(&id)
+                .cloned()
+                .unwrap_or(sha),
+            (Kind::File, Some(id)) => {
+                self.group_hashes.entry(id).or_insert_with(|| sha.clone());
+                sha
+            }
+            _ => sha,
         };
         let opt = |on: bool, v: String| if on { v } else { "-".to_string() };
         Ok(Record {
