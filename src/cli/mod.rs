@@ -16,7 +16,7 @@ pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs};
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;
-pub use write::{ExtTypeArg, MkfsArgs};
+pub use write::{CopyInArgs, ExtTypeArg, MkfsArgs, RmArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -138,6 +138,21 @@ subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --
         after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img\n  subroot initrd add-subroot /boot/initrd.img -o initrd-subroot.img"
     )]
     Initrd(InitrdArgs),
+    #[command(
+        name = "copy-in",
+        after_help = "EXAMPLES:\n  subroot copy-in disk.raw -p 1 grubx64.efi shimx64.efi /EFI/BOOT -o new.raw\n  \
+subroot copy-in debian.qcow2 -p 2 ./etc-overrides/ /etc --in-place\n  \
+subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2\n\n\
+LOCAL files and directories (with everything in them) are copied into the directory DEST of \
+the filesystem, like virt-copy-in. ext partitions are rebuilt keeping their identity; FAT \
+partitions are edited in a temporary copy beside the output."
+    )]
+    CopyIn(CopyInArgs),
+    #[command(
+        after_help = "EXAMPLES:\n  subroot rm disk.raw -p 1 /EFI/BOOT/old.efi -o new.raw\n  \
+subroot rm debian.qcow2 -p 2 -r /var/cache/apt /usr/share/doc --in-place"
+    )]
+    Rm(RmArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

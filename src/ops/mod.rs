@@ -3,7 +3,10 @@
 pub mod batch;
 pub mod cat;
 pub mod convert;
+pub mod copy_in;
 pub mod create;
+pub mod edit_ext;
+pub mod edit_fat;
 pub mod export;
 pub mod fstree;
 pub mod info;
@@ -12,6 +15,7 @@ pub mod ls;
 pub mod manifest;
 pub mod mkfs;
 pub mod relayout;
+pub mod rm;
 pub mod select;
 pub mod write;
 

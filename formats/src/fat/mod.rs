@@ -22,7 +22,7 @@ mod read;
 mod time;
 mod write;
 
-pub use format::{format, FatFormatOptions, FatIdentity, FatType};
+pub use format::{encode_label, format, FatFormatOptions, FatIdentity, FatType};
 pub use read::{days_from_civil, BufferedDevice, FatTree};
 pub use time::{from_fat, to_fat};
 pub use write::{FatVolume, PutStats};
