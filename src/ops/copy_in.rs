@@ -156,6 +156,9 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
     )
 }
 
+/// An ext partition read as a tree.
+pub type PartTree = ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevice>>;
+
 /// Rebuild `sel`'s ext filesystem with `grafts` added and `removed` taken away (after
 /// `check` has accepted the request), keeping its identity, and write the image.
 #[allow(clippy::too_many_arguments)]
@@ -164,7 +167,7 @@ pub fn edit_ext(
     mke2fs: Option<&Path>,
     grafts: Vec<Graft<'_>>,
     removed: Vec<Vec<u8>>,
-    check: &dyn Fn(&ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevice>>) -> Result<()>,
+    check: &dyn Fn(&PartTree) -> Result<()>,
     image: &Path,
     in_format: Option<crate::cli::ImageFormatArg>,
     out: &OutputOpts,
