@@ -47,6 +47,10 @@ fn fsck_clean(img: &Path) {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "fsck.fat -n failed:\n{text}");
+    assert!(
+        !text.contains("Free cluster summary"),
+        "fsck.fat -n reports the free count:\n{text}"
+    );
     for bad in [
         "Dirty bit",
         "wrong",

@@ -77,6 +77,15 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
     p
 }
 
+/// A failed lookup: "does not exist" (`missing`) when the path is not there, the error
+/// itself (a corrupt filesystem, an I/O error) otherwise.
+pub fn lookup_error(e: anyhow::Error, missing: String) -> anyhow::Error {
+    match e.downcast_ref::<subroot_formats::Error>() {
+        Some(subroot_formats::Error::InvalidArgument(_)) => e.context(missing),
+        _ => e.context("cannot look the path up"),
+    }
+}
+
 fn show(p: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(p))
 }
@@ -100,11 +109,10 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
     };
     let check_dest = |kind: Result<Kind>| -> Result<()> {
         match kind {
-            Err(e) => Err(e.context(format!(
-                "DEST {} does not exist in {}",
-                show(&dest),
-                sel.describe()
-            ))),
+            Err(e) => Err(lookup_error(
+                e,
+                format!("DEST {} does not exist in {}", show(&dest), sel.describe()),
+            )),
             Ok(Kind::Dir) => Ok(()),
             Ok(_) => bail!("DEST {} is not a directory", show(&dest)),
         }

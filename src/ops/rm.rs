@@ -2,7 +2,7 @@
 //! guestfish `rm` / `rm-rf`): ext partitions are rebuilt without them (identity kept), FAT
 //! partitions edited in a scratch copy; the result is spliced into a new image.
 
-use super::copy_in::{edit_ext, fs_path};
+use super::copy_in::{edit_ext, fs_path, lookup_error};
 use super::mkfs::{output_path, splice_out, OutputOpts};
 use super::select::select;
 use crate::cli::RmArgs;
@@ -37,11 +37,14 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
      -> Result<()> {
         for p in &paths {
             let e = entry(p).map_err(|e| {
-                e.context(format!(
-                    "{}: no such file or directory in {}",
-                    show(p),
-                    sel.describe()
-                ))
+                lookup_error(
+                    e,
+                    format!(
+                        "{}: no such file or directory in {}",
+                        show(p),
+                        sel.describe()
+                    ),
+                )
             })?;
             if e.kind == Kind::Dir && !recursive && !children(p)?.is_empty() {
                 bail!("{} is a directory that is not empty (use -r)", show(p));

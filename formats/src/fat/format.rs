@@ -222,6 +222,7 @@ pub fn format(dev: &dyn BlockDevice, opts: &FatFormatOptions) -> Result<FatIdent
                 if let Some(l) = &label {
                     raw::set_label(dev, &geo, l)?;
                 }
+                raw::write_fsinfo(dev, &geo)?;
                 dev.flush()?;
                 return FatIdentity::read(dev);
             }

@@ -461,3 +461,47 @@ pub fn init_dir(
     }
     dev.write_at(&buf, off)
 }
+
+/// Count the free clusters by reading the whole FAT (in 64 KiB pieces) and record the
+/// count and the first free cluster in the FAT32 FSInfo sector (`fatfs` leaves them
+/// "unknown" after formatting, which `fsck.fat` reports).
+pub fn write_fsinfo(dev: &dyn BlockDevice, geo: &Geometry) -> Result<()> {
+    if geo.fat_bits != 32 {
+        return Ok(());
+    }
+    let mut b = [0u8; 2];
+    dev.read_at(&mut b, 48)?;
+    let sector = u64::from(u16::from_le_bytes(b));
+    let off = sector * u64::from(geo.bytes_per_sector);
+    if sector == 0 || sector == 0xFFFF || off + 512 > geo.fat_offset {
+        return Ok(());
+    }
+    let mut fsinfo = [0u8; 512];
+    dev.read_at(&mut fsinfo, off)?;
+    if le32(&fsinfo, 0) != 0x4161_5252 || le32(&fsinfo, 484) != 0x6141_7272 {
+        return Err(Error::corrupt(format!(
+            "fat: the FSInfo sector {sector} has no FSInfo signatures"
+        )));
+    }
+    let mut free = 0u32;
+    let mut first_free = None;
+    let mut buf = vec![0u8; 64 << 10];
+    let last = u64::from(geo.clusters) + 1;
+    let mut c = 2u64;
+    while c <= last {
+        let n = (last + 1 - c).min(buf.len() as u64 / 4);
+        let chunk = &mut buf[..(n * 4) as usize];
+        dev.read_at(chunk, geo.fat_offset + 4 * c)?;
+        for (i, e) in chunk.chunks_exact(4).enumerate() {
+            if u32::from_le_bytes([e[0], e[1], e[2], e[3]]) & 0x0FFF_FFFF == 0 {
+                free += 1;
+                first_free.get_or_insert(c + i as u64);
+            }
+        }
+        c += n;
+    }
+    fsinfo[488..492].copy_from_slice(&free.to_le_bytes());
+    let hint = first_free.map_or(0xFFFF_FFFF, |f| f as u32);
+    fsinfo[492..496].copy_from_slice(&hint.to_le_bytes());
+    dev.write_at(&fsinfo, off)
+}
