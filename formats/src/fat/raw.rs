@@ -505,3 +505,89 @@ pub fn write_fsinfo(dev: &dyn BlockDevice, geo: &Geometry) -> Result<()> {
     fsinfo[492..496].copy_from_slice(&hint.to_le_bytes());
     dev.write_at(&fsinfo, off)
 }
+
+/// The short-name checksum long-name entries carry.
+fn sfn_checksum(name: &[u8]) -> u8 {
+    name.iter().fold(0u8, |s, &b| {
+        ((s & 1) << 7).wrapping_add(s >> 1).wrapping_add(b)
+    })
+}
+
+/// Every live entry of the directory starting at `first` (`0` = the root) except `.`,
+/// `..` and volume labels: (name, offset of the short entry). The name is the long name
+/// when a valid one (checksum matching) precedes the short entry, else `NAME.EXT`.
+pub fn dir_names(dev: &dyn BlockDevice, geo: &Geometry, first: u32) -> Result<Vec<(String, u64)>> {
+    let regions = geo.dir_regions(dev, first)?;
+    let mut out = Vec::new();
+    let mut lfn: Vec<u16> = Vec::new();
+    let mut lfn_sum: Option<u8> = None;
+    let (mut parts, mut seen) = (0usize, 0usize);
+    let mut buf = vec![0u8; 4096];
+    'outer: for &(off, len) in &regions {
+        let mut pos = 0u64;
+        while pos < len {
+            let n = (len - pos).min(buf.len() as u64) as usize;
+            dev.read_at(&mut buf[..n], off + pos)?;
+            for (i, e) in buf[..n].chunks_exact(32).enumerate() {
+                if e[0] == 0 {
+                    break 'outer;
+                }
+                if e[0] == 0xE5 {
+                    lfn_sum = None;
+                    continue;
+                }
+                if e[11] & 0x3F == 0x0F {
+                    let order = usize::from(e[0] & 0x1F);
+                    if e[0] & 0x40 != 0 {
+                        lfn = vec![0; order * 13];
+                        lfn_sum = Some(e[13]);
+                        (parts, seen) = (order, 0);
+                    }
+                    if order == 0 || order * 13 > lfn.len() || lfn_sum != Some(e[13]) {
+                        lfn_sum = None;
+                        continue;
+                    }
+                    seen += 1;
+                    let at = (order - 1) * 13;
+                    let units = e[1..11]
+                        .chunks_exact(2)
+                        .chain(e[14..26].chunks_exact(2))
+                        .chain(e[28..32].chunks_exact(2));
+                    for (k, u) in units.enumerate() {
+                        lfn[at + k] = u16::from_le_bytes([u[0], u[1]]);
+                    }
+                    continue;
+                }
+                let sum = lfn_sum.take();
+                if e[11] & 0x08 != 0 || e[0] == b'.' {
+                    continue;
+                }
+                let name = if sum == Some(sfn_checksum(&e[..11])) && seen == parts {
+                    let end = lfn.iter().position(|&u| u == 0).unwrap_or(lfn.len());
+                    String::from_utf16_lossy(&lfn[..end])
+                } else {
+                    let mut raw = [0u8; 11];
+                    raw.copy_from_slice(&e[..11]);
+                    if raw[0] == 0x05 {
+                        raw[0] = 0xE5;
+                    }
+                    let base = String::from_utf8_lossy(&raw[..8]).trim_end().to_string();
+                    let ext = String::from_utf8_lossy(&raw[8..]).trim_end().to_string();
+                    if ext.is_empty() {
+                        base
+                    } else {
+                        format!("{base}.{ext}")
+                    }
+                };
+                out.push((name, off + pos + i as u64 * ENTRY));
+                if out.len() as u64 > MAX_DIR_ENTRIES {
+                    return Err(Error::corrupt(format!(
+                        "fat: the directory at cluster {first} has more than {MAX_DIR_ENTRIES} entries"
+                    )));
+                }
+            }
+            pos += n as u64;
+        }
+    }
+    Ok(out)
+}

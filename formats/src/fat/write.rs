@@ -21,9 +21,9 @@ use super::read::fat_err;
 use super::time::{encode_date, encode_time, to_fat};
 use super::{guard, FatType};
 use crate::block::BlockDevice;
-use crate::tree::{Entry, Kind, Metadata, TreeSource};
+use crate::tree::{Entry, Kind, Timestamp, TreeSource};
 use crate::{Error, Result};
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 
@@ -244,15 +244,19 @@ impl<D: BlockDevice> FatVolume<D> {
         let mut stats = PutStats::default();
         // (path in the volume, metadata) of directories, patched once all is written
         // (adding entries must not disturb them).
-        let mut dirs: Vec<(Vec<u8>, Metadata)> = Vec::new();
         let mut seen: HashSet<String> = HashSet::new();
         let mut links: HashMap<u64, Vec<u8>> = HashMap::new();
-        let mut patches: Vec<(Vec<u8>, Metadata, bool)> = Vec::new();
+        // Attributes and times to set, by parent directory, once everything is written
+        // (one raw pass over each directory then, instead of a lookup per entry).
+        let mut patches: BTreeMap<Vec<u8>, Vec<Patch>> = BTreeMap::new();
         {
             let fs = self.fs()?;
             let geo = &self.geo;
             let shared = &*self.shared;
-            // mkdir -p dest
+            let mut cache = DirCache {
+                dirs: HashMap::new(),
+                names: HashMap::new(),
+            };
             tree.walk(root, &mut |e: &Entry, content| {
                 let rel = relative(&e.path, root);
                 let target = join(&dest, rel);
@@ -261,10 +265,9 @@ impl<D: BlockDevice> FatVolume<D> {
                     let mut done = Vec::new();
                     let n = dest_comps.len().saturating_sub(1);
                     for c in &dest_comps[..n] {
-                        let pdir = open_dir(geo, shared, fs, &done)?;
                         let parent = done.clone();
                         done = join(&done, c);
-                        ensure_dir(geo, shared, fs, &pdir, &parent, c, &done, &mut stats)?;
+                        cache.ensure_dir(geo, shared, fs, &parent, c, &done, &mut stats)?;
                     }
                 }
                 let key = String::from_utf8_lossy(&target).to_lowercase();
@@ -274,13 +277,21 @@ impl<D: BlockDevice> FatVolume<D> {
                         show(&target)
                     )));
                 }
+                let (parent, name) = split_last(&target);
+                let patch = Patch {
+                    name: String::from_utf8_lossy(name).to_lowercase(),
+                    path: target.clone(),
+                    mtime: e.meta.mtime,
+                    crtime: e.meta.crtime.unwrap_or(e.meta.mtime),
+                    atime: e.meta.atime,
+                    read_only: e.meta.perm & 0o200 == 0,
+                    dir: e.kind == Kind::Dir,
+                };
                 match e.kind {
                     Kind::Dir => {
                         if !target.is_empty() {
-                            let (parent, name) = split_last(&target);
-                            let pdir = open_dir(geo, shared, fs, parent)?;
-                            ensure_dir(geo, shared, fs, &pdir, parent, name, &target, &mut stats)?;
-                            dirs.push((target, e.meta.clone()));
+                            cache.ensure_dir(geo, shared, fs, parent, name, &target, &mut stats)?;
+                            patches.entry(parent.to_vec()).or_default().push(patch);
                         }
                         Ok(())
                     }
@@ -300,24 +311,29 @@ impl<D: BlockDevice> FatVolume<D> {
                                 "fat: a file cannot replace the root directory".into(),
                             ));
                         }
-                        let (parent, name) = split_last(&target);
-                        let pdir = open_dir(geo, shared, fs, parent)?;
                         let name_s = utf8(name).map_err(|_| {
                             Error::unsupported(format!("fat: {}: not valid UTF-8", show(&target)))
                         })?;
-                        if let Some(old) = find(&pdir, name, &target)? {
-                            if old.is_dir() {
+                        let pdir = cache.dir(geo, shared, fs, parent)?;
+                        match cache.names(parent, &pdir)?.get(&patch.name) {
+                            Some(true) => {
                                 return Err(Error::InvalidArgument(format!(
                                     "fat: cannot overwrite directory {} with a file",
                                     show(&target)
-                                )));
+                                )))
                             }
-                            check_chain(geo, shared, fs, parent, name, &target)?;
-                            stats.replaced += 1;
+                            Some(false) => {
+                                check_chain(geo, shared, fs, parent, name, &target)?;
+                                stats.replaced += 1;
+                            }
+                            None => {}
                         }
                         let mut f = pdir.create_file(name_s).map_err(|err| {
                             fat_err(&format!("cannot create {}", show(&target)), err)
                         })?;
+                        cache
+                            .names(parent, &pdir)?
+                            .insert(patch.name.clone(), false);
                         f.truncate().map_err(|err| {
                             fat_err(&format!("cannot truncate {}", show(&target)), err)
                         })?;
@@ -341,12 +357,7 @@ impl<D: BlockDevice> FatVolume<D> {
                         drop(f);
                         stats.files += 1;
                         stats.bytes += n;
-                        patches.push((target, e.meta.clone(), false));
-                        if patches.len() >= 256 {
-                            for (p, m, d) in patches.drain(..) {
-                                patch(geo, shared, fs, &p, &m, d)?;
-                            }
-                        }
+                        patches.entry(parent.to_vec()).or_default().push(patch);
                         Ok(())
                     }
                     k => Err(Error::unsupported(format!(
@@ -362,12 +373,8 @@ impl<D: BlockDevice> FatVolume<D> {
                     ))),
                 }
             })?;
-            for (p, m, d) in patches.drain(..) {
-                patch(geo, shared, fs, &p, &m, d)?;
-            }
-            // Deepest first does not matter: patches touch only the entry itself.
-            for (p, m) in &dirs {
-                patch(geo, shared, fs, p, m, true)?;
+            for (parent, list) in &patches {
+                apply_patches(geo, shared, fs, parent, list)?;
             }
         }
         self.remount()?;
@@ -683,37 +690,6 @@ fn check_chain<D: BlockDevice>(
     Ok(())
 }
 
-/// Set attributes and times of the entry at `path` from `meta`.
-fn patch<D: BlockDevice>(
-    geo: &Geometry,
-    shared: &Shared<D>,
-    fs: &Fs<D>,
-    path: &[u8],
-    meta: &Metadata,
-    dir: bool,
-) -> Result<()> {
-    let sp = short_path(geo, shared, fs, path)?;
-    let (off, mut e) = raw::find_entry(shared, geo, &sp)?;
-    let mut attr = if dir { 0x10 } else { 0x20 };
-    if meta.perm & 0o200 == 0 {
-        attr |= 0x01;
-    }
-    // Keep hidden and system bits already there.
-    e[11] = attr | (e[11] & 0x06);
-    let m = to_fat(meta.mtime);
-    let c = to_fat(meta.crtime.unwrap_or(meta.mtime));
-    let a = to_fat(meta.atime);
-    let (ct, ctenth) = encode_time(c.time);
-    e[13] = ctenth;
-    e[14..16].copy_from_slice(&ct.to_le_bytes());
-    e[16..18].copy_from_slice(&encode_date(c.date).to_le_bytes());
-    e[18..20].copy_from_slice(&encode_date(a.date).to_le_bytes());
-    let (mt, _) = encode_time(m.time);
-    e[22..24].copy_from_slice(&mt.to_le_bytes());
-    e[24..26].copy_from_slice(&encode_date(m.date).to_le_bytes());
-    shared.write_at(&e, off)
-}
-
 /// Empty the directory at `path`, depth first.
 fn remove_tree<D: BlockDevice>(
     geo: &Geometry,
@@ -738,6 +714,138 @@ fn remove_tree<D: BlockDevice>(
         }
         d.remove(&name)
             .map_err(|err| fat_err(&format!("cannot remove {}", show(&child)), err))?;
+    }
+    Ok(())
+}
+
+/// Attributes and times for one entry, applied after all writes.
+struct Patch {
+    /// The name, lower-cased (FAT compares names ignoring case).
+    name: String,
+    path: Vec<u8>,
+    mtime: Timestamp,
+    crtime: Timestamp,
+    atime: Timestamp,
+    read_only: bool,
+    dir: bool,
+}
+
+/// Directories opened during one `put_tree` (chains checked once), and the lower-cased
+/// names (long and short) in each, so a file costs no directory listing.
+struct DirCache<'a, D: BlockDevice> {
+    dirs: HashMap<Vec<u8>, Dir<'a, D>>,
+    names: HashMap<Vec<u8>, HashMap<String, bool>>,
+}
+
+impl<'a, D: BlockDevice> DirCache<'a, D> {
+    fn dir(
+        &mut self,
+        geo: &Geometry,
+        shared: &Shared<D>,
+        fs: &'a Fs<D>,
+        path: &[u8],
+    ) -> Result<Dir<'a, D>> {
+        if let Some(d) = self.dirs.get(path) {
+            return Ok(d.clone());
+        }
+        let d = open_dir(geo, shared, fs, path)?;
+        self.dirs.insert(path.to_vec(), d.clone());
+        Ok(d)
+    }
+
+    fn names(&mut self, path: &[u8], dir: &Dir<'a, D>) -> Result<&mut HashMap<String, bool>> {
+        if !self.names.contains_key(path) {
+            let mut m = HashMap::new();
+            for e in list(dir, path)? {
+                m.insert(e.file_name().to_lowercase(), e.is_dir());
+                m.insert(
+                    String::from_utf8_lossy(e.short_file_name_as_bytes()).to_lowercase(),
+                    e.is_dir(),
+                );
+            }
+            self.names.insert(path.to_vec(), m);
+        }
+        self.names
+            .get_mut(path)
+            .ok_or_else(|| Error::InvalidArgument("fat: directory cache".into()))
+    }
+
+    /// `name` in the directory `parent` as a directory, created if missing.
+    #[allow(clippy::too_many_arguments)]
+    fn ensure_dir(
+        &mut self,
+        geo: &Geometry,
+        shared: &Shared<D>,
+        fs: &'a Fs<D>,
+        parent: &[u8],
+        name: &[u8],
+        path: &[u8],
+        stats: &mut PutStats,
+    ) -> Result<()> {
+        let pdir = self.dir(geo, shared, fs, parent)?;
+        let key = String::from_utf8_lossy(name).to_lowercase();
+        match self.names(parent, &pdir)?.get(&key) {
+            Some(true) => return Ok(()),
+            Some(false) => {
+                return Err(Error::InvalidArgument(format!(
+                    "fat: {} exists and is not a directory",
+                    show(path)
+                )))
+            }
+            None => {}
+        }
+        ensure_dir(geo, shared, fs, &pdir, parent, name, path, stats)?;
+        self.names(parent, &pdir)?.insert(key, true);
+        Ok(())
+    }
+}
+
+/// Set attributes and times of the entries `list` of directory `parent`, found in one
+/// raw pass over the directory.
+fn apply_patches<D: BlockDevice>(
+    geo: &Geometry,
+    shared: &Shared<D>,
+    fs: &Fs<D>,
+    parent: &[u8],
+    list: &[Patch],
+) -> Result<()> {
+    let first = if parent.is_empty() {
+        0
+    } else {
+        let (_, e) = raw::find_entry(shared, geo, &short_path(geo, shared, fs, parent)?)?;
+        raw::first_cluster(&e, geo.fat_bits)
+    };
+    let offsets: HashMap<String, u64> = raw::dir_names(shared, geo, first)?
+        .into_iter()
+        .map(|(n, o)| (n.to_lowercase(), o))
+        .collect();
+    for p in list {
+        let off = *offsets.get(&p.name).ok_or_else(|| {
+            Error::corrupt(format!(
+                "fat: {} was written but its entry is not found on disk",
+                show(&p.path)
+            ))
+        })?;
+        let mut e = [0u8; 32];
+        shared.read_at(&mut e, off)?;
+        let mut attr = if p.dir { 0x10 } else { 0x20 };
+        if p.read_only {
+            attr |= 0x01;
+        }
+        // Keep hidden and system bits already there.
+        e[11] = attr | (e[11] & 0x06);
+        let m = to_fat(p.mtime);
+        let c = to_fat(p.crtime);
+        let a = to_fat(p.atime);
+        let (ct, ctenth) = encode_time(c.time);
+        e[13] = ctenth;
+        e[14..16].copy_from_slice(&ct.to_le_bytes());
+        e[16..18].copy_from_slice(&encode_date(c.date).to_le_bytes());
+        e[18..20].copy_from_slice(&encode_date(a.date).to_le_bytes());
+        let (mt, _) = encode_time(m.time);
+        e[22..24].copy_from_slice(&mt.to_le_bytes());
+        e[24..26].copy_from_slice(&encode_date(m.date).to_le_bytes());
+        shared.write_at(&e, off)?;
     }
     Ok(())
 }
