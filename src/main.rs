@@ -58,6 +58,8 @@ fn main() -> ExitCode {
         Command::Relayout(a) => ops::relayout::run(a, &ctx),
         Command::Batch(a) => ops::batch::run(a, &ctx),
         Command::Initrd(a) => ops::initrd::run(a, &ctx),
+        Command::CopyIn(a) => ops::copy_in::run(a, &ctx),
+        Command::Rm(a) => ops::rm::run(a, &ctx),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

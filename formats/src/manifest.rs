@@ -125,11 +125,9 @@ impl Manifester {
             _ => "-".into(),
         };
         let sha = match (entry.kind, entry.hardlink_id) {
-            (Kind::File, Some(id)) if sha == "-" => self
-                .group_hashes
-                .get(&id)
-                .cloned()
-                .unwrap_or(sha),
+            (Kind::File, Some(id)) if sha == "-" => {
+                self.group_hashes.get(&id).cloned().unwrap_or(sha)
+            }
             (Kind::File, Some(id)) => {
                 self.group_hashes.entry(id).or_insert_with(|| sha.clone());
                 sha

@@ -16,7 +16,7 @@ pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, Batc
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;
-pub use write::{ExtTypeArg, MkfsArgs};
+pub use write::{CopyInArgs, ExtTypeArg, MkfsArgs, RmArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -69,11 +69,12 @@ subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M"
     #[command(after_help = "EXAMPLES:\n  subroot create disk.raw --size 2G\n  \
 subroot create disk.qcow2 -O qcow2 --size 8G --table gpt \\\n      --part size=200M,type=esp,name=EFI --part size=rest,type=linux,name=root\n  \
 subroot create disk.raw --size 1G --table mbr --part size=100M,type=linux,bootable --part size=rest,type=swap\n  \
-subroot create gnomeos.raw --size 2G --table mbr --part size=rest,type=linux,fs=ext2,from=rootfs/\n\n\
+subroot create gnomeos.raw --size 2G --table mbr --part size=rest,type=linux,fs=ext2,from=rootfs/\n  \
+subroot create uefi.raw --size 1G --table gpt --part size=100M,type=esp,fs=vfat,from=esp/ --part size=rest,type=linux,fs=ext4\n\n\
 PARTITION SPECS:\n  size=SIZE|rest   size with K/M/G/T suffix (powers of 1024), or `rest` for the remaining space\n  \
 type=ALIAS|CODE  linux, esp, swap, bios, lvm, raid, home, fat32; an MBR code (0x83) or a GPT type GUID\n  \
 name=NAME        GPT partition name\n  bootable         MBR active flag / GPT legacy BIOS bootable attribute\n  \
-fs=ext2|ext3|ext4  make a filesystem in the partition (empty unless from= is given)\n  \
+fs=ext2|ext3|ext4|vfat|fat12|fat16|fat32  make a filesystem in the partition (empty unless from= is given; an ESP is FAT32)\n  \
 from=TREE        fill it from a directory, a tar archive (plain, gzip, zstd, xzâ€¦) or
                    IMAGE[:N] (with fs=)")]
     Create(CreateArgs),
@@ -82,7 +83,8 @@ from=TREE        fill it from a directory, a tar archive (plain, gzip, zstd, xzâ
         after_help = "EXAMPLES:\n  subroot mkfs disk.qcow2 -p 1 --from rootfs/ -o new.qcow2\n  \
 subroot mkfs disk.raw -p 2 --from other.raw:1 --in-place\n  \
 subroot mkfs disk.raw -p 1 --from rootfs.tar.zst -o out.raw\n  \
-subroot mkfs disk.raw -p 1 --from dir/ --new-identity --type ext2 --label root -o out.raw"
+subroot mkfs disk.raw -p 1 --from dir/ --new-identity --type ext2 --label root -o out.raw\n  \
+subroot mkfs disk.raw -p 1 --type vfat --from esp-tree/ -o out.raw   (keeps the FAT volume id and label)"
     )]
     Mkfs(MkfsArgs),
     /// Print shell completions for SHELL to stdout.
@@ -147,6 +149,21 @@ subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --
         after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img\n  subroot initrd add-subroot /boot/initrd.img -o initrd-subroot.img"
     )]
     Initrd(InitrdArgs),
+    #[command(
+        name = "copy-in",
+        after_help = "EXAMPLES:\n  subroot copy-in disk.raw -p 1 grubx64.efi shimx64.efi /EFI/BOOT -o new.raw\n  \
+subroot copy-in debian.qcow2 -p 2 ./etc-overrides/ /etc --in-place\n  \
+subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2\n\n\
+LOCAL files and directories (with everything in them) are copied into the directory DEST of \
+the filesystem, like virt-copy-in. ext partitions are rebuilt keeping their identity; FAT \
+partitions are edited in a temporary copy beside the output."
+    )]
+    CopyIn(CopyInArgs),
+    #[command(
+        after_help = "EXAMPLES:\n  subroot rm disk.raw -p 1 /EFI/BOOT/old.efi -o new.raw\n  \
+subroot rm debian.qcow2 -p 2 -r /var/cache/apt /usr/share/doc --in-place"
+    )]
+    Rm(RmArgs),
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

@@ -1,15 +1,19 @@
-//! Arguments of the commands that write a filesystem into an image (`mkfs`).
+//! Arguments of the commands that write a filesystem into an image (`mkfs`, `copy-in`,
+//! `rm`).
 
 use super::{ImageFormatArg, PartitionArgs, Qcow2OutArgs};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
 
-/// ext filesystem types.
+/// Filesystem types `mkfs` makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ExtTypeArg {
     Ext2,
     Ext3,
     Ext4,
+    /// FAT (12, 16 or 32 by size; FAT32 on an EFI System Partition).
+    #[value(alias = "fat")]
+    Vfat,
 }
 
 #[derive(Debug, Args)]
@@ -29,16 +33,18 @@ pub struct MkfsArgs {
     /// Replace the input image (a new image is written beside it, then renamed over it).
     #[arg(long, conflicts_with = "output")]
     pub in_place: bool,
-    /// Filesystem type for a new identity (default: ext4).
+    /// Filesystem type (default: the existing filesystem's when it is ext or vfat, else
+    /// ext4). Changing an ext or vfat partition's type needs --new-identity.
     #[arg(long = "type", value_name = "TYPE")]
     pub fs_type: Option<ExtTypeArg>,
-    /// Do not keep the existing filesystem's identity (UUID, label, features, geometry).
+    /// Do not keep the existing filesystem's identity (ext: UUID, label, features,
+    /// geometry; vfat: volume id, label, FAT type, cluster size).
     #[arg(long)]
     pub new_identity: bool,
-    /// Set the filesystem UUID.
+    /// Set the filesystem UUID (vfat: the volume id, XXXX-XXXX).
     #[arg(long, value_name = "UUID")]
     pub uuid: Option<String>,
-    /// Set the filesystem label.
+    /// Set the filesystem label (vfat: up to 11 ASCII characters).
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
     /// Output format (default: the input's).
@@ -52,4 +58,56 @@ pub struct MkfsArgs {
     /// Overwrite an existing output file.
     #[arg(long)]
     pub force: bool,
+}
+
+/// Where an edited image goes (shared by `copy-in` and `rm`).
+#[derive(Debug, Args)]
+pub struct EditOutArgs {
+    /// The output image (required unless --in-place).
+    #[arg(short, long, value_name = "OUT", required_unless_present = "in_place")]
+    pub output: Option<PathBuf>,
+    /// Replace the input image (a new image is written beside it, then renamed over it).
+    #[arg(long, conflicts_with = "output")]
+    pub in_place: bool,
+    /// Output format (default: the input's).
+    #[arg(short = 'O', long = "output-format", value_name = "FMT")]
+    pub output_format: Option<ImageFormatArg>,
+    #[command(flatten)]
+    pub qcow2: Qcow2OutArgs,
+    /// The mke2fs to use for ext partitions (also SUBROOT_MKE2FS).
+    #[arg(long, value_name = "PATH")]
+    pub mke2fs: Option<PathBuf>,
+    /// Overwrite an existing output file.
+    #[arg(long)]
+    pub force: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyInArgs {
+    /// The input image.
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub part: PartitionArgs,
+    /// Host files or directories to copy, then the directory of the filesystem to copy
+    /// them into (which must exist).
+    #[arg(value_name = "LOCAL... DEST", num_args = 2.., required = true)]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub out: EditOutArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// The input image.
+    pub image: PathBuf,
+    #[command(flatten)]
+    pub part: PartitionArgs,
+    /// Paths in the filesystem to remove.
+    #[arg(value_name = "PATH", required = true)]
+    pub paths: Vec<String>,
+    /// Remove directories and everything in them.
+    #[arg(short = 'r', long)]
+    pub recursive: bool,
+    #[command(flatten)]
+    pub out: EditOutArgs,
 }

@@ -9,9 +9,11 @@ use crate::cli::{CreateArgs, TableArg};
 use crate::size::human;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
+use std::path::Path;
 use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
 use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
-use subroot_formats::table::{write_table, PartSpec, TableKind};
+use subroot_formats::fat::{FatFormatOptions, FatType};
+use subroot_formats::table::{write_table, PartSpec, Partition, TableKind};
 use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 
@@ -33,11 +35,14 @@ pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
         .map(|p| {
             let spec: PartSpec = p.parse().with_context(|| format!("bad --part `{p}`"))?;
             if spec.from.is_some() && spec.fs.is_none() {
-                bail!("--part `{p}`: from= needs fs= (ext2, ext3 or ext4)");
+                bail!("--part `{p}`: from= needs fs= ({FS_NAMES})");
             }
             if let Some(fs) = &spec.fs {
-                if !matches!(fs.as_str(), "ext2" | "ext3" | "ext4") {
-                    bail!("--part `{p}`: fs={fs} is not supported (ext2, ext3 or ext4)");
+                if !matches!(
+                    fs.as_str(),
+                    "ext2" | "ext3" | "ext4" | "vfat" | "fat" | "fat12" | "fat16" | "fat32"
+                ) {
+                    bail!("--part `{p}`: fs={fs} is not supported ({FS_NAMES})");
                 }
             }
             Ok(spec)
@@ -45,7 +50,7 @@ pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
         .collect::<Result<Vec<_>>>()?;
     let dev = Overlay::new(Zeros(args.size));
     let mut summary = String::new();
-    let mut filled: Vec<(u64, BuiltFs)> = Vec::new();
+    let mut filled: Vec<(u64, Filled)> = Vec::new();
     if let Some(t) = args.table {
         let kind = match t {
             TableArg::Mbr => TableKind::Mbr,
@@ -60,8 +65,8 @@ pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
         );
         for (ps, part) in parts.iter().zip(&table.partitions) {
             if let Some(fs) = &ps.fs {
-                let built =
-                    populate(fs, ps.from.as_deref(), part.size, ctx).with_context(|| {
+                let built = populate(fs, ps.from.as_deref(), part, &args.output, ctx)
+                    .with_context(|| {
                         format!(
                             "cannot make the {fs} filesystem of partition {}",
                             part.number
@@ -74,8 +79,21 @@ pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
         bail!("fs= needs a partition table (--table mbr|gpt)");
     }
     let mut out: Box<dyn BlockDevice> = Box::new(dev);
-    for (start, built) in &filled {
-        out = Box::new(Splice::new(out, *start, built.open()?)?);
+    // The built filesystems' temporary files live until the image is written.
+    let (mut keep_ext, mut keep_fat) = (Vec::new(), Vec::new());
+    for (start, built) in filled {
+        let dev: Box<dyn BlockDevice> = match built {
+            Filled::Ext(b) => {
+                let d = b.open()?;
+                keep_ext.push(b);
+                Box::new(d)
+            }
+            Filled::Fat(s) => {
+                keep_fat.push(s.file);
+                Box::new(s.dev)
+            }
+        };
+        out = Box::new(Splice::new(out, start, dev)?);
     }
     write_image(&*out, &spec, "creating")?;
     ctx.note(format_args!(
@@ -87,9 +105,48 @@ pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Build an `fs` filesystem of `size` bytes from `from` (a tree as `mkfs --from` takes),
-/// or empty.
-fn populate(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltFs> {
+/// The filesystem types `fs=` accepts, for messages.
+const FS_NAMES: &str = "ext2, ext3, ext4, vfat, fat12, fat16 or fat32";
+
+/// A filesystem made for a partition.
+enum Filled {
+    Ext(BuiltFs),
+    Fat(super::edit_fat::Scratch),
+}
+
+/// Build an `fs` filesystem for `part` from `from` (a tree as `mkfs --from` takes), or
+/// empty. FAT filesystems are made in a scratch file beside `out`; an ESP is FAT32.
+fn populate(
+    fs: &str,
+    from: Option<&str>,
+    part: &Partition,
+    out: &Path,
+    ctx: &Ctx,
+) -> Result<Filled> {
+    if !fs.starts_with("ext") {
+        let opts = FatFormatOptions {
+            fat_type: match fs {
+                "fat12" => Some(FatType::Fat12),
+                "fat16" => Some(FatType::Fat16),
+                "fat32" => Some(FatType::Fat32),
+                _ => None,
+            },
+            esp: super::select::is_esp(part),
+            ..Default::default()
+        };
+        let (s, _) = match from {
+            Some(f) => super::mkfs::with_tree(f, ctx, &mut |t| {
+                super::edit_fat::build(t, part.size, &opts, out)
+            })?,
+            None => super::edit_fat::build(&EmptyTree, part.size, &opts, out)?,
+        };
+        return Ok(Filled::Fat(s));
+    }
+    Ok(Filled::Ext(populate_ext(fs, from, part.size, ctx)?))
+}
+
+/// Build an ext filesystem of `size` bytes from `from`, or empty.
+fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltFs> {
     let tools = E2fsprogs::find(None)?;
     let opts = BuildOptions {
         size,

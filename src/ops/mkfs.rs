@@ -1,17 +1,20 @@
-//! `subroot mkfs`: rebuild one partition's ext filesystem from a tree (a host directory, a
-//! tar archive — plain or compressed — or another image's filesystem), keeping its identity unless told otherwise, and write a
-//! new image in which every byte outside the partition is the input's.
+//! `subroot mkfs`: rebuild one partition's filesystem (ext2/3/4 or vfat) from a tree (a
+//! host directory, a tar archive — plain or compressed — or another image's filesystem),
+//! keeping its identity unless told otherwise, and write a new image in which every byte
+//! outside the partition is the input's. The rebuild-and-splice steps are shared with
+//! `copy-in` and `rm`.
 
-use super::select::select;
+use super::select::{select, Selected};
 use super::write::{write_image, OutputSpec};
-use crate::cli::{ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs};
+use crate::cli::{ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use subroot_formats::block::RawFile;
 use subroot_formats::block::{BlockDevice, Splice};
-use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, ExtWalk, Identity};
+use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, BuiltFs, ExtWalk, Identity};
 use subroot_formats::ext::ExtFs;
+use subroot_formats::fat::{FatFormatOptions, FatIdentity, FatTree};
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::image::ImageFormat;
 use subroot_formats::tar::{probe, TarTree};
@@ -19,22 +22,40 @@ use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
 
 pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
-    let out_path = match (&args.output, args.in_place) {
-        (Some(o), _) => o.clone(),
-        (None, true) => args.image.clone(),
-        (None, false) => bail!("give -o OUT or --in-place"),
-    };
+    let out_path = output_path(&args.output, args.in_place, &args.image)?;
     let sel = select(&args.image, &args.part, ctx)?;
-    let (start, len) = match &sel.partition {
-        Some(p) => (p.start, p.size),
-        None => (0, sel.disk.len()),
+    let existing = if sel.is_ext() {
+        Some("ext")
+    } else if sel.is_vfat() {
+        Some("vfat")
+    } else {
+        None
     };
+    let fat = match args.fs_type {
+        Some(ExtTypeArg::Vfat) => true,
+        Some(_) => false,
+        None => existing == Some("vfat"),
+    };
+    let changes_family = existing.is_some_and(|e| (e == "vfat") != fat);
+    if changes_family && !args.new_identity {
+        bail!("--type changes the filesystem's identity: add --new-identity");
+    }
+    let out = OutputOpts {
+        path: out_path,
+        format: args.output_format,
+        qcow2: &args.qcow2,
+        force: args.force || args.in_place,
+    };
+    if fat {
+        return mkfs_fat(args, &sel, &out, ctx);
+    }
+    let len = sel.device.len();
     let tools = E2fsprogs::find(args.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
             ExtTypeArg::Ext2 => "ext2",
             ExtTypeArg::Ext3 => "ext3",
-            ExtTypeArg::Ext4 => "ext4",
+            _ => "ext4",
         };
         Identity::fresh(kind)?
     } else {
@@ -54,52 +75,141 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         }
         identity.label = Some(l.as_bytes().to_vec());
     }
+    let built = with_tree(&args.from, ctx, &mut |tree| {
+        // Announced only once every refusal has had its chance (the source opened), so a
+        // refused run prints nothing but its error.
+        ctx.note(format_args!("rebuilding {}", sel.describe()));
+        rebuild_ext(tree, len, &identity, &tools, ctx)
+    })
+    .context("cannot build the new filesystem")?;
+    splice_out(
+        &sel,
+        &args.image,
+        args.part.format,
+        built.open()?,
+        &out,
+        ctx,
+    )
+}
+
+/// `mkfs --type vfat` (or a vfat partition rebuilt like itself).
+fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &OutputOpts, ctx: &Ctx) -> Result<()> {
+    let mut opts = if sel.is_vfat() && !args.new_identity {
+        FatIdentity::read(&*sel.device)
+            .with_context(|| format!("cannot read the FAT identity of {}", sel.describe()))?
+            .options()
+    } else {
+        FatFormatOptions {
+            esp: sel.is_esp(),
+            ..Default::default()
+        }
+    };
+    if let Some(u) = &args.uuid {
+        opts.volume_id = Some(parse_volume_id(u)?);
+    }
+    if let Some(l) = &args.label {
+        subroot_formats::fat::encode_label(l).context("--label")?;
+        opts.label = Some(l.clone());
+    }
+    let (scratch, stats) = with_tree(&args.from, ctx, &mut |tree| {
+        ctx.note(format_args!("rebuilding {} as vfat", sel.describe()));
+        super::edit_fat::build(tree, sel.device.len(), &opts, &out.path)
+    })
+    .context("cannot build the new filesystem")?;
+    ctx.note(format_args!(
+        "built the filesystem: {} files, {} directories, {} bytes",
+        stats.files, stats.dirs, stats.bytes
+    ));
+    splice_out(sel, &args.image, args.part.format, scratch.dev, out, ctx)
+}
+
+/// A FAT volume id as `XXXX-XXXX` (or 8 hex digits).
+pub fn parse_volume_id(s: &str) -> Result<u32> {
+    let hex: String = s.chars().filter(|&c| c != '-').collect();
+    if hex.len() != 8 {
+        bail!("--uuid: a FAT volume id is 8 hex digits like 1234-ABCD, got `{s}`");
+    }
+    u32::from_str_radix(&hex, 16).with_context(|| format!("--uuid: `{s}` is not hexadecimal"))
+}
+
+/// Build an ext filesystem of `len` bytes from `tree` with `identity`, reporting progress.
+pub fn rebuild_ext(
+    tree: &dyn TreeSource,
+    len: u64,
+    identity: &Identity,
+    tools: &E2fsprogs,
+    ctx: &Ctx,
+) -> Result<BuiltFs> {
     let progress = |s: &str| {
         if ctx.verbose > 0 {
             eprintln!("subroot: {s}");
         }
     };
-    let opts = |tools| BuildOptions {
+    let opts = BuildOptions {
         size: len,
         identity: identity.clone(),
         tools,
         temp_dir: None,
         progress: Some(&progress),
     };
-    let built = with_tree(&args.from, ctx, &mut |tree| {
-        // Announced only once every refusal has had its chance (the source opened), so a
-        // refused run prints nothing but its error.
-        ctx.note(format_args!("rebuilding {}", sel.describe()));
-        build(tree, b"", &opts(&tools)).map_err(Into::into)
-    })
-    .context("cannot build the new filesystem")?;
+    let built = build(tree, b"", &opts)?;
     let r = built.report;
     ctx.note(format_args!(
         "built the filesystem: {} entries, {} reconcile commands ({} xattrs, {} devices)",
         r.stage.entries, r.reconcile.commands, r.reconcile.xattrs_set, r.reconcile.devices
     ));
-    let fs_dev = built.open()?;
+    Ok(built)
+}
+
+/// Where and how a command that rewrites one partition writes its image.
+pub struct OutputOpts<'a> {
+    pub path: PathBuf,
+    pub format: Option<ImageFormatArg>,
+    pub qcow2: &'a Qcow2OutArgs,
+    pub force: bool,
+}
+
+/// `-o OUT`, else the input with `--in-place`.
+pub fn output_path(output: &Option<PathBuf>, in_place: bool, image: &Path) -> Result<PathBuf> {
+    match (output, in_place) {
+        (Some(o), _) => Ok(o.clone()),
+        (None, true) => Ok(image.to_path_buf()),
+        (None, false) => bail!("give -o OUT or --in-place"),
+    }
+}
+
+/// Write the image of `sel` with its filesystem replaced by `fs_dev` (every other byte the
+/// input's), in the input's format unless `out.format` says otherwise.
+pub fn splice_out<R: BlockDevice>(
+    sel: &Selected,
+    image: &Path,
+    in_format: Option<ImageFormatArg>,
+    fs_dev: R,
+    out: &OutputOpts,
+    ctx: &Ctx,
+) -> Result<()> {
+    let start = sel.partition.as_ref().map_or(0, |p| p.start);
     let spliced = Splice::new(sel.disk.clone(), start, fs_dev)?;
-    let in_format = super::open_image(&args.image, args.part.format)?.format();
-    let format = args.output_format.unwrap_or(match in_format {
+    let in_fmt = super::open_image(image, in_format)?.format();
+    let format = out.format.unwrap_or(match in_fmt {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
         _ => ImageFormatArg::Raw,
     });
     let spec = OutputSpec {
-        path: &out_path,
+        path: &out.path,
         format,
-        qcow2: &args.qcow2,
-        force: args.force || args.in_place,
+        qcow2: out.qcow2,
+        force: out.force,
         quiet: ctx.quiet,
     };
     write_image(&spliced, &spec, "writing")?;
-    ctx.note(format_args!("wrote {}", out_path.display()));
+    ctx.note(format_args!("wrote {}", out.path.display()));
     Ok(())
 }
 
 /// Open the tree `from` names — a host directory, a tar archive (a regular file whose
-/// content, decompressed if need be, starts with a tar header) or `IMAGE[:N]` — and hand it
-/// to `f`.
+/// content, decompressed if need be, starts with a tar header) or `IMAGE[:N]` holding an
+/// ext or FAT filesystem — and hand it to `f`.
 pub fn with_tree<T>(
     from: &str,
     ctx: &Ctx,
@@ -129,8 +239,13 @@ pub fn with_tree<T>(
         format: None,
     };
     let sel = select(Path::new(img), &pa, ctx)?;
+    if sel.is_vfat() {
+        let t = FatTree::open(sel.device.clone())
+            .with_context(|| format!("cannot read the filesystem of {from}"))?;
+        return f(&t);
+    }
     if !sel.is_ext() {
-        bail!("{from}: {} is not an ext filesystem", sel.describe());
+        bail!("{from}: {} is not an ext or FAT filesystem", sel.describe());
     }
     let fs = ExtFs::open(sel.device.clone())
         .with_context(|| format!("cannot read the filesystem of {from}"))?;

@@ -3,7 +3,10 @@
 pub mod batch;
 pub mod cat;
 pub mod convert;
+pub mod copy_in;
 pub mod create;
+pub mod edit_ext;
+pub mod edit_fat;
 pub mod export;
 pub mod extract;
 pub mod fstree;
@@ -13,6 +16,7 @@ pub mod ls;
 pub mod manifest;
 pub mod mkfs;
 pub mod relayout;
+pub mod rm;
 pub mod select;
 pub mod write;
 

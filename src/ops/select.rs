@@ -16,7 +16,6 @@ use subroot_formats::table::{read_table, PartKind, Partition};
 /// A filesystem chosen inside an image.
 pub struct Selected {
     /// The whole disk, for commands that write a new image around the filesystem.
-    #[allow(dead_code)] // no such command yet
     pub disk: Arc<dyn BlockDevice>,
     /// The filesystem's bytes: a partition slice, or the whole disk without a table.
     pub device: Arc<dyn BlockDevice>,
@@ -46,6 +45,17 @@ impl Selected {
     /// True when the chosen filesystem is ext2/3/4.
     pub fn is_ext(&self) -> bool {
         self.fs.as_ref().is_some_and(|f| f.kind.starts_with("ext"))
+    }
+
+    /// True when the chosen filesystem is FAT12/16/32.
+    pub fn is_vfat(&self) -> bool {
+        self.fs.as_ref().is_some_and(|f| f.kind == "vfat")
+    }
+
+    /// True when the chosen partition is an EFI System Partition (MBR 0xef or the GPT
+    /// ESP type GUID).
+    pub fn is_esp(&self) -> bool {
+        self.partition.as_ref().is_some_and(is_esp)
     }
 }
 
@@ -179,4 +189,11 @@ fn linux_root(dev: &Arc<dyn BlockDevice>) -> Option<RootKind> {
     } else {
         None
     }
+}
+
+/// True for an EFI System Partition (MBR type 0xef or the GPT ESP type GUID).
+pub fn is_esp(p: &Partition) -> bool {
+    p.type_code.eq_ignore_ascii_case("0xef")
+        || p.type_code
+            .eq_ignore_ascii_case(subroot_formats::table::types::GPT_ESP)
 }

@@ -1,4 +1,4 @@
-//! [`FatTree`]: a FAT12/16/32 filesystem (through the `fatfs` crate) as a [`TreeSource`].
+//! [`FatTree`]: a FAT12/16/32 filesystem (through the `fatfs` crate) read as a [`TreeSource`].
 //!
 //! Mapping onto the tree model, as Linux's `vfat` driver presents a volume mounted with
 //! `uid=0,gid=0,fmask=0133,dmask=0022,tz=UTC`:
@@ -18,6 +18,7 @@
 //! unbuffered device each is a system call. [`BufferedDevice`] puts a small direct-mapped
 //! cache of 4 KiB blocks in front, and passes large reads straight through.
 
+use super::guard;
 use crate::block::{BlockDevice, Extent, ExtentKind};
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 use crate::{Error, Result};
@@ -65,7 +66,7 @@ impl<D: BlockDevice> BufferedDevice<D> {
     }
 }
 
-fn io_err(e: Error) -> io::Error {
+pub(crate) fn io_err(e: Error) -> io::Error {
     io::Error::other(e.to_string())
 }
 
@@ -134,7 +135,7 @@ impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
     }
 }
 
-fn fat_err(what: &str, e: io::Error) -> Error {
+pub(crate) fn fat_err(what: &str, e: io::Error) -> Error {
     Error::corrupt(format!("fat: {what}: {e}"))
 }
 
@@ -142,11 +143,13 @@ impl<D: BlockDevice> FatTree<D> {
     /// Open the FAT filesystem on `dev`.
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
-        let fs = fatfs::FileSystem::new(
-            BufferedDevice::new(dev),
-            fatfs::FsOptions::new().update_accessed_date(false),
-        )
-        .map_err(|e| fat_err("cannot open the filesystem", e))?;
+        let fs = guard("opening the filesystem", || {
+            fatfs::FileSystem::new(
+                BufferedDevice::new(dev),
+                fatfs::FsOptions::new().update_accessed_date(false),
+            )
+            .map_err(|e| fat_err("cannot open the filesystem", e))
+        })?;
         Ok(FatTree { fs, len })
     }
 
@@ -252,20 +255,24 @@ impl<D: BlockDevice> FatTree<D> {
 
     /// The entry at `path` (relative; empty = the root).
     pub fn entry(&self, path: &[u8]) -> Result<Entry> {
-        Ok(match self.find(path)? {
-            None => root_entry(path),
-            Some(e) => make_entry(path.to_vec(), &e),
+        guard("looking up a path", || {
+            Ok(match self.find(path)? {
+                None => root_entry(path),
+                Some(e) => make_entry(path.to_vec(), &e),
+            })
         })
     }
 
     /// The entries of directory `path`, sorted by name.
     pub fn children(&self, path: &[u8]) -> Result<Vec<Entry>> {
-        let dir = self.dir_at(path)?;
-        Ok(self
-            .list(&dir, path)?
-            .iter()
-            .map(|(n, e)| make_entry(join(path, n), e))
-            .collect())
+        guard("listing a directory", || {
+            let dir = self.dir_at(path)?;
+            Ok(self
+                .list(&dir, path)?
+                .iter()
+                .map(|(n, e)| make_entry(join(path, n), e))
+                .collect())
+        })
     }
 
     fn dir_at<'a>(&'a self, path: &[u8]) -> Result<FatDir<'a, D>> {
@@ -281,6 +288,10 @@ impl<D: BlockDevice> FatTree<D> {
 
     /// Copy the regular file at `path` to `out`; returns the bytes copied.
     pub fn copy_file(&self, path: &[u8], out: &mut dyn Write) -> Result<u64> {
+        guard("copying a file", || self.copy_file_inner(path, out))
+    }
+
+    fn copy_file_inner(&self, path: &[u8], out: &mut dyn Write) -> Result<u64> {
         match self.find(path)? {
             Some(e) if e.is_file() => {
                 let mut c = FatContent {
@@ -338,6 +349,12 @@ impl<D: BlockDevice> FatTree<D> {
 
 impl<D: BlockDevice> TreeSource for FatTree<D> {
     fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        guard("walking the tree", || self.walk_inner(root, visit))
+    }
+}
+
+impl<D: BlockDevice> FatTree<D> {
+    fn walk_inner(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         match self.find(root)? {
             None => {
                 visit(&root_entry(root), None)?;
@@ -454,7 +471,7 @@ fn make_entry<D: BlockDevice>(path: Vec<u8>, e: &FatEntry<'_, D>) -> Entry {
 
 /// A FAT date and time (read as UTC) as seconds since the epoch. Month and day 0 (never
 /// set) count as 1.
-fn datetime(d: fatfs::Date, t: fatfs::Time) -> Timestamp {
+pub(crate) fn datetime(d: fatfs::Date, t: fatfs::Time) -> Timestamp {
     let days = days_from_civil(
         i64::from(d.year),
         i64::from(d.month.clamp(1, 12)),

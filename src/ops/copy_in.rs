@@ -1,0 +1,199 @@
+//! `subroot copy-in`: copy host files and directories into a directory of a partition's
+//! filesystem (like `virt-copy-in`). ext partitions are rebuilt with the `mkfs` engine from
+//! their own tree with the host trees grafted in (identity kept); FAT partitions are edited
+//! in a scratch copy ([`super::edit_fat`]). Either way the new partition is spliced into a
+//! new image, every other byte the input's.
+
+use super::edit_ext::{EditedTree, Graft};
+use super::mkfs::{output_path, rebuild_ext, splice_out, OutputOpts};
+use super::select::{select, Selected};
+use crate::cli::CopyInArgs;
+use crate::Ctx;
+use anyhow::{bail, Context, Result};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use subroot_formats::ext::writer::{ExtWalk, Identity};
+use subroot_formats::ext::{ExtTree, OpenOptions};
+use subroot_formats::hostdir::HostDir;
+use subroot_formats::tools::E2fsprogs;
+use subroot_formats::tree::{Kind, TreeSource};
+
+/// A path inside the filesystem as given on the command line (`/a/b`, `a/b/`) in tree form
+/// (`a/b`; the root is empty). `.`/`..` components are refused.
+pub fn fs_path(p: &str) -> Result<Vec<u8>> {
+    let comps: Vec<&str> = p.split('/').filter(|c| !c.is_empty()).collect();
+    if comps.iter().any(|c| *c == "." || *c == "..") {
+        bail!("`{p}`: `.` and `..` are not allowed in paths inside the image");
+    }
+    Ok(comps.join("/").into_bytes())
+}
+
+/// One LOCAL argument: the host tree to walk, the root inside it, and its name.
+struct Local {
+    host: HostDir,
+    root: Vec<u8>,
+    name: Vec<u8>,
+}
+
+fn local(p: &Path) -> Result<Local> {
+    let md = p
+        .symlink_metadata()
+        .with_context(|| format!("{}: cannot copy it in", p.display()))?;
+    let name = match p.file_name() {
+        Some(n) => n.to_os_string(),
+        None => std::fs::canonicalize(p)
+            .ok()
+            .and_then(|c| c.file_name().map(|n| n.to_os_string()))
+            .with_context(|| format!("{}: cannot tell its name", p.display()))?,
+    };
+    let name = name.as_bytes().to_vec();
+    if md.is_dir() {
+        let host = HostDir::open(p).with_context(|| format!("cannot open {}", p.display()))?;
+        return Ok(Local {
+            host,
+            root: Vec::new(),
+            name,
+        });
+    }
+    let parent = match p.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let host =
+        HostDir::open(&parent).with_context(|| format!("cannot open {}", parent.display()))?;
+    Ok(Local {
+        host,
+        root: name.clone(),
+        name,
+    })
+}
+
+fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// A failed lookup: "does not exist" (`missing`) when the path is not there, the error
+/// itself (a corrupt filesystem, an I/O error) otherwise.
+pub fn lookup_error(e: anyhow::Error, missing: String) -> anyhow::Error {
+    match e.downcast_ref::<subroot_formats::Error>() {
+        Some(subroot_formats::Error::InvalidArgument(_)) => e.context(missing),
+        _ => e.context("cannot look the path up"),
+    }
+}
+
+fn show(p: &[u8]) -> String {
+    format!("/{}", String::from_utf8_lossy(p))
+}
+
+pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
+    let Some((dest_arg, locals)) = args.paths.split_last() else {
+        bail!("give LOCAL... DEST");
+    };
+    let dest = fs_path(&dest_arg.to_string_lossy())?;
+    let out_path = output_path(&args.out.output, args.out.in_place, &args.image)?;
+    let locals = locals
+        .iter()
+        .map(|p| local(p))
+        .collect::<Result<Vec<_>>>()?;
+    let sel = select(&args.image, &args.part, ctx)?;
+    let out = OutputOpts {
+        path: out_path,
+        format: args.out.output_format,
+        qcow2: &args.out.qcow2,
+        force: args.out.force || args.out.in_place,
+    };
+    let check_dest = |kind: Result<Kind>| -> Result<()> {
+        match kind {
+            Err(e) => Err(lookup_error(
+                e,
+                format!("DEST {} does not exist in {}", show(&dest), sel.describe()),
+            )),
+            Ok(Kind::Dir) => Ok(()),
+            Ok(_) => bail!("DEST {} is not a directory", show(&dest)),
+        }
+    };
+    if sel.is_vfat() {
+        let tree = super::edit_fat::open_tree(&sel)?;
+        check_dest(tree.entry(&dest).map(|e| e.kind).map_err(Into::into))?;
+        drop(tree);
+        let items: Vec<(&dyn TreeSource, Vec<u8>, Vec<u8>)> = locals
+            .iter()
+            .map(|l| {
+                (
+                    &l.host as &dyn TreeSource,
+                    l.root.clone(),
+                    join(&dest, &l.name),
+                )
+            })
+            .collect();
+        ctx.note(format_args!(
+            "copying into {} of {}",
+            show(&dest),
+            sel.describe()
+        ));
+        let (scratch, st) = super::edit_fat::copy_in(&sel, &items, &out.path)?;
+        ctx.note(format_args!(
+            "copied {} files ({} bytes, {} replaced), made {} directories",
+            st.files, st.bytes, st.replaced, st.dirs
+        ));
+        return splice_out(&sel, &args.image, args.part.format, scratch.dev, &out, ctx);
+    }
+    let grafts = locals
+        .iter()
+        .map(|l| Graft {
+            tree: &l.host,
+            root: l.root.clone(),
+            dest: join(&dest, &l.name),
+        })
+        .collect();
+    edit_ext(
+        &sel,
+        args.out.mke2fs.as_deref(),
+        grafts,
+        Vec::new(),
+        &|tree| check_dest(tree.entry(&dest).map(|e| e.kind).map_err(Into::into)),
+        &args.image,
+        args.part.format,
+        &out,
+        ctx,
+    )
+}
+
+/// An ext partition read as a tree.
+pub type PartTree = ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevice>>;
+
+/// Rebuild `sel`'s ext filesystem with `grafts` added and `removed` taken away (after
+/// `check` has accepted the request), keeping its identity, and write the image.
+#[allow(clippy::too_many_arguments)]
+pub fn edit_ext(
+    sel: &Selected,
+    mke2fs: Option<&Path>,
+    grafts: Vec<Graft<'_>>,
+    removed: Vec<Vec<u8>>,
+    check: &dyn Fn(&PartTree) -> Result<()>,
+    image: &Path,
+    in_format: Option<crate::cli::ImageFormatArg>,
+    out: &OutputOpts,
+    ctx: &Ctx,
+) -> Result<()> {
+    if !sel.is_ext() {
+        bail!("{} is neither an ext nor a FAT filesystem", sel.describe());
+    }
+    let tree = ExtTree::open(sel.device.clone(), OpenOptions::default())
+        .with_context(|| format!("cannot read the filesystem of {}", sel.describe()))?;
+    check(&tree)?;
+    let tools = E2fsprogs::find(mke2fs)?;
+    let identity = Identity::like(tree.fs())?;
+    let base = ExtWalk(tree.fs());
+    let kind = |p: &[u8]| tree.entry(p).ok().map(|e| e.kind);
+    let edited = EditedTree::new(&base, grafts, removed, &kind)?;
+    ctx.note(format_args!("rebuilding {}", sel.describe()));
+    let built = rebuild_ext(&edited, sel.device.len(), &identity, &tools, ctx)
+        .context("cannot build the new filesystem")?;
+    splice_out(sel, image, in_format, built.open()?, out, ctx)
+}
