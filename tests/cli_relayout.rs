@@ -695,9 +695,19 @@ UUID=deadbeef-0000-4000-8000-000000000000 /boot ext4 defaults 0 2
 }
 
 #[test]
-fn esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused() {
-    let t = "esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused";
-    for tool in ["mke2fs", "cpio", "sfdisk", "mkfs.vfat", "mcopy", "mmd"] {
+fn esp_boot_entries_are_planned_and_edited() {
+    let t = "esp_boot_entries_are_planned_and_edited";
+    for tool in [
+        "mke2fs",
+        "cpio",
+        "sfdisk",
+        "mkfs.vfat",
+        "mcopy",
+        "mmd",
+        "mtype",
+        "fsck.fat",
+        "blkid",
+    ] {
         if !need(tool, t) {
             return;
         }
@@ -769,15 +779,49 @@ fn esp_boot_entries_are_planned_and_a_real_run_that_needs_them_is_refused() {
         text.contains("esp     /loader/entries/demo.conf on partition 1"),
         "{text}"
     );
+    // The real run edits the entry on the ESP through the FAT writer: same volume id,
+    // `fsck.fat -n` clean, the stub untouched, the entry carrying subroot=r0.
     let out2 = d.path().join("out2.raw");
-    fails(
-        d.path(),
-        &["-q", "relayout", s(&img), "-o", s(&out2)],
-        3,
-        &[
-            "partition 1: /loader/entries/demo.conf",
-            "editing FAT filesystems is not supported yet",
-        ],
+    let report = ok(d.path(), &["relayout", s(&img), "-o", s(&out2)]);
+    assert!(report.is_empty() || !report.contains("error"), "{report}");
+    let esp_out = d.path().join("esp-out.v");
+    sh(&format!(
+        "dd if={o} of={e} bs=1M skip=1 count=32 status=none",
+        o = s(&out2),
+        e = s(&esp_out)
+    ));
+    let fsck = run("fsck.fat", &["-n", s(&esp_out)]);
+    assert!(fsck.status.success(), "{fsck:?}");
+    let id = |p: &Path| run_stdout("blkid", &["-p", "-o", "value", "-s", "UUID", s(p)]);
+    assert_eq!(id(&esp_out), id(&esp));
+    let mtype = |p: &str| {
+        let o = std::process::Command::new("mtype")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .args(["-i", s(&esp_out), p])
+            .output()
+            .expect("mtype");
+        assert!(o.status.success(), "{o:?}");
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let entry = mtype("::/loader/entries/demo.conf");
+    assert!(
+        entry.contains("options root=LABEL=root ro subroot=r0\n"),
+        "{entry}"
     );
-    assert!(!out2.exists());
+    assert!(
+        entry.starts_with("title Demo\nlinux /vmlinuz-6.1.0-t\n"),
+        "{entry}"
+    );
+    assert_eq!(
+        mtype("::/EFI/debian/grub.cfg"),
+        std::fs::read_to_string(files.join("grub.cfg")).expect("read")
+    );
+    // The root filesystem is relayouted as usual; no scratch files are left.
+    let listing = ok(d.path(), &["ls", s(&out2), "-p", "2", "/r0"]);
+    assert!(listing.lines().any(|l| l == "etc"), "{listing}");
+    let leftovers: Vec<String> = common::names(d.path())
+        .into_iter()
+        .filter(|n| n.contains("subroot-tmp") || n.contains("scratch"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
 }

@@ -2,12 +2,11 @@
 //! command lines that need `subroot=DIR`, and the edits they need, read through the FAT
 //! reader ([`FatTree`], read-only).
 //!
-//! The edits go into the plan (`esp_edits`), so `--dry-run` shows them; a real run that
-//! needs one is refused until a FAT writer exists. To wire one in: for each
-//! [`EspEdit`], write `content` over `edit.path` in the FAT filesystem of partition
-//! `start`/`size` (same identity; only that file changes), and splice the result into the
-//! disk like the rebuilt ext filesystems in `execute.rs`; then drop the refusal in
-//! `mod.rs` (`refuse_esp_edits`).
+//! The edits go into the plan (`esp_edits`), so `--dry-run` shows them. A real run
+//! applies them with [`apply`]: the ESP is copied into a scratch file beside the output,
+//! each file is overwritten in place through the FAT writer (same volume id, label and
+//! layout; the file keeps its times and attributes, as the edited files of the ext
+//! filesystems keep their metadata), and the scratch copy is spliced into the disk.
 //!
 //! Looked at (names compared case-insensitively, as FAT does): `EFI/*/grub.cfg`,
 //! `grub/grub.cfg`, `grub2/grub.cfg`, `boot/grub/grub.cfg` (GRUB), and
@@ -16,18 +15,20 @@
 
 use super::bootcfg::{self, ConfigKind};
 use super::plan::{Dev, Edit, PartitionPlan};
+use crate::ops::edit_fat::Scratch;
+use crate::output::AtomicOutput;
 use anyhow::{Context, Result};
-use subroot_formats::block::Slice;
-use subroot_formats::fat::FatTree;
-use subroot_formats::tree::{Entry, Kind};
+use std::path::Path;
+use std::sync::Arc;
+use subroot_formats::block::{BlockDevice, Slice, Splice};
+use subroot_formats::fat::{FatTree, FatVolume};
+use subroot_formats::tree::{BytesContent, Entry, Kind, TreeSource, Visitor};
 
 /// Configuration files larger than this are not boot configuration; not examined.
 const MAX_CONFIG: u64 = 4 << 20;
 
-/// One file on an ESP that needs editing (`start`, `size` and `content` are for the FAT
-/// writer still to come; see the module docs).
+/// One file on an ESP that needs editing.
 #[derive(Debug, Clone)]
-#[allow(dead_code)]
 pub struct EspEdit {
     /// What the plan shows (path on the ESP, partition, line changes).
     pub edit: Edit,
@@ -142,4 +143,65 @@ pub fn edit_esp_files(
         }
     }
     Ok(out)
+}
+
+/// One file as a tree: `entry` (its metadata) with `content`, at the tree's root.
+struct OneFile<'a> {
+    entry: Entry,
+    content: &'a [u8],
+}
+
+impl TreeSource for OneFile<'_> {
+    fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> subroot_formats::Result<()> {
+        let mut e = self.entry.clone();
+        e.path = Vec::new();
+        e.size = self.content.len() as u64;
+        let mut c = BytesContent::new(self.content.to_vec());
+        visit(&e, Some(&mut c))
+    }
+}
+
+/// Apply `edits` to `disk`: each ESP holding one is edited in a scratch copy beside
+/// `output` and spliced in. Returns the new disk and the scratch files (keep them alive
+/// until the output is written; they are removed when dropped).
+pub fn apply(
+    disk: Arc<dyn BlockDevice>,
+    edits: &[EspEdit],
+    output: &Path,
+) -> Result<(Arc<dyn BlockDevice>, Vec<AtomicOutput>)> {
+    let mut disk = disk;
+    let mut scratches = Vec::new();
+    let mut starts: Vec<(u64, u64)> = edits.iter().map(|e| (e.start, e.size)).collect();
+    starts.sort_unstable();
+    starts.dedup();
+    for (i, (start, size)) in starts.into_iter().enumerate() {
+        let part = Slice::new(disk.clone(), start, size)?;
+        let scratch_name = output.with_file_name(format!(
+            "{}.esp{i}",
+            output
+                .file_name()
+                .map_or_else(|| "out".into(), |n| n.to_string_lossy().into_owned())
+        ));
+        let Scratch { file, dev } = Scratch::copy_of(&part, &scratch_name)?;
+        let reader = FatTree::open(&dev)?;
+        let mut vol = FatVolume::open(&dev)?;
+        for e in edits.iter().filter(|e| e.start == start) {
+            let path = e.edit.path.trim_start_matches('/').as_bytes().to_vec();
+            let entry = reader
+                .entry(&path)
+                .with_context(|| format!("cannot read {} on the ESP", e.edit.path))?;
+            let one = OneFile {
+                entry,
+                content: &e.content,
+            };
+            vol.put_tree(&one, b"", &path)
+                .with_context(|| format!("cannot write {} on the ESP", e.edit.path))?;
+        }
+        vol.flush()?;
+        drop((vol, reader));
+        let dev: Arc<dyn BlockDevice> = Arc::new(dev);
+        disk = Arc::new(Splice::new(disk, start, dev)?);
+        scratches.push(file);
+    }
+    Ok((disk, scratches))
 }

@@ -28,6 +28,8 @@ pub struct Job<'a> {
     pub root: Option<(u64, u64)>,
     /// The separate `/boot` partition, rebuilt too.
     pub boot: Option<BootJob<'a>>,
+    /// Files to edit on FAT EFI system partitions.
+    pub esp_edits: &'a [super::esp::EspEdit],
     pub output: &'a Path,
     pub args: &'a RelayoutArgs,
     pub work: &'a Path,
@@ -118,6 +120,8 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         disk = Arc::new(subroot_formats::block::Splice::new(disk, b.start, fs)?);
         _boot_built = Some(built);
     }
+    // ESP boot configuration, edited in scratch copies (kept until the output is written).
+    let (disk, _esp_scratch) = super::esp::apply(disk, job.esp_edits, job.output)?;
     let spec = OutputSpec {
         path: job.output,
         format: job.args.output_format,
@@ -138,9 +142,12 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         }
         None => write_image(&new_fs, &spec, "writing")?,
     };
-    let boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
+    let mut boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
         format!("; /boot partition {} rebuilt", b.partition)
     });
+    if !job.esp_edits.is_empty() {
+        boot.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));
+    }
     Ok((
         format!(
             "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot})",

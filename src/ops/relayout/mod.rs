@@ -314,7 +314,6 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     let Some(output) = output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
     };
-    refuse_esp_edits(&esp_edits, &name)?;
     if !ctx.quiet && !args.json {
         eprint!("{}", plan.text());
     }
@@ -334,6 +333,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
                 }),
                 _ => None,
             },
+            esp_edits: &esp_edits,
             output: &output,
             args,
             work: work.path(),
@@ -345,33 +345,6 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     }
     ctx.note(format_args!("{report}"));
     Ok(Some(stats))
-}
-
-/// Refuse a real run that would need a file on a FAT ESP edited (no FAT writer yet); the
-/// plan (`--dry-run`) shows the edits.
-fn refuse_esp_edits(edits: &[esp::EspEdit], name: &str) -> Result<()> {
-    if let Some(first) = edits.first() {
-        let list: Vec<String> = edits
-            .iter()
-            .map(|e| {
-                format!(
-                    "partition {}: {}",
-                    e.edit.partition.unwrap_or(0),
-                    e.edit.path
-                )
-            })
-            .collect();
-        refuse!(
-            "{name}: boot configuration on a FAT EFI system partition needs subroot= ({}); \
-             editing FAT filesystems is not supported yet (--dry-run shows the edits; e.g. {} \
-             line {}: {})",
-            list.join(", "),
-            first.edit.path,
-            first.edit.changes.first().map_or(0, |c| c.line),
-            first.edit.changes.first().map_or("", |c| c.new.as_str())
-        );
-    }
-    Ok(())
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends the output quietly.
