@@ -29,6 +29,7 @@ impl Ctx {
 fn main() -> ExitCode {
     let cli = Cli::parse_from(cli::normalize_args(std::env::args_os()));
     output::install_signal_cleanup();
+    quiet_caught_panics();
     let ctx = Ctx {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
@@ -102,4 +103,16 @@ fn exit_code(e: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// Panics the FAT layer catches (the `fatfs` crate panics on some corrupt volumes) become
+/// clear errors; their default "panicked at" report would only confuse. Every other panic
+/// is reported as before.
+fn quiet_caught_panics() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if !subroot_formats::fat::panic_is_caught() {
+            default(info);
+        }
+    }));
 }

@@ -30,6 +30,18 @@ pub use write::{FatVolume, PutStats};
 use crate::{Error, Result};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+thread_local! {
+    /// How many [`guard`]s this thread is inside.
+    static GUARDED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// True while this thread runs library code whose panics are caught and turned into
+/// [`Error::Corrupt`]: a program's panic hook can stay quiet about those (the error says
+/// what happened), and report every other panic as the bug it is.
+pub fn panic_is_caught() -> bool {
+    GUARDED.with(|g| g.get() > 0)
+}
+
 /// Run `f` (which calls into `fatfs`), turning a panic inside it into [`Error::Corrupt`].
 ///
 /// Why: `fatfs` panics instead of returning an error on some corrupt volumes, and a
@@ -37,7 +49,10 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// half-updated after a panic; writers ([`FatVolume`]) refuse further work once one
 /// happened.
 pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    GUARDED.with(|g| g.set(g.get() + 1));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(g.get().saturating_sub(1)));
+    match r {
         Ok(r) => r,
         Err(p) => {
             let msg = p
@@ -49,5 +64,24 @@ pub(crate) fn guard<T>(what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
                 "fat: {what}: the filesystem is corrupt (the FAT library gave up: {msg})"
             )))
         }
+    }
+}
+
+#[cfg(test)]
+mod guard_tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_inside_becomes_corrupt_and_is_marked_caught() {
+        assert!(!panic_is_caught());
+        let r: Result<()> = guard("testing", || {
+            assert!(panic_is_caught());
+            panic!("boom")
+        });
+        match r {
+            Err(Error::Corrupt(m)) => assert!(m.contains("boom") && m.contains("testing"), "{m}"),
+            other => panic!("expected Corrupt, got {other:?}"),
+        }
+        assert!(!panic_is_caught());
     }
 }
