@@ -50,7 +50,7 @@ pub fn stage(
     stats: &mut StageStats,
 ) -> Result<Vec<Entry>> {
     let mut entries: Vec<Entry> = Vec::new();
-    let mut first_link: HashMap<u64, PathBuf> = HashMap::new();
+    let mut first_link: HashMap<u64, (PathBuf, usize)> = HashMap::new();
     let mut buf = vec![0u8; CHUNK];
     tree.walk(root, &mut |e, content| {
         let rel = relative(&e.path, root).to_vec();
@@ -83,13 +83,19 @@ pub fn stage(
             Error::io(format!("staging: cannot {what} {}", host.display()), err)
         };
         if let Some(id) = e.hardlink_id.filter(|_| e.kind != Kind::Dir) {
-            if let Some(first) = first_link.get(&id) {
+            if let Some((first, at)) = first_link.get(&id) {
                 fs::hard_link(first, &host).map_err(|err| io("hard-link", err))?;
+                // One inode, one set of metadata: the first name's. (A host directory's
+                // later names are seen after the first one's content was read, which may
+                // have moved the shared atime.)
+                if let Some(f) = entries.get(*at) {
+                    e.meta = f.meta.clone();
+                }
                 stats.entries += 1;
                 entries.push(e);
                 return Ok(());
             }
-            first_link.insert(id, host.clone());
+            first_link.insert(id, (host.clone(), entries.len()));
         }
         match e.kind {
             Kind::Dir => fs::create_dir(&host).map_err(|err| io("create directory", err))?,
