@@ -17,6 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
+// Not every test binary uses every helper.
+#[allow(unused_imports)]
 pub use tools::{need, run, run_stdout, s, which};
 
 /// The uid/gid the CLI runs as when the suite runs as root.
