@@ -10,7 +10,7 @@ use crate::size::human;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
-use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
+use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::table::{write_table, PartSpec, TableKind};
 use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
@@ -97,6 +97,7 @@ fn populate(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltF
         tools: &tools,
         temp_dir: None,
         progress: None,
+        populate: Populate::Auto,
     };
     match from {
         Some(f) => {

@@ -9,8 +9,8 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use subroot_formats::block::{BlockDevice, Splice};
-use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, ExtWalk, Identity};
-use subroot_formats::ext::ExtFs;
+use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, Identity, Populate};
+use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::image::ImageFormat;
 use subroot_formats::tools::E2fsprogs;
@@ -63,6 +63,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         tools,
         temp_dir: None,
         progress: Some(&progress),
+        populate: Populate::Auto,
     };
     let built = with_tree(&args.from, ctx, &mut |tree| {
         // Announced only once every refusal has had its chance (the source opened), so a
@@ -73,8 +74,15 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
     .context("cannot build the new filesystem")?;
     let r = built.report;
     ctx.note(format_args!(
-        "built the filesystem: {} entries, {} reconcile commands ({} xattrs, {} devices)",
-        r.stage.entries, r.reconcile.commands, r.reconcile.xattrs_set, r.reconcile.devices
+        "built the filesystem ({}): {} entries, {} reconcile commands ({} xattrs, {} devices)",
+        match r.populate {
+            Populate::Tar => "mke2fs -d from a tar stream",
+            _ => "mke2fs -d from a staging copy",
+        },
+        r.stage.entries,
+        r.reconcile.commands,
+        r.reconcile.xattrs_set,
+        r.reconcile.devices
     ));
     let fs_dev = built.open()?;
     let spliced = Splice::new(sel.disk.clone(), start, fs_dev)?;
@@ -120,5 +128,5 @@ pub fn with_tree<T>(
     }
     let fs = ExtFs::open(sel.device.clone())
         .with_context(|| format!("cannot read the filesystem of {from}"))?;
-    f(&ExtWalk(&fs))
+    f(&ExtTree::new(fs))
 }

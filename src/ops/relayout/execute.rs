@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
+use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
 use subroot_formats::tools::E2fsprogs;
@@ -146,6 +146,7 @@ fn rebuild(view: &RelayoutTree, job: &Job, ctx: &Ctx) -> Result<BuiltFs> {
         tools: &tools,
         temp_dir: Some(job.work),
         progress: Some(&note),
+        populate: Populate::Auto,
     };
     build(view, b"", &opts).context("cannot rebuild the root filesystem")
 }

@@ -1,0 +1,140 @@
+//! [`View`]: the tree as the populate step hands it to mke2fs, and the record of what was
+//! asked for.
+//!
+//! The view walks the caller's tree once, makes every path relative to the chosen root,
+//! checks it, keeps each entry (the intended tree reconcile and verify compare against)
+//! and passes on a *shaped* entry: what the populate path can carry, with everything it
+//! cannot left for reconcile to make right.
+//!
+//! * [`Shape::Staging`] (a host directory for `mke2fs -d DIR`, written as an ordinary
+//!   user): devices become empty regular files, owners/xattrs/times are not applied, and
+//!   permissions are widened so the owner can read every file and enter every directory.
+//! * [`Shape::Tar`] (a pax archive for `mke2fs -d -`): sockets (no tar type exists)
+//!   become empty regular files, and only the first name of a hard-linked non-regular
+//!   entry is archived (mke2fs would give each name of a device its own inode); reconcile
+//!   links the others.
+
+use super::staging::relative;
+use crate::tree::{check_relative_path, BytesContent, Entry, Kind, TreeSource, Visitor};
+use crate::{Error, Result};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// What the populate path can carry (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Staging,
+    Tar,
+}
+
+#[derive(Default)]
+struct State {
+    intended: Vec<Entry>,
+    first_links: HashSet<u64>,
+}
+
+/// The subtree `root` of a tree, relative paths, shaped for a populate path; a
+/// [`TreeSource`] whose `walk` ignores its `root` argument (the view has its own).
+pub struct View<'a> {
+    tree: &'a dyn TreeSource,
+    root: &'a [u8],
+    shape: Shape,
+    state: RefCell<State>,
+}
+
+impl<'a> View<'a> {
+    /// A view of `root` in `tree`.
+    pub fn new(tree: &'a dyn TreeSource, root: &'a [u8], shape: Shape) -> Self {
+        View {
+            tree,
+            root,
+            shape,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// The entries seen by the walk (paths relative to the root, in walk order), as the
+    /// tree gave them; an error when the walk saw nothing.
+    pub fn into_intended(self) -> Result<Vec<Entry>> {
+        let v = self.state.into_inner().intended;
+        if v.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the tree is empty (not even a root directory)".to_string(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Record `e` (relative path) and return what to pass on, if anything.
+    fn take(&self, e: &Entry) -> Result<Option<Entry>> {
+        let rel = relative(&e.path, self.root).to_vec();
+        check_relative_path(&rel).map_err(|why| {
+            Error::InvalidArgument(format!(
+                "tree entry {:?} {why}",
+                String::from_utf8_lossy(&e.path)
+            ))
+        })?;
+        let mut e = e.clone();
+        e.path = rel;
+        let mut st = self.state.borrow_mut();
+        if st.intended.is_empty() && (!e.path.is_empty() || e.kind != Kind::Dir) {
+            return Err(Error::InvalidArgument(format!(
+                "the tree's root must be a directory, found {:?} ({:?})",
+                String::from_utf8_lossy(&e.path),
+                e.kind
+            )));
+        }
+        if !st.intended.is_empty() && e.path.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the tree lists its root twice".to_string(),
+            ));
+        }
+        st.intended.push(e.clone());
+        let placeholder = |e: &mut Entry| {
+            e.kind = Kind::File;
+            e.size = 0;
+            e.rdev = (0, 0);
+            e.link_target = None;
+        };
+        match self.shape {
+            Shape::Staging => {
+                if matches!(e.kind, Kind::CharDevice | Kind::BlockDevice) {
+                    placeholder(&mut e);
+                }
+                let floor = if e.kind == Kind::Dir { 0o700 } else { 0o600 };
+                e.meta.perm = (e.meta.perm & 0o777) | floor;
+                e.meta.xattrs.clear();
+            }
+            Shape::Tar => {
+                if e.kind != Kind::File && e.kind != Kind::Dir {
+                    if let Some(id) = e.hardlink_id {
+                        if !st.first_links.insert(id) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                if e.kind == Kind::Socket {
+                    placeholder(&mut e);
+                }
+            }
+        }
+        Ok(Some(e))
+    }
+}
+
+impl TreeSource for View<'_> {
+    fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        self.tree
+            .walk(self.root, &mut |e, content| match self.take(e)? {
+                Some(shaped) if shaped.kind == Kind::File && e.kind == Kind::File => {
+                    visit(&shaped, content)
+                }
+                // A placeholder: an empty regular file.
+                Some(shaped) if shaped.kind == Kind::File => {
+                    visit(&shaped, Some(&mut BytesContent::new(Vec::new())))
+                }
+                Some(shaped) => visit(&shaped, None),
+                None => Ok(()),
+            })
+    }
+}
