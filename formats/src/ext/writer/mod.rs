@@ -248,3 +248,33 @@ fn mke2fs_command(
 fn remove_staging(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(tar_input: bool) -> E2fsprogs {
+        E2fsprogs {
+            mke2fs: PathBuf::from("/nonexistent/mke2fs"),
+            debugfs: PathBuf::from("/nonexistent/debugfs"),
+            e2fsck: PathBuf::from("/nonexistent/e2fsck"),
+            dumpe2fs: PathBuf::from("/nonexistent/dumpe2fs"),
+            version: (1, 47, 0),
+            tar_input,
+        }
+    }
+
+    #[test]
+    fn explicit_populate_paths() {
+        assert_eq!(
+            Populate::Staging.resolve(&tools(true)).unwrap(),
+            Populate::Staging
+        );
+        assert_eq!(Populate::Tar.resolve(&tools(true)).unwrap(), Populate::Tar);
+        let e = Populate::Tar
+            .resolve(&tools(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1.47.1") && e.contains("1.47.0"), "{e}");
+    }
+}

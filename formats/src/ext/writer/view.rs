@@ -138,3 +138,93 @@ impl TreeSource for View<'_> {
             })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Content, Metadata};
+
+    struct Fixed(Vec<Entry>);
+
+    impl TreeSource for Fixed {
+        fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+            for e in &self.0 {
+                let mut empty = BytesContent::new(Vec::new());
+                let c: Option<&mut dyn Content> = (e.kind == Kind::File).then_some(&mut empty);
+                visit(e, c)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn entry(path: &str, kind: Kind, link: Option<u64>) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            meta: Metadata {
+                perm: 0o4000,
+                xattrs: vec![(b"user.a".to_vec(), b"b".to_vec())],
+                ..Default::default()
+            },
+            size: 0,
+            rdev: (8, 1),
+            link_target: None,
+            hardlink_id: link,
+        }
+    }
+
+    fn shaped(tree: &Fixed, shape: Shape) -> (Vec<Entry>, Vec<Entry>) {
+        let view = View::new(tree, b"", shape);
+        let mut out = Vec::new();
+        view.walk(b"", &mut |e, c| {
+            assert_eq!(e.kind == Kind::File, c.is_some(), "{e:?}");
+            out.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        (view.into_intended().unwrap(), out)
+    }
+
+    #[test]
+    fn shapes() {
+        let tree = Fixed(vec![
+            entry("", Kind::Dir, None),
+            entry("dev", Kind::BlockDevice, Some(7)),
+            entry("dev2", Kind::BlockDevice, Some(7)),
+            entry("sock", Kind::Socket, None),
+        ]);
+        let (intended, staged) = shaped(&tree, Shape::Staging);
+        assert_eq!(intended, tree.0);
+        assert_eq!(staged.len(), 4);
+        assert_eq!(staged[0].meta.perm, 0o700);
+        assert_eq!((staged[1].kind, staged[1].rdev), (Kind::File, (0, 0)));
+        assert_eq!(staged[1].meta.perm, 0o600);
+        assert!(staged[1].meta.xattrs.is_empty());
+        assert_eq!(staged[3].kind, Kind::Socket);
+        let (intended, tar) = shaped(&tree, Shape::Tar);
+        assert_eq!(intended, tree.0);
+        // The second name of the device is left to reconcile; the socket is a placeholder.
+        let kinds: Vec<_> = tar.iter().map(|e| (e.path.clone(), e.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (b"".to_vec(), Kind::Dir),
+                (b"dev".to_vec(), Kind::BlockDevice),
+                (b"sock".to_vec(), Kind::File),
+            ]
+        );
+        assert_eq!(tar[0].meta, tree.0[0].meta);
+    }
+
+    #[test]
+    fn the_root_must_be_a_directory() {
+        let tree = Fixed(vec![entry("f", Kind::File, None)]);
+        let view = View::new(&tree, b"", Shape::Tar);
+        let e = view.walk(b"", &mut |_, _| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("root must be a directory"), "{e}");
+        let empty = Fixed(Vec::new());
+        let view = View::new(&empty, b"", Shape::Tar);
+        view.walk(b"", &mut |_, _| Ok(())).unwrap();
+        assert!(view.into_intended().is_err());
+    }
+}
