@@ -5,12 +5,15 @@
 # Idempotent; needs root. Prints the suite name it enabled.
 #
 #   bash testdata/backports.sh            # enable and `apt-get update`
+#   bash testdata/backports.sh --print    # only print the deb822 entries (no root, no changes)
 set -euo pipefail
-[[ $(id -u) == 0 ]] || { echo "backports.sh: needs root" >&2; exit 1; }
+print_only=false
+[[ ${1:-} == --print ]] && print_only=true
+$print_only || [[ $(id -u) == 0 ]] || { echo "backports.sh: needs root" >&2; exit 1; }
 . /etc/os-release
 suite=${VERSION_CODENAME:?no VERSION_CODENAME in /etc/os-release}
 out=/etc/apt/sources.list.d/subroot-backports.sources
-if [[ ! -f $out ]]; then
+if $print_only || [[ ! -f $out ]]; then
   entries=$(
     python3 - "$suite" <<'PY'
 import glob, re, sys
@@ -46,6 +49,10 @@ for path in ["/etc/apt/sources.list"] + glob.glob("/etc/apt/sources.list.d/*.lis
 PY
   )
   [[ -n $entries ]] || { echo "backports.sh: no apt source names the suite $suite" >&2; exit 1; }
+  if $print_only; then
+    printf '%s\n' "$entries"
+    exit 0
+  fi
   printf '%s\n' "$entries" > "$out"
 fi
 apt-get update -qq

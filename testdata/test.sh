@@ -46,6 +46,20 @@ if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v qemu-sys
   bash testdata/backports.sh
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t "$(. /etc/os-release; echo "$VERSION_CODENAME")-backports" qemu-system-x86 >/dev/null
 fi
+# The tar populate path (`mke2fs -d -`) needs e2fsprogs 1.47.1+; the release's backports
+# build is fetched beside the system's (testdata/e2fsprogs-backports.sh, cached) for the
+# tests that run it. Under CI=true failing to get it is an error.
+if [[ -z ${SUBROOT_TEST_MKE2FS_TAR:-} ]]; then
+  if tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh); then
+    export SUBROOT_TEST_MKE2FS_TAR=$tar_mke2fs
+    echo "==> tar populate path: $SUBROOT_TEST_MKE2FS_TAR"
+  elif [[ ${CI:-} == true ]]; then
+    echo "testdata/e2fsprogs-backports.sh failed: the tar populate path cannot be tested" >&2
+    exit 1
+  else
+    echo "!!! no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed): the tar populate-path tests will be SKIPPED" >&2
+  fi
+fi
 if ! command -v cargo >/dev/null; then
   echo "cargo is not installed: install a Rust toolchain (https://rustup.rs) first" >&2
   exit 1

@@ -431,3 +431,148 @@ chmod a+r "$2""#,
     );
     assert!(!w.path().join("bad.raw").exists());
 }
+
+#[path = "../formats/tests/rich/mod.rs"]
+mod rich;
+
+/// Every entry of the ext filesystem image `img` with its content (large files: their
+/// data/hole map) and user flags only, and the hard-link groups as paths.
+type Manifest = (
+    Vec<(subroot_formats::tree::Entry, Vec<u8>)>,
+    Vec<Vec<Vec<u8>>>,
+);
+
+fn manifest(img: &Path) -> Manifest {
+    use subroot_formats::block::RawFile;
+    use subroot_formats::ext::{ExtFs, ExtTree};
+    use subroot_formats::tree::TreeSource;
+    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
+    let mut out = Vec::new();
+    let mut groups: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
+    tree.walk(b"", &mut |e, c| {
+        let mut data = Vec::new();
+        if let Some(c) = c {
+            if e.size < MIB {
+                c.read_to_end(&mut data).unwrap();
+            } else {
+                data = format!("{:?}", c.extents().unwrap()).into_bytes();
+            }
+        }
+        let mut e = e.clone();
+        if let Some(id) = e.hardlink_id.take() {
+            groups.entry(id).or_default().push(e.path.clone());
+        }
+        e.meta.xattrs.sort();
+        if let Some(f) = e.meta.flags.as_mut() {
+            *f &= subroot_formats::ext::writer::USER_FLAGS;
+        }
+        out.push((e, data));
+        Ok(())
+    })
+    .unwrap();
+    let mut g: Vec<_> = groups.into_values().collect();
+    g.sort();
+    (out, g)
+}
+
+/// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`), or a loud skip (a
+/// failure under CI=true).
+fn tar_mke2fs(test: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let msg = format!(
+        "SKIPPED {test}: SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
+         bash testdata/e2fsprogs-backports.sh)"
+    );
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{msg} (CI=true requires it)");
+    }
+    eprintln!("{msg}");
+    if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{msg}");
+        }
+    }
+    None
+}
+
+/// `subroot mkfs` (unprivileged when the suite is root) rebuilds the rich ext4 image
+/// (owners 1234:5678, mode 4750, file capabilities, ACLs, a 3000-byte xattr, hard links,
+/// devices, a fifo, a socket, a sparse file, ns/pre-1970/post-2038 times, non-UTF-8
+/// names) from itself, on the populate path `populate`; the result passes `e2fsck -fn`
+/// and its manifest equals the source's.
+fn rich_rebuild(test: &str, populate: &str, mke2fs: Option<&Path>) {
+    if !rich::TOOLS.iter().all(|t| need(t, test)) || !tools_present(test) {
+        return;
+    }
+    if !is_root() {
+        eprintln!("SKIPPED {test}: building the rich tree needs root");
+        return;
+    }
+    let w = workdir();
+    let tree = w.path().join("tree");
+    rich::build_tree(&tree, true);
+    let img = w.path().join("rich.img");
+    rich::make_fs(&tree, &img, rich::Flavour::Ext4);
+    sh(r#"chmod a+r "$1""#, &[s(&img)]);
+    let mut args = vec![
+        "-v", "mkfs", "rich.img", "--from", "rich.img", "-o", "out.img",
+    ];
+    if let Some(m) = mke2fs {
+        args.extend(["--mke2fs", s(m)]);
+    }
+    let out = subroot()
+        .args(&args)
+        .current_dir(w.path())
+        .env_remove("CI")
+        .env("SUBROOT_POPULATE", populate)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "subroot {args:?}: {err}");
+    let said = if populate == "tar" {
+        "tar stream"
+    } else {
+        "staging copy"
+    };
+    assert!(err.contains(said), "populate path not reported: {err}");
+    let built = w.path().join("out.img");
+    run("e2fsck", &["-fn", s(&built)]);
+    let (a, ga) = manifest(&img);
+    let (b, gb) = manifest(&built);
+    assert_eq!(a.len(), b.len());
+    for (x, y) in a.iter().zip(&b) {
+        assert!(
+            x == y,
+            "entry {:?} differs:\n{:?}\n{:?}",
+            String::from_utf8_lossy(&x.0.path),
+            x.0,
+            y.0
+        );
+    }
+    assert_eq!(ga, gb);
+    let st = run_stdout("debugfs", &["-R", "stat /d/suid", s(&built)]);
+    assert!(st.contains("User:  1234   Group:  5678"), "{st}");
+    assert!(st.contains("Mode:  04750"), "{st}");
+    let cap = run_stdout("debugfs", &["-R", "ea_list /d/cap", s(&built)]);
+    assert!(cap.contains("security.capability"), "{cap}");
+}
+
+#[test]
+fn mkfs_rich_tree_staging() {
+    rich_rebuild("mkfs_rich_tree_staging", "staging", None);
+}
+
+#[test]
+fn mkfs_rich_tree_tar() {
+    let Some(m) = tar_mke2fs("mkfs_rich_tree_tar") else {
+        return;
+    };
+    rich_rebuild("mkfs_rich_tree_tar", "tar", Some(&m));
+}

@@ -103,7 +103,19 @@ pub struct E2fsprogs {
     pub dumpe2fs: PathBuf,
     /// mke2fs's version.
     pub version: Version,
+    /// True when this mke2fs builds a filesystem from a tar archive on stdin
+    /// (`mke2fs -d -`: 1.47.1 or newer built with libarchive, which it loads at run time):
+    /// probed once by [`E2fsprogs::find`] with a real archive.
+    pub tar_input: bool,
 }
+
+/// The first e2fsprogs whose `mke2fs -d` reads a tar archive.
+pub const MIN_TAR_INPUT: Version = (1, 47, 1);
+
+/// The locale mke2fs reads tar archives in: libarchive converts member names from UTF-8
+/// to the locale's charset and refuses non-ASCII names under `C`; with `C.UTF-8` names
+/// marked `hdrcharset=BINARY` pass through as bytes.
+pub const TAR_LOCALE: &str = "C.UTF-8";
 
 /// The oldest e2fsprogs the writer accepts (`mke2fs -d` with hard links, xattr copying
 /// control and `debugfs ea_set -f`).
@@ -158,12 +170,14 @@ impl E2fsprogs {
                 ),
             });
         }
+        let tar_input = version >= MIN_TAR_INPUT && probe_tar_input(&mke2fs);
         Ok(E2fsprogs {
             mke2fs,
             debugfs,
             e2fsck,
             dumpe2fs,
             version,
+            tar_input,
         })
     }
 
@@ -171,6 +185,59 @@ impl E2fsprogs {
     pub fn version_string(&self) -> String {
         format!("{}.{}.{}", self.version.0, self.version.1, self.version.2)
     }
+}
+
+/// True when `mke2fs -d -` builds a small image from a pax archive (a directory and a
+/// file with a non-UTF-8 name) on stdin, in [`TAR_LOCALE`].
+fn probe_tar_input(mke2fs: &Path) -> bool {
+    use crate::tree::{BytesContent, Entry, Kind, Metadata};
+    let Ok(dir) = tempfile::Builder::new().prefix("subroot-probe.").tempdir() else {
+        return false;
+    };
+    let image = dir.path().join("probe.img");
+    let sized = std::fs::File::create(&image).and_then(|f| f.set_len(4 << 20));
+    if sized.is_err() {
+        return false;
+    }
+    let entry = |path: &[u8], kind, perm, size| Entry {
+        path: path.to_vec(),
+        kind,
+        meta: Metadata {
+            perm,
+            ..Default::default()
+        },
+        size,
+        rdev: (0, 0),
+        link_target: None,
+        hardlink_id: None,
+    };
+    let mut w = crate::tar::TarWriter::new(Vec::new());
+    let root = entry(b"", Kind::Dir, 0o755, 0);
+    let file = entry(b"probe\xff", Kind::File, 0o644, 2);
+    let mut content = BytesContent::new(b"ok".to_vec());
+    let archive = w
+        .append(&root, b".", None)
+        .and_then(|()| w.append(&file, b"./probe\xff", Some(&mut content)))
+        .and_then(|()| w.finish());
+    let Ok((archive, _)) = archive else {
+        return false;
+    };
+    let conf = dir.path().join("mke2fs.conf");
+    if std::fs::write(&conf, crate::ext::writer::Identity::private_config()).is_err() {
+        return false;
+    }
+    let mut c = command(mke2fs);
+    c.env("LC_ALL", TAR_LOCALE)
+        .env("MKE2FS_CONFIG", &conf)
+        .args(["-F", "-q", "-t", "ext4", "-d", "-"])
+        .arg(&image);
+    run_with_input(
+        &mut c,
+        "mke2fs -d - (probe)",
+        &[0],
+        Some(&mut |w: &mut dyn Write| w.write_all(&archive)),
+    )
+    .is_ok()
 }
 
 /// Run `cmd` with stdin closed, capturing output; exit codes in `ok` count as success.
@@ -248,7 +315,7 @@ pub fn run_with_input(
 }
 
 /// The last lines of stderr (or stdout when stderr is empty), for an error message.
-fn tail(stderr: &[u8], stdout: &[u8]) -> String {
+pub(crate) fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     let text = if stderr.iter().all(u8::is_ascii_whitespace) {
         stdout
     } else {

@@ -1,7 +1,9 @@
 //! The ext writer against e2fsprogs: filesystems made by mke2fs (as root, with every
 //! fidelity probe) are rebuilt from their own tree with the same identity, and judged by
 //! `dumpe2fs -h` (identity fields), `e2fsck -fn`, `debugfs` (probes) and a full
-//! entry-by-entry comparison through the reader.
+//! entry-by-entry comparison through the reader. Every round trip runs on both populate
+//! paths: a staging directory (the system's mke2fs) and a tar archive on stdin (the
+//! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see testdata/e2fsprogs-backports.sh).
 
 mod common;
 
@@ -9,8 +11,8 @@ use common::{need, noise, run, run_stdout, s, sh};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::writer::{build, BuildOptions, ExtWalk, Identity};
-use subroot_formats::ext::ExtFs;
+use subroot_formats::ext::writer::{build, BuildOptions, Identity, Populate};
+use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::{Entry, Kind, TreeSource};
 
@@ -120,61 +122,109 @@ fn identity_lines(img: &Path) -> Vec<String> {
 type Manifest = (Vec<(Entry, Vec<u8>)>, Vec<Vec<Vec<u8>>>);
 
 fn manifest(img: &Path) -> Manifest {
-    let fs = ExtFs::open(RawFile::open(img).unwrap()).unwrap();
+    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
     let mut out = Vec::new();
     let mut groups: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
-    ExtWalk(&fs)
-        .walk(b"", &mut |e, c| {
-            let mut data = Vec::new();
-            if let Some(c) = c {
-                if e.size < (1 << 20) {
-                    c.read_to_end(&mut data).unwrap();
-                } else {
-                    // Large files: the data/hole map and the data extents' bytes.
-                    let ext = c.extents().unwrap();
-                    data = format!("{ext:?}").into_bytes();
-                }
+    tree.walk(b"", &mut |e, c| {
+        let mut data = Vec::new();
+        if let Some(c) = c {
+            if e.size < (1 << 20) {
+                c.read_to_end(&mut data).unwrap();
+            } else {
+                // Large files: the data/hole map and the data extents' bytes.
+                let ext = c.extents().unwrap();
+                data = format!("{ext:?}").into_bytes();
             }
-            let mut e = e.clone();
-            if let Some(id) = e.hardlink_id.take() {
-                groups.entry(id).or_default().push(e.path.clone());
-            }
-            e.meta.xattrs.sort();
-            if let Some(f) = e.meta.flags.as_mut() {
-                *f &= subroot_formats::ext::writer::USER_FLAGS;
-            }
-            out.push((e, data));
-            Ok(())
-        })
-        .unwrap();
+        }
+        let mut e = e.clone();
+        if let Some(id) = e.hardlink_id.take() {
+            groups.entry(id).or_default().push(e.path.clone());
+        }
+        e.meta.xattrs.sort();
+        if let Some(f) = e.meta.flags.as_mut() {
+            *f &= subroot_formats::ext::writer::USER_FLAGS;
+        }
+        out.push((e, data));
+        Ok(())
+    })
+    .unwrap();
     let mut g: Vec<_> = groups.into_values().collect();
     g.sort();
     (out, g)
 }
 
-fn round_trip(test: &str, mkfs_opts: &str, entries: usize) {
+/// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`), or a loud skip (a
+/// failure under CI=true).
+pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    let msg = format!(
+        "SKIPPED {test}: SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
+         bash testdata/e2fsprogs-backports.sh)"
+    );
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{msg} (CI=true requires it)");
+    }
+    eprintln!("{msg}");
+    if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+        {
+            let _ = writeln!(f, "{msg}");
+        }
+    }
+    None
+}
+
+/// The e2fsprogs for a populate path: the system's for staging, the tar-reading one for
+/// tar (checked to read tar); `None` to skip.
+fn tools_for(populate: Populate, test: &str) -> Option<E2fsprogs> {
+    if populate == Populate::Staging {
+        return Some(E2fsprogs::find(None).unwrap());
+    }
+    let path = tar_mke2fs(test)?;
+    let tools = E2fsprogs::find(Some(&path)).unwrap();
+    assert!(
+        tools.tar_input,
+        "{} ({}) does not read tar archives",
+        path.display(),
+        tools.version_string()
+    );
+    Some(tools)
+}
+
+fn round_trip(test: &str, mkfs_opts: &str, entries: usize, populate: Populate) {
     for t in ["mke2fs", "debugfs", "e2fsck", "dumpe2fs"] {
         if !need(t, test) {
             return;
         }
     }
+    let Some(tools) = tools_for(populate, test) else {
+        return;
+    };
     let dir = tempfile::tempdir().unwrap();
     let src = make_source(dir.path(), mkfs_opts, entries);
-    let tools = E2fsprogs::find(None).unwrap();
     let fs = ExtFs::open(RawFile::open(&src).unwrap()).unwrap();
     let identity = Identity::like(&fs).unwrap();
+    let size = fs.device().len();
     let built = build(
-        &ExtWalk(&fs),
+        &ExtTree::new(fs),
         b"",
         &BuildOptions {
-            size: fs.device().len(),
+            size,
             identity,
             tools: &tools,
             temp_dir: Some(dir.path()),
             progress: None,
+            populate,
         },
     )
     .unwrap();
+    assert_eq!(built.report.populate, populate);
     let out = built.path();
     // Judges: e2fsck, dumpe2fs identity, the full manifest, debugfs probes, sparseness.
     run("e2fsck", &["-fn", s(out)]);
@@ -210,8 +260,17 @@ fn round_trip(test: &str, mkfs_opts: &str, entries: usize) {
         dev.contains("Device major/minor number: 259:70000"),
         "{dev}"
     );
-    let ls = run_stdout("debugfs", &["-R", "ls -l /dev", s(out)]);
-    assert!(ls.contains("20600"), "{ls}");
+    // The device node's mode as debugfs lists it, equal to the source's (a char device).
+    let null_mode = |img: &Path| {
+        let ls = run_stdout("debugfs", &["-R", "ls -l /dev", s(img)]);
+        ls.lines()
+            .find(|l| l.trim_end().ends_with(" null"))
+            .and_then(|l| l.split_whitespace().nth(1).map(str::to_string))
+            .unwrap_or_else(|| panic!("no /dev/null in {ls}"))
+    };
+    let mode = null_mode(out);
+    assert!(mode.starts_with("20"), "{mode}");
+    assert_eq!(mode, null_mode(&src));
     let nfs = ExtFs::open(RawFile::open(out).unwrap()).unwrap();
     let ino = nfs.lookup(b"/sparse").unwrap();
     let blocks = nfs.inode(ino).unwrap().blocks_raw;
@@ -232,17 +291,58 @@ fn round_trip_ext4() {
         "round_trip_ext4",
         "-t ext4 -b 4096 -O ^orphan_file,^metadata_csum_seed",
         20_000,
+        Populate::Staging,
+    );
+}
+
+#[test]
+fn round_trip_ext4_tar() {
+    round_trip(
+        "round_trip_ext4_tar",
+        "-t ext4 -b 4096 -O ^orphan_file,^metadata_csum_seed",
+        20_000,
+        Populate::Tar,
     );
 }
 
 #[test]
 fn round_trip_ext3() {
-    round_trip("round_trip_ext3", "-t ext3 -b 4096", 20_000);
+    round_trip(
+        "round_trip_ext3",
+        "-t ext3 -b 4096",
+        20_000,
+        Populate::Staging,
+    );
+}
+
+#[test]
+fn round_trip_ext3_tar() {
+    round_trip(
+        "round_trip_ext3_tar",
+        "-t ext3 -b 4096",
+        20_000,
+        Populate::Tar,
+    );
 }
 
 #[test]
 fn round_trip_ext2() {
-    round_trip("round_trip_ext2", "-t ext2 -b 4096", 20_000);
+    round_trip(
+        "round_trip_ext2",
+        "-t ext2 -b 4096",
+        20_000,
+        Populate::Staging,
+    );
+}
+
+#[test]
+fn round_trip_ext2_tar() {
+    round_trip(
+        "round_trip_ext2_tar",
+        "-t ext2 -b 4096",
+        20_000,
+        Populate::Tar,
+    );
 }
 
 #[test]
@@ -251,6 +351,17 @@ fn round_trip_small_inodes_no_csum() {
         "round_trip_small_inodes_no_csum",
         "-t ext4 -I 128 -O ^metadata_csum,uninit_bg -b 1024",
         500,
+        Populate::Staging,
+    );
+}
+
+#[test]
+fn round_trip_small_inodes_no_csum_tar() {
+    round_trip(
+        "round_trip_small_inodes_no_csum_tar",
+        "-t ext4 -I 128 -O ^metadata_csum,uninit_bg -b 1024",
+        500,
+        Populate::Tar,
     );
 }
 
@@ -260,6 +371,17 @@ fn round_trip_csum_seed_and_bigalloc() {
         "round_trip_csum_seed_and_bigalloc",
         "-t ext4 -b 4096 -O metadata_csum_seed,bigalloc,^resize_inode -C 16384",
         500,
+        Populate::Staging,
+    );
+}
+
+#[test]
+fn round_trip_csum_seed_and_bigalloc_tar() {
+    round_trip(
+        "round_trip_csum_seed_and_bigalloc_tar",
+        "-t ext4 -b 4096 -O metadata_csum_seed,bigalloc,^resize_inode -C 16384",
+        500,
+        Populate::Tar,
     );
 }
 
@@ -294,15 +416,17 @@ fn debugfs_errors_are_fatal() {
     let tools = E2fsprogs::find(None).unwrap();
     let mut id = Identity::like(&fs).unwrap();
     id.features.retain(|f| f != "ext_attr");
+    let size = fs.device().len();
     let r = build(
-        &ExtWalk(&fs),
+        &ExtTree::new(fs),
         b"",
         &BuildOptions {
-            size: fs.device().len(),
+            size,
             identity: id,
             tools: &tools,
             temp_dir: Some(dir.path()),
             progress: None,
+            populate: Populate::Auto,
         },
     );
     let e = r.unwrap_err().to_string();

@@ -12,7 +12,7 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use subroot_formats::ext::writer::{ExtWalk, Identity};
+use subroot_formats::ext::writer::Identity;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::tools::E2fsprogs;
@@ -189,9 +189,8 @@ pub fn edit_ext(
     check(&tree)?;
     let tools = E2fsprogs::find(mke2fs)?;
     let identity = Identity::like(tree.fs())?;
-    let base = ExtWalk(tree.fs());
     let kind = |p: &[u8]| tree.entry(p).ok().map(|e| e.kind);
-    let edited = EditedTree::new(&base, grafts, removed, &kind)?;
+    let edited = EditedTree::new(&tree, grafts, removed, &kind)?;
     ctx.note(format_args!("rebuilding {}", sel.describe()));
     let built = rebuild_ext(&edited, sel.device.len(), &identity, &tools, ctx)
         .context("cannot build the new filesystem")?;

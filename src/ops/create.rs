@@ -11,7 +11,7 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
-use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
+use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::fat::{FatFormatOptions, FatType};
 use subroot_formats::table::{write_table, PartSpec, Partition, TableKind};
 use subroot_formats::tools::E2fsprogs;
@@ -154,6 +154,7 @@ fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<Bu
         tools: &tools,
         temp_dir: None,
         progress: None,
+        populate: Populate::Auto,
     };
     match from {
         Some(f) => {

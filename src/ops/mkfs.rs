@@ -12,8 +12,8 @@ use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use subroot_formats::block::RawFile;
 use subroot_formats::block::{BlockDevice, Splice};
-use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, BuiltFs, ExtWalk, Identity};
-use subroot_formats::ext::ExtFs;
+use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, BuiltFs, Identity, Populate};
+use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::fat::{FatFormatOptions, FatIdentity, FatTree};
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::image::ImageFormat;
@@ -151,12 +151,20 @@ pub fn rebuild_ext(
         tools,
         temp_dir: None,
         progress: Some(&progress),
+        populate: Populate::Auto,
     };
     let built = build(tree, b"", &opts)?;
     let r = built.report;
     ctx.note(format_args!(
-        "built the filesystem: {} entries, {} reconcile commands ({} xattrs, {} devices)",
-        r.stage.entries, r.reconcile.commands, r.reconcile.xattrs_set, r.reconcile.devices
+        "built the filesystem ({}): {} entries, {} reconcile commands ({} xattrs, {} devices)",
+        match r.populate {
+            Populate::Tar => "mke2fs -d from a tar stream",
+            _ => "mke2fs -d from a staging copy",
+        },
+        r.stage.entries,
+        r.reconcile.commands,
+        r.reconcile.xattrs_set,
+        r.reconcile.devices
     ));
     Ok(built)
 }
@@ -249,5 +257,5 @@ pub fn with_tree<T>(
     }
     let fs = ExtFs::open(sel.device.clone())
         .with_context(|| format!("cannot read the filesystem of {from}"))?;
-    f(&ExtWalk(&fs))
+    f(&ExtTree::new(fs))
 }

@@ -185,15 +185,21 @@ struct Level {
     ino: u32,
 }
 
-impl<D: BlockDevice> TreeSource for ExtTree<D> {
-    fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+impl<D: BlockDevice> ExtTree<D> {
+    /// Walk like [`TreeSource::walk`], handing each entry with its inode number instead
+    /// of a content reader (what a caller needs to address the inode afterwards).
+    pub fn walk_inodes(
+        &self,
+        root: &[u8],
+        f: &mut dyn FnMut(&Entry, u32) -> Result<()>,
+    ) -> Result<()> {
         let root_ino = if root.is_empty() {
             ROOT_INO
         } else {
             self.lookup(root)?
         };
         let top = self.make_entry(root.to_vec(), root_ino)?;
-        self.visit_one(&top, root_ino, visit)?;
+        f(&top, root_ino)?;
         if top.kind != Kind::Dir {
             return Ok(());
         }
@@ -214,7 +220,7 @@ impl<D: BlockDevice> TreeSource for ExtTree<D> {
             }
             path.extend_from_slice(&de.name);
             let entry = self.make_entry(path.clone(), de.ino)?;
-            self.visit_one(&entry, de.ino, visit)?;
+            f(&entry, de.ino)?;
             if entry.kind == Kind::Dir {
                 if stack.iter().any(|l| l.ino == de.ino) || de.ino == root_ino {
                     return Err(Error::corrupt(format!(
@@ -238,6 +244,12 @@ impl<D: BlockDevice> TreeSource for ExtTree<D> {
             }
         }
         Ok(())
+    }
+}
+
+impl<D: BlockDevice> TreeSource for ExtTree<D> {
+    fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        self.walk_inodes(root, &mut |e, ino| self.visit_one(e, ino, visit))
     }
 }
 

@@ -12,7 +12,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity};
+use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
 use subroot_formats::qcow2::WriteStats;
@@ -188,6 +188,7 @@ fn rebuild(
         tools: &tools,
         temp_dir: Some(work),
         progress: Some(&note),
+        populate: Populate::Auto,
     };
     build(view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

@@ -3,9 +3,11 @@
 //!
 //! [`build`] runs four steps in a private temporary directory (removed afterwards, also on
 //! error):
-//! 1. **populate** — the tree is staged into a host directory ([`staging`]) and
-//!    `mke2fs -d` builds the filesystem into an image file of exactly the requested size,
-//!    with the requested [`Identity`] and a private mke2fs.conf;
+//! 1. **populate** — `mke2fs -d` builds the filesystem into an image file of exactly the
+//!    requested size, with the requested [`Identity`] and a private mke2fs.conf, from
+//!    either a pax archive of the tree streamed into its stdin ([`tarfeed`], when the
+//!    mke2fs reads tar: [`E2fsprogs::tar_input`]) or a staging copy of the tree in a host
+//!    directory ([`staging`]); [`Populate`] chooses;
 //! 2. **reconcile** — the image is read back and every difference from the tree (owners,
 //!    modes, ns times, xattrs, flags, device nodes) is fixed by one debugfs script;
 //! 3. **index** — `e2fsck -fyD` indexes large directories;
@@ -16,14 +18,14 @@
 
 mod debugfs;
 mod identity;
-mod readback;
 mod reconcile;
 mod staging;
+mod tarfeed;
 mod verify;
+mod view;
 
 pub use debugfs::quote as debugfs_quote;
 pub use identity::{default_features, parse_uuid, uuid_string, Identity};
-pub use readback::{ExtContent, ExtWalk};
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
 
@@ -33,6 +35,54 @@ use crate::tools::{self, E2fsprogs};
 use crate::tree::TreeSource;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+use view::{Shape, View};
+
+/// How the filesystem is populated before reconcile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Populate {
+    /// The tar path when the mke2fs reads tar ([`E2fsprogs::tar_input`]), else staging;
+    /// the environment variable `SUBROOT_POPULATE=staging|tar` overrides the choice.
+    #[default]
+    Auto,
+    /// A staging copy in a host directory (`mke2fs -d DIR`).
+    Staging,
+    /// A pax archive on mke2fs's stdin (`mke2fs -d -`); an error when it cannot read one.
+    Tar,
+}
+
+impl Populate {
+    /// The path [`build`] takes with `tools` (resolving [`Populate::Auto`]).
+    pub fn resolve(self, tools: &E2fsprogs) -> Result<Populate> {
+        let chosen = match self {
+            Populate::Auto => match std::env::var("SUBROOT_POPULATE").as_deref() {
+                Ok("staging") => Populate::Staging,
+                Ok("tar") => Populate::Tar,
+                Ok("") | Ok("auto") | Err(_) => {
+                    if tools.tar_input {
+                        Populate::Tar
+                    } else {
+                        Populate::Staging
+                    }
+                }
+                Ok(other) => {
+                    return Err(Error::InvalidArgument(format!(
+                        "SUBROOT_POPULATE must be `staging`, `tar` or `auto`, not {other:?}"
+                    )))
+                }
+            },
+            p => p,
+        };
+        if chosen == Populate::Tar && !tools.tar_input {
+            return Err(Error::unsupported(format!(
+                "{} ({}) cannot build from a tar archive (`mke2fs -d -` needs e2fsprogs \
+                 1.47.1 or newer with libarchive; testdata/e2fsprogs-backports.sh fetches one)",
+                tools.mke2fs.display(),
+                tools.version_string()
+            )));
+        }
+        Ok(chosen)
+    }
+}
 
 /// How to build a filesystem.
 pub struct BuildOptions<'a> {
@@ -46,11 +96,16 @@ pub struct BuildOptions<'a> {
     pub temp_dir: Option<&'a Path>,
     /// Called with a short description as each step starts.
     pub progress: Option<&'a dyn Fn(&str)>,
+    /// How to populate the filesystem.
+    pub populate: Populate,
 }
 
 /// Totals of a build.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct BuildReport {
+    /// The populate path taken ([`Populate::Staging`] or [`Populate::Tar`]).
+    pub populate: Populate,
+    /// What the populate step wrote.
     pub stage: StageStats,
     pub reconcile: ReconcileStats,
 }
@@ -107,23 +162,38 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     }
     .map_err(|e| Error::io("cannot create a temporary directory", e))?;
     let work = dir.path().to_path_buf();
-    let staging_dir = work.join("staging");
     let image = work.join("fs.img");
-    let mut report = BuildReport::default();
-
-    note("staging the tree");
-    std::fs::create_dir(&staging_dir)
-        .map_err(|e| Error::io(format!("cannot create {}", staging_dir.display()), e))?;
-    let intended = staging::stage(tree, root, &staging_dir, &mut report.stage)?;
-
-    note("running mke2fs -d");
+    let mut report = BuildReport {
+        populate: opts.populate.resolve(opts.tools)?,
+        ..Default::default()
+    };
     let f = std::fs::File::create(&image)
         .map_err(|e| Error::io(format!("cannot create {}", image.display()), e))?;
     f.set_len(opts.size)
         .map_err(|e| Error::io(format!("cannot size {}", image.display()), e))?;
     drop(f);
-    run_mke2fs(opts, &work, Some(&staging_dir), &image)?;
-    remove_staging(&staging_dir);
+
+    let intended = if report.populate == Populate::Tar {
+        note("running mke2fs -d - (the tree as a tar archive on its stdin)");
+        let view = View::new(tree, root, Shape::Tar);
+        let mut c = mke2fs_command(opts, &work, "-".as_ref(), &image)?;
+        c.env("LC_ALL", tools::TAR_LOCALE);
+        tarfeed::populate(&view, &mut c, &mut report.stage)?;
+        view.into_intended()?
+    } else {
+        note("staging the tree");
+        let staging_dir = work.join("staging");
+        std::fs::create_dir(&staging_dir)
+            .map_err(|e| Error::io(format!("cannot create {}", staging_dir.display()), e))?;
+        let view = View::new(tree, root, Shape::Staging);
+        staging::stage(&view, &staging_dir, &mut report.stage)?;
+        let intended = view.into_intended()?;
+        note("running mke2fs -d");
+        let mut c = mke2fs_command(opts, &work, staging_dir.as_os_str(), &image)?;
+        tools::run(&mut c, "mke2fs", &[0])?;
+        remove_staging(&staging_dir);
+        intended
+    };
 
     note("reconciling ownership, modes, times, xattrs and devices");
     report.reconcile = reconcile::reconcile(opts.tools, &image, &intended, &opts.identity, &work)?;
@@ -152,8 +222,14 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     })
 }
 
-/// Run mke2fs with the identity's arguments and the private configuration.
-fn run_mke2fs(opts: &BuildOptions, work: &Path, src: Option<&Path>, image: &Path) -> Result<()> {
+/// The mke2fs command with the identity's arguments and the private configuration,
+/// populating from `src` (a directory, or `-` for a tar archive on stdin).
+fn mke2fs_command(
+    opts: &BuildOptions,
+    work: &Path,
+    src: &std::ffi::OsStr,
+    image: &Path,
+) -> Result<std::process::Command> {
     let conf = work.join("mke2fs.conf");
     std::fs::write(&conf, Identity::private_config())
         .map_err(|e| Error::io(format!("cannot write {}", conf.display()), e))?;
@@ -162,12 +238,8 @@ fn run_mke2fs(opts: &BuildOptions, work: &Path, src: Option<&Path>, image: &Path
         .env_remove("MKE2FS_SYNC")
         .env_remove("MKE2FS_DEVICE_SECTSIZE");
     c.args(opts.identity.mke2fs_args(opts.tools.version)?);
-    if let Some(d) = src {
-        c.arg("-d").arg(d);
-    }
-    c.arg(image);
-    tools::run(&mut c, "mke2fs", &[0])?;
-    Ok(())
+    c.arg("-d").arg(src).arg(image);
+    Ok(c)
 }
 
 /// Remove the staging copy (its directories may have been made read-only by nobody but
@@ -175,4 +247,34 @@ fn run_mke2fs(opts: &BuildOptions, work: &Path, src: Option<&Path>, image: &Path
 /// temporary directory, which is removed as a whole later).
 fn remove_staging(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tools(tar_input: bool) -> E2fsprogs {
+        E2fsprogs {
+            mke2fs: PathBuf::from("/nonexistent/mke2fs"),
+            debugfs: PathBuf::from("/nonexistent/debugfs"),
+            e2fsck: PathBuf::from("/nonexistent/e2fsck"),
+            dumpe2fs: PathBuf::from("/nonexistent/dumpe2fs"),
+            version: (1, 47, 0),
+            tar_input,
+        }
+    }
+
+    #[test]
+    fn explicit_populate_paths() {
+        assert_eq!(
+            Populate::Staging.resolve(&tools(true)).unwrap(),
+            Populate::Staging
+        );
+        assert_eq!(Populate::Tar.resolve(&tools(true)).unwrap(), Populate::Tar);
+        let e = Populate::Tar
+            .resolve(&tools(false))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("1.47.1") && e.contains("1.47.0"), "{e}");
+    }
 }

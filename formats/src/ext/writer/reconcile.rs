@@ -4,10 +4,9 @@
 //! identity fields mke2fs has no option for.
 
 use super::debugfs::{quote, value_file, Script};
-use super::readback;
 use super::Identity;
 use crate::block::RawFile;
-use crate::ext::{ExtFs, Inode};
+use crate::ext::{ExtFs, ExtTree, Inode};
 use crate::tools::E2fsprogs;
 use crate::tree::{Entry, Kind, Timestamp};
 use crate::{Error, Result};
@@ -56,10 +55,11 @@ impl Found {
 
 /// Every entry of the image at `image`, by path.
 pub fn read_built(image: &Path) -> Result<HashMap<Vec<u8>, Found>> {
-    let fs = ExtFs::open(RawFile::open(image)?)?;
+    let tree = ExtTree::new(ExtFs::open(RawFile::open(image)?)?);
     let mut map = HashMap::new();
-    readback::walk(&fs, 2, b"", &mut |e, inode| {
-        map.insert(e.path.clone(), Found::new(e, inode));
+    tree.walk_inodes(b"", &mut |e, ino| {
+        let inode = tree.fs().inode(ino)?;
+        map.insert(e.path.clone(), Found::new(e, &inode));
         Ok(())
     })?;
     Ok(map)
@@ -136,17 +136,50 @@ pub fn reconcile(
         s.cmd(c);
     }
     let mut done: HashSet<u32> = HashSet::new();
+    // Hard-link groups: the inode each id was built as, and the names each inode has.
+    let mut group: HashMap<u64, u32> = HashMap::new();
+    let mut names: HashMap<u32, u16> = HashMap::new();
     let mut nvalue = 0usize;
     let valdir = workdir.join("xattr-values");
     std::fs::create_dir_all(&valdir)
         .map_err(|e| Error::io(format!("cannot create {}", valdir.display()), e))?;
     for want in intended {
         let show = || String::from_utf8_lossy(&want.path).into_owned();
-        let f = found
-            .get(&want.path)
-            .ok_or_else(|| Error::corrupt(format!("mke2fs -d did not create {:?}", show())))?;
+        let linked_to = want
+            .hardlink_id
+            .filter(|_| want.kind != Kind::Dir)
+            .and_then(|id| group.get(&id).copied());
+        let Some(f) = found.get(&want.path) else {
+            // A later name of a hard-link group the populate step left out (tar input
+            // makes a separate inode for each name of a device, so only the first goes
+            // in): link it to the group's inode.
+            let (Some(gino), Some(parent)) = (linked_to, found.get(want.parent())) else {
+                return Err(Error::corrupt(format!(
+                    "mke2fs -d did not create {:?}",
+                    show()
+                )));
+            };
+            s.cmd(format!("cd <{}>", parent.ino));
+            let mut l = format!("ln <{gino}> ").into_bytes();
+            l.extend(quote(want.name())?);
+            s.raw(&l);
+            *names.entry(gino).or_insert(0) += 1;
+            continue;
+        };
         let ino = f.ino;
-        let device = matches!(want.kind, Kind::CharDevice | Kind::BlockDevice);
+        if want.kind != Kind::Dir {
+            if let Some(id) = want.hardlink_id {
+                group.entry(id).or_insert(ino);
+            }
+            *names.entry(ino).or_insert(0) += 1;
+        }
+        // Nodes an ordinary user cannot create (devices when staging a host directory,
+        // sockets in a tar archive) arrive as empty regular files: placeholders that are
+        // converted here.
+        let device = matches!(
+            want.kind,
+            Kind::CharDevice | Kind::BlockDevice | Kind::Socket | Kind::Fifo
+        ) && f.entry.kind == Kind::File;
         let expected_kind = if device { Kind::File } else { want.kind };
         if f.entry.kind != expected_kind {
             return Err(Error::corrupt(format!(
@@ -261,6 +294,15 @@ pub fn reconcile(
             }
         }
         set_time(&mut s, ino, "ctime", want.meta.ctime, extra)?;
+    }
+    // Link counts: debugfs `ln`/`unlink` leave them alone.
+    let nlinks: HashMap<u32, u16> = found.values().map(|f| (f.ino, f.nlink)).collect();
+    let mut counts: Vec<(u32, u16)> = names.into_iter().collect();
+    counts.sort_unstable();
+    for (ino, n) in counts {
+        if nlinks.get(&ino) != Some(&n) {
+            s.cmd(format!("sif <{ino}> links_count {n}"));
+        }
     }
     stats.commands = s.len();
     s.run(tools, image, workdir)?;

@@ -1,0 +1,248 @@
+//! [`View`]: the tree as the populate step hands it to mke2fs, and the record of what was
+//! asked for.
+//!
+//! The view walks the caller's tree once, makes every path relative to the chosen root,
+//! checks it, keeps each entry (the intended tree reconcile and verify compare against)
+//! and passes on a *shaped* entry: what the populate path can carry, with everything it
+//! cannot left for reconcile to make right.
+//!
+//! * [`Shape::Staging`] (a host directory for `mke2fs -d DIR`, written as an ordinary
+//!   user): devices become empty regular files, owners/xattrs/times are not applied, and
+//!   permissions are widened so the owner can read every file and enter every directory.
+//! * [`Shape::Tar`] (a pax archive for `mke2fs -d -`): sockets (no tar type exists)
+//!   become empty regular files, and only the first name of a hard-linked non-regular
+//!   entry is archived (mke2fs would give each name of a device its own inode); reconcile
+//!   links the others.
+
+use super::staging::relative;
+use crate::tree::{check_relative_path, BytesContent, Entry, Kind, TreeSource, Visitor};
+use crate::{Error, Result};
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
+
+/// What the populate path can carry (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    Staging,
+    Tar,
+}
+
+#[derive(Default)]
+struct State {
+    intended: Vec<Entry>,
+    first_links: HashSet<u64>,
+    /// Where in `intended` each hard-link group's first name is.
+    group_first: HashMap<u64, usize>,
+}
+
+/// The subtree `root` of a tree, relative paths, shaped for a populate path; a
+/// [`TreeSource`] whose `walk` ignores its `root` argument (the view has its own).
+pub struct View<'a> {
+    tree: &'a dyn TreeSource,
+    root: &'a [u8],
+    shape: Shape,
+    state: RefCell<State>,
+}
+
+impl<'a> View<'a> {
+    /// A view of `root` in `tree`.
+    pub fn new(tree: &'a dyn TreeSource, root: &'a [u8], shape: Shape) -> Self {
+        View {
+            tree,
+            root,
+            shape,
+            state: RefCell::new(State::default()),
+        }
+    }
+
+    /// The entries seen by the walk (paths relative to the root, in walk order), as the
+    /// tree gave them; an error when the walk saw nothing.
+    pub fn into_intended(self) -> Result<Vec<Entry>> {
+        let v = self.state.into_inner().intended;
+        if v.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the tree is empty (not even a root directory)".to_string(),
+            ));
+        }
+        Ok(v)
+    }
+
+    /// Record `e` (relative path) and return what to pass on, if anything.
+    fn take(&self, e: &Entry) -> Result<Option<Entry>> {
+        let rel = relative(&e.path, self.root).to_vec();
+        check_relative_path(&rel).map_err(|why| {
+            Error::InvalidArgument(format!(
+                "tree entry {:?} {why}",
+                String::from_utf8_lossy(&e.path)
+            ))
+        })?;
+        let mut e = e.clone();
+        e.path = rel;
+        let mut st = self.state.borrow_mut();
+        if st.intended.is_empty() && (!e.path.is_empty() || e.kind != Kind::Dir) {
+            return Err(Error::InvalidArgument(format!(
+                "the tree's root must be a directory, found {:?} ({:?})",
+                String::from_utf8_lossy(&e.path),
+                e.kind
+            )));
+        }
+        if !st.intended.is_empty() && e.path.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the tree lists its root twice".to_string(),
+            ));
+        }
+        if let Some(id) = e.hardlink_id.filter(|_| e.kind != Kind::Dir) {
+            let next = st.intended.len();
+            match st.group_first.get(&id).copied() {
+                // One inode, one set of metadata: the first name's. (A host directory's
+                // later names are stat'ed after the first one's content was read, which
+                // may have moved the shared atime.)
+                Some(at) => {
+                    if let Some(first) = st.intended.get(at) {
+                        e.meta = first.meta.clone();
+                    }
+                }
+                None => {
+                    st.group_first.insert(id, next);
+                }
+            }
+        }
+        st.intended.push(e.clone());
+        let placeholder = |e: &mut Entry| {
+            e.kind = Kind::File;
+            e.size = 0;
+            e.rdev = (0, 0);
+            e.link_target = None;
+        };
+        match self.shape {
+            Shape::Staging => {
+                if matches!(e.kind, Kind::CharDevice | Kind::BlockDevice) {
+                    placeholder(&mut e);
+                }
+                let floor = if e.kind == Kind::Dir { 0o700 } else { 0o600 };
+                e.meta.perm = (e.meta.perm & 0o777) | floor;
+                e.meta.xattrs.clear();
+            }
+            Shape::Tar => {
+                if e.kind != Kind::File && e.kind != Kind::Dir {
+                    if let Some(id) = e.hardlink_id {
+                        if !st.first_links.insert(id) {
+                            return Ok(None);
+                        }
+                    }
+                }
+                if e.kind == Kind::Socket {
+                    placeholder(&mut e);
+                }
+            }
+        }
+        Ok(Some(e))
+    }
+}
+
+impl TreeSource for View<'_> {
+    fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        self.tree
+            .walk(self.root, &mut |e, content| match self.take(e)? {
+                Some(shaped) if shaped.kind == Kind::File && e.kind == Kind::File => {
+                    visit(&shaped, content)
+                }
+                // A placeholder: an empty regular file.
+                Some(shaped) if shaped.kind == Kind::File => {
+                    visit(&shaped, Some(&mut BytesContent::new(Vec::new())))
+                }
+                Some(shaped) => visit(&shaped, None),
+                None => Ok(()),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Content, Metadata};
+
+    struct Fixed(Vec<Entry>);
+
+    impl TreeSource for Fixed {
+        fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+            for e in &self.0 {
+                let mut empty = BytesContent::new(Vec::new());
+                let c: Option<&mut dyn Content> = (e.kind == Kind::File).then_some(&mut empty);
+                visit(e, c)?;
+            }
+            Ok(())
+        }
+    }
+
+    fn entry(path: &str, kind: Kind, link: Option<u64>) -> Entry {
+        Entry {
+            path: path.as_bytes().to_vec(),
+            kind,
+            meta: Metadata {
+                perm: 0o4000,
+                xattrs: vec![(b"user.a".to_vec(), b"b".to_vec())],
+                ..Default::default()
+            },
+            size: 0,
+            rdev: (8, 1),
+            link_target: None,
+            hardlink_id: link,
+        }
+    }
+
+    fn shaped(tree: &Fixed, shape: Shape) -> (Vec<Entry>, Vec<Entry>) {
+        let view = View::new(tree, b"", shape);
+        let mut out = Vec::new();
+        view.walk(b"", &mut |e, c| {
+            assert_eq!(e.kind == Kind::File, c.is_some(), "{e:?}");
+            out.push(e.clone());
+            Ok(())
+        })
+        .unwrap();
+        (view.into_intended().unwrap(), out)
+    }
+
+    #[test]
+    fn shapes() {
+        let tree = Fixed(vec![
+            entry("", Kind::Dir, None),
+            entry("dev", Kind::BlockDevice, Some(7)),
+            entry("dev2", Kind::BlockDevice, Some(7)),
+            entry("sock", Kind::Socket, None),
+        ]);
+        let (intended, staged) = shaped(&tree, Shape::Staging);
+        assert_eq!(intended, tree.0);
+        assert_eq!(staged.len(), 4);
+        assert_eq!(staged[0].meta.perm, 0o700);
+        assert_eq!((staged[1].kind, staged[1].rdev), (Kind::File, (0, 0)));
+        assert_eq!(staged[1].meta.perm, 0o600);
+        assert!(staged[1].meta.xattrs.is_empty());
+        assert_eq!(staged[3].kind, Kind::Socket);
+        let (intended, tar) = shaped(&tree, Shape::Tar);
+        assert_eq!(intended, tree.0);
+        // The second name of the device is left to reconcile; the socket is a placeholder.
+        let kinds: Vec<_> = tar.iter().map(|e| (e.path.clone(), e.kind)).collect();
+        assert_eq!(
+            kinds,
+            vec![
+                (b"".to_vec(), Kind::Dir),
+                (b"dev".to_vec(), Kind::BlockDevice),
+                (b"sock".to_vec(), Kind::File),
+            ]
+        );
+        assert_eq!(tar[0].meta, tree.0[0].meta);
+    }
+
+    #[test]
+    fn the_root_must_be_a_directory() {
+        let tree = Fixed(vec![entry("f", Kind::File, None)]);
+        let view = View::new(&tree, b"", Shape::Tar);
+        let e = view.walk(b"", &mut |_, _| Ok(())).unwrap_err();
+        assert!(e.to_string().contains("root must be a directory"), "{e}");
+        let empty = Fixed(Vec::new());
+        let view = View::new(&empty, b"", Shape::Tar);
+        view.walk(b"", &mut |_, _| Ok(())).unwrap();
+        assert!(view.into_intended().is_err());
+    }
+}
