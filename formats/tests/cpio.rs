@@ -10,7 +10,7 @@ mod common;
 use common::{need, noise, run, s, sh};
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -19,7 +19,7 @@ use subroot_formats::block::{MemoryDevice, RawFile};
 use subroot_formats::cpio::newc::S_IFLNK;
 use subroot_formats::cpio::{
     group_hardlinks, list_segments, visit_entries, Compression, CompressionSpec, CpioHeader,
-    CpioReader, Format, SegmentWriter, XzCheck,
+    CpioReader, Encoder, Format, SegmentWriter, XzCheck,
 };
 use subroot_formats::Error;
 
@@ -923,4 +923,69 @@ fn writer_rejects_inconsistent_entries() {
     assert_eq!(r.read_data(16).unwrap(), b"xyz");
     assert!(r.next_entry().unwrap().is_none());
     assert_eq!(r.consumed(), bytes.len() as u64);
+}
+
+/// The first `want` bytes of a GNU cpio archive (`find | cpio -o`) of real binaries from
+/// /usr: initrd-like content for the compressors.
+fn real_cpio(dir: &Path, want: u64) -> PathBuf {
+    let out = dir.join("real.cpio");
+    sh(
+        "find /usr/bin /usr/lib -maxdepth 2 -type f 2>/dev/null | LC_ALL=C sort | \
+         cpio -o -H newc --quiet 2>/dev/null | head -c \"$2\" > \"$1\"",
+        &[s(&out), &want.to_string()],
+    );
+    out
+}
+
+#[test]
+fn encoders_are_independent_of_worker_count_and_bounded() {
+    if !need_all(
+        &[Compression::Zstd, Compression::Xz],
+        "encoders_are_independent_of_worker_count_and_bounded",
+    ) || !need(
+        "cpio",
+        "encoders_are_independent_of_worker_count_and_bounded",
+    ) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    // Over two zstd jobs (4 MiB each), so several workers really split the input.
+    let input = real_cpio(dir.path(), 9 << 20);
+    let data = std::fs::read(&input).unwrap();
+    assert!(data.len() > 8 << 20, "only {} bytes of input", data.len());
+    let encode = |c: Compression, level: u32, cpus: usize| -> Vec<u8> {
+        let mut e = Encoder::with_cpus(Vec::new(), c, Some(level), Some(cpus)).unwrap();
+        e.write_all(&data).unwrap();
+        e.finish().unwrap()
+    };
+    for (c, level) in [
+        (Compression::Zstd, 3),
+        (Compression::Zstd, 19),
+        (Compression::Xz, 9),
+    ] {
+        let one = encode(c, level, 1);
+        for cpus in [2, 4] {
+            assert!(
+                encode(c, level, cpus) == one,
+                "{c}:{level} output differs between 1 and {cpus} worker(s)"
+            );
+        }
+        let p = dir.path().join(format!("out-{c}-{level}"));
+        std::fs::write(&p, &one).unwrap();
+        assert!(
+            tool_decompress(c, &p) == data,
+            "{c}:{level}: the reference tool disagrees"
+        );
+        // The window / dictionary the decoder (and the kernel) must allocate is capped.
+        let info = match c {
+            Compression::Zstd => sh("zstd -lv \"$1\" 2>&1", &[s(&p)]),
+            _ => sh("xz -lvv \"$1\" 2>&1", &[s(&p)]),
+        };
+        let info = String::from_utf8_lossy(&info);
+        let ok = match c {
+            Compression::Zstd => info.contains("Window Size: 4.00 MiB") || level < 9,
+            _ => info.contains("dict=4MiB"),
+        };
+        assert!(ok, "{c}:{level}: window/dictionary not capped:\n{info}");
+    }
 }

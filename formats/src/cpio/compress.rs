@@ -4,6 +4,7 @@
 //! Decoders read through a [`PeekReader`], so after a stream ends the reader's consumed
 //! count is the stream's exact length and the next segment's bytes are still unread.
 
+use super::encparams::{zstd_params, XZ_MAX_DICT};
 use super::lz4legacy::{Lz4LegacyDecoder, Lz4LegacyEncoder};
 use super::peek::PeekReader;
 use super::xz::{LzmaDecoder, LzmaKind, XzCheck};
@@ -11,6 +12,7 @@ use crate::{Error, Result};
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::str::FromStr;
+use zstd::stream::raw::CParameter;
 
 /// A compression of an initrd segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -413,18 +415,36 @@ impl<W: Write> fmt::Debug for Encoder<W> {
     }
 }
 
-/// zstd worker threads: the machine's parallelism, capped (output does not depend on it).
-fn zstd_workers() -> u32 {
-    std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, 8) as u32
+/// The xz / lzma preset `level` with its dictionary capped at [`XZ_MAX_DICT`].
+fn lzma_options(
+    level: u32,
+) -> std::result::Result<liblzma::stream::LzmaOptions, liblzma::stream::Error> {
+    let mut opts = liblzma::stream::LzmaOptions::new_preset(level)?;
+    // Presets 0-2 use dictionaries of 256 KiB to 2 MiB, 3-4 use 4 MiB, 5-9 8 to 64 MiB.
+    if level >= 3 {
+        opts.dict_size(XZ_MAX_DICT);
+    }
+    Ok(opts)
 }
 
 impl<W: Write> Encoder<W> {
     /// A compressor writing to `out`, at `level` (or [`Compression::default_level`]).
     /// xz streams use a CRC32 check (the kind the kernel verifies); zstd streams carry a
-    /// content checksum.
+    /// content checksum. Memory stays within
+    /// [`ENCODER_MEMORY_BUDGET`](super::encparams::ENCODER_MEMORY_BUDGET) (see
+    /// [`super::encparams`]).
     pub fn new(out: W, compression: Compression, level: Option<u32>) -> Result<Self> {
+        Self::with_cpus(out, compression, level, None)
+    }
+
+    /// [`Encoder::new`] using at most `cpus` worker threads (`None`: the machine's
+    /// parallelism). The output is the same for any value.
+    pub fn with_cpus(
+        out: W,
+        compression: Compression,
+        level: Option<u32>,
+        cpus: Option<usize>,
+    ) -> Result<Self> {
         let level = level.unwrap_or(compression.default_level());
         check_level(compression, level)?;
         let lzma_err =
@@ -439,19 +459,33 @@ impl<W: Write> Encoder<W> {
             ),
             Compression::Zstd => {
                 let zerr = |e| Error::io("initialising zstd", e);
+                let p = zstd_params(level, cpus);
                 let mut enc = zstd::stream::write::Encoder::new(out, level as i32).map_err(zerr)?;
                 enc.include_checksum(true).map_err(zerr)?;
-                enc.multithread(zstd_workers()).map_err(zerr)?;
+                enc.multithread(p.workers).map_err(zerr)?;
+                for param in [
+                    CParameter::WindowLog(p.window_log),
+                    CParameter::ChainLog(p.chain_log),
+                    CParameter::HashLog(p.hash_log),
+                    CParameter::JobSize(p.job_size),
+                ] {
+                    enc.set_parameter(param).map_err(zerr)?;
+                }
                 EncKind::Zstd(enc)
             }
             Compression::Xz => {
-                let s =
-                    liblzma::stream::Stream::new_easy_encoder(level, liblzma::stream::Check::Crc32)
-                        .map_err(lzma_err)?;
+                let opts = lzma_options(level).map_err(lzma_err)?;
+                let mut filters = liblzma::stream::Filters::new();
+                filters.lzma2(&opts);
+                let s = liblzma::stream::Stream::new_stream_encoder(
+                    &filters,
+                    liblzma::stream::Check::Crc32,
+                )
+                .map_err(lzma_err)?;
                 EncKind::Xz(liblzma::write::XzEncoder::new_stream(out, s))
             }
             Compression::Lzma => {
-                let opts = liblzma::stream::LzmaOptions::new_preset(level).map_err(lzma_err)?;
+                let opts = lzma_options(level).map_err(lzma_err)?;
                 let s = liblzma::stream::Stream::new_lzma_encoder(&opts).map_err(lzma_err)?;
                 EncKind::Xz(liblzma::write::XzEncoder::new_stream(out, s))
             }

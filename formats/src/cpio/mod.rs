@@ -4,11 +4,13 @@
 //! - [`newc`]: streaming reader and writer of `070701`/`070702` archives.
 //! - [`hardlinks`]: grouping of hard-linked entries.
 //! - [`compress`]: detection, decoders and encoders (gzip, zstd, xz, lzma, lz4 legacy, bzip2).
+//! - [`encparams`]: memory-bounded, thread-count-independent compressor settings.
 //! - [`segments`]: the segment walker over a [`crate::block::BlockDevice`].
 //! - [`rebuild`]: writing a (compressed) segment reproducibly.
 //! - [`tree`]: an initrd's entries as a [`crate::tree::TreeSource`].
 
 pub mod compress;
+pub mod encparams;
 pub mod hardlinks;
 pub mod lz4legacy;
 pub mod newc;
