@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod block;
+pub mod calendar;
 pub mod convert;
 pub mod cpio;
 pub mod error;

@@ -6,6 +6,7 @@ use crate::ops::fstree::{open, shown, tree_path};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;
+use subroot_formats::calendar::civil_from_days;
 use subroot_formats::manifest::{escape, kind_name, time};
 use subroot_formats::tree::{Entry, Kind};
 
@@ -123,21 +124,6 @@ pub fn date(sec: i64) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// (year, month 1-12, day 1-31) of a day count since 1970-01-01 (Howard Hinnant's
-/// algorithm); shared with `initrd ls`.
-pub fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z - era * 146097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 #[cfg(test)]

@@ -20,6 +20,7 @@
 
 use super::guard;
 use crate::block::{BlockDevice, Extent, ExtentKind};
+pub use crate::calendar::days_from_civil;
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 use crate::{Error, Result};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -482,17 +483,6 @@ pub(crate) fn datetime(d: fatfs::Date, t: fatfs::Time) -> Timestamp {
         sec: days * 86400 + secs,
         nsec: u32::from(t.millis) * 1_000_000,
     }
-}
-
-/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
 }
 
 #[cfg(test)]

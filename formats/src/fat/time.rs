@@ -4,7 +4,8 @@
 //! representable one. Write times have 2-second resolution (rounded down, as Linux and
 //! mtools do), creation times 10 ms, access times a whole day.
 
-use super::read::{datetime, days_from_civil};
+use super::read::datetime;
+use crate::calendar::{civil_from_days, days_from_civil};
 use crate::tree::Timestamp;
 
 /// 1980-01-01 00:00:00 UTC.
@@ -13,20 +14,6 @@ const MIN_SEC: i64 = 315_532_800;
 /// Seconds of 2107-12-31 23:59:59 UTC.
 fn max_sec() -> i64 {
     days_from_civil(2107, 12, 31) * 86400 + 86399
-}
-
-/// (year, month, day) of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
 /// A timestamp as a FAT date and time (UTC), clamped to FAT's range; milliseconds kept

@@ -3,11 +3,11 @@
 
 use super::open_input;
 use crate::cli::LsArgs;
-use crate::ops::ls::civil_from_days;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::{Read, Write};
+use subroot_formats::calendar::civil_from_days;
 use subroot_formats::cpio::newc::{S_IFLNK, S_IFMT};
 use subroot_formats::cpio::visit_entries;
 use subroot_formats::tree::Kind;
