@@ -4,12 +4,10 @@
 use super::{BatchOp, JobCtx, JobStats};
 use crate::cli::{BatchConvertArgs, ImageFormatArg, Qcow2OutArgs};
 use crate::ops::write::{write_image_with, OutputSpec};
-use anyhow::{Context, Result};
-use serde_json::json;
+use anyhow::Result;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use subroot_formats::block::{BlockDevice, Extent};
-use subroot_formats::qcow2::WriteOptions;
 
 /// `batch convert`: the output format and qcow2 options.
 pub struct ConvertOp {
@@ -37,13 +35,6 @@ impl ConvertOp {
             quiet: true,
         }
     }
-
-    fn ext(&self) -> &'static str {
-        match self.format {
-            ImageFormatArg::Raw => "raw",
-            ImageFormatArg::Qcow2 => "qcow2",
-        }
-    }
 }
 
 impl BatchOp for ConvertOp {
@@ -52,28 +43,11 @@ impl BatchOp for ConvertOp {
     }
 
     fn output_name(&self, input: &Path) -> Result<String> {
-        let stem = input
-            .file_stem()
-            .filter(|s| !s.is_empty())
-            .with_context(|| format!("{} does not name a file", input.display()))?;
-        Ok(format!("{}.{}", stem.to_string_lossy(), self.ext()))
+        super::output_name_for(input, self.format)
     }
 
     fn options_fingerprint(&self) -> serde_json::Value {
-        match self.format {
-            ImageFormatArg::Raw => json!({ "output_format": "raw" }),
-            ImageFormatArg::Qcow2 => json!({
-                "output_format": "qcow2",
-                "compress": self.qcow2.compress.map(|c| match c {
-                    crate::cli::CompressArg::Zlib => "zlib",
-                    crate::cli::CompressArg::Zstd => "zstd",
-                }),
-                "cluster_size": self
-                    .qcow2
-                    .cluster_size
-                    .unwrap_or(WriteOptions::default().cluster_size),
-            }),
-        }
+        super::format_fingerprint(self.format, &self.qcow2)
     }
 
     fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats> {

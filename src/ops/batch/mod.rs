@@ -18,9 +18,9 @@ mod runner;
 pub mod shard;
 mod sidecar;
 
-use crate::cli::{BatchArgs, BatchCommand};
+use crate::cli::{BatchArgs, BatchCommand, ImageFormatArg, Qcow2OutArgs};
 use crate::Ctx;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::ProgressBar;
 use std::path::Path;
 
@@ -35,6 +35,36 @@ pub trait BatchOp: Sync {
     fn options_fingerprint(&self) -> serde_json::Value;
     /// Produce `output` from `input`, atomically (the file appears only when complete).
     fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats>;
+}
+
+/// `input`'s file stem with the extension of `format`: `images/a.qcow2` → `a.raw`.
+pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<String> {
+    let stem = input
+        .file_stem()
+        .filter(|s| !s.is_empty())
+        .with_context(|| format!("{} does not name a file", input.display()))?;
+    let ext = match format {
+        ImageFormatArg::Raw => "raw",
+        ImageFormatArg::Qcow2 => "qcow2",
+    };
+    Ok(format!("{}.{ext}", stem.to_string_lossy()))
+}
+
+/// The output-format part of an options fingerprint, defaults spelled out.
+pub fn format_fingerprint(format: ImageFormatArg, qcow2: &Qcow2OutArgs) -> serde_json::Value {
+    match format {
+        ImageFormatArg::Raw => serde_json::json!({ "output_format": "raw" }),
+        ImageFormatArg::Qcow2 => serde_json::json!({
+            "output_format": "qcow2",
+            "compress": qcow2.compress.map(|c| match c {
+                crate::cli::CompressArg::Zlib => "zlib",
+                crate::cli::CompressArg::Zstd => "zstd",
+            }),
+            "cluster_size": qcow2
+                .cluster_size
+                .unwrap_or(subroot_formats::qcow2::WriteOptions::default().cluster_size),
+        }),
+    }
 }
 
 /// What a job gets from the runner.

@@ -13,7 +13,6 @@ use crate::Ctx;
 use anyhow::{Context, Result};
 use serde_json::json;
 use std::path::Path;
-use subroot_formats::qcow2::WriteOptions;
 
 /// `batch relayout`: the relayout options and the output format.
 pub struct RelayoutOp {
@@ -74,13 +73,6 @@ impl RelayoutOp {
             work_dir: work.map(Path::to_path_buf),
         }
     }
-
-    fn ext(&self) -> &'static str {
-        match self.format {
-            ImageFormatArg::Raw => "raw",
-            ImageFormatArg::Qcow2 => "qcow2",
-        }
-    }
 }
 
 impl BatchOp for RelayoutOp {
@@ -89,30 +81,13 @@ impl BatchOp for RelayoutOp {
     }
 
     fn output_name(&self, input: &Path) -> Result<String> {
-        let stem = input
-            .file_stem()
-            .filter(|s| !s.is_empty())
-            .with_context(|| format!("{} does not name a file", input.display()))?;
-        Ok(format!("{}.{}", stem.to_string_lossy(), self.ext()))
+        super::output_name_for(input, self.format)
     }
 
     fn options_fingerprint(&self) -> serde_json::Value {
         let shared: Vec<&String> = self.shared.iter().filter(|s| !s.is_empty()).collect();
         let moved = parse_move_list(self.move_list.as_deref()).ok().flatten();
-        let format = match self.format {
-            ImageFormatArg::Raw => json!({ "output_format": "raw" }),
-            ImageFormatArg::Qcow2 => json!({
-                "output_format": "qcow2",
-                "compress": self.qcow2.compress.map(|c| match c {
-                    crate::cli::CompressArg::Zlib => "zlib",
-                    crate::cli::CompressArg::Zstd => "zstd",
-                }),
-                "cluster_size": self
-                    .qcow2
-                    .cluster_size
-                    .unwrap_or(WriteOptions::default().cluster_size),
-            }),
-        };
+        let format = super::format_fingerprint(self.format, &self.qcow2);
         json!({
             "format": format,
             "partition": self.partition,
