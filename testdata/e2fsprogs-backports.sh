@@ -22,7 +22,10 @@ die() { echo "e2fsprogs-backports.sh: $*" >&2; exit 1; }
 works() {
   [[ -x $out/mke2fs ]] || return 1
   local v t
-  v=$("$out/mke2fs" -V 2>&1 | head -1) || return 1
+  # Not `| head -1`: with pipefail, mke2fs dying of SIGPIPE on its second line would make
+  # the probe fail at random.
+  v=$("$out/mke2fs" -V 2>&1) || return 1
+  v=${v%%$'\n'*}
   [[ $v =~ mke2fs\ 1\.([0-9]+)\.([0-9]+) ]] || return 1
   ((BASH_REMATCH[1] > 47 || (BASH_REMATCH[1] == 47 && BASH_REMATCH[2] >= 1))) || return 1
   t=$(mktemp -d)
