@@ -475,33 +475,6 @@ fn manifest(img: &Path) -> Manifest {
     (out, g)
 }
 
-/// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`), or a loud skip (a
-/// failure under CI=true).
-fn tar_mke2fs(test: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let msg = format!(
-        "SKIPPED {test}: SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
-         bash testdata/e2fsprogs-backports.sh)"
-    );
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("{msg} (CI=true requires it)");
-    }
-    eprintln!("{msg}");
-    if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            let _ = writeln!(f, "{msg}");
-        }
-    }
-    None
-}
-
 /// `subroot mkfs` (unprivileged when the suite is root) rebuilds the rich ext4 image
 /// (owners 1234:5678, mode 4750, file capabilities, ACLs, a 3000-byte xattr, hard links,
 /// devices, a fifo, a socket, a sparse file, ns/pre-1970/post-2038 times, non-UTF-8

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{need, noise, run, run_stdout, s, sh};
+use common::{need, noise, run, run_stdout, s, sh, tar_mke2fs};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, RawFile};
@@ -151,33 +151,6 @@ fn manifest(img: &Path) -> Manifest {
     let mut g: Vec<_> = groups.into_values().collect();
     g.sort();
     (out, g)
-}
-
-/// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`), or a loud skip (a
-/// failure under CI=true).
-pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
-        return Some(PathBuf::from(p));
-    }
-    let msg = format!(
-        "SKIPPED {test}: SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
-         bash testdata/e2fsprogs-backports.sh)"
-    );
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("{msg} (CI=true requires it)");
-    }
-    eprintln!("{msg}");
-    if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-        {
-            let _ = writeln!(f, "{msg}");
-        }
-    }
-    None
 }
 
 /// The e2fsprogs for a populate path: the system's for staging, the tar-reading one for

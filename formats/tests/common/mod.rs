@@ -15,9 +15,30 @@ pub fn need(tool: &str, test: &str) -> bool {
     if which(tool).is_some() {
         return true;
     }
-    let msg = format!("SKIPPED {test}: reference tool `{tool}` is not installed");
+    skip(test, &format!("reference tool `{tool}` is not installed"));
+    false
+}
+
+/// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`, set by
+/// `testdata/test.sh` from `testdata/e2fsprogs-backports.sh`), or a recorded skip.
+pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
+        return Some(PathBuf::from(p));
+    }
+    skip(
+        test,
+        "SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
+         bash testdata/e2fsprogs-backports.sh)",
+    );
+    None
+}
+
+/// Record that `test` is skipped because of `why`: a failure under `CI=true` (CI must
+/// have every judge), else a line on stderr and in `SUBROOT_SKIP_LOG`.
+pub fn skip(test: &str, why: &str) {
+    let msg = format!("SKIPPED {test}: {why}");
     if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("{msg} (CI=true requires every reference tool)");
+        panic!("{msg} (CI=true requires it)");
     }
     eprintln!("{msg}");
     if let Some(log) = std::env::var_os("SUBROOT_SKIP_LOG") {
@@ -29,7 +50,6 @@ pub fn need(tool: &str, test: &str) -> bool {
             let _ = writeln!(f, "{msg}");
         }
     }
-    false
 }
 
 /// Find `tool` on PATH or in the sbin directories (which are often not on a user's PATH).
