@@ -1,4 +1,4 @@
-//! Crafted bad ext, cpio and tar inputs, driven through the library because no CLI command
+//! Crafted bad ext, cpio and tar inputs (and fuzzer findings on FAT, from `tests/data/`), driven through the library because no CLI command
 //! reads ext trees or initrds yet (tar archives: GNU tar's pax sparse 1.0 and GNU formats,
 //! cut anywhere, with a damaged sparse map, real size or pax record length) (the qcow2, MBR/GPT and backing-chain cases go through
 //! the CLI in `tests/malformed.rs`). Inputs are real images made by `mke2fs -d` and
@@ -517,4 +517,31 @@ fn malformed_gnu_tar_archives_fail_cleanly() {
     let at = find(&pax, b" mtime=");
     let bad = patched(&pax, at - 2, b"99");
     expect_err("pax length", walk_tar(bad), &["pax record"]);
+}
+
+/// Fuzzer findings on the FAT reader, kept as regression inputs in `tests/data/`:
+/// each must end (quickly) in a clear `Corrupt` error, never a hang or a panic.
+#[test]
+fn fat_fuzz_findings_end_cleanly() {
+    use subroot_formats::fat::FatTree;
+    use subroot_formats::tree::TreeSource;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data");
+    // A subdirectory whose cluster chain loops through free slots: fatfs would read it
+    // forever without returning an entry (libFuzzer: timeout).
+    let img = std::fs::read(data.join("fat-timeout-1.bin")).expect("read the fuzz input");
+    let started = std::time::Instant::now();
+    let tree = FatTree::open(MemoryDevice::from_vec(img)).expect("the boot sector is fine");
+    let r = tree.walk(b"", &mut |_, c| {
+        if let Some(c) = c {
+            std::io::copy(c, &mut std::io::sink())
+                .map_err(|e| subroot_formats::Error::io("reading", e))?;
+        }
+        Ok(())
+    });
+    expect_err("looping FAT directory", r, &["EFI", "loops"]);
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "took {:?}",
+        started.elapsed()
+    );
 }

@@ -24,6 +24,8 @@ pub use crate::calendar::days_from_civil;
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 use crate::{Error, Result};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// Cached block size.
 const CBLOCK: u64 = 4096;
@@ -33,12 +35,21 @@ const SLOTS: usize = 256;
 const MAX_DEPTH: usize = 512;
 /// Entries per directory before giving up (FAT allows 65536 32-byte slots).
 const MAX_ENTRIES: usize = 65536;
+/// Bytes `fatfs` may read while listing one directory: its 2 MiB of slots at most, plus
+/// the FAT lookups between its clusters, with room to spare. A directory whose cluster
+/// chain loops through free slots would otherwise be read forever without one entry
+/// coming out (the per-entry limit above never triggers).
+const DIR_READ_BUDGET: u64 = 8 << 20;
+/// "No budget" (reading files: their length bounds them).
+const UNLIMITED: u64 = u64::MAX;
 
 /// `Read + Write + Seek` over a [`BlockDevice`] with a block cache; writes are refused.
 pub struct BufferedDevice<D: BlockDevice> {
     dev: D,
     pos: u64,
     slots: Vec<Option<(u64, Vec<u8>)>>,
+    /// Bytes reads may still return ([`UNLIMITED`] unless a directory is being listed).
+    budget: Arc<AtomicU64>,
 }
 
 impl<D: BlockDevice> BufferedDevice<D> {
@@ -48,6 +59,24 @@ impl<D: BlockDevice> BufferedDevice<D> {
             dev,
             pos: 0,
             slots: vec![None; SLOTS],
+            budget: Arc::new(AtomicU64::new(UNLIMITED)),
+        }
+    }
+
+    /// Charge `n` bytes to the read budget.
+    fn charge(&self, n: usize) -> io::Result<()> {
+        let left = self.budget.load(Ordering::Relaxed);
+        if left == UNLIMITED {
+            return Ok(());
+        }
+        match left.checked_sub(n as u64) {
+            Some(rest) => {
+                self.budget.store(rest, Ordering::Relaxed);
+                Ok(())
+            }
+            None => Err(io::Error::other(format!(
+                "a directory reads more than {DIR_READ_BUDGET} bytes (its cluster chain loops?)"
+            ))),
         }
     }
 
@@ -78,6 +107,7 @@ impl<D: BlockDevice> Read for BufferedDevice<D> {
             return Ok(0);
         }
         let n = (buf.len() as u64).min(len - self.pos) as usize;
+        self.charge(n)?;
         if n as u64 >= CBLOCK {
             self.dev.read_at(&mut buf[..n], self.pos).map_err(io_err)?;
             self.pos += n as u64;
@@ -128,6 +158,8 @@ type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<D>>;
 pub struct FatTree<D: BlockDevice> {
     fs: Fs<D>,
     len: u64,
+    /// The device's read budget (see [`DIR_READ_BUDGET`]).
+    budget: Arc<AtomicU64>,
 }
 
 impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
@@ -144,14 +176,16 @@ impl<D: BlockDevice> FatTree<D> {
     /// Open the FAT filesystem on `dev`.
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
+        let buffered = BufferedDevice::new(dev);
+        let budget = buffered.budget.clone();
         let fs = guard("opening the filesystem", || {
             fatfs::FileSystem::new(
-                BufferedDevice::new(dev),
+                buffered,
                 fatfs::FsOptions::new().update_accessed_date(false),
             )
             .map_err(|e| fat_err("cannot open the filesystem", e))
         })?;
-        Ok(FatTree { fs, len })
+        Ok(FatTree { fs, len, budget })
     }
 
     /// 12, 16 or 32.
@@ -176,6 +210,18 @@ impl<D: BlockDevice> FatTree<D> {
 
     /// The sorted (name, entry) pairs of `dir`.
     fn list<'a>(
+        &'a self,
+        dir: &FatDir<'a, D>,
+        path: &[u8],
+    ) -> Result<Vec<(Vec<u8>, FatEntry<'a, D>)>> {
+        self.budget.store(DIR_READ_BUDGET, Ordering::Relaxed);
+        let r = self.list_budgeted(dir, path);
+        self.budget.store(UNLIMITED, Ordering::Relaxed);
+        r
+    }
+
+    /// [`Self::list`] with the read budget armed.
+    fn list_budgeted<'a>(
         &'a self,
         dir: &FatDir<'a, D>,
         path: &[u8],
