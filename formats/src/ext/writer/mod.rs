@@ -16,7 +16,7 @@
 //!    requested one, and `e2fsck -fn` must be clean.
 //!
 //! Memory stays bounded whatever the tree's size: the populate step's walk records each
-//! entry in a spool file in the work directory ([`spool`], sorted on disk when the source
+//! entry in a spool file in the work directory (`spool.rs`, sorted on disk when the source
 //! is not already in the image's walk order), and reconcile and verify are each one
 //! merge-join pass of the image's walk against it. What grows is the depth of the tree
 //! and the number of hard-linked inodes (their groups are kept in maps).

@@ -37,8 +37,11 @@ impl<'a> Summing<'a> {
 
     /// Read (and hash) what the consumer left of the first `size` bytes, then the sum.
     pub fn finish(mut self, size: u64) -> Result<ContentSum> {
-        let mut buf = vec![0u8; 64 << 10];
+        let mut buf = Vec::new();
         while self.len < size {
+            if buf.is_empty() {
+                buf = vec![0u8; 64 << 10];
+            }
             let want = (size - self.len).min(buf.len() as u64) as usize;
             let n = self
                 .read(&mut buf[..want])
