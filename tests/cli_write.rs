@@ -549,3 +549,143 @@ fn mkfs_rich_tree_tar() {
     };
     rich_rebuild("mkfs_rich_tree_tar", "tar", Some(&m));
 }
+
+/// `mkfs --from x.tar` where the archive lists its members out of the image's walk order
+/// (`tar --no-recursion` with an explicit, shuffled list): deeper paths before their
+/// siblings, `a-b` before `a`, and hard links (a regular file, a fifo, a character
+/// device) whose first member sorts after a later name. The intended tree is sorted on
+/// disk before reconcile and verify; the result passes `e2fsck -fn` and its manifest is
+/// the archive's, on the populate path `populate`.
+fn out_of_order_tar(test: &str, populate: &str, mke2fs: Option<&Path>) {
+    if !is_root() {
+        eprintln!("SKIPPED {test}: needs root to make device nodes");
+        return;
+    }
+    if !tools_present(test) || !need("tar", test) || !need("python3", test) {
+        return;
+    }
+    let w = workdir();
+    disk(w.path());
+    sh(
+        r#"set -e; t="$1/t"; mkdir -p "$t/z/y" "$t/a" "$t/a-b" "$t/a/deep/er"
+printf one > "$t/z/y/f"; printf two > "$t/a/g"; printf three > "$t/a/deep/er/x"
+printf hard > "$t/z/h1"; ln "$t/z/h1" "$t/a/h0"
+mkfifo "$t/z/p"; ln "$t/z/p" "$t/a/p0"
+mknod "$t/z/c" c 1 3; ln "$t/z/c" "$t/a-b/c0"
+chown 1234:5678 "$t/z/y/f"; chmod 4750 "$t/z/y/f"
+truncate -s 3M "$t/z/sparse"; printf mid | dd of="$t/z/sparse" bs=1 seek=1000000 conv=notrunc status=none
+touch -d '2001-02-03 04:05:06.789 UTC' "$t/a/g"
+cd "$t"; tar --format=pax --numeric-owner --no-recursion -cf "$1/x.tar" \
+  . z z/y z/y/f z/h1 z/p z/c z/sparse a/deep/er/x a-b a a/deep a/deep/er a/g a/h0 a/p0 a-b/c0
+python3 - "$1/x.tar" <<'PY'
+# GNU tar archives every name of a fifo or device in full; add groups as link members
+# (what bsdtar writes), the first member sorting after its later names.
+import sys, tarfile
+with tarfile.open(sys.argv[1], "a", format=tarfile.PAX_FORMAT) as t:
+    for name, kind, link in [("z/q", tarfile.FIFOTYPE, ""), ("z/d", tarfile.CHRTYPE, ""),
+                             ("a/q0", tarfile.LNKTYPE, "z/q"), ("a-b/d0", tarfile.LNKTYPE, "z/d")]:
+        i = tarfile.TarInfo(name)
+        i.type, i.linkname, i.mode, i.mtime = kind, link, 0o640, 1234567890
+        i.devmajor, i.devminor = (1, 5) if name == "z/d" else (0, 0)
+        t.addfile(i)
+PY
+chmod a+r "$1/x.tar""#,
+        &[s(w.path())],
+    );
+    let listed = run_stdout("tar", &["-tf", s(&w.path().join("x.tar"))]);
+    assert!(
+        listed.find("z/y/f").unwrap() < listed.find("a-b").unwrap(),
+        "the archive is out of order:\n{listed}"
+    );
+    let mut args = vec![
+        "mkfs", "disk.raw", "-p", "1", "--from", "x.tar", "-o", "out.raw",
+    ];
+    if let Some(m) = mke2fs {
+        args.extend(["--mke2fs", s(m)]);
+    }
+    let out = subroot()
+        .args(&args)
+        .current_dir(w.path())
+        .env_remove("CI")
+        .env("SUBROOT_POPULATE", populate)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "subroot {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let b = w.path().join("b.img");
+    extract(&w.path().join("out.raw"), &b);
+    run("e2fsck", &["-fn", s(&b)]);
+    let got = ok(
+        w.path(),
+        &["manifest", "b.img", "--no-crtime", "--no-flags"],
+    );
+    use subroot_formats::manifest::{manifest, ManifestOptions};
+    let tar = subroot_formats::tar::TarTree::new(
+        subroot_formats::block::RawFile::open(w.path().join("x.tar")).expect("open"),
+    );
+    let opts = ManifestOptions {
+        crtime: false,
+        flags: false,
+        ..Default::default()
+    };
+    let mut want = Vec::new();
+    manifest(&tar, b"", opts, &mut |r| {
+        want.push(r.fields.to_vec());
+        Ok(())
+    })
+    .expect("tar manifest");
+    // The manifest's hard-link column names the group's first path: the archive's first
+    // member there, the first in walk order in the image. Compare groups as sets of
+    // paths instead.
+    let split = |rows: Vec<Vec<String>>| {
+        let mut groups: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        let mut rows: Vec<String> = rows
+            .into_iter()
+            .map(|mut f| {
+                if f[11] != "-" {
+                    groups.entry(f[11].clone()).or_default().push(f[0].clone());
+                    f[11] = "linked".into();
+                }
+                f.join("\t")
+            })
+            .collect();
+        rows.sort();
+        let mut g: Vec<Vec<String>> = groups
+            .into_values()
+            .map(|mut v| {
+                v.sort();
+                v
+            })
+            .collect();
+        g.sort();
+        (rows, g)
+    };
+    let (got, got_groups) = split(
+        got.lines()
+            .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
+            .filter(|f| f[0] != "lost+found")
+            .collect(),
+    );
+    let (want, want_groups) = split(want);
+    assert_eq!(got, want);
+    assert_eq!(got_groups, want_groups);
+    assert_eq!(got_groups.len(), 3, "{got_groups:?}");
+    let cat = run_stdout("debugfs", &["-R", "cat /a/h0", s(&b)]);
+    assert_eq!(cat, "hard");
+}
+
+#[test]
+fn mkfs_from_an_out_of_order_tar_staging() {
+    out_of_order_tar("mkfs_from_an_out_of_order_tar_staging", "staging", None);
+}
+
+#[test]
+fn mkfs_from_an_out_of_order_tar_tar() {
+    let Some(m) = tar_mke2fs("mkfs_from_an_out_of_order_tar_tar") else {
+        return;
+    };
+    out_of_order_tar("mkfs_from_an_out_of_order_tar_tar", "tar", Some(&m));
+}

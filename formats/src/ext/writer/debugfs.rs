@@ -2,15 +2,21 @@
 //! `debugfs -w -f SCRIPT IMAGE`, and turning any error line into a failure that names
 //! the command (debugfs itself exits 0 when a command fails).
 //!
+//! The script is written to its file as it is generated and debugfs's output is checked
+//! line by line from its log file: neither is ever held whole in memory.
+//!
 //! Inodes are addressed as `<INO>` everywhere; names appear only where a directory entry
 //! is made (`ln`, `unlink` after `cd <DIR>`), double-quoted with `"` doubled. A name with
 //! a line break cannot be written in a script and is refused.
 
 use crate::tools::{self, E2fsprogs};
 use crate::{Error, Result};
-use std::io::Write;
-use std::path::Path;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
+
+/// Errors quoted in the failure message.
+const MAX_QUOTED: usize = 5;
 
 /// A name (or any argument) quoted for debugfs's parser.
 pub fn quote(name: &[u8]) -> Result<Vec<u8>> {
@@ -32,24 +38,40 @@ pub fn quote(name: &[u8]) -> Result<Vec<u8>> {
     Ok(q)
 }
 
-/// A script being built: one command per line.
-#[derive(Debug, Default)]
+/// A script being written to `debugfs.cmds` in a work directory: one command per line.
+#[derive(Debug)]
 pub struct Script {
-    text: Vec<u8>,
+    path: PathBuf,
+    out: BufWriter<std::fs::File>,
     count: usize,
 }
 
 impl Script {
+    /// A new, empty script file in `workdir`.
+    pub fn new(workdir: &Path) -> Result<Script> {
+        let path = workdir.join("debugfs.cmds");
+        let f = std::fs::File::create(&path)
+            .map_err(|e| Error::io(format!("cannot create {}", path.display()), e))?;
+        Ok(Script {
+            path,
+            out: BufWriter::with_capacity(1 << 20, f),
+            count: 0,
+        })
+    }
+
     /// Append a command (given as text).
-    pub fn cmd(&mut self, line: impl AsRef<str>) {
-        self.raw(line.as_ref().as_bytes());
+    pub fn cmd(&mut self, line: impl AsRef<str>) -> Result<()> {
+        self.raw(line.as_ref().as_bytes())
     }
 
     /// Append a command given as bytes (with quoted names already in it).
-    pub fn raw(&mut self, line: &[u8]) {
-        self.text.extend_from_slice(line);
-        self.text.push(b'\n');
+    pub fn raw(&mut self, line: &[u8]) -> Result<()> {
+        self.out
+            .write_all(line)
+            .and_then(|()| self.out.write_all(b"\n"))
+            .map_err(|e| Error::io(format!("cannot write {}", self.path.display()), e))?;
         self.count += 1;
+        Ok(())
     }
 
     /// Number of commands.
@@ -57,21 +79,18 @@ impl Script {
         self.count
     }
 
-    /// True when there are no commands.
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
-    /// Run the script against `image` (read-write), in `workdir` (for its file). Every
+    /// Run the script against `image` (read-write), in `workdir` (for its log). Every
     /// output line must be debugfs's own echo of a command (`debugfs: CMD`) or its
     /// version banner; anything else is an error, reported with the command before it.
-    pub fn run(&self, tools: &E2fsprogs, image: &Path, workdir: &Path) -> Result<()> {
-        if self.is_empty() {
+    pub fn run(self, tools: &E2fsprogs, image: &Path, workdir: &Path) -> Result<()> {
+        let count = self.count;
+        let script = self.path.clone();
+        self.out
+            .into_inner()
+            .map_err(|e| Error::io(format!("cannot write {}", script.display()), e.into_error()))?;
+        if count == 0 {
             return Ok(());
         }
-        let script = workdir.join("debugfs.cmds");
-        std::fs::write(&script, &self.text)
-            .map_err(|e| Error::io(format!("cannot write {}", script.display()), e))?;
         let log_path = workdir.join("debugfs.log");
         let log = std::fs::File::create(&log_path)
             .map_err(|e| Error::io(format!("cannot create {}", log_path.display()), e))?;
@@ -102,20 +121,20 @@ impl Script {
                 source: e,
             })
         })?;
-        let out = std::fs::read(&log_path)
+        let out = std::fs::File::open(&log_path)
             .map_err(|e| Error::io(format!("cannot read {}", log_path.display()), e))?;
-        let errors = check_output(&out);
-        if !status.success() || !errors.is_empty() {
+        let (errors, total) = check_output(BufReader::new(out))
+            .map_err(|e| Error::io(format!("cannot read {}", log_path.display()), e))?;
+        if !status.success() || total > 0 {
             let mut msg = format!(
-                "debugfs ({} commands on {}) failed ({status})",
-                self.count,
+                "debugfs ({count} commands on {}) failed ({status})",
                 image.display()
             );
-            for (cmd, err) in errors.iter().take(5) {
+            for (cmd, err) in &errors {
                 msg.push_str(&format!("; `{cmd}`: {err}"));
             }
-            if errors.len() > 5 {
-                msg.push_str(&format!("; and {} more errors", errors.len() - 5));
+            if total > errors.len() {
+                msg.push_str(&format!("; and {} more errors", total - errors.len()));
             }
             return Err(Error::io(msg, std::io::Error::other("debugfs")));
         }
@@ -123,29 +142,32 @@ impl Script {
     }
 }
 
-/// The (command, error) pairs in a debugfs log (empty when every command succeeded).
-pub fn check_output(out: &[u8]) -> Vec<(String, String)> {
+/// The first (command, error) pairs in a debugfs log and the number of errors (0 when
+/// every command succeeded), read line by line.
+pub fn check_output(out: impl BufRead) -> std::io::Result<(Vec<(String, String)>, usize)> {
     let mut last = String::from("(start)");
     let mut errors = Vec::new();
-    for line in out.split(|&b| b == b'\n') {
-        let text = String::from_utf8_lossy(line);
+    let mut total = 0usize;
+    for line in out.split(b'\n') {
+        let line = line?;
+        let text = String::from_utf8_lossy(&line);
         let t = text.trim_end();
         if t.is_empty() {
             continue;
         }
         if let Some(c) = t.strip_prefix("debugfs: ") {
-            last = c.to_string();
-        } else if t.starts_with("debugfs ")
-            && t.contains('(')
-            && errors.is_empty()
-            && last == "(start)"
-        {
+            last.clear();
+            last.push_str(c);
+        } else if t.starts_with("debugfs ") && t.contains('(') && total == 0 && last == "(start)" {
             // The version banner.
         } else {
-            errors.push((last.clone(), t.to_string()));
+            total += 1;
+            if errors.len() < MAX_QUOTED {
+                errors.push((last.clone(), t.to_string()));
+            }
         }
     }
-    errors
+    Ok((errors, total))
 }
 
 /// Write `data` to a fresh file in `dir` named `name`, for `ea_set -f`.
@@ -173,10 +195,17 @@ mod tests {
     #[test]
     fn error_lines_name_their_command() {
         let log = b"debugfs 1.47.0 (5-Feb-2023)\ndebugfs: sif <12> uid 5\ndebugfs: sif <12> bogus 1\nsif: invalid field specifier: bogus\ndebugfs: cd <2>\n";
-        let e = check_output(log);
-        assert_eq!(e.len(), 1);
+        let (e, total) = check_output(&log[..]).unwrap();
+        assert_eq!((e.len(), total), (1, 1));
         assert_eq!(e[0].0, "sif <12> bogus 1");
         assert!(e[0].1.contains("invalid field"));
-        assert!(check_output(b"debugfs 1.47.0 (5-Feb-2023)\ndebugfs: cd <2>\n").is_empty());
+        let ok = check_output(&b"debugfs 1.47.0 (5-Feb-2023)\ndebugfs: cd <2>\n"[..]).unwrap();
+        assert_eq!(ok.1, 0);
+        let mut many = b"debugfs: x\n".to_vec();
+        for _ in 0..9 {
+            many.extend_from_slice(b"bad\n");
+        }
+        let (e, total) = check_output(&many[..]).unwrap();
+        assert_eq!((e.len(), total), (MAX_QUOTED, 9));
     }
 }

@@ -11,15 +11,25 @@
 //! 2. **reconcile** — the image is read back and every difference from the tree (owners,
 //!    modes, ns times, xattrs, flags, device nodes) is fixed by one debugfs script;
 //! 3. **index** — `e2fsck -fyD` indexes large directories;
-//! 4. **verify** — the image is compared with the tree again (contents byte for byte),
-//!    its identity with the requested one, and `e2fsck -fn` must be clean.
+//! 4. **verify** — the image is compared with the tree again (contents by length and
+//!    128-bit XXH3 hash of the bytes the populate step read), its identity with the
+//!    requested one, and `e2fsck -fn` must be clean.
+//!
+//! Memory stays bounded whatever the tree's size: the populate step's walk records each
+//! entry in a spool file in the work directory (`spool.rs`, sorted on disk when the source
+//! is not already in the image's walk order), and reconcile and verify are each one
+//! merge-join pass of the image's walk against it. What grows is the depth of the tree
+//! and the number of hard-linked inodes (their groups are kept in maps).
 //!
 //! The caller puts the image into its partition (e.g. with [`crate::block::Splice`]).
 
 mod debugfs;
 mod identity;
 mod reconcile;
+mod record;
+mod spool;
 mod staging;
+mod sum;
 mod tarfeed;
 mod verify;
 mod view;
@@ -175,7 +185,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
 
     let intended = if report.populate == Populate::Tar {
         note("running mke2fs -d - (the tree as a tar archive on its stdin)");
-        let view = View::new(tree, root, Shape::Tar);
+        let view = View::new(tree, root, Shape::Tar, &work)?;
         let mut c = mke2fs_command(opts, &work, "-".as_ref(), &image)?;
         c.env("LC_ALL", tools::TAR_LOCALE);
         tarfeed::populate(&view, &mut c, &mut report.stage)?;
@@ -185,7 +195,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
         let staging_dir = work.join("staging");
         std::fs::create_dir(&staging_dir)
             .map_err(|e| Error::io(format!("cannot create {}", staging_dir.display()), e))?;
-        let view = View::new(tree, root, Shape::Staging);
+        let view = View::new(tree, root, Shape::Staging, &work)?;
         staging::stage(&view, &staging_dir, &mut report.stage)?;
         let intended = view.into_intended()?;
         note("running mke2fs -d");
@@ -204,7 +214,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     tools::run(&mut c, "e2fsck -fyD (indexing directories)", &[0, 1])?;
 
     note("verifying");
-    verify::verify_tree(tree, root, &intended, &image)?;
+    verify::verify(&intended, &image)?;
     drop(intended);
     verify::fsck_clean(opts.tools, &image)?;
     let built = Identity::like(&ExtFs::open(RawFile::open(&image)?)?)?;

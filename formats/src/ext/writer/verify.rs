@@ -1,15 +1,18 @@
 //! Verify: the written filesystem holds exactly the intended tree — every entry's kind,
 //! permissions, owner, times (to the precision the inode can store), xattrs, user flags,
-//! device numbers, link targets, hard-link grouping and file contents byte for byte — and
-//! `e2fsck -fn` finds nothing to fix.
+//! device numbers, link targets, hard-link grouping and file contents (length and 128-bit
+//! XXH3 hash of what the populate step was given) — and `e2fsck -fn` finds nothing to fix.
 
-use super::reconcile::{read_built, same_time, Found, USER_FLAGS};
-use super::staging::relative;
+use super::reconcile::{same_time, Found, USER_FLAGS};
+use super::record::path_cmp;
+use super::spool::Intended;
+use super::sum::sum_reader;
 use crate::block::RawFile;
-use crate::ext::ExtFs;
+use crate::ext::{ExtFs, ExtTree};
 use crate::tools::{self, E2fsprogs};
-use crate::tree::{Entry, Kind, TreeSource};
+use crate::tree::{Entry, Kind};
 use crate::{Error, Result};
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -80,74 +83,97 @@ fn differences(want: &Entry, f: &Found) -> Vec<String> {
     d
 }
 
-/// Compare the image with `intended` (the metadata snapshot taken while staging, paths
-/// relative to `root`) and, walking the tree again, with its contents; `Ok` when identical.
+/// The first problems found, and how many there were.
+#[derive(Default)]
+struct Problems {
+    first: Vec<String>,
+    total: usize,
+}
+
+impl Problems {
+    fn push(&mut self, p: String) {
+        self.total += 1;
+        if self.first.len() < MAX_REPORTED {
+            self.first.push(p);
+        }
+    }
+}
+
+/// Compare the image with `intended` (the records the populate step was given, with the
+/// length and hash of each file's content as it was read then); `Ok` when identical.
 ///
-/// Metadata is compared against the snapshot rather than the second walk because reading
-/// a host directory's files changes their atimes when `O_NOATIME` is refused (a file
-/// the caller does not own): the snapshot is what was asked for and what was written.
-/// A `lost+found` the tree does not have is allowed (mke2fs and e2fsck always make one).
-pub fn verify_tree(
-    tree: &dyn TreeSource,
-    root: &[u8],
-    intended: &[Entry],
-    image: &Path,
-) -> Result<()> {
-    let snapshot: HashMap<&[u8], &Entry> =
-        intended.iter().map(|e| (e.path.as_slice(), e)).collect();
-    let built = read_built(image)?;
-    let fs = ExtFs::open(RawFile::open(image)?)?;
-    let mut problems: Vec<String> = Vec::new();
-    let mut seen = 0usize;
+/// Metadata is compared against what was recorded rather than a second walk of the tree
+/// because reading a host directory's files changes their atimes when `O_NOATIME` is
+/// refused (a file the caller does not own): the record is what was asked for and what
+/// was written. Contents are compared by length and 128-bit XXH3 hash, so the source is
+/// read once. A `lost+found` the tree does not have is allowed (mke2fs and e2fsck always
+/// make one).
+///
+/// One merge-join pass: memory grows with the depth of the tree and with the number of
+/// hard-linked inodes (each group's inode, each inode's link count and names), not with
+/// the number of entries.
+pub fn verify(intended: &Intended, image: &Path) -> Result<()> {
+    let tree = ExtTree::new(ExtFs::open(RawFile::open(image)?)?);
+    let mut problems = Problems::default();
+    let mut extra = 0usize;
+    let mut extra_names: Vec<String> = Vec::new();
     let mut links: HashMap<u64, u32> = HashMap::new();
-    let mut link_names: HashMap<u32, u16> = HashMap::new();
-    let mut buf_a = vec![0u8; 1 << 16];
-    let mut buf_b = vec![0u8; 1 << 16];
-    tree.walk(root, &mut |e, content| {
-        let path = relative(&e.path, root);
-        let show = String::from_utf8_lossy(path).into_owned();
-        let Some(f) = built.get(path) else {
-            problems.push(format!("{show:?}: missing"));
+    let mut link_names: HashMap<u32, (u16, u16)> = HashMap::new();
+    let mut want = intended.reader()?;
+    let missing = |p: &[u8], problems: &mut Problems| {
+        problems.push(format!("{:?}: missing", String::from_utf8_lossy(p)));
+    };
+    tree.walk_inodes(b"", &mut |e, ino| {
+        while let Some(w) = want.peek()? {
+            if path_cmp(&w.entry.path, &e.path) != Ordering::Less {
+                break;
+            }
+            missing(&w.entry.path, &mut problems);
+            want.next_record()?;
+        }
+        let rec = match want.peek()? {
+            Some(w) if w.entry.path == e.path => want.next_record()?,
+            _ => None,
+        };
+        let Some(rec) = rec else {
+            if e.path != b"lost+found" {
+                extra += 1;
+                if extra_names.len() < MAX_REPORTED {
+                    extra_names.push(format!("{:?}", String::from_utf8_lossy(&e.path)));
+                }
+            }
             return Ok(());
         };
-        seen += 1;
-        let e = snapshot.get(path).copied().unwrap_or(e);
-        let mut d = differences(e, f);
-        if e.kind != Kind::Dir {
-            match e.hardlink_id {
+        let want = &rec.entry;
+        let show = String::from_utf8_lossy(&want.path).into_owned();
+        let f = Found::new(e, &tree.fs().inode(ino)?);
+        let mut d = differences(want, &f);
+        if want.kind != Kind::Dir {
+            match want.hardlink_id {
                 Some(id) => {
                     if *links.entry(id).or_insert(f.ino) != f.ino {
                         d.push("hard link group split".to_string());
                     }
-                    *link_names.entry(f.ino).or_insert(0) += 1;
+                    link_names.entry(f.ino).or_insert((f.nlink, 0)).1 += 1;
                 }
                 None if f.nlink != 1 => d.push(format!("link count {} != 1", f.nlink)),
                 None => {}
             }
         }
-        if let (Kind::File, Some(c), true) = (e.kind, content, d.is_empty()) {
-            let r = fs.open_file(f.ino)?;
-            let mut pos = 0u64;
-            loop {
-                let mut n = 0;
-                while n < buf_a.len() {
-                    let k = c
-                        .read(&mut buf_a[n..])
-                        .map_err(|err| Error::io(format!("reading {show:?} from the tree"), err))?;
-                    if k == 0 {
-                        break;
-                    }
-                    n += k;
-                }
-                let m = r.read_at(&mut buf_b[..n], pos)?;
-                if m != n || buf_a[..n] != buf_b[..n] {
-                    d.push(format!("content differs near byte {pos}"));
-                    break;
-                }
-                pos += n as u64;
-                if n < buf_a.len() {
-                    break;
-                }
+        if let (Kind::File, Some(sum), true) = (want.kind, rec.content, d.is_empty()) {
+            let mut r = tree.fs().open_file(ino)?;
+            let got = sum_reader(&mut r)
+                .map_err(|err| Error::io(format!("reading {show:?} from the image"), err))?;
+            if got.len != sum.len {
+                d.push(format!(
+                    "content differs: {} bytes were written, {} read back",
+                    sum.len, got.len
+                ));
+            } else if got.hash != sum.hash {
+                d.push(format!(
+                    "content differs: {} bytes with XXH3-128 {:032x} were written, {:032x} read back",
+                    sum.len, sum.hash, got.hash
+                ));
             }
         }
         for x in d {
@@ -155,36 +181,31 @@ pub fn verify_tree(
         }
         Ok(())
     })?;
-    for (ino, n) in &link_names {
-        let f = built.values().find(|f| f.ino == *ino);
-        if let Some(f) = f {
-            if f.nlink != *n {
-                problems.push(format!(
-                    "inode {ino}: link count {} but the tree has {n} names",
-                    f.nlink
-                ));
-            }
+    while let Some(w) = want.next_record()? {
+        missing(&w.entry.path, &mut problems);
+    }
+    let mut counts: Vec<_> = link_names.into_iter().collect();
+    counts.sort_unstable();
+    for (ino, (nlink, n)) in counts {
+        if nlink != n {
+            problems.push(format!(
+                "inode {ino}: link count {nlink} but the tree has {n} names"
+            ));
         }
     }
-    let extra: Vec<_> = built
-        .keys()
-        .filter(|p| p.as_slice() != b"lost+found")
-        .count()
-        .checked_sub(seen)
-        .into_iter()
-        .filter(|&n| n > 0)
-        .collect();
-    if let Some(n) = extra.first() {
-        problems.push(format!("{n} entries in the filesystem are not in the tree"));
+    if extra > 0 {
+        problems.push(format!(
+            "{extra} entries in the filesystem are not in the tree ({})",
+            extra_names.join(", ")
+        ));
     }
-    if problems.is_empty() {
+    if problems.total == 0 {
         return Ok(());
     }
-    let total = problems.len();
-    problems.truncate(MAX_REPORTED);
     Err(Error::corrupt(format!(
-        "the written filesystem differs from the tree in {total} place(s): {}",
-        problems.join("; ")
+        "the written filesystem differs from the tree in {} place(s): {}",
+        problems.total,
+        problems.first.join("; ")
     )))
 }
 

@@ -2,9 +2,14 @@
 //! asked for.
 //!
 //! The view walks the caller's tree once, makes every path relative to the chosen root,
-//! checks it, keeps each entry (the intended tree reconcile and verify compare against)
-//! and passes on a *shaped* entry: what the populate path can carry, with everything it
-//! cannot left for reconcile to make right.
+//! checks it, records each entry in a [`Spool`] on disk (the intended tree reconcile and
+//! verify compare against, with the length and hash of each file's content computed by
+//! [`Summing`] as the populate step reads it) and passes on a *shaped* entry: what the
+//! populate path can carry, with everything it cannot left for reconcile to make right.
+//!
+//! Memory: besides the spool's bounded run buffer, the view keeps the first name's
+//! metadata and id of each hard-link group (entries with a `hardlink_id`), so it grows with
+//! the number of hard-linked inodes only.
 //!
 //! * [`Shape::Staging`] (a host directory for `mke2fs -d DIR`, written as an ordinary
 //!   user): devices become empty regular files, owners/xattrs/times are not applied, and
@@ -14,11 +19,15 @@
 //!   entry is archived (mke2fs would give each name of a device its own inode); reconcile
 //!   links the others.
 
+use super::record::Record;
+use super::spool::{Intended, Spool};
 use super::staging::relative;
-use crate::tree::{check_relative_path, BytesContent, Entry, Kind, TreeSource, Visitor};
+use super::sum::Summing;
+use crate::tree::{check_relative_path, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
+use std::path::Path;
 
 /// What the populate path can carry (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,12 +36,12 @@ pub enum Shape {
     Tar,
 }
 
-#[derive(Default)]
 struct State {
-    intended: Vec<Entry>,
+    spool: Spool,
+    count: u64,
     first_links: HashSet<u64>,
-    /// Where in `intended` each hard-link group's first name is.
-    group_first: HashMap<u64, usize>,
+    /// The metadata of each hard-link group's first name.
+    group_first: HashMap<u64, Metadata>,
 }
 
 /// The subtree `root` of a tree, relative paths, shaped for a populate path; a
@@ -45,30 +54,41 @@ pub struct View<'a> {
 }
 
 impl<'a> View<'a> {
-    /// A view of `root` in `tree`.
-    pub fn new(tree: &'a dyn TreeSource, root: &'a [u8], shape: Shape) -> Self {
-        View {
+    /// A view of `root` in `tree`, spooling the intended tree into the existing
+    /// directory `work`.
+    pub fn new(
+        tree: &'a dyn TreeSource,
+        root: &'a [u8],
+        shape: Shape,
+        work: &Path,
+    ) -> Result<Self> {
+        Ok(View {
             tree,
             root,
             shape,
-            state: RefCell::new(State::default()),
-        }
+            state: RefCell::new(State {
+                spool: Spool::new(work)?,
+                count: 0,
+                first_links: HashSet::new(),
+                group_first: HashMap::new(),
+            }),
+        })
     }
 
-    /// The entries seen by the walk (paths relative to the root, in walk order), as the
-    /// tree gave them; an error when the walk saw nothing.
-    pub fn into_intended(self) -> Result<Vec<Entry>> {
-        let v = self.state.into_inner().intended;
-        if v.is_empty() {
+    /// The entries seen by the walk (paths relative to the root) as the tree gave them,
+    /// sorted in [`super::record::path_cmp`] order; an error when the walk saw nothing.
+    pub fn into_intended(self) -> Result<Intended> {
+        let st = self.state.into_inner();
+        if st.count == 0 {
             return Err(Error::InvalidArgument(
                 "the tree is empty (not even a root directory)".to_string(),
             ));
         }
-        Ok(v)
+        st.spool.finish()
     }
 
-    /// Record `e` (relative path) and return what to pass on, if anything.
-    fn take(&self, e: &Entry) -> Result<Option<Entry>> {
+    /// The intended entry for `e` (relative path) and what to pass on, if anything.
+    fn take(&self, e: &Entry) -> Result<(Entry, Option<Entry>)> {
         let rel = relative(&e.path, self.root).to_vec();
         check_relative_path(&rel).map_err(|why| {
             Error::InvalidArgument(format!(
@@ -79,35 +99,31 @@ impl<'a> View<'a> {
         let mut e = e.clone();
         e.path = rel;
         let mut st = self.state.borrow_mut();
-        if st.intended.is_empty() && (!e.path.is_empty() || e.kind != Kind::Dir) {
+        if st.count == 0 && (!e.path.is_empty() || e.kind != Kind::Dir) {
             return Err(Error::InvalidArgument(format!(
                 "the tree's root must be a directory, found {:?} ({:?})",
                 String::from_utf8_lossy(&e.path),
                 e.kind
             )));
         }
-        if !st.intended.is_empty() && e.path.is_empty() {
+        if st.count != 0 && e.path.is_empty() {
             return Err(Error::InvalidArgument(
                 "the tree lists its root twice".to_string(),
             ));
         }
+        st.count += 1;
         if let Some(id) = e.hardlink_id.filter(|_| e.kind != Kind::Dir) {
-            let next = st.intended.len();
-            match st.group_first.get(&id).copied() {
+            match st.group_first.get(&id) {
                 // One inode, one set of metadata: the first name's. (A host directory's
                 // later names are stat'ed after the first one's content was read, which
                 // may have moved the shared atime.)
-                Some(at) => {
-                    if let Some(first) = st.intended.get(at) {
-                        e.meta = first.meta.clone();
-                    }
-                }
+                Some(first) => e.meta = first.clone(),
                 None => {
-                    st.group_first.insert(id, next);
+                    st.group_first.insert(id, e.meta.clone());
                 }
             }
         }
-        st.intended.push(e.clone());
+        let want = e.clone();
         let placeholder = |e: &mut Entry| {
             e.kind = Kind::File;
             e.size = 0;
@@ -127,7 +143,7 @@ impl<'a> View<'a> {
                 if e.kind != Kind::File && e.kind != Kind::Dir {
                     if let Some(id) = e.hardlink_id {
                         if !st.first_links.insert(id) {
-                            return Ok(None);
+                            return Ok((want, None));
                         }
                     }
                 }
@@ -136,24 +152,46 @@ impl<'a> View<'a> {
                 }
             }
         }
-        Ok(Some(e))
+        Ok((want, Some(e)))
     }
 }
 
 impl TreeSource for View<'_> {
     fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
-        self.tree
-            .walk(self.root, &mut |e, content| match self.take(e)? {
-                Some(shaped) if shaped.kind == Kind::File && e.kind == Kind::File => {
-                    visit(&shaped, content)
+        self.tree.walk(self.root, &mut |e, content| {
+            let (want, shaped) = self.take(e)?;
+            let sum = match (shaped, content) {
+                (Some(shaped), Some(c)) if shaped.kind == Kind::File && e.kind == Kind::File => {
+                    let mut s = Summing::new(c);
+                    visit(&shaped, Some(&mut s))?;
+                    if s.consumed() == 0 && want.hardlink_id.is_some() && want.size > 0 {
+                        // A later name of a hard-link group, written as a link: its data
+                        // is the first name's (verify checks they share the inode).
+                        None
+                    } else {
+                        Some(s.finish(want.size)?)
+                    }
+                }
+                (Some(shaped), None) if shaped.kind == Kind::File && e.kind == Kind::File => {
+                    visit(&shaped, None)?;
+                    None
                 }
                 // A placeholder: an empty regular file.
-                Some(shaped) if shaped.kind == Kind::File => {
-                    visit(&shaped, Some(&mut BytesContent::new(Vec::new())))
+                (Some(shaped), _) if shaped.kind == Kind::File => {
+                    visit(&shaped, Some(&mut BytesContent::new(Vec::new())))?;
+                    None
                 }
-                Some(shaped) => visit(&shaped, None),
-                None => Ok(()),
+                (Some(shaped), _) => {
+                    visit(&shaped, None)?;
+                    None
+                }
+                (None, _) => None,
+            };
+            self.state.borrow_mut().spool.push(&Record {
+                entry: want,
+                content: sum,
             })
+        })
     }
 }
 
@@ -192,7 +230,8 @@ mod tests {
     }
 
     fn shaped(tree: &Fixed, shape: Shape) -> (Vec<Entry>, Vec<Entry>) {
-        let view = View::new(tree, b"", shape);
+        let dir = tempfile::tempdir().unwrap();
+        let view = View::new(tree, b"", shape, dir.path()).unwrap();
         let mut out = Vec::new();
         view.walk(b"", &mut |e, c| {
             assert_eq!(e.kind == Kind::File, c.is_some(), "{e:?}");
@@ -200,7 +239,14 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        (view.into_intended().unwrap(), out)
+        let intended = view.into_intended().unwrap();
+        let mut r = intended.reader().unwrap();
+        let mut v = Vec::new();
+        while let Some(x) = r.next_record().unwrap() {
+            assert_eq!(x.content.is_some(), x.entry.kind == Kind::File, "{x:?}");
+            v.push(x.entry);
+        }
+        (v, out)
     }
 
     #[test]
@@ -236,12 +282,13 @@ mod tests {
 
     #[test]
     fn the_root_must_be_a_directory() {
+        let dir = tempfile::tempdir().unwrap();
         let tree = Fixed(vec![entry("f", Kind::File, None)]);
-        let view = View::new(&tree, b"", Shape::Tar);
+        let view = View::new(&tree, b"", Shape::Tar, dir.path()).unwrap();
         let e = view.walk(b"", &mut |_, _| Ok(())).unwrap_err();
         assert!(e.to_string().contains("root must be a directory"), "{e}");
         let empty = Fixed(Vec::new());
-        let view = View::new(&empty, b"", Shape::Tar);
+        let view = View::new(&empty, b"", Shape::Tar, dir.path()).unwrap();
         view.walk(b"", &mut |_, _| Ok(())).unwrap();
         assert!(view.into_intended().is_err());
     }
