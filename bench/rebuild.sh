@@ -48,29 +48,8 @@ entries=$(find "$tree" | wc -l)
 part_bytes=$(( $(stat -c %s "$img") - (2 << 20) ))
 echo "tree: ${data} MiB, ${entries} entries; partition $(( part_bytes >> 20 )) MiB"
 
-# "seconds peak_rss_kib" of a command; the RSS is the process' own peak (VmHWM), sampled.
-measure() {
-  python3 - "$@" <<'PY'
-import subprocess, sys, time
-start = time.monotonic()
-p = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-hwm = 0
-while p.poll() is None:
-    try:
-        with open(f"/proc/{p.pid}/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    hwm = max(hwm, int(line.split()[1]))
-    except OSError:
-        pass
-    time.sleep(0.02)
-elapsed = time.monotonic() - start
-if p.returncode != 0:
-    sys.exit(f"benchmarked command failed ({p.returncode}): {' '.join(sys.argv[1:])}\n"
-             + p.stderr.read().decode(errors="replace"))
-print(f"{elapsed:.2f} {hwm}")
-PY
-}
+# "seconds peak_rss_kib": subroot's own peak RSS (VmHWM), without the mke2fs it runs.
+measure() { python3 bench/measure.py --own "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 tar_mke2fs=${SUBROOT_TEST_MKE2FS_TAR:-}

@@ -49,12 +49,9 @@ printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$img"
 mke2fs -q -F -t ext4 -L bench -E offset=1048576 -d "$stage" "$img" "${part_mib}M"
 qemu-img convert -O qcow2 "$img" "$work/in.qcow2"
 
-# time+RSS of a command: "seconds maxrss_kib"
-measure() {
-  local log=$work/time.log
-  /usr/bin/time -f '%e %M' -o "$log" "$@" >/dev/null 2>"$work/err.log" || { cat "$work/err.log" >&2; exit 1; }
-  cat "$log"
-}
+# "seconds peak_rss_kib": the command's own peak RSS (subroot's, without the mke2fs,
+# debugfs and e2fsck it runs; the issue's budget excludes mke2fs).
+measure() { python3 bench/measure.py --own "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
 read -r r_raw m_raw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force)
@@ -71,6 +68,20 @@ printf '%-34s %8s %8s MiB\n' "floor: mke2fs -d" "$f_mk" $((m_mk / 1024))
 printf '%-34s %8s %8s MiB\n' "floor: + qemu-img convert -O qcow2" "$f_q" $((m_cv / 1024))
 echo "ratio raw:   relayout / floor = $(ratio "$r_raw" "$f_mk")"
 echo "ratio qcow2: relayout / floor = $(ratio "$r_q" "$f_q")"
+# The tar populate path (e2fsprogs >= 1.47.1; testdata/e2fsprogs-backports.sh fetches one),
+# against the floor of the same mke2fs.
+tar_mke2fs=${SUBROOT_TEST_MKE2FS_TAR:-}
+[[ -n $tar_mke2fs ]] || tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
+if [[ -n $tar_mke2fs ]]; then
+  read -r t_raw t_m < <(SUBROOT_MKE2FS=$tar_mke2fs measure "$subroot" -q relayout "$img" -o "$work/out-tar.raw" --force)
+  read -r t_fl t_fm < <(measure "$tar_mke2fs" -q -F -t ext4 -d "$stage" "$work/floor.img" "${part_mib}M")
+  printf '%-34s %8s %8s MiB\n' "subroot relayout raw (tar path)" "$t_raw" $((t_m / 1024))
+  printf '%-34s %8s %8s MiB\n' "floor: mke2fs -d (same mke2fs)" "$t_fl" $((t_fm / 1024))
+  echo "ratio raw, tar path: relayout / floor = $(ratio "$t_raw" "$t_fl")"
+  rm -f "$work/out-tar.raw"
+else
+  echo "tar path: no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed); not measured"
+fi
 if command -v guestfish >/dev/null; then
   cp "$img" "$work/gf.raw"
   read -r g_t g_m < <(measure guestfish -a "$work/gf.raw" -m /dev/sda1 <<'GF'
