@@ -9,6 +9,7 @@ mod common;
 
 use common::*;
 use std::path::{Path, PathBuf};
+use std::process::Command;
 
 const MIB: u64 = 1 << 20;
 
@@ -688,4 +689,72 @@ fn mkfs_from_an_out_of_order_tar_tar() {
         return;
     };
     out_of_order_tar("mkfs_from_an_out_of_order_tar_tar", "tar", Some(&m));
+}
+
+/// A filesystem smaller than its partition (here 1 KiB blocks, 31 MiB in a 40 MiB
+/// partition) is rebuilt at its own size: same block and inode counts (filling the
+/// partition would add a block group and change the inode count), and the partition's
+/// bytes past the filesystem are the input's.
+#[test]
+fn mkfs_keeps_a_filesystem_smaller_than_its_partition() {
+    let test = "mkfs_keeps_a_filesystem_smaller_than_its_partition";
+    if !tools_present(test) {
+        return;
+    }
+    let w = workdir();
+    let d = w.path();
+    let tree = d.join("tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/os-release"), b"ID=debian\n").unwrap();
+    let img = d.join("small.raw");
+    sh(
+        r#"set -e; truncate -s 42M "$1"
+printf 'label: dos\nstart=2048, size=81920, type=83\n' | sfdisk -q "$1"
+mke2fs -q -F -t ext4 -b 1024 -N 4000 -E offset=1048576 -d "$2" "$1" 31M
+# Recognisable bytes in the partition after the filesystem's end (1 MiB + 31 MiB).
+printf 'after-the-fs' | dd of="$1" bs=1 seek=$((32 << 20)) conv=notrunc status=none
+chmod a+r "$1""#,
+        &[s(&img), s(&tree)],
+    );
+    ok(
+        d,
+        &[
+            "mkfs",
+            "small.raw",
+            "-p",
+            "1",
+            "--from",
+            "small.raw:1",
+            "-o",
+            "out.raw",
+        ],
+    );
+    let head = |p: &Path| {
+        // e2fsprogs' io option syntax for a filesystem at an offset.
+        let out = Command::new("dumpe2fs")
+            .args(["-h", &format!("{}?offset=1048576", s(p))])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("Block count:") || l.starts_with("Inode count:"))
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    let before = head(&img);
+    assert_eq!(before.len(), 2, "{before:?}");
+    assert_eq!(head(&d.join("out.raw")), before);
+    let tail = |p: &Path| {
+        let mut b = vec![0u8; 12];
+        std::os::unix::fs::FileExt::read_exact_at(
+            &std::fs::File::open(p).unwrap(),
+            &mut b,
+            32 << 20,
+        )
+        .unwrap();
+        b
+    };
+    assert_eq!(tail(&d.join("out.raw")), b"after-the-fs");
+    let cat = subroot_in(d, &["cat", "out.raw", "-p", "1", "/etc/os-release"]);
+    assert_eq!(cat.stdout, b"ID=debian\n");
 }

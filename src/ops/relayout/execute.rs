@@ -110,7 +110,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         let view = RelayoutTree::new(b.tree, &b.layout);
         let built = rebuild(&view, b.tree, b.size, "the /boot filesystem", job.work, ctx)?;
         let fs = built.open()?;
-        if fs.len() != b.size {
+        if fs.len() > b.size {
             bail!(
                 "the rebuilt /boot filesystem is {} bytes, the partition {}",
                 fs.len(),
@@ -131,7 +131,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     };
     let stats = match job.root {
         Some((start, size)) => {
-            if new_fs.len() != size {
+            if new_fs.len() > size {
                 bail!(
                     "the rebuilt filesystem is {} bytes, the partition {size}",
                     new_fs.len()
@@ -140,7 +140,12 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
             let spliced = subroot_formats::block::Splice::new(disk, start, new_fs)?;
             write_image(&spliced, &spec, "writing")?
         }
-        None => write_image(&new_fs, &spec, "writing")?,
+        // A filesystem on the whole disk: spliced at 0, so the output keeps the input's
+        // length even when the filesystem is shorter than the disk.
+        None => {
+            let spliced = subroot_formats::block::Splice::new(disk, 0, new_fs)?;
+            write_image(&spliced, &spec, "writing")?
+        }
     };
     let mut boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
         format!("; /boot partition {} rebuilt", b.partition)

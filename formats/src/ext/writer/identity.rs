@@ -71,6 +71,10 @@ pub struct Identity {
     pub block_size: Option<u32>,
     pub inode_size: Option<u16>,
     pub inodes_count: Option<u32>,
+    /// The filesystem's size in blocks. A filesystem may be smaller than its partition;
+    /// rebuilding it to fill the partition would change its group count (and so its
+    /// inode count), which is not "like" the original.
+    pub blocks_count: Option<u64>,
     pub blocks_per_group: Option<u32>,
     /// bigalloc cluster size in bytes.
     pub cluster_size: Option<u32>,
@@ -119,6 +123,11 @@ impl Identity {
         })
     }
 
+    /// The size in bytes the filesystem must have, when the identity fixes it.
+    pub fn fs_bytes(&self) -> Option<u64> {
+        self.blocks_count?.checked_mul(u64::from(self.block_size?))
+    }
+
     /// The identity of an existing filesystem, for rebuilding it "like" the original.
     pub fn like<D: BlockDevice>(fs: &ExtFs<D>) -> Result<Self> {
         let sb = fs.superblock();
@@ -160,6 +169,7 @@ impl Identity {
             block_size: Some(sb.block_size),
             inode_size: Some(sb.inode_size),
             inodes_count: Some(sb.inodes_count),
+            blocks_count: Some(sb.blocks_count),
             blocks_per_group: Some(sb.blocks_per_group),
             cluster_size: has("bigalloc").then_some(sb.cluster_size),
             log_groups_per_flex: has("flex_bg").then_some(sb.log_groups_per_flex),
@@ -355,6 +365,7 @@ impl Identity {
         cmp!(block_size);
         cmp!(inode_size);
         cmp!(inodes_count);
+        cmp!(blocks_count);
         cmp!(blocks_per_group);
         cmp!(cluster_size);
         cmp!(log_groups_per_flex);

@@ -151,12 +151,25 @@ impl BuiltFs {
     }
 }
 
-/// Build a filesystem of `opts.size` bytes holding the tree under `root` of `tree`.
+/// Build a filesystem holding the tree under `root` of `tree`: `opts.size` bytes (the
+/// partition), or — when the identity fixes the size (`Identity::like` a filesystem
+/// smaller than its partition) — that size, which must fit in `opts.size`. The image
+/// may thus be shorter than the partition; the bytes after it are not the
+/// filesystem's.
 pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<BuiltFs> {
-    if opts.size < 64 * 1024 {
+    let size = match opts.identity.fs_bytes() {
+        Some(fs) if fs > opts.size => {
+            return Err(Error::InvalidArgument(format!(
+                "the filesystem is {fs} bytes, larger than its {}-byte partition",
+                opts.size
+            )))
+        }
+        Some(fs) => fs,
+        None => opts.size,
+    };
+    if size < 64 * 1024 {
         return Err(Error::InvalidArgument(format!(
-            "a {}-byte filesystem is too small (at least 64 KiB)",
-            opts.size
+            "a {size}-byte filesystem is too small (at least 64 KiB)"
         )));
     }
     let note = |s: &str| {
@@ -179,7 +192,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     };
     let f = std::fs::File::create(&image)
         .map_err(|e| Error::io(format!("cannot create {}", image.display()), e))?;
-    f.set_len(opts.size)
+    f.set_len(size)
         .map_err(|e| Error::io(format!("cannot size {}", image.display()), e))?;
     drop(f);
 
