@@ -212,6 +212,29 @@ pub trait TreeSource {
     fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()>;
 }
 
+/// True when `path` is `root` or lies below it (every path is under the empty root).
+pub fn is_under(path: &[u8], root: &[u8]) -> bool {
+    root.is_empty()
+        || path == root
+        || (path.starts_with(root) && path.get(root.len()) == Some(&b'/'))
+}
+
+/// `path` relative to a walk's `root` (sources may report paths relative to either):
+/// `usr/bin` under `usr` is `bin`, `usr` itself is empty; a path not under `root` is
+/// returned as it is.
+pub fn relative<'a>(path: &'a [u8], root: &[u8]) -> &'a [u8] {
+    if root.is_empty() {
+        return path;
+    }
+    if path == root {
+        return &[];
+    }
+    match path.strip_prefix(root) {
+        Some(rest) if rest.first() == Some(&b'/') => &rest[1..],
+        _ => path,
+    }
+}
+
 /// Check that a path from untrusted input is a safe relative path: no empty, `.` or `..`
 /// components, no leading `/`, no NUL. Extraction and tree writers rely on this.
 pub fn check_relative_path(path: &[u8]) -> std::result::Result<(), &'static str> {
@@ -274,6 +297,18 @@ mod tests {
         assert_eq!(e.mode(), 0o104755);
         e.path = b"etc".to_vec();
         assert_eq!(e.parent(), b"");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative(b"usr/bin", b"usr"), b"bin");
+        assert_eq!(relative(b"usr", b"usr"), b"");
+        assert_eq!(relative(b"bin", b"usr"), b"bin");
+        assert_eq!(relative(b"usrx/a", b"usr"), b"usrx/a");
+        assert_eq!(relative(b"a/b", b""), b"a/b");
+        assert!(is_under(b"usr/bin", b"usr") && is_under(b"usr", b"usr"));
+        assert!(is_under(b"anything", b""));
+        assert!(!is_under(b"usrx/a", b"usr") && !is_under(b"us", b"usr"));
     }
 
     #[test]

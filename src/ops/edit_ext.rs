@@ -8,7 +8,7 @@
 
 use anyhow::{bail, Result};
 use std::collections::{HashMap, HashSet};
-use subroot_formats::tree::{Entry, Kind, TreeSource, Visitor};
+use subroot_formats::tree::{is_under, Entry, Kind, TreeSource, Visitor};
 
 /// One host tree to graft: `root` of `tree` lands at `dest`.
 pub struct Graft<'a> {
@@ -40,10 +40,6 @@ fn rebase(path: &[u8], root: &[u8], dest: &[u8]) -> Vec<u8> {
     }
     p.extend_from_slice(rel);
     p
-}
-
-fn under(path: &[u8], dir: &[u8]) -> bool {
-    path == dir || (path.starts_with(dir) && path.get(dir.len()) == Some(&b'/'))
 }
 
 impl<'a> EditedTree<'a> {
@@ -105,7 +101,7 @@ impl TreeSource for EditedTree<'_> {
         }
         let mut merged: HashSet<Vec<u8>> = HashSet::new();
         self.base.walk(b"", &mut |e, c| {
-            if self.removed.iter().any(|r| under(&e.path, r)) {
+            if self.removed.iter().any(|r| is_under(&e.path, r)) {
                 return Ok(());
             }
             match (self.kinds.get(&e.path), e.kind) {

@@ -23,7 +23,7 @@ use super::newc::{CpioHeader, S_IFDIR, S_IFMT};
 use super::segments::visit_entries;
 use crate::block::{BlockDevice, Extent, ExtentKind};
 use crate::tree::{
-    check_relative_path, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
+    check_relative_path, is_under, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
 };
 use crate::{Error, Result};
 use std::collections::HashMap;
@@ -171,12 +171,6 @@ fn visit_empty(visit: &mut Visitor<'_>, e: &Entry) -> Result<()> {
     visit(e, content)
 }
 
-fn under(path: &[u8], root: &[u8]) -> bool {
-    root.is_empty()
-        || path == root
-        || (path.starts_with(root) && path.get(root.len()) == Some(&b'/'))
-}
-
 impl<D: BlockDevice> TreeSource for CpioTree<D> {
     fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         let root = entry_path(root).map_err(|why| {
@@ -274,7 +268,7 @@ impl<D: BlockDevice> TreeSource for CpioTree<D> {
             let Some(info) = infos.get(i) else {
                 return Err(located(ctx, &h.name, "appeared between the two passes"));
             };
-            if !info.keep || !under(&info.path, &root) {
+            if !info.keep || !is_under(&info.path, &root) {
                 return Ok(());
             }
             let kind = Kind::from_mode(h.mode)

@@ -21,7 +21,7 @@ use super::read::fat_err;
 use super::time::{encode_date, encode_time, to_fat};
 use super::{guard, FatType};
 use crate::block::BlockDevice;
-use crate::tree::{Entry, Kind, Timestamp, TreeSource};
+use crate::tree::{relative, Entry, Kind, Timestamp, TreeSource};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io;
@@ -481,16 +481,6 @@ fn u8_of(t: fatfs::FatType) -> u8 {
         fatfs::FatType::Fat12 => 12,
         fatfs::FatType::Fat16 => 16,
         fatfs::FatType::Fat32 => 32,
-    }
-}
-
-fn relative<'a>(path: &'a [u8], root: &[u8]) -> &'a [u8] {
-    if root.is_empty() {
-        return path;
-    }
-    match path.strip_prefix(root) {
-        Some(r) => r.strip_prefix(b"/").unwrap_or(r),
-        None => path,
     }
 }
 

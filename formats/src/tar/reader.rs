@@ -42,7 +42,9 @@
 use super::stream::{Member, Members, Sparse};
 use crate::block::BlockDevice;
 use crate::cpio::{detect, Compression, Decoder, Members as GzMembers, PeekReader};
-use crate::tree::{check_relative_path, Content, Entry, Kind, Metadata, TreeSource, Visitor};
+use crate::tree::{
+    check_relative_path, is_under, Content, Entry, Kind, Metadata, TreeSource, Visitor,
+};
 use crate::{Error, Result};
 use std::collections::{HashMap, HashSet};
 use std::io::Read;
@@ -226,12 +228,6 @@ fn ancestors(path: &[u8]) -> impl Iterator<Item = &[u8]> {
         .map(move |(i, _)| &path[..i])
 }
 
-fn under(path: &[u8], root: &[u8]) -> bool {
-    root.is_empty()
-        || path == root
-        || (path.starts_with(root) && path.get(root.len()) == Some(&b'/'))
-}
-
 impl<D: BlockDevice> TreeSource for TarTree<D> {
     fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
         let root = member_path(root).map_err(|why| {
@@ -347,7 +343,7 @@ impl<D: BlockDevice> TreeSource for TarTree<D> {
         if !root.is_empty()
             && !root_is_file
             && !dirs.contains_key(&root)
-            && !last.keys().any(|p| under(p, &root))
+            && !last.keys().any(|p| is_under(p, &root))
         {
             return Err(Error::InvalidArgument(format!(
                 "{:?} is not in the archive",
@@ -378,7 +374,7 @@ impl<D: BlockDevice> TreeSource for TarTree<D> {
                 )));
             };
             i += 1;
-            if !info.keep || !under(&info.path, &root) || emitted.contains(&info.path) {
+            if !info.keep || !is_under(&info.path, &root) || emitted.contains(&info.path) {
                 continue;
             }
             if member_path(&m.name).ok().as_ref() != Some(&info.path) {

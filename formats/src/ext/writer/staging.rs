@@ -9,20 +9,6 @@ use crate::hostdir::{extract, ExtractOptions};
 use crate::{Error, Result};
 use std::path::Path;
 
-/// `path` relative to the walk's `root` (sources may report paths relative to either).
-pub fn relative<'a>(path: &'a [u8], root: &[u8]) -> &'a [u8] {
-    if root.is_empty() {
-        return path;
-    }
-    if path == root {
-        return &[];
-    }
-    match path.strip_prefix(root) {
-        Some(rest) if rest.first() == Some(&b'/') => &rest[1..],
-        _ => path,
-    }
-}
-
 /// Totals of a populate run.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StageStats {
@@ -53,18 +39,4 @@ pub fn stage(view: &View, dir: &Path, stats: &mut StageStats) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn relative_paths() {
-        assert_eq!(relative(b"usr/bin", b"usr"), b"bin");
-        assert_eq!(relative(b"usr", b"usr"), b"");
-        assert_eq!(relative(b"bin", b"usr"), b"bin");
-        assert_eq!(relative(b"usrx/a", b"usr"), b"usrx/a");
-        assert_eq!(relative(b"a/b", b""), b"a/b");
-    }
 }

@@ -21,9 +21,10 @@
 
 use super::record::Record;
 use super::spool::{Intended, Spool};
-use super::staging::relative;
 use super::sum::Summing;
-use crate::tree::{check_relative_path, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor};
+use crate::tree::{
+    check_relative_path, relative, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor,
+};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
