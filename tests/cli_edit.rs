@@ -109,23 +109,6 @@ fn blkid(part: &Path) -> BTreeSet<String> {
         .collect()
 }
 
-fn same_outside(a: &Path, b: &Path, start: u64, end: u64) {
-    let len = std::fs::metadata(a).unwrap().len();
-    assert_eq!(len, std::fs::metadata(b).unwrap().len());
-    run("cmp", &["-n", &start.to_string(), s(a), s(b)]);
-    run(
-        "cmp",
-        &[
-            "-i",
-            &end.to_string(),
-            "-n",
-            &(len - end).to_string(),
-            s(a),
-            s(b),
-        ],
-    );
-}
-
 fn mtime(p: &Path) -> i64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(p).unwrap().mtime()

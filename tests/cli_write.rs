@@ -87,24 +87,6 @@ fn extract(img: &Path, out: &Path) {
     );
 }
 
-/// The bytes of `a` and `b` outside [start, end) are identical (`cmp` on both sides).
-fn same_outside(a: &Path, b: &Path, start: u64, end: u64) {
-    let len = std::fs::metadata(a).unwrap().len();
-    assert_eq!(len, std::fs::metadata(b).unwrap().len());
-    run("cmp", &["-n", &start.to_string(), s(a), s(b)]);
-    run(
-        "cmp",
-        &[
-            "-i",
-            &end.to_string(),
-            "-n",
-            &(len - end).to_string(),
-            s(a),
-            s(b),
-        ],
-    );
-}
-
 #[test]
 fn mkfs_round_trip_keeps_identity_and_everything_outside() {
     if !tools_present("mkfs_round_trip_keeps_identity_and_everything_outside") {

@@ -147,3 +147,22 @@ pub fn same_bytes(a: &Path, b: &Path) -> bool {
         .map(|st| st.success())
         .unwrap_or(false)
 }
+
+/// The bytes of `a` and `b` outside `[start, end)` are identical (`cmp` on both sides):
+/// a rewrite of one partition left everything else alone.
+pub fn same_outside(a: &Path, b: &Path, start: u64, end: u64) {
+    let len = std::fs::metadata(a).expect("stat").len();
+    assert_eq!(len, std::fs::metadata(b).expect("stat").len());
+    run("cmp", &["-n", &start.to_string(), s(a), s(b)]);
+    run(
+        "cmp",
+        &[
+            "-i",
+            &end.to_string(),
+            "-n",
+            &(len - end).to_string(),
+            s(a),
+            s(b),
+        ],
+    );
+}
