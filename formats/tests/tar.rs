@@ -430,18 +430,14 @@ mod reader {
         hash: true,
     };
 
-    /// Manifest lines, with the hash of the second and later hard-link members blanked
-    /// (a tar stores their data once; the reader hands it out with the first member).
+    /// Manifest lines without sockets (tar cannot hold them). A tar stores a hard-link
+    /// group's data once; the manifest gives every member the group's hash, so later
+    /// members compare equal with the host tree's.
     fn lines(src: &dyn TreeSource, opts: ManifestOptions) -> Vec<String> {
         records(src, opts)
             .into_iter()
             .filter(|r| r.fields[1] != "socket")
-            .map(|mut r: Record| {
-                if r.fields[11] != "-" && r.fields[11] != r.fields[0] {
-                    r.fields[14] = "-".into();
-                }
-                r.line()
-            })
+            .map(|r: Record| r.line())
             .collect()
     }
 
