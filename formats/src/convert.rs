@@ -354,11 +354,32 @@ pub fn write_raw(
     out: &File,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<WriteStats> {
+    raw_copy(src, out, progress, true)
+}
+
+/// [`write_raw`] for scratch files: the same sparse copy, without handing the output to
+/// writeback as it goes and without the final sync (a scratch copy that is read back at
+/// once and then deleted gains nothing from either, and the sync costs a full write to
+/// the disk).
+pub fn copy_raw(
+    src: &dyn BlockDevice,
+    out: &File,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<WriteStats> {
+    raw_copy(src, out, progress, false)
+}
+
+fn raw_copy(
+    src: &dyn BlockDevice,
+    out: &File,
+    progress: &(dyn Fn(u64) + Sync),
+    durable: bool,
+) -> Result<WriteStats> {
     let len = src.len();
     out.set_len(len)
         .map_err(|e| Error::io(format!("setting the output size to {len} bytes"), e))?;
     let mut data_bytes = 0u64;
-    let mut writeback = Writeback::new(out);
+    let mut writeback = durable.then(|| Writeback::new(out));
     let block = RAW_BLOCK as usize;
     for_each_data_chunk(src, RAW_BLOCK, CHUNK, progress, |pos, buf| {
         // Runs of non-zero blocks, each written at once.
@@ -387,12 +408,16 @@ pub fn write_raw(
             data_bytes += bytes.len() as u64;
             i = j;
         }
-        writeback.advance(pos + buf.len() as u64);
+        if let Some(w) = &mut writeback {
+            w.advance(pos + buf.len() as u64);
+        }
         Ok(())
     })?;
-    writeback.finish();
-    out.sync_all()
-        .map_err(|e| Error::io("syncing the output", e))?;
+    if let Some(mut w) = writeback {
+        w.finish();
+        out.sync_all()
+            .map_err(|e| Error::io("syncing the output", e))?;
+    }
     Ok(WriteStats {
         virtual_size: len,
         data_bytes,

@@ -314,15 +314,18 @@ pub fn run_with_input(
     }
 }
 
-/// The last lines of stderr (or stdout when stderr is empty), for an error message.
+/// The last lines of stderr and then stdout, for an error message (e2fsck, for one, prints
+/// its banner on stderr and the problems it found on stdout).
 pub(crate) fn tail(stderr: &[u8], stdout: &[u8]) -> String {
-    let text = if stderr.iter().all(u8::is_ascii_whitespace) {
-        stdout
-    } else {
-        stderr
-    };
-    let s = String::from_utf8_lossy(text);
-    let lines: Vec<&str> = s.lines().filter(|l| !l.trim().is_empty()).collect();
+    let (e, o) = (
+        String::from_utf8_lossy(stderr),
+        String::from_utf8_lossy(stdout),
+    );
+    let lines: Vec<&str> = e
+        .lines()
+        .chain(o.lines())
+        .filter(|l| !l.trim().is_empty())
+        .collect();
     let start = lines.len().saturating_sub(12);
     lines[start..].join(" | ")
 }

@@ -13,6 +13,7 @@ mod bytes;
 mod cache;
 mod csum;
 mod dir;
+mod dotdot;
 mod extent;
 mod file;
 mod file_device;
@@ -25,6 +26,7 @@ mod tree;
 mod xattr;
 
 pub use dir::{file_type, DirEntry};
+pub use dotdot::BlockPatch;
 pub use file::{FileExtent, FileReader};
 pub use file_device::ExtFileDevice;
 pub use fs::{ExtFs, OpenOptions};

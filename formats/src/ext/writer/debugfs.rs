@@ -160,6 +160,8 @@ pub fn check_output(out: impl BufRead) -> std::io::Result<(Vec<(String, String)>
             last.push_str(c);
         } else if t.starts_with("debugfs ") && t.contains('(') && total == 0 && last == "(start)" {
             // The version banner.
+        } else if last.starts_with("write ") && is_allocated_inode(t) {
+            // `write` reports the inode it made.
         } else {
             total += 1;
             if errors.len() < MAX_QUOTED {
@@ -168,6 +170,12 @@ pub fn check_output(out: impl BufRead) -> std::io::Result<(Vec<(String, String)>
         }
     }
     Ok((errors, total))
+}
+
+/// `Allocated inode: N`, what debugfs's `write` prints on success.
+fn is_allocated_inode(t: &str) -> bool {
+    t.strip_prefix("Allocated inode: ")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Write `data` to a fresh file in `dir` named `name`, for `ea_set -f`.

@@ -22,9 +22,14 @@
 //! and the number of hard-linked inodes (their groups are kept in maps).
 //!
 //! The caller puts the image into its partition (e.g. with [`crate::block::Splice`]).
+//!
+//! Beside the rebuild, [`edit_copy`] (`inplace.rs`) is the in-place engine: a copy of an
+//! existing filesystem edited where it lies (moves as new directory entries, new and
+//! replaced files in free blocks), then reconciled and verified by the same steps.
 
 mod debugfs;
 mod identity;
+mod inplace;
 mod reconcile;
 mod record;
 mod spool;
@@ -36,6 +41,7 @@ mod view;
 
 pub use debugfs::quote as debugfs_quote;
 pub use identity::{default_features, parse_uuid, uuid_string, Identity};
+pub use inplace::{blocker as in_place_blocker, edit_copy, EditOp, EditOptions};
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
 
