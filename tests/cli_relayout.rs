@@ -139,8 +139,27 @@ fn dry_run_plans_the_demo_image() {
     }
     let parts = plan["partitions"].as_array().expect("partitions");
     assert_eq!(parts.len(), 1);
-    assert_eq!(parts[0]["action"], "rebuild");
+    assert_eq!(parts[0]["action"], "edit");
     assert_eq!(parts[0]["start"], 1048576);
+    assert_eq!(plan["engine"], "edit");
+    assert!(plan["engine_reason"].is_null(), "{plan}");
+    let rb = json(
+        d.path(),
+        &[
+            "relayout",
+            s(&img),
+            "--dry-run",
+            "--json",
+            "--engine",
+            "rebuild",
+        ],
+    );
+    assert_eq!(rb["engine"], "rebuild");
+    assert_eq!(rb["partitions"][0]["action"], "rebuild");
+    assert!(rb["engine_reason"]
+        .as_str()
+        .expect("reason")
+        .contains("asked"));
 
     // The text plan says the same.
     let text = ok(d.path(), &["relayout", s(&img), "--dry-run"]);
@@ -395,9 +414,28 @@ fn relayout_keeps_every_entry_exactly() {
         r = s(&st)
     ));
     let img = image(d.path(), &st);
-    let out = d.path().join("out.raw");
-    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
-    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    let mut outs = Vec::new();
+    for engine in ["edit", "rebuild"] {
+        let out = d.path().join(format!("out-{engine}.raw"));
+        ok(
+            d.path(),
+            &["-q", "relayout", s(&img), "-o", s(&out), "--engine", engine],
+        );
+        keeps_every_entry(d.path(), &img, &out);
+        outs.push(out);
+    }
+    // Both engines make the same tree.
+    let same = |p: &str| p.to_string();
+    assert_eq!(
+        manifest(d.path(), &outs[0], &same),
+        manifest(d.path(), &outs[1], &same)
+    );
+}
+
+/// Judge one relayout output `out` of `img` (see `relayout_keeps_every_entry_exactly`).
+fn keeps_every_entry(dir: &Path, img: &Path, out: &Path) {
+    let d = tempfile::tempdir_in(dir).expect("tempdir");
+    let plan = json(d.path(), &["relayout", s(img), "--dry-run", "--json"]);
     let moved: Vec<String> = plan["moves"]
         .as_array()
         .expect("moves")
@@ -418,8 +456,8 @@ fn relayout_keeps_every_entry_exactly() {
             p.to_string()
         }
     };
-    let before = manifest(d.path(), &img, &rename);
-    let after = manifest(d.path(), &out, &|p| p.to_string());
+    let before = manifest(d.path(), img, &rename);
+    let after = manifest(d.path(), out, &|p| p.to_string());
     let created: Vec<String> = plan["created"]
         .as_array()
         .expect("created")
@@ -481,7 +519,7 @@ fn relayout_keeps_every_entry_exactly() {
     let part = d.path().join("p1");
     sh(&format!(
         "dd if={} of={} bs=1M skip=1 status=none",
-        s(&out),
+        s(out),
         s(&part)
     ));
     let fsck = run("e2fsck", &["-fn", s(&part)]);
@@ -498,12 +536,12 @@ fn relayout_keeps_every_entry_exactly() {
     let stat = run_stdout("debugfs", &["-R", "stat /r0/usr/lib/x/a", s(&part)]);
     assert!(stat.contains("Links: 3"), "{stat}");
     // Outside the partition nothing changed (the MBR and the gap before it).
-    assert!(run("cmp", &["-n", "1048576", s(&img), s(&out)])
+    assert!(run("cmp", &["-n", "1048576", s(img), s(out)])
         .status
         .success());
     assert_eq!(
-        std::fs::metadata(&img).expect("stat").len(),
-        std::fs::metadata(&out).expect("stat").len()
+        std::fs::metadata(img).expect("stat").len(),
+        std::fs::metadata(out).expect("stat").len()
     );
 }
 
@@ -517,7 +555,7 @@ fn relayout_edits_a_separate_boot_partition() {
             return;
         }
     }
-    use common::relayout::{separate_boot_disk, separate_part, BOOT_UUID, ROOT_UUID};
+    use common::relayout::{separate_boot_disk, BOOT_UUID, ROOT_UUID};
     let d = workdir();
     let (img, _) = separate_boot_disk(d.path());
 
@@ -542,7 +580,7 @@ fn relayout_edits_a_separate_boot_partition() {
     );
     let parts = plan["partitions"].as_array().expect("partitions");
     assert_eq!(parts.len(), 2);
-    assert!(parts.iter().all(|p| p["action"] == "rebuild"), "{parts:?}");
+    assert!(parts.iter().all(|p| p["action"] == "edit"), "{parts:?}");
     let edits = plan["edits"].as_array().expect("edits");
     let grub = edits
         .iter()
@@ -560,9 +598,22 @@ fn relayout_edits_a_separate_boot_partition() {
     );
     assert!(text.contains("/boot   partition 1"), "{text}");
 
-    // The real run.
-    let out = d.path().join("out.raw");
-    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    // The real runs, with both engines.
+    for engine in ["edit", "rebuild"] {
+        let out = d.path().join(format!("out-{engine}.raw"));
+        ok(
+            d.path(),
+            &["-q", "relayout", s(&img), "-o", s(&out), "--engine", engine],
+        );
+        separate_boot_output(d.path(), &img, &out);
+    }
+}
+
+/// Judge one relayout output `out` of `img` (see `relayout_edits_a_separate_boot_partition`).
+fn separate_boot_output(dir: &Path, img: &Path, out: &Path) {
+    use common::relayout::{separate_part, BOOT_UUID, ROOT_UUID};
+    let d = tempfile::tempdir_in(dir).expect("tempdir");
+    let (img, out) = (img.to_path_buf(), out.to_path_buf());
     let (p1, p2) = (d.path().join("p1"), d.path().join("p2"));
     separate_part(&out, 1, &p1);
     separate_part(&out, 2, &p2);
@@ -824,4 +875,86 @@ fn esp_boot_entries_are_planned_and_edited() {
         .filter(|n| n.contains("subroot-tmp") || n.contains("scratch"))
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn engine_falls_back_to_rebuild_where_edit_cannot() {
+    let t = "engine_falls_back_to_rebuild_where_edit_cannot";
+    for tool in ["mke2fs", "e2fsck", "cpio", "sfdisk", "debugfs"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    // An ext4 with inline_data (directories may keep `..` in the inode): `auto` takes the
+    // rebuild and says why; `--engine edit` is refused (exit status 3), writing nothing.
+    let img = d.path().join("inline.raw");
+    sh(&format!(
+        "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+         mke2fs -q -F -t ext4 -O inline_data -L root -E offset=1048576 -d {t} {i} 47M",
+        i = s(&img),
+        t = s(&st)
+    ));
+    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+    assert_eq!(plan["engine"], "rebuild");
+    assert!(
+        plan["engine_reason"]
+            .as_str()
+            .expect("reason")
+            .contains("inline_data"),
+        "{plan}"
+    );
+    assert_eq!(plan["partitions"][0]["action"], "rebuild");
+    let out = d.path().join("out.raw");
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", s(&out), "--engine", "edit"],
+        3,
+        &[
+            "cannot be edited in place",
+            "inline_data",
+            "--engine rebuild",
+        ],
+    );
+    assert!(!out.exists());
+    // A file that gets new content but has a second name: the same.
+    let st2 = d.path().join("st2");
+    sh(&format!(
+        "cp -a {a} {b} && ln {b}/boot/grub/grub.cfg {b}/boot/grub/grub.cfg.bak",
+        a = s(&st),
+        b = s(&st2)
+    ));
+    let img2 = d.path().join("linked.raw");
+    common::relayout::raw_disk(&img2, &st2);
+    let plan = json(d.path(), &["relayout", s(&img2), "--dry-run", "--json"]);
+    assert_eq!(plan["engine"], "rebuild", "{plan}");
+    let reason = plan["engine_reason"].as_str().expect("reason");
+    assert!(
+        reason.contains("grub.cfg") && reason.contains("2 names"),
+        "{reason}"
+    );
+    // auto really runs the rebuild, and the result is sound.
+    ok(d.path(), &["-q", "relayout", s(&img2), "-o", s(&out)]);
+    let part = d.path().join("p1");
+    sh(&format!(
+        "dd if={} of={} bs=1M skip=1 status=none",
+        s(&out),
+        s(&part)
+    ));
+    let fsck = run("e2fsck", &["-fn", s(&part)]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    // The edited name left its hard-link group; the other name keeps the old content.
+    let cfg = ok(d.path(), &["-q", "cat", s(&out), "/boot/grub/grub.cfg"]);
+    let bak = ok(d.path(), &["-q", "cat", s(&out), "/boot/grub/grub.cfg.bak"]);
+    assert!(
+        cfg.contains("subroot=r0") && !bak.contains("subroot=r0"),
+        "{cfg}\n{bak}"
+    );
+    let links = run_stdout("debugfs", &["-R", "stat /boot/grub/grub.cfg.bak", s(&part)]);
+    assert!(links.contains("Links: 1"), "{links}");
 }

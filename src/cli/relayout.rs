@@ -6,6 +6,18 @@ use super::ImageFormatArg;
 use clap::Args;
 use std::path::PathBuf;
 
+/// The relayout engines (see `src/ops/relayout/engine.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineArg {
+    /// `edit` when the filesystem allows it, else `rebuild`.
+    Auto,
+    /// Edit a copy of the filesystem in place.
+    Edit,
+    /// Rebuild the filesystem with mke2fs -d.
+    Rebuild,
+}
+
 #[derive(Debug, Args)]
 pub struct RelayoutArgs {
     /// The installed Linux image (raw or qcow2; never modified).
@@ -42,6 +54,12 @@ pub struct RelayoutArgs {
     /// renamed only when complete).
     #[arg(long, conflicts_with = "output")]
     pub in_place: bool,
+    /// How the root filesystem (and a separate /boot) is rewritten: `edit` a copy in
+    /// place (moves are new directory entries, no file data is copied: close to copy
+    /// speed), `rebuild` it with mke2fs -d from the new tree (every file copied; the
+    /// result is compact), or `auto`: edit when the filesystem allows, else rebuild.
+    #[arg(long, value_enum, value_name = "ENGINE", default_value = "auto")]
+    pub engine: EngineArg,
     /// Go on although an initrd already has the subroot hook; replace OUT if it exists.
     #[arg(long)]
     pub force: bool,

@@ -67,6 +67,7 @@ impl RelayoutOp {
             json: false,
             in_place: false,
             force: false,
+            engine: crate::cli::relayout::EngineArg::Auto,
             output_format: self.format,
             qcow2: self.qcow2.clone(),
             replace_output: true,

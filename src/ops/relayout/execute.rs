@@ -5,14 +5,16 @@
 
 use super::plan::{Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
-use crate::cli::relayout::RelayoutArgs;
+use crate::cli::relayout::{EngineArg, RelayoutArgs};
 use crate::ops::write::{write_image, OutputSpec};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
+use subroot_formats::ext::writer::{
+    build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
+};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
 use subroot_formats::qcow2::WriteStats;
@@ -22,6 +24,8 @@ use subroot_formats::tools::E2fsprogs;
 pub struct Job<'a> {
     pub plan: &'a Plan,
     pub layout: Layout,
+    /// [`EngineArg::Edit`] or [`EngineArg::Rebuild`].
+    pub engine: EngineArg,
     pub tree: &'a ExtTree<Dev>,
     pub disk: &'a Arc<dyn BlockDevice>,
     /// The root partition's (start, size), or `None` for a filesystem on the whole disk.
@@ -101,14 +105,32 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         Some((_, size)) => size,
         None => job.disk.len(),
     };
-    let built = rebuild(&view, job.tree, size, "the root filesystem", job.work, ctx)?;
+    let built = rewrite(
+        job.engine,
+        &view,
+        &job.layout,
+        job.tree,
+        size,
+        "the root filesystem",
+        job.work,
+        ctx,
+    )?;
     let new_fs = built.open()?;
     // The disk with the separate /boot rebuilt (same identity, edited files replaced).
     let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
     let mut _boot_built = None;
     if let Some(b) = &job.boot {
         let view = RelayoutTree::new(b.tree, &b.layout);
-        let built = rebuild(&view, b.tree, b.size, "the /boot filesystem", job.work, ctx)?;
+        let built = rewrite(
+            job.engine,
+            &view,
+            &b.layout,
+            b.tree,
+            b.size,
+            "the /boot filesystem",
+            job.work,
+            ctx,
+        )?;
         let fs = built.open()?;
         if fs.len() > b.size {
             bail!(
@@ -165,6 +187,38 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         ),
         stats,
     ))
+}
+
+/// Rewrite a filesystem (`what`: "the root filesystem") into `view` (the input `input`
+/// transformed by `layout`) with `engine`: edited in a copy, or rebuilt.
+#[allow(clippy::too_many_arguments)]
+fn rewrite(
+    engine: EngineArg,
+    view: &RelayoutTree,
+    layout: &Layout,
+    input: &ExtTree<Dev>,
+    size: u64,
+    what: &str,
+    work: &Path,
+    ctx: &Ctx,
+) -> Result<BuiltFs> {
+    if engine != EngineArg::Edit {
+        return rebuild(view, input, size, what, work, ctx);
+    }
+    let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
+    let note = |step: &str| {
+        if ctx.verbose > 0 {
+            ctx.note(format_args!("editing {what}: {step}"));
+        }
+    };
+    let ops = super::engine::ops(layout, work)?;
+    let opts = EditOptions {
+        tools: &tools,
+        temp_dir: Some(work),
+        progress: Some(&note),
+    };
+    edit_copy(input.fs().device(), &ops, view, &opts)
+        .with_context(|| format!("cannot edit {what} in place"))
 }
 
 /// Rebuild a filesystem (`what`: "the root filesystem") from `view` with the identity of

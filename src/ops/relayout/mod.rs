@@ -17,7 +17,8 @@
 //! - [`esp`]: boot configuration on FAT ESPs (planned; refused in a real run for now).
 //! - [`initrds`]: where the initrds are.
 //! - [`transform`]: the tree transform.
-//! - [`execute`]: rewriting initrds, rebuilding and splicing.
+//! - [`engine`]: the edit engine (a copy edited in place) or the rebuild (mke2fs -d).
+//! - [`execute`]: rewriting initrds, rewriting the filesystems and splicing.
 
 /// Refuse the input: an [`subroot_formats::Error::Unsupported`] (exit status 3) with the
 /// formatted message.
@@ -29,13 +30,14 @@ macro_rules! refuse {
 
 pub mod bootcfg;
 pub mod bootpart;
+pub mod engine;
 pub mod esp;
 pub mod execute;
 pub mod initrds;
 pub mod plan;
 pub mod transform;
 
-use crate::cli::relayout::RelayoutArgs;
+use crate::cli::relayout::{EngineArg, RelayoutArgs};
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -300,6 +302,23 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         opts: &opts,
         work: work.path(),
     })?;
+    // The engine: one for the root and a separate /boot alike.
+    let (mut chosen, mut reason) = engine::choose(args.engine, &tree, &layout, &fsname)?;
+    if let (EngineArg::Edit, Some(bl), Some(bt)) = (chosen, &boot_layout, &boot_tree) {
+        let (c, r) = engine::choose(args.engine, bt, bl, "the /boot filesystem")?;
+        (chosen, reason) = (c, r.map(|r| format!("the /boot filesystem: {r}")));
+    }
+    let word = match chosen {
+        EngineArg::Edit => "edit",
+        _ => "rebuild",
+    };
+    plan.engine = word.into();
+    plan.engine_reason = reason;
+    for p in &mut plan.partitions {
+        if p.action == "rebuild" {
+            p.action = word.into();
+        }
+    }
     let esp_edits = esp::edit_esp_files(&disk, &plan.partitions, &plan.subroot, &name)?;
     plan.esp_edits = esp_edits.iter().map(|e| e.edit.clone()).collect();
     if args.dry_run {
@@ -321,6 +340,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         execute::Job {
             plan: &plan,
             layout,
+            engine: chosen,
             tree: &tree,
             disk: &disk,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),

@@ -101,7 +101,8 @@ pub struct PartitionPlan {
     pub start: u64,
     pub size: u64,
     pub filesystem: Option<String>,
-    /// "rebuild" (the root filesystem, a separate `/boot`) or "copy" (byte for byte).
+    /// "edit" or "rebuild" (the root filesystem, a separate `/boot`: by the plan's
+    /// engine), or "copy" (byte for byte).
     pub action: String,
 }
 
@@ -140,9 +141,13 @@ pub struct Plan {
     pub partitions: Vec<PartitionPlan>,
     /// The separate `/boot` partition (rebuilt with its own identity), if fstab names one.
     pub boot_partition: Option<BootPlan>,
-    /// Edits of boot configuration on FAT ESPs (computed; not carried out yet: a run that
-    /// needs one is refused).
+    /// Edits of boot configuration on FAT ESPs (carried out through the FAT writer).
     pub esp_edits: Vec<Edit>,
+    /// The engine that rewrites the root filesystem (and a separate `/boot`): "edit" (a
+    /// copy edited in place) or "rebuild" (mke2fs -d); see `engine.rs`.
+    pub engine: String,
+    /// Why the rebuild engine was taken (`None` for edit).
+    pub engine_reason: Option<String>,
 }
 
 fn kind_word(k: Kind) -> &'static str {
@@ -684,6 +689,8 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
             partitions: inp.partitions.clone(),
             boot_partition: inp.boot.as_ref().map(|b| b.plan.clone()),
             esp_edits: Vec::new(),
+            engine: "rebuild".into(),
+            engine_reason: None,
         },
         layout,
         boot_out,
@@ -726,7 +733,7 @@ impl Plan {
         if let Some(b) = &self.boot_partition {
             let _ = writeln!(
                 s,
-                "  /boot   partition {} ({} UUID {}, fstab: {}): edited and rebuilt with its identity",
+                "  /boot   partition {} ({} UUID {}, fstab: {}): edited, identity kept",
                 b.partition, b.filesystem, b.uuid, b.fstab_device
             );
         }
@@ -749,7 +756,7 @@ impl Plan {
         for e in &self.esp_edits {
             let _ = writeln!(
                 s,
-                "  esp     {}{} ({}): needs editing; editing FAT is not supported yet",
+                "  esp     {}{} ({}; through the FAT writer)",
                 e.path,
                 on(e.partition),
                 e.what.describe()
@@ -782,6 +789,22 @@ impl Plan {
                 "  install {} ({}; {} hook)",
                 i.path, i.action, self.flavour
             );
+        }
+        match &self.engine_reason {
+            None => {
+                let _ = writeln!(
+                    s,
+                    "  engine  {}: the filesystem is copied and edited in place (no file data moves)",
+                    self.engine
+                );
+            }
+            Some(why) => {
+                let _ = writeln!(
+                    s,
+                    "  engine  {}: mke2fs -d builds it anew ({why})",
+                    self.engine
+                );
+            }
         }
         for p in &self.partitions {
             let n = p

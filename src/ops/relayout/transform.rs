@@ -11,7 +11,8 @@
 //!   `EMPTY` files, `sysroot`, the installed hook files and any missing parents) at their
 //!   sorted places;
 //! - files whose content the plan replaces (edited boot configuration, rewritten initrds)
-//!   with the new content and size, other metadata kept.
+//!   with the new content and size, other metadata kept; a hard-linked one leaves its
+//!   group (its other names keep the old content, as after `sed -i`).
 //!
 //! Nothing is buffered beyond the added entries' small contents: each top-level subtree
 //! is one walk of the input, so the cost is one pass over the data.
@@ -117,6 +118,20 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// The input path of output path `path` (the inverse of [`Layout::output_path`]).
+    pub fn input_path(&self, path: &[u8]) -> Vec<u8> {
+        let rest = path
+            .strip_prefix(self.subroot.as_slice())
+            .and_then(|r| r.strip_prefix(b"/".as_slice()));
+        if let Some(rest) = rest {
+            let top = rest.split(|&b| b == b'/').next().unwrap_or(&[]);
+            if !self.subroot.is_empty() && self.moved.contains(top) {
+                return rest.to_vec();
+            }
+        }
+        path.to_vec()
+    }
+
     /// The output path of input path `path`.
     pub fn output_path(&self, path: &[u8]) -> Vec<u8> {
         let top = path.split(|&b| b == b'/').next().unwrap_or(&[]);
@@ -197,8 +212,11 @@ impl Emitter<'_, '_> {
         }
         match self.replaced.get(&e.path) {
             Some(new) if e.kind == subroot_formats::tree::Kind::File => {
+                // The edited name gets an inode of its own, as `sed -i` or update-grub
+                // would give it: other hard links keep the old content.
                 let mut out = e.clone();
                 out.size = new.len();
+                out.hardlink_id = None;
                 let mut r = new.open()?;
                 (self.visit)(&out, Some(&mut *r))
             }
