@@ -6,6 +6,7 @@
 # Prints wall times, ratios and peak RSS. Work files go to bench/work/ (git-ignored).
 #
 #   bash bench/relayout.sh [DATA_MIB]      # default 1024
+#   SUBROOT=path/to/subroot bash bench/relayout.sh   # that binary, no cargo build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -13,8 +14,12 @@ mib=${1:-1024}
 for t in mke2fs qemu-img cpio gzip /usr/bin/time; do
   command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
 done
-cargo build --release --quiet
-subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
+if [[ -n ${SUBROOT:-} ]]; then
+  subroot=$SUBROOT
+else
+  cargo build --release --quiet
+  subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
+fi
 work=$PWD/bench/work/relayout
 rm -rf "$work"; mkdir -p "$work"
 stage=$work/tree
@@ -82,17 +87,74 @@ if [[ -n $tar_mke2fs ]]; then
 else
   echo "tar path: no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed); not measured"
 fi
+# guestfish doing relayout's moves in place on a copy of the raw image: /r0, every top-level
+# entry but the shared boot, var, home and lost+found renamed into it, the mount points
+# with their EMPTY files. Not the boot config and initrd rewrites, nor the new output file
+# relayout writes, so it does less work. The names come from the staging tree, whose top
+# level is the image's less lost+found. The appliance start alone is its own row: a fixed
+# cost of every guestfish run. Both rows give guestfish's own peak RSS and that of its
+# whole process tree (the qemu appliance).
 if command -v guestfish >/dev/null; then
-  cp "$img" "$work/gf.raw"
-  read -r g_t g_m < <(measure guestfish -a "$work/gf.raw" -m /dev/sda1 <<'GF'
-mkdir /r0
-glob mv /usr /etc /bin /r0/
-mkdir /r0/boot
-mkdir /r0/var
-mkdir /r0/home
+  export LIBGUESTFS_BACKEND=direct
+  gf_img=$work/gf.raw
+  gf_fresh() { rm -f "$gf_img"; cp --sparse=always "$img" "$gf_img"; }
+  gf_fresh
+  # A start that is not timed: builds supermin's appliance cache on a first run, and
+  # finds out whether qemu can start it as is. Where /dev/kvm exists but qemu aborts on
+  # it (a nested VM), force TCG.
+  gf_accel="qemu's choice"
+  if ! guestfish -a "$gf_img" run 2>/dev/null; then
+    if [[ -z ${LIBGUESTFS_BACKEND_SETTINGS:-} ]] &&
+       LIBGUESTFS_BACKEND_SETTINGS=force_tcg guestfish -a "$gf_img" run 2>/dev/null; then
+      export LIBGUESTFS_BACKEND_SETTINGS=force_tcg; gf_accel="TCG (forced: KVM failed)"
+    else
+      gf_accel=
+    fi
+  fi
+  if [[ -n $gf_accel ]]; then
+    gf_moves() {
+      echo "mkdir /r0"
+      local n
+      while IFS= read -r n; do
+        case $n in boot | var | home | lost+found) continue ;; esac
+        n=${n//\\/\\\\}; n=${n//\"/\\\"}
+        echo "rename \"/$n\" \"/r0/$n\""
+      done < <(find "$stage" -mindepth 1 -maxdepth 1 -printf '%f\n' | LC_ALL=C sort)
+      for n in boot var home; do echo "mkdir /r0/$n"; echo "touch /r0/$n/EMPTY"; done
+    }
+    # What guestfish left must be a clean filesystem whose top level is r0 beside the
+    # entries that stay, and r0 the moved entries plus the mount points.
+    gf_ls() { debugfs -R "ls -p $1" "$gf_img?offset=1048576" 2>/dev/null | awk -F/ '$6 != "." && $6 != ".." && $6 != "" { print $6 }' | LC_ALL=C sort | tr '\n' ' '; }
+    gf_check() {
+      local fsck want_top want_r0
+      fsck=$(e2fsck -fn "$gf_img?offset=1048576" 2>&1) || { echo "$fsck" >&2; exit 1; }
+      want_top=$( { echo lost+found; echo r0; find "$stage" -mindepth 1 -maxdepth 1 -printf '%f\n' | grep -x -e boot -e var -e home; } | LC_ALL=C sort | tr '\n' ' ')
+      want_r0=$( { printf '%s\n' boot var home; find "$stage" -mindepth 1 -maxdepth 1 -printf '%f\n' | grep -vx -e boot -e var -e home -e lost+found; } | LC_ALL=C sort | tr '\n' ' ')
+      [[ $(gf_ls /) == "$want_top" && $(gf_ls /r0) == "$want_r0" ]] ||
+        { echo "guestfish left / as: $(gf_ls /), /r0 as: $(gf_ls /r0)" >&2; exit 1; }
+    }
+    read -r gs_t gs_m < <(measure guestfish -a "$gf_img" run)
+    read -r _ gs_tm < <(python3 bench/measure.py guestfish -a "$gf_img" run)
+    read -r g_t g_m < <(measure guestfish -a "$gf_img" -m /dev/sda1 <<GF
+$(gf_moves)
 GF
 )
-  echo "guestfish (moves only): ${g_t} s, $((g_m / 1024)) MiB; ratio relayout/guestfish = $(ratio "$r_raw" "$g_t")"
+    # Its check, and a second run on a fresh copy for the whole tree's peak RSS.
+    gf_check
+    gf_fresh
+    read -r _ g_tm < <(python3 bench/measure.py guestfish -a "$gf_img" -m /dev/sda1 <<GF
+$(gf_moves)
+GF
+)
+    gf_check
+    echo "guestfish ($gf_accel), own peak RSS and (whole tree, qemu included):"
+    printf '%-34s %8s %8s MiB (%s MiB)\n' "guestfish appliance start alone" "$gs_t" $((gs_m / 1024)) $((gs_tm / 1024))
+    printf '%-34s %8s %8s MiB (%s MiB)\n' "guestfish moves raw, in place" "$g_t" $((g_m / 1024)) $((g_tm / 1024))
+    echo "ratio raw:   relayout / guestfish moves = $(ratio "$r_raw" "$g_t")"
+  else
+    echo "guestfish: the appliance does not start here; not compared"
+  fi
+  rm -f "$gf_img"
 else
   echo "guestfish: libguestfs is not installed; not compared"
 fi
