@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark `subroot relayout` on an image with ~1 GiB of used data, raw and qcow2, against
-# the floor measured in the same run: `mke2fs -d` from an already-extracted tree (what
-# any rebuild must at least do) plus `qemu-img convert` of the result to the output
-# format. guestfish doing the same moves is measured when libguestfs is installed.
+# Benchmark `subroot relayout` on an image with ~1 GiB of used data, raw and qcow2, with
+# both engines: edit (the default) against a plain copy of the image (`qemu-img
+# convert`), and both against the floor measured in the same run: `mke2fs -d` from an
+# already-extracted tree (what any rebuild must at least do) plus `qemu-img convert` of
+# the result to the output format. guestfish doing the same moves is measured when
+# libguestfs is installed.
 # Prints wall times, ratios and peak RSS. Work files go to bench/work/ (git-ignored).
 #
 #   bash bench/relayout.sh [DATA_MIB]      # default 1024
@@ -59,29 +61,43 @@ qemu-img convert -O qcow2 "$img" "$work/in.qcow2"
 measure() { python3 bench/measure.py --own "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 
-read -r r_raw m_raw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force)
-read -r r_q m_q < <(measure "$subroot" -q relayout "$work/in.qcow2" -o "$work/out.qcow2" -O qcow2 --force)
+# The edit engine (the default): the filesystem copied and edited in place.
+read -r r_raw m_raw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force --engine edit)
+read -r r_q m_q < <(measure "$subroot" -q relayout "$work/in.qcow2" -o "$work/out.qcow2" -O qcow2 --force --engine edit)
+# Its floor: copying the image (what "at copy speed" means): qemu-img convert.
+read -r c_raw c_rm < <(measure qemu-img convert -O raw "$img" "$work/copy.raw")
+read -r c_q c_qm < <(measure qemu-img convert -O qcow2 "$work/in.qcow2" "$work/copy.qcow2")
+rm -f "$work/copy.raw" "$work/copy.qcow2"
+# The rebuild engine.
+read -r b_raw b_mraw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force --engine rebuild)
+read -r b_q b_mq < <(measure "$subroot" -q relayout "$work/in.qcow2" -o "$work/out.qcow2" -O qcow2 --force --engine rebuild)
 # The floor: mke2fs -d of the already-extracted tree into a partition-sized file, then
 # qemu-img convert of that file to qcow2 (raw output needs no conversion).
 read -r f_mk m_mk < <(measure mke2fs -q -F -t ext4 -d "$stage" "$work/floor.img" "${part_mib}M")
 read -r f_cv m_cv < <(measure qemu-img convert -O qcow2 "$work/floor.img" "$work/floor.qcow2")
-f_q=$(awk -v a="$f_mk" -v b="$f_cv" 'BEGIN { print a + b }')
-printf '%-34s %8s %10s\n' "" "seconds" "peak RSS"
-printf '%-34s %8s %8s MiB\n' "subroot relayout raw -> raw" "$r_raw" $((m_raw / 1024))
-printf '%-34s %8s %8s MiB\n' "subroot relayout qcow2 -> qcow2" "$r_q" $((m_q / 1024))
-printf '%-34s %8s %8s MiB\n' "floor: mke2fs -d" "$f_mk" $((m_mk / 1024))
-printf '%-34s %8s %8s MiB\n' "floor: + qemu-img convert -O qcow2" "$f_q" $((m_cv / 1024))
-echo "ratio raw:   relayout / floor = $(ratio "$r_raw" "$f_mk")"
-echo "ratio qcow2: relayout / floor = $(ratio "$r_q" "$f_q")"
+f_q=$(awk -v a="$f_mk" -v b="$f_cv" 'BEGIN { printf "%.3f", a + b }')
+printf '%-40s %8s %10s\n' "" "seconds" "peak RSS"
+printf '%-40s %8s %8s MiB\n' "relayout raw -> raw (edit engine)" "$r_raw" $((m_raw / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout qcow2 -> qcow2 (edit engine)" "$r_q" $((m_q / 1024))
+printf '%-40s %8s %8s MiB\n' "copy: qemu-img convert raw -> raw" "$c_raw" $((c_rm / 1024))
+printf '%-40s %8s %8s MiB\n' "copy: qemu-img convert qcow2 -> qcow2" "$c_q" $((c_qm / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout raw -> raw (rebuild engine)" "$b_raw" $((b_mraw / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout qcow2 -> qcow2 (rebuild engine)" "$b_q" $((b_mq / 1024))
+printf '%-40s %8s %8s MiB\n' "floor: mke2fs -d" "$f_mk" $((m_mk / 1024))
+printf '%-40s %8s %8s MiB\n' "floor: + qemu-img convert -O qcow2" "$f_q" $((m_cv / 1024))
+echo "ratio raw,   edit engine:    relayout / floor = $(ratio "$r_raw" "$f_mk"), relayout / copy = $(ratio "$r_raw" "$c_raw")"
+echo "ratio qcow2, edit engine:    relayout / floor = $(ratio "$r_q" "$f_q"), relayout / copy = $(ratio "$r_q" "$c_q")"
+echo "ratio raw,   rebuild engine: relayout / floor = $(ratio "$b_raw" "$f_mk")"
+echo "ratio qcow2, rebuild engine: relayout / floor = $(ratio "$b_q" "$f_q")"
 # The tar populate path (e2fsprogs >= 1.47.1; testdata/e2fsprogs-backports.sh fetches one),
 # against the floor of the same mke2fs.
 tar_mke2fs=${SUBROOT_TEST_MKE2FS_TAR:-}
 [[ -n $tar_mke2fs ]] || tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
 if [[ -n $tar_mke2fs ]]; then
-  read -r t_raw t_m < <(SUBROOT_MKE2FS=$tar_mke2fs measure "$subroot" -q relayout "$img" -o "$work/out-tar.raw" --force)
+  read -r t_raw t_m < <(SUBROOT_MKE2FS=$tar_mke2fs measure "$subroot" -q relayout "$img" -o "$work/out-tar.raw" --force --engine rebuild)
   read -r t_fl t_fm < <(measure "$tar_mke2fs" -q -F -t ext4 -d "$stage" "$work/floor.img" "${part_mib}M")
-  printf '%-34s %8s %8s MiB\n' "subroot relayout raw (tar path)" "$t_raw" $((t_m / 1024))
-  printf '%-34s %8s %8s MiB\n' "floor: mke2fs -d (same mke2fs)" "$t_fl" $((t_fm / 1024))
+  printf '%-40s %8s %8s MiB\n' "relayout raw (rebuild, tar path)" "$t_raw" $((t_m / 1024))
+  printf '%-40s %8s %8s MiB\n' "floor: mke2fs -d (same mke2fs)" "$t_fl" $((t_fm / 1024))
   echo "ratio raw, tar path: relayout / floor = $(ratio "$t_raw" "$t_fl")"
   rm -f "$work/out-tar.raw"
 else

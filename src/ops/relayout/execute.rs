@@ -1,7 +1,8 @@
 //! Carrying out a relayout plan: rewrite each initrd with the hook (into the private work
-//! directory), rebuild the root filesystem from the transformed tree with the input's
-//! identity, splice it into the disk in place of the old one, and stream the disk into
-//! the output image (temporary file + rename). The input is only read.
+//! directory), rewrite the root filesystem (and a separate `/boot`) into the transformed
+//! tree with the input's identity — edited in a copy or rebuilt, by the plan's engine —,
+//! splice it into the disk in place of the old one, and stream the disk into the output
+//! image (temporary file + rename). The input is only read.
 
 use super::plan::{Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
@@ -30,7 +31,7 @@ pub struct Job<'a> {
     pub disk: &'a Arc<dyn BlockDevice>,
     /// The root partition's (start, size), or `None` for a filesystem on the whole disk.
     pub root: Option<(u64, u64)>,
-    /// The separate `/boot` partition, rebuilt too.
+    /// The separate `/boot` partition, rewritten too.
     pub boot: Option<BootJob<'a>>,
     /// Files to edit on FAT EFI system partitions.
     pub esp_edits: &'a [super::esp::EspEdit],
@@ -39,7 +40,7 @@ pub struct Job<'a> {
     pub work: &'a Path,
 }
 
-/// A separate `/boot` partition to rebuild.
+/// A separate `/boot` partition to rewrite.
 pub struct BootJob<'a> {
     pub layout: Layout,
     pub tree: &'a ExtTree<Dev>,
@@ -116,7 +117,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         ctx,
     )?;
     let new_fs = built.open()?;
-    // The disk with the separate /boot rebuilt (same identity, edited files replaced).
+    // The disk with the separate /boot rewritten (same identity, edited files replaced).
     let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
     let mut _boot_built = None;
     if let Some(b) = &job.boot {
@@ -134,7 +135,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         let fs = built.open()?;
         if fs.len() > b.size {
             bail!(
-                "the rebuilt /boot filesystem is {} bytes, the partition {}",
+                "the new /boot filesystem is {} bytes, the partition {}",
                 fs.len(),
                 b.size
             );
@@ -155,7 +156,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         Some((start, size)) => {
             if new_fs.len() > size {
                 bail!(
-                    "the rebuilt filesystem is {} bytes, the partition {size}",
+                    "the new filesystem is {} bytes, the partition {size}",
                     new_fs.len()
                 );
             }
@@ -170,7 +171,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         }
     };
     let mut boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
-        format!("; /boot partition {} rebuilt", b.partition)
+        format!("; /boot partition {} rewritten", b.partition)
     });
     if !job.esp_edits.is_empty() {
         boot.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));

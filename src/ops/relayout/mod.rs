@@ -6,10 +6,11 @@
 //!
 //! The work is split in two: [`plan`] computes everything from the input (what moves,
 //! what is created, which files are edited and how, which initrds get the hook, which
-//! partitions are rebuilt), then the execution carries that plan out: initrds are
-//! rewritten with [`subroot_formats::initrd::add_subroot`], the root filesystem is rebuilt
-//! with the same identity from the [`transform::RelayoutTree`] view of the input, and the
-//! new filesystem is spliced into the disk, which is streamed into the output image.
+//! partitions are rewritten), then the execution carries that plan out: initrds are
+//! rewritten with [`subroot_formats::initrd::add_subroot`], the root filesystem becomes
+//! the [`transform::RelayoutTree`] view of the input with the same identity (edited in a
+//! copy or rebuilt: [`engine`]), and the new filesystem is spliced into the disk, which is
+//! streamed into the output image.
 //!
 //! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
 //! - [`bootcfg`]: the kernel command line editors.
@@ -101,7 +102,7 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
     Ok(out)
 }
 
-/// The private work directory of one relayout (initrd copies, the rebuilt filesystem):
+/// The private work directory of one relayout (initrd copies, the new filesystem):
 /// removed when dropped, also on error.
 enum WorkDir {
     Temp(tempfile::TempDir),
@@ -253,7 +254,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     let sb = tree.fs().superblock();
     let uuid = uuid_string(&sb.uuid);
 
-    // A separate /boot partition (named by the root's /etc/fstab): rebuilt too.
+    // A separate /boot partition (named by the root's /etc/fstab): rewritten too.
     let located = bootpart::locate(&disk, &tree, root_number, &name)?;
     let boot_tree = match &located {
         Some(l) => Some(
