@@ -887,37 +887,82 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     }
     let d = workdir();
     let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
-    // An ext4 with inline_data (directories may keep `..` in the inode): `auto` takes the
-    // rebuild and says why; `--engine edit` is refused (exit status 3), writing nothing.
-    let img = d.path().join("inline.raw");
-    sh(&format!(
-        "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
-         mke2fs -q -F -t ext4 -O inline_data -L root -E offset=1048576 -d {t} {i} 47M",
-        i = s(&img),
-        t = s(&st)
-    ));
-    let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
-    assert_eq!(plan["engine"], "rebuild");
-    assert!(
-        plan["engine_reason"]
-            .as_str()
-            .expect("reason")
-            .contains("inline_data"),
-        "{plan}"
-    );
-    assert_eq!(plan["partitions"][0]["action"], "rebuild");
+    // An ext4 with inline_data (directories may keep `..` in the inode), one with quotas
+    // (debugfs does not account its writes): `auto` takes the rebuild and says why;
+    // `--engine edit` is refused (exit status 3), writing nothing.
     let out = d.path().join("out.raw");
+    for (feature, why) in [("inline_data", "inline_data"), ("quota", "quotas")] {
+        let img = d.path().join(format!("{feature}.raw"));
+        sh(&format!(
+            "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+             mke2fs -q -F -t ext4 -O {feature} -L root -E offset=1048576 -d {t} {i} 47M",
+            i = s(&img),
+            t = s(&st)
+        ));
+        let plan = json(d.path(), &["relayout", s(&img), "--dry-run", "--json"]);
+        assert_eq!(plan["engine"], "rebuild");
+        assert!(
+            plan["engine_reason"]
+                .as_str()
+                .expect("reason")
+                .contains(why),
+            "{plan}"
+        );
+        assert_eq!(plan["partitions"][0]["action"], "rebuild");
+        fails(
+            d.path(),
+            &["-q", "relayout", s(&img), "-o", s(&out), "--engine", "edit"],
+            3,
+            &["cannot be edited in place", why, "--engine rebuild"],
+        );
+        assert!(!out.exists());
+    }
+    // A filesystem e2fsck already finds fault with (a group's free count off, as in an
+    // image taken from a running system): only the edit finds out; `auto` rebuilds (the
+    // result is clean), `--engine edit` is refused.
+    let unclean = d.path().join("unclean.raw");
+    common::relayout::raw_disk(&unclean, &st);
+    let dev = format!("{}?offset=1048576", s(&unclean));
+    let cmds = d.path().join("unclean.cmds");
+    std::fs::write(
+        &cmds,
+        "set_bg 0 free_blocks_count 5\nset_bg 0 checksum calc\n",
+    )
+    .expect("w");
+    run("debugfs", &["-w", "-f", s(&cmds), &dev]);
+    let judged = std::process::Command::new("e2fsck")
+        .args(["-fn", &dev])
+        .output()
+        .expect("e2fsck");
+    assert!(!judged.status.success(), "e2fsck finds the input unclean");
     fails(
         d.path(),
-        &["-q", "relayout", s(&img), "-o", s(&out), "--engine", "edit"],
-        3,
         &[
-            "cannot be edited in place",
-            "inline_data",
-            "--engine rebuild",
+            "-q",
+            "relayout",
+            s(&unclean),
+            "-o",
+            s(&out),
+            "--engine",
+            "edit",
         ],
+        3,
+        &["not clean before any edit", "--engine rebuild"],
     );
     assert!(!out.exists());
+    let r = subroot_in(d.path(), &["relayout", s(&unclean), "-o", s(&out)]);
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "{err}");
+    assert!(err.contains("rebuilding it instead"), "{err}");
+    let fixed = format!("{}?offset=1048576", s(&out));
+    let fsck = run("e2fsck", &["-fn", &fixed]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stdout)
+    );
+    std::fs::remove_file(&out).expect("rm");
+
     // A file that gets new content but has a second name: the same.
     let st2 = d.path().join("st2");
     sh(&format!(

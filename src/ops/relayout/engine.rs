@@ -9,9 +9,11 @@
 //!   [`super::transform::RelayoutTree`]); every file is copied, and the result is compact.
 //!
 //! Both produce the same tree with the same identity and are checked the same way
-//! (reconcile, verify, `e2fsck -fn`). The edit engine cannot handle everything debugfs
-//! cannot express cleanly; [`blocker`] says why it does not apply, and `--engine auto`
-//! then takes the rebuild.
+//! (reconcile, verify, `e2fsck -fn`). The edit engine cannot handle what debugfs cannot
+//! express cleanly; [`blocker`] says why it does not apply, and `--engine auto` then
+//! takes the rebuild. What only the edit finds out (an input e2fsck already finds fault
+//! with) comes back as `Unsupported` from `edit_copy`, and `auto` rebuilds then too
+//! (`execute.rs`).
 
 use super::transform::{key_of, Layout, NewContent};
 use crate::cli::relayout::EngineArg;

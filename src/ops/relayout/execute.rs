@@ -108,6 +108,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     };
     let built = rewrite(
         job.engine,
+        job.args.engine,
         &view,
         &job.layout,
         job.tree,
@@ -124,6 +125,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         let view = RelayoutTree::new(b.tree, &b.layout);
         let built = rewrite(
             job.engine,
+            job.args.engine,
             &view,
             &b.layout,
             b.tree,
@@ -195,6 +197,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
 #[allow(clippy::too_many_arguments)]
 fn rewrite(
     engine: EngineArg,
+    asked: EngineArg,
     view: &RelayoutTree,
     layout: &Layout,
     input: &ExtTree<Dev>,
@@ -218,8 +221,21 @@ fn rewrite(
         temp_dir: Some(work),
         progress: Some(&note),
     };
-    edit_copy(input.fs().device(), &ops, view, &opts)
-        .with_context(|| format!("cannot edit {what} in place"))
+    match edit_copy(input.fs().device(), &ops, view, &opts) {
+        Ok(b) => Ok(b),
+        // What only the edit itself finds out (an input e2fsck already finds fault with):
+        // `auto` rebuilds, as for the blockers the plan saw.
+        Err(e @ subroot_formats::Error::Unsupported(_)) if asked == EngineArg::Auto => {
+            ctx.note(format_args!(
+                "{what} cannot be edited in place ({e}); rebuilding it instead"
+            ));
+            rebuild(view, input, size, what, work, ctx)
+        }
+        Err(e @ subroot_formats::Error::Unsupported(_)) => Err(anyhow::Error::from(e).context(
+            format!("{what} cannot be edited in place; use --engine rebuild"),
+        )),
+        Err(e) => Err(anyhow::Error::from(e).context(format!("cannot edit {what} in place"))),
+    }
 }
 
 /// Rebuild a filesystem (`what`: "the root filesystem") from `view` with the identity of

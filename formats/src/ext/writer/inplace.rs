@@ -5,7 +5,7 @@
 //! [`edit_copy`] runs five steps in a private temporary directory (removed afterwards,
 //! also on error):
 //! 1. **copy** — the source filesystem is copied, sparse, into `fs.img` (no sync: it is
-//!    a scratch file);
+//!    a scratch file), which `e2fsck -fn` must find clean before any edit;
 //! 2. **edit** — one debugfs script carries out the [`EditOp`]s in order (`mkdir`,
 //!    `write`, `symlink`, `ln` + `unlink` for a move, `rm` + `write` for new content);
 //! 3. **reparent** — each moved directory's `..` is pointed at its new parent (with its
@@ -65,12 +65,23 @@ pub struct EditOptions<'a> {
 /// Why a filesystem cannot be edited in place (`None` when it can): the features the
 /// engine does not handle.
 pub fn blocker<D: BlockDevice>(fs: &ExtFs<D>) -> Option<String> {
+    const INCOMPAT_RECOVER: u32 = 0x4;
     const INCOMPAT_INLINE_DATA: u32 = 0x8000;
-    let sb = fs.superblock();
-    if sb.features.has_incompat(INCOMPAT_INLINE_DATA) {
+    const RO_COMPAT_QUOTA: u32 = 0x100;
+    const RO_COMPAT_PROJECT: u32 = 0x2000;
+    let f = &fs.superblock().features;
+    if f.has_incompat(INCOMPAT_RECOVER) {
+        // The kernel would replay the journal over the edits.
+        return Some("its journal needs recovery (it was not unmounted cleanly)".into());
+    }
+    if f.has_incompat(INCOMPAT_INLINE_DATA) {
         return Some(
             "the filesystem has inline_data (directories may keep `..` in the inode)".into(),
         );
+    }
+    if f.has_ro_compat(RO_COMPAT_QUOTA) || f.has_ro_compat(RO_COMPAT_PROJECT) {
+        // debugfs does not account what it writes in the quota files.
+        return Some("the filesystem keeps quotas (debugfs does not update them)".into());
     }
     None
 }
@@ -160,6 +171,15 @@ pub fn edit_copy(
             .map_err(|e| Error::io(format!("cannot create {}", image.display()), e))?;
         let part = crate::block::Slice::new(source, 0, len)?;
         crate::convert::copy_raw(&part, &out, &|_| {})?;
+    }
+
+    // A filesystem e2fsck already finds fault with (free counts of an image taken from a
+    // running system, say) cannot pass the final check, whatever the edits: say so now.
+    note("checking the filesystem before editing (e2fsck -fn)");
+    if let Err(e) = verify::fsck_clean(opts.tools, &image) {
+        return Err(Error::unsupported(format!(
+            "the filesystem is not clean before any edit ({e})"
+        )));
     }
 
     note("editing in place (debugfs)");
