@@ -1003,3 +1003,32 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     let links = run_stdout("debugfs", &["-R", "stat /boot/grub/grub.cfg.bak", s(&part)]);
     assert!(links.contains("Links: 1"), "{links}");
 }
+
+#[test]
+fn relayout_is_reproducible_with_source_date_epoch() {
+    let t = "relayout_is_reproducible_with_source_date_epoch";
+    for tool in ["mke2fs", "e2fsck", "debugfs", "cpio", "sfdisk", "cmp"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    let img = image(d.path(), &st);
+    for engine in ["edit", "rebuild"] {
+        let outs: Vec<_> = (0..2)
+            .map(|i| {
+                let out = d.path().join(format!("{engine}-{i}.raw"));
+                let r = std::process::Command::new(env!("CARGO_BIN_EXE_subroot"))
+                    .args(["-q", "relayout", s(&img), "-o", s(&out), "--engine", engine])
+                    .env("SOURCE_DATE_EPOCH", "1700000000")
+                    .output()
+                    .expect("run subroot");
+                assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+                out
+            })
+            .collect();
+        let same = run("cmp", &[s(&outs[0]), s(&outs[1])]);
+        assert!(same.status.success(), "{engine}: two runs differ");
+    }
+}

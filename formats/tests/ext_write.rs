@@ -407,16 +407,21 @@ fn debugfs_errors_are_fatal() {
         e.contains("ea_set") || e.contains("ext_attr") || e.contains("xattrs"),
         "{e}"
     );
-    let left: Vec<_> = std::fs::read_dir(dir.path())
+    no_leftovers(dir.path(), "subroot-mkfs.");
+    let _ = Kind::File;
+}
+
+/// The engine's temporary directories (named `prefix…`) are gone from `dir`.
+fn no_leftovers(dir: &Path, prefix: &str) {
+    let left: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("subroot-mkfs."))
+        .filter(|e| e.file_name().to_string_lossy().starts_with(prefix))
         .collect();
     assert!(
         left.is_empty(),
-        "the temporary directory is removed on error"
+        "the temporary directory is removed on error: {left:?}"
     );
-    let _ = Kind::File;
 }
 
 /// The source tree with `file`, `links` and `dir` moved into `r0/`, `dir/many` (an htree
@@ -675,15 +680,7 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
         .to_string();
         assert!(e.contains(why), "{e}");
     }
-    let left: Vec<_> = std::fs::read_dir(dir.path())
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.file_name().to_string_lossy().starts_with("subroot-edit."))
-        .collect();
-    assert!(
-        left.is_empty(),
-        "the temporary directory is removed on error"
-    );
+    no_leftovers(dir.path(), "subroot-edit.");
 }
 
 #[test]

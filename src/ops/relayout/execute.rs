@@ -106,34 +106,28 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         Some((_, size)) => size,
         None => job.disk.len(),
     };
-    let built = rewrite(
-        job.engine,
-        job.args.engine,
-        &view,
-        &job.layout,
-        job.tree,
+    let built = Rewrite {
+        view: &view,
+        layout: &job.layout,
+        input: job.tree,
         size,
-        "the root filesystem",
-        job.work,
-        ctx,
-    )?;
+        what: "the root filesystem",
+    }
+    .run(job.engine, job.args.engine, job.work, ctx)?;
     let new_fs = built.open()?;
     // The disk with the separate /boot rewritten (same identity, edited files replaced).
     let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
     let mut _boot_built = None;
     if let Some(b) = &job.boot {
         let view = RelayoutTree::new(b.tree, &b.layout);
-        let built = rewrite(
-            job.engine,
-            job.args.engine,
-            &view,
-            &b.layout,
-            b.tree,
-            b.size,
-            "the /boot filesystem",
-            job.work,
-            ctx,
-        )?;
+        let built = Rewrite {
+            view: &view,
+            layout: &b.layout,
+            input: b.tree,
+            size: b.size,
+            what: "the /boot filesystem",
+        }
+        .run(job.engine, job.args.engine, job.work, ctx)?;
         let fs = built.open()?;
         if fs.len() > b.size {
             bail!(
@@ -192,79 +186,75 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     ))
 }
 
-/// Rewrite a filesystem (`what`: "the root filesystem") into `view` (the input `input`
-/// transformed by `layout`) with `engine`: edited in a copy, or rebuilt.
-#[allow(clippy::too_many_arguments)]
-fn rewrite(
-    engine: EngineArg,
-    asked: EngineArg,
-    view: &RelayoutTree,
-    layout: &Layout,
-    input: &ExtTree<Dev>,
+/// One filesystem to rewrite: `what` ("the root filesystem") becomes `view`, the input
+/// `input` transformed by `layout`, in a partition of `size` bytes.
+struct Rewrite<'a> {
+    view: &'a RelayoutTree<'a>,
+    layout: &'a Layout,
+    input: &'a ExtTree<Dev>,
     size: u64,
-    what: &str,
-    work: &Path,
-    ctx: &Ctx,
-) -> Result<BuiltFs> {
-    if engine != EngineArg::Edit {
-        return rebuild(view, input, size, what, work, ctx);
-    }
-    let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
-    let note = |step: &str| {
+    what: &'a str,
+}
+
+/// A progress callback noting each step (with `-v`) as "`doing` `what`: step".
+fn step_notes<'a>(ctx: &'a Ctx, doing: &'a str, what: &'a str) -> impl Fn(&str) + 'a {
+    move |step: &str| {
         if ctx.verbose > 0 {
-            ctx.note(format_args!("editing {what}: {step}"));
+            ctx.note(format_args!("{doing} {what}: {step}"));
         }
-    };
-    let ops = super::engine::ops(layout, work)?;
-    let opts = EditOptions {
-        tools: &tools,
-        temp_dir: Some(work),
-        progress: Some(&note),
-    };
-    match edit_copy(input.fs().device(), &ops, view, &opts) {
-        Ok(b) => Ok(b),
-        // What only the edit itself finds out (an input e2fsck already finds fault with):
-        // `auto` rebuilds, as for the blockers the plan saw.
-        Err(e @ subroot_formats::Error::Unsupported(_)) if asked == EngineArg::Auto => {
-            ctx.note(format_args!(
-                "{what} cannot be edited in place ({e}); rebuilding it instead"
-            ));
-            rebuild(view, input, size, what, work, ctx)
-        }
-        Err(e @ subroot_formats::Error::Unsupported(_)) => Err(anyhow::Error::from(e).context(
-            format!("{what} cannot be edited in place; use --engine rebuild"),
-        )),
-        Err(e) => Err(anyhow::Error::from(e).context(format!("cannot edit {what} in place"))),
     }
 }
 
-/// Rebuild a filesystem (`what`: "the root filesystem") from `view` with the identity of
-/// `input` (UUID, label, features, sizes, hash seed …) through the ext write engine; the
-/// image file lives in the engine's temporary directory under `work` until the returned
-/// value is dropped.
-fn rebuild(
-    view: &RelayoutTree,
-    input: &ExtTree<Dev>,
-    size: u64,
-    what: &str,
-    work: &Path,
-    ctx: &Ctx,
-) -> Result<BuiltFs> {
+impl Rewrite<'_> {
+    /// Carry it out with `engine` (edit or rebuild; `asked` is what the command line
+    /// asked for): edited in a copy, or rebuilt.
+    fn run(&self, engine: EngineArg, asked: EngineArg, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
+        let what = self.what;
+        if engine != EngineArg::Edit {
+            return rebuild(self, work, ctx);
+        }
+        let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
+        let note = step_notes(ctx, "editing", what);
+        let ops = super::engine::ops(self.layout, work)?;
+        let opts = EditOptions {
+            tools: &tools,
+            temp_dir: Some(work),
+            progress: Some(&note),
+        };
+        match edit_copy(self.input.fs().device(), &ops, self.view, &opts) {
+            Ok(b) => Ok(b),
+            // What only the edit itself finds out (an input e2fsck already finds fault
+            // with): `auto` rebuilds, as for the blockers the plan saw.
+            Err(e @ subroot_formats::Error::Unsupported(_)) if asked == EngineArg::Auto => {
+                ctx.note(format_args!(
+                    "{what} cannot be edited in place ({e}); rebuilding it instead"
+                ));
+                rebuild(self, work, ctx)
+            }
+            Err(e @ subroot_formats::Error::Unsupported(_)) => Err(anyhow::Error::from(e).context(
+                format!("{what} cannot be edited in place; use --engine rebuild"),
+            )),
+            Err(e) => Err(anyhow::Error::from(e).context(format!("cannot edit {what} in place"))),
+        }
+    }
+}
+
+/// Rebuild `r`'s filesystem from its view with the identity of its input (UUID, label,
+/// features, sizes, hash seed …) through the ext write engine; the image file lives in
+/// the engine's temporary directory under `work` until the returned value is dropped.
+fn rebuild(r: &Rewrite, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
+    let what = r.what;
     let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
     let identity =
-        Identity::like(input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
-    let note = |step: &str| {
-        if ctx.verbose > 0 {
-            ctx.note(format_args!("rebuilding {what}: {step}"));
-        }
-    };
+        Identity::like(r.input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
+    let note = step_notes(ctx, "rebuilding", what);
     let opts = BuildOptions {
-        size,
+        size: r.size,
         identity,
         tools: &tools,
         temp_dir: Some(work),
         progress: Some(&note),
         populate: Populate::Auto,
     };
-    build(view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
+    build(r.view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

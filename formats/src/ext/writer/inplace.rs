@@ -151,15 +151,7 @@ pub fn edit_copy(
         .min(source.len());
     drop(src_fs);
 
-    let mut b = tempfile::Builder::new();
-    b.prefix("subroot-edit.");
-    let dir = match opts.temp_dir {
-        Some(d) => b.tempdir_in(d),
-        None => b.tempdir(),
-    }
-    .map_err(|e| Error::io("cannot create a temporary directory", e))?;
-    let work = dir.path().to_path_buf();
-    let image = work.join("fs.img");
+    let (dir, work, image) = super::work_dir(opts.temp_dir, "subroot-edit.")?;
 
     note("copying the filesystem");
     {

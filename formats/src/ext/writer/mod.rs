@@ -183,15 +183,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
             p(s)
         }
     };
-    let mut b = tempfile::Builder::new();
-    b.prefix("subroot-mkfs.");
-    let dir = match opts.temp_dir {
-        Some(d) => b.tempdir_in(d),
-        None => b.tempdir(),
-    }
-    .map_err(|e| Error::io("cannot create a temporary directory", e))?;
-    let work = dir.path().to_path_buf();
-    let image = work.join("fs.img");
+    let (dir, work, image) = work_dir(opts.temp_dir, "subroot-mkfs.")?;
     let mut report = BuildReport {
         populate: opts.populate.resolve(opts.tools)?,
         ..Default::default()
@@ -249,6 +241,24 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
         path: image,
         report,
     })
+}
+
+/// A private temporary directory named `prefix…` (in `temp_dir`, else the system's),
+/// its path, and the path of the image file to make in it.
+fn work_dir(
+    temp_dir: Option<&Path>,
+    prefix: &str,
+) -> Result<(tempfile::TempDir, PathBuf, PathBuf)> {
+    let mut b = tempfile::Builder::new();
+    b.prefix(prefix);
+    let dir = match temp_dir {
+        Some(d) => b.tempdir_in(d),
+        None => b.tempdir(),
+    }
+    .map_err(|e| Error::io("cannot create a temporary directory", e))?;
+    let work = dir.path().to_path_buf();
+    let image = work.join("fs.img");
+    Ok((dir, work, image))
 }
 
 /// The mke2fs command with the identity's arguments and the private configuration,
