@@ -62,6 +62,7 @@ fn main() -> ExitCode {
         Command::CopyIn(a) => ops::copy_in::run(a, &ctx),
         Command::Rm(a) => ops::rm::run(a, &ctx),
     };
+    output::remove_scratch_root();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

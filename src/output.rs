@@ -3,6 +3,7 @@
 //! a half-written file under the final name and never touches the input.
 //!
 //! Temporary names are `.NAME.subroot-tmp-PID` (obviously temporary, one per process).
+//! Scratch directories ([`ScratchDir`]) are removed the same ways, except after SIGKILL.
 //! They are removed when the writer is dropped, by the SIGINT/SIGTERM handler, and — if a
 //! run was killed with SIGKILL — by the next run writing the same target, once no live
 //! process owns them.
@@ -14,17 +15,104 @@ use std::sync::Mutex;
 
 /// Temporary files of this process, removed by the signal handler.
 static LIVE_TEMPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Scratch directories of this process, removed by the signal handler.
+static LIVE_DIRS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 
-/// Install the SIGINT/SIGTERM/SIGHUP handler: remove our temporary files, exit 130.
+/// Install the SIGINT/SIGTERM/SIGHUP handler: remove our temporary files and scratch
+/// directories (a filesystem being built or edited can be gigabytes), exit 130.
 pub fn install_signal_cleanup() {
     let _ = ctrlc::set_handler(|| {
         let temps = LIVE_TEMPS.lock().unwrap_or_else(|e| e.into_inner());
         for t in temps.iter() {
             let _ = std::fs::remove_file(t);
         }
+        let dirs = LIVE_DIRS.lock().unwrap_or_else(|e| e.into_inner());
+        for d in dirs.iter() {
+            let _ = std::fs::remove_dir_all(d);
+        }
         eprintln!("subroot: interrupted; temporary output removed");
         std::process::exit(130);
     });
+}
+
+/// The process's scratch root (`$TMPDIR/subroot.XXXXXX`), made on first use: where
+/// commands that build filesystems keep them until they are written out. Removed by
+/// [`remove_scratch_root`] (at the end of `main`) and by the signal handler.
+static SCRATCH_ROOT: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+/// The scratch root, made now if needed.
+pub fn scratch_root() -> Result<PathBuf> {
+    let mut root = SCRATCH_ROOT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = root.as_ref() {
+        return Ok(p.clone());
+    }
+    let d = ScratchDir::new("subroot.")?;
+    let p = d.path.clone();
+    std::mem::forget(d); // kept registered until remove_scratch_root
+    *root = Some(p.clone());
+    Ok(p)
+}
+
+/// Remove the scratch root, if one was made.
+pub fn remove_scratch_root() {
+    let taken = SCRATCH_ROOT
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take();
+    if let Some(p) = taken {
+        drop(ScratchDir { path: p });
+    }
+}
+
+/// A private scratch directory (initrd copies, a filesystem being built or edited):
+/// removed when dropped, also on error, and by the signal handler.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// A new directory `PREFIX…` under `$TMPDIR`.
+    pub fn new(prefix: &str) -> Result<Self> {
+        let t = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .context("cannot create a temporary directory (set TMPDIR to a directory with room)")?;
+        Ok(Self::register(t.keep()))
+    }
+
+    /// The directory `at`, created afresh (a leftover of a killed run is removed first).
+    pub fn at(at: &Path) -> Result<Self> {
+        if std::fs::symlink_metadata(at).is_ok() {
+            std::fs::remove_dir_all(at)
+                .with_context(|| format!("cannot remove the leftover {}", at.display()))?;
+        }
+        std::fs::create_dir(at)
+            .with_context(|| format!("cannot create the work directory {}", at.display()))?;
+        Ok(Self::register(at.to_path_buf()))
+    }
+
+    fn register(path: PathBuf) -> Self {
+        LIVE_DIRS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(path.clone());
+        ScratchDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+        LIVE_DIRS
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|d| d != &self.path);
+    }
 }
 
 /// An output file being written under a temporary name.

@@ -1,4 +1,5 @@
-//! Crash safety of `subroot convert`: the process is killed with SIGKILL at several points
+//! Crash safety of `subroot convert` (and of the scratch space of `relayout` and `mkfs`):
+//! the process is killed with SIGKILL at several points
 //! (early, mid-copy and near the end, by time and by polling the temporary file), and
 //! interrupted with SIGINT and SIGTERM. Afterwards the input is byte-identical (sha256sum),
 //! nothing exists under the final output name, SIGINT/SIGTERM leave no temporary file and
@@ -270,4 +271,109 @@ fn killed_convert_to_compressed_qcow2_leaves_input_intact() {
     // The next run (uncompressed, to keep the test short) replaces the stale temporary.
     next_run_succeeds(dir, &input, out, &["-O", "qcow2"]);
     assert_eq!(sha256(&input), sum);
+}
+
+/// Total allocated bytes of the files below `dir`.
+fn allocated(dir: &Path) -> u64 {
+    let mut n = 0;
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => n += allocated(&e.path()),
+                Ok(m) => n += m.blocks() * 512,
+                Err(_) => {}
+            }
+        }
+    }
+    n
+}
+
+/// SIGINT/SIGTERM during a command that builds a filesystem in scratch space ($TMPDIR)
+/// remove the scratch directory too (it can be as large as the filesystem's data).
+#[test]
+fn interrupted_rebuilds_leave_no_scratch() {
+    let t = "interrupted_rebuilds_leave_no_scratch";
+    for tool in ["mke2fs", "debugfs", "e2fsck", "sfdisk", "cpio"] {
+        if !need(tool, t) {
+            return;
+        }
+    }
+    let d = workdir();
+    let dir = d.path();
+    let st = common::relayout::stage(dir, Some(Path::new(common::relayout::INITRD_DIR)));
+    // Enough incompressible data that the rebuild takes a while.
+    run(
+        "dd",
+        &[
+            "if=/dev/urandom",
+            &format!("of={}", s(&st.join("usr/blob"))),
+            "bs=1M",
+            "count=150",
+            "status=none",
+        ],
+    );
+    let img = dir.join("input.raw");
+    sh_img(&img, &st);
+    let sum = sha256(&img);
+    let tmp = dir.join("tmp");
+    std::fs::create_dir(&tmp).expect("mkdir");
+    run("chmod", &["0777", s(&tmp)]);
+    let from = format!("{}:1", s(&img));
+    let cases: [&[&str]; 2] = [
+        &["relayout", s(&img), "-o", "out.raw", "--engine", "rebuild"],
+        &["mkfs", s(&img), "-p", "1", "--from", &from, "-o", "out.raw"],
+    ];
+    for (i, args) in cases.iter().enumerate() {
+        for sig in ["INT", "TERM"] {
+            let mut child = subroot()
+                .args(*args)
+                .current_dir(dir)
+                .env("TMPDIR", &tmp)
+                .env_remove("CI")
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("spawn");
+            let start = Instant::now();
+            while allocated(&tmp) < 20 * MIB {
+                assert!(
+                    child.try_wait().expect("try_wait").is_none(),
+                    "case {i} finished before its scratch held 20 MiB: make the input bigger"
+                );
+                assert!(
+                    start.elapsed() < Duration::from_secs(300),
+                    "no scratch seen"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            signal(child.id(), sig);
+            let status = child.wait().expect("wait");
+            assert_eq!(status.code(), Some(130), "case {i} {sig}: {status:?}");
+            // Programs it ran (mke2fs) may take a moment to let go of the scratch files.
+            let until = Instant::now() + Duration::from_secs(10);
+            while names(&tmp).iter().any(|n| !n.is_empty()) && Instant::now() < until {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            assert_eq!(
+                names(&tmp),
+                Vec::<String>::new(),
+                "case {i} {sig}: scratch left"
+            );
+            assert!(
+                !dir.join("out.raw").exists(),
+                "case {i} {sig}: output exists"
+            );
+            assert_eq!(sha256(&img), sum, "case {i} {sig}: the input changed");
+        }
+    }
+}
+
+/// A relayout-ready MBR disk holding `tree` (like `common::relayout::raw_disk`, sized for it).
+fn sh_img(img: &Path, tree: &Path) {
+    common::relayout::sh(&format!(
+        "truncate -s 400M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
+         mke2fs -q -F -t ext4 -L root -E offset=1048576 -d {t} {i} 399M && chmod a+r {i}",
+        i = s(img),
+        t = s(tree)
+    ));
 }

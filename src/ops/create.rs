@@ -148,11 +148,12 @@ fn populate(
 /// Build an ext filesystem of `size` bytes from `from`, or empty.
 fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltFs> {
     let tools = E2fsprogs::find(None)?;
+    let scratch = crate::output::scratch_root()?;
     let opts = BuildOptions {
         size,
         identity: Identity::fresh(fs)?,
         tools: &tools,
-        temp_dir: None,
+        temp_dir: Some(&scratch),
         progress: None,
         populate: Populate::Auto,
     };

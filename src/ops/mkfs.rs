@@ -145,11 +145,12 @@ pub fn rebuild_ext(
             eprintln!("subroot: {s}");
         }
     };
+    let scratch = crate::output::scratch_root()?;
     let opts = BuildOptions {
         size: len,
         identity: identity.clone(),
         tools,
-        temp_dir: None,
+        temp_dir: Some(&scratch),
         progress: Some(&progress),
         populate: Populate::Auto,
     };

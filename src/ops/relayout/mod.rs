@@ -43,7 +43,6 @@ use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
@@ -100,51 +99,6 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
         });
     }
     Ok(out)
-}
-
-/// The private work directory of one relayout (initrd copies, the new filesystem):
-/// removed when dropped, also on error.
-enum WorkDir {
-    Temp(tempfile::TempDir),
-    Owned(PathBuf),
-}
-
-impl WorkDir {
-    /// `at` (created afresh, replacing a leftover) or a new directory under $TMPDIR.
-    fn create(at: Option<&Path>) -> Result<WorkDir> {
-        match at {
-            Some(p) => {
-                if std::fs::symlink_metadata(p).is_ok() {
-                    std::fs::remove_dir_all(p)
-                        .with_context(|| format!("cannot remove the leftover {}", p.display()))?;
-                }
-                std::fs::create_dir(p)
-                    .with_context(|| format!("cannot create the work directory {}", p.display()))?;
-                Ok(WorkDir::Owned(p.to_path_buf()))
-            }
-            None => Ok(WorkDir::Temp(
-                tempfile::Builder::new()
-                    .prefix("subroot-relayout.")
-                    .tempdir()
-                    .context("cannot create a temporary directory")?,
-            )),
-        }
-    }
-
-    fn path(&self) -> &Path {
-        match self {
-            WorkDir::Temp(t) => t.path(),
-            WorkDir::Owned(p) => p,
-        }
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let WorkDir::Owned(p) = self {
-            let _ = std::fs::remove_dir_all(p);
-        }
-    }
 }
 
 /// Parse `--move`'s list (comma- or space-separated); `None` when not given.
@@ -286,11 +240,11 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         }
         _ => None,
     };
-    let work = WorkDir::create(if args.dry_run {
-        None
-    } else {
-        args.work_dir.as_deref()
-    })?;
+    // The private work directory (initrd copies, the new filesystem).
+    let work = match args.work_dir.as_deref().filter(|_| !args.dry_run) {
+        Some(at) => crate::output::ScratchDir::at(at)?,
+        None => crate::output::ScratchDir::new("subroot-relayout.")?,
+    };
     let (mut plan, layout, boot_layout) = plan::compute(&PlanInput {
         boot,
         tree: &tree,
