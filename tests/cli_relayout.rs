@@ -410,7 +410,10 @@ fn relayout_keeps_every_entry_exactly() {
          mkfifo usr/lib/x/fifo && setfattr -n user.note -v hello usr/lib/x/a && \
          touch -d '2021-05-06 07:08:09.123456789' usr/lib/x/sparse && chmod 4751 usr/lib/x/a && \
          if [ $(id -u) = 0 ]; then mknod usr/lib/x/null c 1 3 && chown 1234:5678 usr/lib/x/sparse && \
-           mkdir -p home/u && chown -R 1000:1000 home/u; fi",
+           mkdir -p home/u && chown -R 1000:1000 home/u; fi && \
+         mkdir 'with space' \"q'uote\" \"$(printf 'bad\\377name')\" && touch 'with space/f' && \
+         printf x > \"q'uote/\\\"dq\" && ln -s usr/lib lnk && printf y > 'top file' && \
+         (cd 'with space' && seq -f 'n%04g' 1 300 | xargs touch)",
         r = s(&st)
     ));
     let img = image(d.path(), &st);

@@ -18,7 +18,9 @@
 //! * `hardlink`: for a hard-linked non-directory, the escaped path of the first member of
 //!   its group in walk order (so inode numbers never appear and two filesystems compare
 //!   equal); else `-`.
-//! * `flags`: inode flags as 8 hex digits (ext `i_flags`), `-` when the source has none.
+//! * `flags`: the user-settable inode flags (ext `i_flags` masked with `USER_FLAGS`: what
+//!   `chattr` sets, not how the data is stored — extents, htree indexing, inline data
+//!   differ between equivalent filesystems) as 8 hex digits, `-` when the source has none.
 //! * `xattrs`: `name=HEX` pairs sorted by name, joined by `,` (names escaped, with `,` and
 //!   `=` escaped too), `-` when none.
 //! * `sha256`: hex digest of the content of regular files, else `-`.
@@ -156,7 +158,9 @@ impl Manifester {
                 hardlink,
                 opt(
                     o.flags,
-                    entry.meta.flags.map_or("-".into(), |f| format!("{f:08x}")),
+                    entry.meta.flags.map_or("-".into(), |f| {
+                        format!("{:08x}", f & crate::ext::writer::USER_FLAGS)
+                    }),
                 ),
                 xattrs(&entry.meta.xattrs),
                 sha,
