@@ -3,6 +3,7 @@
 #
 #   bash testdata/debian-image.sh initramfs-tools   # MBR + ext4 root, initramfs-tools initrd
 #   bash testdata/debian-image.sh dracut            # GPT + ESP (vfat) + ext4 root, dracut initrd
+#   bash testdata/debian-image.sh bootpart          # MBR + ext4 /boot + ext4 root, initramfs-tools
 #
 # Prints the path of the raw image. Needs root and Debian's archive (mmdebstrap reads the
 # machine's own apt sources; no archive address is written here). The image boots (direct
@@ -25,10 +26,12 @@ mkdir -p "$cache"
 work=$(mktemp -d "$cache/.build-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root_uuid=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c
+# The bootpart flavour's separate /boot partition.
+boot_uuid=b007b007-1a2b-4c3d-8e4f-5a6b7c8d9e0f
 
 pkgs=linux-image-amd64,systemd-sysv,udev,kmod,e2fsprogs,zstd
 case $flavour in
-  initramfs-tools) pkgs+=,initramfs-tools ;;
+  initramfs-tools | bootpart) pkgs+=,initramfs-tools ;;
   dracut) pkgs+=,dracut,dracut-core ;;
   *) echo "unknown flavour $flavour" >&2; exit 2 ;;
 esac
@@ -44,6 +47,9 @@ printf '%s\n' "$sources" | mmdebstrap --mode=root --variant=minbase --include="$
 r=$work/root
 echo subroot-test > "$r/etc/hostname"
 printf 'UUID=%s / ext4 errors=remount-ro 0 1\n' "$root_uuid" > "$r/etc/fstab"
+if [[ $flavour == bootpart ]]; then
+  printf 'UUID=%s /boot ext4 defaults 0 2\n' "$boot_uuid" >> "$r/etc/fstab"
+fi
 install -m 0755 /dev/stdin "$r/usr/local/sbin/subroot-marker" <<'MARKER'
 #!/bin/sh
 # Report how the system came up, on the serial console, then power off.
@@ -84,7 +90,7 @@ ln -sf /etc/systemd/system/subroot-marker.service "$r/etc/systemd/system/multi-u
 # In-guest initrd rebuilds (the marker's update-initramfs) run under emulation: keep them
 # quick with only the modules this machine uses and light compression. The initrd the image
 # ships was built with the distribution's defaults above.
-if [[ $flavour == initramfs-tools ]]; then
+if [[ $flavour == initramfs-tools || $flavour == bootpart ]]; then
   printf 'MODULES=dep\nCOMPRESSLEVEL=1\n' > "$r/etc/initramfs-tools/conf.d/subroot-test.conf"
 fi
 # Boot faster: no waiting for network or a clock.
@@ -105,6 +111,15 @@ if [[ $flavour == dracut ]]; then
   start1=2048; start2=$(( (64 << 11) + 2048 ))
   mkfs.vfat -F 32 -s 1 -n ESP --offset "$start1" "$img" $((64 << 10)) >/dev/null
   truncate -s 2G "$img"
+elif [[ $flavour == bootpart ]]; then
+  # MBR: a 256 MiB ext4 /boot holding what the system put in /boot, and the root, whose
+  # /boot stays an empty mount point.
+  sfdisk -q "$img" <<<$'label: dos\nsize=256MiB, type=83, bootable\ntype=83'
+  start1=2048; start2=$(( (256 << 11) + 2048 ))
+  mkdir "$work/boot"
+  find "$r/boot" -mindepth 1 -maxdepth 1 -exec mv -t "$work/boot" {} +
+  mke2fs -q -t ext4 -U "$boot_uuid" -L debian-boot -d "$work/boot" -E offset=$((start1 * 512)) "$img" "$((256 << 10))k"
+  e2fsck -fn "$img?offset=$((start1 * 512))" >/dev/null
 else
   sfdisk -q "$img" <<<$'label: dos\ntype=83, bootable'
   start2=2048

@@ -3,13 +3,19 @@
 //! elsewhere each test says loudly that it was skipped.
 //!
 //! The image comes from `testdata/debian-image.sh FLAVOUR` (built as root with mmdebstrap,
-//! cached). The kernel and initrd are read out of the OUTPUT image with `subroot cat`
-//! (`/boot` is shared and stays at the top), the guest boots with
-//! `root=UUID=… ro subroot=r0` through `testdata/boot.sh`, and the judge is the guest's own
-//! report on the serial console (`subroot-marker.service`): the mountinfo line of `/` has
-//! root `/r0`, those of `/boot`, `/var`, `/home` have roots `/boot`, `/var`, `/home` and are
-//! writable, the normal target was reached (`SUBROOT-MARKER-END`), and `update-initramfs`
-//! / `dracut` in the guest kept the hook (`HOOK-KEPT`).
+//! cached): `initramfs-tools` (MBR, one ext4 root), `dracut` (GPT, ESP, ext4 root) and
+//! `bootpart` (MBR, ext4 `/boot` partition named by the root's fstab, ext4 root). The
+//! kernel and initrd are read out of the OUTPUT image with `subroot ls` / `subroot cat`
+//! (from the root's `/boot`, which is shared and stays at the top, or from the top of the
+//! separate `/boot` partition), after checking there that the initrd now holds the hook
+//! (`subroot initrd ls`) and that a `grub.cfg`, if any, boots `subroot=r0`. The guest boots
+//! with `root=UUID=… ro subroot=r0` through `testdata/boot.sh`, and the judge is the
+//! guest's own report on the serial console (`subroot-marker.service`): the mountinfo line
+//! of `/` has root `/r0`; those of `/var`, `/home` have roots `/var`, `/home`; the topmost
+//! one of `/boot` has root `/boot` (shared from the root) or `/` (the separate partition
+//! mounted by fstab); all three are writable; the normal target was reached
+//! (`SUBROOT-MARKER-END`); and `update-initramfs` / `dracut` in the guest kept the hook
+//! (`HOOK-KEPT`).
 
 mod common;
 
@@ -46,33 +52,74 @@ fn debian_image(flavour: &str) -> Option<PathBuf> {
     Some(path)
 }
 
-/// The bytes of `path` inside `image`, read with `subroot cat`.
+/// The bytes of `path` inside partition `part` of `image`, read with `subroot cat`.
 fn cat(dir: &Path, image: &Path, part: &str, path: &str) -> Vec<u8> {
     let out = subroot_in(dir, &["-q", "cat", "-p", part, s(image), path]);
     assert!(
         out.status.success(),
-        "subroot cat {path}: {}",
+        "subroot cat -p {part} {path}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
 }
 
-/// A mountinfo line as the guest printed it: (root, mount point, per-mount options).
-fn mountinfo(log: &str) -> Vec<(String, String, String)> {
+/// Where an image keeps its kernel, initrds and boot configuration.
+#[derive(Clone, Copy, Debug)]
+enum Boot {
+    /// In the root filesystem's `/boot` (shared into the subroot, stays at the top).
+    OnRoot,
+    /// At the top of partition N, which the root's `/etc/fstab` mounts on `/boot`.
+    Partition(u32),
+}
+
+/// The files the boot loader reads: a partition and the directory in it.
+struct BootFiles {
+    part: String,
+    /// `/boot`, or `` for the top of a separate `/boot` partition.
+    dir: &'static str,
+}
+
+impl BootFiles {
+    fn path(&self, name: &str) -> String {
+        format!("{}/{name}", self.dir)
+    }
+    fn listing_dir(&self) -> &'static str {
+        if self.dir.is_empty() {
+            "/"
+        } else {
+            self.dir
+        }
+    }
+}
+
+/// A mountinfo line as the guest printed it.
+#[derive(Clone, Debug)]
+struct Mount {
+    root: String,
+    point: String,
+    /// Per-mount options.
+    opts: String,
+    /// The mount source (after the ` - FSTYPE` separator), e.g. `/dev/vda1`.
+    source: String,
+}
+
+fn mountinfo(log: &str) -> Vec<Mount> {
     log.lines()
         .filter_map(|l| {
             let rest = &l[l.find("MOUNTINFO ")? + "MOUNTINFO ".len()..];
             let f: Vec<&str> = rest.split_whitespace().collect();
-            Some((
-                f.get(3)?.to_string(),
-                f.get(4)?.to_string(),
-                f.get(5)?.to_string(),
-            ))
+            let sep = f.iter().position(|x| *x == "-")?;
+            Some(Mount {
+                root: f.get(3)?.to_string(),
+                point: f.get(4)?.to_string(),
+                opts: f.get(5)?.to_string(),
+                source: f.get(sep + 2)?.to_string(),
+            })
         })
         .collect()
 }
 
-fn boot_variant(flavour: &str, test: &str) {
+fn boot_variant(flavour: &str, boot: Boot, test: &str) {
     if !enabled(test) {
         return;
     }
@@ -103,32 +150,90 @@ fn boot_variant(flavour: &str, test: &str) {
         .as_u64()
         .expect("a root partition")
         .to_string();
+    // The plan found the boot files where the image has them.
+    let files = match boot {
+        Boot::OnRoot => {
+            assert!(
+                plan["boot_partition"].is_null(),
+                "a separate /boot in the plan: {}",
+                plan["boot_partition"]
+            );
+            BootFiles {
+                part: part.clone(),
+                dir: "/boot",
+            }
+        }
+        Boot::Partition(n) => {
+            let bp = &plan["boot_partition"];
+            assert_eq!(bp["partition"].as_u64(), Some(u64::from(n)), "plan: {bp}");
+            assert_eq!(bp["filesystem"].as_str(), Some("ext4"), "plan: {bp}");
+            BootFiles {
+                part: n.to_string(),
+                dir: "",
+            }
+        }
+    };
     // As uid 65534 when the suite is root: the whole relayout is rootless.
     ok(
         d.path(),
         &["-q", "relayout", s(&image), "-o", s(&out), "-O", "qcow2"],
     );
-    let listing = ok(d.path(), &["-q", "ls", "-p", &part, s(&out), "/boot"]);
+    let listing = ok(
+        d.path(),
+        &["-q", "ls", "-p", &files.part, s(&out), files.listing_dir()],
+    );
     let kernel = listing
         .lines()
         .find(|l| l.starts_with("vmlinuz-"))
-        .expect("a kernel in /boot")
+        .unwrap_or_else(|| panic!("no kernel in the boot files: {listing}"))
         .to_string();
     let initrd = listing
         .lines()
         .find(|l| l.starts_with("initrd.img-") || l.starts_with("initramfs-"))
-        .expect("an initrd in /boot")
+        .unwrap_or_else(|| panic!("no initrd in the boot files: {listing}"))
         .to_string();
+    // The initrd there now carries the hook (initramfs-tools' local-bottom script, or
+    // dracut's pre-pivot hook).
+    let entries = ok(
+        d.path(),
+        &[
+            "-q",
+            "initrd",
+            "ls",
+            "--image",
+            s(&out),
+            "-p",
+            &files.part,
+            &files.path(&initrd),
+        ],
+    );
+    assert!(
+        entries.lines().any(|l| l == "scripts/local-bottom/subroot"
+            || (l.contains("/pre-pivot/") && l.contains("subroot"))),
+        "{initrd} in the output lacks the subroot hook"
+    );
+    // A GRUB configuration among the boot files, if any, boots subroot=r0.
+    if listing.lines().any(|l| l == "grub") {
+        let dir = files.path("grub");
+        let inside = ok(d.path(), &["-q", "ls", "-p", &files.part, s(&out), &dir]);
+        if inside.lines().any(|l| l == "grub.cfg") {
+            let cfg = cat(d.path(), &out, &files.part, &files.path("grub/grub.cfg"));
+            assert!(
+                String::from_utf8_lossy(&cfg).contains("subroot=r0"),
+                "{dir}/grub.cfg was not edited"
+            );
+        }
+    }
     let kpath = d.path().join("vmlinuz");
     let ipath = d.path().join("initrd");
     std::fs::write(
         &kpath,
-        cat(d.path(), &out, &part, &format!("/boot/{kernel}")),
+        cat(d.path(), &out, &files.part, &files.path(&kernel)),
     )
     .expect("write");
     std::fs::write(
         &ipath,
-        cat(d.path(), &out, &part, &format!("/boot/{initrd}")),
+        cat(d.path(), &out, &files.part, &files.path(&initrd)),
     )
     .expect("write");
     // qemu-img accepts the output as a sound qcow2.
@@ -183,17 +288,31 @@ fn boot_variant(flavour: &str, test: &str) {
         "the guest did not reach the marker's end (boot.sh {st}); last lines:\n{tail}"
     );
     let mi = mountinfo(&text);
+    // The topmost mount on `mp` (mountinfo lists mounts in the order they were made).
     let at = |mp: &str| {
         mi.iter()
-            .find(|(_, m, _)| m == mp)
+            .rev()
+            .find(|m| m.point == mp)
             .unwrap_or_else(|| panic!("no mountinfo line for {mp}: {mi:?}"))
             .clone()
     };
-    assert_eq!(at("/").0, "/r0", "/ is not the r0 subtree");
+    let top = at("/");
+    assert_eq!(top.root, "/r0", "/ is not the r0 subtree: {top:?}");
     for dir in ["/boot", "/var", "/home"] {
-        let (root, _, opts) = at(dir);
-        assert_eq!(root, dir, "{dir} is not the physical {dir}");
-        assert!(opts.split(',').any(|o| o == "rw"), "{dir} mounted {opts}");
+        let m = at(dir);
+        match boot {
+            // The separate partition's own top, mounted by fstab over the (empty) shared
+            // mount point.
+            Boot::Partition(n) if dir == "/boot" => {
+                assert_eq!(m.root, "/", "/boot is not the top of a partition: {m:?}");
+                assert_eq!(m.source, format!("/dev/vda{n}"), "/boot: {m:?}");
+            }
+            _ => {
+                assert_eq!(m.root, dir, "{dir} is not the physical {dir}: {m:?}");
+                assert_eq!(m.source, top.source, "{dir} not from the root: {m:?}");
+            }
+        }
+        assert!(m.opts.split(',').any(|o| o == "rw"), "{dir} mounted {m:?}");
         assert!(
             text.lines()
                 .any(|l| l.trim_end().ends_with(&format!("WRITABLE {dir}"))),
@@ -215,11 +334,25 @@ fn boot_variant(flavour: &str, test: &str) {
 fn relayouted_initramfs_tools_image_boots_into_r0() {
     boot_variant(
         "initramfs-tools",
+        Boot::OnRoot,
         "relayouted_initramfs_tools_image_boots_into_r0",
     );
 }
 
 #[test]
 fn relayouted_dracut_image_boots_into_r0() {
-    boot_variant("dracut", "relayouted_dracut_image_boots_into_r0");
+    boot_variant(
+        "dracut",
+        Boot::OnRoot,
+        "relayouted_dracut_image_boots_into_r0",
+    );
+}
+
+#[test]
+fn relayouted_separate_boot_image_boots_into_r0() {
+    boot_variant(
+        "bootpart",
+        Boot::Partition(1),
+        "relayouted_separate_boot_image_boots_into_r0",
+    );
 }

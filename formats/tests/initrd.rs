@@ -537,7 +537,24 @@ fn run_shell(shell: &str, script: &Path, env: &[(&str, String)]) {
 }
 
 fn run_initramfs_tools(shell: &str, cmdline: &str) -> Sandbox {
+    run_initramfs_tools_fstab(shell, cmdline, None)
+}
+
+/// The sandbox's subroot r0 gets `/etc/fstab` with `fstab`.
+fn r0_fstab(sb: &Sandbox, fstab: Option<&str>) {
+    if let Some(text) = fstab {
+        write(&sb.base, "root/r0/etc/fstab", text.as_bytes(), 0o644);
+    }
+}
+
+/// An fstab that mounts `/boot` (tab-separated, trailing `/`) and `/home` (last line,
+/// no newline) itself; `/var` only in a comment.
+const FSTAB_BOOT_HOME: &str = "# /var was on /dev/sda3\nUUID=r / ext4 defaults 0 1\n\n\
+                               UUID=b\t/boot/\text4\tdefaults\t0 2\n  LABEL=h /home ext4 defaults 0 2";
+
+fn run_initramfs_tools_fstab(shell: &str, cmdline: &str, fstab: Option<&str>) -> Sandbox {
     let sb = Sandbox::new();
+    r0_fstab(&sb, fstab);
     let script = installed_files(Flavour::InitramfsTools, &shared(&["boot", "var", "home"]))
         .unwrap()
         .remove(0)
@@ -624,6 +641,25 @@ fn initramfs_tools_hook_issues_the_right_mounts() {
         );
         assert!(sb.base.join("root/r1/home").is_dir());
 
+        // Directories the subroot's own fstab mounts (a separate /boot, /home) are left
+        // to the system; r1 has no fstab and still shares them.
+        let sb = run_initramfs_tools_fstab(shell, "subroot=r0", Some(FSTAB_BOOT_HOME));
+        let log = sb.log_short();
+        assert_eq!(
+            mounts(&log),
+            [
+                "mount -o move R P",
+                "mount -o bind P/r0 R",
+                "mount -o bind,remount,rw R R",
+                "mount -o bind P/var R/var",
+                "mount -o bind,remount,rw R/var R/var",
+                "mount -o move P R/sysroot",
+            ],
+            "{shell} with fstab: {log:?}"
+        );
+        let sb = run_initramfs_tools_fstab(shell, "subroot=r1", Some(FSTAB_BOOT_HOME));
+        assert_eq!(mounts(&sb.log_short()).len(), 10, "{shell}: {:?}", sb.log());
+
         let sb = run_initramfs_tools(shell, "root=/dev/sda1 ro quiet");
         assert_eq!(sb.log(), "", "{shell}: no subroot= must do nothing");
 
@@ -647,7 +683,12 @@ fn initramfs_tools_hook_issues_the_right_mounts() {
 }
 
 fn run_dracut(shell: &str, cmdline: &str) -> Sandbox {
+    run_dracut_fstab(shell, cmdline, None)
+}
+
+fn run_dracut_fstab(shell: &str, cmdline: &str, fstab: Option<&str>) -> Sandbox {
     let sb = Sandbox::new();
+    r0_fstab(&sb, fstab);
     let hook = installed_files(Flavour::Dracut, &shared(&["boot", "var", "home"]))
         .unwrap()
         .into_iter()
@@ -710,6 +751,22 @@ fn dracut_hook_issues_the_right_mounts() {
             "{shell}: {log:?}"
         );
         assert_eq!(log.last().unwrap(), "after hook", "the hook must not exit");
+
+        let sb = run_dracut_fstab(shell, "subroot=r0", Some(FSTAB_BOOT_HOME));
+        let log = sb.log_short();
+        assert_eq!(
+            mounts(&log),
+            [
+                "mount --make-rprivate /",
+                "mount --move R P",
+                "mount --bind P/r0 R",
+                "mount -o remount,bind,rw R",
+                "mount --bind P/var R/var",
+                "mount -o remount,bind,rw R/var",
+                "mount --move P R/sysroot",
+            ],
+            "{shell} with fstab: {log:?}"
+        );
 
         let sb = run_dracut(shell, "root=/dev/sda1 ro");
         assert_eq!(

@@ -12,7 +12,10 @@
 #      initramfs itself: /run is moved into the new root at the switch);
 #   3. /subroot-phys/DIR is bind-mounted on $NEWROOT;
 #   4. each shared directory (SUBROOT_SHARED below, baked in when the hook was added) that
-#      exists on the physical root is bind-mounted from there over $NEWROOT/NAME;
+#      exists on the physical root is bind-mounted from there over $NEWROOT/NAME
+#      (except one that DIR/etc/fstab mounts itself, such as a separate /boot
+#      partition: a bind mount there would make systemd take that mount unit for
+#      active and never mount the filesystem fstab names);
 #   5. if DIR/sysroot is a directory, the physical root is moved there, so it stays
 #      reachable as /sysroot in the booted system; otherwise it is detached (the bind
 #      mounts keep the filesystem mounted).
@@ -34,6 +37,20 @@
 
 # Directories bind-mounted from the physical root into every subroot.
 SUBROOT_SHARED="@SUBROOT_SHARED@"
+
+# Whether the fstab file $1 has a line that mounts /$2 (blank lines and comments skipped,
+# a trailing "/" on the mount point ignored). A symbolic link is not followed: it would
+# resolve inside the initramfs.
+subroot_in_fstab() {
+	{ [ -f "$1" ] && [ ! -L "$1" ]; } || return 1
+	while read -r subroot_fs_dev subroot_fs_dir subroot_fs_rest || [ -n "$subroot_fs_dev" ]; do
+		case $subroot_fs_dev in
+		"" | "#"*) continue ;;
+		esac
+		[ "${subroot_fs_dir%/}" = "/$2" ] && return 0
+	done <"$1"
+	return 1
+}
 
 subroot_fail() {
 	warn "subroot: $*"
@@ -74,6 +91,9 @@ subroot_main() {
 	subroot_binds=
 	for subroot_d in $SUBROOT_SHARED; do
 		[ -d "${subroot_root}/${subroot_d}" ] || continue
+		if subroot_in_fstab "${subroot_root}/${subroot_dir}/etc/fstab" "$subroot_d"; then
+			continue # the system mounts it itself (e.g. a separate /boot partition)
+		fi
 		subroot_target="${subroot_root}/${subroot_dir}/${subroot_d}"
 		if [ -L "$subroot_target" ]; then
 			warn "subroot: /${subroot_dir}/${subroot_d} is a symbolic link, not sharing /${subroot_d}"

@@ -10,7 +10,10 @@
 #      for a mount that must stay where we put it);
 #   2. /subroot-phys/DIR is bind-mounted on ${rootmnt};
 #   3. each shared directory (SUBROOT_SHARED below, baked in when the hook was added) that
-#      exists on the physical root is bind-mounted from there over ${rootmnt}/NAME;
+#      exists on the physical root is bind-mounted from there over ${rootmnt}/NAME
+#      (except one that DIR/etc/fstab mounts itself, such as a separate /boot
+#      partition: a bind mount there would make systemd take that mount unit for
+#      active and never mount the filesystem fstab names);
 #   4. if DIR/sysroot is a directory, the physical root is moved there, so it stays
 #      reachable as /sysroot in the booted system; otherwise it is detached (the bind
 #      mounts keep the filesystem mounted).
@@ -59,6 +62,20 @@ subroot_phys=${SUBROOT_PHYS:-/subroot-phys}
 subroot_cmdline=${SUBROOT_CMDLINE_FILE:-/proc/cmdline}
 rootmnt=${rootmnt:-/root}
 
+# Whether the fstab file $1 has a line that mounts /$2 (blank lines and comments skipped,
+# a trailing "/" on the mount point ignored). A symbolic link is not followed: it would
+# resolve inside the initramfs.
+subroot_in_fstab() {
+	{ [ -f "$1" ] && [ ! -L "$1" ]; } || return 1
+	while read -r subroot_fs_dev subroot_fs_dir subroot_fs_rest || [ -n "$subroot_fs_dev" ]; do
+		case $subroot_fs_dev in
+		"" | "#"*) continue ;;
+		esac
+		[ "${subroot_fs_dir%/}" = "/$2" ] && return 0
+	done <"$1"
+	return 1
+}
+
 # The last subroot= on the command line wins.
 subroot_dir=
 subroot_set=
@@ -99,6 +116,9 @@ log_begin_msg "Mounting subroot /${subroot_dir}"
 subroot_binds=
 for subroot_d in $SUBROOT_SHARED; do
 	[ -d "${rootmnt}/${subroot_d}" ] || continue
+	if subroot_in_fstab "${rootmnt}/${subroot_dir}/etc/fstab" "$subroot_d"; then
+		continue # the system mounts it itself (e.g. a separate /boot partition)
+	fi
 	subroot_target="${rootmnt}/${subroot_dir}/${subroot_d}"
 	if [ -L "$subroot_target" ]; then
 		log_warning_msg "subroot: /${subroot_dir}/${subroot_d} is a symbolic link, not sharing /${subroot_d}"
