@@ -424,8 +424,9 @@ fn no_leftovers(dir: &Path, prefix: &str) {
     );
 }
 
-/// The source tree with `file`, `links` and `dir` moved into `r0/`, `dir/many` (an htree
-/// directory) moved up to `r0/many`, `with space`'s content replaced, and `r0`, `r0/new` and
+/// The source tree with `file` and `dir` moved into `r0/`, `dir/many` (an htree
+/// directory) moved out first to `r0/many`, `links` moved into `dir` before `dir` moves,
+/// `with space`'s content replaced, and `r0`, `r0/new` and
 /// `r0/sl` added: what [`edit_copy`] must produce from the ops of `in_place_edit`.
 struct MovedTree<'a> {
     src: &'a ExtTree<RawFile>,
@@ -438,7 +439,9 @@ impl MovedTree<'_> {
         let top = p.split(|&b| b == b'/').next().unwrap_or(&[]);
         if p.starts_with(b"dir/many") {
             [b"r0/".as_slice(), &p[4..]].concat()
-        } else if !p.is_empty() && [&b"file"[..], b"links", b"dir"].contains(&top) {
+        } else if top == b"links" {
+            [b"r0/dir/".as_slice(), p].concat()
+        } else if !p.is_empty() && [&b"file"[..], b"dir"].contains(&top) {
             [b"r0/".as_slice(), p].concat()
         } else {
             p.to_vec()
@@ -518,17 +521,18 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
             from: p("file"),
             to: p("r0/file"),
         },
+        // Moved before its old parent moves; into a directory that moves after.
+        EditOp::Move {
+            from: p("dir/many"),
+            to: p("r0/many"),
+        },
         EditOp::Move {
             from: p("links"),
-            to: p("r0/links"),
+            to: p("dir/links"),
         },
         EditOp::Move {
             from: p("dir"),
             to: p("r0/dir"),
-        },
-        EditOp::Move {
-            from: p("r0/dir/many"),
-            to: p("r0/many"),
         },
         EditOp::Create {
             path: p("r0/new"),
@@ -619,17 +623,18 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
     assert!(htree.contains("Root node dump"), "{htree}");
     let nfs = ExtFs::open(RawFile::open(out).unwrap()).unwrap();
     let r0 = nfs.lookup(b"/r0").unwrap();
-    for d in ["/r0/many", "/r0/dir", "/r0/links"] {
+    let rdir = nfs.lookup(b"/r0/dir").unwrap();
+    for (d, parent) in [("/r0/many", r0), ("/r0/dir", r0), ("/r0/dir/links", rdir)] {
         let ino = nfs.lookup(d.as_bytes()).unwrap();
         let dotdot = nfs.read_dir(ino).unwrap()[1].clone();
         assert_eq!(
             (dotdot.name.as_slice(), dotdot.ino),
-            (&b".."[..], r0),
+            (&b".."[..], parent),
             "{d}"
         );
     }
-    // r0 has `.`, its own `..`-less parent link and three subdirectories.
-    assert_eq!(nfs.inode(r0).unwrap().nlink, 5);
+    // r0: its entry in the root, its `.`, and the `..` of its two subdirectories.
+    assert_eq!(nfs.inode(r0).unwrap().nlink, 4);
     let sl = nfs.lookup(b"/r0/sl").unwrap();
     assert_eq!(nfs.read_link(sl).unwrap(), b"../file");
     drop(built);

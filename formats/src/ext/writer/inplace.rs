@@ -215,10 +215,12 @@ pub fn edit_copy(
     })
 }
 
-/// A directory a move gave a new parent: its path after the move, its old parent's path.
+/// A directory the moves gave a new parent: its inode, its parent before the first move
+/// (an inode: the parent may move too), and its path once every op has run.
 struct MovedDir {
+    ino: u32,
+    old_parent: u32,
     to: Vec<u8>,
-    old_parent: Vec<u8>,
 }
 
 /// The names earlier ops gave, to find entries of the image (which the script has not
@@ -319,12 +321,31 @@ fn run_ops(tools: &E2fsprogs, image: &Path, ops: &[EditOp], work: &Path) -> Resu
                 cd(&mut s, from_parent)?;
                 line(&mut s, "unlink", &[from_name])?;
                 if fs.inode(ino)?.kind() == crate::ext::InodeKind::Dir {
-                    moved.push(MovedDir {
-                        to: to.clone(),
-                        old_parent: from_parent.to_vec(),
-                    });
+                    // Moved again: still one change of parent, from the first one.
+                    match moved.iter_mut().find(|m: &&mut MovedDir| m.ino == ino) {
+                        Some(m) => m.to = to.clone(),
+                        None => {
+                            let old_parent = names.inode(&fs, from_parent).ok_or_else(|| {
+                                Error::InvalidArgument(format!(
+                                    "cannot move {}: its directory is not in the filesystem",
+                                    show(from)
+                                ))
+                            })?;
+                            moved.push(MovedDir {
+                                ino,
+                                old_parent,
+                                to: to.clone(),
+                            });
+                        }
+                    }
                 }
                 names.moves.push((from.clone(), to.clone()));
+                // Directories moved earlier that lay below `from` moved with it.
+                for m in moved.iter_mut() {
+                    if let Some(r) = rebase(&m.to, from, to) {
+                        m.to = r;
+                    }
+                }
             }
             EditOp::Replace { path, from } => {
                 let ino = names.inode(&fs, path).ok_or_else(|| {
@@ -382,14 +403,20 @@ fn reparent(tools: &E2fsprogs, image: &Path, moved: &[MovedDir], work: &Path) ->
         let fs = ExtFs::open(RawFile::open(image)?)?;
         for m in moved {
             let ino = fs.lookup(&abs(&m.to))?;
+            if ino != m.ino {
+                return Err(Error::corrupt(format!(
+                    "after the edits {} is inode {ino}, not the moved directory {}",
+                    show(&m.to),
+                    m.ino
+                )));
+            }
             let new_parent = fs.lookup(&abs(split(&m.to).0))?;
-            let old_parent = fs.lookup(&abs(&m.old_parent))?;
-            if new_parent == old_parent {
+            if new_parent == m.old_parent {
                 continue;
             }
             patches.push(fs.dotdot_patch(ino, new_parent)?);
             *delta.entry(new_parent).or_default() += 1;
-            *delta.entry(old_parent).or_default() -= 1;
+            *delta.entry(m.old_parent).or_default() -= 1;
         }
         let mut s = Script::new(work)?;
         for (&dir, &d) in &delta {
