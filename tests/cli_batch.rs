@@ -132,6 +132,13 @@ fn sidecar(out: &Path) -> Value {
     serde_json::from_str(&text).expect("sidecar JSON")
 }
 
+/// The sidecar (`OUT.subroot.json`, the record that a job finished) of output `o`.
+fn sidecar_of(o: &Path) -> PathBuf {
+    let mut p = o.as_os_str().to_owned();
+    p.push(".subroot.json");
+    PathBuf::from(p)
+}
+
 fn stem_out(out_dir: &Path, input: &Path, ext: &str) -> PathBuf {
     out_dir.join(format!(
         "{}.{ext}",
@@ -425,11 +432,12 @@ fn resume_after_sigkill_finishes_without_redoing_finished_images() {
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
 
-    // What was finished when it died: outputs with an ok sidecar.
+    // What was finished when it died: outputs with a sidecar (written after the output
+    // is renamed into place: a kill between the two leaves an output to redo).
     let finished: BTreeMap<PathBuf, (u64, i64, i64)> = inputs
         .iter()
         .map(|i| stem_out(&out_dir, i, "qcow2"))
-        .filter(|o| o.exists())
+        .filter(|o| o.exists() && sidecar_of(o).exists())
         .map(|o| {
             let m = std::fs::metadata(&o).expect("stat");
             (o, (m.ino(), m.mtime(), m.mtime_nsec()))
@@ -1013,10 +1021,13 @@ fn batch_relayout_resumes_after_sigkill_and_matches_an_uninterrupted_run() {
     child.kill().expect("SIGKILL");
     child.wait().expect("wait");
 
+    // Finished means recorded: the sidecar is written after the output is renamed into
+    // place, so a kill between the two leaves an output without one, which the resumed
+    // run must redo (the edit engine is fast enough for the kill to land there).
     let finished: BTreeMap<PathBuf, (u64, i64, i64)> = inputs
         .iter()
         .map(|i| stem_out(&out_dir, i, "raw"))
-        .filter(|o| o.exists())
+        .filter(|o| o.exists() && sidecar_of(o).exists())
         .map(|o| {
             let m = std::fs::metadata(&o).expect("stat");
             (o, (m.ino(), m.mtime(), m.mtime_nsec()))
@@ -1030,9 +1041,7 @@ fn batch_relayout_resumes_after_sigkill_and_matches_an_uninterrupted_run() {
     let sidecar_times: BTreeMap<PathBuf, i64> = finished
         .keys()
         .map(|o| {
-            let mut p = o.as_os_str().to_owned();
-            p.push(".subroot.json");
-            let m = std::fs::metadata(&p).expect("sidecar");
+            let m = std::fs::metadata(sidecar_of(o)).expect("sidecar");
             (o.clone(), m.mtime() * 1_000_000_000 + m.mtime_nsec())
         })
         .collect();
