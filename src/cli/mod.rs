@@ -134,6 +134,8 @@ subroot extract debian.qcow2 -C /srv/rootfs   # run as root, it also restores ow
         after_help = "EXAMPLES:\n  subroot relayout debian.qcow2 -o debian-r0.qcow2 -O qcow2\n  \
 subroot relayout debian.raw --dry-run\n  \
 subroot relayout debian.raw --dry-run --json | jq '.edits[].path'\n  \
+subroot relayout debian.raw --dry-run --json | jq '{engine, engine_reason}'\n  \
+subroot relayout debian.raw -o r0.raw --engine rebuild    # compact the filesystem too\n  \
 subroot relayout debian.raw -o r0.raw --move 'bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr'\n  \
 subroot ls debian-r0.qcow2 /r0"
     )]
