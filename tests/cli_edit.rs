@@ -16,39 +16,6 @@ use std::process::Command;
 
 const MIB: u64 = 1 << 20;
 
-fn sh(script: &str, args: &[&str]) {
-    let out = Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .output()
-        .expect("running sh");
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// An mtools command with UTC times and UTF-8 names; stdout (stderr tolerated only for
-/// mdir of an empty directory).
-fn mt(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C.UTF-8")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 fn fat_tools(test: &str) -> bool {
     [
         "mkfs.fat", "fsck.fat", "mcopy", "mdir", "blkid", "cmp", "sfdisk", "sgdisk", "touch",

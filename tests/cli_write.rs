@@ -13,20 +13,26 @@ use std::process::Command;
 
 const MIB: u64 = 1 << 20;
 
-/// Run `sh -c script` (as the test's user) with positional args, insisting on success.
-fn sh(script: &str, args: &[&str]) {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .arg("sh")
-        .args(args)
-        .output()
-        .expect("running sh");
-    assert!(
-        out.status.success(),
-        "sh -c {script:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+/// The manifest rows of a tar archive read by our tar reader, without crtime and flags
+/// (a tar has neither): what `subroot manifest --no-crtime --no-flags` must print for a
+/// filesystem built from it.
+fn tar_manifest(tar: &Path) -> Vec<Vec<String>> {
+    use subroot_formats::manifest::{manifest, ManifestOptions};
+    let tree = subroot_formats::tar::TarTree::new(
+        subroot_formats::block::RawFile::open(tar).expect("open"),
     );
+    let opts = ManifestOptions {
+        crtime: false,
+        flags: false,
+        ..Default::default()
+    };
+    let mut rows = Vec::new();
+    manifest(&tree, b"", opts, &mut |r| {
+        rows.push(r.fields.to_vec());
+        Ok(())
+    })
+    .expect("tar manifest");
+    rows
 }
 
 fn tools_present(test: &str) -> bool {
@@ -357,21 +363,7 @@ chmod a+r "$2""#,
         w.path(),
         &["manifest", "out.raw", "--no-crtime", "--no-flags"],
     );
-    use subroot_formats::manifest::{manifest, ManifestOptions};
-    let tar = subroot_formats::tar::TarTree::new(
-        subroot_formats::block::RawFile::open(w.path().join("tree.tar.zst")).expect("open"),
-    );
-    let opts = ManifestOptions {
-        crtime: false,
-        flags: false,
-        ..Default::default()
-    };
-    let mut want = Vec::new();
-    manifest(&tar, b"", opts, &mut |r| {
-        want.push(r.fields.clone());
-        Ok(())
-    })
-    .expect("tar manifest");
+    let want = tar_manifest(&w.path().join("tree.tar.zst"));
     // (A hard link's later members carry the group's hash: the manifest reuses it.)
     let norm = |f: Vec<String>| f.join("\t");
     let got: Vec<String> = got
@@ -412,46 +404,6 @@ chmod a+r "$2""#,
 
 #[path = "../formats/tests/rich/mod.rs"]
 mod rich;
-
-/// Every entry of the ext filesystem image `img` with its content (large files: their
-/// data/hole map) and user flags only, and the hard-link groups as paths.
-type Manifest = (
-    Vec<(subroot_formats::tree::Entry, Vec<u8>)>,
-    Vec<Vec<Vec<u8>>>,
-);
-
-fn manifest(img: &Path) -> Manifest {
-    use subroot_formats::block::RawFile;
-    use subroot_formats::ext::{ExtFs, ExtTree};
-    use subroot_formats::tree::TreeSource;
-    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
-    let mut out = Vec::new();
-    let mut groups: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
-    tree.walk(b"", &mut |e, c| {
-        let mut data = Vec::new();
-        if let Some(c) = c {
-            if e.size < MIB {
-                c.read_to_end(&mut data).unwrap();
-            } else {
-                data = format!("{:?}", c.extents().unwrap()).into_bytes();
-            }
-        }
-        let mut e = e.clone();
-        if let Some(id) = e.hardlink_id.take() {
-            groups.entry(id).or_default().push(e.path.clone());
-        }
-        e.meta.xattrs.sort();
-        if let Some(f) = e.meta.flags.as_mut() {
-            *f &= subroot_formats::ext::writer::USER_FLAGS;
-        }
-        out.push((e, data));
-        Ok(())
-    })
-    .unwrap();
-    let mut g: Vec<_> = groups.into_values().collect();
-    g.sort();
-    (out, g)
-}
 
 /// `subroot mkfs` (unprivileged when the suite is root) rebuilds the rich ext4 image
 /// (owners 1234:5678, mode 4750, file capabilities, ACLs, a 3000-byte xattr, hard links,
@@ -495,8 +447,8 @@ fn rich_rebuild(test: &str, populate: &str, mke2fs: Option<&Path>) {
     assert!(err.contains(said), "populate path not reported: {err}");
     let built = w.path().join("out.img");
     run("e2fsck", &["-fn", s(&built)]);
-    let (a, ga) = manifest(&img);
-    let (b, gb) = manifest(&built);
+    let (a, ga) = ext_manifest(&img);
+    let (b, gb) = ext_manifest(&built);
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert!(
@@ -600,21 +552,7 @@ chmod a+r "$1/x.tar""#,
         w.path(),
         &["manifest", "b.img", "--no-crtime", "--no-flags"],
     );
-    use subroot_formats::manifest::{manifest, ManifestOptions};
-    let tar = subroot_formats::tar::TarTree::new(
-        subroot_formats::block::RawFile::open(w.path().join("x.tar")).expect("open"),
-    );
-    let opts = ManifestOptions {
-        crtime: false,
-        flags: false,
-        ..Default::default()
-    };
-    let mut want = Vec::new();
-    manifest(&tar, b"", opts, &mut |r| {
-        want.push(r.fields.to_vec());
-        Ok(())
-    })
-    .expect("tar manifest");
+    let want = tar_manifest(&w.path().join("x.tar"));
     // The manifest's hard-link column names the group's first path: the archive's first
     // member there, the first in walk order in the image. Compare groups as sets of
     // paths instead.

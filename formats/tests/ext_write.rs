@@ -7,8 +7,7 @@
 
 mod common;
 
-use common::{need, noise, run, run_stdout, s, sh, tar_mke2fs};
-use std::collections::HashMap;
+use common::{ext_manifest, need, noise, run, run_stdout, s, sh, tar_mke2fs};
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::writer::{build, BuildOptions, Identity, Populate};
@@ -118,41 +117,6 @@ fn identity_lines(img: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every entry with its content, hard links as groups of paths.
-type Manifest = (Vec<(Entry, Vec<u8>)>, Vec<Vec<Vec<u8>>>);
-
-fn manifest(img: &Path) -> Manifest {
-    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
-    let mut out = Vec::new();
-    let mut groups: HashMap<u64, Vec<Vec<u8>>> = HashMap::new();
-    tree.walk(b"", &mut |e, c| {
-        let mut data = Vec::new();
-        if let Some(c) = c {
-            if e.size < (1 << 20) {
-                c.read_to_end(&mut data).unwrap();
-            } else {
-                // Large files: the data/hole map and the data extents' bytes.
-                let ext = c.extents().unwrap();
-                data = format!("{ext:?}").into_bytes();
-            }
-        }
-        let mut e = e.clone();
-        if let Some(id) = e.hardlink_id.take() {
-            groups.entry(id).or_default().push(e.path.clone());
-        }
-        e.meta.xattrs.sort();
-        if let Some(f) = e.meta.flags.as_mut() {
-            *f &= subroot_formats::ext::writer::USER_FLAGS;
-        }
-        out.push((e, data));
-        Ok(())
-    })
-    .unwrap();
-    let mut g: Vec<_> = groups.into_values().collect();
-    g.sort();
-    (out, g)
-}
-
 /// The e2fsprogs for a populate path: the system's for staging, the tar-reading one for
 /// tar (checked to read tar); `None` to skip.
 fn tools_for(populate: Populate, test: &str) -> Option<E2fsprogs> {
@@ -202,8 +166,8 @@ fn round_trip(test: &str, mkfs_opts: &str, entries: usize, populate: Populate) {
     // Judges: e2fsck, dumpe2fs identity, the full manifest, debugfs probes, sparseness.
     run("e2fsck", &["-fn", s(out)]);
     assert_eq!(identity_lines(&src), identity_lines(out));
-    let (a, ga) = manifest(&src);
-    let (b, gb) = manifest(out);
+    let (a, ga) = ext_manifest(&src);
+    let (b, gb) = ext_manifest(out);
     assert_eq!(a.len(), b.len());
     for (x, y) in a.iter().zip(&b) {
         assert!(
@@ -553,17 +517,12 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
         added: added.clone(),
     };
     let tools = E2fsprogs::find(None).unwrap();
-    let built = edit_copy(
-        tree.fs().device(),
-        &ops,
-        &want,
-        &EditOptions {
-            tools: &tools,
-            temp_dir: Some(dir.path()),
-            progress: None,
-        },
-    )
-    .unwrap();
+    let opts = EditOptions {
+        tools: &tools,
+        temp_dir: Some(dir.path()),
+        progress: None,
+    };
+    let built = edit_copy(tree.fs().device(), &ops, &want, &opts).unwrap();
     let out = built.path();
     assert_eq!(
         std::fs::read(&src).unwrap(),
@@ -574,8 +533,8 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
     // the full manifest against the source's with the moves applied.
     run("e2fsck", &["-fn", s(out)]);
     assert_eq!(identity_lines(&src), identity_lines(out));
-    let (a, ga) = manifest(&src);
-    let (b, gb) = manifest(out);
+    let (a, ga) = ext_manifest(&src);
+    let (b, gb) = ext_manifest(out);
     let mut expect: Vec<(Entry, Vec<u8>)> = a
         .into_iter()
         .map(|(mut e, d)| {
@@ -671,18 +630,9 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
             "into itself",
         ),
     ] {
-        let e = edit_copy(
-            tree.fs().device(),
-            &bad,
-            &want,
-            &EditOptions {
-                tools: &tools,
-                temp_dir: Some(dir.path()),
-                progress: None,
-            },
-        )
-        .unwrap_err()
-        .to_string();
+        let e = edit_copy(tree.fs().device(), &bad, &want, &opts)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains(why), "{e}");
     }
     no_leftovers(dir.path(), "subroot-edit.");

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{need, noise, run, s};
+use common::{mt, need, noise, run, s};
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -17,23 +17,6 @@ use subroot_formats::fat::{
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::tree::{Kind, TreeSource};
 use subroot_formats::Error;
-
-/// Run an mtools command with UTC times and UTF-8 names; stdout.
-fn mt(tool: &str, args: &[&str]) -> String {
-    let out = Command::new(tool)
-        .args(args)
-        .env("TZ", "UTC")
-        .env("LC_ALL", "C.UTF-8")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .output()
-        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
-    assert!(
-        out.status.success(),
-        "{tool} {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 /// `fsck.fat -n` must exit 0 and report nothing to fix.
 fn fsck_clean(img: &Path) {

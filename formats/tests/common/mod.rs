@@ -121,3 +121,62 @@ pub fn noise(len: usize, seed: u64) -> Vec<u8> {
         })
         .collect()
 }
+
+/// Run an mtools command (`mdir`, `mcopy`, `mtype`, …) with UTC times and UTF-8 names,
+/// insisting on success; its stdout.
+pub fn mt(tool: &str, args: &[&str]) -> String {
+    let out = Command::new(tool)
+        .args(args)
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C.UTF-8")
+        .env("MTOOLS_SKIP_CHECK", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("running {tool}: {e}"));
+    assert!(
+        out.status.success(),
+        "{tool} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Every entry of an ext image with its content (files of 1 MiB or more: their data/hole
+/// map), xattrs sorted and user flags only; and the hard-link groups as sorted paths.
+pub type EntryManifest = (
+    Vec<(subroot_formats::tree::Entry, Vec<u8>)>,
+    Vec<Vec<Vec<u8>>>,
+);
+
+/// The [`EntryManifest`] of the ext filesystem image `img`, read with our reader.
+pub fn ext_manifest(img: &Path) -> EntryManifest {
+    use subroot_formats::block::RawFile;
+    use subroot_formats::ext::{ExtFs, ExtTree};
+    use subroot_formats::tree::TreeSource;
+    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
+    let mut out = Vec::new();
+    let mut groups: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
+    tree.walk(b"", &mut |e, c| {
+        let mut data = Vec::new();
+        if let Some(c) = c {
+            if e.size < (1 << 20) {
+                std::io::Read::read_to_end(c, &mut data).unwrap();
+            } else {
+                data = format!("{:?}", c.extents().unwrap()).into_bytes();
+            }
+        }
+        let mut e = e.clone();
+        if let Some(id) = e.hardlink_id.take() {
+            groups.entry(id).or_default().push(e.path.clone());
+        }
+        e.meta.xattrs.sort();
+        if let Some(f) = e.meta.flags.as_mut() {
+            *f &= subroot_formats::ext::writer::USER_FLAGS;
+        }
+        out.push((e, data));
+        Ok(())
+    })
+    .unwrap();
+    let mut g: Vec<_> = groups.into_values().collect();
+    g.sort();
+    (out, g)
+}
