@@ -185,17 +185,23 @@ impl Read for BytesContent {
     }
 }
 
+/// The extent map of content that is all data, no holes, of `len` bytes (archives and
+/// in-memory or host-file contents whose holes are not known).
+pub fn all_data(len: u64) -> Vec<Extent> {
+    if len == 0 {
+        Vec::new()
+    } else {
+        vec![Extent {
+            offset: 0,
+            len,
+            kind: ExtentKind::Data,
+        }]
+    }
+}
+
 impl Content for BytesContent {
     fn extents(&self) -> Result<Vec<Extent>> {
-        Ok(if self.data.is_empty() {
-            Vec::new()
-        } else {
-            vec![Extent {
-                offset: 0,
-                len: self.data.len() as u64,
-                kind: ExtentKind::Data,
-            }]
-        })
+        Ok(all_data(self.data.len() as u64))
     }
 }
 

@@ -16,7 +16,7 @@ pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, Batc
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;
-pub use write::{CopyInArgs, ExtTypeArg, MkfsArgs, RmArgs};
+pub use write::{CopyInArgs, EditOutArgs, ExtTypeArg, MkfsArgs, RmArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 

@@ -27,12 +27,6 @@ pub struct MkfsArgs {
     /// partition N, or its chosen filesystem).
     #[arg(long, value_name = "TREE")]
     pub from: String,
-    /// The output image (required unless --in-place).
-    #[arg(short, long, value_name = "OUT", required_unless_present = "in_place")]
-    pub output: Option<PathBuf>,
-    /// Replace the input image (a new image is written beside it, then renamed over it).
-    #[arg(long, conflicts_with = "output")]
-    pub in_place: bool,
     /// Filesystem type (default: the existing filesystem's when it is ext or vfat, else
     /// ext4). Changing an ext or vfat partition's type needs --new-identity.
     #[arg(long = "type", value_name = "TYPE")]
@@ -47,20 +41,11 @@ pub struct MkfsArgs {
     /// Set the filesystem label (vfat: up to 11 ASCII characters).
     #[arg(long, value_name = "LABEL")]
     pub label: Option<String>,
-    /// Output format (default: the input's).
-    #[arg(short = 'O', long = "output-format", value_name = "FMT")]
-    pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
-    pub qcow2: Qcow2OutArgs,
-    /// The mke2fs to use (also SUBROOT_MKE2FS); its sibling debugfs/e2fsck are preferred.
-    #[arg(long, value_name = "PATH")]
-    pub mke2fs: Option<PathBuf>,
-    /// Overwrite an existing output file.
-    #[arg(long)]
-    pub force: bool,
+    pub out: EditOutArgs,
 }
 
-/// Where an edited image goes (shared by `copy-in` and `rm`).
+/// Where a rewritten image goes (shared by `mkfs`, `copy-in` and `rm`).
 #[derive(Debug, Args)]
 pub struct EditOutArgs {
     /// The output image (required unless --in-place).
@@ -74,7 +59,8 @@ pub struct EditOutArgs {
     pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
-    /// The mke2fs to use for ext partitions (also SUBROOT_MKE2FS).
+    /// The mke2fs to use for ext partitions (also SUBROOT_MKE2FS); its sibling
+    /// debugfs/e2fsck are preferred.
     #[arg(long, value_name = "PATH")]
     pub mke2fs: Option<PathBuf>,
     /// Overwrite an existing output file.

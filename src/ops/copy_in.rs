@@ -5,7 +5,7 @@
 //! new image, every other byte the input's.
 
 use super::edit_ext::{EditedTree, Graft};
-use super::mkfs::{output_path, rebuild_ext, splice_out, OutputOpts};
+use super::mkfs::{rebuild_ext, splice_out, OutputOpts};
 use super::select::{select, Selected};
 use crate::cli::CopyInArgs;
 use crate::Ctx;
@@ -95,18 +95,12 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         bail!("give LOCAL... DEST");
     };
     let dest = fs_path(&dest_arg.to_string_lossy())?;
-    let out_path = output_path(&args.out.output, args.out.in_place, &args.image)?;
+    let out = args.out.opts(&args.image)?;
     let locals = locals
         .iter()
         .map(|p| local(p))
         .collect::<Result<Vec<_>>>()?;
     let sel = select(&args.image, &args.part, ctx)?;
-    let out = OutputOpts {
-        path: out_path,
-        format: args.out.output_format,
-        qcow2: &args.out.qcow2,
-        force: args.out.force || args.out.in_place,
-    };
     let check_dest = |kind: Result<Kind>| -> Result<()> {
         match kind {
             Err(e) => Err(lookup_error(

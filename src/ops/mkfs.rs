@@ -6,7 +6,7 @@
 
 use super::select::{select, Selected};
 use super::write::{write_image, OutputSpec};
-use crate::cli::{ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
+use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
 
 pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
-    let out_path = output_path(&args.output, args.in_place, &args.image)?;
+    let out = args.out.opts(&args.image)?;
     let sel = select(&args.image, &args.part, ctx)?;
     let existing = if sel.is_ext() {
         Some("ext")
@@ -40,17 +40,11 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
     if changes_family && !args.new_identity {
         bail!("--type changes the filesystem's identity: add --new-identity");
     }
-    let out = OutputOpts {
-        path: out_path,
-        format: args.output_format,
-        qcow2: &args.qcow2,
-        force: args.force || args.in_place,
-    };
     if fat {
         return mkfs_fat(args, &sel, &out, ctx);
     }
     let len = sel.device.len();
-    let tools = E2fsprogs::find(args.mke2fs.as_deref())?;
+    let tools = E2fsprogs::find(args.out.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
             ExtTypeArg::Ext2 => "ext2",
@@ -178,12 +172,21 @@ pub struct OutputOpts<'a> {
     pub force: bool,
 }
 
-/// `-o OUT`, else the input with `--in-place`.
-pub fn output_path(output: &Option<PathBuf>, in_place: bool, image: &Path) -> Result<PathBuf> {
-    match (output, in_place) {
-        (Some(o), _) => Ok(o.clone()),
-        (None, true) => Ok(image.to_path_buf()),
-        (None, false) => bail!("give -o OUT or --in-place"),
+impl EditOutArgs {
+    /// Where and how to write the rewritten `image`: OUT, or the image itself with
+    /// `--in-place`.
+    pub fn opts(&self, image: &Path) -> Result<OutputOpts<'_>> {
+        let path = match (&self.output, self.in_place) {
+            (Some(o), _) => o.clone(),
+            (None, true) => image.to_path_buf(),
+            (None, false) => bail!("give -o OUT or --in-place"),
+        };
+        Ok(OutputOpts {
+            path,
+            format: self.output_format,
+            qcow2: &self.qcow2,
+            force: self.force || self.in_place,
+        })
     }
 }
 

@@ -3,7 +3,7 @@
 //! partitions edited in a scratch copy; the result is spliced into a new image.
 
 use super::copy_in::{edit_ext, fs_path, lookup_error};
-use super::mkfs::{output_path, splice_out, OutputOpts};
+use super::mkfs::splice_out;
 use super::select::select;
 use crate::cli::RmArgs;
 use crate::Ctx;
@@ -23,14 +23,8 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
     if paths.iter().any(|p| p.is_empty()) {
         bail!("refusing to remove the root directory `/`");
     }
-    let out_path = output_path(&args.out.output, args.out.in_place, &args.image)?;
+    let out = args.out.opts(&args.image)?;
     let sel = select(&args.image, &args.part, ctx)?;
-    let out = OutputOpts {
-        path: out_path,
-        format: args.out.output_format,
-        qcow2: &args.out.qcow2,
-        force: args.out.force || args.out.in_place,
-    };
     let recursive = args.recursive;
     let check = |entry: &dyn Fn(&[u8]) -> Result<Entry>,
                  children: &dyn Fn(&[u8]) -> Result<Vec<Entry>>|

@@ -67,20 +67,23 @@ impl<D: BlockDevice> Write for DeviceIo<D> {
 
 impl<D: BlockDevice> Seek for DeviceIo<D> {
     fn seek(&mut self, pos: SeekFrom) -> io::Result<u64> {
-        let new = match pos {
-            SeekFrom::Start(p) => Some(p),
-            SeekFrom::End(d) => self.dev.len().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        match new {
-            Some(p) => {
-                self.pos = p;
-                Ok(p)
-            }
-            None => Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                "seek to a negative or overflowing offset",
-            )),
-        }
+        self.pos = seek_target(self.pos, self.dev.len(), pos)?;
+        Ok(self.pos)
     }
+}
+
+/// Where a `seek(from)` lands for a cursor at `pos` over `len` bytes (past the end is
+/// allowed, as for files); an error for a negative or overflowing offset.
+pub(crate) fn seek_target(pos: u64, len: u64, from: SeekFrom) -> io::Result<u64> {
+    let new = match from {
+        SeekFrom::Start(p) => Some(p),
+        SeekFrom::End(d) => len.checked_add_signed(d),
+        SeekFrom::Current(d) => pos.checked_add_signed(d),
+    };
+    new.ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "seek to a negative or overflowing offset",
+        )
+    })
 }

@@ -12,6 +12,7 @@ mod raw;
 mod slice;
 mod splice;
 
+pub(crate) use adapter::seek_target;
 pub use adapter::DeviceIo;
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};

@@ -21,7 +21,7 @@
 use super::hardlinks::group_hardlinks;
 use super::newc::{CpioHeader, S_IFDIR, S_IFMT};
 use super::segments::visit_entries;
-use crate::block::{BlockDevice, Extent, ExtentKind};
+use crate::block::{BlockDevice, Extent};
 use crate::tree::{
     check_relative_path, is_under, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
 };
@@ -151,15 +151,7 @@ impl Read for EntryContent<'_> {
 
 impl Content for EntryContent<'_> {
     fn extents(&self) -> Result<Vec<Extent>> {
-        Ok(if self.size == 0 {
-            Vec::new()
-        } else {
-            vec![Extent {
-                offset: 0,
-                len: self.size,
-                kind: ExtentKind::Data,
-            }]
-        })
+        Ok(crate::tree::all_data(self.size))
     }
 }
 

@@ -2,7 +2,7 @@
 //! ([`FatIdentity`]) so a rebuilt volume can keep it.
 
 use super::guard;
-use super::io::{DevRef, FatIo, Shared};
+use super::io::{FatIo, Shared};
 use super::raw;
 use super::read::fat_err;
 use crate::block::BlockDevice;
@@ -201,7 +201,7 @@ pub fn format(dev: &dyn BlockDevice, opts: &FatFormatOptions) -> Result<FatIdent
             Some(c) => base.clone().bytes_per_cluster(c),
             None => base.clone(),
         };
-        let shared = Arc::new(Shared::new(DevRef(dev)));
+        let shared = Arc::new(Shared::new(dev));
         let r = guard("formatting", || {
             fatfs::format_volume(FatIo::new(shared.clone()), o)
                 .map_err(|e| fat_err("cannot format the volume", e))

@@ -151,30 +151,7 @@ impl<D: BlockDevice> Write for FatIo<D> {
 
 impl<D: BlockDevice> Seek for FatIo<D> {
     fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
-        let p = match from {
-            SeekFrom::Start(o) => Some(o),
-            SeekFrom::End(d) => self.dev.len().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        self.pos = crate::block::seek_target(self.pos, self.dev.len(), from)?;
         Ok(self.pos)
-    }
-}
-
-/// A borrowed device as an owned [`BlockDevice`] (for formatting a caller's device).
-pub struct DevRef<'a>(pub &'a dyn BlockDevice);
-
-impl BlockDevice for DevRef<'_> {
-    fn len(&self) -> u64 {
-        self.0.len()
-    }
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> Result<()> {
-        self.0.read_at(buf, offset)
-    }
-    fn write_at(&self, buf: &[u8], offset: u64) -> Result<()> {
-        self.0.write_at(buf, offset)
-    }
-    fn flush(&self) -> Result<()> {
-        self.0.flush()
     }
 }

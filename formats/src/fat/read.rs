@@ -19,7 +19,7 @@
 //! cache of 4 KiB blocks in front, and passes large reads straight through.
 
 use super::guard;
-use crate::block::{BlockDevice, Extent, ExtentKind};
+use crate::block::{BlockDevice, Extent};
 pub use crate::calendar::days_from_civil;
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 use crate::{Error, Result};
@@ -140,12 +140,7 @@ impl<D: BlockDevice> Write for BufferedDevice<D> {
 
 impl<D: BlockDevice> Seek for BufferedDevice<D> {
     fn seek(&mut self, from: SeekFrom) -> io::Result<u64> {
-        let p = match from {
-            SeekFrom::Start(o) => Some(o),
-            SeekFrom::End(d) => self.dev.len().checked_add_signed(d),
-            SeekFrom::Current(d) => self.pos.checked_add_signed(d),
-        };
-        self.pos = p.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "bad seek"))?;
+        self.pos = crate::block::seek_target(self.pos, self.dev.len(), from)?;
         Ok(self.pos)
     }
 }
@@ -436,15 +431,7 @@ impl<D: BlockDevice> Read for FatContent<'_, D> {
 
 impl<D: BlockDevice> Content for FatContent<'_, D> {
     fn extents(&self) -> Result<Vec<Extent>> {
-        Ok(if self.len == 0 {
-            Vec::new()
-        } else {
-            vec![Extent {
-                offset: 0,
-                len: self.len,
-                kind: ExtentKind::Data,
-            }]
-        })
+        Ok(crate::tree::all_data(self.len))
     }
 }
 

@@ -20,8 +20,8 @@ use crate::cli::relayout::EngineArg;
 use anyhow::{Context, Result};
 use std::path::Path;
 use subroot_formats::block::BlockDevice;
-use subroot_formats::ext::writer::{in_place_blocker, EditOp};
-use subroot_formats::ext::{ExtFs, ExtTree, InodeKind};
+use subroot_formats::ext::writer::{in_place_blocker, replace_blocker, EditOp};
+use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::tree::Kind;
 
 /// Why the edit engine cannot carry out `layout` on `tree` (`None` when it can).
@@ -46,17 +46,10 @@ pub fn blocker<D: BlockDevice>(tree: &ExtTree<D>, layout: &Layout) -> Result<Opt
         let ino = fs
             .lookup(&abs)
             .with_context(|| format!("cannot find /{}", String::from_utf8_lossy(&input)))?;
-        let inode = fs.inode(ino)?;
-        let show = String::from_utf8_lossy(&input);
-        if inode.kind() != InodeKind::File || inode.nlink != 1 {
+        if let Some(why) = replace_blocker(&fs.inode(ino)?) {
             return Ok(Some(format!(
-                "/{show}, which gets new content, has {} names",
-                inode.nlink
-            )));
-        }
-        if inode.file_acl != 0 {
-            return Ok(Some(format!(
-                "/{show}, which gets new content, keeps its xattrs in a separate block"
+                "/{}, which gets new content: {why}",
+                String::from_utf8_lossy(&input)
             )));
         }
     }

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
-use subroot_formats::block::{Extent, ExtentKind};
+use subroot_formats::block::Extent;
 use subroot_formats::tree::{BytesContent, Content, Entry, TreeSource, Visitor};
 use subroot_formats::{Error, Result};
 
@@ -80,15 +80,7 @@ impl Read for HostFileContent {
 
 impl Content for HostFileContent {
     fn extents(&self) -> Result<Vec<Extent>> {
-        Ok(if self.len == 0 {
-            Vec::new()
-        } else {
-            vec![Extent {
-                offset: 0,
-                len: self.len,
-                kind: ExtentKind::Data,
-            }]
-        })
+        Ok(subroot_formats::tree::all_data(self.len))
     }
 }
 

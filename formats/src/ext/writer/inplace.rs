@@ -86,6 +86,21 @@ pub fn blocker<D: BlockDevice>(fs: &ExtFs<D>) -> Option<String> {
     None
 }
 
+/// Why the file `inode` cannot get new content in place (`None` when it can): only a
+/// regular file with one name is replaced (`rm` + `write` gives it a new inode), and not
+/// one keeping xattrs in a block — debugfs's `rm` frees the data blocks but not that
+/// block, and its `freeb` leaves the free counts behind. (In-inode xattrs go with the
+/// inode; reconcile gives the new inode the intended ones.)
+pub fn replace_blocker(inode: &crate::ext::Inode) -> Option<String> {
+    if inode.kind() != crate::ext::InodeKind::File || inode.nlink != 1 {
+        return Some(format!(
+            "it has {} names (mode 0o{:o}); only a regular file with one name can be",
+            inode.nlink, inode.mode
+        ));
+    }
+    (inode.file_acl != 0).then(|| format!("it keeps xattrs in block {}", inode.file_acl))
+}
+
 fn split(path: &[u8]) -> (&[u8], &[u8]) {
     match path.iter().rposition(|&b| b == b'/') {
         Some(i) => (&path[..i], &path[i + 1..]),
@@ -194,11 +209,7 @@ pub fn edit_copy(
     let stats = reconcile::reconcile(opts.tools, &image, &intended, &identity, &work)?;
 
     note("verifying");
-    verify::verify(&intended, &image)?;
-    drop(intended);
-    verify::fsck_clean(opts.tools, &image)?;
-    let now = Identity::like(&ExtFs::open(RawFile::open(&image)?)?)?;
-    let diffs = identity.differences(&now);
+    let diffs = verify::final_checks(intended, opts.tools, &image, &identity)?;
     if !diffs.is_empty() {
         return Err(Error::corrupt(format!(
             "editing in place changed the filesystem's identity: {}",
@@ -354,24 +365,10 @@ fn run_ops(tools: &E2fsprogs, image: &Path, ops: &[EditOp], work: &Path) -> Resu
                         show(path)
                     ))
                 })?;
-                let inode = fs.inode(ino)?;
-                if inode.kind() != crate::ext::InodeKind::File || inode.nlink != 1 {
+                if let Some(why) = replace_blocker(&fs.inode(ino)?) {
                     return Err(Error::unsupported(format!(
-                        "cannot replace {} in place: only a regular file with one name can be (it has {} names, mode 0o{:o})",
-                        show(path),
-                        inode.nlink,
-                        inode.mode
-                    )));
-                }
-                // debugfs's `rm` frees the data blocks but not an xattr block, and
-                // its `freeb` leaves the free counts behind: a file with one is refused
-                // (in-inode xattrs go with the inode; reconcile gives the new inode the
-                // intended ones).
-                if inode.file_acl != 0 {
-                    return Err(Error::unsupported(format!(
-                        "cannot replace {} in place: it keeps xattrs in block {}",
-                        show(path),
-                        inode.file_acl
+                        "cannot replace {} in place: {why}",
+                        show(path)
                     )));
                 }
                 let (parent, name) = split(path);

@@ -41,12 +41,11 @@ mod view;
 
 pub use debugfs::quote as debugfs_quote;
 pub use identity::{default_features, parse_uuid, uuid_string, Identity};
-pub use inplace::{blocker as in_place_blocker, edit_copy, EditOp, EditOptions};
+pub use inplace::{blocker as in_place_blocker, edit_copy, replace_blocker, EditOp, EditOptions};
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
 
 use crate::block::RawFile;
-use crate::ext::ExtFs;
 use crate::tools::{self, E2fsprogs};
 use crate::tree::TreeSource;
 use crate::{Error, Result};
@@ -225,11 +224,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     tools::run(&mut c, "e2fsck -fyD (indexing directories)", &[0, 1])?;
 
     note("verifying");
-    verify::verify(&intended, &image)?;
-    drop(intended);
-    verify::fsck_clean(opts.tools, &image)?;
-    let built = Identity::like(&ExtFs::open(RawFile::open(&image)?)?)?;
-    let diffs = opts.identity.differences(&built);
+    let diffs = verify::final_checks(intended, opts.tools, &image, &opts.identity)?;
     if !diffs.is_empty() {
         return Err(Error::unsupported(format!(
             "mke2fs did not reproduce the filesystem's identity: {}",

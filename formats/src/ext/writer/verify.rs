@@ -220,3 +220,19 @@ pub fn fsck_clean(tools: &E2fsprogs, image: &Path) -> Result<()> {
     )?;
     Ok(())
 }
+
+/// The final checks of a written filesystem, in order: it holds `intended` ([`verify`]),
+/// `e2fsck -fn` finds it clean ([`fsck_clean`]); then the ways its identity differs from
+/// `want` (empty when it has it), for the caller to judge.
+pub fn final_checks(
+    intended: Intended,
+    tools: &E2fsprogs,
+    image: &Path,
+    want: &super::Identity,
+) -> Result<Vec<String>> {
+    verify(&intended, image)?;
+    drop(intended);
+    fsck_clean(tools, image)?;
+    let got = super::Identity::like(&ExtFs::open(RawFile::open(image)?)?)?;
+    Ok(want.differences(&got))
+}
