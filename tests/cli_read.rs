@@ -568,3 +568,56 @@ fn extract_as_nobody_keeps_what_it_can_and_says_what_it_cannot() {
     );
     assert!(!out.status.success());
 }
+
+/// A merged-/usr system: `/etc/os-release` and `/lib` are symlinks into `/usr`. `cat`,
+/// `extract` and `export` follow links as the installed system would (absolute targets
+/// from the filesystem's root, `..` never above it); `ls` shows a link named last unless
+/// `-L`. Judged against the host's own view of the same tree (`readlink -f` inside it).
+#[test]
+fn paths_resolve_through_symlinks_inside_the_image() {
+    if !need("mke2fs", "paths_resolve_through_symlinks_inside_the_image") {
+        return;
+    }
+    let w = workdir();
+    let root = w.path().join("merged");
+    std::fs::create_dir_all(root.join("usr/lib/modules/6.1")).expect("mkdir");
+    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+    std::fs::write(root.join("usr/lib/os-release"), b"ID=debian\n").expect("write");
+    std::fs::write(root.join("usr/lib/modules/6.1/modules.dep"), b"deps\n").expect("write");
+    let link = |target: &str, name: &str| {
+        std::os::unix::fs::symlink(target, root.join(name)).expect("symlink")
+    };
+    link("../usr/lib/os-release", "etc/os-release");
+    link("/usr/lib/os-release", "etc/absolute");
+    link("../../../../../usr/lib/os-release", "etc/escaping");
+    link("usr/lib", "lib");
+    link("loop", "etc/loop");
+    link("/nowhere", "etc/dangling");
+    let img = w.path().join("merged.ext4");
+    run("mke2fs", &["-q", "-t", "ext4", "-d", s(&root), s(&img), "8M"]);
+    let img = s(&img);
+    for path in [
+        "/etc/os-release",
+        "/etc/absolute",
+        "/etc/escaping",
+        "/lib/os-release",
+        "lib/../lib/os-release",
+        "/../etc/./os-release",
+    ] {
+        assert_eq!(ok(w.path(), &["cat", img, path]), "ID=debian\n", "{path}");
+    }
+    fails(w.path(), &["cat", img, "/etc/loop"], 1, &["/etc/loop", "too many levels"]);
+    fails(w.path(), &["cat", img, "/etc/dangling"], 1, &["/etc/dangling"]);
+    // ls: the link itself, or with -L what it points to; links on the way are followed.
+    let shown = ok(w.path(), &["ls", "-l", img, "/lib"]);
+    assert!(shown.contains("lib -> usr/lib"), "{shown}");
+    assert_eq!(ok(w.path(), &["ls", "-L", img, "/lib"]), "modules\nos-release\n");
+    assert_eq!(ok(w.path(), &["ls", img, "/lib/modules"]), "6.1\n");
+    // extract through a symlinked directory.
+    let dest = w.path().join("modules");
+    ok(w.path(), &["extract", img, "/lib/modules", "-C", s(&dest)]);
+    assert_eq!(
+        std::fs::read(dest.join("6.1/modules.dep")).expect("extracted file"),
+        b"deps\n"
+    );
+}

@@ -18,6 +18,7 @@ pub mod image;
 pub mod initrd;
 pub mod manifest;
 pub mod qcow2;
+pub mod resolve;
 pub mod sniff;
 pub mod table;
 pub mod tar;

@@ -24,8 +24,12 @@ pub struct ReadArgs {
 pub struct LsArgs {
     #[command(flatten)]
     pub read: ReadArgs,
-    /// Directory (or file) inside the filesystem; default `/`.
+    /// Directory (or file) inside the filesystem; default `/`. Symlinks on the way are
+    /// followed inside the filesystem; a symlink named last is shown itself unless -L.
     pub path: Option<OsString>,
+    /// Follow a symlink named as PATH and list what it points to (a directory's entries).
+    #[arg(short = 'L', long = "dereference")]
+    pub dereference: bool,
     /// Long listing: mode, owner, size, modification time (UTC), name, symlink target.
     #[arg(short = 'l', long = "long")]
     pub long: bool,
@@ -42,7 +46,9 @@ pub struct LsArgs {
 pub struct CatArgs {
     #[command(flatten)]
     pub read: ReadArgs,
-    /// Regular file inside the filesystem.
+    /// Regular file inside the filesystem. Symlinks are followed as the installed system
+    /// would (an absolute target starts at the filesystem's root, never outside it), so
+    /// `/etc/os-release` works on merged-/usr systems.
     pub path: OsString,
 }
 

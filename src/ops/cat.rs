@@ -1,15 +1,16 @@
 //! `subroot cat`: copy a regular file out of a filesystem inside an image to stdout.
 
 use crate::cli::read::CatArgs;
-use crate::ops::fstree::{open, shown, tree_path};
+use crate::ops::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;
+use subroot_formats::resolve::Last;
 
 /// Run `subroot cat`.
 pub fn run(args: &CatArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let path = tree_path(Some(&args.path))?;
+    let path = resolve_path(&fs, Some(&args.path), Last::Follow)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     fs.tree

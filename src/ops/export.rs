@@ -3,19 +3,20 @@
 //! devices, sparse files), to a file (atomically) or to stdout.
 
 use crate::cli::read::ExportArgs;
-use crate::ops::fstree::{open, shown, tree_path};
+use crate::ops::fstree::{open, resolve_path, shown};
 use crate::output::AtomicOutput;
 use crate::progress::bytes_bar;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::io::{IsTerminal, Write};
 use subroot_formats::manifest::escape;
+use subroot_formats::resolve::Last;
 use subroot_formats::tar::{write_tree, TarSummary};
 
 /// Run `subroot export`.
 pub fn run(args: &ExportArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = tree_path(args.path.as_deref())?;
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
     // Fail early, before creating any output, when the path does not exist.
     fs.tree
         .entry(&root)

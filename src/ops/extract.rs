@@ -5,15 +5,16 @@
 //! nodes, privileged xattrs) is skipped and reported in one summary line.
 
 use crate::cli::read::ExtractArgs;
-use crate::ops::fstree::{open, shown, tree_path};
+use crate::ops::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use subroot_formats::hostdir::{extract, ExtractOptions};
+use subroot_formats::resolve::Last;
 
 /// Run `subroot extract`.
 pub fn run(args: &ExtractArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = tree_path(args.path.as_deref())?;
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
     // Fail before creating anything when the path does not exist.
     fs.tree
         .entry(&root)

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::fat::FatTree;
+use subroot_formats::resolve::{resolve, Last};
 use subroot_formats::tree::{Entry, TreeSource};
 
 type Dev = Arc<dyn BlockDevice>;
@@ -103,29 +104,13 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
     Ok(Opened { tree, name })
 }
 
-/// A user-given path inside the filesystem as a tree path: leading `/`, empty and `.`
-/// components dropped; `..` is refused.
-pub fn tree_path(arg: Option<&OsStr>) -> Result<Vec<u8>> {
-    let Some(arg) = arg else {
-        return Ok(Vec::new());
-    };
-    let mut out: Vec<u8> = Vec::new();
-    for comp in arg.as_bytes().split(|&b| b == b'/') {
-        match comp {
-            b"" | b"." => {}
-            b".." => bail!(
-                "path {:?}: `..` components are not supported; give the path from the root",
-                arg
-            ),
-            c => {
-                if !out.is_empty() {
-                    out.push(b'/');
-                }
-                out.extend_from_slice(c);
-            }
-        }
-    }
-    Ok(out)
+/// A user-given path resolved through the filesystem's symlinks as the installed system
+/// would see it (`.` and `..` as the system would; absolute links start at the filesystem's root and never leave it);
+/// `last` says whether a symlink in the last component is followed too.
+pub fn resolve_path(fs: &Opened, arg: Option<&OsStr>, last: Last) -> Result<Vec<u8>> {
+    let path = arg.map(OsStr::as_bytes).unwrap_or_default();
+    resolve(path, last, |p| fs.tree.entry(p))
+        .with_context(|| format!("cannot find {} in {}", shown(path), fs.name))
 }
 
 /// `/PATH` for messages.

@@ -2,18 +2,24 @@
 //! image: names, or `ls -l`-style lines, or JSON Lines.
 
 use crate::cli::read::LsArgs;
-use crate::ops::fstree::{open, shown, tree_path};
+use crate::ops::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;
 use subroot_formats::calendar::civil_from_days;
 use subroot_formats::manifest::{escape, kind_name, time};
+use subroot_formats::resolve::Last;
 use subroot_formats::tree::{Entry, Kind};
 
 /// Run `subroot ls`.
 pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let path = tree_path(args.path.as_deref())?;
+    let last = if args.dereference {
+        Last::Follow
+    } else {
+        Last::NoFollow
+    };
+    let path = resolve_path(&fs, args.path.as_deref(), last)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let ctx_msg = || format!("cannot list {} in {}", shown(&path), fs.name);

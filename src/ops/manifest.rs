@@ -2,16 +2,17 @@
 //! an image, with every metadata field and the SHA-256 of file contents.
 
 use crate::cli::read::ManifestArgs;
-use crate::ops::fstree::{open, shown, tree_path};
+use crate::ops::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;
 use subroot_formats::manifest::{manifest, ManifestOptions};
+use subroot_formats::resolve::Last;
 
 /// Run `subroot manifest`.
 pub fn run(args: &ManifestArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = tree_path(args.path.as_deref())?;
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
     let opts = ManifestOptions {
         atime: !args.no_atime,
         ctime: !args.no_ctime,
