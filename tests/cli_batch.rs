@@ -174,10 +174,10 @@ fn args_with<'a>(base: &[&'a str], inputs: &'a [PathBuf]) -> Vec<&'a str> {
 }
 
 #[test]
-fn keep_going_converts_good_images_and_reports_both_failures() {
+fn every_image_is_attempted_by_default_and_both_failures_reported() {
     if !need(
         "qemu-img",
-        "keep_going_converts_good_images_and_reports_both_failures",
+        "every_image_is_attempted_by_default_and_both_failures_reported",
     ) {
         return;
     }
@@ -196,7 +196,6 @@ fn keep_going_converts_good_images_and_reports_both_failures() {
             s(&out_dir),
             "-j",
             "2",
-            "--keep-going",
             "--json",
         ],
         &inputs,
@@ -294,10 +293,10 @@ fn keep_going_converts_good_images_and_reports_both_failures() {
 }
 
 #[test]
-fn without_keep_going_no_new_image_starts_after_a_failure() {
+fn with_fail_fast_no_new_image_starts_after_a_failure() {
     if !need(
         "qemu-img",
-        "without_keep_going_no_new_image_starts_after_a_failure",
+        "with_fail_fast_no_new_image_starts_after_a_failure",
     ) {
         return;
     }
@@ -311,6 +310,7 @@ fn without_keep_going_no_new_image_starts_after_a_failure() {
             "--out-dir",
             s(&out_dir),
             "-j1",
+            "--fail-fast",
             "--json",
         ],
         &inputs,

@@ -594,7 +594,10 @@ fn paths_resolve_through_symlinks_inside_the_image() {
     link("loop", "etc/loop");
     link("/nowhere", "etc/dangling");
     let img = w.path().join("merged.ext4");
-    run("mke2fs", &["-q", "-t", "ext4", "-d", s(&root), s(&img), "8M"]);
+    run(
+        "mke2fs",
+        &["-q", "-t", "ext4", "-d", s(&root), s(&img), "8M"],
+    );
     let img = s(&img);
     for path in [
         "/etc/os-release",
@@ -606,12 +609,25 @@ fn paths_resolve_through_symlinks_inside_the_image() {
     ] {
         assert_eq!(ok(w.path(), &["cat", img, path]), "ID=debian\n", "{path}");
     }
-    fails(w.path(), &["cat", img, "/etc/loop"], 1, &["/etc/loop", "too many levels"]);
-    fails(w.path(), &["cat", img, "/etc/dangling"], 1, &["/etc/dangling"]);
+    fails(
+        w.path(),
+        &["cat", img, "/etc/loop"],
+        1,
+        &["/etc/loop", "too many levels"],
+    );
+    fails(
+        w.path(),
+        &["cat", img, "/etc/dangling"],
+        1,
+        &["/etc/dangling"],
+    );
     // ls: the link itself, or with -L what it points to; links on the way are followed.
     let shown = ok(w.path(), &["ls", "-l", img, "/lib"]);
     assert!(shown.contains("lib -> usr/lib"), "{shown}");
-    assert_eq!(ok(w.path(), &["ls", "-L", img, "/lib"]), "modules\nos-release\n");
+    assert_eq!(
+        ok(w.path(), &["ls", "-L", img, "/lib"]),
+        "modules\nos-release\n"
+    );
     assert_eq!(ok(w.path(), &["ls", img, "/lib/modules"]), "6.1\n");
     // extract through a symlinked directory.
     let dest = w.path().join("modules");

@@ -18,22 +18,22 @@ pub enum BatchCommand {
     /// Convert each image to <stem>.raw or <stem>.qcow2 in --out-dir (as `subroot convert`).
     #[command(
         after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
-subroot batch convert --out-dir /data/raw --from-list todo.txt --resume --keep-going -j 4\n  \
+subroot batch convert --out-dir /data/raw --from-list todo.txt --resume -j 4\n  \
 subroot batch convert -O qcow2 --out-dir out/ --from-list all.txt --shard 2/8 --json\n\n\
 Each output gets a sidecar OUTPUT.subroot.json (input fingerprint, options, result).\n\
-Without --keep-going no new image is started after the first failure (running ones finish).\n\
+Every image is attempted even when some fail; --fail-fast starts no new image after the first failure.\n\
 Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
     )]
     Convert(BatchConvertArgs),
     /// Relayout each image (as `subroot relayout`) into <stem>.raw or <stem>.qcow2 in --out-dir.
     #[command(
         after_help = "EXAMPLES:\n  subroot batch relayout --out-dir out/ -j 2 images/*.qcow2\n  \
-subroot batch relayout -O qcow2 -c zstd --out-dir out/ --from-list all.txt --resume --keep-going\n  \
+subroot batch relayout -O qcow2 -c zstd --out-dir out/ --from-list all.txt --resume\n  \
 subroot batch relayout --subroot r1 --shared boot,var,home,srv -p 2 --out-dir out/ --from-list all.txt --shard 0/4 --json\n\n\
 Each output gets a sidecar OUTPUT.subroot.json (input fingerprint, options including the relayout\n\
 options, result): --resume redoes an image whose input or options changed. With SOURCE_DATE_EPOCH\n\
 set, outputs are byte-for-byte reproducible.\n\
-Without --keep-going no new image is started after the first failure (running ones finish).\n\
+Every image is attempted even when some fail; --fail-fast starts no new image after the first failure.\n\
 Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
     )]
     Relayout(BatchRelayoutArgs),
@@ -116,7 +116,11 @@ pub struct BatchCommonArgs {
     /// Print one JSON line per finished image to stdout (schema in README.md).
     #[arg(long)]
     pub json: bool,
-    /// Attempt every image even after failures (default: start no new image after one fails).
-    #[arg(short = 'k', long)]
+    /// Start no new image after the first failure (images already running finish). By
+    /// default every image is attempted: one bad image in a fleet must not stop the others.
+    #[arg(long)]
+    pub fail_fast: bool,
+    /// The default (every image is attempted); accepted so that older scripts keep working.
+    #[arg(short = 'k', long, hide = true, conflicts_with = "fail_fast")]
     pub keep_going: bool,
 }

@@ -6,8 +6,8 @@
 //! ([`convert_op`]) and `relayout` ([`relayout_op`]), each with its own CLI options.
 //!
 //! Failure semantics (like `make`): one failing image never stops images already running.
-//! Without `--keep-going` no new image is started after the first failure; with it every
-//! image is attempted. The exit status is 0 only when every image was done (or skipped as
+//! By default every image is attempted (one bad image in a fleet must not stop the others);
+//! with `--fail-fast` no new image is started after the first failure. The exit status is 0 only when every image was done (or skipped as
 //! already done) and none failed or was left unstarted.
 
 mod convert_op;

@@ -109,7 +109,7 @@ impl Totals {
         );
         if self.not_started > 0 {
             s.push_str(&format!(
-                ", {} not started (stopped after the first failure; --keep-going attempts every image)",
+                ", {} not started (--fail-fast stopped after the first failure)",
                 self.not_started
             ));
         }

@@ -63,7 +63,7 @@ pub fn run(op: &dyn BatchOp, args: &BatchCommonArgs, ctx: &Ctx) -> Result<()> {
                 let i = next.fetch_add(1, Ordering::SeqCst);
                 let Some(job) = jobs.get(i) else { break };
                 let o = run_job(op, job, args.resume, &progress, threads);
-                if o.status == Status::Failed && !args.keep_going {
+                if o.status == Status::Failed && args.fail_fast {
                     stop.store(true, Ordering::SeqCst);
                 }
                 if args.json {
