@@ -10,7 +10,7 @@ use common::*;
 use serde_json::Value;
 use std::path::Path;
 
-use common::relayout::{image, sh, stage, INITRD_DIR};
+use common::relayout::{image, qcow2_disk, sh, stage, INITRD_DIR};
 
 fn json(dir: &Path, args: &[&str]) -> Value {
     let out = ok(dir, args);
@@ -240,7 +240,7 @@ fn refuses_an_image_already_relayouted() {
     );
     assert!(!d.path().join("out.raw").exists());
 
-    // An initrd that already has the hook: refused, unless --force.
+    // An initrd that already has the hook: refused, unless --refresh-hook.
     let d = workdir();
     let hooked = d.path().join("initrd-hooked");
     sh(&format!(
@@ -255,12 +255,12 @@ fn refuses_an_image_already_relayouted() {
         3,
         &[
             "/boot/initrd.img-6.1.0-t already has the subroot hook",
-            "--force",
+            "--refresh-hook",
         ],
     );
     let plan = json(
         d.path(),
-        &["relayout", s(&img), "--dry-run", "--json", "--force"],
+        &["relayout", s(&img), "--dry-run", "--json", "--refresh-hook"],
     );
     assert_eq!(plan["initrds"][0]["hook_present"], true);
 }
@@ -1034,4 +1034,67 @@ fn relayout_is_reproducible_with_source_date_epoch() {
         let same = run("cmp", &[s(&outs[0]), s(&outs[1])]);
         assert!(same.status.success(), "{engine}: two runs differ");
     }
+}
+
+/// The output format follows the input's unless -O says otherwise (as for mkfs, copy-in
+/// and rm); `--force` only replaces an existing output, `--refresh-hook` alone goes on
+/// over an image that already has the hook. Judged by `qemu-img info`/`check`.
+#[test]
+fn output_follows_the_input_format_and_force_only_replaces_output() {
+    for t in ["mke2fs", "cpio", "sfdisk", "qemu-img"] {
+        if !need(
+            t,
+            "output_follows_the_input_format_and_force_only_replaces_output",
+        ) {
+            return;
+        }
+    }
+    let d = workdir();
+    let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
+    let img = d.path().join("in.qcow2");
+    qcow2_disk(&img, &st);
+    let out = d.path().join("out.img");
+    ok(d.path(), &["-q", "relayout", s(&img), "-o", s(&out)]);
+    let info: Value =
+        serde_json::from_str(&run_stdout("qemu-img", &["info", "--output=json", s(&out)]))
+            .expect("qemu-img info");
+    assert_eq!(info["format"], "qcow2", "{info}");
+    run("qemu-img", &["check", "-q", s(&out)]);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", s(&out)],
+        1,
+        &["exists", "--force"],
+    );
+    ok(
+        d.path(),
+        &["-q", "relayout", s(&img), "-o", s(&out), "--force"],
+    );
+    // --force is not a licence to relayout an image that has the hook already.
+    let again = d.path().join("again.img");
+    fails(
+        d.path(),
+        &[
+            "-q",
+            "relayout",
+            s(&out),
+            "-o",
+            s(&again),
+            "--force",
+            "--subroot",
+            "r1",
+        ],
+        3,
+        &["already has the subroot hook", "--refresh-hook"],
+    );
+    assert!(!again.exists());
+    // qcow2-only options with a raw input and no -O: refused before any work.
+    let raw = image(d.path(), &st);
+    fails(
+        d.path(),
+        &["-q", "relayout", s(&raw), "-o", s(&again), "-c", "zstd"],
+        1,
+        &["--compress needs qcow2 output"],
+    );
+    assert!(!again.exists());
 }

@@ -60,23 +60,18 @@ pub struct RelayoutArgs {
     /// result is compact), or `auto`: edit when the filesystem allows, else rebuild.
     #[arg(long, value_enum, value_name = "ENGINE", default_value = "auto")]
     pub engine: EngineArg,
-    /// Go on although an initrd already has the subroot hook; replace OUT if it exists.
+    /// Go on although an initrd already has the subroot hook (an image relayouted
+    /// before): the hook is replaced by this version's.
+    #[arg(long)]
+    pub refresh_hook: bool,
+    /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
-    /// Output format.
-    #[arg(
-        short = 'O',
-        long = "output-format",
-        value_name = "FMT",
-        default_value = "raw"
-    )]
-    pub output_format: ImageFormatArg,
+    /// Output format (default: the input's, as for every command that rewrites an image).
+    #[arg(short = 'O', long = "output-format", value_name = "FMT")]
+    pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
-    /// Set by `batch relayout` (not an option): replace OUT when it exists (a redo),
-    /// without `--force`'s other meaning.
-    #[arg(skip)]
-    pub replace_output: bool,
     /// Set by `batch relayout` (not an option): the private work directory to create and
     /// remove afterwards (beside the output, so a killed batch's leftovers are found and
     /// removed by the next run); default: a fresh directory under $TMPDIR.

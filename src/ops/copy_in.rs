@@ -135,7 +135,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
             "copied {} files ({} bytes, {} replaced), made {} directories",
             st.files, st.bytes, st.replaced, st.dirs
         ));
-        return splice_out(&sel, &args.image, args.part.format, scratch.dev, &out, ctx);
+        return splice_out(&sel, scratch.dev, &out, ctx);
     }
     let grafts = locals
         .iter()
@@ -151,8 +151,6 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         grafts,
         Vec::new(),
         &|tree| check_dest(tree.entry(&dest).map(|e| e.kind).map_err(Into::into)),
-        &args.image,
-        args.part.format,
         &out,
         ctx,
     )
@@ -163,15 +161,12 @@ pub type PartTree = ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevi
 
 /// Rebuild `sel`'s ext filesystem with `grafts` added and `removed` taken away (after
 /// `check` has accepted the request), keeping its identity, and write the image.
-#[allow(clippy::too_many_arguments)]
 pub fn edit_ext(
     sel: &Selected,
     mke2fs: Option<&Path>,
     grafts: Vec<Graft<'_>>,
     removed: Vec<Vec<u8>>,
     check: &dyn Fn(&PartTree) -> Result<()>,
-    image: &Path,
-    in_format: Option<crate::cli::ImageFormatArg>,
     out: &OutputOpts,
     ctx: &Ctx,
 ) -> Result<()> {
@@ -188,5 +183,5 @@ pub fn edit_ext(
     ctx.note(format_args!("rebuilding {}", sel.describe()));
     let built = rebuild_ext(&edited, sel.device.len(), &identity, &tools, ctx)
         .context("cannot build the new filesystem")?;
-    splice_out(sel, image, in_format, built.open()?, out, ctx)
+    splice_out(sel, built.open()?, out, ctx)
 }

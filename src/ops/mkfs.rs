@@ -16,7 +16,6 @@ use subroot_formats::ext::writer::{build, parse_uuid, BuildOptions, BuiltFs, Ide
 use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::fat::{FatFormatOptions, FatIdentity, FatTree};
 use subroot_formats::hostdir::HostDir;
-use subroot_formats::image::ImageFormat;
 use subroot_formats::tar::{probe, TarTree};
 use subroot_formats::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
@@ -76,14 +75,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         rebuild_ext(tree, len, &identity, &tools, ctx)
     })
     .context("cannot build the new filesystem")?;
-    splice_out(
-        &sel,
-        &args.image,
-        args.part.format,
-        built.open()?,
-        &out,
-        ctx,
-    )
+    splice_out(&sel, built.open()?, &out, ctx)
 }
 
 /// `mkfs --type vfat` (or a vfat partition rebuilt like itself).
@@ -114,7 +106,7 @@ fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &OutputOpts, ctx: &Ctx) -> Res
         "built the filesystem: {} files, {} directories, {} bytes",
         stats.files, stats.dirs, stats.bytes
     ));
-    splice_out(sel, &args.image, args.part.format, scratch.dev, out, ctx)
+    splice_out(sel, scratch.dev, out, ctx)
 }
 
 /// A FAT volume id as `XXXX-XXXX` (or 8 hex digits).
@@ -194,19 +186,15 @@ impl EditOutArgs {
 /// input's), in the input's format unless `out.format` says otherwise.
 pub fn splice_out<R: BlockDevice>(
     sel: &Selected,
-    image: &Path,
-    in_format: Option<ImageFormatArg>,
     fs_dev: R,
     out: &OutputOpts,
     ctx: &Ctx,
 ) -> Result<()> {
     let start = sel.partition.as_ref().map_or(0, |p| p.start);
     let spliced = Splice::new(sel.disk.clone(), start, fs_dev)?;
-    let in_fmt = super::open_image(image, in_format)?.format();
-    let format = out.format.unwrap_or(match in_fmt {
-        ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
-        _ => ImageFormatArg::Raw,
-    });
+    let format = out
+        .format
+        .unwrap_or_else(|| super::write::format_following(&*sel.disk));
     let spec = OutputSpec {
         path: &out.path,
         format,

@@ -54,7 +54,7 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
         drop(tree);
         ctx.note(format_args!("removing from {}", sel.describe()));
         let scratch = super::edit_fat::rm(&sel, &paths, recursive, &out.path)?;
-        return splice_out(&sel, &args.image, args.part.format, scratch.dev, &out, ctx);
+        return splice_out(&sel, scratch.dev, &out, ctx);
     }
     edit_ext(
         &sel,
@@ -66,8 +66,6 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
                 tree.children(p).map_err(Into::into)
             })
         },
-        &args.image,
-        args.part.format,
         &out,
         ctx,
     )

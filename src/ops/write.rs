@@ -44,6 +44,17 @@ impl OutputSpec<'_> {
     }
 }
 
+/// The output format when none is asked for: the input's container, so a qcow2 image
+/// stays qcow2 and everything else is written raw. The one default of every command
+/// that rewrites an image (`relayout`, `mkfs`, `copy-in`, `rm`); `convert` and `batch`
+/// name their format explicitly (batch names outputs by it before opening any input).
+pub fn format_following(input: &dyn BlockDevice) -> ImageFormatArg {
+    match input.format_name() {
+        "qcow2" => ImageFormatArg::Qcow2,
+        _ => ImageFormatArg::Raw,
+    }
+}
+
 /// Stream `src` into a new image at `spec.path`; the file appears only when complete and
 /// re-opened successfully with the same virtual size.
 pub fn write_image(src: &dyn BlockDevice, spec: &OutputSpec, what: &str) -> Result<WriteStats> {

@@ -66,11 +66,12 @@ impl RelayoutOp {
             dry_run: false,
             json: false,
             in_place: false,
-            force: false,
+            refresh_hook: false,
+            // A redo replaces the output of an earlier, changed or interrupted run.
+            force: true,
             engine: crate::cli::relayout::EngineArg::Auto,
-            output_format: self.format,
+            output_format: Some(self.format),
             qcow2: self.qcow2.clone(),
-            replace_output: true,
             work_dir: work.map(Path::to_path_buf),
         }
     }

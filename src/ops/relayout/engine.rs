@@ -22,6 +22,7 @@ use std::path::Path;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::ext::writer::{in_place_blocker, replace_blocker, EditOp};
 use subroot_formats::ext::{ExtFs, ExtTree};
+use subroot_formats::manifest::kind_name;
 use subroot_formats::tree::Kind;
 
 /// Why the edit engine cannot carry out `layout` on `tree` (`None` when it can).
@@ -33,9 +34,9 @@ pub fn blocker<D: BlockDevice>(tree: &ExtTree<D>, layout: &Layout) -> Result<Opt
     for a in &layout.added {
         if !matches!(a.entry.kind, Kind::Dir | Kind::File | Kind::Symlink) {
             return Ok(Some(format!(
-                "/{} would be added as a {:?}",
+                "/{} would be added as a {}",
                 String::from_utf8_lossy(&a.entry.path),
-                a.entry.kind
+                kind_name(a.entry.kind)
             )));
         }
     }

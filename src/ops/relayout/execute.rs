@@ -7,6 +7,7 @@
 use super::plan::{Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
 use crate::cli::relayout::{EngineArg, RelayoutArgs};
+use crate::cli::ImageFormatArg;
 use crate::ops::write::{write_image, OutputSpec};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -29,6 +30,8 @@ pub struct Job<'a> {
     pub engine: EngineArg,
     pub tree: &'a ExtTree<Dev>,
     pub disk: &'a Arc<dyn BlockDevice>,
+    /// The output's format (asked for, or the input's).
+    pub format: ImageFormatArg,
     /// The root partition's (start, size), or `None` for a filesystem on the whole disk.
     pub root: Option<(u64, u64)>,
     /// The separate `/boot` partition, rewritten too.
@@ -143,9 +146,9 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     let (disk, _esp_scratch) = super::esp::apply(disk, job.esp_edits, job.output)?;
     let spec = OutputSpec {
         path: job.output,
-        format: job.args.output_format,
+        format: job.format,
         qcow2: &job.args.qcow2,
-        force: job.args.force || job.args.in_place || job.args.replace_output,
+        force: job.args.force || job.args.in_place,
         quiet: ctx.quiet,
     };
     let stats = match job.root {

@@ -115,7 +115,7 @@ pub fn parse_move_list(m: Option<&str>) -> Result<Option<Vec<String>>> {
     Ok(Some(list))
 }
 
-/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--force`), checked.
+/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--refresh-hook`), checked.
 pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
     let opts = PlanOptions {
         subroot: args.subroot.trim_matches('/').to_string(),
@@ -126,7 +126,7 @@ pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
             .cloned()
             .collect(),
         move_list: parse_move_list(args.move_list.as_deref())?,
-        force: args.force,
+        refresh_hook: args.refresh_hook,
     };
     plan::check_options(&opts)?;
     Ok(opts)
@@ -147,7 +147,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     };
     let opts = plan_options(args)?;
     if let Some(out) = &output {
-        if !args.dry_run && !args.in_place && out.exists() && !args.force && !args.replace_output {
+        if !args.dry_run && !args.in_place && out.exists() && !args.force {
             bail!("{} exists; use --force to replace it", out.display());
         }
     }
@@ -192,6 +192,18 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         }
     };
     let disk = selected.disk.clone();
+    let format = args
+        .output_format
+        .unwrap_or_else(|| super::write::format_following(&*disk));
+    // qcow2-only options with a raw output: refused before any work.
+    crate::ops::write::OutputSpec {
+        path: &args.input,
+        format,
+        qcow2: &args.qcow2,
+        force: true,
+        quiet: true,
+    }
+    .validate()?;
     let mut partitions = survey(&disk, &name)?;
     let root_number = selected.partition.as_ref().map(|p| p.number);
     for p in &mut partitions {
@@ -298,6 +310,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
             engine: chosen,
             tree: &tree,
             disk: &disk,
+            format,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),
             boot: match (boot_layout, &boot_tree, &located) {
                 (Some(layout), Some(tree), Some(l)) => Some(execute::BootJob {

@@ -31,7 +31,8 @@ pub struct PlanOptions {
     pub shared: Vec<String>,
     /// `--move`: an explicit list of top-level names, or `None` for everything.
     pub move_list: Option<Vec<String>>,
-    pub force: bool,
+    /// `--refresh-hook`: go on although an initrd already has the hook.
+    pub refresh_hook: bool,
 }
 
 /// One top-level entry moving into the subroot.
@@ -78,7 +79,7 @@ pub struct InitrdPlan {
     pub partition: Option<u32>,
     pub flavour: String,
     pub size: u64,
-    /// The hook is there already (only with --force; the initrd is rewritten anyway).
+    /// The hook is there already (only with --refresh-hook; the initrd is rewritten anyway).
     pub hook_present: bool,
     #[serde(skip)]
     pub input_path: Vec<u8>,
@@ -572,10 +573,10 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
             );
         }
         let present = sc.hook_present();
-        if present && !o.force {
+        if present && !o.refresh_hook {
             refuse!(
                 "{}: the initrd {} already has the subroot hook: the image looks already \
-                 relayouted (use --force to go on anyway)",
+                 relayouted (use --refresh-hook to go on anyway)",
                 inp.name,
                 shown(p)
             );
