@@ -52,7 +52,7 @@ pub struct BatchRelayoutArgs {
         long,
         value_name = "LIST",
         value_delimiter = ',',
-        default_value = "boot,var,home"
+        default_value = super::DEFAULT_SHARED
     )]
     pub shared: Vec<String>,
     /// Move only these top-level entries (comma- or space-separated); as `relayout --move`.

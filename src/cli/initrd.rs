@@ -124,7 +124,7 @@ pub struct AddSubrootArgs {
         long,
         value_name = "DIR,...",
         value_delimiter = ',',
-        default_value = "boot,var,home"
+        default_value = super::DEFAULT_SHARED
     )]
     pub shared: Vec<String>,
     /// Re-compress the main segment with this (C or C:LEVEL); default: its current one.

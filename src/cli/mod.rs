@@ -20,6 +20,10 @@ pub use write::{CopyInArgs, EditOutArgs, ExtTypeArg, MkfsArgs, RmArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// The top-level directories that stay shared between the subroot and the physical root
+/// unless `--shared` says otherwise (`relayout`, `batch relayout`, `initrd add-subroot`).
+pub const DEFAULT_SHARED: &str = "boot,var,home";
+
 /// Edit Linux disk images entirely in userspace: no root, loop mounts, nbd, FUSE or KVM.
 #[derive(Debug, Parser)]
 #[command(

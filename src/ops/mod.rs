@@ -38,3 +38,15 @@ pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> 
     Image::open_as(path, format.map(format_of))
         .with_context(|| format!("cannot open {}", path.display()))
 }
+
+/// `SOURCE_DATE_EPOCH` as a number of seconds, if set.
+pub fn source_date_epoch() -> Result<Option<u64>> {
+    match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.trim().is_empty() => {
+            Ok(Some(v.trim().parse::<u64>().with_context(|| {
+                format!("SOURCE_DATE_EPOCH={v:?} is not a number of seconds")
+            })?))
+        }
+        _ => Ok(None),
+    }
+}

@@ -9,6 +9,10 @@ pub const GPT_ESP: &str = "C12A7328-F81F-11D2-BA4B-00A0C93EC93B";
 /// GPT type GUID of a generic Linux filesystem.
 pub const GPT_LINUX: &str = "0FC63DAF-8483-4772-8E79-3D69D8477DE4";
 
+/// LVM physical volumes: the MBR type byte and the GPT type GUID.
+const MBR_LVM: u8 = 0x8e;
+const GPT_LVM: &str = "E6D6D379-F507-44C2-A23C-238F2A3DF928";
+
 /// Aliases: (alias, MBR type byte or `None` when it has no MBR equivalent, GPT type GUID).
 const ALIASES: &[(&str, Option<u8>, &str)] = &[
     ("linux", Some(0x83), GPT_LINUX),
@@ -16,11 +20,21 @@ const ALIASES: &[(&str, Option<u8>, &str)] = &[
     ("uefi", Some(0xef), GPT_ESP),
     ("swap", Some(0x82), "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F"),
     ("bios", None, "21686148-6449-6E6F-744E-656564454649"),
-    ("lvm", Some(0x8e), "E6D6D379-F507-44C2-A23C-238F2A3DF928"),
+    ("lvm", Some(MBR_LVM), GPT_LVM),
     ("raid", Some(0xfd), "A19D880F-05FC-4D3B-A006-743F0F84911E"),
     ("home", Some(0x83), "933AC7E1-2EB4-4F13-B844-0E14E2AEF915"),
     ("fat32", Some(0x0c), "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
 ];
+
+/// True when a partition's type code (`0x8e`, or the GPT type GUID as `subroot info`
+/// prints them) marks it as an LVM physical volume.
+pub fn is_lvm(type_code: &str) -> bool {
+    type_code
+        .strip_prefix("0x")
+        .and_then(|h| u8::from_str_radix(h, 16).ok())
+        == Some(MBR_LVM)
+        || type_code.eq_ignore_ascii_case(GPT_LVM)
+}
 
 /// The alias names, for error messages.
 pub fn alias_names() -> Vec<&'static str> {
@@ -124,7 +138,7 @@ pub fn mbr_type_name(code: u8) -> &'static str {
         0x85 => "Linux extended",
         0x86 | 0x87 => "NTFS volume set",
         0x88 => "Linux plaintext",
-        0x8e => "Linux LVM",
+        MBR_LVM => "Linux LVM",
         0xa5 => "FreeBSD",
         0xa6 => "OpenBSD",
         0xa8 => "Darwin UFS",
@@ -155,7 +169,7 @@ pub fn gpt_type_name(guid: &str) -> &'static str {
         "21686148-6449-6E6F-744E-656564454649" => "BIOS boot",
         "0FC63DAF-8483-4772-8E79-3D69D8477DE4" => "Linux filesystem",
         "0657FD6D-A4AB-43C4-84E5-0933C84B4F4F" => "Linux swap",
-        "E6D6D379-F507-44C2-A23C-238F2A3DF928" => "Linux LVM",
+        GPT_LVM => "Linux LVM",
         "A19D880F-05FC-4D3B-A006-743F0F84911E" => "Linux RAID",
         "933AC7E1-2EB4-4F13-B844-0E14E2AEF915" => "Linux home",
         "3B8F8425-20E0-4F3B-907F-1A25A76F98E8" => "Linux server data",

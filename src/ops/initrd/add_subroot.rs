@@ -1,8 +1,9 @@
 //! `subroot initrd add-subroot`: the initrd with the subroot boot hook added (see
 //! `subroot_formats::initrd::add`), written atomically; idempotent.
 
-use super::{open_input, parse_compression, source_date_epoch};
+use super::{open_input, parse_compression};
 use crate::cli::AddSubrootArgs;
+use crate::ops::source_date_epoch;
 use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{Context, Result};

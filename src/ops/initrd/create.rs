@@ -2,8 +2,9 @@
 //! existing initrd or cpio archive is validated and copied byte for byte; a host directory
 //! becomes a newc archive in sorted order, compressed with `--compress`.
 
-use super::{parse_compression, source_date_epoch};
+use super::parse_compression;
 use crate::cli::CreateInitrdArgs;
+use crate::ops::source_date_epoch;
 use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};

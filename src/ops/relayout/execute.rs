@@ -51,21 +51,13 @@ pub struct BootJob<'a> {
     pub size: u64,
 }
 
-/// The modification time given to entries the hook adds to an initrd:
-/// `SOURCE_DATE_EPOCH` when set, else 0 (reproducible output).
-fn source_date_epoch() -> u64 {
-    std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.trim().parse().ok())
-        .unwrap_or(0)
-}
-
 /// Rewrite every planned initrd; the layout then replaces their content.
 fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     let opts = AddSubrootOptions {
         shared: job.plan.shared.clone(),
         compression: None,
-        mtime: source_date_epoch(),
+        // Reproducible: SOURCE_DATE_EPOCH when set, else 0.
+        mtime: crate::ops::source_date_epoch()?.unwrap_or(0),
     };
     for (i, ip) in job.plan.initrds.iter().enumerate() {
         let src = RawFile::open(&ip.copy)?;

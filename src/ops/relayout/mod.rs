@@ -45,6 +45,7 @@ use anyhow::{bail, Context, Result};
 use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
+use subroot_formats::ext::writer::uuid_string;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;
@@ -86,8 +87,7 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
             .with_context(|| format!("partition {} of {name}", p.number))?;
         let fs =
             sniff(&dev).with_context(|| format!("cannot read partition {} of {name}", p.number))?;
-        let lvm_type =
-            p.type_code == "0x8e" || p.type_code == "E6D6D379-F507-44C2-A23C-238F2A3DF928";
+        let lvm_type = subroot_formats::table::types::is_lvm(&p.type_code);
         out.push(PartitionPlan {
             number: Some(p.number),
             start: p.start,
@@ -343,17 +343,4 @@ fn print_out(text: &str) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         r => r.context("cannot write to stdout"),
     }
-}
-
-/// The canonical text form of a UUID.
-pub fn uuid_string(b: &[u8; 16]) -> String {
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
 }

@@ -27,6 +27,7 @@ use super::spool::{Intended, Spool};
 use super::sum::sum_reader;
 use super::{reconcile, verify, BuildReport, BuiltFs, Identity};
 use crate::block::{BlockDevice, RawFile};
+use crate::ext::superblock::INCOMPAT_RECOVER;
 use crate::ext::ExtFs;
 use crate::tools::E2fsprogs;
 use crate::tree::{Kind, TreeSource};
@@ -65,7 +66,6 @@ pub struct EditOptions<'a> {
 /// Why a filesystem cannot be edited in place (`None` when it can): the features the
 /// engine does not handle.
 pub fn blocker<D: BlockDevice>(fs: &ExtFs<D>) -> Option<String> {
-    const INCOMPAT_RECOVER: u32 = 0x4;
     const INCOMPAT_INLINE_DATA: u32 = 0x8000;
     const RO_COMPAT_QUOTA: u32 = 0x100;
     const RO_COMPAT_PROJECT: u32 = 0x2000;
