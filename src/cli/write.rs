@@ -74,10 +74,12 @@ pub struct CopyInArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// Host files or directories to copy, then the directory of the filesystem to copy
-    /// them into (which must exist).
-    #[arg(value_name = "LOCAL... DEST", num_args = 2.., required = true)]
-    pub paths: Vec<PathBuf>,
+    /// Host files or directories to copy, with everything in them.
+    #[arg(value_name = "LOCAL", required = true)]
+    pub locals: Vec<PathBuf>,
+    /// The directory of the filesystem to copy them into; it must exist.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
     #[command(flatten)]
     pub out: EditOutArgs,
 }
