@@ -176,7 +176,8 @@ long and non-UTF-8 names and sparse files, as `tar --xattrs --xattrs-include='*'
 --numeric-owner -xpf` would extract them into an empty directory: the last occurrence of a \
 path wins, atime and ctime default to the mtime, and directories the archive only implies \
 are made 0755, owned by 0:0, with time 0. Absolute names and `..` are refused before \
-anything is written.\n\n\
+anything is written. The archive is read twice (headers, then data), streaming: memory grows \
+with the number of members, not their size.\n\n\
 IDENTITY: by default the filesystem keeps its identity: UUID, label, size (a filesystem \
 smaller than its partition stays that size), block size, inode size and count, blocks per \
 group, flex_bg size, bigalloc cluster size, the exact feature set (the host's mke2fs.conf \
@@ -280,7 +281,7 @@ that is neither initramfs-tools nor dracut, initrds of both flavours, a root on 
 btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
 ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
 recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
-The output is written to a temporary file and renamed; --in-place renames it over IN only \
+The output is written to a temporary file and renamed; --in-place renames it over INPUT only \
 when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
 the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
 JSON OUTPUT (--json): the plan as one object:

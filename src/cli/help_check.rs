@@ -162,27 +162,48 @@ fn copy_in_takes_locals_then_dest() {
     assert!(Cli::try_parse_from(["subroot", "copy-in", "d.raw", "a", "--in-place"]).is_err());
 }
 
-#[test]
-fn top_level_help_matches_snapshot() {
-    let text = root().render_long_help().to_string();
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/help.txt");
+/// Compare `text` with the file at `relative` (from the repository root), or rewrite the
+/// file when SUBROOT_BLESS=1.
+fn matches_snapshot(relative: &str, what: &str, text: &str) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(relative);
     if std::env::var_os("SUBROOT_BLESS").is_some_and(|v| v == "1") {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        std::fs::write(&path, &text).unwrap();
+        std::fs::write(&path, text).unwrap();
         return;
     }
     let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (SUBROOT_BLESS=1 cargo test --bin subroot help writes it)",
-            path.display()
-        )
+        panic!("{relative}: {e} (SUBROOT_BLESS=1 cargo test --bin subroot help writes it)")
     });
     assert!(
         text == expected,
-        "`subroot --help` differs from {} (if the change is intended, rewrite it with \
-         SUBROOT_BLESS=1 cargo test --bin subroot help):\n--- expected\n{expected}\n--- got\n{text}",
-        path.display()
+        "{what} differs from {relative} (if the change is intended, rewrite it with \
+         SUBROOT_BLESS=1 cargo test --bin subroot help):\n--- expected\n{expected}\n--- got\n{text}"
     );
+}
+
+#[test]
+fn top_level_help_matches_snapshot() {
+    let text = root().render_long_help().to_string();
+    matches_snapshot("tests/snapshots/help.txt", "`subroot --help`", &text);
+}
+
+#[test]
+fn command_reference_is_current() {
+    let root = root();
+    let mut text = String::from(
+        "# Command reference\n\n\
+<!-- Generated from the clap definitions (src/cli/) by\n     \
+SUBROOT_BLESS=1 cargo test --bin subroot help -- do not edit. -->\n\n\
+Each section is what `subroot COMMAND --help` prints; `subroot man` carries the same text.\n\n",
+    );
+    let mut all = vec![("subroot".to_owned(), root.clone())];
+    all.extend(commands(&root));
+    for (name, cmd) in all {
+        let help = cmd.clone().render_long_help().to_string();
+        text += &format!("## {name}\n\n```text\n{}\n```\n\n", help.trim_end());
+    }
+    let text = format!("{}\n", text.trim_end());
+    matches_snapshot("docs/commands.md", "the command reference", &text);
 }
 
 #[test]

@@ -22,9 +22,9 @@ pub struct MkfsArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// What to put in the filesystem: a directory, a tar archive (plain or gzip/zstd/xz/
-    /// lzma/lz4/bzip2-compressed, detected by content), or IMAGE[:N] (another image's
-    /// partition N, or its chosen filesystem).
+    /// What to put in the filesystem: a directory, a tar archive (plain or compressed with
+    /// gzip, zstd, xz, lzma, lz4 or bzip2, detected by content), or IMAGE[:N] (another
+    /// image's partition N, or its chosen filesystem).
     #[arg(long, value_name = "TREE")]
     pub from: String,
     /// Filesystem type (default: the existing filesystem's when it is ext or vfat, else
