@@ -390,7 +390,7 @@ compressed streams (gzip, zstd, xz, lzma, lz4 legacy, bzip2) holding archives, w
 padding between, read as the kernel reads them, streamed with bounded memory. A command \
 that reads an initrd takes FILE, or --image IMG [-p N] PATH to read the file at absolute \
 PATH inside the image's ext2/3/4 filesystem in place (symlinks such as /initrd.img are \
-followed). Outputs are written atomically (--force replaces an existing file)."
+followed)."
     };
 }
 
@@ -456,7 +456,7 @@ Each SOURCE becomes one segment, in order: a host directory becomes a newc archi
 (sorted, the root as `.`, hard links with the data on the first link, SOURCE_DATE_EPOCH \
 clamps mtimes) compressed with --compress (default zstd, level 19); an initrd or cpio file \
 is checked and copied byte for byte. Plain segments are 4-byte aligned. The same inputs \
-give the same bytes.",
+give the same bytes. The output is written atomically (--force replaces an existing file).",
     compressors!()
 );
 
@@ -468,7 +468,8 @@ the --shared directories of the physical root into the subroot, except those the
 subroot's own /etc/fstab mounts. Only the main segment is re-encoded (in its own \
 compression unless --compress); early segments are copied byte for byte. If the same hook \
 is there already it prints `already present`, writes an identical copy and exits 0. \
-Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime.",
+Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime. OUT is written \
+atomically (--force replaces an existing file).",
     initrd!(),
     compressors!()
 );
