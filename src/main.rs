@@ -48,9 +48,7 @@ fn main() -> ExitCode {
             );
             Ok(())
         }
-        Command::Man => clap_mangen::Man::new(Cli::command())
-            .render(&mut std::io::stdout())
-            .map_err(Into::into),
+        Command::Man => cli::man::render(&mut std::io::stdout()).map_err(Into::into),
         Command::Ls(a) => ops::ls::run(a, &ctx),
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),

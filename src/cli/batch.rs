@@ -17,6 +17,7 @@ pub struct BatchArgs {
 pub enum BatchCommand {
     /// Convert each image to <stem>.raw or <stem>.qcow2 in --out-dir (as `subroot convert`).
     #[command(
+        long_about = super::help::BATCH_CONVERT,
         after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
 subroot batch convert --out-dir /data/raw --from-list todo.txt --resume -j 4\n  \
 subroot batch convert -O qcow2 --out-dir out/ --from-list all.txt --shard 2/8 --json\n\n\
@@ -27,6 +28,7 @@ Exit status 0 only when every image succeeded (or was skipped by --resume as alr
     Convert(BatchConvertArgs),
     /// Relayout each image (as `subroot relayout`) into <stem>.raw or <stem>.qcow2 in --out-dir.
     #[command(
+        long_about = super::help::BATCH_RELAYOUT,
         after_help = "EXAMPLES:\n  subroot batch relayout --out-dir out/ -j 2 images/*.qcow2\n  \
 subroot batch relayout -O qcow2 -c zstd --out-dir out/ --from-list all.txt --resume\n  \
 subroot batch relayout --subroot r1 --shared boot,var,home,srv -p 2 --out-dir out/ --from-list all.txt --shard 0/4 --json\n\n\
@@ -113,7 +115,7 @@ pub struct BatchCommonArgs {
     /// Skip images whose output and sidecar show them done with the same input, options and version.
     #[arg(long)]
     pub resume: bool,
-    /// Print one JSON line per finished image to stdout (schema in README.md).
+    /// Print one JSON line per finished image to stdout (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
     /// Start no new image after the first failure (images already running finish). By

@@ -11,7 +11,7 @@ pub struct InfoArgs {
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
     pub format: Option<ImageFormatArg>,
-    /// Print JSON (schema in README.md) instead of a table.
+    /// Print JSON instead of a table (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
 }
@@ -71,7 +71,8 @@ pub struct CreateArgs {
     /// Write an empty partition table of this type.
     #[arg(long, value_name = "TYPE")]
     pub table: Option<TableArg>,
-    /// A partition (needs --table): size=SIZE|rest,type=ALIAS[,name=NAME][,bootable]. Repeatable.
+    /// A partition (needs --table): size=SIZE|rest,type=ALIAS[,name=NAME][,bootable][,fs=TYPE][,from=TREE]
+    /// (see PARTITION SPECS). Repeatable.
     #[arg(long = "part", value_name = "SPEC", requires = "table")]
     pub parts: Vec<String>,
     /// Replace OUTPUT if it exists.

@@ -17,25 +17,27 @@ pub enum InitrdCommand {
     /// Show an initrd's segments (offset, length, compression, archives, entries,
     /// uncompressed size, xz check), its flavour and whether the subroot hook is present.
     #[command(
+        long_about = super::help::INITRD_EXAMINE,
         after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img-6.1.0-18-amd64\n  \
 subroot initrd examine --json initrd.img | jq '.segments[].compression'\n  \
 subroot initrd examine --image debian.qcow2 /boot/initrd.img"
     )]
     Examine(ExamineArgs),
     /// List the entries of every segment, in order (like `cpio -t`; `-l` like `cpio -tvn`).
-    #[command(after_help = "EXAMPLES:\n  subroot initrd ls initrd.img\n  \
+    #[command(long_about = super::help::INITRD_LS, after_help = "EXAMPLES:\n  subroot initrd ls initrd.img\n  \
 subroot initrd ls -l initrd.img | grep scripts/\n  \
 subroot initrd ls --json --image disk.raw -p 2 /boot/initrd.img | jq -r '.[].name'")]
     Ls(LsArgs),
     /// Extract every entry into a host directory (refusing absolute and `..` names).
     #[command(
+        long_about = super::help::INITRD_EXTRACT,
         after_help = "EXAMPLES:\n  subroot initrd extract initrd.img -C /tmp/initrd\n  \
 subroot initrd extract --image debian.qcow2 /boot/initrd.img -C out"
     )]
     Extract(ExtractArgs),
-    /// Create an initrd from host directories and existing initrds/cpio archives (each
-    /// SOURCE becomes one segment, in order), reproducibly.
+    /// Create an initrd from host directories and initrd or cpio files, one segment each.
     #[command(
+        long_about = super::help::INITRD_CREATE,
         after_help = "EXAMPLES:\n  subroot initrd create -o initrd.img --compress zstd:19 early.cpio rootdir/\n  \
 SOURCE_DATE_EPOCH=0 subroot initrd create -o new.img microcode.cpio main.img\n\n\
 Directory sources are archived in sorted order; SOURCE_DATE_EPOCH clamps their mtimes.\n\
@@ -44,6 +46,7 @@ Initrd and cpio sources are copied byte for byte as their own segment(s)."
     Create(CreateInitrdArgs),
     /// Add the subroot boot hook (initramfs-tools or dracut) to an initrd; idempotent.
     #[command(
+        long_about = super::help::INITRD_ADD_SUBROOT,
         after_help = "EXAMPLES:\n  subroot initrd add-subroot /boot/initrd.img-6.1.0-18-amd64 -o initrd-subroot.img\n  \
 subroot initrd add-subroot initrd.img -o out.img --shared boot,var,home,srv --compress zstd:19\n  \
 subroot initrd add-subroot --image debian.qcow2 /boot/initrd.img -o initrd.img\n\n\
@@ -69,7 +72,7 @@ pub struct InitrdInput {
 pub struct ExamineArgs {
     #[command(flatten)]
     pub input: InitrdInput,
-    /// Print JSON (schema in README.md).
+    /// Print JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
 }
@@ -81,7 +84,7 @@ pub struct LsArgs {
     /// Long listing: mode, links, uid, gid, size (or device numbers), mtime (UTC), name.
     #[arg(short = 'l', long = "long")]
     pub long: bool,
-    /// Print JSON (schema in README.md).
+    /// Print JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
 }

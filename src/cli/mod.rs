@@ -6,7 +6,11 @@
 
 mod batch;
 mod disk;
+mod help;
+#[cfg(test)]
+mod help_check;
 mod initrd;
+pub mod man;
 pub mod read;
 pub mod relayout;
 mod select;
@@ -35,7 +39,8 @@ and filesystems as an ordinary user, and converts installed Linux images so that
 from a sub-directory of their root filesystem (subroot=r0).",
     after_help = "EXIT STATUS:\n  0  success\n  1  the operation failed (I/O error, a tool it runs failed)\n  \
 2  usage error (bad arguments)\n  3  the input is invalid or uses something unsupported\n  \
-130  interrupted (SIGINT/SIGTERM); no output was left behind"
+130  interrupted (SIGINT/SIGTERM); no output was left behind\n\n\
+Each command's --help is its reference; `subroot man` prints them all."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -59,31 +64,39 @@ pub struct GlobalArgs {
 pub enum Command {
     /// Show an image's container, partition table, partitions and filesystems.
     #[command(
+        long_about = help::INFO,
         after_help = "EXAMPLES:\n  subroot info debian.qcow2\n  subroot info --json disk.raw | jq '.partitions[].filesystem'"
     )]
     Info(InfoArgs),
     /// Copy an image to a new raw or qcow2 file, flattening backing chains and keeping it sparse.
     #[command(
+        long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
 subroot convert disk.raw disk.qcow2 -O qcow2 -c zstd\n  \
 subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M"
     )]
     Convert(ConvertArgs),
-    /// Create a new empty image, optionally with a partition table.
-    #[command(after_help = "EXAMPLES:\n  subroot create disk.raw --size 2G\n  \
+    /// Create a new empty image, optionally with a partition table and filesystems.
+    #[command(long_about = help::CREATE, after_help = "EXAMPLES:\n  subroot create disk.raw --size 2G\n  \
 subroot create disk.qcow2 -O qcow2 --size 8G --table gpt \\\n      --part size=200M,type=esp,name=EFI --part size=rest,type=linux,name=root\n  \
 subroot create disk.raw --size 1G --table mbr --part size=100M,type=linux,bootable --part size=rest,type=swap\n  \
 subroot create gnomeos.raw --size 2G --table mbr --part size=rest,type=linux,fs=ext2,from=rootfs/\n  \
 subroot create uefi.raw --size 1G --table gpt --part size=100M,type=esp,fs=vfat,from=esp/ --part size=rest,type=linux,fs=ext4\n\n\
-PARTITION SPECS:\n  size=SIZE|rest   size with K/M/G/T suffix (powers of 1024), or `rest` for the remaining space\n  \
-type=ALIAS|CODE  linux, esp, swap, bios, lvm, raid, home, fat32; an MBR code (0x83) or a GPT type GUID\n  \
-name=NAME        GPT partition name\n  bootable         MBR active flag / GPT legacy BIOS bootable attribute\n  \
-fs=ext2|ext3|ext4|vfat|fat12|fat16|fat32  make a filesystem in the partition (empty unless from= is given; an ESP is FAT32)\n  \
-from=TREE        fill it from a directory, a tar archive (plain, gzip, zstd, xz…) or
-                   IMAGE[:N] (with fs=)")]
+PARTITION SPECS (comma-separated key=value):\n  \
+size=SIZE|rest    K/M/G/T suffix (powers of 1024) or bytes; `rest` takes\n                    \
+what is left\n  \
+type=ALIAS|CODE   linux, esp, swap, bios, lvm, raid, home, fat32; an MBR\n                    \
+code (0x83) or a GPT type GUID\n  \
+name=NAME         the GPT partition name\n  \
+bootable          MBR active flag / GPT legacy BIOS bootable attribute\n  \
+fs=TYPE           make a filesystem: ext2, ext3, ext4, vfat, fat12, fat16,\n                    \
+fat32 (vfat: the width from the size; an ESP is FAT32)\n  \
+from=TREE         fill it from a directory, a tar archive (plain or\n                    \
+compressed) or IMAGE[:N], as mkfs --from (needs fs=)")]
     Create(CreateArgs),
-    /// Rebuild a partition's ext filesystem from a directory, a tar archive or another image, keeping its identity.
+    /// Rebuild a partition's ext or FAT filesystem from a directory, a tar archive or another image, keeping its identity.
     #[command(
+        long_about = help::MKFS,
         after_help = "EXAMPLES:\n  subroot mkfs disk.qcow2 -p 1 --from rootfs/ -o new.qcow2\n  \
 subroot mkfs disk.raw -p 2 --from other.raw:1 --in-place\n  \
 subroot mkfs disk.raw -p 1 --from rootfs.tar.zst -o out.raw\n  \
@@ -103,17 +116,19 @@ subroot mkfs disk.raw -p 1 --type vfat --from esp-tree/ -o out.raw   (keeps the 
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
     /// List a directory of a filesystem inside an image (ext2/3/4, FAT).
-    #[command(after_help = "EXAMPLES:\n  subroot ls debian.qcow2 /etc\n  \
+    #[command(long_about = help::LS, after_help = "EXAMPLES:\n  subroot ls debian.qcow2 /etc\n  \
 subroot ls disk.raw -p 1 -l /EFI/BOOT\n  subroot ls debian.qcow2 -R --json /usr/bin | jq -r .path")]
     Ls(read::LsArgs),
     /// Copy a file out of a filesystem inside an image to stdout.
     #[command(
+        long_about = help::CAT,
         after_help = "EXAMPLES:\n  subroot cat debian.qcow2 /etc/os-release\n  \
 subroot cat disk.raw -p 1 /EFI/BOOT/grub.cfg > grub.cfg"
     )]
     Cat(read::CatArgs),
     /// Write a filesystem (or a subtree) inside an image as a pax tar archive.
     #[command(
+        long_about = help::EXPORT,
         after_help = "EXAMPLES:\n  subroot export debian.qcow2 -o rootfs.tar\n  \
 subroot export debian.qcow2 /etc -o - | tar -tvf -\n  \
 subroot export disk.raw -p 2 -o root.tar   # then, as root: tar --xattrs --xattrs-include='*' --acls --numeric-owner -xpf root.tar -C /mnt"
@@ -121,6 +136,7 @@ subroot export disk.raw -p 2 -o root.tar   # then, as root: tar --xattrs --xattr
     Export(read::ExportArgs),
     /// Print one canonical line per entry of a filesystem inside an image (all metadata + SHA-256).
     #[command(
+        long_about = help::MANIFEST,
         after_help = "EXAMPLES:\n  subroot manifest debian.qcow2 > before.txt\n  \
 subroot manifest --no-atime --no-ctime a.qcow2 > a.txt; subroot manifest --no-atime --no-ctime b.raw > b.txt; diff a.txt b.txt\n  \
 subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .path'"
@@ -128,6 +144,7 @@ subroot manifest --json disk.raw -p 2 /etc | jq -r 'select(.kind==\"file\") | .p
     Manifest(read::ManifestArgs),
     /// Copy a filesystem (or a subtree) inside an image into a host directory, safely.
     #[command(
+        long_about = help::EXTRACT,
         after_help = "EXAMPLES:\n  subroot extract debian.qcow2 /etc -C etc-copy\n  \
 subroot extract disk.raw -p 1 -C esp/\n  \
 subroot extract debian.qcow2 -C /srv/rootfs   # run as root, it also restores owners, devices, all xattrs"
@@ -135,6 +152,7 @@ subroot extract debian.qcow2 -C /srv/rootfs   # run as root, it also restores ow
     Extract(read::ExtractArgs),
     /// Move an installed Linux system into a subroot (r0/) of its root filesystem and make it boot from there.
     #[command(
+        long_about = help::RELAYOUT,
         after_help = "EXAMPLES:\n  subroot relayout debian.qcow2 -o debian-r0.qcow2 -O qcow2\n  \
 subroot relayout debian.raw --dry-run\n  \
 subroot relayout debian.raw --dry-run --json | jq '.edits[].path'\n  \
@@ -144,28 +162,31 @@ subroot relayout debian.raw -o r0.raw --move 'bin dev etc lib lib32 lib64 media 
 subroot ls debian-r0.qcow2 /r0"
     )]
     Relayout(relayout::RelayoutArgs),
-    /// Run one operation (convert) on many images, in parallel, resumable and shardable.
+    /// Run one operation (convert or relayout) on many images, in parallel, resumable and shardable.
     #[command(
+        long_about = help::BATCH,
         after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
 subroot batch convert --out-dir out/ --from-list all.txt --shard 0/4 --resume --json"
     )]
     Batch(BatchArgs),
     /// Examine, list, extract, create initrds and add the subroot boot hook to them.
     #[command(
+        long_about = help::INITRD,
         after_help = "EXAMPLES:\n  subroot initrd examine /boot/initrd.img\n  subroot initrd add-subroot /boot/initrd.img -o initrd-subroot.img"
     )]
     Initrd(InitrdArgs),
+    /// Copy host files and directories into a directory of a partition's filesystem.
     #[command(
         name = "copy-in",
+        long_about = help::COPY_IN,
         after_help = "EXAMPLES:\n  subroot copy-in disk.raw -p 1 grubx64.efi shimx64.efi /EFI/BOOT -o new.raw\n  \
 subroot copy-in debian.qcow2 -p 2 ./etc-overrides/ /etc --in-place\n  \
-subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2\n\n\
-LOCAL files and directories (with everything in them) are copied into the directory DEST of \
-the filesystem, like virt-copy-in. ext partitions are rebuilt keeping their identity; FAT \
-partitions are edited in a temporary copy beside the output."
+subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2"
     )]
     CopyIn(CopyInArgs),
+    /// Remove files and directories from a partition's filesystem.
     #[command(
+        long_about = help::RM,
         after_help = "EXAMPLES:\n  subroot rm disk.raw -p 1 /EFI/BOOT/old.efi -o new.raw\n  \
 subroot rm debian.qcow2 -p 2 -r /var/cache/apt /usr/share/doc --in-place"
     )]

@@ -36,7 +36,7 @@ pub struct LsArgs {
     /// List subdirectories recursively (full paths, depth-first, sorted by name bytes).
     #[arg(short = 'R', long = "recursive")]
     pub recursive: bool,
-    /// One JSON object per entry per line (see README).
+    /// One JSON object per entry per line (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
 }

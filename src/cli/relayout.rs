@@ -38,8 +38,9 @@ pub struct RelayoutArgs {
         default_value = super::DEFAULT_SHARED
     )]
     pub shared: Vec<String>,
-    /// Move only these top-level entries (comma- or space-separated), e.g. the note's
-    /// "bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr";
+    /// Move only these top-level entries (comma- or space-separated), e.g. the classic list
+    /// of top-level OS directories "bin dev etc lib lib32 lib64 media mnt opt proc root run
+    /// sbin selinux srv sys tmp usr";
     /// names that do not exist are skipped and reported. Default: everything except the
     /// shared directories and lost+found.
     #[arg(long = "move", value_name = "LIST")]
@@ -47,7 +48,7 @@ pub struct RelayoutArgs {
     /// Print the plan and write nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print the plan as JSON (schema in README.md).
+    /// Print the plan as JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
     /// Replace the input file with the result (still written to a temporary file first and

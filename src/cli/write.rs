@@ -22,9 +22,9 @@ pub struct MkfsArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// What to put in the filesystem: a directory, a tar archive (plain or gzip/zstd/xz/
-    /// lzma/lz4/bzip2-compressed, detected by content), or IMAGE[:N] (another image's
-    /// partition N, or its chosen filesystem).
+    /// What to put in the filesystem: a directory, a tar archive (plain or compressed with
+    /// gzip, zstd, xz, lzma, lz4 or bzip2, detected by content), or IMAGE[:N] (another
+    /// image's partition N, or its chosen filesystem).
     #[arg(long, value_name = "TREE")]
     pub from: String,
     /// Filesystem type (default: the existing filesystem's when it is ext or vfat, else
@@ -74,10 +74,12 @@ pub struct CopyInArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// Host files or directories to copy, then the directory of the filesystem to copy
-    /// them into (which must exist).
-    #[arg(value_name = "LOCAL... DEST", num_args = 2.., required = true)]
-    pub paths: Vec<PathBuf>,
+    /// Host files or directories to copy, with everything in them.
+    #[arg(value_name = "LOCAL", required = true)]
+    pub locals: Vec<PathBuf>,
+    /// The directory of the filesystem to copy them into; it must exist.
+    #[arg(value_name = "DEST")]
+    pub dest: String,
     #[command(flatten)]
     pub out: EditOutArgs,
 }

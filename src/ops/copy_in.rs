@@ -91,12 +91,10 @@ fn show(p: &[u8]) -> String {
 }
 
 pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
-    let Some((dest_arg, locals)) = args.paths.split_last() else {
-        bail!("give LOCAL... DEST");
-    };
-    let dest = fs_path(&dest_arg.to_string_lossy())?;
+    let dest = fs_path(&args.dest)?;
     let out = args.out.opts(&args.image)?;
-    let locals = locals
+    let locals = args
+        .locals
         .iter()
         .map(|p| local(p))
         .collect::<Result<Vec<_>>>()?;

@@ -1,5 +1,5 @@
 //! `subroot info`: the container, partition table, partitions and filesystems of an image,
-//! as a table for people or as JSON (schema in README.md; stable).
+//! as a table for people or as JSON (schema in docs/json.md; stable).
 
 use crate::cli::InfoArgs;
 use crate::size::human;

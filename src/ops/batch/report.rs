@@ -40,7 +40,7 @@ pub struct Outcome {
 }
 
 impl Outcome {
-    /// The `--json` line (schema in README.md).
+    /// The `--json` line (schema in docs/json.md).
     pub fn json_line(&self) -> String {
         json!({
             "input": self.input.to_string_lossy(),

@@ -17,7 +17,7 @@ pub const SUFFIX: &str = ".subroot.json";
 /// The version recorded in sidecars; an output made by another version is redone.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
-/// A sidecar's contents (field names are the JSON schema, documented in README.md).
+/// A sidecar's contents (field names are the JSON schema, documented in docs/json.md).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Sidecar {
     pub subroot_version: String,

@@ -1,6 +1,6 @@
 //! `subroot initrd examine`: the segments of an initrd (offset, length, compression,
 //! archives, entries, uncompressed size, xz integrity check), its flavour and whether the
-//! subroot hook is present; as a table or as JSON (schema in README.md).
+//! subroot hook is present; as a table or as JSON (schema in docs/json.md).
 
 use super::open_input;
 use crate::cli::ExamineArgs;

@@ -1,5 +1,5 @@
 //! `subroot initrd ls`: every entry of every segment in archive order, as names (like
-//! `cpio -t`), a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in README.md).
+//! `cpio -t`), a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in docs/json.md).
 
 use super::open_input;
 use crate::cli::LsArgs;

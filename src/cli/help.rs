@@ -1,0 +1,475 @@
+//! The long `--help` text of each command (`long_about`): what it does in detail, its
+//! output formats and JSON fields. This is the command reference; `subroot man` carries it
+//! and docs/json.md collects the JSON parts. The short `-h` keeps the one-line about, and
+//! both keep the EXAMPLES (`after_help`, next to each command's definition).
+//!
+//! clap wraps these paragraphs to the terminal; indented lines (lists, field tables) are
+//! kept to 80 columns so they stay as written.
+
+/// Said by every command that reads a filesystem inside an image.
+macro_rules! reading {
+    () => {
+        "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
+xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
+metadata_csum is set) and FAT12/16/32 (long names), inside a raw or qcow2 image or as a \
+bare filesystem image, read by subroot itself without root. The filesystem is that of \
+partition -p N, else the partition holding a Linux root (/etc/os-release or \
+/usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
+is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
+may be stale) unless --force, which reads what is on disk.\n\n\
+PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
+resolved as the installed system would: an absolute target starts at the filesystem's root, \
+`..` stops there, and more than 40 links is a loop."
+    };
+}
+
+/// Said by every command that writes a filesystem into an image.
+macro_rules! writing {
+    () => {
+        "\n\nOUTPUT: the new image is the input with only that partition's bytes replaced: boot \
+code, the gaps, other partitions and the partition table are carried over byte for byte, holes \
+stay holes, and the container format is the input's unless -O says otherwise. It is written \
+to -o OUT, or with --in-place beside the input and renamed over it; either way under a \
+temporary name, re-read and checked, then renamed, so it appears complete or not at all. \
+A filesystem being built lives in a scratch directory under $TMPDIR (a sparse file as large \
+as the filesystem: point TMPDIR at a disk for big images), removed on exit and on \
+SIGINT/SIGTERM."
+    };
+}
+
+/// The e2fsprogs subroot runs, said by every command that can rebuild an ext filesystem.
+macro_rules! e2fsprogs {
+    () => {
+        "\n\nE2FSPROGS: ext filesystems are built with mke2fs -d, fixed up with debugfs and \
+checked with e2fsck (e2fsprogs >= 1.45), found on PATH, /sbin or /usr/sbin, or given with \
+--mke2fs PATH or SUBROOT_MKE2FS (its sibling debugfs, e2fsck and dumpe2fs are then \
+preferred). SOURCE_DATE_EPOCH, when set, is handed to them as E2FSPROGS_FAKE_TIME and \
+E2FSCK_TIME (unless those are set), which makes outputs reproducible."
+    };
+}
+
+pub const INFO: &str = "Show an image's container, partition table, partitions and \
+filesystems.\n\n\
+The container (format, version, cluster size, virtual size, bytes allocated on the host, \
+compression type, backing chain), the partition table and disk id, and per partition its \
+number, start and size in bytes, type, name, flags and the filesystem found in it (type, \
+label, UUID). Without a partition table, the filesystem on the whole disk. Filesystems are \
+recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squashfs, erofs, \
+iso9660.\n\n\
+JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
+  path, format   the image as given; \"raw\" | \"qcow2\"
+  virtual_size   the disk's size as the guest sees it
+  actual_size    bytes the file occupies on the host (qemu-img's)
+  qcow2          null for raw, else {version, compat (\"1.1\" for v3,
+                 \"0.10\" for v2), cluster_size, compression_type
+                 (\"zlib\" | \"zstd\"), extended_l2, refcount_bits,
+                 lazy_refcounts, snapshots, backing_file and
+                 backing_format (as in the header, or null)}
+  backing_chain  [{path, format, virtual_size}], nearest first
+  table          null without a partition table, else {type (\"mbr\" |
+                 \"gpt\"), disk_id (GPT GUID, or MBR \"0x1234abcd\" as
+                 sfdisk -J), sector_size, first_lba and last_lba (GPT
+                 usable range; null for MBR), warnings (e.g. a damaged
+                 primary GPT header, backup used)}
+  partitions     [{number (MBR logicals from 5), start, size, kind
+                 (\"primary\" | \"extended\" | \"logical\"), type (GPT
+                 type GUID or MBR \"0x83\"), type_name, name (GPT, else
+                 null), uuid (GPT, else null), bootable, attributes
+                 (GPT bits), filesystem}]
+  filesystem     the filesystem on the whole disk (no table), else null
+A filesystem is null or {type, fat_bits (12/16/32 for vfat, else null), label, uuid, \
+version}; type names follow blkid: ext2 ext3 ext4 vfat swap crypto_LUKS LVM2_member btrfs \
+xfs squashfs erofs iso9660.";
+
+pub const CONVERT: &str = "Copy an image to a new raw or qcow2 file, flattening backing \
+chains and keeping it sparse.\n\n\
+Like qemu-img convert: reads any raw or qcow2 image (qcow2 v2/v3, zlib/zstd compressed \
+clusters, extended L2, backing chains, which are flattened) and writes raw or qcow2 v3. \
+Zero regions stay holes (raw) or unallocated clusters (qcow2); -c compresses clusters on \
+all cores. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
+checked, then renamed; an existing OUTPUT is refused without --force.";
+
+pub const CREATE: &str = "Create a new empty image, optionally with a partition table and \
+filesystems.\n\n\
+qemu-img create plus sfdisk in one command. Partitions (--part SPEC, see PARTITION SPECS \
+below) are aligned to 1 MiB; an MBR with more than four partitions gets an extended \
+partition holding logical ones, as fdisk does. A partition with fs= gets a new filesystem \
+(a fresh identity, a random FAT volume id), empty or filled from= a tree exactly as mkfs \
+--from does. The image is built on a copy-on-write overlay and streamed out, so a 2 TiB \
+disk costs a few sectors; it is written under a temporary name and renamed (--force to \
+replace an existing file).";
+
+pub const LS: &str = concat!(
+    "List a directory of a filesystem inside an image.\n\n\
+Names are sorted by bytes; names that are not UTF-8 are escaped (\\xNN). -l adds the mode \
+(with s/S/t/T), uid, gid, size or major, minor, mtime (UTC) and symlink target; -R walks \
+the subtree (full paths, depth-first). A symlink named as PATH is shown itself unless -L.",
+    reading!(),
+    "\n\nJSON OUTPUT (--json): one object per entry per line:
+  path    the entry's absolute path in the filesystem
+  name    its last component
+  kind    file | dir | symlink | char | block | fifo | socket
+  mode    permission bits as 4 octal digits (\"4755\")
+  uid, gid, size
+  mtime   \"SECONDS.NANOSECONDS\"
+  link    the symlink target, or null
+  rdev    [major, minor] for devices, or null
+Names that are not UTF-8 are escaped (\\xNN) as in the manifest."
+);
+
+pub const CAT: &str = concat!(
+    "Copy a file out of a filesystem inside an image to stdout.\n\n\
+The file's bytes, unchanged (holes read as zeros). PATH must name a regular file; symlinks \
+are followed inside the filesystem, so /etc/os-release works on merged-/usr systems.",
+    reading!()
+);
+
+pub const EXPORT: &str = concat!(
+    "Write a filesystem (or a subtree) inside an image as a POSIX pax tar archive.\n\n\
+The archive keeps ns times, owners by number, xattrs (SCHILY.xattr.*), ACLs (SCHILY.acl.*), \
+capabilities, hard links, devices, fifos, long and non-UTF-8 names and sparse files (GNU \
+sparse 1.0, holes never expanded). It is reproducible: the same filesystem gives the same \
+bytes. Sockets cannot be in a tar: they are listed on stderr. -o FILE is written under a \
+temporary name and renamed into place (only a regular file is ever replaced, never \
+/dev/null or a device); -o - streams to stdout.",
+    reading!()
+);
+
+pub const MANIFEST: &str = concat!(
+    "Print one canonical line per entry of a filesystem inside an image, with all its \
+metadata and the SHA-256 of file contents.\n\n\
+This is the fidelity oracle: diff the manifests of two images to prove that a rewrite lost \
+nothing. Entries come in walk order (depth-first, siblings sorted by name bytes).",
+    reading!(),
+    "\n\nOUTPUT: 15 tab-separated fields per entry:
+  path kind perm uid:gid size mtime atime ctime crtime rdev link
+  hardlink flags xattrs sha256
+Paths are relative (the root is `.`); times SECONDS.NANOSECONDS; rdev MAJOR,MINOR; hardlink \
+the path of the first member of a hard-link group (on every member, so inode numbers never \
+appear, and every member carries the group's content hash); flags 8 hex digits, the \
+user-settable ext inode flags as chattr sets them (storage flags such as extents or htree \
+indexing differ between equivalent filesystems and are left out); xattrs sorted NAME=HEX \
+pairs joined by `,`. A field that does not apply, or that an option turned off, is `-`.\n\n\
+JSON OUTPUT (--json): one object per entry per line with the same names as keys (`owner` \
+for uid:gid); every value is a string, null where the text form has `-`."
+);
+
+pub const EXTRACT: &str = concat!(
+    "Copy a filesystem (or a subtree) inside an image into a host directory, safely.\n\n\
+DIR is created if missing. Every operation is relative to an open directory: no symlink is \
+ever followed, nothing is written outside DIR and no existing file is replaced. As \
+non-root, ownership, device nodes and privileged xattrs (trusted.*, security.*) are \
+skipped and summed up in one line on stderr (even with -q); -v names the first ones. As \
+root everything is restored.",
+    reading!()
+);
+
+pub const MKFS: &str = concat!(
+    "Rebuild one partition's ext or FAT filesystem from a directory, a tar archive or \
+another image, as an ordinary user, losing nothing.\n\n\
+TREE is a host directory, a tar archive or IMAGE[:N] (another image's partition N, or its \
+chosen filesystem). A tar archive is recognised by content (a regular file whose first \
+block, decompressed if it starts with a gzip, zstd, xz, lzma, lz4-legacy or bzip2 magic, is \
+a tar header with a valid checksum). pax, GNU, ustar and v7 archives are read with owners, \
+modes, ns times, xattrs (SCHILY.xattr.*, LIBARCHIVE.xattr.*), ACLs, devices, hard links, \
+long and non-UTF-8 names and sparse files, as `tar --xattrs --xattrs-include='*' --acls \
+--numeric-owner -xpf` would extract them into an empty directory: the last occurrence of a \
+path wins, atime and ctime default to the mtime, and directories the archive only implies \
+are made 0755, owned by 0:0, with time 0. Absolute names and `..` are refused before \
+anything is written. The archive is read twice (headers, then data), streaming: memory grows \
+with the number of members, not their size.\n\n\
+IDENTITY: by default the filesystem keeps its identity: UUID, label, size (a filesystem \
+smaller than its partition stays that size), block size, inode size and count, blocks per \
+group, flex_bg size, bigalloc cluster size, the exact feature set (the host's mke2fs.conf \
+never leaks in), directory hash seed and algorithm, s_flags, reserved blocks and their \
+owner, default mount options, error behaviour, revision, creator OS, max mount count, check \
+interval, extra-isize settings and journal size. --new-identity makes a fresh ext4 (or \
+--type) filesystem instead; --uuid and --label set those two either way.\n\n\
+EXT: mke2fs -d builds the filesystem into a scratch file of the partition's size, fed either \
+as a tar stream on its stdin (e2fsprogs >= 1.47.1 built with libarchive: no copy on disk, \
+owners and devices come through without root) or from a staging copy of the tree (older \
+e2fsprogs). SUBROOT_POPULATE=tar|staging forces one; -v says which was taken. The result is \
+then read back and every difference from the tree (owners, modes, ns times, xattrs, inode \
+flags, devices, sockets, hard links) fixed by one debugfs script; e2fsck -fyD indexes large \
+directories; finally the result is compared with the tree entry by entry (contents by \
+length and XXH3-128 hash taken while populating), its identity with the requested one, and \
+e2fsck -fn must be clean, or nothing is written. Memory stays bounded whatever the tree's \
+size. A tree without lost+found gets mke2fs's.\n\n\
+VFAT: --type vfat (or no --type on a partition that already holds FAT) builds a FAT \
+filesystem in a scratch file and splices it in. An existing FAT keeps its volume id, label, \
+FAT width and cluster size unless --new-identity; --label (1-11 ASCII characters) and \
+--uuid XXXX-XXXX override them. A fresh FAT gets a random volume id, and is FAT32 on an EFI \
+System Partition. FAT holds only directories and files: symlinks, devices, fifos, sockets \
+and extra hard links are refused, naming the path; the read-only attribute comes from the \
+owner-write bit; owners, other mode bits and xattrs are dropped. FAT stores local time \
+without a zone: subroot writes and reads it as UTC (mtime to 2 s, creation time to 10 ms, \
+access date), as mtools with TZ=UTC and Linux's vfat with tz=UTC do. Changing an ext \
+partition to vfat or back needs --new-identity.",
+    writing!(),
+    e2fsprogs!()
+);
+
+pub const COPY_IN: &str = concat!(
+    "Copy host files and directories into a directory of a partition's filesystem, like \
+virt-copy-in.\n\n\
+Each LOCAL (with everything in it) goes into the directory DEST, which must exist. Existing \
+files are replaced and existing directories merged; a directory is never replaced by a \
+file. On ext the filesystem is rebuilt, exactly as mkfs does, from its own tree with the \
+host trees grafted in, keeping its identity; on FAT the partition is copied into a scratch \
+file beside the output, edited there and spliced back. Refusals (a missing or non-directory \
+DEST, a missing LOCAL, something FAT cannot hold) happen before anything is written.",
+    writing!(),
+    e2fsprogs!()
+);
+
+pub const RM: &str = concat!(
+    "Remove files and directories from a partition's filesystem (guestfish rm, rmdir, \
+rm-rf).\n\n\
+A missing PATH, a non-empty directory without -r, and / are refused before any work. ext \
+partitions are rebuilt without the paths (identity kept, as mkfs does); FAT partitions are \
+edited in a scratch copy. Names on FAT match ignoring case, as FAT does.",
+    writing!(),
+    e2fsprogs!()
+);
+
+pub const RELAYOUT: &str = concat!(
+    "Move an installed Linux system into a subroot (r0/) of its root filesystem and make it \
+boot from there: the \"multiple roots\" procedure as one rootless command.\n\n\
+In the root filesystem (-p N, else the partition holding a Linux root) every top-level \
+entry except the shared directories (--shared) and lost+found moves into r0/ (symlinks such \
+as bin -> usr/bin move as they are; --move restricts the moves to a list). Every entry \
+keeps its metadata exactly (owner, mode, ns times, xattrs, flags, hard links, devices, \
+holes); only paths change. Added: r0/<shared> mount points (with the owner, mode, times and \
+xattrs of the shared directory), each holding an empty EMPTY; r0/sysroot, where the hook \
+puts the physical root; and the hook for later initrd builds (initramfs-tools \
+/etc/initramfs-tools/scripts/local-bottom/subroot, or the dracut module). Every initrd \
+(/boot/initrd.img-*, /boot/initramfs-*.img and the initrd lines of grub.cfg and BLS entries) \
+gets the hook (as `initrd add-subroot`: segments and compression kept). subroot=r0 is set \
+on every kernel command line (linux/linuxefi/linux16 lines of grub.cfg, BLS options, \
+GRUB_CMDLINE_LINUX in r0/etc/default/grub, r0/etc/kernel/cmdline), replacing an existing \
+subroot= rather than adding another. The filesystem keeps its identity (UUID, label, \
+features, sizes, hash seed), so root=UUID=, fstab and GRUB keep working; every other byte of \
+the disk is copied unchanged. An edited file that has other hard links gets an inode of its \
+own (as after sed -i).\n\n\
+ENGINES: `edit` copies the filesystem and edits the copy where it lies: each moved entry \
+gets a new directory entry (no file data is copied; a moved directory's `..` is repointed, \
+with its checksum) and added or replaced files are written into free blocks, at about the \
+speed of copying the image. `rebuild` builds the filesystem anew with mke2fs -d from the \
+planned tree (every file copied; the result is compact, as after mkfs). `auto` edits unless \
+the filesystem has something the edit engine does not handle (inline_data, quotas, a \
+journal that needs recovery, a file to edit that has several names or keeps its xattrs in a \
+separate block, a node other than a directory, file or symlink to add, or an input that \
+e2fsck -fn finds fault with) and then rebuilds; the plan says which engine runs and why. \
+--engine edit where it cannot apply is refused (exit status 3). Both engines end in the \
+same check: the result is compared with the planned tree, e2fsck -fn must be clean and the \
+identity unchanged.\n\n\
+SEPARATE /BOOT: when the root's /etc/fstab mounts /boot from another ext2/3/4 partition of \
+the disk (by UUID=, LABEL=, PARTUUID=, PARTLABEL=, their /dev/disk/by-* forms, or a device \
+name such as /dev/vda1), that partition's boot configuration and initrds are edited the \
+same way, with its own identity; the root's /boot stays the (empty) mount point. At boot \
+the hook binds no shared directory that the subroot's own /etc/fstab mounts, so the system \
+mounts the /boot partition itself.\n\n\
+ESP: boot configuration on FAT EFI system partitions (EFI/*/grub.cfg, grub/grub.cfg, \
+grub2/grub.cfg, boot/grub/grub.cfg, loader/entries/*.conf, case-insensitively) is edited \
+through the FAT writer in a scratch copy, overwriting only those files (each keeps its \
+times and attributes; volume id, label and layout stay). ESPs that need no edit are copied \
+byte for byte.\n\n\
+PLAN: computed first and printed on stderr (on stdout with --dry-run, which writes \
+nothing). Refused, exit status 3, naming what was found: an image already relayouted (/r0 \
+exists with content; an initrd already has the hook, unless --force), no initrd, an initrd \
+that is neither initramfs-tools nor dracut, initrds of both flavours, a root on LUKS, LVM, \
+btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
+ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
+recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
+The output is written to a temporary file and renamed; --in-place renames it over INPUT only \
+when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
+the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
+JSON OUTPUT (--json): the plan as one object:
+  image, root_partition (number or null), filesystem, uuid, subroot
+  shared          the shared directory names
+  shared_missing  those the image does not have
+  moves           [{from, to, kind}]
+  skipped         --move names that do not exist
+  kept            paths that stay where they are
+  created         [{path, kind, mode (octal text), uid, gid, why}]
+  edits           [{path, partition, what, changes: [{line (1-based),
+                  old (empty for an added line), new}]}]; what:
+                  grub-cfg | bls-entry | default-grub | kernel-cmdline;
+                  partition only for a file on a separate /boot (path
+                  is then relative to that filesystem)
+  initrds         [{path, partition (as for edits), flavour, size,
+                  hook_present}]
+  flavour         initramfs-tools | dracut
+  installed       [{path, action: add | replace}]: the hook for later
+                  initrd builds
+  partitions      [{number, start, size, filesystem, action: edit |
+                  rebuild | copy}]
+  boot_partition  null, or {partition, fstab_device, filesystem, uuid}
+  esp_edits       as edits, with the ESP's partition
+  engine          edit | rebuild
+  engine_reason   null, or why the rebuild runs",
+    e2fsprogs!()
+);
+
+/// The batch machinery, said once for both operations.
+macro_rules! batch {
+    () => {
+        "\n\nLIST: images as arguments, or --from-list FILE: one path per line, surrounding blanks \
+trimmed, blank lines and lines starting with # ignored. An empty list is an error, as are two \
+inputs that would get the same output name (checked over the whole list) and an output that \
+would replace its input.\n\n\
+JOBS: -j N images at a time (default: the number of cores), in-process on worker threads. \
+Existing outputs are replaced (unless --resume finds them done).\n\n\
+SIDECARS: after each output is renamed into place, OUTPUT.subroot.json is written (also \
+atomically); a failed image gets a sidecar with \"result\": \"failed\" and no output.\n\n\
+RESUME: --resume skips an image whose output exists with the size its sidecar records and \
+whose sidecar says ok for the same subroot version, operation, options and input \
+fingerprint (path, size, mtime, device and inode of the input and of its backing chain); \
+everything else is redone. A run stopped any way (Ctrl-C, kill -9, machine loss) continues \
+where it stopped. Temporary files (.NAME.subroot-tmp-PID) of this run's outputs whose \
+process is gone are removed at start-up; others are left to the shards writing them.\n\n\
+SHARDS: --shard I/N (0-based) handles the images whose file name (the last path component, \
+as bytes) hashes to I modulo N with 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime \
+0x100000001b3): the same on every machine, platform and release.\n\n\
+FAILURES: a failing image never stops images already running; the summary on stderr lists \
+every failure with its message. Exit status 0 only when every image succeeded or was \
+skipped as done, otherwise 1 (bad arguments: 2). With stderr on a terminal a line per \
+running job and an overall bar are shown; -v prints a line per finished image, -q only the \
+failures.\n\n\
+JSON OUTPUT (--json): one object per finished image per line, in finishing order:
+  input          the path as given
+  output         where the output is (or would have been)
+  status         ok | failed | skipped (--resume: already done)
+  seconds        the job's wall time
+  bytes_read     guest data read from the input and its backing chain
+  bytes_written  written to the output (0 when skipped)
+  error          the message when failed, else null
+The sidecar OUTPUT.subroot.json (fields are only ever added): subroot_version, \
+operation, options, input {path, size, mtime_ns, dev, ino, backing_chain [same fields]}, \
+output {path, size (null when failed)}, result (ok | failed), error, seconds, bytes_read, \
+bytes_written."
+    };
+}
+
+pub const BATCH: &str = concat!(
+    "Run one operation (convert or relayout) on many images, in parallel, resumable and \
+shardable over machines.\n\n\
+The operation is a nested subcommand with its own options; the batch options are shared. \
+Each image goes into --out-dir as <input file stem>.raw or .qcow2.",
+    batch!()
+);
+
+pub const BATCH_CONVERT: &str = concat!(
+    "Convert each image to <stem>.raw or <stem>.qcow2 in --out-dir, as `subroot \
+convert`.\n\n\
+Each image goes through the same streaming writer as convert (bounded memory, temporary \
+file, check, rename). A qcow2 job with -c uses cores/-j compression threads. The sidecar's \
+options are {output_format, compress, cluster_size} ({output_format} for raw).",
+    batch!()
+);
+
+pub const BATCH_RELAYOUT: &str = concat!(
+    "Relayout each image, as `subroot relayout`, into <stem>.raw or <stem>.qcow2 in \
+--out-dir.\n\n\
+The relayout options are checked once, before any image is touched, and are part of the \
+sidecar's options ({format: {output_format, compress, cluster_size}, partition, subroot, \
+shared, move, source_date_epoch}), so --resume redoes an image whose relayout options \
+changed. An image relayout refuses fails alone with relayout's message. Each job's work \
+directory is DIR/.OUTPUT.work.subroot-tmp-PID, removed when the job ends and, after a \
+kill, by the next run. bytes_read is 0 (relayout reads its input in several passes). With \
+SOURCE_DATE_EPOCH set outputs are byte-for-byte reproducible, so a resumed run gives the \
+same bytes as an uninterrupted one.",
+    batch!()
+);
+
+/// How initrds are read, said for every initrd command.
+macro_rules! initrd {
+    () => {
+        "\n\nINITRDS are concatenated segments: plain newc cpio archives (early microcode) and \
+compressed streams (gzip, zstd, xz, lzma, lz4 legacy, bzip2) holding archives, with zero \
+padding between, read as the kernel reads them, streamed with bounded memory. A command \
+that reads an initrd takes FILE, or --image IMG [-p N] PATH to read the file at absolute \
+PATH inside the image's ext2/3/4 filesystem in place (symlinks such as /initrd.img are \
+followed)."
+    };
+}
+
+/// The compressors' memory bound, said by the commands that compress.
+macro_rules! compressors {
+    () => {
+        "\n\nCOMPRESSION memory is bounded whatever the level (about 62 MiB at zstd 19, 60 MiB \
+at xz 6): zstd caps the hash table at 2^21 cells, the chain table at 2^20 and the window at \
+4 MiB, and runs in fixed 4 MiB jobs with as many workers as a 64 MiB budget allows (the \
+output is the same for any worker count); xz and lzma cap the dictionary at 4 MiB."
+    };
+}
+
+pub const INITRD: &str = concat!(
+    "Examine, list, extract and create initrds, and add the subroot boot hook to them.",
+    initrd!()
+);
+
+pub const INITRD_EXAMINE: &str = concat!(
+    "Show an initrd's segments, its flavour and whether the subroot hook is present.\n\n\
+Per segment: offset, length, compression, archives, entries, uncompressed size and, for \
+xz, the integrity check (a warning on stderr when it is CRC64 or SHA-256, which the kernel \
+cannot verify). The flavour is initramfs-tools, dracut or other.",
+    initrd!(),
+    "\n\nJSON OUTPUT (--json): one object:
+  path, size             the initrd and its length in bytes
+  flavour                initramfs-tools | dracut | other
+  hook_present           whether the subroot hook is in it
+  segments               [{index, offset, length, compression, archives,
+                         entries, uncompressed_size, xz_check}]
+  warnings               [text]
+compression: none | gzip | zstd | xz | lzma | lz4 | bzip2; xz_check: none | crc32 | \
+crc64 | sha256, or null for other compressions."
+);
+
+pub const INITRD_LS: &str = concat!(
+    "List the entries of every segment of an initrd, in order.\n\n\
+Names as stored, like cpio -t; -l is cpio -tvn's format with times in UTC.",
+    initrd!(),
+    "\n\nJSON OUTPUT (--json): an array of one object per entry:
+  segment, archive       where the entry is (0-based)
+  name                   as stored
+  type                   file | dir | symlink | char | block | fifo |
+                         socket | unknown
+  mode                   the full st_mode, as a number
+  nlink, uid, gid, size, mtime (seconds), ino, rdev_major, rdev_minor
+  link_target            the symlink target, or null"
+);
+
+pub const INITRD_EXTRACT: &str = concat!(
+    "Extract every entry of an initrd into a host directory.\n\n\
+DIR is created; a path given twice takes the last (the kernel's semantics). Absolute and \
+`..` names are refused before anything is written, and nothing is ever written outside DIR \
+(no symlink is followed). As root, owners and device nodes are restored; otherwise one line \
+says what was not.",
+    initrd!()
+);
+
+pub const INITRD_CREATE: &str = concat!(
+    "Create an initrd from host directories and existing initrds or cpio archives, \
+reproducibly.\n\n\
+Each SOURCE becomes one segment, in order: a host directory becomes a newc archive \
+(sorted, the root as `.`, hard links with the data on the first link, SOURCE_DATE_EPOCH \
+clamps mtimes) compressed with --compress (default zstd, level 19); an initrd or cpio file \
+is checked and copied byte for byte. Plain segments are 4-byte aligned. The same inputs \
+give the same bytes. The output is written atomically (--force replaces an existing file).",
+    compressors!()
+);
+
+pub const INITRD_ADD_SUBROOT: &str = concat!(
+    "Add the subroot boot hook to an initrd.\n\n\
+The hook boots subroot=DIR from the kernel command line: initramfs-tools gets \
+scripts/local-bottom/subroot and its ORDER line, dracut a pre-pivot hook. It bind-mounts \
+the --shared directories of the physical root into the subroot, except those the \
+subroot's own /etc/fstab mounts. Only the main segment is re-encoded (in its own \
+compression unless --compress); early segments are copied byte for byte. If the same hook \
+is there already it prints `already present`, writes an identical copy and exits 0. \
+Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime. OUT is written \
+atomically (--force replaces an existing file).",
+    initrd!(),
+    compressors!()
+);
