@@ -276,13 +276,14 @@ times and attributes; volume id, label and layout stay). ESPs that need no edit 
 byte for byte.\n\n\
 PLAN: computed first and printed on stderr (on stdout with --dry-run, which writes \
 nothing). Refused, exit status 3, naming what was found: an image already relayouted (/r0 \
-exists with content; an initrd already has the hook, unless --force), no initrd, an initrd \
+exists with content; an initrd already has the hook, unless --refresh-hook), no initrd, an initrd \
 that is neither initramfs-tools nor dracut, initrds of both flavours, a root on LUKS, LVM, \
 btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
 ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
 recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
-The output is written to a temporary file and renamed; --in-place renames it over INPUT only \
-when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
+The output is in the input's container format unless -O says otherwise (as for mkfs, \
+copy-in and rm). It is written to a temporary file and renamed (--force replaces an existing \
+OUT); --in-place renames it over INPUT only when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
 the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
 JSON OUTPUT (--json): the plan as one object:
   image, root_partition (number or null), filesystem, uuid, subroot
@@ -331,8 +332,9 @@ process is gone are removed at start-up; others are left to the shards writing t
 SHARDS: --shard I/N (0-based) handles the images whose file name (the last path component, \
 as bytes) hashes to I modulo N with 64-bit FNV-1a (offset basis 0xcbf29ce484222325, prime \
 0x100000001b3): the same on every machine, platform and release.\n\n\
-FAILURES: a failing image never stops images already running; the summary on stderr lists \
-every failure with its message. Exit status 0 only when every image succeeded or was \
+FAILURES: every image is attempted, so one bad image never stops a fleet; with --fail-fast \
+no new image is started after the first failure (running ones finish). The summary on stderr \
+lists every failure with its message. Exit status 0 only when every image succeeded or was \
 skipped as done, otherwise 1 (bad arguments: 2). With stderr on a terminal a line per \
 running job and an overall bar are shown; -v prints a line per finished image, -q only the \
 failures.\n\n\
