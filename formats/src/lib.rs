@@ -22,7 +22,6 @@ pub mod resolve;
 pub mod sniff;
 pub mod table;
 pub mod tar;
-pub mod tools;
 pub mod tree;
 
 pub use error::{Error, Result};

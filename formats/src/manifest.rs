@@ -159,7 +159,7 @@ impl Manifester {
                 opt(
                     o.flags,
                     entry.meta.flags.map_or("-".into(), |f| {
-                        format!("{:08x}", f & crate::ext::writer::USER_FLAGS)
+                        format!("{:08x}", f & crate::ext::USER_FLAGS)
                     }),
                 ),
                 xattrs(&entry.meta.xattrs),

@@ -10,9 +10,9 @@ mod common;
 use common::{ext_manifest, need, noise, run, run_stdout, s, sh, tar_mke2fs};
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::writer::{build, BuildOptions, Identity, Populate};
+use subroot_e2fs::writer::{build, BuildOptions, Identity, Populate};
 use subroot_formats::ext::{ExtFs, ExtTree};
-use subroot_formats::tools::E2fsprogs;
+use subroot_e2fs::tools::E2fsprogs;
 use subroot_formats::tree::{Entry, Kind, TreeSource};
 
 /// The standard xattr encoding of an ACL: user::rw-, user:1000:rw-, group::r--, mask::rw-, other::r--.
@@ -460,7 +460,7 @@ impl TreeSource for MovedTree<'_> {
 }
 
 fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
-    use subroot_formats::ext::writer::{edit_copy, EditOp, EditOptions};
+    use subroot_e2fs::writer::{edit_copy, EditOp, EditOptions};
     for t in ["mke2fs", "debugfs", "e2fsck", "dumpe2fs"] {
         if !need(t, test) {
             return;

@@ -6,6 +6,10 @@ use super::csum::chksum;
 use super::time::{decode, Timestamp};
 use crate::{Error, Result};
 
+/// Inode flags a user may set (the kernel's `EXT4_FL_USER_MODIFIABLE` without
+/// `EXTENTS_FL`): the ones compared and carried over; storage flags are the writer's.
+pub const USER_FLAGS: u32 = 0x6043_C0FF;
+
 /// Size of the classic inode; the extra fields follow it.
 pub const GOOD_OLD_INODE_SIZE: usize = 128;
 /// `EXT4_INDEX_FL`: an htree directory.

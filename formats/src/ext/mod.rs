@@ -30,9 +30,8 @@ pub use dotdot::BlockPatch;
 pub use file::{FileExtent, FileReader};
 pub use file_device::ExtFileDevice;
 pub use fs::{ExtFs, OpenOptions};
-pub use inode::{Inode, InodeKind};
-pub use superblock::{Features, Superblock};
+pub use inode::{Inode, InodeKind, USER_FLAGS};
+pub use superblock::{Features, Superblock, INCOMPAT_RECOVER};
 pub use time::Timestamp;
 pub use tree::ExtTree;
 
-pub mod writer;

@@ -170,7 +170,7 @@ pub fn ext_manifest(img: &Path) -> EntryManifest {
         }
         e.meta.xattrs.sort();
         if let Some(f) = e.meta.flags.as_mut() {
-            *f &= subroot_formats::ext::writer::USER_FLAGS;
+            *f &= subroot_e2fs::writer::USER_FLAGS;
         }
         out.push((e, data));
         Ok(())

@@ -1,7 +1,7 @@
 //! Which engine carries a relayout out, and the edit engine's side of it.
 //!
 //! - **edit** (the default when possible): the filesystem is copied and edited where it
-//!   lies by [`subroot_formats::ext::writer::edit_copy`] — each moved top-level entry
+//!   lies by [`subroot_e2fs::writer::edit_copy`] — each moved top-level entry
 //!   gets a new directory entry in the subroot (no file data is copied), added and
 //!   replaced files are written into free blocks. Cost: one sparse copy of the partition
 //!   plus the edits, so it runs at close to copy speed whatever the number of files.
@@ -20,7 +20,7 @@ use crate::cli::relayout::EngineArg;
 use anyhow::{Context, Result};
 use std::path::Path;
 use subroot_formats::block::BlockDevice;
-use subroot_formats::ext::writer::{in_place_blocker, replace_blocker, EditOp};
+use subroot_e2fs::writer::{in_place_blocker, replace_blocker, EditOp};
 use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::manifest::kind_name;
 use subroot_formats::tree::Kind;

@@ -45,7 +45,7 @@ use anyhow::{bail, Context, Result};
 use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
-use subroot_formats::ext::writer::uuid_string;
+use subroot_e2fs::writer::uuid_string;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;

@@ -4,8 +4,8 @@
 //! the same sum over any reader (the built file).
 
 use super::record::ContentSum;
-use crate::block::Extent;
-use crate::tree::Content;
+use subroot_formats::block::Extent;
+use subroot_formats::tree::Content;
 use crate::{Error, Result};
 use std::io::Read;
 use xxhash_rust::xxh3::Xxh3;
@@ -107,7 +107,7 @@ pub fn sum_reader(r: &mut dyn Read) -> std::io::Result<ContentSum> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::BytesContent;
+    use subroot_formats::tree::BytesContent;
 
     #[test]
     fn holes_hash_as_zeros() {

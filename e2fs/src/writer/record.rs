@@ -1,14 +1,14 @@
 //! [`Record`]: one intended entry as the build remembers it — the tree's [`Entry`] plus
 //! the length and hash of the content the populate step was handed — with a compact
 //! binary encoding for the spool files ([`super::spool`]), and [`path_cmp`], the order
-//! in which an [`crate::ext::ExtTree`] walk visits paths.
+//! in which an [`subroot_formats::ext::ExtTree`] walk visits paths.
 //!
 //! Encoding (little-endian): `u32` record length (excluding itself), `u32` path length,
 //! path, then kind, permissions, owner, the four times, flags, size, device, symlink
 //! target, hard-link id, xattrs and content sum. The files are the build's own, but the
 //! decoder still checks every length against the bytes it has.
 
-use crate::tree::{Entry, Kind, Metadata, Timestamp};
+use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 

@@ -7,8 +7,8 @@
 //! never leak in. Fields mke2fs has no option for are set afterwards with debugfs
 //! `set_super_value` commands ([`Identity::ssv_commands`]).
 
-use crate::block::BlockDevice;
-use crate::ext::ExtFs;
+use subroot_formats::block::BlockDevice;
+use subroot_formats::ext::ExtFs;
 use crate::{Error, Result};
 use std::ffi::OsString;
 

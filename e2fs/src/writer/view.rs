@@ -22,7 +22,7 @@
 use super::record::Record;
 use super::spool::{Intended, Spool};
 use super::sum::Summing;
-use crate::tree::{
+use subroot_formats::tree::{
     check_relative_path, relative, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor,
 };
 use crate::{Error, Result};
@@ -199,7 +199,7 @@ impl TreeSource for View<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Content, Metadata};
+    use subroot_formats::tree::{Content, Metadata};
 
     struct Fixed(Vec<Entry>);
 

@@ -1,6 +1,6 @@
 //! The tar populate path: the tree, shaped by [`View`] with
 //! [`Shape::Tar`](super::view::Shape::Tar), written as a pax archive by
-//! [`crate::tar::TarWriter`] straight into the stdin of `mke2fs -d -` (e2fsprogs 1.47.1+
+//! [`subroot_formats::tar::TarWriter`] straight into the stdin of `mke2fs -d -` (e2fsprogs 1.47.1+
 //! with libarchive). No staging copy: owners, permissions, devices, fifos and hard links
 //! of regular files come through the archive; what mke2fs drops (nanoseconds, atime and
 //! ctime, xattrs other than `security.capability`) is left to reconcile.
@@ -10,9 +10,9 @@
 
 use super::staging::StageStats;
 use super::view::View;
-use crate::tar::{member_name, TarWriter};
+use subroot_formats::tar::{member_name, TarWriter};
 use crate::tools::{self, ToolError};
-use crate::tree::TreeSource;
+use subroot_formats::tree::TreeSource;
 use crate::{Error, Result};
 use std::io::BufWriter;
 use std::process::{Command, Stdio};

@@ -1,5 +1,5 @@
 //! [`Spool`]: the intended tree kept on disk in the build's work directory, in bounded
-//! memory, sorted into the order an [`crate::ext::ExtTree`] walk visits paths
+//! memory, sorted into the order an [`subroot_formats::ext::ExtTree`] walk visits paths
 //! ([`path_cmp`]) so that reconcile and verify are each one merge-join pass.
 //!
 //! Records arriving in that order already (every source that walks a sorted tree: ext,
@@ -327,7 +327,7 @@ impl RecordReader {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tree::{Entry, Kind, Metadata};
+    use subroot_formats::tree::{Entry, Kind, Metadata};
 
     fn rec(path: &str, n: u32) -> Record {
         Record {

@@ -1,11 +1,11 @@
 //! The staging copy for `mke2fs -d DIR` (e2fsprogs without tar input): the tree,
 //! shaped by [`View`] with [`Shape::Staging`](super::view::Shape::Staging), extracted into a private host directory
-//! as the current user by the crate's one extractor ([`crate::hostdir::extract`]): safe
+//! as the current user by the crate's one extractor ([`subroot_formats::hostdir::extract`]): safe
 //! against hostile names, sparse, hard links as links; owners, xattrs, times and device
 //! nodes are not restored there (reconcile sets them in the image).
 
 use super::view::View;
-use crate::hostdir::{extract, ExtractOptions};
+use subroot_formats::hostdir::{extract, ExtractOptions};
 use crate::{Error, Result};
 use std::path::Path;
 

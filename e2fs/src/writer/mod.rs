@@ -21,7 +21,7 @@
 //! merge-join pass of the image's walk against it. What grows is the depth of the tree
 //! and the number of hard-linked inodes (their groups are kept in maps).
 //!
-//! The caller puts the image into its partition (e.g. with [`crate::block::Splice`]).
+//! The caller puts the image into its partition (e.g. with [`subroot_formats::block::Splice`]).
 //!
 //! Beside the rebuild, [`edit_copy`] (`inplace.rs`) is the in-place engine: a copy of an
 //! existing filesystem edited where it lies (moves as new directory entries, new and
@@ -45,9 +45,9 @@ pub use inplace::{blocker as in_place_blocker, edit_copy, replace_blocker, EditO
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
 
-use crate::block::RawFile;
+use subroot_formats::block::RawFile;
 use crate::tools::{self, E2fsprogs};
-use crate::tree::TreeSource;
+use subroot_formats::tree::TreeSource;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use view::{Shape, View};

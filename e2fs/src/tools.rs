@@ -6,7 +6,7 @@
 //! sibling programs in the same directory, when present, are then preferred for the
 //! others, so a private e2fsprogs build is used as one set.
 
-use crate::Error;
+use subroot_formats::Error;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -190,7 +190,7 @@ impl E2fsprogs {
 /// True when `mke2fs -d -` builds a small image from a pax archive (a directory and a
 /// file with a non-UTF-8 name) on stdin, in [`TAR_LOCALE`].
 fn probe_tar_input(mke2fs: &Path) -> bool {
-    use crate::tree::{BytesContent, Entry, Kind, Metadata};
+    use subroot_formats::tree::{BytesContent, Entry, Kind, Metadata};
     let Ok(dir) = tempfile::Builder::new().prefix("subroot-probe.").tempdir() else {
         return false;
     };
@@ -211,7 +211,7 @@ fn probe_tar_input(mke2fs: &Path) -> bool {
         link_target: None,
         hardlink_id: None,
     };
-    let mut w = crate::tar::TarWriter::new(Vec::new());
+    let mut w = subroot_formats::tar::TarWriter::new(Vec::new());
     let root = entry(b"", Kind::Dir, 0o755, 0);
     let file = entry(b"probe\xff", Kind::File, 0o644, 2);
     let mut content = BytesContent::new(b"ok".to_vec());
@@ -223,7 +223,7 @@ fn probe_tar_input(mke2fs: &Path) -> bool {
         return false;
     };
     let conf = dir.path().join("mke2fs.conf");
-    if std::fs::write(&conf, crate::ext::writer::Identity::private_config()).is_err() {
+    if std::fs::write(&conf, crate::writer::Identity::private_config()).is_err() {
         return false;
     }
     let mut c = command(mke2fs);

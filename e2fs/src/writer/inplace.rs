@@ -9,7 +9,7 @@
 //! 2. **edit** — one debugfs script carries out the [`EditOp`]s in order (`mkdir`,
 //!    `write`, `symlink`, `ln` + `unlink` for a move, `rm` + `write` for new content);
 //! 3. **reparent** — each moved directory's `..` is pointed at its new parent (with its
-//!    checksum: [`crate::ext::ExtFs::dotdot_patch`]) and the parents' link counts are
+//!    checksum: [`subroot_formats::ext::ExtFs::dotdot_patch`]) and the parents' link counts are
 //!    adjusted, which debugfs has no command for;
 //! 4. **reconcile** — the result is compared with the intended tree and every metadata
 //!    difference (the new inodes' owners, modes, ns times, xattrs; the parents' times
@@ -26,11 +26,11 @@ use super::record::Record;
 use super::spool::{Intended, Spool};
 use super::sum::sum_reader;
 use super::{reconcile, verify, BuildReport, BuiltFs, Identity};
-use crate::block::{BlockDevice, RawFile};
-use crate::ext::superblock::INCOMPAT_RECOVER;
-use crate::ext::ExtFs;
+use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_formats::ext::INCOMPAT_RECOVER;
+use subroot_formats::ext::ExtFs;
 use crate::tools::E2fsprogs;
-use crate::tree::{Kind, TreeSource};
+use subroot_formats::tree::{Kind, TreeSource};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::FileExt;
@@ -91,8 +91,8 @@ pub fn blocker<D: BlockDevice>(fs: &ExtFs<D>) -> Option<String> {
 /// one keeping xattrs in a block — debugfs's `rm` frees the data blocks but not that
 /// block, and its `freeb` leaves the free counts behind. (In-inode xattrs go with the
 /// inode; reconcile gives the new inode the intended ones.)
-pub fn replace_blocker(inode: &crate::ext::Inode) -> Option<String> {
-    if inode.kind() != crate::ext::InodeKind::File || inode.nlink != 1 {
+pub fn replace_blocker(inode: &subroot_formats::ext::Inode) -> Option<String> {
+    if inode.kind() != subroot_formats::ext::InodeKind::File || inode.nlink != 1 {
         return Some(format!(
             "it has {} names (mode 0o{:o}); only a regular file with one name can be",
             inode.nlink, inode.mode
@@ -176,8 +176,8 @@ pub fn edit_copy(
             .create_new(true)
             .open(&image)
             .map_err(|e| Error::io(format!("cannot create {}", image.display()), e))?;
-        let part = crate::block::Slice::new(source, 0, len)?;
-        crate::convert::copy_raw(&part, &out, &|_| {})?;
+        let part = subroot_formats::block::Slice::new(source, 0, len)?;
+        subroot_formats::convert::copy_raw(&part, &out, &|_| {})?;
     }
 
     // A filesystem e2fsck already finds fault with (free counts of an image taken from a
@@ -245,7 +245,7 @@ struct Names {
 }
 
 fn rebase(p: &[u8], old: &[u8], new: &[u8]) -> Option<Vec<u8>> {
-    crate::tree::is_under(p, old).then(|| [new, &p[old.len()..]].concat())
+    subroot_formats::tree::is_under(p, old).then(|| [new, &p[old.len()..]].concat())
 }
 
 impl Names {
@@ -316,7 +316,7 @@ fn run_ops(tools: &E2fsprogs, image: &Path, ops: &[EditOp], work: &Path) -> Resu
                         show(from)
                     ))
                 })?;
-                if crate::tree::is_under(to, from) {
+                if subroot_formats::tree::is_under(to, from) {
                     return Err(Error::InvalidArgument(format!(
                         "cannot move {} into itself ({})",
                         show(from),
@@ -331,7 +331,7 @@ fn run_ops(tools: &E2fsprogs, image: &Path, ops: &[EditOp], work: &Path) -> Resu
                 s.raw(&l)?;
                 cd(&mut s, from_parent)?;
                 line(&mut s, "unlink", &[from_name])?;
-                if fs.inode(ino)?.kind() == crate::ext::InodeKind::Dir {
+                if fs.inode(ino)?.kind() == subroot_formats::ext::InodeKind::Dir {
                     // Moved again: still one change of parent, from the first one.
                     match moved.iter_mut().find(|m: &&mut MovedDir| m.ino == ino) {
                         Some(m) => m.to = to.clone(),
