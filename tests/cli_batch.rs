@@ -5,13 +5,13 @@
 
 mod common;
 
-use common::tools::noise;
 use common::*;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+use subroot_test_support::noise;
 
 const MIB: usize = 1 << 20;
 

@@ -94,7 +94,11 @@ fn fat_disk(dir: &Path, table: &str, bits: u8) -> (PathBuf, u64) {
     let part = dir.join(format!("p{bits}.img"));
     let pre = dir.join(format!("pre{bits}"));
     std::fs::create_dir_all(pre.join("EFI/BOOT")).unwrap();
-    std::fs::write(pre.join("EFI/BOOT/BOOTX64.EFI"), tools::noise(50_000, 3)).unwrap();
+    std::fs::write(
+        pre.join("EFI/BOOT/BOOTX64.EFI"),
+        subroot_test_support::noise(50_000, 3),
+    )
+    .unwrap();
     std::fs::write(pre.join("readme.txt"), b"read me\n").unwrap();
     run("touch", &["-d", "@1500000000", s(&pre.join("readme.txt"))]);
     let size = plen / MIB + 4;
@@ -137,10 +141,14 @@ fn host_files(dir: &Path) -> (PathBuf, PathBuf) {
     std::fs::create_dir_all(tree.join("x86_64/A Long Directory Name")).unwrap();
     std::fs::write(
         tree.join("x86_64/A Long Directory Name/driver.efi"),
-        tools::noise(123_457, 9),
+        subroot_test_support::noise(123_457, 9),
     )
     .unwrap();
-    std::fs::write(tree.join("x86_64/ext4_x64.efi"), tools::noise(4096, 5)).unwrap();
+    std::fs::write(
+        tree.join("x86_64/ext4_x64.efi"),
+        subroot_test_support::noise(4096, 5),
+    )
+    .unwrap();
     run(
         "touch",
         &["-d", "@1650000000", s(&tree.join("x86_64/ext4_x64.efi"))],

@@ -402,8 +402,7 @@ chmod a+r "$2""#,
     assert!(!w.path().join("bad.raw").exists());
 }
 
-#[path = "../formats/tests/rich/mod.rs"]
-mod rich;
+use subroot_test_support::rich;
 
 /// `subroot mkfs` (unprivileged when the suite is root) rebuilds the rich ext4 image
 /// (owners 1234:5678, mode 4750, file capabilities, ACLs, a 3000-byte xattr, hard links,

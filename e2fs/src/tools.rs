@@ -6,11 +6,11 @@
 //! sibling programs in the same directory, when present, are then preferred for the
 //! others, so a private e2fsprogs build is used as one set.
 
-use subroot_formats::Error;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use subroot_formats::Error;
 
 /// What can go wrong with an external program.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@
 //! sparse.
 
 mod common;
-mod rich;
+use subroot_test_support::rich;
 
 use rich::Flavour;
 use std::collections::HashMap;

@@ -12,10 +12,10 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::Identity;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::hostdir::HostDir;
-use subroot_e2fs::tools::E2fsprogs;
 use subroot_formats::tree::{Kind, TreeSource};
 
 /// A path inside the filesystem as given on the command line (`/a/b`, `a/b/`) in tree form

@@ -10,11 +10,11 @@ use crate::size::human;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
+use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
+use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
 use subroot_formats::fat::{FatFormatOptions, FatType};
 use subroot_formats::table::{write_table, PartSpec, Partition, TableKind};
-use subroot_e2fs::tools::E2fsprogs;
 use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 
 pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {

@@ -10,14 +10,14 @@ use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArg
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
+use subroot_e2fs::tools::E2fsprogs;
+use subroot_e2fs::writer::{build, parse_uuid, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::block::RawFile;
 use subroot_formats::block::{BlockDevice, Splice};
-use subroot_e2fs::writer::{build, parse_uuid, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::fat::{FatFormatOptions, FatIdentity, FatTree};
 use subroot_formats::hostdir::HostDir;
 use subroot_formats::tar::{probe, TarTree};
-use subroot_e2fs::tools::E2fsprogs;
 use subroot_formats::tree::TreeSource;
 
 pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {

@@ -7,9 +7,6 @@
 //! the unprivileged CLI can write its outputs there.
 #![allow(dead_code)]
 
-#[path = "../../formats/tests/common/mod.rs"]
-pub mod tools;
-
 pub mod relayout;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -19,7 +16,9 @@ use std::sync::OnceLock;
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use tools::{ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which};
+pub use subroot_test_support::{
+    ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which,
+};
 
 /// The uid/gid the CLI runs as when the suite runs as root.
 pub const NOBODY: u32 = 65534;

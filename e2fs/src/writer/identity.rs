@@ -7,10 +7,10 @@
 //! never leak in. Fields mke2fs has no option for are set afterwards with debugfs
 //! `set_super_value` commands ([`Identity::ssv_commands`]).
 
-use subroot_formats::block::BlockDevice;
-use subroot_formats::ext::ExtFs;
 use crate::{Error, Result};
 use std::ffi::OsString;
+use subroot_formats::block::BlockDevice;
+use subroot_formats::ext::ExtFs;
 
 /// Features that describe state, not format: never requested from mke2fs.
 const STATE_FEATURES: &[&str] = &["needs_recovery", "orphan_present"];

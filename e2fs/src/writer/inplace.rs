@@ -26,15 +26,15 @@ use super::record::Record;
 use super::spool::{Intended, Spool};
 use super::sum::sum_reader;
 use super::{reconcile, verify, BuildReport, BuiltFs, Identity};
-use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::INCOMPAT_RECOVER;
-use subroot_formats::ext::ExtFs;
 use crate::tools::E2fsprogs;
-use subroot_formats::tree::{Kind, TreeSource};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_formats::ext::ExtFs;
+use subroot_formats::ext::INCOMPAT_RECOVER;
+use subroot_formats::tree::{Kind, TreeSource};
 
 /// One edit, applied in the order given. Paths are relative to the filesystem's root,
 /// `/`-separated, without a leading `/`; a parent must exist when its child is made.

@@ -45,11 +45,11 @@ pub use inplace::{blocker as in_place_blocker, edit_copy, replace_blocker, EditO
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
 
-use subroot_formats::block::RawFile;
 use crate::tools::{self, E2fsprogs};
-use subroot_formats::tree::TreeSource;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
+use subroot_formats::block::RawFile;
+use subroot_formats::tree::TreeSource;
 use view::{Shape, View};
 
 /// How the filesystem is populated before reconcile.

@@ -8,14 +8,14 @@ use super::debugfs::{quote, value_file, Script};
 use super::record::path_cmp;
 use super::spool::Intended;
 use super::Identity;
-use subroot_formats::block::RawFile;
-use subroot_formats::ext::{ExtFs, ExtTree, Inode};
 use crate::tools::E2fsprogs;
-use subroot_formats::tree::{Entry, Kind, Timestamp};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use subroot_formats::block::RawFile;
+use subroot_formats::ext::{ExtFs, ExtTree, Inode};
+use subroot_formats::tree::{Entry, Kind, Timestamp};
 
 pub use subroot_formats::ext::USER_FLAGS;
 /// `EXT4_INLINE_DATA_FL`.
@@ -438,7 +438,7 @@ mod tests {
     fn device_encoding_matches_the_reader() {
         for (maj, min) in [(8, 1), (259, 70000), (1, 3), (4095, 1 << 19)] {
             let (b0, b1) = encode_dev(maj, min);
-            assert_eq!(subroot_formats::ext::inode::decode_dev(b0, b1), (maj, min));
+            assert_eq!(subroot_formats::ext::decode_dev(b0, b1), (maj, min));
         }
     }
 }

@@ -8,9 +8,9 @@
 //! target, hard-link id, xattrs and content sum. The files are the build's own, but the
 //! decoder still checks every length against the bytes it has.
 
-use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp};
 use crate::{Error, Result};
 use std::cmp::Ordering;
+use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp};
 
 /// Length and 128-bit XXH3 hash of a file's content (holes read as zeros).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -5,9 +5,9 @@
 //! nodes are not restored there (reconcile sets them in the image).
 
 use super::view::View;
-use subroot_formats::hostdir::{extract, ExtractOptions};
 use crate::{Error, Result};
 use std::path::Path;
+use subroot_formats::hostdir::{extract, ExtractOptions};
 
 /// Totals of a populate run.
 #[derive(Debug, Default, Clone, Copy)]

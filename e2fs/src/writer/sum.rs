@@ -4,10 +4,10 @@
 //! the same sum over any reader (the built file).
 
 use super::record::ContentSum;
-use subroot_formats::block::Extent;
-use subroot_formats::tree::Content;
 use crate::{Error, Result};
 use std::io::Read;
+use subroot_formats::block::Extent;
+use subroot_formats::tree::Content;
 use xxhash_rust::xxh3::Xxh3;
 
 /// Zeros fed to the hash for skipped bytes (holes).

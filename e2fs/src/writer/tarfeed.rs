@@ -10,12 +10,12 @@
 
 use super::staging::StageStats;
 use super::view::View;
-use subroot_formats::tar::{member_name, TarWriter};
 use crate::tools::{self, ToolError};
-use subroot_formats::tree::TreeSource;
 use crate::{Error, Result};
 use std::io::BufWriter;
 use std::process::{Command, Stdio};
+use subroot_formats::tar::{member_name, TarWriter};
+use subroot_formats::tree::TreeSource;
 
 /// Run `cmd` (an `mke2fs ... -d - IMAGE` command) with the archive of `view` on its stdin.
 pub fn populate(view: &View, cmd: &mut Command, stats: &mut StageStats) -> Result<()> {

@@ -7,14 +7,14 @@ use super::reconcile::{same_time, Found, USER_FLAGS};
 use super::record::path_cmp;
 use super::spool::Intended;
 use super::sum::sum_reader;
-use subroot_formats::block::RawFile;
-use subroot_formats::ext::{ExtFs, ExtTree};
 use crate::tools::{self, E2fsprogs};
-use subroot_formats::tree::{Entry, Kind};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::path::Path;
+use subroot_formats::block::RawFile;
+use subroot_formats::ext::{ExtFs, ExtTree};
+use subroot_formats::tree::{Entry, Kind};
 
 /// Differences reported before giving up.
 const MAX_REPORTED: usize = 8;

@@ -22,13 +22,13 @@
 use super::record::Record;
 use super::spool::{Intended, Spool};
 use super::sum::Summing;
-use subroot_formats::tree::{
-    check_relative_path, relative, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor,
-};
 use crate::{Error, Result};
 use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
+use subroot_formats::tree::{
+    check_relative_path, relative, BytesContent, Entry, Kind, Metadata, TreeSource, Visitor,
+};
 
 /// What the populate path can carry (see the module documentation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -30,8 +30,7 @@ pub use dotdot::BlockPatch;
 pub use file::{FileExtent, FileReader};
 pub use file_device::ExtFileDevice;
 pub use fs::{ExtFs, OpenOptions};
-pub use inode::{Inode, InodeKind, USER_FLAGS};
+pub use inode::{decode_dev, Inode, InodeKind, USER_FLAGS};
 pub use superblock::{Features, Superblock, INCOMPAT_RECOVER};
 pub use time::Timestamp;
 pub use tree::ExtTree;
-

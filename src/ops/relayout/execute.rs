@@ -13,14 +13,14 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
-use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::{
     build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
 };
+use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
 use subroot_formats::qcow2::WriteStats;
-use subroot_e2fs::tools::E2fsprogs;
 
 /// Everything the execution needs.
 pub struct Job<'a> {

@@ -3,7 +3,6 @@
 //! sparse file, long and non-UTF-8 names, a 20,000-entry directory) and ext2/3/4 images
 //! made from it with `mke2fs -d`, then given nanosecond, pre-1970 and post-2038
 //! timestamps with `debugfs -w`. Shared by the formats and CLI tests.
-#![allow(dead_code)]
 
 use std::path::Path;
 use std::process::Command;

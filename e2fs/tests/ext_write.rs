@@ -5,14 +5,14 @@
 //! paths: a staging directory (the system's mke2fs) and a tar archive on stdin (the
 //! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see testdata/e2fsprogs-backports.sh).
 
-mod common;
+use subroot_test_support as common;
 
 use common::{ext_manifest, need, noise, run, run_stdout, s, sh, tar_mke2fs};
 use std::path::{Path, PathBuf};
-use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_e2fs::writer::{build, BuildOptions, Identity, Populate};
-use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_e2fs::tools::E2fsprogs;
+use subroot_e2fs::writer::{build, BuildOptions, Identity, Populate};
+use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::tree::{Entry, Kind, TreeSource};
 
 /// The standard xattr encoding of an ACL: user::rw-, user:1000:rw-, group::r--, mask::rw-, other::r--.
