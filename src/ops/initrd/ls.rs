@@ -1,14 +1,19 @@
-//! `subroot initrd ls`: every entry of every segment in archive order, as names (like
-//! `cpio -t`), a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in README.md).
+//! `subroot initrd ls`: the entries as the kernel unpacks them (each path once, at its
+//! last occurrence: a later entry replaces an earlier one of the same path) or, with
+//! `--segments`, every entry of every segment in archive order; as names (like `cpio -t`),
+//! a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in README.md).
 
 use super::open_input;
 use crate::cli::LsArgs;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::{Read, Write};
+use subroot_formats::block::BlockDevice;
 use subroot_formats::calendar::civil_from_days;
 use subroot_formats::cpio::newc::{S_IFLNK, S_IFMT};
+use subroot_formats::cpio::tree::entry_path;
 use subroot_formats::cpio::visit_entries;
 use subroot_formats::tree::Kind;
 use subroot_formats::Error;
@@ -37,6 +42,49 @@ pub struct EntryJson {
     pub rdev_major: u32,
     pub rdev_minor: u32,
     pub link_target: Option<String>,
+    /// In the merged listing: the segments of the earlier entries of the same path this one
+    /// replaces (empty when none); absent with `--segments`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Vec<usize>>,
+}
+
+/// Which entries (by index in archive order) the merged view shows, and the segments of
+/// the earlier entries each of them replaces.
+struct Merged {
+    keep: Vec<bool>,
+    replaces: HashMap<usize, Vec<usize>>,
+}
+
+/// First pass of the merged listing: the last occurrence of each path, as the kernel
+/// resolves names (`./x`, `x` and `x/` are one path; a name that is no safe relative
+/// path is its own key).
+fn merged<D: BlockDevice>(dev: &D) -> subroot_formats::Result<Merged> {
+    // path -> (index of its last occurrence, segments of the earlier ones)
+    let mut last: HashMap<Vec<u8>, (usize, Vec<usize>)> = HashMap::new();
+    let mut segment_of: Vec<usize> = Vec::new();
+    visit_entries(dev, |c, h, _| {
+        let key = entry_path(&h.name).unwrap_or_else(|_| h.name.clone());
+        let index = segment_of.len();
+        segment_of.push(c.segment);
+        let slot = last.entry(key).or_insert((index, Vec::new()));
+        if slot.0 != index {
+            let earlier = segment_of.get(slot.0).copied().unwrap_or_default();
+            slot.1.push(earlier);
+            slot.0 = index;
+        }
+        Ok(())
+    })?;
+    let mut keep = vec![false; segment_of.len()];
+    let mut replaces = HashMap::new();
+    for (index, earlier) in last.into_values() {
+        if let Some(k) = keep.get_mut(index) {
+            *k = true;
+        }
+        if !earlier.is_empty() {
+            replaces.insert(index, earlier);
+        }
+    }
+    Ok(Merged { keep, replaces })
 }
 
 pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
@@ -49,10 +97,24 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut first = true;
     let werr = |e: std::io::Error| Error::io("writing the listing", e);
+    let merged = if args.segments {
+        None
+    } else {
+        Some(merged(&input.dev).with_context(|| format!("cannot read the initrd {}", input.name))?)
+    };
     if args.json {
         out.write_all(b"[").map_err(werr)?;
     }
+    let mut index = 0usize;
     visit_entries(&input.dev, |c, h, data| {
+        let i = index;
+        index += 1;
+        if merged
+            .as_ref()
+            .is_some_and(|m| !m.keep.get(i).copied().unwrap_or(false))
+        {
+            return Ok(());
+        }
         let target = if h.mode & S_IFMT == S_IFLNK {
             let mut t = Vec::new();
             data.take(MAX_TARGET)
@@ -78,6 +140,9 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
                 rdev_major: h.rdev_major,
                 rdev_minor: h.rdev_minor,
                 link_target: target.map(|t| String::from_utf8_lossy(&t).into_owned()),
+                replaces: merged
+                    .as_ref()
+                    .map(|m| m.replaces.get(&i).cloned().unwrap_or_default()),
             };
             let sep: &[u8] = if first { b"\n  " } else { b",\n  " };
             first = false;

@@ -17,7 +17,7 @@ use subroot_formats::ext::writer::{
     build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
 };
 use subroot_formats::ext::ExtTree;
-use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
+use subroot_formats::initrd::{add_subroot, AddSubrootOptions, Method};
 use subroot_formats::qcow2::WriteStats;
 use subroot_formats::tools::E2fsprogs;
 
@@ -59,9 +59,11 @@ fn source_date_epoch() -> u64 {
 
 /// Rewrite every planned initrd; the layout then replaces their content.
 fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
+    // The plan refused an initrd with the hook already unless --force: replace it then.
     let opts = AddSubrootOptions {
         shared: job.plan.shared.clone(),
-        compression: None,
+        method: Method::Append,
+        replace: true,
         mtime: source_date_epoch(),
     };
     for (i, ip) in job.plan.initrds.iter().enumerate() {
