@@ -59,7 +59,7 @@ fn source_date_epoch() -> u64 {
 
 /// Rewrite every planned initrd; the layout then replaces their content.
 fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
-    // The plan refused an initrd with the hook already unless --force: replace it then.
+    // The plan refused an initrd that has the hook unless told to go on: replace it then.
     let opts = AddSubrootOptions {
         shared: job.plan.shared.clone(),
         method: Method::Append,
