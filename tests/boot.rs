@@ -147,7 +147,7 @@ fn with_initrd(dir: &Path, image: &Path, how: Initrd) -> PathBuf {
         .lines()
         .find(|l| l.starts_with("initrd.img-"))
         .unwrap_or_else(|| panic!("no initrd in /boot: {listing}"));
-    let host = dir.join("initrd");
+    let host = dir.join("new-initrd");
     std::fs::create_dir_all(&host).expect("mkdir");
     let file = host.join(name);
     std::fs::write(&file, cat(dir, image, "1", &format!("/boot/{name}"))).expect("write");
