@@ -16,6 +16,12 @@
 //! mounted by fstab); all three are writable; the normal target was reached
 //! (`SUBROOT-MARKER-END`); and `update-initramfs` / `dracut` in the guest kept the hook
 //! (`HOOK-KEPT`).
+//!
+//! The hook is appended to the initrd as a segment of its own (`initrd examine` shows the
+//! role `subroot-hook` behind the untouched main segment). Two more variants rewrite the
+//! initramfs-tools image's initrd before the relayout (GNU tools build it, `subroot
+//! copy-in` puts it in place): the main archive recompressed with gzip, and an
+//! uncompressed early-microcode segment put in front of it.
 
 mod common;
 
@@ -119,7 +125,77 @@ fn mountinfo(log: &str) -> Vec<Mount> {
         .collect()
 }
 
+/// How the image's initrd is changed before the relayout.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Initrd {
+    /// As the image's generator made it.
+    AsBuilt,
+    /// Its main archive recompressed with `gzip -6`.
+    Gzip,
+    /// An uncompressed early segment (a microcode-like blob) put in front.
+    EarlySegment,
+}
+
+/// `image` with its initrd rewritten as `how` says (GNU cpio and gzip build it; `subroot
+/// copy-in` puts it in place, keeping the name), or `image` itself for [`Initrd::AsBuilt`].
+fn with_initrd(dir: &Path, image: &Path, how: Initrd) -> PathBuf {
+    if how == Initrd::AsBuilt {
+        return image.to_path_buf();
+    }
+    let listing = ok(dir, &["-q", "ls", s(image), "/boot"]);
+    let name = listing
+        .lines()
+        .find(|l| l.starts_with("initrd.img-"))
+        .unwrap_or_else(|| panic!("no initrd in /boot: {listing}"));
+    let host = dir.join("new-initrd");
+    std::fs::create_dir_all(&host).expect("mkdir");
+    let file = host.join(name);
+    std::fs::write(&file, cat(dir, image, "1", &format!("/boot/{name}"))).expect("write");
+    let doc: serde_json::Value =
+        serde_json::from_str(&ok(dir, &["initrd", "examine", "--json", s(&file)])).expect("json");
+    assert_eq!(doc["segments"].as_array().map(Vec::len), Some(1), "{doc}");
+    assert_eq!(doc["segments"][0]["compression"], "zstd", "{doc}");
+    let f = s(&file);
+    let script = match how {
+        Initrd::Gzip => format!("zstd -dc {f} | gzip -6 -n > {f}.new && mv {f}.new {f}"),
+        _ => format!(
+            "set -e; e={d}/early; mkdir -p $e/kernel/x86/microcode
+             head -c 4096 /dev/urandom > $e/kernel/x86/microcode/GenuineIntel.bin
+             (cd $e && find . | LC_ALL=C sort | cpio --quiet -o -H newc -R 0:0) > {f}.new
+             cat {f} >> {f}.new && mv {f}.new {f}",
+            d = s(dir)
+        ),
+    };
+    let st = Command::new("bash")
+        .args(["-c", &script])
+        .status()
+        .expect("bash");
+    assert!(st.success(), "{script}");
+    let out = dir.join("with-initrd.qcow2");
+    ok(
+        dir,
+        &[
+            "-q",
+            "copy-in",
+            "-p",
+            "1",
+            s(image),
+            f,
+            "/boot",
+            "-o",
+            s(&out),
+            "-O",
+            "qcow2",
+        ],
+    );
+    out
+}
+
 fn boot_variant(flavour: &str, boot: Boot, test: &str) {
+    boot_variant_with(flavour, boot, Initrd::AsBuilt, test)
+}
+
+fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
     if !enabled(test) {
         return;
     }
@@ -138,6 +214,7 @@ fn boot_variant(flavour: &str, boot: Boot, test: &str) {
         return;
     };
     let d = workdir();
+    let image = with_initrd(d.path(), &image, how);
     let out = d.path().join("r0.qcow2");
     // The root partition, from the plan (after the relayout /etc/os-release is in /r0, so
     // the automatic choice no longer finds a Linux root on a disk with an ESP).
@@ -212,6 +289,36 @@ fn boot_variant(flavour: &str, boot: Boot, test: &str) {
             || (l.contains("/pre-pivot/") && l.contains("subroot"))),
         "{initrd} in the output lacks the subroot hook"
     );
+    // ... in a segment appended behind the untouched ones.
+    let doc: serde_json::Value = serde_json::from_str(&ok(
+        d.path(),
+        &[
+            "-q",
+            "initrd",
+            "examine",
+            "--json",
+            "--image",
+            s(&out),
+            "-p",
+            &files.part,
+            &files.path(&initrd),
+        ],
+    ))
+    .expect("examine JSON");
+    let roles: Vec<&str> = doc["segments"]
+        .as_array()
+        .expect("segments")
+        .iter()
+        .map(|g| g["role"].as_str().unwrap_or_default())
+        .collect();
+    let want: &[&str] = match how {
+        Initrd::EarlySegment => &["early", "main", "subroot-hook"],
+        _ => &["main", "subroot-hook"],
+    };
+    assert_eq!(roles, want, "{doc}");
+    if how == Initrd::Gzip {
+        assert_eq!(doc["segments"][1]["compression"], "gzip", "{doc}");
+    }
     // A GRUB configuration among the boot files, if any, boots subroot=r0.
     if listing.lines().any(|l| l == "grub") {
         let dir = files.path("grub");
@@ -270,8 +377,11 @@ fn boot_variant(flavour: &str, boot: Boot, test: &str) {
         .rev()
         .collect::<Vec<_>>()
         .join("\n");
-    // Keep the serial log for inspection (target/boot-FLAVOUR.log).
-    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/boot-{flavour}.log"));
+    // Keep the serial log for inspection (target/boot-FLAVOUR[-VARIANT].log).
+    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(match how {
+        Initrd::AsBuilt => format!("target/boot-{flavour}.log"),
+        other => format!("target/boot-{flavour}-{other:?}.log"),
+    });
     let _ = std::fs::write(&keep, &text);
     // Show the judged lines (for the record).
     for l in text.lines().filter(|l| {
@@ -354,5 +464,25 @@ fn relayouted_separate_boot_image_boots_into_r0() {
         "bootpart",
         Boot::Partition(1),
         "relayouted_separate_boot_image_boots_into_r0",
+    );
+}
+
+#[test]
+fn relayouted_gzip_initramfs_tools_image_boots_into_r0() {
+    boot_variant_with(
+        "initramfs-tools",
+        Boot::OnRoot,
+        Initrd::Gzip,
+        "relayouted_gzip_initramfs_tools_image_boots_into_r0",
+    );
+}
+
+#[test]
+fn relayouted_image_with_early_initrd_segment_boots_into_r0() {
+    boot_variant_with(
+        "initramfs-tools",
+        Boot::OnRoot,
+        Initrd::EarlySegment,
+        "relayouted_image_with_early_initrd_segment_boots_into_r0",
     );
 }

@@ -165,9 +165,46 @@ fn judge_listing(dir: &Path, img: &Path, offsets: &[u64], comps: &[&str]) -> Val
         }
         all.extend(names);
     }
-    let ls = ok(dir, &["initrd", "ls", s(img)]);
-    assert_eq!(ls.lines().collect::<Vec<_>>(), all, "ls vs cpio -t");
+    judge_ls(dir, img, &all);
     doc
+}
+
+/// A cpio name as the kernel resolves it: `./x`, `x` and `x/` are one path, `.` the root.
+fn kernel_path(name: &str) -> &str {
+    let mut p = name;
+    while let Some(r) = p.strip_prefix("./") {
+        p = r;
+    }
+    let p = p.trim_end_matches('/');
+    if p == "." {
+        ""
+    } else {
+        p
+    }
+}
+
+/// `ls --segments` is `all` (the `cpio -t` names of every segment, in order); `ls` (the
+/// merged view) lists each path once, in the order of the last occurrences in `all` (a
+/// later entry replaces an earlier one of the same path, as when the kernel unpacks).
+fn judge_ls(dir: &Path, img: &Path, all: &[String]) {
+    let raw = ok(dir, &["initrd", "ls", "--segments", s(img)]);
+    assert_eq!(
+        raw.lines().collect::<Vec<_>>(),
+        all,
+        "ls --segments vs cpio -t"
+    );
+    let want: Vec<&str> = all
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| {
+            !all[i + 1..]
+                .iter()
+                .any(|later| kernel_path(later) == kernel_path(n))
+        })
+        .map(|(_, n)| n.as_str())
+        .collect();
+    let merged = ok(dir, &["initrd", "ls", s(img)]);
+    assert_eq!(merged.lines().collect::<Vec<_>>(), want, "merged ls");
 }
 
 #[test]
@@ -238,7 +275,7 @@ fn three_segments_and_long_listing_match_cpio() {
             seg_bytes(&img, offs[i], len)
         ))));
     }
-    let got = ok(d, &["initrd", "ls", "-l", s(&img)]);
+    let got = ok(d, &["initrd", "ls", "--segments", "-l", s(&img)]);
     assert_eq!(
         got.lines().collect::<Vec<_>>(),
         want,
@@ -246,9 +283,11 @@ fn three_segments_and_long_listing_match_cpio() {
     );
     // JSON listing: same names, types and modes as the headers.
     let js: Value =
-        serde_json::from_str(&ok(d, &["initrd", "ls", "--json", s(&img)])).expect("ls json");
+        serde_json::from_str(&ok(d, &["initrd", "ls", "--segments", "--json", s(&img)]))
+            .expect("ls json");
     let arr = js.as_array().expect("array");
     assert_eq!(arr.len(), want.len());
+    assert!(arr.iter().all(|e| e.get("replaces").is_none()));
     let sh_entry = arr
         .iter()
         .find(|e| e["name"] == "./bin/sh" || e["name"] == "bin/sh");
@@ -264,6 +303,44 @@ fn main_names(img: &Path, seg: &Value, comp: &str) -> Vec<String> {
     let len = seg["length"].as_u64().expect("len");
     lines(&cpio_of_segment(img, off, len, codec(comp).2, "-t"))
 }
+
+/// What `lsinitramfs` (initramfs-tools) and `lsinitrd` (dracut) say about `img`: whether
+/// they succeed and the lines they list (lsinitrd's `Image: NAME: SIZE` line left out);
+/// `None` for a tool that is not installed.
+fn reference_listings(img: &Path) -> [Option<(bool, Vec<String>)>; 2] {
+    ["lsinitramfs", "lsinitrd"].map(|tool| {
+        which(tool)?;
+        let out = Command::new(tool).arg(img).output().expect("run lister");
+        let listed = lines(&out.stdout)
+            .into_iter()
+            .filter(|l| !l.starts_with("Image: "))
+            .collect();
+        Some((out.status.success(), listed))
+    })
+}
+
+/// The reference listers read `out` (`img` with the hook appended) as well as `img`: the
+/// same success, and every line they list for `img` (they stop at the main archive's
+/// trailer, so a compressed appended segment is not shown; a plain one may be).
+fn judge_reference_listings(img: &Path, out: &Path, what: &str) {
+    let before = reference_listings(img);
+    let after = reference_listings(out);
+    for (tool, (b, a)) in ["lsinitramfs", "lsinitrd"]
+        .iter()
+        .zip(before.iter().zip(&after))
+    {
+        let (Some((bok, bl)), Some((aok, al))) = (b, a) else {
+            continue;
+        };
+        assert_eq!(bok, aok, "{what}: {tool} status");
+        for l in bl {
+            assert!(al.contains(l), "{what}: {tool} no longer lists {l}");
+        }
+    }
+}
+
+/// Compressions whose initrds get the hook appended (the others are recompressed).
+const APPENDED: [&str; 4] = ["none", "gzip", "zstd", "xz"];
 
 #[test]
 fn add_subroot_for_every_compression_is_readable_keeps_early_and_is_idempotent() {
@@ -283,44 +360,85 @@ fn add_subroot_for_every_compression_is_readable_keeps_early_and_is_idempotent()
         let main = d.join(format!("main.{c}"));
         gnu_archive(&root, codec(c).1, &main);
         let img = d.join(format!("in-{c}.img"));
-        concat(&[&early_cpio, &main], &img);
+        let offs = concat(&[&early_cpio, &main], &img);
+        let in_len = std::fs::metadata(&img).expect("meta").len();
+        let before = judge_listing(d, &img, &offs, &["none", c]);
+        let before = main_names(&img, &before["segments"][1], c);
         let out = d.join(format!("out-{c}.img"));
         ok(d, &["initrd", "add-subroot", s(&img), "-o", s(&out)]);
         let doc: Value =
             serde_json::from_str(&ok(d, &["initrd", "examine", "--json", s(&out)])).expect("json");
         assert_eq!(doc["hook_present"], true, "{c}: {doc}");
         let segs = doc["segments"].as_array().expect("segs");
-        assert_eq!(segs.len(), 2, "{c}");
-        assert_eq!(segs[1]["compression"], c);
         // The early segment is byte-identical.
         sh(&format!(
             "cmp -n {early_len} {} {}",
             s(&early_cpio),
             s(&out)
         ));
-        // The reference tools decompress and list the new main segment.
-        let names = main_names(&out, &segs[1], c);
-        let before = main_names(
-            &img,
-            &judge_listing(
-                d,
-                &img,
-                &[0, segs[1]["offset"].as_u64().unwrap()],
-                &["none", c],
-            )["segments"][1],
-            c,
-        );
-        for n in &before {
-            assert!(names.contains(n), "{c}: lost {n}");
-        }
-        assert!(
-            names.iter().any(|n| n == "scripts/local-bottom/subroot"),
-            "{c}: {names:?}"
+        assert_eq!(segs[0]["role"], "early");
+        assert_eq!(segs[1]["role"], "main");
+        let appended = APPENDED.contains(&c);
+        let hook_seg = if appended {
+            // The input is kept byte for byte; one small segment of its codec follows.
+            sh(&format!("cmp -n {in_len} {} {}", s(&img), s(&out)));
+            assert_eq!(segs.len(), 3, "{c}: {doc}");
+            assert_eq!(segs[2]["compression"], c);
+            assert_eq!(segs[2]["role"], "subroot-hook");
+            assert_eq!(main_names(&out, &segs[1], c), before, "{c}");
+            // It holds the hook and the extended ORDER file, nothing else.
+            let mut ours = main_names(&out, &segs[2], c);
+            ours.sort();
+            assert_eq!(
+                ours,
+                ["scripts/local-bottom/ORDER", "scripts/local-bottom/subroot"],
+                "{c}"
+            );
+            let all: Vec<String> = segs
+                .iter()
+                .flat_map(|seg| main_names(&out, seg, seg["compression"].as_str().unwrap()))
+                .collect();
+            judge_ls(d, &out, &all);
+            // The merged JSON listing says which entry the appended ORDER replaces.
+            let js: Value =
+                serde_json::from_str(&ok(d, &["initrd", "ls", "--json", s(&out)])).expect("ls");
+            let order: Vec<&Value> = js
+                .as_array()
+                .expect("array")
+                .iter()
+                .filter(|e| {
+                    kernel_path(e["name"].as_str().unwrap()) == "scripts/local-bottom/ORDER"
+                })
+                .collect();
+            assert_eq!(order.len(), 1, "{c}: {order:?}");
+            assert_eq!(order[0]["segment"], 2);
+            assert_eq!(order[0]["replaces"], serde_json::json!([1]));
+            // initramfs-tools' and dracut's listers still read the initrd: they see what
+            // they saw before (they stop at the main archive's trailer).
+            judge_reference_listings(&img, &out, c);
+            &segs[2]
+        } else {
+            // lzma, bzip2, lz4: recompressed, hook inside the main segment.
+            assert_eq!(segs.len(), 2, "{c}: {doc}");
+            let names = main_names(&out, &segs[1], c);
+            for n in &before {
+                assert!(names.contains(n), "{c}: lost {n}");
+            }
+            assert!(
+                names.iter().any(|n| n == "scripts/local-bottom/subroot"),
+                "{c}: {names:?}"
+            );
+            &segs[1]
+        };
+        assert_eq!(hook_seg["compression"], c);
+        let (hoff, hlen) = (
+            hook_seg["offset"].as_u64().unwrap(),
+            hook_seg["length"].as_u64().unwrap(),
         );
         let order = cpio_of_segment(
             &out,
-            segs[1]["offset"].as_u64().unwrap(),
-            segs[1]["length"].as_u64().unwrap(),
+            hoff,
+            hlen,
             codec(c).2,
             "-i --to-stdout ./scripts/local-bottom/ORDER scripts/local-bottom/ORDER",
         );
@@ -335,8 +453,8 @@ fn add_subroot_for_every_compression_is_readable_keeps_early_and_is_idempotent()
         );
         let hook = cpio_of_segment(
             &out,
-            segs[1]["offset"].as_u64().unwrap(),
-            segs[1]["length"].as_u64().unwrap(),
+            hoff,
+            hlen,
             codec(c).2,
             "-i --to-stdout scripts/local-bottom/subroot",
         );
@@ -357,6 +475,94 @@ fn add_subroot_for_every_compression_is_readable_keeps_early_and_is_idempotent()
         let twice = d.join(format!("twice-{c}.img"));
         ok(d, &["initrd", "add-subroot", s(&img), "-o", s(&twice)]);
         assert!(same_bytes(&out, &twice), "{c}: not reproducible");
+        if !appended {
+            continue;
+        }
+        // Another hook (other shared directories) is refused without --refresh-hook...
+        let other = d.join(format!("other-{c}.img"));
+        let args = [
+            "initrd",
+            "add-subroot",
+            "--shared",
+            "boot,srv",
+            s(&out),
+            "-o",
+            s(&other),
+        ];
+        fails(
+            d,
+            &args,
+            3,
+            &[&format!("out-{c}.img"), "--refresh-hook", "other content"],
+        );
+        assert!(!other.exists(), "{c}: output left behind");
+        // ... and --refresh-hook replaces our segment, never stacks one more: the result is
+        // what adding that hook to the original gives.
+        let mut forced = args.to_vec();
+        forced.push("--refresh-hook");
+        ok(d, &forced);
+        let direct = d.join(format!("direct-{c}.img"));
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--shared",
+                "boot,srv",
+                s(&img),
+                "-o",
+                s(&direct),
+            ],
+        );
+        assert!(
+            same_bytes(&other, &direct),
+            "{c}: --refresh-hook stacked or differs"
+        );
+        let hook = cpio_of_segment(
+            &other,
+            hoff,
+            std::fs::metadata(&other).unwrap().len() - hoff,
+            codec(c).2,
+            "-i --to-stdout scripts/local-bottom/subroot",
+        );
+        assert!(String::from_utf8_lossy(&hook).contains("SUBROOT_SHARED=\"boot srv\""));
+        // --recompress folds our segment into the main one: the single-segment result.
+        let (folded, rec) = (
+            d.join(format!("folded-{c}.img")),
+            d.join(format!("rec-{c}.img")),
+        );
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--recompress",
+                s(&out),
+                "-o",
+                s(&folded),
+            ],
+        );
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--recompress",
+                s(&img),
+                "-o",
+                s(&rec),
+            ],
+        );
+        assert!(
+            same_bytes(&folded, &rec),
+            "{c}: folding differs from recompressing"
+        );
+        let fdoc: Value =
+            serde_json::from_str(&ok(d, &["initrd", "examine", "--json", s(&rec)])).expect("json");
+        assert_eq!(fdoc["segments"].as_array().unwrap().len(), 2, "{c}: {fdoc}");
+        assert!(main_names(&rec, &fdoc["segments"][1], c)
+            .iter()
+            .any(|n| n == "scripts/local-bottom/subroot"));
     }
 }
 
@@ -462,6 +668,21 @@ fn bad_initrds_fail_cleanly_naming_the_file() {
     let n = zsb.len();
     zsb[n - 2] ^= 0x55;
     cases.push(("zstd-bad-checksum", zsb));
+    // A trailing segment (as add-subroot appends) cut short, garbled, or followed by junk.
+    let hooked = d.join("hooked.img");
+    ok(d, &["initrd", "add-subroot", s(&zs), "-o", s(&hooked)]);
+    let hb = std::fs::read(&hooked).expect("read");
+    let main_len = n;
+    assert!(hb.len() > main_len + 40);
+    cases.push(("tail-truncated", hb[..hb.len() - 7].to_vec()));
+    let mut garbled = hb.clone();
+    for b in &mut garbled[main_len + 20..main_len + 40] {
+        *b ^= 0xa5;
+    }
+    cases.push(("tail-garbled", garbled));
+    let mut junk = hb.clone();
+    junk.extend_from_slice(b"junk");
+    cases.push(("tail-junk", junk));
     for (name, bytes) in &cases {
         let f = d.join(format!("{name}.img"));
         std::fs::write(&f, bytes).expect("write");
@@ -470,7 +691,9 @@ fn bad_initrds_fail_cleanly_naming_the_file() {
         let judge = match *name {
             "truncated-header" | "size-past-end" => Some(format!("cpio -t --quiet < {}", s(&f))),
             "gzip-ends-early" => Some(format!("gzip -t {}", s(&f))),
-            "zstd-bad-checksum" => Some(format!("zstd -t -q {}", s(&f))),
+            "zstd-bad-checksum" | "tail-truncated" | "tail-garbled" | "tail-junk" => {
+                Some(format!("zstd -t -q {}", s(&f)))
+            }
             _ => None,
         };
         if let Some(j) = judge {
@@ -657,7 +880,8 @@ fn real_initrds(test: &str) -> Option<PathBuf> {
 /// Judge `examine --json` and `ls` of a real initrd against the reference tools: every
 /// segment `[offset, offset+length)` decompresses with the reference decompressor into
 /// archives whose `cpio -t` names are the segment's entries, only zeros lie between
-/// segments, and `ls` is the concatenation. Returns (examine document, names per segment).
+/// segments, `ls --segments` is the concatenation and `ls` its merged view. Returns
+/// (examine document, names per segment).
 fn judge_real(dir: &Path, img: &Path) -> (Value, Vec<Vec<String>>) {
     let doc: Value = serde_json::from_str(&ok(dir, &["initrd", "examine", "--json", s(img)]))
         .expect("examine JSON");
@@ -687,9 +911,8 @@ fn judge_real(dir: &Path, img: &Path) -> (Value, Vec<Vec<String>>) {
         bytes[pos as usize..].iter().all(|&b| b == 0),
         "junk after the last segment"
     );
-    let ls = ok(dir, &["initrd", "ls", s(img)]);
     let all: Vec<String> = per_seg.iter().flatten().cloned().collect();
-    assert_eq!(ls.lines().collect::<Vec<_>>(), all, "ls vs cpio -t");
+    judge_ls(dir, img, &all);
     (doc, per_seg)
 }
 
@@ -734,48 +957,34 @@ fn real_initrds_examine_ls_and_add_subroot() {
             ));
             sh(&format!("rm -rf {} {}", s(&want), s(&got)));
         }
-        // A fast level of the same compression keeps the debug-build test quick.
         let main_comp = doc["segments"][nseg - 1]["compression"]
             .as_str()
             .expect("c");
-        let fast = if main_comp == "zstd" {
-            "zstd:3"
-        } else {
-            "gzip:1"
-        };
         let out = d.join(format!("out-{file}"));
-        ok(
-            d,
-            &[
-                "initrd",
-                "add-subroot",
-                s(&img),
-                "-o",
-                s(&out),
-                "--compress",
-                fast,
-            ],
-        );
+        ok(d, &["initrd", "add-subroot", s(&img), "-o", s(&out)]);
         let (odoc, onames) = judge_real(d, &out);
         assert_eq!(odoc["hook_present"], true, "{file}");
-        assert_eq!(odoc["segments"].as_array().expect("segs").len(), nseg);
-        // Everything before the main (last) segment is byte-identical.
-        let main_off = doc["segments"][nseg - 1]["offset"].as_u64().expect("off");
-        assert_eq!(
-            odoc["segments"][nseg - 1]["offset"].as_u64(),
-            Some(main_off)
-        );
-        sh(&format!("cmp -n {main_off} {} {}", s(&img), s(&out)));
-        let main = onames.last().expect("main");
-        let seg = &odoc["segments"][nseg - 1];
+        // The input is kept byte for byte; one segment of the main's codec follows.
+        let osegs = odoc["segments"].as_array().expect("segs");
+        assert_eq!(osegs.len(), nseg + 1);
+        let in_len = std::fs::metadata(&img).expect("meta").len();
+        sh(&format!("cmp -n {in_len} {} {}", s(&img), s(&out)));
+        let seg = &osegs[nseg];
+        assert_eq!(seg["role"], "subroot-hook", "{odoc}");
+        assert_eq!(seg["compression"], main_comp, "{odoc}");
+        assert_eq!(osegs[nseg - 1]["role"], "main", "{odoc}");
+        let ours = onames.last().expect("ours");
         let comp = seg["compression"].as_str().expect("comp");
         let (soff, slen) = (
             seg["offset"].as_u64().unwrap(),
             seg["length"].as_u64().unwrap(),
         );
+        assert!(slen < 16 << 10, "{file}: appended {slen} bytes");
+        // initramfs-tools' and dracut's own listers read it as they read the input.
+        judge_reference_listings(&img, &out, file);
         if flavour == "initramfs-tools" {
             assert!(
-                main.iter().any(|n| n == "scripts/local-bottom/subroot"),
+                ours.iter().any(|n| n == "scripts/local-bottom/subroot"),
                 "{file}"
             );
             let order = cpio_of_segment(
@@ -791,10 +1000,10 @@ fn real_initrds_examine_ls_and_add_subroot() {
                 "{file}: ORDER = {order}"
             );
         } else {
-            let hook = main
+            let hook = ours
                 .iter()
                 .find(|n| n.ends_with("hooks/pre-pivot/50-subroot-pre-pivot.sh"))
-                .unwrap_or_else(|| panic!("{file}: no dracut hook in {main:?}"));
+                .unwrap_or_else(|| panic!("{file}: no dracut hook in {ours:?}"));
             let text = cpio_of_segment(
                 &out,
                 soff,

@@ -1,7 +1,8 @@
 //! Tests of initrd flavour detection and the subroot hook, judged by the reference tools:
 //! fake initramfs-tools and dracut initrds are built by GNU `cpio -o -H newc` and
 //! `gzip`/`zstd` at test time; what `add_subroot` writes must be read back by `gzip -dc`/
-//! `zstd -dc` and `cpio -t`/`cpio -tv`/`cpio -idm`; the hook scripts must parse under
+//! `zstd -dc` and `cpio -t`/`cpio -tv`/`cpio -idmu` segment by segment (later segments
+//! overwriting earlier files, as the kernel unpacks them); the hook scripts must parse under
 //! `dash -n` and `busybox sh -n`, and run under dash and busybox with stub mount/panic
 //! functions, issuing exactly the expected mount commands.
 mod common;
@@ -15,7 +16,7 @@ use subroot_formats::block::MemoryDevice;
 use subroot_formats::cpio::{list_segments, Compression, CompressionSpec};
 use subroot_formats::initrd::{
     add_subroot, detect_flavour, hook_present, installed_files, AddOutcome, AddSubrootOptions,
-    Flavour,
+    Flavour, Method,
 };
 use subroot_formats::Error;
 
@@ -88,8 +89,9 @@ fn compress(c: Compression, data: &[u8], dir: &Path) -> Vec<u8> {
 
 fn decompress_tool(c: Compression) -> &'static str {
     match c {
-        Compression::Gzip => "gzip",
-        Compression::Zstd => "zstd",
+        Compression::Gzip => "gzip -dc",
+        Compression::Zstd => "zstd -dc",
+        Compression::None => "cat",
         other => panic!("no tool set up for {other}"),
     }
 }
@@ -138,17 +140,37 @@ fn judge_main(bytes: &[u8], offset: usize, c: Compression, dir: &Path, dest: &Pa
     let f = dir.join("main-out");
     fs::write(&f, &bytes[offset..]).unwrap();
     let tool = decompress_tool(c);
-    let listing = String::from_utf8(sh(
-        &format!("{tool} -dc \"$1\" | cpio --quiet -tv"),
-        &[s(&f)],
-    ))
-    .unwrap();
+    let listing =
+        String::from_utf8(sh(&format!("{tool} \"$1\" | cpio --quiet -tv"), &[s(&f)])).unwrap();
     fs::create_dir_all(dest).unwrap();
     sh(
-        &format!("{tool} -dc \"$1\" | (cd \"$2\" && cpio --quiet -idm --no-absolute-filenames)"),
+        &format!("{tool} \"$1\" | (cd \"$2\" && cpio --quiet -idm --no-absolute-filenames)"),
         &[s(&f), s(dest)],
     );
     listing
+}
+
+/// Every segment of `bytes` cut out, decompressed with the reference tool and extracted
+/// with `cpio -idmu` into `dest` in order (later files overwrite earlier ones, as the
+/// kernel unpacks); returns each segment's `cpio -tv` listing.
+fn judge_segments(bytes: &[u8], dir: &Path, dest: &Path) -> Vec<String> {
+    let segs = list_segments(&MemoryDevice::from_vec(bytes.to_vec())).unwrap();
+    fs::create_dir_all(dest).unwrap();
+    let f = dir.join("segment");
+    segs.iter()
+        .map(|seg| {
+            let (a, b) = (seg.offset as usize, (seg.offset + seg.length) as usize);
+            fs::write(&f, &bytes[a..b]).unwrap();
+            let tool = decompress_tool(seg.compression);
+            sh(
+                &format!(
+                    "{tool} \"$1\" | (cd \"$2\" && cpio --quiet -idmu --no-absolute-filenames)"
+                ),
+                &[s(&f), s(dest)],
+            );
+            String::from_utf8(sh(&format!("{tool} \"$1\" | cpio --quiet -tv"), &[s(&f)])).unwrap()
+        })
+        .collect()
 }
 
 fn listing_line<'a>(listing: &'a str, name: &str) -> &'a str {
@@ -173,72 +195,115 @@ fn check_flavour(test: &str, tree: fn(&Path), flavour: Flavour, hook_name: &str,
             return;
         }
     }
-    for c in [Compression::Gzip, Compression::Zstd] {
-        for early in [false, true] {
-            let dir = tempfile::tempdir().unwrap();
-            let b = build(dir.path(), tree, c, early);
-            let dev = MemoryDevice::from_vec(b.bytes.clone());
-            assert_eq!(detect_flavour(&dev).unwrap(), flavour);
-            assert!(!hook_present(&dev).unwrap());
-            let opts = AddSubrootOptions::default();
-            let (r, out) = add(&b.bytes, &opts);
-            assert_eq!(r, AddOutcome::Added { flavour }, "{c} early={early}");
-
-            // The early segment is untouched, byte for byte (judged by cmp).
-            if early {
-                let (a, o) = (dir.path().join("in"), dir.path().join("out"));
-                fs::write(&a, &b.bytes).unwrap();
-                fs::write(&o, &out).unwrap();
-                run("cmp", &["-n", &b.early_len.to_string(), s(&a), s(&o)]);
-                let l = sh("cpio --quiet -t < \"$1\"", &[s(&o)]);
-                assert_eq!(
-                    String::from_utf8(l).unwrap().trim(),
-                    ".\nkernel\nkernel/x86\nkernel/x86/microcode\nkernel/x86/microcode/GenuineIntel.bin"
-                );
+    for method in [Method::Append, Method::Recompress(None)] {
+        for c in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            for early in [false, true] {
+                check_one(tree, flavour, hook_name, method, c, early);
             }
-            let segs = list_segments(&MemoryDevice::from_vec(out.clone())).unwrap();
-            assert_eq!(segs.len(), if early { 2 } else { 1 });
-            assert_eq!(segs.last().unwrap().compression, c);
-
-            let dest = dir.path().join("x");
-            let listing = judge_main(&out, b.early_len, c, dir.path(), &dest);
-            assert!(
-                listing_line(&listing, hook_name).starts_with("-rwxr-xr-x"),
-                "{listing}"
-            );
-            let script = fs::read(dest.join(hook_name)).unwrap();
-            assert_eq!(script, expected_script(flavour, &opts.shared));
-            assert!(String::from_utf8_lossy(&script).contains("SUBROOT_SHARED=\"boot var home\""));
-            let mode = fs::metadata(dest.join(hook_name))
-                .unwrap()
-                .permissions()
-                .mode();
-            assert_eq!(mode & 0o7777, 0o755);
-            // Everything else is still there, with its content.
-            assert_eq!(
-                fs::read(dest.join("init")).unwrap(),
-                b"#!/bin/sh\necho init\n"
-            );
-            if flavour == Flavour::InitramfsTools {
-                let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
-                assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
-                assert_eq!(
-                    fs::read(dest.join("bin/busybox")).unwrap(),
-                    vec![0x7f; 5000]
-                );
-            }
-
-            let out_dev = MemoryDevice::from_vec(out.clone());
-            assert!(hook_present(&out_dev).unwrap());
-            assert_eq!(detect_flavour(&out_dev).unwrap(), flavour);
-            // Reproducible, and idempotent.
-            let (_, again) = add(&b.bytes, &opts);
-            assert!(again == out, "same input gave different output");
-            let (r2, twice) = add(&out, &opts);
-            assert_eq!(r2, AddOutcome::AlreadyPresent { flavour });
-            assert!(twice == out, "adding twice changed the bytes");
         }
     }
+}
+
+fn check_one(
+    tree: fn(&Path),
+    flavour: Flavour,
+    hook_name: &str,
+    method: Method,
+    c: Compression,
+    early: bool,
+) {
+    let what = format!("{method:?} {c} early={early}");
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(dir.path(), tree, c, early);
+    let dev = MemoryDevice::from_vec(b.bytes.clone());
+    assert_eq!(detect_flavour(&dev).unwrap(), flavour);
+    assert!(!hook_present(&dev).unwrap());
+    let opts = AddSubrootOptions {
+        method,
+        ..Default::default()
+    };
+    let (r, out) = add(&b.bytes, &opts);
+    let segs = list_segments(&MemoryDevice::from_vec(out.clone())).unwrap();
+    let input_segments = if early { 2 } else { 1 };
+    match method {
+        Method::Append => {
+            let AddOutcome::Appended {
+                flavour: f,
+                replaced: false,
+                bytes,
+            } = r
+            else {
+                panic!("{what}: {r:?}");
+            };
+            assert_eq!(f, flavour);
+            // The input is kept byte for byte; one segment of the main's codec follows.
+            assert!(out.starts_with(&b.bytes), "{what}: input bytes changed");
+            assert_eq!(out.len() as u64, b.bytes.len() as u64 + bytes);
+            assert_eq!(segs.len(), input_segments + 1, "{what}");
+            let last = segs.last().unwrap();
+            assert_eq!(last.compression, c, "{what}");
+            if c == Compression::None {
+                assert_eq!(last.offset % 4, 0, "{what}");
+            }
+            assert!(bytes < 8192, "{what}: appended {bytes} bytes");
+        }
+        Method::Recompress(_) => {
+            assert_eq!(r, AddOutcome::Recompressed { flavour }, "{what}");
+            assert_eq!(segs.len(), input_segments, "{what}");
+            assert_eq!(segs.last().unwrap().compression, c);
+        }
+    }
+
+    // The early segment is untouched, byte for byte (judged by cmp).
+    if early {
+        let (a, o) = (dir.path().join("in"), dir.path().join("out"));
+        fs::write(&a, &b.bytes).unwrap();
+        fs::write(&o, &out).unwrap();
+        run("cmp", &["-n", &b.early_len.to_string(), s(&a), s(&o)]);
+        let l = sh("cpio --quiet -t < \"$1\"", &[s(&o)]);
+        assert_eq!(
+            String::from_utf8(l).unwrap().trim(),
+            ".\nkernel\nkernel/x86\nkernel/x86/microcode\nkernel/x86/microcode/GenuineIntel.bin"
+        );
+    }
+
+    let dest = dir.path().join("x");
+    let listings = judge_segments(&out, dir.path(), &dest);
+    assert!(
+        listing_line(listings.last().unwrap(), hook_name).starts_with("-rwxr-xr-x"),
+        "{what}: {listings:?}"
+    );
+    let script = fs::read(dest.join(hook_name)).unwrap();
+    assert_eq!(script, expected_script(flavour, &opts.shared));
+    assert!(String::from_utf8_lossy(&script).contains("SUBROOT_SHARED=\"boot var home\""));
+    let mode = fs::metadata(dest.join(hook_name))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    // Everything else is still there, with its content.
+    assert_eq!(
+        fs::read(dest.join("init")).unwrap(),
+        b"#!/bin/sh\necho init\n"
+    );
+    if flavour == Flavour::InitramfsTools {
+        let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
+        assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"), "{what}");
+        assert_eq!(
+            fs::read(dest.join("bin/busybox")).unwrap(),
+            vec![0x7f; 5000]
+        );
+    }
+
+    let out_dev = MemoryDevice::from_vec(out.clone());
+    assert!(hook_present(&out_dev).unwrap());
+    assert_eq!(detect_flavour(&out_dev).unwrap(), flavour);
+    // Reproducible, and idempotent.
+    let (_, again) = add(&b.bytes, &opts);
+    assert!(again == out, "{what}: same input gave different output");
+    let (r2, twice) = add(&out, &opts);
+    assert_eq!(r2, AddOutcome::AlreadyPresent { flavour }, "{what}");
+    assert!(twice == out, "{what}: adding twice changed the bytes");
 }
 
 #[test]
@@ -283,12 +348,12 @@ fn compression_override_and_other_shared_list() {
     let dir = tempfile::tempdir().unwrap();
     let b = build(dir.path(), initramfs_tools_tree, Compression::Gzip, true);
     let opts = AddSubrootOptions {
-        compression: Some("zstd:3".parse::<CompressionSpec>().unwrap()),
+        method: Method::Recompress(Some("zstd:3".parse::<CompressionSpec>().unwrap())),
         mtime: 1_700_000_000,
         ..Default::default()
     };
     let (r, out) = add(&b.bytes, &opts);
-    assert!(matches!(r, AddOutcome::Added { .. }));
+    assert!(matches!(r, AddOutcome::Recompressed { .. }));
     assert_eq!(&out[..b.early_len], &b.bytes[..b.early_len]);
     assert_eq!(
         &out[b.early_len..b.early_len + 4],
@@ -309,23 +374,38 @@ fn compression_override_and_other_shared_list() {
         1_700_000_000
     );
 
-    // A different shared list replaces the hook; ORDER keeps a single subroot line.
+    // A different shared list is refused without `replace`, nothing written...
     let other = AddSubrootOptions {
         shared: shared(&["var", "srv"]),
         ..Default::default()
     };
-    let (r, out2) = add(&out, &other);
-    assert!(matches!(r, AddOutcome::Added { .. }));
-    let dest2 = dir.path().join("y");
-    let listing = judge_main(&out2, b.early_len, Compression::Zstd, dir.path(), &dest2);
-    assert_eq!(
-        listing
-            .lines()
-            .filter(|l| l.ends_with(" scripts/local-bottom/subroot"))
-            .count(),
-        1,
-        "{listing}"
+    let mut sink = Vec::new();
+    let e = add_subroot(&MemoryDevice::from_vec(out.clone()), &mut sink, &other).unwrap_err();
+    assert!(
+        matches!(&e, Error::Unsupported(m) if m.contains("other content") && m.contains("main archive")),
+        "{e}"
     );
+    assert!(sink.is_empty());
+    // ... and with it, a segment appended behind the recompressed one replaces the hook;
+    // ORDER keeps a single subroot line.
+    let other = AddSubrootOptions {
+        replace: true,
+        ..other
+    };
+    let (r, out2) = add(&out, &other);
+    assert!(
+        matches!(
+            r,
+            AddOutcome::Appended {
+                replaced: false,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+    assert!(out2.starts_with(&out));
+    let dest2 = dir.path().join("y");
+    judge_segments(&out2, dir.path(), &dest2);
     let script = fs::read_to_string(dest2.join("scripts/local-bottom/subroot")).unwrap();
     assert!(script.contains("SUBROOT_SHARED=\"var srv\""));
     let order = fs::read_to_string(dest2.join("scripts/local-bottom/ORDER")).unwrap();
@@ -341,6 +421,66 @@ fn compression_override_and_other_shared_list() {
         let e = add_subroot(&dev, Vec::new(), &o).unwrap_err();
         assert!(matches!(e, Error::InvalidArgument(_)), "{bad:?}: {e}");
     }
+}
+
+/// Replacing the hook replaces the appended segment (never stacks one more): the result is
+/// byte for byte what appending to the original gives; `--recompress` folds the appended
+/// segment into the main one.
+#[test]
+fn replacing_the_hook_replaces_the_appended_segment() {
+    let test = "replacing_the_hook_replaces_the_appended_segment";
+    if !need("cpio", test) || !need("zstd", test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let b = build(dir.path(), initramfs_tools_tree, Compression::Zstd, true);
+    let (_, first) = add(&b.bytes, &AddSubrootOptions::default());
+    let other = AddSubrootOptions {
+        shared: shared(&["srv"]),
+        replace: true,
+        ..Default::default()
+    };
+    let (r, refreshed) = add(&first, &other);
+    assert!(
+        matches!(r, AddOutcome::Appended { replaced: true, .. }),
+        "{r:?}"
+    );
+    let (_, direct) = add(&b.bytes, &other);
+    assert!(
+        refreshed == direct,
+        "replacing differs from appending to the original"
+    );
+    assert_eq!(
+        list_segments(&MemoryDevice::from_vec(refreshed.clone()))
+            .unwrap()
+            .len(),
+        3
+    );
+    // Back to the default list: again exactly one appended segment.
+    let back = AddSubrootOptions {
+        replace: true,
+        ..Default::default()
+    };
+    let (_, back_out) = add(&refreshed, &back);
+    assert!(back_out == first);
+    // Folded in by recompressing: two segments, the hook in the main one.
+    let fold = AddSubrootOptions {
+        method: Method::Recompress(None),
+        ..Default::default()
+    };
+    let (r, folded) = add(&first, &fold);
+    assert!(matches!(r, AddOutcome::Recompressed { .. }), "{r:?}");
+    let (_, recompressed) = add(&b.bytes, &fold);
+    assert!(folded == recompressed);
+    let segs = list_segments(&MemoryDevice::from_vec(folded.clone())).unwrap();
+    assert_eq!(segs.len(), 2);
+    let dest = dir.path().join("x");
+    let listings = judge_segments(&folded, dir.path(), &dest);
+    listing_line(&listings[1], "scripts/local-bottom/subroot");
+    assert_eq!(
+        fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap(),
+        format!("{ORDER_BEFORE}{ORDER_LINES}")
+    );
 }
 
 #[test]
@@ -361,8 +501,8 @@ fn missing_order_file_is_created() {
     );
     let (_, out) = add(&b.bytes, &AddSubrootOptions::default());
     let dest = dir.path().join("x");
-    let listing = judge_main(&out, 0, Compression::Gzip, dir.path(), &dest);
-    assert!(listing_line(&listing, "scripts/local-bottom/ORDER").starts_with("-rw-r--r--"));
+    let listings = judge_segments(&out, dir.path(), &dest);
+    assert!(listing_line(&listings[1], "scripts/local-bottom/ORDER").starts_with("-rw-r--r--"));
     let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
     assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
 }

@@ -413,8 +413,9 @@ pub const INITRD: &str = concat!(
 
 pub const INITRD_EXAMINE: &str = concat!(
     "Show an initrd's segments, its flavour and whether the subroot hook is present.\n\n\
-Per segment: offset, length, compression, archives, entries, uncompressed size and, for \
-xz, the integrity check (a warning on stderr when it is CRC64 or SHA-256, which the kernel \
+Per segment: offset, length, compression, archives, entries, uncompressed size, role \
+(early: before the main archive; main: the last segment with an init; subroot-hook: the \
+segment add-subroot appended; extra) and, for xz, the integrity check (a warning on stderr when it is CRC64 or SHA-256, which the kernel \
 cannot verify). The flavour is initramfs-tools, dracut or other.",
     initrd!(),
     "\n\nJSON OUTPUT (--json): one object:
@@ -422,15 +423,20 @@ cannot verify). The flavour is initramfs-tools, dracut or other.",
   flavour                initramfs-tools | dracut | other
   hook_present           whether the subroot hook is in it
   segments               [{index, offset, length, compression, archives,
-                         entries, uncompressed_size, xz_check}]
+                         entries, uncompressed_size, xz_check, role}]
   warnings               [text]
 compression: none | gzip | zstd | xz | lzma | lz4 | bzip2; xz_check: none | crc32 | \
-crc64 | sha256, or null for other compressions."
+crc64 | sha256, or null for other compressions; role: early | main | subroot-hook | \
+extra. Each gzip member, zstd frame and xz stream is a segment of its own, as the kernel \
+unpacks them."
 );
 
 pub const INITRD_LS: &str = concat!(
-    "List the entries of every segment of an initrd, in order.\n\n\
-Names as stored, like cpio -t; -l is cpio -tvn's format with times in UTC.",
+    "List the entries of an initrd as the kernel unpacks them.\n\n\
+Each path once (./x, x and x/ are one path), listed where it last occurs: the kernel \
+unpacks segments in order and a later entry replaces an earlier one of the same path. \
+--segments lists every entry of every segment in order instead, names as stored (like \
+cpio -t of each segment). -l is cpio -tvn's format with times in UTC.",
     initrd!(),
     "\n\nJSON OUTPUT (--json): an array of one object per entry:
   segment, archive       where the entry is (0-based)
@@ -439,7 +445,9 @@ Names as stored, like cpio -t; -l is cpio -tvn's format with times in UTC.",
                          socket | unknown
   mode                   the full st_mode, as a number
   nlink, uid, gid, size, mtime (seconds), ino, rdev_major, rdev_minor
-  link_target            the symlink target, or null"
+  link_target            the symlink target, or null
+  replaces               (merged listing only) the segments of the earlier
+                         entries of the same path this one replaces"
 );
 
 pub const INITRD_EXTRACT: &str = concat!(
@@ -467,9 +475,25 @@ pub const INITRD_ADD_SUBROOT: &str = concat!(
 The hook boots subroot=DIR from the kernel command line: initramfs-tools gets \
 scripts/local-bottom/subroot and its ORDER line, dracut a pre-pivot hook. It bind-mounts \
 the --shared directories of the physical root into the subroot, except those the \
-subroot's own /etc/fstab mounts. Only the main segment is re-encoded (in its own \
-compression unless --compress); early segments are copied byte for byte. If the same hook \
-is there already it prints `already present`, writes an identical copy and exits 0. \
+subroot's own /etc/fstab mounts.\n\n\
+APPEND (the default): the input's bytes are copied unchanged and followed by one small \
+segment holding the script, the directories it needs that the initrd lacks and, for \
+initramfs-tools, scripts/local-bottom/ORDER as the initrd has it (or as mkinitramfs would \
+write it) with the hook's line added; the kernel unpacks segments in order and a later \
+entry replaces an earlier one, so these copies win. The segment is compressed like the \
+last one (gzip, zstd, xz; or none, 4-byte aligned), so lsinitramfs, unmkinitramfs and \
+lsinitrd, which decompress everything after the early archives as one stream, list what \
+they listed before (they stop at the main archive's trailer and do not show the hook; a \
+plain segment behind a compressed one would break them). lzma, bzip2 and lz4-legacy \
+initrds are recompressed instead: the kernel does not report where such a stream ends. The \
+cost is a copy and one pass decoding the main segment; its compression and level stay byte \
+for byte.\n\n\
+IDEMPOTENT: when the same hook is there already it prints `already present`, writes an \
+identical copy and exits 0. A hook with other content (other --shared, an older subroot) \
+is refused (exit status 3) unless --refresh-hook, which replaces only the segment subroot \
+appended, never stacking another. --recompress (implied by --compress) puts the hook inside \
+the main segment and re-encodes it (its own compression unless --compress), folding an \
+appended segment in.\n\n\
 Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime. OUT is written \
 atomically (--force replaces an existing file).",
     initrd!(),

@@ -23,9 +23,12 @@ subroot initrd examine --json initrd.img | jq '.segments[].compression'\n  \
 subroot initrd examine --image debian.qcow2 /boot/initrd.img"
     )]
     Examine(ExamineArgs),
-    /// List the entries of every segment, in order (like `cpio -t`; `-l` like `cpio -tvn`).
+    /// List the entries as the kernel unpacks them: every path once, from the segment that
+    /// wins (a later entry replaces an earlier one of the same path); --segments lists every
+    /// entry of every segment, in order (like `cpio -t`; `-l` like `cpio -tvn`).
     #[command(long_about = super::help::INITRD_LS, after_help = "EXAMPLES:\n  subroot initrd ls initrd.img\n  \
 subroot initrd ls -l initrd.img | grep scripts/\n  \
+subroot initrd ls --segments --json initrd.img | jq -r '.[] | select(.segment == 2) | .name'\n  \
 subroot initrd ls --json --image disk.raw -p 2 /boot/initrd.img | jq -r '.[].name'")]
     Ls(LsArgs),
     /// Extract every entry into a host directory (refusing absolute and `..` names).
@@ -44,14 +47,21 @@ Directory sources are archived in sorted order; SOURCE_DATE_EPOCH clamps their m
 Initrd and cpio sources are copied byte for byte as their own segment(s)."
     )]
     Create(CreateInitrdArgs),
-    /// Add the subroot boot hook (initramfs-tools or dracut) to an initrd; idempotent.
+    /// Add the subroot boot hook (initramfs-tools or dracut) to an initrd by appending one
+    /// small segment; idempotent.
     #[command(
         long_about = super::help::INITRD_ADD_SUBROOT,
         after_help = "EXAMPLES:\n  subroot initrd add-subroot /boot/initrd.img-6.1.0-18-amd64 -o initrd-subroot.img\n  \
-subroot initrd add-subroot initrd.img -o out.img --shared boot,var,home,srv --compress zstd:19\n  \
+subroot initrd add-subroot initrd.img -o out.img --shared boot,var,home,srv\n  \
+subroot initrd add-subroot --force initrd-subroot.img -o refreshed.img   # replace an older hook\n  \
+subroot initrd add-subroot --recompress --compress zstd:19 initrd.img -o out.img\n  \
 subroot initrd add-subroot --image debian.qcow2 /boot/initrd.img -o initrd.img\n\n\
-Only the main segment is rewritten; early (microcode) segments are copied byte for byte.\n\
-If the same hook is already there, prints \"already present\" and writes an identical copy."
+The input's bytes are kept and one segment holding the hook (and, for initramfs-tools, the\n\
+local-bottom ORDER file with the hook's line added) is appended, compressed like the last\n\
+segment (gzip, zstd, xz or none); the kernel lets it replace the older copies. A segment\n\
+appended earlier is replaced, never stacked. lzma, bzip2 and lz4 initrds are recompressed.\n\
+If the same hook is already there, prints \"already present\" and writes an identical copy.\n\
+A different hook (other --shared, older subroot) is refused unless --force."
     )]
     AddSubroot(AddSubrootArgs),
 }
@@ -84,6 +94,9 @@ pub struct LsArgs {
     /// Long listing: mode, links, uid, gid, size (or device numbers), mtime (UTC), name.
     #[arg(short = 'l', long = "long")]
     pub long: bool,
+    /// Every entry of every segment, in order, replaced ones included (the raw listing).
+    #[arg(long)]
+    pub segments: bool,
     /// Print JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
@@ -130,9 +143,18 @@ pub struct AddSubrootArgs {
         default_value = super::DEFAULT_SHARED
     )]
     pub shared: Vec<String>,
-    /// Re-compress the main segment with this (C or C:LEVEL); default: its current one.
+    /// Put the hook inside the main segment, re-encoding it (slow: the whole initrd is
+    /// decompressed and compressed again), instead of appending a segment.
+    #[arg(long)]
+    pub recompress: bool,
+    /// Compression of the re-encoded main segment (C or C:LEVEL); implies --recompress.
+    /// Default: its current one.
     #[arg(long = "compress", value_name = "C[:LEVEL]")]
     pub compress: Option<String>,
+    /// Replace a subroot hook with other content (other --shared, an older subroot):
+    /// only the segment subroot appended is replaced, never stacked.
+    #[arg(long)]
+    pub refresh_hook: bool,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,

@@ -176,17 +176,27 @@ pub fn detect(head: &[u8]) -> Result<Option<Compression>> {
 /// How much of a multi-member stream a [`Decoder`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Members {
-    /// One gzip member / xz stream / bzip2 stream: the unit the kernel decompresses as one
-    /// initrd segment. zstd frames and lz4 legacy blocks always run on while they continue.
+    /// One gzip member / xz stream / bzip2 stream / zstd frame (after any skippable
+    /// frames): the unit the kernel decompresses as one initrd segment (its zstd
+    /// decompressor stops where the frame is complete). lz4 legacy blocks always run on
+    /// while they continue.
     First,
     /// Every concatenated member until the end of input (what `gzip -dc` does).
     All,
 }
 
-/// zstd frames (and skippable frames) decoded one after the other while they follow.
+/// zstd frames (and skippable frames) decoded one after the other while they follow, or
+/// (`run_on` false) up to the end of the first frame that is not skippable.
 struct ZstdFrames<R: Read> {
     dec: Option<zstd::stream::read::Decoder<'static, PeekReader<R>>>,
     rest: Option<PeekReader<R>>,
+    run_on: bool,
+    /// The frame being decoded is a skippable one.
+    skippable: bool,
+}
+
+fn is_skippable_magic(b: &[u8]) -> bool {
+    matches!(b, [0x50..=0x5f, 0x2a, 0x4d, 0x18, ..])
 }
 
 fn is_zstd_magic(b: &[u8]) -> bool {
@@ -197,10 +207,13 @@ fn is_zstd_magic(b: &[u8]) -> bool {
 }
 
 impl<R: Read> ZstdFrames<R> {
-    fn new(input: PeekReader<R>) -> io::Result<Self> {
+    fn new(mut input: PeekReader<R>, run_on: bool) -> io::Result<Self> {
+        let skippable = is_skippable_magic(input.peek(4)?);
         Ok(ZstdFrames {
             dec: Some(zstd::stream::read::Decoder::with_buffer(input)?.single_frame()),
             rest: None,
+            run_on,
+            skippable,
         })
     }
 
@@ -229,11 +242,15 @@ impl<R: Read> Read for ZstdFrames<R> {
                     return Ok(n);
                 }
                 self.rest = Some(d.finish());
+                if !self.run_on && !self.skippable {
+                    return Ok(0);
+                }
             }
             let Some(mut r) = self.rest.take() else {
                 return Ok(0);
             };
-            if is_zstd_magic(r.peek(4)?) {
+            if (self.run_on || self.skippable) && is_zstd_magic(r.peek(4)?) {
+                self.skippable = is_skippable_magic(r.peek(4)?);
                 self.dec = Some(zstd::stream::read::Decoder::with_buffer(r)?.single_frame());
             } else {
                 self.rest = Some(r);
@@ -284,9 +301,9 @@ impl<R: Read> Decoder<R> {
             Compression::None => Kind::None(input),
             Compression::Gzip if all => Kind::GzipAll(flate2::bufread::MultiGzDecoder::new(input)),
             Compression::Gzip => Kind::Gzip(flate2::bufread::GzDecoder::new(input)),
-            Compression::Zstd => {
-                Kind::Zstd(ZstdFrames::new(input).map_err(|e| Error::io("initialising zstd", e))?)
-            }
+            Compression::Zstd => Kind::Zstd(
+                ZstdFrames::new(input, all).map_err(|e| Error::io("initialising zstd", e))?,
+            ),
             Compression::Xz => {
                 let head = input
                     .peek(12)

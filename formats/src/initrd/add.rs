@@ -1,33 +1,53 @@
-//! Adding the subroot hook to an initrd.
+//! Adding the subroot hook to an initrd: the decision shared by both engines.
 //!
-//! Every segment is copied byte for byte except the one holding the main archive (the
-//! last segment with an `init` entry), which is decoded and re-encoded — with its own
-//! compression or the requested one — with the hook entries added before its trailer (and,
-//! for initramfs-tools, the local-bottom ORDER file made to run the script). The bytes
-//! between segments are kept; zero padding is inserted only where an offset's alignment
-//! would otherwise change. The same input and options always give the same output, and an
-//! initrd that already has the same hook is copied unchanged.
+//! The hook is the script (and, for initramfs-tools, the local-bottom ORDER file with the
+//! script's line added). An initrd whose merged view (later entries replace earlier ones,
+//! as when the kernel unpacks) already runs the same script is copied unchanged. One
+//! running another script (other shared directories, an older version) is only changed
+//! with [`AddSubrootOptions::replace`]. Otherwise one of two engines writes the output:
+//!
+//! - [`append`](super::append) (the default): the initrd's bytes unchanged, followed by one
+//!   small segment holding the hook; a segment appended earlier is replaced, never stacked.
+//! - [`recompress`](super::recompress): the main segment decoded and re-encoded with the
+//!   hook inside it (a single segment, as before appending existed); also used when the
+//!   initrd's codec does not allow appending (see [`append_codec`]).
+//!
+//! The same input and options always give the same output.
 
 use super::hooks::{
     initrd_script, new_order, order_has_subroot, order_with_subroot, validate_shared,
     DEFAULT_SHARED, DRACUT_HOOK_NAME, IT_ORDER_PATH, IT_SCRIPT_PATH, SCRIPT_MODE,
 };
-use super::scan::{normalise, scan, Scan};
+use super::scan::{scan, PathView};
 use super::Flavour;
 use crate::block::BlockDevice;
 use crate::cpio::newc::{S_IFDIR, S_IFREG};
-use crate::cpio::{visit_entries, Compression, CompressionSpec, CpioHeader, CpioWriter, Encoder};
+use crate::cpio::{Compression, CompressionSpec};
 use crate::{Error, Result};
 use std::io::{self, Write};
+
+/// How the hook gets into the initrd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Method {
+    /// Append one segment holding the hook (falls back to [`Method::Recompress`] for the
+    /// codecs [`append_codec`] refuses).
+    #[default]
+    Append,
+    /// Re-encode the main segment with the hook inside, with the given compression (or its
+    /// current one, at that compression's default level); a segment appended earlier is
+    /// folded in.
+    Recompress(Option<CompressionSpec>),
+}
 
 /// Options of [`add_subroot`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AddSubrootOptions {
     /// Directories of the physical root bind-mounted into the subroot (baked into the hook).
     pub shared: Vec<String>,
-    /// Compression of the rewritten main segment; `None` keeps its current one (at that
-    /// compression's default level).
-    pub compression: Option<CompressionSpec>,
+    pub method: Method,
+    /// Replace a subroot hook with other content (an older version, other shared
+    /// directories); without it such an initrd is refused.
+    pub replace: bool,
     /// Modification time of added and changed entries (`SOURCE_DATE_EPOCH`, or 0).
     pub mtime: u64,
 }
@@ -36,7 +56,8 @@ impl Default for AddSubrootOptions {
     fn default() -> Self {
         AddSubrootOptions {
             shared: DEFAULT_SHARED.iter().map(|s| s.to_string()).collect(),
-            compression: None,
+            method: Method::Append,
+            replace: false,
             mtime: 0,
         }
     }
@@ -45,10 +66,47 @@ impl Default for AddSubrootOptions {
 /// What [`add_subroot`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AddOutcome {
-    /// The hook was added (or replaced one with other content).
-    Added { flavour: Flavour },
+    /// A segment holding the hook was appended; `replaced` when it took the place of the
+    /// one appended earlier.
+    Appended {
+        flavour: Flavour,
+        replaced: bool,
+        /// Bytes of the appended segment (with the zero padding before it).
+        bytes: u64,
+    },
+    /// The main segment was re-encoded with the hook inside.
+    Recompressed { flavour: Flavour },
     /// The same hook was already there; the output is a copy of the input.
     AlreadyPresent { flavour: Flavour },
+}
+
+impl std::fmt::Display for AddOutcome {
+    /// What was done, for people: "appended the subroot hook (dracut) as a segment of
+    /// 4096 bytes".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AddOutcome::Appended {
+                flavour,
+                replaced,
+                bytes,
+            } => write!(
+                f,
+                "{} the subroot hook ({flavour}) as a segment of {bytes} bytes",
+                if *replaced {
+                    "replaced the segment holding"
+                } else {
+                    "appended"
+                }
+            ),
+            AddOutcome::Recompressed { flavour } => write!(
+                f,
+                "added the subroot hook ({flavour}) inside the re-encoded main segment"
+            ),
+            AddOutcome::AlreadyPresent { flavour } => {
+                write!(f, "the subroot hook is already present ({flavour})")
+            }
+        }
+    }
 }
 
 /// True when the initrd in `dev` holds a subroot hook (whatever its content).
@@ -56,10 +114,128 @@ pub fn hook_present<D: BlockDevice>(dev: &D) -> Result<bool> {
     Ok(scan(dev)?.hook_present())
 }
 
+/// The compression of a segment appended behind a segment compressed with `last`: the
+/// same one, so that readers which decompress everything after the early segments as one
+/// stream (`lsinitramfs`, `unmkinitramfs`, dracut's `lsinitrd`) still read the initrd. The
+/// kernel unpacks each gzip member, zstd frame and xz stream as its own segment; `None`
+/// for lzma, bzip2 and lz4 legacy, whose end the kernel's decompressors do not report
+/// exactly (lz4 legacy has no end at all), so nothing can follow them safely.
+pub fn append_codec(last: Compression) -> Option<Compression> {
+    match last {
+        Compression::None | Compression::Gzip | Compression::Zstd | Compression::Xz => Some(last),
+        Compression::Lzma | Compression::Bzip2 | Compression::Lz4Legacy => None,
+    }
+}
+
+/// The hook an initrd gets.
+pub(super) struct Hook {
+    pub flavour: Flavour,
+    /// Where the script goes (normalised, no leading `/`).
+    pub path: String,
+    pub script: Vec<u8>,
+    pub mtime: u32,
+}
+
+impl Hook {
+    /// What the ORDER file becomes in an initrd whose hook paths `view` shows
+    /// (initramfs-tools only): the existing one with the script's line added, or a new one
+    /// running the local-bottom scripts present and then the script.
+    pub fn order(&self, view: &PathView) -> Option<Vec<u8>> {
+        if self.flavour != Flavour::InitramfsTools {
+            return None;
+        }
+        Some(
+            match view
+                .names
+                .get(IT_ORDER_PATH)
+                .and_then(|f| f.content.as_deref())
+            {
+                Some(c) => order_with_subroot(c).unwrap_or_else(|| c.to_vec()),
+                None => {
+                    let scripts: Vec<String> = view.local_bottom_scripts.iter().cloned().collect();
+                    new_order(&scripts)
+                }
+            },
+        )
+    }
+
+    /// True when `view` already runs this hook: the same script, and (initramfs-tools) an
+    /// ORDER file running it.
+    pub fn runs_in(&self, view: &PathView) -> bool {
+        let script_same = view.names.get(&self.path).is_some_and(|f| {
+            f.mode == SCRIPT_MODE && f.content.as_deref() == Some(&self.script[..])
+        });
+        let order_same = self.flavour != Flavour::InitramfsTools
+            || view
+                .names
+                .get(IT_ORDER_PATH)
+                .and_then(|f| f.content.as_deref())
+                .is_some_and(order_has_subroot);
+        script_same && order_same
+    }
+
+    /// The entries to add to an initrd whose hook paths `view` shows, parents first: the
+    /// missing directories, the ORDER file (unless `order_elsewhere`), the script.
+    pub fn entries(&self, view: &PathView, order_elsewhere: bool) -> Vec<NewEntry> {
+        let mut added: Vec<NewEntry> = Vec::new();
+        if let (Some(content), false) = (self.order(view), order_elsewhere) {
+            let mode = view
+                .names
+                .get(IT_ORDER_PATH)
+                .map(|f| f.mode)
+                .filter(|m| m & 0o170000 == S_IFREG)
+                .unwrap_or(S_IFREG | 0o644);
+            push_with_parents(&mut added, view, IT_ORDER_PATH, mode, content);
+        }
+        push_with_parents(
+            &mut added,
+            view,
+            &self.path,
+            SCRIPT_MODE,
+            self.script.clone(),
+        );
+        added
+    }
+}
+
+/// An entry to add to an initrd.
+pub(super) struct NewEntry {
+    pub name: String,
+    pub mode: u32,
+    pub data: Vec<u8>,
+}
+
+/// Push the directories leading to `path` that neither `view` nor `added` has (parents
+/// first), then `path` itself.
+fn push_with_parents(
+    added: &mut Vec<NewEntry>,
+    view: &PathView,
+    path: &str,
+    mode: u32,
+    data: Vec<u8>,
+) {
+    let parts: Vec<&str> = path.split('/').collect();
+    for n in 1..parts.len() {
+        let dir = parts[..n].join("/");
+        if !view.names.contains_key(&dir) && !added.iter().any(|e| e.name == dir) {
+            added.push(NewEntry {
+                name: dir,
+                mode: S_IFDIR | 0o755,
+                data: Vec::new(),
+            });
+        }
+    }
+    added.push(NewEntry {
+        name: path.to_string(),
+        mode,
+        data,
+    });
+}
+
 /// A writer counting what goes through it.
-struct Counting<W> {
-    inner: W,
-    count: u64,
+pub(super) struct Counting<W> {
+    pub inner: W,
+    pub count: u64,
 }
 
 impl<W: Write> Write for Counting<W> {
@@ -74,8 +250,13 @@ impl<W: Write> Write for Counting<W> {
 }
 
 /// Copy `[offset, end)` of `dev` to `out` through a bounded buffer.
-fn copy_raw<D: BlockDevice, W: Write>(dev: &D, offset: u64, end: u64, out: &mut W) -> Result<()> {
-    let mut buf = vec![0u8; 1 << 20];
+pub(super) fn copy_raw<D: BlockDevice, W: Write>(
+    dev: &D,
+    offset: u64,
+    end: u64,
+    out: &mut W,
+) -> Result<()> {
+    let mut buf = vec![0u8; (end.saturating_sub(offset)).min(1 << 20) as usize];
     let mut pos = offset;
     while pos < end {
         let n = (end - pos).min(buf.len() as u64) as usize;
@@ -88,37 +269,19 @@ fn copy_raw<D: BlockDevice, W: Write>(dev: &D, offset: u64, end: u64, out: &mut 
     Ok(())
 }
 
-fn zeros<W: Write>(out: &mut W, n: u64) -> Result<()> {
+/// Zero bytes bringing what `out` has written to a multiple of 4 (where a plain archive
+/// may start).
+pub(super) fn pad4<W: Write>(out: &mut Counting<W>) -> Result<u64> {
+    let n = (4 - out.count % 4) % 4;
     out.write_all(&[0u8; 4][..n as usize])
-        .map_err(|e| Error::io("writing zero padding between segments", e))
+        .map_err(|e| Error::io("writing zero padding between segments", e))?;
+    Ok(n)
 }
 
-/// An entry to append to the main archive.
-struct NewEntry {
-    name: String,
-    mode: u32,
-    data: Vec<u8>,
-}
-
-/// Directories leading to `path` that the initrd lacks (parents first).
-fn missing_parents(sc: &Scan, path: &str, planned: &[NewEntry]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut prefix = String::new();
-    let parts: Vec<&str> = path.split('/').collect();
-    for part in parts.iter().take(parts.len().saturating_sub(1)) {
-        if !prefix.is_empty() {
-            prefix.push('/');
-        }
-        prefix.push_str(part);
-        if !sc.names.contains_key(&prefix) && !planned.iter().any(|e| e.name == prefix) {
-            out.push(prefix.clone());
-        }
-    }
-    out
-}
-
-/// Rewrite the initrd in `dev` into `out` with the subroot hook added (see the module
-/// documentation). An initrd of [`Flavour::Other`] is [`Error::Unsupported`].
+/// Write the initrd in `dev` into `out` with the subroot hook added (see the module
+/// documentation). An initrd of [`Flavour::Other`] is [`Error::Unsupported`], and so is one
+/// with another subroot hook unless [`AddSubrootOptions::replace`] is set; in both cases
+/// nothing is written to `out`.
 pub fn add_subroot<D: BlockDevice, W: Write>(
     dev: &D,
     out: W,
@@ -140,160 +303,60 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
         )));
     }
     let main = sc.main_segment()?;
-    let script = initrd_script(flavour, &opts.shared)?;
-    let hook_path = match flavour {
-        Flavour::Dracut => format!("{}/pre-pivot/{DRACUT_HOOK_NAME}", sc.dracut_hook_dir()?),
+    let path = match flavour {
+        Flavour::Dracut => format!(
+            "{}/pre-pivot/{DRACUT_HOOK_NAME}",
+            sc.base().dracut_hook_dir()?
+        ),
         _ => IT_SCRIPT_PATH.to_string(),
     };
-    let is_it = flavour == Flavour::InitramfsTools;
-    let order = sc.names.get(IT_ORDER_PATH);
-    let mut out = Counting {
-        inner: out,
-        count: 0,
+    let hook = Hook {
+        flavour,
+        path,
+        script: initrd_script(flavour, &opts.shared)?,
+        mtime,
     };
-
-    let hook_same = sc
-        .names
-        .get(&hook_path)
-        .is_some_and(|f| f.mode == SCRIPT_MODE && f.content.as_deref() == Some(&script[..]));
-    let order_same = !is_it
-        || order
-            .and_then(|f| f.content.as_deref())
-            .is_some_and(order_has_subroot);
-    if hook_same && order_same {
+    let ours = sc.appended_hook();
+    let last_base = ours.unwrap_or(sc.segments.len()).saturating_sub(1);
+    let codec = sc
+        .segments
+        .get(last_base)
+        .and_then(|s| append_codec(s.compression));
+    let recompress = match (opts.method, codec) {
+        (Method::Append, Some(_)) => None,
+        (Method::Append, None) => Some(None),
+        (Method::Recompress(spec), _) => Some(spec),
+    };
+    let same = hook.runs_in(&sc.all);
+    if same && !(recompress.is_some() && ours.is_some()) {
+        let mut out = out;
         copy_raw(dev, 0, dev.len(), &mut out)?;
         out.flush()
             .map_err(|e| Error::io("flushing the initrd", e))?;
         return Ok(AddOutcome::AlreadyPresent { flavour });
     }
-
-    // What the ORDER file becomes, and whether the main archive already holds one to rewrite.
-    let new_order_content = if is_it {
-        Some(match order.and_then(|f| f.content.as_deref()) {
-            Some(c) => order_with_subroot(c).unwrap_or_else(|| c.to_vec()),
-            None => {
-                let scripts: Vec<String> = sc.local_bottom_scripts.iter().cloned().collect();
-                new_order(&scripts)
-            }
-        })
-    } else {
-        None
-    };
-    let rewrite_order_in_place =
-        order.is_some_and(|f| f.segment == main && f.mode & 0o170000 == S_IFREG);
-
-    let mut added: Vec<NewEntry> = Vec::new();
-    if let Some(content) = &new_order_content {
-        if !rewrite_order_in_place {
-            for d in missing_parents(&sc, IT_ORDER_PATH, &added) {
-                added.push(NewEntry {
-                    name: d,
-                    mode: S_IFDIR | 0o755,
-                    data: Vec::new(),
-                });
-            }
-            added.push(NewEntry {
-                name: IT_ORDER_PATH.to_string(),
-                mode: S_IFREG | 0o644,
-                data: content.clone(),
-            });
+    if !same && sc.hook_present() && !opts.replace {
+        let at = match ours {
+            Some(i) => format!("in the segment appended by subroot (segment {i})"),
+            None => "in its main archive".to_string(),
+        };
+        return Err(Error::unsupported(format!(
+            "the initrd already has a subroot hook with other content {at}: other shared \
+             directories or an older subroot; replacing it needs --refresh-hook"
+        )));
+    }
+    match (recompress, codec) {
+        (None, Some(codec)) => {
+            let (replaced, bytes) = super::append::append(dev, out, &sc, &hook, codec, main)?;
+            Ok(AddOutcome::Appended {
+                flavour,
+                replaced,
+                bytes,
+            })
+        }
+        (spec, _) => {
+            super::recompress::recompress(dev, out, &sc, &hook, spec.flatten(), main)?;
+            Ok(AddOutcome::Recompressed { flavour })
         }
     }
-    for d in missing_parents(&sc, &hook_path, &added) {
-        added.push(NewEntry {
-            name: d,
-            mode: S_IFDIR | 0o755,
-            data: Vec::new(),
-        });
-    }
-    added.push(NewEntry {
-        name: hook_path.clone(),
-        mode: SCRIPT_MODE,
-        data: script,
-    });
-
-    let seg = sc
-        .segments
-        .get(main)
-        .ok_or_else(|| Error::corrupt(format!("main segment {main} vanished between passes")))?;
-    let facts = sc.facts.get(main).cloned().unwrap_or_default();
-    let (compression, level) = match opts.compression {
-        Some(spec) => (spec.compression, spec.level),
-        None => (seg.compression, None),
-    };
-    let old_end = seg.offset + seg.length;
-
-    copy_raw(dev, 0, seg.offset, &mut out)?;
-    if compression == Compression::None && out.count % 4 != 0 {
-        // A plain archive must start 4-byte aligned; the kernel skips zeros before it.
-        let pad = 4 - out.count % 4;
-        zeros(&mut out, pad)?;
-    }
-
-    let format = facts.format();
-    let mut next_ino = facts.max_ino;
-    let mut fresh_ino = || {
-        next_ino = next_ino.wrapping_add(1);
-        next_ino
-    };
-    {
-        let mut writer = Some(CpioWriter::new(
-            Encoder::new(&mut out, compression, level)?,
-            format,
-        ));
-        let mut archive = 0u32;
-        visit_entries(dev, |ctx, h, data| {
-            if ctx.segment != main {
-                return Ok(());
-            }
-            let mut w = writer
-                .take()
-                .ok_or_else(|| Error::corrupt("cpio writer lost".to_string()))?;
-            if ctx.archive != archive {
-                // Keep the archives of the segment apart: finish one, start the next.
-                w = CpioWriter::new(w.finish()?, format);
-                archive = ctx.archive;
-            }
-            let name = normalise(&h.name);
-            if name == Some(hook_path.as_str()) {
-                // Replaced by the new hook appended at the end.
-            } else if name == Some(IT_ORDER_PATH) && h.file_type() == S_IFREG && is_it {
-                let content = new_order_content.as_deref().unwrap_or_default();
-                let mut nh = h.clone();
-                nh.mtime = mtime;
-                nh.nlink = 1;
-                nh.ino = fresh_ino();
-                w.write_entry(&nh, content)?;
-            } else {
-                w.write_header(h)?;
-                w.copy_data(data)?;
-            }
-            writer = Some(w);
-            Ok(())
-        })?;
-        let mut w = writer
-            .take()
-            .ok_or_else(|| Error::corrupt("cpio writer lost".to_string()))?;
-        for e in &added {
-            let mut h = CpioHeader::new(e.name.as_bytes(), e.mode, 0);
-            h.mtime = mtime;
-            h.ino = fresh_ino();
-            if e.mode & 0o170000 == S_IFDIR {
-                h.nlink = 2;
-            }
-            w.write_entry(&h, &e.data)?;
-        }
-        w.finish()?.finish()?;
-    }
-
-    if old_end < dev.len() && compression != Compression::Lz4Legacy {
-        // Keep the alignment of whatever follows (a plain archive must stay 4-aligned).
-        let want = old_end % 4;
-        let pad = (want + 4 - out.count % 4) % 4;
-        zeros(&mut out, pad)?;
-    }
-    copy_raw(dev, old_end, dev.len(), &mut out)?;
-    out.flush()
-        .map_err(|e| Error::io("flushing the initrd", e))?;
-    Ok(AddOutcome::Added { flavour })
 }

@@ -4,16 +4,20 @@
 //!
 //! - [`scan`]: one pass over every entry of every segment, collecting what the others need.
 //! - [`hooks`]: the hook scripts (data files under `hooks/`), their paths and the ORDER file.
-//! - [`add`]: rewriting an initrd with the hook added, reproducibly and idempotently.
+//! - [`add`]: adding the hook, reproducibly and idempotently (what to add, and whether).
+//! - [`append`]: the default engine, appending one small segment with the hook.
+//! - [`recompress`]: the other engine, re-encoding the main segment with the hook inside.
 //!
 //! What the hook does at boot is described in the scripts themselves
 //! (`hooks/initramfs-tools-local-bottom.sh`, `hooks/dracut-pre-pivot.sh`).
 
 pub mod add;
+mod append;
 pub mod hooks;
+mod recompress;
 pub mod scan;
 
-pub use add::{add_subroot, hook_present, AddOutcome, AddSubrootOptions};
+pub use add::{add_subroot, append_codec, hook_present, AddOutcome, AddSubrootOptions, Method};
 pub use hooks::{installed_files, InstalledFile, DEFAULT_SHARED};
 
 use crate::block::BlockDevice;

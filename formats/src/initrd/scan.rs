@@ -1,7 +1,12 @@
 //! One pass over an initrd collecting what flavour detection and hook insertion need:
 //! which segments hold `init`, the evidence for each flavour, the entries on the hook's
 //! paths (with the content of the small ones), the local-bottom ORDER file, and per
-//! segment the highest inode number and whether every entry uses the crc format.
+//! segment the highest inode number, whether every entry uses the crc format and whether
+//! it holds nothing but hook files (the segment `add-subroot` appends).
+//!
+//! The entries on the hook's paths are kept twice: as the whole initrd shows them (later
+//! entries replace earlier ones of the same path, as when the kernel unpacks) and as the
+//! segments before the last one show them — the initrd without the segment we appended.
 //!
 //! Only a bounded set of names and small file contents is kept, whatever the initrd size.
 
@@ -38,6 +43,10 @@ pub struct SegmentFacts {
     pub crc_entries: u64,
     /// Entries (trailers not counted).
     pub entries: u64,
+    /// Entries on none of the hook's paths (or their ancestors).
+    pub foreign_entries: u64,
+    /// Hook scripts (the files [`hook_paths`] names).
+    pub hook_files: u64,
 }
 
 impl SegmentFacts {
@@ -47,6 +56,40 @@ impl SegmentFacts {
             Format::Crc
         } else {
             Format::Newc
+        }
+    }
+}
+
+/// The entries on the hook's paths as a range of segments shows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PathView {
+    /// Entries on the hook's paths and their ancestors, by normalised name (last wins).
+    pub names: BTreeMap<String, Found>,
+    /// Regular files directly in `scripts/local-bottom/` (ORDER and subroot excepted).
+    pub local_bottom_scripts: BTreeSet<String>,
+}
+
+/// What a segment is for, as `initrd examine` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentRole {
+    /// Before the main archive (early microcode, firmware, ACPI tables).
+    Early,
+    /// The main archive: the last segment with an `init` entry.
+    Main,
+    /// The segment `add-subroot` appended: the last one, holding only hook files.
+    SubrootHook,
+    /// Anything else after the main archive.
+    Extra,
+}
+
+impl SegmentRole {
+    /// "early", "main", "subroot-hook", "extra".
+    pub fn name(self) -> &'static str {
+        match self {
+            SegmentRole::Early => "early",
+            SegmentRole::Main => "main",
+            SegmentRole::SubrootHook => "subroot-hook",
+            SegmentRole::Extra => "extra",
         }
     }
 }
@@ -63,10 +106,10 @@ pub struct Scan {
     pub local_bottom: bool,
     pub dracut_dir: bool,
     pub dracut_lib: bool,
-    /// Entries on the hook's paths and their ancestors, by normalised name (last wins).
-    pub names: BTreeMap<String, Found>,
-    /// Regular files directly in `scripts/local-bottom/` (ORDER and subroot excepted).
-    pub local_bottom_scripts: BTreeSet<String>,
+    /// The hook's paths as the whole initrd shows them.
+    pub all: PathView,
+    /// The hook's paths as the segments before the last one (with entries) show them.
+    pub before_last: PathView,
 }
 
 /// The name with leading `./` and `/` removed; `None` if it is not UTF-8 (no name the
@@ -116,19 +159,29 @@ fn read_small(data: &mut dyn Read, limit: u64, what: &str) -> Result<Option<Vec<
 pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
     let mut targets = hook_paths();
     targets.push(IT_ORDER_PATH.to_string());
+    let hooks = hook_paths();
     let mut sc = Scan::default();
     let segments = visit_entries(dev, |ctx, h: &CpioHeader, data| {
         if sc.facts.len() <= ctx.segment {
             sc.facts.resize(ctx.segment + 1, SegmentFacts::default());
+            // A new segment: what came before is the view without it.
+            sc.before_last = sc.all.clone();
         }
+        let name = normalise(&h.name);
+        let ours = name.filter(|n| on_path(n, &targets));
         if let Some(f) = sc.facts.get_mut(ctx.segment) {
             f.entries += 1;
             f.max_ino = f.max_ino.max(h.ino);
             if h.format == Format::Crc {
                 f.crc_entries += 1;
             }
+            match ours {
+                None => f.foreign_entries += 1,
+                Some(n) if hooks.iter().any(|p| p == n) => f.hook_files += 1,
+                Some(_) => {}
+            }
         }
-        let Some(name) = normalise(&h.name) else {
+        let Some(name) = name else {
             return Ok(());
         };
         match name {
@@ -154,10 +207,10 @@ pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
         let regular = h.file_type() == S_IFREG;
         if let Some(script) = name.strip_prefix("scripts/local-bottom/") {
             if regular && !script.contains('/') && script != "ORDER" && script != "subroot" {
-                sc.local_bottom_scripts.insert(script.to_string());
+                sc.all.local_bottom_scripts.insert(script.to_string());
             }
         }
-        if on_path(name, &targets) {
+        if ours.is_some() {
             let content = if !regular {
                 None
             } else if name == IT_ORDER_PATH {
@@ -172,7 +225,7 @@ pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
             } else {
                 read_small(data, MAX_HOOK_SIZE, name)?
             };
-            sc.names.insert(
+            sc.all.names.insert(
                 name.to_string(),
                 Found {
                     segment: ctx.segment,
@@ -217,11 +270,44 @@ impl Scan {
         )
     }
 
-    /// True when `name` (normalised) exists as a directory.
-    pub fn is_dir(&self, name: &str) -> bool {
-        self.names
-            .get(name)
-            .is_some_and(|f| f.mode & 0o170000 == S_IFDIR)
+    /// The segment `add-subroot` appended, if the initrd ends with one: the last segment,
+    /// after the main archive, holding a hook script and nothing but hook files and the
+    /// directories leading to them.
+    pub fn appended_hook(&self) -> Option<usize> {
+        let last = self.segments.len().checked_sub(1)?;
+        let main = *self.init_segments.last()?;
+        let f = self.facts.get(last)?;
+        (last > main && f.entries > 0 && f.foreign_entries == 0 && f.hook_files > 0).then_some(last)
+    }
+
+    /// The hook's paths as the initrd shows them without the segment `add-subroot`
+    /// appended (the whole initrd when there is none).
+    pub fn base(&self) -> &PathView {
+        if self.appended_hook().is_some() {
+            &self.before_last
+        } else {
+            &self.all
+        }
+    }
+
+    /// What segment `index` is for.
+    pub fn role(&self, index: usize) -> SegmentRole {
+        match self.init_segments.last() {
+            _ if self.appended_hook() == Some(index) => SegmentRole::SubrootHook,
+            Some(&main) if index == main => SegmentRole::Main,
+            Some(&main) if index < main => SegmentRole::Early,
+            _ => SegmentRole::Extra,
+        }
+    }
+
+    /// The highest inode number of the segments before `end`.
+    pub fn max_ino_before(&self, end: usize) -> u32 {
+        self.facts
+            .iter()
+            .take(end)
+            .map(|f| f.max_ino)
+            .max()
+            .unwrap_or(0)
     }
 
     /// The segment holding the main archive: the last one with an `init` entry.
@@ -234,8 +320,22 @@ impl Scan {
         })
     }
 
-    /// The dracut hook directory of this initrd: the first of [`DRACUT_HOOK_DIRS`] whose
-    /// `pre-pivot` subdirectory (or, failing that, itself) is a directory entry.
+    /// True when any subroot hook file is present.
+    pub fn hook_present(&self) -> bool {
+        self.all.hook_present()
+    }
+}
+
+impl PathView {
+    /// True when `name` (normalised) exists as a directory.
+    pub fn is_dir(&self, name: &str) -> bool {
+        self.names
+            .get(name)
+            .is_some_and(|f| f.mode & 0o170000 == S_IFDIR)
+    }
+
+    /// The dracut hook directory: the first of [`DRACUT_HOOK_DIRS`] whose `pre-pivot`
+    /// subdirectory (or, failing that, itself) is a directory entry.
     pub fn dracut_hook_dir(&self) -> Result<&'static str> {
         DRACUT_HOOK_DIRS
             .iter()

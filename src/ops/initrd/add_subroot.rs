@@ -1,5 +1,6 @@
-//! `subroot initrd add-subroot`: the initrd with the subroot boot hook added (see
-//! `subroot_formats::initrd::add`), written atomically; idempotent.
+//! `subroot initrd add-subroot`: the initrd with the subroot boot hook appended (or, with
+//! `--recompress`, inside its main segment; see `subroot_formats::initrd::add`), written
+//! atomically; idempotent.
 
 use super::{open_input, parse_compression};
 use crate::cli::AddSubrootArgs;
@@ -8,17 +9,24 @@ use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
-use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions};
+use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
 
 pub fn run(args: &AddSubrootArgs, ctx: &Ctx) -> Result<()> {
     let input = open_input(&args.input, ctx)?;
+    let compression = args
+        .compress
+        .as_deref()
+        .map(parse_compression)
+        .transpose()?;
+    let method = if args.recompress || compression.is_some() {
+        Method::Recompress(compression)
+    } else {
+        Method::Append
+    };
     let opts = AddSubrootOptions {
         shared: args.shared.clone(),
-        compression: args
-            .compress
-            .as_deref()
-            .map(parse_compression)
-            .transpose()?,
+        method,
+        replace: args.refresh_hook,
         mtime: source_date_epoch()?.unwrap_or(0),
     };
     let out = AtomicOutput::create(&args.output, args.force)?;
@@ -31,16 +39,7 @@ pub fn run(args: &AddSubrootArgs, ctx: &Ctx) -> Result<()> {
         outcome
     };
     out.commit()?;
-    match outcome {
-        AddOutcome::Added { flavour } => ctx.note(format_args!(
-            "{}: added the subroot hook ({flavour}); wrote {dest}",
-            input.name
-        )),
-        AddOutcome::AlreadyPresent { flavour } => ctx.note(format_args!(
-            "{}: the subroot hook is already present ({flavour}); wrote an identical copy to {dest}",
-            input.name
-        )),
-    }
+    ctx.note(format_args!("{}: {outcome}; wrote {dest}", input.name));
     if matches!(outcome, AddOutcome::AlreadyPresent { .. }) {
         // On stdout, even under -q: scripts test for it.
         println!("already present");

@@ -1,6 +1,7 @@
 //! `subroot initrd examine`: the segments of an initrd (offset, length, compression,
-//! archives, entries, uncompressed size, xz integrity check), its flavour and whether the
-//! subroot hook is present; as a table or as JSON (schema in docs/json.md).
+//! archives, entries, uncompressed size, xz integrity check, role: early, main, the
+//! segment subroot appended), its flavour and whether the subroot hook is present; as a
+//! table or as JSON (schema in docs/json.md).
 
 use super::open_input;
 use crate::cli::ExamineArgs;
@@ -32,6 +33,8 @@ pub struct SegmentInfo {
     pub uncompressed_size: u64,
     /// For xz: "none", "crc32", "crc64", "sha256"; `null` otherwise.
     pub xz_check: Option<&'static str>,
+    /// "early", "main", "subroot-hook" (appended by `add-subroot`) or "extra".
+    pub role: &'static str,
 }
 
 pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
@@ -60,6 +63,7 @@ pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
                 entries: s.entries,
                 uncompressed_size: s.uncompressed_size,
                 xz_check: s.xz_check.map(|c| c.name()),
+                role: sc.role(i).name(),
             }
         })
         .collect();
@@ -91,7 +95,7 @@ pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
         }
     );
     println!(
-        "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}",
+        "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}  ROLE",
         "#", "OFFSET", "LENGTH", "COMPRESSION", "ARCHIVES", "ENTRIES", "UNCOMPRESSED"
     );
     for s in &info.segments {
@@ -100,8 +104,8 @@ pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
             None => s.compression.to_string(),
         };
         println!(
-            "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}",
-            s.index, s.offset, s.length, comp, s.archives, s.entries, s.uncompressed_size
+            "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}  {}",
+            s.index, s.offset, s.length, comp, s.archives, s.entries, s.uncompressed_size, s.role
         );
     }
     Ok(())

@@ -1,15 +1,19 @@
-//! `subroot initrd ls`: every entry of every segment in archive order, as names (like
-//! `cpio -t`), a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in docs/json.md).
+//! `subroot initrd ls`: the entries as the kernel unpacks them (each path once, at its
+//! last occurrence: a later entry replaces an earlier one of the same path) or, with
+//! `--segments`, every entry of every segment in archive order; as names (like `cpio -t`),
+//! a long listing (like `cpio -tvn`, times in UTC) or JSON (schema in docs/json.md).
 
 use super::open_input;
 use crate::cli::LsArgs;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use subroot_formats::calendar::civil_from_days;
 use subroot_formats::cpio::newc::{S_IFLNK, S_IFMT};
-use subroot_formats::cpio::visit_entries;
+use subroot_formats::cpio::tree::entry_path;
+use subroot_formats::cpio::{visit_entries, CpioHeader, EntryContext};
 use subroot_formats::tree::Kind;
 use subroot_formats::Error;
 
@@ -37,6 +41,160 @@ pub struct EntryJson {
     pub rdev_major: u32,
     pub rdev_minor: u32,
     pub link_target: Option<String>,
+    /// In the merged listing: the segments of the earlier entries of the same path this one
+    /// replaces (empty when none); absent with `--segments`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<Vec<usize>>,
+}
+
+/// One listed entry, rendered: a JSON object, or a text line (with its newline).
+enum Row {
+    Json(Box<EntryJson>),
+    Text(Vec<u8>),
+}
+
+/// Where rows go: stdout, as lines or as the elements of a JSON array.
+struct Sink<W: Write> {
+    out: W,
+    json: bool,
+    first: bool,
+}
+
+fn werr(e: std::io::Error) -> Error {
+    Error::io("writing the listing", e)
+}
+
+impl<W: Write> Sink<W> {
+    fn new(mut out: W, json: bool) -> subroot_formats::Result<Self> {
+        if json {
+            out.write_all(b"[").map_err(werr)?;
+        }
+        Ok(Sink {
+            out,
+            json,
+            first: true,
+        })
+    }
+
+    fn row(&mut self, row: &Row) -> subroot_formats::Result<()> {
+        match row {
+            Row::Json(e) => {
+                let sep: &[u8] = if self.first { b"\n  " } else { b",\n  " };
+                self.out.write_all(sep).map_err(werr)?;
+                serde_json::to_writer(&mut self.out, e).map_err(|e| werr(e.into()))?;
+            }
+            Row::Text(line) => self.out.write_all(line).map_err(werr)?,
+        }
+        self.first = false;
+        Ok(())
+    }
+
+    fn finish(mut self) -> subroot_formats::Result<()> {
+        if self.json {
+            let end: &[u8] = if self.first { b"]\n" } else { b"\n]\n" };
+            self.out.write_all(end).map_err(werr)?;
+        }
+        self.out.flush().map_err(werr)
+    }
+}
+
+/// The row of one entry.
+fn render(
+    args: &LsArgs,
+    now: i64,
+    c: &EntryContext,
+    h: &CpioHeader,
+    data: &mut dyn Read,
+) -> subroot_formats::Result<Row> {
+    let target = if h.mode & S_IFMT == S_IFLNK {
+        let mut t = Vec::new();
+        data.take(MAX_TARGET)
+            .read_to_end(&mut t)
+            .map_err(|e| Error::corrupt(format!("reading the target of a symlink: {e}")))?;
+        Some(t)
+    } else {
+        None
+    };
+    if args.json {
+        return Ok(Row::Json(Box::new(EntryJson {
+            segment: c.segment,
+            archive: c.archive,
+            name: String::from_utf8_lossy(&h.name).into_owned(),
+            kind: kind_name(h.mode),
+            mode: h.mode,
+            nlink: h.nlink,
+            uid: h.uid,
+            gid: h.gid,
+            size: h.filesize,
+            mtime: h.mtime,
+            ino: h.ino,
+            rdev_major: h.rdev_major,
+            rdev_minor: h.rdev_minor,
+            link_target: target.map(|t| String::from_utf8_lossy(&t).into_owned()),
+            replaces: None,
+        })));
+    }
+    let mut line = Vec::new();
+    if args.long {
+        let size = match Kind::from_mode(h.mode) {
+            Some(Kind::CharDevice | Kind::BlockDevice) => {
+                format!("{:>3}, {:>3}", h.rdev_major, h.rdev_minor)
+            }
+            _ => format!("{:>8}", h.filesize),
+        };
+        write!(
+            line,
+            "{} {:>3} {:<8} {:<8} {size} {} ",
+            mode_string(h.mode),
+            h.nlink,
+            h.uid,
+            h.gid,
+            date(i64::from(h.mtime), now)
+        )
+        .map_err(werr)?;
+    }
+    line.extend_from_slice(&h.name);
+    if let (true, Some(t)) = (args.long, &target) {
+        line.extend_from_slice(b" -> ");
+        line.extend_from_slice(t);
+    }
+    line.push(b'\n');
+    Ok(Row::Text(line))
+}
+
+/// The merged view of `rows` (path as the kernel resolves it, segment, row), in archive
+/// order: each path's last occurrence, with (in JSON) the segments of the earlier
+/// occurrences it replaces. A name that is no safe relative path is its own key.
+fn merge(rows: Vec<(Vec<u8>, usize, Row)>) -> Vec<Row> {
+    // path -> (index of its last occurrence, segments of the earlier ones)
+    let mut last: HashMap<&[u8], (usize, Vec<usize>)> = HashMap::new();
+    for (index, (key, _, _)) in rows.iter().enumerate() {
+        let slot = last.entry(key.as_slice()).or_insert((index, Vec::new()));
+        if slot.0 != index {
+            let earlier = rows.get(slot.0).map_or(0, |r| r.1);
+            slot.1.push(earlier);
+            slot.0 = index;
+        }
+    }
+    let mut winners: Vec<Option<Vec<usize>>> = vec![None; rows.len()];
+    for (index, earlier) in last.into_values() {
+        if let Some(w) = winners.get_mut(index) {
+            *w = Some(earlier);
+        }
+    }
+    rows.into_iter()
+        .zip(winners)
+        .filter_map(|((_, _, row), w)| {
+            let earlier = w?;
+            Some(match row {
+                Row::Json(mut e) => {
+                    e.replaces = Some(earlier);
+                    Row::Json(e)
+                }
+                text => text,
+            })
+        })
+        .collect()
 }
 
 pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
@@ -46,78 +204,27 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let mut first = true;
-    let werr = |e: std::io::Error| Error::io("writing the listing", e);
-    if args.json {
-        out.write_all(b"[").map_err(werr)?;
+    let mut sink = Sink::new(std::io::BufWriter::new(stdout.lock()), args.json)?;
+    let what = || format!("cannot read the initrd {}", input.name);
+    if args.segments {
+        visit_entries(&input.dev, |c, h, data| {
+            sink.row(&render(args, now, c, h, data)?)
+        })
+        .with_context(what)?;
+    } else {
+        // One pass, keeping the rows (memory grows with the entry count, not file sizes).
+        let mut rows = Vec::new();
+        visit_entries(&input.dev, |c, h, data| {
+            let key = entry_path(&h.name).unwrap_or_else(|_| h.name.clone());
+            rows.push((key, c.segment, render(args, now, c, h, data)?));
+            Ok(())
+        })
+        .with_context(what)?;
+        for row in merge(rows) {
+            sink.row(&row)?;
+        }
     }
-    visit_entries(&input.dev, |c, h, data| {
-        let target = if h.mode & S_IFMT == S_IFLNK {
-            let mut t = Vec::new();
-            data.take(MAX_TARGET)
-                .read_to_end(&mut t)
-                .map_err(|e| Error::corrupt(format!("reading the target of a symlink: {e}")))?;
-            Some(t)
-        } else {
-            None
-        };
-        if args.json {
-            let e = EntryJson {
-                segment: c.segment,
-                archive: c.archive,
-                name: String::from_utf8_lossy(&h.name).into_owned(),
-                kind: kind_name(h.mode),
-                mode: h.mode,
-                nlink: h.nlink,
-                uid: h.uid,
-                gid: h.gid,
-                size: h.filesize,
-                mtime: h.mtime,
-                ino: h.ino,
-                rdev_major: h.rdev_major,
-                rdev_minor: h.rdev_minor,
-                link_target: target.map(|t| String::from_utf8_lossy(&t).into_owned()),
-            };
-            let sep: &[u8] = if first { b"\n  " } else { b",\n  " };
-            first = false;
-            out.write_all(sep).map_err(werr)?;
-            serde_json::to_writer(&mut out, &e)
-                .map_err(|e| Error::io("writing the listing", e.into()))?;
-            return Ok(());
-        }
-        if args.long {
-            let size = match Kind::from_mode(h.mode) {
-                Some(Kind::CharDevice | Kind::BlockDevice) => {
-                    format!("{:>3}, {:>3}", h.rdev_major, h.rdev_minor)
-                }
-                _ => format!("{:>8}", h.filesize),
-            };
-            write!(
-                out,
-                "{} {:>3} {:<8} {:<8} {size} {} ",
-                mode_string(h.mode),
-                h.nlink,
-                h.uid,
-                h.gid,
-                date(i64::from(h.mtime), now)
-            )
-            .map_err(werr)?;
-        }
-        out.write_all(&h.name).map_err(werr)?;
-        if let (true, Some(t)) = (args.long, &target) {
-            out.write_all(b" -> ").map_err(werr)?;
-            out.write_all(t).map_err(werr)?;
-        }
-        out.write_all(b"\n").map_err(werr)?;
-        Ok(())
-    })
-    .with_context(|| format!("cannot read the initrd {}", input.name))?;
-    if args.json {
-        out.write_all(if first { b"]\n" } else { b"\n]\n" })
-            .map_err(werr)?;
-    }
-    out.flush().map_err(werr)?;
+    sink.finish()?;
     Ok(())
 }
 

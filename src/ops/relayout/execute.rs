@@ -19,7 +19,7 @@ use subroot_e2fs::writer::{
 };
 use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::ExtTree;
-use subroot_formats::initrd::{add_subroot, AddSubrootOptions};
+use subroot_formats::initrd::{add_subroot, AddSubrootOptions, Method};
 use subroot_formats::qcow2::WriteStats;
 
 /// Everything the execution needs.
@@ -53,9 +53,11 @@ pub struct BootJob<'a> {
 
 /// Rewrite every planned initrd; the layout then replaces their content.
 fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
+    // The plan refused an initrd that has the hook unless told to go on: replace it then.
     let opts = AddSubrootOptions {
         shared: job.plan.shared.clone(),
-        compression: None,
+        method: Method::Append,
+        replace: true,
         // Reproducible: SOURCE_DATE_EPOCH when set, else 0.
         mtime: crate::ops::source_date_epoch()?.unwrap_or(0),
     };
@@ -73,8 +75,8 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
         f.sync_all().ok();
         let len = std::fs::metadata(&out_path)?.len();
         ctx.note(format_args!(
-            "{}: {:?}, {} -> {} bytes",
-            ip.path, outcome, ip.size, len
+            "{}: {outcome}, {} -> {} bytes",
+            ip.path, ip.size, len
         ));
         let new = NewContent::File {
             path: out_path,
