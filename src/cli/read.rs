@@ -14,7 +14,8 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub part: PartitionArgs,
     /// Read an ext3/ext4 filesystem whose journal needs recovery as it is on disk (changes
-    /// still in the journal are not seen). By default such a filesystem is refused.
+    /// still in the journal are not seen), and read around damaged directory blocks (holes,
+    /// unwritten extents), saying on stderr what was skipped. By default both are refused.
     #[arg(long)]
     pub force: bool,
 }

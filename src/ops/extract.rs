@@ -46,5 +46,6 @@ pub fn run(args: &ExtractArgs, ctx: &Ctx) -> Result<()> {
             eprintln!("subroot:   {p}");
         }
     }
+    fs.print_warnings();
     Ok(())
 }

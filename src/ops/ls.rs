@@ -43,6 +43,7 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
         print(&mut out, &top, args, true).context("cannot write to stdout")?;
     }
     out.flush().context("cannot write to stdout")?;
+    fs.print_warnings();
     Ok(())
 }
 
