@@ -293,7 +293,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                     let d = self.ext_data(&h, at, MAX_PAX, "pax global header")?;
                     for (k, v) in pax_records(&d, at)? {
                         self.global.retain(|(gk, _)| *gk != k);
-                        if !v.is_empty() {
+                        if !deletes(&k, &v) {
                             self.global.push((k, v));
                         }
                     }
@@ -335,7 +335,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                         records.push((k, v));
                     }
                     // Deleted keys (empty values) fall back to the header.
-                    records.retain(|(_, v)| !v.is_empty());
+                    records.retain(|(k, v)| !deletes(k, v));
                     let m = self.member(
                         h,
                         at,
@@ -688,6 +688,13 @@ impl<'a, D: BlockDevice> Members<'a, D> {
 }
 
 /// Zero bytes after `len` data bytes up to the next block boundary.
+/// True when pax record `key=value` deletes `key` (POSIX: an empty value unsets a keyword)
+/// rather than setting it. An xattr record with an empty value is an xattr whose value is
+/// empty (as GNU tar, libarchive and our writer write it), never a deletion.
+fn deletes(key: &[u8], value: &[u8]) -> bool {
+    value.is_empty() && !key.starts_with(b"SCHILY.xattr.") && !key.starts_with(b"LIBARCHIVE.xattr.")
+}
+
 fn pad_of(len: u64) -> u64 {
     (BLOCK as u64 - len % BLOCK as u64) % BLOCK as u64
 }
