@@ -33,7 +33,9 @@ pub struct LsArgs {
     /// List subdirectories recursively (full paths, depth-first, sorted by name bytes).
     #[arg(short = 'R', long = "recursive")]
     pub recursive: bool,
-    /// One JSON object per entry per line (see README).
+    /// One JSON object per entry per line (see README). `path`, `name` and `link` appear
+    /// only when valid UTF-8; otherwise `path_bytes`, `name_bytes`, `link_bytes` hold the
+    /// bytes in base64.
     #[arg(long)]
     pub json: bool,
 }
@@ -96,4 +98,10 @@ pub struct ExtractArgs {
     /// Directory to extract into (created if missing).
     #[arg(short = 'C', long = "directory", value_name = "DIR")]
     pub dir: PathBuf,
+    /// Write every item not restored (ownerships, device nodes, xattrs, modes, times) to
+    /// FILE, one JSON object per line: {"path": "etc/shadow", "what": "xattr", "xattr":
+    /// "security.selinux", "reason": "..."}; `path` relative to DIR, names that are not
+    /// UTF-8 as `path_bytes`/`xattr_bytes` (base64). Written even when nothing was left out.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }
