@@ -306,3 +306,42 @@ fn a_misaligned_bigalloc_extent_is_an_error() {
         ],
     );
 }
+
+#[test]
+fn an_unusable_primary_superblock_reads_the_backup_and_says_so() {
+    let test = "an_unusable_primary_superblock_reads_the_backup_and_says_so";
+    if !tools(test) {
+        return;
+    }
+    for (bs, size, backup) in [("1024", "16M", 8193u64), ("4096", "160M", 32768)] {
+        let dir = workdir();
+        let d = dir.path();
+        let img = mkext(d, "p.img", size, &["-b", bs]);
+        let data = d.join("data");
+        std::fs::write(&data, noise(5000, 7)).unwrap();
+        debugfs_w(&img, &format!("mkdir d\nwrite {} d/f\n", s(&data)));
+        // s_log_block_size (+0x18) made impossible: the primary no longer parses.
+        let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&f, &[20], 1024 + 0x18).unwrap();
+        drop(f);
+        e2fsck_flags(&img, "Superblock invalid, trying backup blocks");
+        let (code, out, err) = stderr_of(d, &["ls", "-R", "p.img"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(out.lines().any(|l| l == "/d/f"), "{out}");
+        assert!(
+            err.contains("the primary superblock is unusable")
+                && err.contains(&format!("backup superblock at block {backup}")),
+            "the fallback is said: {err}"
+        );
+        let (code, _, err) = stderr_of(d, &["-q", "extract", "p.img", "-C", "x"]);
+        assert_eq!(code, Some(0), "{err}");
+        assert!(
+            err.contains("backup superblock"),
+            "said even with -q: {err}"
+        );
+        assert_eq!(
+            std::fs::read(d.join("x/d/f")).unwrap(),
+            std::fs::read(&data).unwrap()
+        );
+    }
+}

@@ -81,7 +81,19 @@ impl<D: BlockDevice> ExtFs<D> {
         }
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_at(&mut buf, SUPERBLOCK_OFFSET)?;
-        let sb = Superblock::parse(&buf)?;
+        let mut warnings = Warnings::default();
+        let sb = match Superblock::parse(&buf) {
+            Ok(sb) => sb,
+            Err(primary) => {
+                let Some((sb, blk)) = backup_superblock(&dev)? else {
+                    return Err(primary);
+                };
+                warnings.kept.push(format!(
+                    "the primary superblock is unusable ({primary}); reading the backup superblock at block {blk} instead, as `e2fsck -b {blk}` would (e2fsck repairs the primary)"
+                ));
+                sb
+            }
+        };
         let unsupported = sb.features.unsupported_incompat();
         if !unsupported.is_empty() {
             return Err(Error::unsupported(format!(
@@ -129,7 +141,7 @@ impl<D: BlockDevice> ExtFs<D> {
             cache: BlockCache::new(CACHE_BLOCKS),
             csum_seed,
             salvage: false,
-            warnings: Mutex::default(),
+            warnings: Mutex::new(warnings),
         })
     }
 
@@ -539,6 +551,36 @@ impl<D: BlockDevice> ExtFs<D> {
         }
         Ok(ino)
     }
+}
+
+/// The first usable backup superblock, as e2fsck looks for one when the primary is
+/// unusable: the copy in block group 1 for each block size with the default geometry
+/// (8 × block size blocks per group), accepted only when it parses (magic, geometry and,
+/// with metadata_csum, its checksum), names group 1 and has that block size and group size.
+/// Returns it with its block number.
+fn backup_superblock<D: BlockDevice>(dev: &D) -> Result<Option<(Superblock, u64)>> {
+    for log in 0..=6u32 {
+        let bs = 1024u64 << log;
+        let first_data_block = u64::from(bs == 1024);
+        let blk = 8 * bs + first_data_block;
+        let off = blk * bs;
+        if off + SUPERBLOCK_SIZE as u64 > dev.len() {
+            break;
+        }
+        let mut buf = vec![0u8; SUPERBLOCK_SIZE];
+        dev.read_at(&mut buf, off)?;
+        let Ok(sb) = Superblock::parse(&buf) else {
+            continue;
+        };
+        let group_nr = super::bytes::le16(&buf, 0x5A);
+        if u64::from(sb.block_size) == bs
+            && u64::from(sb.blocks_per_group) == 8 * bs
+            && group_nr == 1
+        {
+            return Ok(Some((sb, blk)));
+        }
+    }
+    Ok(None)
 }
 
 /// What a warning says about an attribute that is not carried.
