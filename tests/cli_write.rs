@@ -447,19 +447,7 @@ fn rich_rebuild(test: &str, populate: &str, mke2fs: Option<&Path>) {
     assert!(err.contains(said), "populate path not reported: {err}");
     let built = w.path().join("out.img");
     run("e2fsck", &["-fn", s(&built)]);
-    let (a, ga) = ext_manifest(&img);
-    let (b, gb) = ext_manifest(&built);
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert!(
-            x == y,
-            "entry {:?} differs:\n{:?}\n{:?}",
-            String::from_utf8_lossy(&x.0.path),
-            x.0,
-            y.0
-        );
-    }
-    assert_eq!(ga, gb);
+    assert_same_manifest(&ext_manifest(&img), &ext_manifest(&built));
     let st = run_stdout("debugfs", &["-R", "stat /d/suid", s(&built)]);
     assert!(st.contains("User:  1234   Group:  5678"), "{st}");
     assert!(st.contains("Mode:  04750"), "{st}");

@@ -19,7 +19,9 @@ use std::sync::OnceLock;
 
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
-pub use tools::{ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which};
+pub use tools::{
+    assert_same_manifest, ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which,
+};
 
 /// The uid/gid the CLI runs as when the suite runs as root.
 pub const NOBODY: u32 = 65534;
