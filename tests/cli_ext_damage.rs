@@ -173,6 +173,15 @@ fn xattrs_under_verity_and_unknown_name_indexes_do_not_stop_reading() {
         let (code, _, err) = stderr_of(d, &["manifest", "v.img"]);
         assert_eq!(code, Some(0), "manifest: {err}");
         assert!(err.contains(&want), "manifest warning: {err}");
+
+        // A rebuild from it says what it leaves out too.
+        mkext(d, "t.img", "8M", &[]);
+        let (code, _, err) = stderr_of(
+            d,
+            &["-q", "mkfs", "t.img", "--from", "v.img", "-o", "m.img"],
+        );
+        assert_eq!(code, Some(0), "mkfs: {err}");
+        assert!(err.contains(&want), "mkfs warning: {err}");
     }
 }
 

@@ -90,12 +90,18 @@ impl FsTree {
 }
 
 impl Opened {
-    /// Print the reader's warnings on stderr, even with -q: leaving something out must
-    /// never be silent.
+    /// Print the reader's warnings on stderr (see [`print_warnings`]).
     pub fn print_warnings(&self) {
-        for w in self.tree.take_warnings() {
-            eprintln!("subroot: warning: {}: {w}", self.name);
-        }
+        print_warnings(&self.name, self.tree.take_warnings());
+    }
+}
+
+/// Print a reader's warnings about `name` on stderr, even with -q: leaving something out
+/// (an attribute with no name, a skipped damaged block) or reading a backup superblock
+/// must never be silent.
+pub fn print_warnings(name: &str, warnings: Vec<String>) {
+    for w in warnings {
+        eprintln!("subroot: warning: {name}: {w}");
     }
 }
 
