@@ -586,7 +586,7 @@ fn backup_superblock<D: BlockDevice>(dev: &D) -> Result<Option<(Superblock, u64)
 /// What a warning says about an attribute that is not carried.
 pub(crate) fn unnamed_note(x: &RawXattr) -> String {
     format!(
-        "extended attribute {:?} under name index {} ({}) has no setxattr name; not carried",
+        "extended attribute {:?} under name index {} ({}) has no setxattr name; not carried into exports, extractions or rebuilds",
         String::from_utf8_lossy(&x.name),
         x.index,
         xattr::index_owner(x.index)
