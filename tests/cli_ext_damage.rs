@@ -239,12 +239,12 @@ fn a_directory_hole_is_an_error_and_force_reads_around_it() {
         d,
         &["ls", "h.img", "/d"],
         3,
-        &["directory inode 12", "logical block 1 of 3 is a hole"],
+        &["directory inode 12", "logical block 1 of 3: a hole"],
     );
     let (code, out, err) = stderr_of(d, &["ls", "--force", "h.img", "/d"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
-        err.contains("logical block 1 of 3 is a hole") && err.contains("skipped"),
+        err.contains("logical block 1 of 3: a hole") && err.contains("skipped"),
         "--force says what it skipped: {err}"
     );
     let listed: Vec<&str> = out.lines().collect();

@@ -390,14 +390,14 @@ impl<D: BlockDevice> ExtFs<D> {
             let run = self.map(&inode, lblk)?;
             let n = run.len.min(nblocks - lblk).max(1);
             let hole = match run.kind {
-                RunKind::Hole => Some("is a hole (no block allocated)"),
-                RunKind::Zero => Some("lies in an extent marked unwritten"),
+                RunKind::Hole => Some("a hole (no block allocated)"),
+                RunKind::Zero => Some("in an extent marked unwritten"),
                 RunKind::Data(_) => None,
             };
             if let Some(why) = hole {
                 let last = lblk + n - 1;
                 let msg = format!(
-                    "directory inode {ino}: logical block{} {lblk}{} of {nblocks} {why}; e2fsck would repair this",
+                    "directory inode {ino}: logical block{} {lblk}{} of {nblocks}: {why}; e2fsck would repair this",
                     if n > 1 { "s" } else { "" },
                     if n > 1 { format!("..={last}") } else { String::new() },
                 );
