@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod json;
 mod ops;
 mod output;
 mod progress;

@@ -423,42 +423,15 @@ fn rich_rebuild(test: &str, populate: &str, mke2fs: Option<&Path>) {
     let img = w.path().join("rich.img");
     rich::make_fs(&tree, &img, rich::Flavour::Ext4);
     sh(r#"chmod a+r "$1""#, &[s(&img)]);
-    let mut args = vec![
-        "-v", "mkfs", "rich.img", "--from", "rich.img", "-o", "out.img",
-    ];
-    if let Some(m) = mke2fs {
-        args.extend(["--mke2fs", s(m)]);
-    }
-    let out = subroot()
-        .args(&args)
-        .current_dir(w.path())
-        .env_remove("CI")
-        .env("SUBROOT_POPULATE", populate)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "subroot {args:?}: {err}");
-    let said = if populate == "tar" {
-        "tar stream"
-    } else {
-        "staging copy"
-    };
-    assert!(err.contains(said), "populate path not reported: {err}");
+    build_populating(
+        w.path(),
+        &["mkfs", "rich.img", "--from", "rich.img", "-o", "out.img"],
+        populate,
+        mke2fs,
+    );
     let built = w.path().join("out.img");
     run("e2fsck", &["-fn", s(&built)]);
-    let (a, ga) = ext_manifest(&img);
-    let (b, gb) = ext_manifest(&built);
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        assert!(
-            x == y,
-            "entry {:?} differs:\n{:?}\n{:?}",
-            String::from_utf8_lossy(&x.0.path),
-            x.0,
-            y.0
-        );
-    }
-    assert_eq!(ga, gb);
+    assert_same_manifest(&ext_manifest(&img), &ext_manifest(&built));
     let st = run_stdout("debugfs", &["-R", "stat /d/suid", s(&built)]);
     assert!(st.contains("User:  1234   Group:  5678"), "{st}");
     assert!(st.contains("Mode:  04750"), "{st}");
@@ -526,23 +499,13 @@ chmod a+r "$1/x.tar""#,
         listed.find("z/y/f").unwrap() < listed.find("a-b").unwrap(),
         "the archive is out of order:\n{listed}"
     );
-    let mut args = vec![
-        "mkfs", "disk.raw", "-p", "1", "--from", "x.tar", "-o", "out.raw",
-    ];
-    if let Some(m) = mke2fs {
-        args.extend(["--mke2fs", s(m)]);
-    }
-    let out = subroot()
-        .args(&args)
-        .current_dir(w.path())
-        .env_remove("CI")
-        .env("SUBROOT_POPULATE", populate)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "subroot {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    build_populating(
+        w.path(),
+        &[
+            "mkfs", "disk.raw", "-p", "1", "--from", "x.tar", "-o", "out.raw",
+        ],
+        populate,
+        mke2fs,
     );
     let b = w.path().join("b.img");
     extract(&w.path().join("out.raw"), &b);

@@ -6,6 +6,7 @@
 //! slice it, filesystem readers read through it.
 #![forbid(unsafe_code)]
 
+pub mod base64;
 pub mod block;
 pub mod calendar;
 pub mod convert;

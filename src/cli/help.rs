@@ -19,7 +19,15 @@ is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused 
 may be stale) unless --force, which reads what is on disk.\n\n\
 PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
 resolved as the installed system would: an absolute target starts at the filesystem's root, \
-`..` stops there, and more than 40 links is a loop."
+`..` stops there, and more than 40 links is a loop.\n\n\
+DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
+never a plausible answer: extent entries out of order, overlapping, empty, past their \
+index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
+in an unwritten extent (--force reads around those and says what it skipped). An xattr \
+under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
+is left out with a warning naming the file; reading goes on. An unusable primary \
+superblock with a good backup in group 1: the backup is read, with a warning. Warnings \
+are printed even with -q."
     };
 }
 

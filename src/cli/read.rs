@@ -14,7 +14,8 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub part: PartitionArgs,
     /// Read an ext3/ext4 filesystem whose journal needs recovery as it is on disk (changes
-    /// still in the journal are not seen). By default such a filesystem is refused.
+    /// still in the journal are not seen), and read around damaged directory blocks (holes,
+    /// unwritten extents), saying on stderr what was skipped. By default both are refused.
     #[arg(long)]
     pub force: bool,
 }
@@ -36,7 +37,9 @@ pub struct LsArgs {
     /// List subdirectories recursively (full paths, depth-first, sorted by name bytes).
     #[arg(short = 'R', long = "recursive")]
     pub recursive: bool,
-    /// One JSON object per entry per line (fields: see JSON OUTPUT).
+    /// One JSON object per entry per line (fields: see JSON OUTPUT). `path`, `name` and
+    /// `link` appear only when valid UTF-8; otherwise `path_bytes`, `name_bytes`,
+    /// `link_bytes` hold the bytes in base64.
     #[arg(long)]
     pub json: bool,
 }
@@ -101,4 +104,10 @@ pub struct ExtractArgs {
     /// Directory to extract into (created if missing).
     #[arg(short = 'C', long = "directory", value_name = "DIR")]
     pub dir: PathBuf,
+    /// Write every item not restored (ownerships, device nodes, xattrs, modes, times) to
+    /// FILE, one JSON object per line: {"path": "etc/shadow", "what": "xattr", "xattr":
+    /// "security.selinux", "reason": "..."}; `path` relative to DIR, names that are not
+    /// UTF-8 as `path_bytes`/`xattr_bytes` (base64). Written even when nothing was left out.
+    #[arg(long, value_name = "FILE")]
+    pub report: Option<PathBuf>,
 }

@@ -5,6 +5,7 @@
 //! new image, every other byte the input's.
 
 use super::edit_ext::{EditedTree, Graft};
+use super::fstree::print_warnings;
 use super::mkfs::{rebuild_ext, splice_out, OutputOpts};
 use super::select::{select, Selected};
 use crate::cli::CopyInArgs;
@@ -180,6 +181,7 @@ pub fn edit_ext(
     let edited = EditedTree::new(&tree, grafts, removed, &kind)?;
     ctx.note(format_args!("rebuilding {}", sel.describe()));
     let built = rebuild_ext(&edited, sel.device.len(), &identity, &tools, ctx)
-        .context("cannot build the new filesystem")?;
-    splice_out(sel, built.open()?, out, ctx)
+        .context("cannot build the new filesystem");
+    print_warnings(&sel.describe(), tree.fs().take_warnings());
+    splice_out(sel, built?.open()?, out, ctx)
 }

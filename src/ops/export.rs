@@ -47,6 +47,7 @@ pub fn run(args: &ExportArgs, ctx: &Ctx) -> Result<()> {
     };
     bar.finish_and_clear();
     report(&summary, ctx);
+    fs.print_warnings();
     Ok(())
 }
 

@@ -63,9 +63,18 @@ impl FsTree {
         match self {
             FsTree::Ext(t) => {
                 let mut r = t.open_file(path)?;
-                std::io::copy(&mut r, out).map_err(|e| subroot_formats::Error::io("copying", e))
+                std::io::copy(&mut r, out).map_err(copy_error)
             }
             FsTree::Fat(t) => t.copy_file(path, out),
+        }
+    }
+
+    /// What the reader has to say so far: damage skipped under --force, attributes that
+    /// could not be carried. Emptied by the call.
+    pub fn take_warnings(&self) -> Vec<String> {
+        match self {
+            FsTree::Ext(t) => t.fs().take_warnings(),
+            FsTree::Fat(_) => Vec::new(),
         }
     }
 
@@ -81,6 +90,37 @@ impl FsTree {
     }
 }
 
+impl Opened {
+    /// Print the reader's warnings on stderr (see [`print_warnings`]).
+    pub fn print_warnings(&self) {
+        print_warnings(&self.name, self.tree.take_warnings());
+    }
+}
+
+/// Print a reader's warnings about `name` on stderr, even with -q: leaving something out
+/// (an attribute with no name, a skipped damaged block) or reading a backup superblock
+/// must never be silent.
+pub fn print_warnings(name: &str, warnings: Vec<String>) {
+    for w in warnings {
+        eprintln!("subroot: warning: {name}: {w}");
+    }
+}
+
+/// A failed copy as the reader's own error when the reader failed (a corrupt extent tree
+/// stays `Corrupt`, exit status 3), else as an I/O error.
+fn copy_error(e: std::io::Error) -> subroot_formats::Error {
+    use subroot_formats::Error;
+    if !e.get_ref().is_some_and(|i| i.is::<Error>()) {
+        return Error::io("copying", e);
+    }
+    let kind = e.kind();
+    match e.into_inner().map(|b| b.downcast::<Error>()) {
+        Some(Ok(inner)) => *inner,
+        Some(Err(other)) => Error::io("copying", std::io::Error::new(kind, other)),
+        None => Error::io("copying", std::io::Error::from(kind)),
+    }
+}
+
 /// Select the filesystem of `args.image` and open it.
 pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
     let selected = select(&args.image, &args.part, ctx)?;
@@ -90,10 +130,12 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
     };
     let kind = selected.fs.as_ref().map(|f| f.kind.clone());
     let tree = match kind.as_deref() {
-        Some(k) if selected.is_ext() => FsTree::Ext(
-            ExtTree::open(selected.device.clone(), OpenOptions { force: args.force })
-                .with_context(|| format!("cannot open the {k} filesystem of {name}"))?,
-        ),
+        Some(k) if selected.is_ext() => {
+            let mut t = ExtTree::open(selected.device.clone(), OpenOptions { force: args.force })
+                .with_context(|| format!("cannot open the {k} filesystem of {name}"))?;
+            t.set_salvage(args.force);
+            FsTree::Ext(t)
+        }
         Some("vfat") => FsTree::Fat(
             FatTree::open(selected.device.clone())
                 .with_context(|| format!("cannot open the FAT filesystem of {name}"))?,

@@ -2,6 +2,7 @@
 //! image: names, or `ls -l`-style lines, or JSON Lines.
 
 use crate::cli::read::LsArgs;
+use crate::json::put_bytes;
 use crate::ops::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
@@ -49,6 +50,7 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
         print(&mut out, &top, args, true).context("cannot write to stdout")?;
     }
     out.flush().context("cannot write to stdout")?;
+    fs.print_warnings();
     Ok(())
 }
 
@@ -59,19 +61,7 @@ fn print(out: &mut dyn Write, e: &Entry, args: &LsArgs, full: bool) -> std::io::
         escape(e.name())
     };
     if args.json {
-        let v = serde_json::json!({
-            "path": shown(&e.path),
-            "name": escape(e.name()),
-            "kind": kind_name(e.kind),
-            "mode": format!("{:04o}", e.meta.perm & 0o7777),
-            "uid": e.meta.uid,
-            "gid": e.meta.gid,
-            "size": e.size,
-            "mtime": time(e.meta.mtime),
-            "link": e.link_target.as_deref().map(escape),
-            "rdev": matches!(e.kind, Kind::CharDevice | Kind::BlockDevice).then_some([e.rdev.0, e.rdev.1]),
-        });
-        return writeln!(out, "{v}");
+        return writeln!(out, "{}", json_entry(e));
     }
     if !args.long {
         return writeln!(out, "{name}");
@@ -93,6 +83,35 @@ fn print(out: &mut dyn Write, e: &Entry, args: &LsArgs, full: bool) -> std::io::
         line.push_str(&escape(t));
     }
     writeln!(out, "{line}")
+}
+
+/// The `ls --json` object of `e`: `path`, `name` and `link` follow the lossless name rule
+/// of [`crate::json`] (`path_bytes`, `name_bytes`, `link_bytes` when not UTF-8).
+fn json_entry(e: &Entry) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    let mut path = b"/".to_vec();
+    path.extend_from_slice(&e.path);
+    put_bytes(&mut o, "path", &path);
+    put_bytes(&mut o, "name", e.name());
+    let rest = serde_json::json!({
+        "kind": kind_name(e.kind),
+        "mode": format!("{:04o}", e.meta.perm & 0o7777),
+        "uid": e.meta.uid,
+        "gid": e.meta.gid,
+        "size": e.size,
+        "mtime": time(e.meta.mtime),
+        "rdev": matches!(e.kind, Kind::CharDevice | Kind::BlockDevice).then_some([e.rdev.0, e.rdev.1]),
+    });
+    if let serde_json::Value::Object(m) = rest {
+        o.extend(m);
+    }
+    match &e.link_target {
+        Some(t) => put_bytes(&mut o, "link", t),
+        None => {
+            o.insert("link".into(), serde_json::Value::Null);
+        }
+    }
+    serde_json::Value::Object(o)
 }
 
 /// `drwxr-xr-x`, with s/S and t/T for setuid, setgid and sticky.

@@ -54,5 +54,6 @@ pub fn run(args: &ManifestArgs, ctx: &Ctx) -> Result<()> {
     if let Some(e) = werr {
         return Err(e).context("cannot write to stdout");
     }
+    fs.print_warnings();
     Ok(())
 }

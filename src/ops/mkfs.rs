@@ -4,6 +4,7 @@
 //! outside the partition is the input's. The rebuild-and-splice steps are shared with
 //! `copy-in` and `rm`.
 
+use super::fstree::print_warnings;
 use super::select::{select, Selected};
 use super::write::{write_image, OutputSpec};
 use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
@@ -249,5 +250,8 @@ pub fn with_tree<T>(
     }
     let fs = ExtFs::open(sel.device.clone())
         .with_context(|| format!("cannot read the filesystem of {from}"))?;
-    f(&ExtTree::new(fs))
+    let tree = ExtTree::new(fs);
+    let r = f(&tree);
+    print_warnings(from, tree.fs().take_warnings());
+    r
 }

@@ -179,3 +179,18 @@ pub fn ext_manifest(img: &Path) -> EntryManifest {
     g.sort();
     (out, g)
 }
+
+/// Assert that two [`EntryManifest`]s are equal, naming the first entry that differs.
+pub fn assert_same_manifest(a: &EntryManifest, b: &EntryManifest) {
+    assert_eq!(a.0.len(), b.0.len(), "the numbers of entries differ");
+    for (x, y) in a.0.iter().zip(&b.0) {
+        assert!(
+            x == y,
+            "entry {:?} differs:\n{:?}\n{:?}",
+            String::from_utf8_lossy(&x.0.path),
+            x.0,
+            y.0
+        );
+    }
+    assert_eq!(a.1, b.1, "the hard-link groups differ");
+}

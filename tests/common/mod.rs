@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use subroot_test_support::{
-    ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which,
+    assert_same_manifest, ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which,
 };
 
 /// The uid/gid the CLI runs as when the suite runs as root.
@@ -164,4 +164,36 @@ pub fn same_outside(a: &Path, b: &Path, start: u64, end: u64) {
             s(b),
         ],
     );
+}
+
+/// Run `subroot -v ARGS` (a `mkfs`, `create`… that builds an ext filesystem) in `dir` on
+/// the populate path `populate` (`SUBROOT_POPULATE`: `staging` or `tar`), with
+/// `--mke2fs MKE2FS` when given; insists on success and on the path being reported.
+/// Returns stderr.
+pub fn build_populating(
+    dir: &Path,
+    args: &[&str],
+    populate: &str,
+    mke2fs: Option<&Path>,
+) -> String {
+    let mut args: Vec<&str> = std::iter::once("-v").chain(args.iter().copied()).collect();
+    if let Some(m) = mke2fs {
+        args.extend(["--mke2fs", s(m)]);
+    }
+    let out = subroot()
+        .args(&args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .env("SUBROOT_POPULATE", populate)
+        .output()
+        .expect("running subroot");
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "subroot {args:?}: {err}");
+    let said = if populate == "tar" {
+        "tar stream"
+    } else {
+        "staging copy"
+    };
+    assert!(err.contains(said), "populate path not reported: {err}");
+    err
 }

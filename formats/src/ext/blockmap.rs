@@ -32,6 +32,9 @@ pub struct MapCtx<'a> {
     pub block_size: u32,
     /// Blocks in the filesystem: every pointer must lie below.
     pub blocks_count: u64,
+    /// Blocks per allocation cluster (1 unless bigalloc): an extent must map logical and
+    /// physical blocks at the same offset within their clusters.
+    pub cluster_ratio: u64,
     /// The inode's checksum seed when metadata_csum is on (extent blocks).
     pub inode_seed: Option<u32>,
     /// Reads one metadata block (cached).

@@ -74,6 +74,79 @@ fn verify_block_csum(ctx: &MapCtx<'_>, node: &[u8], blk: u64) -> Result<()> {
     Ok(())
 }
 
+/// Check the entries of a node the way the kernel (`ext4_valid_extent_entries`) and e2fsck
+/// do: every logical start at or after `lower` (the index entry that led here), starts
+/// strictly increasing, leaf extents non-empty, not overlapping, ending by `limit` (the
+/// next index entry's start) and aligned to the cluster under bigalloc. A lookup in a
+/// node that breaks these would return some plausible but wrong block.
+fn check_entries(
+    ctx: &MapCtx<'_>,
+    node: &[u8],
+    h: &Header,
+    where_: &str,
+    lower: u64,
+    limit: u64,
+) -> Result<()> {
+    let bad = |what: String| {
+        Err(Error::corrupt(format!(
+            "inode {}: extent {} in {where_}: {what}",
+            ctx.ino,
+            if h.depth == 0 { "leaf" } else { "index" }
+        )))
+    };
+    let mut next_free = lower;
+    for i in 0..h.entries {
+        let e = &node[12 + i * 12..24 + i * 12];
+        let start = u64::from(le32(e, 0));
+        if start < next_free {
+            return if i == 0 {
+                bad(format!(
+                    "entry 0 starts at logical block {start}, before {lower} where its index entry says the node begins"
+                ))
+            } else if h.depth == 0 {
+                bad(format!(
+                    "entry {i} starts at logical block {start}, inside or before entry {} (which ends at {next_free}): extents out of order or overlapping",
+                    i - 1
+                ))
+            } else {
+                bad(format!(
+                    "entry {i} starts at logical block {start}, not after entry {} (at {}): index out of order",
+                    i - 1,
+                    next_free - 1
+                ))
+            };
+        }
+        if h.depth > 0 {
+            next_free = start + 1;
+            continue;
+        }
+        let raw_len = u32::from(le16(e, 4));
+        let len = u64::from(if raw_len > INIT_MAX_LEN {
+            raw_len - INIT_MAX_LEN
+        } else {
+            raw_len
+        });
+        if len == 0 {
+            return bad(format!("entry {i} (logical block {start}) has length 0"));
+        }
+        let end = start + len;
+        if end > limit {
+            return bad(format!(
+                "entry {i} covers logical blocks {start}..{end}, beyond {limit} where the next index entry begins"
+            ));
+        }
+        let phys = (u64::from(le16(e, 6)) << 32) | u64::from(le32(e, 8));
+        let r = ctx.cluster_ratio;
+        if r > 1 && start % r != phys % r {
+            return bad(format!(
+                "entry {i} maps logical block {start} to physical block {phys}, which violates the cluster allocation rules ({r} blocks per cluster: both must lie at the same offset in their clusters)"
+            ));
+        }
+        next_free = end;
+    }
+    Ok(())
+}
+
 /// The run of logical blocks containing `lblk`, from the extent tree whose root is `root`
 /// (the 60 bytes of i_block).
 pub fn map_extent(ctx: &MapCtx<'_>, root: &[u8], lblk: u64) -> Result<Run> {
@@ -90,6 +163,7 @@ pub fn map_extent(ctx: &MapCtx<'_>, root: &[u8], lblk: u64) -> Result<Run> {
     let mut limit = end_of_space;
     let mut expect_depth: Option<u16> = None;
     let mut cur_blk: Option<u64> = None;
+    let mut lower = 0u64;
     loop {
         let h = header(ctx, &node, &where_)?;
         if let Some(b) = cur_blk {
@@ -103,6 +177,7 @@ pub fn map_extent(ctx: &MapCtx<'_>, root: &[u8], lblk: u64) -> Result<Run> {
                 )));
             }
         }
+        check_entries(ctx, &node, &h, &where_, lower, limit)?;
         let ent = |i: usize| &node[12 + i * 12..24 + i * 12];
         if h.depth == 0 {
             let mut found: Option<usize> = None;
@@ -173,6 +248,7 @@ pub fn map_extent(ctx: &MapCtx<'_>, root: &[u8], lblk: u64) -> Result<Run> {
             limit = u64::from(le32(ent(i + 1), 0));
         }
         let e = ent(i);
+        lower = u64::from(le32(e, 0));
         let child = (u64::from(le16(e, 8)) << 32) | u64::from(le32(e, 4));
         ctx.check_blocks(child, 1, &format!("an extent index in {where_}"))?;
         let data = (ctx.read)(child)?;

@@ -1,7 +1,7 @@
 //! [`ExtFs`]: an open ext2/3/4 filesystem on a block device, and its inode, directory,
 //! symlink, xattr and path look-ups.
 
-use super::blockmap::{map_indirect, MapCtx, Run};
+use super::blockmap::{map_indirect, MapCtx, Run, RunKind};
 use super::cache::BlockCache;
 use super::csum::chksum;
 use super::dir::{self, DirEntry, Origin};
@@ -16,7 +16,7 @@ use super::superblock::{
 use super::xattr::{self, RawXattr, Value};
 use crate::block::BlockDevice;
 use crate::{Error, Result};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Largest xattr value read from an EA inode.
 const MAX_EA_VALUE: u32 = 16 << 20;
@@ -24,6 +24,8 @@ const MAX_EA_VALUE: u32 = 16 << 20;
 const CACHE_BLOCKS: usize = 64;
 /// Path components followed by [`ExtFs::lookup`] before giving up.
 const MAX_PATH_COMPONENTS: usize = 4096;
+/// Warnings kept for the caller; later ones are only counted.
+const MAX_WARNINGS: usize = 1000;
 
 /// How to open a filesystem.
 #[derive(Debug, Clone, Copy, Default)]
@@ -39,6 +41,21 @@ pub struct ExtFs<D: BlockDevice> {
     sb: Superblock,
     cache: BlockCache,
     csum_seed: Option<u32>,
+    /// Read past damage that can be skipped (holes and unwritten extents in directories),
+    /// with a warning, instead of failing.
+    salvage: bool,
+    /// What the caller should be told: damage skipped, attributes not carried.
+    warnings: Mutex<Warnings>,
+}
+
+/// An extended attribute by full name: (name, value).
+pub type NamedXattr = (Vec<u8>, Vec<u8>);
+
+/// Warnings gathered while reading, deduplicated, at most [`MAX_WARNINGS`] kept.
+#[derive(Debug, Default)]
+struct Warnings {
+    kept: Vec<String>,
+    dropped: u64,
 }
 
 impl<D: BlockDevice> std::fmt::Debug for ExtFs<D> {
@@ -64,7 +81,19 @@ impl<D: BlockDevice> ExtFs<D> {
         }
         let mut buf = vec![0u8; SUPERBLOCK_SIZE];
         dev.read_at(&mut buf, SUPERBLOCK_OFFSET)?;
-        let sb = Superblock::parse(&buf)?;
+        let mut warnings = Warnings::default();
+        let sb = match Superblock::parse(&buf) {
+            Ok(sb) => sb,
+            Err(primary) => {
+                let Some((sb, blk)) = backup_superblock(&dev)? else {
+                    return Err(primary);
+                };
+                warnings.kept.push(format!(
+                    "the primary superblock is unusable ({primary}); reading the backup superblock at block {blk} instead, as `e2fsck -b {blk}` would (e2fsck repairs the primary)"
+                ));
+                sb
+            }
+        };
         let unsupported = sb.features.unsupported_incompat();
         if !unsupported.is_empty() {
             return Err(Error::unsupported(format!(
@@ -111,7 +140,40 @@ impl<D: BlockDevice> ExtFs<D> {
             sb,
             cache: BlockCache::new(CACHE_BLOCKS),
             csum_seed,
+            salvage: false,
+            warnings: Mutex::new(warnings),
         })
+    }
+
+    /// With `on`, damage that can be skipped (holes and unwritten extents in directories)
+    /// is skipped with a warning instead of failing the read.
+    pub fn set_salvage(&mut self, on: bool) {
+        self.salvage = on;
+    }
+
+    /// Record a warning for the caller (each distinct one once).
+    pub(crate) fn warn(&self, msg: String) {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        if w.kept.contains(&msg) {
+            return;
+        }
+        if w.kept.len() < MAX_WARNINGS {
+            w.kept.push(msg);
+        } else {
+            w.dropped += 1;
+        }
+    }
+
+    /// The warnings gathered so far (damage skipped, attributes that could not be
+    /// carried), emptying the list; a last line counts any that were not kept.
+    pub fn take_warnings(&self) -> Vec<String> {
+        let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = std::mem::take(&mut w.kept);
+        if w.dropped > 0 {
+            v.push(format!("{} more warnings not shown", w.dropped));
+            w.dropped = 0;
+        }
+        v
     }
 
     /// The decoded superblock.
@@ -218,6 +280,7 @@ impl<D: BlockDevice> ExtFs<D> {
             ino: inode.ino,
             block_size: self.sb.block_size,
             blocks_count: self.sb.blocks_count,
+            cluster_ratio: u64::from((self.sb.cluster_size / self.sb.block_size).max(1)),
             inode_seed: self.inode_seed(inode),
             read: &read,
         };
@@ -326,7 +389,24 @@ impl<D: BlockDevice> ExtFs<D> {
         while lblk < nblocks {
             let run = self.map(&inode, lblk)?;
             let n = run.len.min(nblocks - lblk).max(1);
-            if let super::blockmap::RunKind::Data(phys) = run.kind {
+            let hole = match run.kind {
+                RunKind::Hole => Some("a hole (no block allocated)"),
+                RunKind::Zero => Some("in an extent marked unwritten"),
+                RunKind::Data(_) => None,
+            };
+            if let Some(why) = hole {
+                let last = lblk + n - 1;
+                let msg = format!(
+                    "directory inode {ino}: logical block{} {lblk}{} of {nblocks}: {why}; e2fsck would repair this",
+                    if n > 1 { "s" } else { "" },
+                    if n > 1 { format!("..={last}") } else { String::new() },
+                );
+                if !self.salvage {
+                    return Err(Error::corrupt(format!("{msg} (a forced read skips it)")));
+                }
+                self.warn(format!("{msg}; skipped, entries there are not seen"));
+            }
+            if let RunKind::Data(phys) = run.kind {
                 for i in 0..n {
                     let pblk = phys + i;
                     self.read_blocks(pblk, &mut buf)?;
@@ -367,8 +447,20 @@ impl<D: BlockDevice> ExtFs<D> {
 
     /// Every extended attribute of `ino` as (full name, value), in-inode ones first, in
     /// on-disk order. POSIX ACLs are converted to the standard xattr format; `system.data`
-    /// (the inline-data store) is not listed.
-    pub fn xattrs(&self, ino: u32) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+    /// (the inline-data store) is not listed. Attributes under a name index with no
+    /// `setxattr` name (fs-verity, encryption, Lustre, Hurd, unknown ones) are left out
+    /// with a warning (see [`ExtFs::take_warnings`]).
+    pub fn xattrs(&self, ino: u32) -> Result<Vec<NamedXattr>> {
+        let (known, unnamed) = self.xattrs_and_unnamed(ino)?;
+        for x in &unnamed {
+            self.warn(format!("inode {ino}: {}", unnamed_note(x)));
+        }
+        Ok(known)
+    }
+
+    /// [`ExtFs::xattrs`] plus, separately, the attributes that have no full name (they
+    /// cannot be carried by name; their values are not read).
+    pub(crate) fn xattrs_and_unnamed(&self, ino: u32) -> Result<(Vec<NamedXattr>, Vec<RawXattr>)> {
         let inode = self.inode(ino)?;
         let mut raw: Vec<RawXattr> = xattr::parse_ibody(ino, inode.xattr_area())?;
         if inode.file_acl != 0 {
@@ -379,16 +471,15 @@ impl<D: BlockDevice> ExtFs<D> {
             raw.extend(xattr::parse_block(ino, blk, &data, self.csum_seed)?);
         }
         let mut out = Vec::new();
+        let mut unnamed = Vec::new();
         for x in raw {
             if x.index == 7 && x.name == b"data" {
                 continue;
             }
-            let name = xattr::full_name(x.index, &x.name).ok_or_else(|| {
-                Error::corrupt(format!(
-                    "inode {ino}: xattr with unknown name index {}",
-                    x.index
-                ))
-            })?;
+            let Some(name) = xattr::full_name(x.index, &x.name) else {
+                unnamed.push(x);
+                continue;
+            };
             let mut value = match x.value {
                 Value::Inline(v) => v,
                 Value::Inode { ino: ea, size } => self.ea_inode_value(ino, ea, size)?,
@@ -398,7 +489,7 @@ impl<D: BlockDevice> ExtFs<D> {
             }
             out.push((name, value));
         }
-        Ok(out)
+        Ok((out, unnamed))
     }
 
     fn ea_inode_value(&self, ino: u32, ea: u32, size: u32) -> Result<Vec<u8>> {
@@ -460,4 +551,44 @@ impl<D: BlockDevice> ExtFs<D> {
         }
         Ok(ino)
     }
+}
+
+/// The first usable backup superblock, as e2fsck looks for one when the primary is
+/// unusable: the copy in block group 1 for each block size with the default geometry
+/// (8 × block size blocks per group), accepted only when it parses (magic, geometry and,
+/// with metadata_csum, its checksum), names group 1 and has that block size and group size.
+/// Returns it with its block number.
+fn backup_superblock<D: BlockDevice>(dev: &D) -> Result<Option<(Superblock, u64)>> {
+    for log in 0..=6u32 {
+        let bs = 1024u64 << log;
+        let first_data_block = u64::from(bs == 1024);
+        let blk = 8 * bs + first_data_block;
+        let off = blk * bs;
+        if off + SUPERBLOCK_SIZE as u64 > dev.len() {
+            break;
+        }
+        let mut buf = vec![0u8; SUPERBLOCK_SIZE];
+        dev.read_at(&mut buf, off)?;
+        let Ok(sb) = Superblock::parse(&buf) else {
+            continue;
+        };
+        let group_nr = super::bytes::le16(&buf, 0x5A);
+        if u64::from(sb.block_size) == bs
+            && u64::from(sb.blocks_per_group) == 8 * bs
+            && group_nr == 1
+        {
+            return Ok(Some((sb, blk)));
+        }
+    }
+    Ok(None)
+}
+
+/// What a warning says about an attribute that is not carried.
+pub(crate) fn unnamed_note(x: &RawXattr) -> String {
+    format!(
+        "extended attribute {:?} under name index {} ({}) has no setxattr name; not carried into exports, extractions or rebuilds",
+        String::from_utf8_lossy(&x.name),
+        x.index,
+        xattr::index_owner(x.index)
+    )
 }

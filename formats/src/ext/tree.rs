@@ -46,6 +46,11 @@ impl<D: BlockDevice> ExtTree<D> {
         })
     }
 
+    /// Skip damage that can be skipped, with a warning (see [`ExtFs::set_salvage`]).
+    pub fn set_salvage(&mut self, on: bool) {
+        self.fs.set_salvage(on);
+    }
+
     /// The filesystem.
     pub fn fs(&self) -> &ExtFs<D> {
         &self.fs
@@ -129,7 +134,14 @@ impl<D: BlockDevice> ExtTree<D> {
                 inode.mode
             ))
         })?;
-        let xattrs = self.fs.xattrs(ino)?;
+        let (xattrs, unnamed) = self.fs.xattrs_and_unnamed(ino)?;
+        for x in &unnamed {
+            self.fs.warn(format!(
+                "/{} (inode {ino}): {}",
+                crate::manifest::escape(&path),
+                super::fs::unnamed_note(x)
+            ));
+        }
         let link_target = if kind == Kind::Symlink {
             Some(self.fs.read_link(ino)?)
         } else {

@@ -51,6 +51,17 @@ pub fn full_name(index: u8, name: &[u8]) -> Option<Vec<u8>> {
     Some(v)
 }
 
+/// Who uses name index `index` when it has no `setxattr` name (for messages).
+pub fn index_owner(index: u8) -> &'static str {
+    match index {
+        5 => "Lustre",
+        9 => "encryption context",
+        10 => "Hurd",
+        11 => "fs-verity",
+        _ => "unknown index",
+    }
+}
+
 /// Entries of the in-inode area (`area` starts right after i_extra_isize).
 pub fn parse_ibody(ino: u32, area: &[u8]) -> Result<Vec<RawXattr>> {
     if area.len() < 4 || le32(area, 0) != XATTR_MAGIC {

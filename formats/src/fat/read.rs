@@ -163,6 +163,43 @@ impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
     }
 }
 
+/// Fewest clusters of a FAT32 volume for the FAT library we read with, which decides the
+/// FAT width by cluster count alone.
+const FAT32_MIN_CLUSTERS: u64 = 65525;
+
+/// A clear refusal for a volume laid out as FAT32 (16-bit sectors-per-FAT zero, as Linux
+/// and fsck.fat decide) with fewer than 65525 clusters: `mkfs.fat -F 32` makes these on
+/// devices under about 32 MiB (with the sector count in the 16-bit field), fsck.fat and
+/// Linux accept them, but the library would misread them as FAT16.
+fn refuse_small_fat32<D: BlockDevice>(dev: &D) -> Result<()> {
+    let mut s = [0u8; 512];
+    if dev.len() < 512 {
+        return Ok(());
+    }
+    dev.read_at(&mut s, 0)?;
+    let le16 = |o: usize| u64::from(u16::from_le_bytes([s[o], s[o + 1]]));
+    let le32 = |o: usize| u64::from(u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]]));
+    let fat32_layout = le16(22) == 0 && le32(36) != 0;
+    let spc = u64::from(s[13]);
+    if !fat32_layout || spc == 0 {
+        return Ok(());
+    }
+    let total = match le16(19) {
+        0 => le32(32),
+        n => n,
+    };
+    let data = le16(14) + u64::from(s[16]) * le32(36);
+    let clusters = total.saturating_sub(data) / spc;
+    if clusters < FAT32_MIN_CLUSTERS {
+        return Err(Error::unsupported(format!(
+            "fat: a FAT32 volume with only {clusters} clusters (fewer than {FAT32_MIN_CLUSTERS}; \
+             `mkfs.fat -F 32` makes these on small devices, and fsck.fat and Linux accept them) \
+             cannot be read yet: the FAT library subroot uses would take it for FAT16"
+        )));
+    }
+    Ok(())
+}
+
 pub(crate) fn fat_err(what: &str, e: io::Error) -> Error {
     Error::corrupt(format!("fat: {what}: {e}"))
 }
@@ -171,6 +208,7 @@ impl<D: BlockDevice> FatTree<D> {
     /// Open the FAT filesystem on `dev`.
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
+        refuse_small_fat32(&dev)?;
         let buffered = BufferedDevice::new(dev);
         let budget = buffered.budget.clone();
         let fs = guard("opening the filesystem", || {

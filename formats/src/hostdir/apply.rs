@@ -2,8 +2,8 @@
 //! in that order, because `chown` clears suid/sgid and `security.capability`, and setting
 //! an ACL rewrites the group bits of the mode. Failures are counted, not fatal.
 
-use super::options::{ExtractOptions, ExtractSummary};
-use super::sys::{privileged_xattr, proc_path, show};
+use super::options::{ExtractOptions, ExtractSummary, SkipKind};
+use super::sys::{privileged_xattr, proc_path};
 use crate::tree::{Entry, Kind, Timestamp};
 use rustix::fd::BorrowedFd;
 use rustix::fs::{
@@ -49,12 +49,12 @@ impl Applier<'_> {
                 Target::At(dir, name) => chmodat(dir, name, mode, AtFlags::empty()),
             };
             if let Err(err) = r {
-                sum.skipped_other += 1;
-                sum.problem(format!(
-                    "{}: mode {:o} not set: {err}",
-                    show(rel),
-                    e.meta.perm
-                ));
+                sum.skip(
+                    rel,
+                    SkipKind::Mode,
+                    None,
+                    format!("mode {:o} not set: {err}", e.meta.perm),
+                );
             }
         }
         if self.opts.times {
@@ -67,8 +67,7 @@ impl Applier<'_> {
                 Target::At(dir, name) => utimensat(dir, name, &ts, AtFlags::SYMLINK_NOFOLLOW),
             };
             if let Err(err) = r {
-                sum.skipped_other += 1;
-                sum.problem(format!("{}: times not set: {err}", show(rel)));
+                sum.skip(rel, SkipKind::Times, None, err.to_string());
             }
         }
     }
@@ -77,7 +76,12 @@ impl Applier<'_> {
         let (uid, gid) = (e.meta.uid, e.meta.gid);
         if !self.opts.owners {
             if (uid, gid) != (self.euid, self.egid) {
-                sum.skipped_owners += 1;
+                sum.skip(
+                    rel,
+                    SkipKind::Owner,
+                    None,
+                    format!("owner {uid}:{gid} needs root"),
+                );
             }
             return;
         }
@@ -87,8 +91,12 @@ impl Applier<'_> {
             Target::At(dir, name) => chownat(dir, name, u, g, AtFlags::SYMLINK_NOFOLLOW),
         };
         if let Err(err) = r {
-            sum.skipped_owners += 1;
-            sum.problem(format!("{}: owner {uid}:{gid} not set: {err}", show(rel)));
+            sum.skip(
+                rel,
+                SkipKind::Owner,
+                None,
+                format!("owner {uid}:{gid} not set: {err}"),
+            );
         }
     }
 
@@ -102,12 +110,13 @@ impl Applier<'_> {
         };
         for (name, value) in &e.meta.xattrs {
             if self.euid != 0 && privileged_xattr(name) {
-                sum.skipped_xattrs += 1;
+                let reason = "a privileged namespace; needs root".to_string();
+                sum.skip(rel, SkipKind::Xattr, Some(name), reason);
                 continue;
             }
             if name.is_empty() || name.contains(&0) {
-                sum.skipped_xattrs += 1;
-                sum.problem(format!("{}: invalid xattr name {}", show(rel), show(name)));
+                let reason = "an invalid name".to_string();
+                sum.skip(rel, SkipKind::Xattr, Some(name), reason);
                 continue;
             }
             let r = match (target, &proc) {
@@ -118,12 +127,7 @@ impl Applier<'_> {
                 (Target::At(..), None) => continue,
             };
             if let Err(err) = r {
-                sum.skipped_xattrs += 1;
-                sum.problem(format!(
-                    "{}: xattr {} not set: {err}",
-                    show(rel),
-                    show(name)
-                ));
+                sum.skip(rel, SkipKind::Xattr, Some(name), err.to_string());
             }
         }
     }

@@ -10,7 +10,7 @@
 //! again component by component without following symlinks.
 
 use super::apply::{Applier, Target};
-use super::options::{ExtractOptions, ExtractSummary};
+use super::options::{ExtractOptions, ExtractSummary, SkipKind, Skipped};
 use super::sys::{effective_ids, errno, open_dir, show};
 use crate::block::ExtentKind;
 use crate::tree::{check_relative_path, Content, Entry, Kind, TreeSource};
@@ -39,6 +39,19 @@ pub fn extract(
     dest: &Path,
     opts: &ExtractOptions,
 ) -> Result<ExtractSummary> {
+    extract_reporting(source, root, dest, opts, &mut |_| Ok(()))
+}
+
+/// [`extract`], handing every item left out to `report` as it happens (ownerships too),
+/// so a caller can write a complete list without holding it in memory. An error from
+/// `report` stops the extraction.
+pub fn extract_reporting(
+    source: &dyn TreeSource,
+    root: &[u8],
+    dest: &Path,
+    opts: &ExtractOptions,
+    report: &mut dyn FnMut(Skipped) -> Result<()>,
+) -> Result<ExtractSummary> {
     check_relative_path(root).map_err(|why| {
         Error::InvalidArgument(format!("the extraction root `{}` {why}", show(root)))
     })?;
@@ -62,10 +75,19 @@ pub fn extract(
         sum: ExtractSummary::default(),
         buf: vec![0; 256 * 1024],
     };
-    source.walk(root, &mut |e, content| ex.entry(e, content))?;
+    source.walk(root, &mut |e, content| {
+        let r = ex.entry(e, content);
+        for s in ex.sum.pending.drain(..) {
+            report(s)?;
+        }
+        r
+    })?;
     ex.leave_to(0);
     if let Some(frame) = ex.stack.pop() {
         ex.finish(frame);
+    }
+    for s in ex.sum.pending.drain(..) {
+        report(s)?;
     }
     Ok(ex.sum)
 }
@@ -341,7 +363,8 @@ impl Extractor<'_> {
                 Ok(at(Kind::Symlink))
             }
             Kind::CharDevice | Kind::BlockDevice if !self.applier.opts.devices => {
-                self.sum.skipped_devices += 1;
+                let reason = "device nodes need root".to_string();
+                self.sum.skip(rel, SkipKind::Device, None, reason);
                 Ok(Linked::Skipped)
             }
             Kind::CharDevice | Kind::BlockDevice | Kind::Fifo | Kind::Socket => {
@@ -370,13 +393,9 @@ impl Extractor<'_> {
                         ) && matches!(source.raw_os_error(), Some(1 | 13 | 95)) =>
                     {
                         // EPERM, EACCES, EOPNOTSUPP: not allowed here; count and go on.
-                        if e.kind == Kind::Socket {
-                            self.sum.skipped_other += 1;
-                        } else {
-                            self.sum.skipped_devices += 1;
-                        }
-                        self.sum
-                            .problem(format!("{}: node not created: {source}", show(rel)));
+                        let kind = node_kind(e.kind);
+                        let reason = format!("node not created: {source}");
+                        self.sum.skip(rel, kind, None, reason);
                         Ok(Linked::Skipped)
                     }
                     Err(err) => Err(err),
@@ -460,11 +479,8 @@ impl Extractor<'_> {
         let (first, kind, data) = match self.links.get(&id) {
             Some(Linked::At { rel, kind, data }) => (rel.clone(), *kind, *data),
             Some(Linked::Skipped) | None => {
-                if e.kind == Kind::Socket {
-                    self.sum.skipped_other += 1;
-                } else {
-                    self.sum.skipped_devices += 1;
-                }
+                let reason = "a hard link to a node that was not created".to_string();
+                self.sum.skip(rel, node_kind(e.kind), None, reason);
                 return Ok(());
             }
         };
@@ -518,5 +534,14 @@ impl Extractor<'_> {
             );
         }
         Ok(())
+    }
+}
+
+/// How a node that could not be created is counted: sockets apart, devices together.
+fn node_kind(kind: Kind) -> SkipKind {
+    if kind == Kind::Socket {
+        SkipKind::Socket
+    } else {
+        SkipKind::Device
     }
 }

@@ -14,6 +14,6 @@ mod options;
 mod reader;
 mod sys;
 
-pub use extract::extract;
-pub use options::{ExtractOptions, ExtractSummary};
+pub use extract::{extract, extract_reporting};
+pub use options::{ExtractOptions, ExtractSummary, SkipKind, Skipped};
 pub use reader::HostDir;

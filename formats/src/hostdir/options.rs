@@ -1,6 +1,6 @@
 //! What an extraction restores ([`ExtractOptions`]) and what it could not ([`ExtractSummary`]).
 
-use super::sys::effective_ids;
+use super::sys::{effective_ids, show};
 
 /// What [`extract`](super::extract) restores besides names, kinds and contents.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,8 +50,49 @@ pub struct ExtractSummary {
     /// Anything else left out: sockets that could not be created, modes or times that
     /// could not be set.
     pub skipped_other: u64,
-    /// The first (up to 10) messages about what was left out, with the entry's path.
+    /// The first (up to 10) messages about what was left out, with the entry's path
+    /// (everything but ownerships, which as non-root are nearly every entry).
     pub first_problems: Vec<String>,
+    /// Records not yet handed to the caller's report sink (drained after every entry, so
+    /// memory stays bounded however much is left out); empty in a returned summary.
+    pub pending: Vec<Skipped>,
+}
+
+/// What kind of thing an extraction left out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipKind {
+    Owner,
+    Device,
+    Xattr,
+    Socket,
+    Mode,
+    Times,
+}
+
+impl SkipKind {
+    /// The word used in reports: `owner device xattr socket mode times`.
+    pub fn word(self) -> &'static str {
+        match self {
+            SkipKind::Owner => "owner",
+            SkipKind::Device => "device",
+            SkipKind::Xattr => "xattr",
+            SkipKind::Socket => "socket",
+            SkipKind::Mode => "mode",
+            SkipKind::Times => "times",
+        }
+    }
+}
+
+/// One thing an extraction left out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The entry's path relative to the destination (empty: the destination itself).
+    pub path: Vec<u8>,
+    pub kind: SkipKind,
+    /// The attribute's full name, for [`SkipKind::Xattr`].
+    pub xattr: Option<Vec<u8>>,
+    /// Why: the error, or that the operation needs root.
+    pub reason: String,
 }
 
 /// How many messages [`ExtractSummary::first_problems`] keeps.
@@ -101,10 +142,35 @@ impl ExtractSummary {
         })
     }
 
-    /// Record a problem message (only the first [`MAX_PROBLEMS`] are kept).
-    pub(crate) fn problem(&mut self, msg: String) {
-        if self.first_problems.len() < MAX_PROBLEMS {
-            self.first_problems.push(msg);
+    /// Record that `kind` (the xattr `xattr`) of the entry at `path` was left out because
+    /// of `reason`: counted, the first few kept as messages (not ownerships), and queued
+    /// for the caller's report.
+    pub(crate) fn skip(
+        &mut self,
+        path: &[u8],
+        kind: SkipKind,
+        xattr: Option<&[u8]>,
+        reason: String,
+    ) {
+        match kind {
+            SkipKind::Owner => self.skipped_owners += 1,
+            SkipKind::Device => self.skipped_devices += 1,
+            SkipKind::Xattr => self.skipped_xattrs += 1,
+            SkipKind::Socket | SkipKind::Mode | SkipKind::Times => self.skipped_other += 1,
         }
+        if kind != SkipKind::Owner && self.first_problems.len() < MAX_PROBLEMS {
+            let what = match xattr {
+                Some(n) => format!("xattr {}", show(n)),
+                None => kind.word().to_string(),
+            };
+            self.first_problems
+                .push(format!("{}: {what} not restored: {reason}", show(path)));
+        }
+        self.pending.push(Skipped {
+            path: path.to_vec(),
+            kind,
+            xattr: xattr.map(<[u8]>::to_vec),
+            reason,
+        });
     }
 }

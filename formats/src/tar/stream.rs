@@ -293,7 +293,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                     let d = self.ext_data(&h, at, MAX_PAX, "pax global header")?;
                     for (k, v) in pax_records(&d, at)? {
                         self.global.retain(|(gk, _)| *gk != k);
-                        if !v.is_empty() {
+                        if !deletes(&k, &v) {
                             self.global.push((k, v));
                         }
                     }
@@ -335,7 +335,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                         records.push((k, v));
                     }
                     // Deleted keys (empty values) fall back to the header.
-                    records.retain(|(_, v)| !v.is_empty());
+                    records.retain(|(k, v)| !deletes(k, v));
                     let m = self.member(
                         h,
                         at,
@@ -407,7 +407,7 @@ impl<'a, D: BlockDevice> Members<'a, D> {
                 (n.to_vec(), v.clone())
             } else if let Some(n) = k.strip_prefix(b"LIBARCHIVE.xattr.") {
                 let n = percent_decode(n).ok_or_else(|| bad("LIBARCHIVE.xattr name", n))?;
-                let val = base64_decode(v).ok_or_else(|| {
+                let val = crate::base64::decode(v).ok_or_else(|| {
                     corrupt_at(
                         first,
                         format!(
@@ -688,6 +688,13 @@ impl<'a, D: BlockDevice> Members<'a, D> {
 }
 
 /// Zero bytes after `len` data bytes up to the next block boundary.
+/// True when pax record `key=value` deletes `key` (POSIX: an empty value unsets a keyword)
+/// rather than setting it. An xattr record with an empty value is an xattr whose value is
+/// empty (as GNU tar, libarchive and our writer write it), never a deletion.
+fn deletes(key: &[u8], value: &[u8]) -> bool {
+    value.is_empty() && !key.starts_with(b"SCHILY.xattr.") && !key.starts_with(b"LIBARCHIVE.xattr.")
+}
+
 fn pad_of(len: u64) -> u64 {
     (BLOCK as u64 - len % BLOCK as u64) % BLOCK as u64
 }
@@ -901,39 +908,12 @@ fn percent_decode(s: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Standard base64, padding optional (libarchive's xattr values).
-fn base64_decode(s: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() / 4 * 3 + 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in s.iter().filter(|&&c| c != b'=') {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn codecs() {
-        assert_eq!(base64_decode(b"aGVsbG8=").unwrap(), b"hello");
-        assert_eq!(base64_decode(b"AAEC").unwrap(), vec![0, 1, 2]);
-        assert!(base64_decode(b"a*b").is_none());
         assert_eq!(percent_decode(b"user.a%3Db").unwrap(), b"user.a=b");
         assert!(percent_decode(b"x%4").is_none());
     }
