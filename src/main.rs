@@ -98,7 +98,10 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(f) = cause.downcast_ref::<F>() {
             return match f {
-                F::Corrupt(_) | F::Unsupported(_) | F::OutOfRange { .. } => 3,
+                F::Corrupt(_)
+                | F::Unsupported(_)
+                | F::OutOfRange { .. }
+                | F::UnsupportedContainer { .. } => 3,
                 F::Io { .. } | F::InvalidArgument(_) | F::ReadOnly => 1,
             };
         }

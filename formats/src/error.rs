@@ -3,7 +3,9 @@
 //! Messages say what was expected and what was found; the CLI adds the file name as
 //! context. Codecs that need more structure may define their own error and convert.
 
+use crate::image::ForeignFormat;
 use std::io;
+use std::path::PathBuf;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,6 +26,18 @@ pub enum Error {
     /// A valid feature of the format that this crate does not handle (or refuses to).
     #[error("{0}")]
     Unsupported(String),
+    /// An image container this crate recognises but does not read (VMDK, VHD, ...): only
+    /// raw and qcow2 are read. Opening it as raw explicitly reads its bytes as the disk.
+    #[error(
+        "{} is a {} image; subroot reads raw and qcow2 (convert it with qemu-img convert \
+         first, or force with -f raw)",
+        path.display(),
+        format.long_name()
+    )]
+    UnsupportedContainer {
+        path: PathBuf,
+        format: ForeignFormat,
+    },
     /// The caller asked for something impossible (bad size, bad option).
     #[error("{0}")]
     InvalidArgument(String),

@@ -21,7 +21,7 @@ pub mod select;
 pub mod write;
 
 use crate::cli::ImageFormatArg;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 use subroot_formats::image::{Image, ImageFormat};
 
@@ -34,7 +34,11 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
 }
 
 /// Open an input image read-only (detecting its format unless given), with its backing chain.
+/// A container format subroot does not read is refused with its own message, which names
+/// the file already.
 pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
-    Image::open_as(path, format.map(format_of))
-        .with_context(|| format!("cannot open {}", path.display()))
+    Image::open_as(path, format.map(format_of)).map_err(|e| match e {
+        e @ subroot_formats::Error::UnsupportedContainer { .. } => e.into(),
+        e => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
+    })
 }
