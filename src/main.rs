@@ -101,7 +101,8 @@ fn exit_code(e: &anyhow::Error) -> u8 {
                 F::Corrupt(_)
                 | F::Unsupported(_)
                 | F::OutOfRange { .. }
-                | F::UnsupportedContainer { .. } => 3,
+                | F::UnsupportedContainer { .. }
+                | F::UnsupportedLabel { .. } => 3,
                 F::Io { .. } | F::InvalidArgument(_) | F::ReadOnly => 1,
             };
         }

@@ -4,6 +4,7 @@
 //! context. Codecs that need more structure may define their own error and convert.
 
 use crate::image::ForeignFormat;
+use crate::table::ForeignLabel;
 use std::io;
 use std::path::PathBuf;
 
@@ -38,6 +39,9 @@ pub enum Error {
         path: PathBuf,
         format: ForeignFormat,
     },
+    /// A disk label other than MBR and GPT (BSD, Sun, SGI, Atari).
+    #[error("it holds {}; subroot reads MBR and GPT", label.long_name())]
+    UnsupportedLabel { label: ForeignLabel },
     /// The caller asked for something impossible (bad size, bad option).
     #[error("{0}")]
     InvalidArgument(String),
