@@ -104,8 +104,12 @@ fn filesystem_with_boot_code_in_sector_0_is_the_filesystem() {
     entry[12..16].copy_from_slice(&100u32.to_le_bytes());
     patch(&odd, 446, &entry);
     patch(&odd, 510, &[0x55, 0xaa]);
-    let out = subroot_in(dir, &["ls", "odd.img", "/"]);
-    assert!(!out.status.success(), "{out:?}");
+    fails(
+        dir,
+        &["ls", "odd.img", "/"],
+        3,
+        &["no partition of odd.img holds a filesystem"],
+    );
     assert!(ok(dir, &["ls", "-p", "0", "odd.img", "/"]).contains("hello"));
     let out = subroot_in(dir, &["cat", "-p", "0", "odd.img", "/hello"]);
     assert_eq!(out.stdout, b"odd\n", "{out:?}");

@@ -5,6 +5,7 @@
 
 use crate::image::ForeignFormat;
 use crate::table::ForeignLabel;
+use crate::tools::ToolError;
 use std::io;
 use std::path::PathBuf;
 
@@ -42,6 +43,17 @@ pub enum Error {
     /// A disk label other than MBR and GPT (BSD, Sun, SGI, Atari).
     #[error("it holds {}; subroot reads MBR and GPT", label.long_name())]
     UnsupportedLabel { label: ForeignLabel },
+    /// The in-place ext editor cannot carry out this edit (a feature debugfs cannot express
+    /// cleanly, an input e2fsck already finds fault with); rebuilding the filesystem can.
+    #[error("{0}")]
+    CannotEditInPlace(String),
+    /// A filesystem this crate wrote does not hold what was intended (our own final check
+    /// failed; the input is not at fault and no output is kept).
+    #[error("{0}")]
+    VerifyFailed(String),
+    /// An external program (e2fsprogs) is missing, too old, or failed.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
     /// The caller asked for something impossible (bad size, bad option).
     #[error("{0}")]
     InvalidArgument(String),
@@ -56,11 +68,25 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wrap an I/O error with what was being done.
+    /// Wrap an I/O error with what was being done. An error of this crate that travelled
+    /// through `std::io` (a file reader's `Read`) comes back as itself, its message prefixed
+    /// with the context, so that a corrupt structure is still [`Error::Corrupt`].
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
+        let context = context.into();
+        if !source.get_ref().is_some_and(|e| e.is::<Error>()) {
+            return Error::Io { context, source };
+        }
+        let kind = source.kind();
+        match source.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(inner)) => match *inner {
+                Error::Corrupt(m) => Error::Corrupt(format!("{context}: {m}")),
+                Error::Unsupported(m) => Error::Unsupported(format!("{context}: {m}")),
+                other => other,
+            },
+            _ => Error::Io {
+                context,
+                source: io::Error::from(kind),
+            },
         }
     }
 
@@ -72,5 +98,21 @@ impl Error {
     /// Shorthand for [`Error::Unsupported`].
     pub fn unsupported(msg: impl Into<String>) -> Self {
         Error::Unsupported(msg.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_errors_survive_a_trip_through_std_io() {
+        let through = io::Error::new(io::ErrorKind::InvalidData, Error::corrupt("bad magic"));
+        match Error::io("reading /f", through) {
+            Error::Corrupt(m) => assert_eq!(m, "reading /f: bad magic"),
+            e => panic!("{e:?}"),
+        }
+        let plain = io::Error::new(io::ErrorKind::NotFound, "gone");
+        assert!(matches!(Error::io("opening", plain), Error::Io { .. }));
     }
 }

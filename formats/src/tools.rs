@@ -6,7 +6,6 @@
 //! sibling programs in the same directory, when present, are then preferred for the
 //! others, so a private e2fsprogs build is used as one set.
 
-use crate::Error;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -39,19 +38,6 @@ pub enum ToolError {
         status: String,
         stderr: String,
     },
-}
-
-impl From<ToolError> for Error {
-    fn from(e: ToolError) -> Self {
-        match e {
-            ToolError::NotFound { .. } | ToolError::TooOld { .. } => {
-                Error::Unsupported(e.to_string())
-            }
-            ToolError::Spawn { .. } | ToolError::Failed { .. } => {
-                Error::io(e.to_string(), std::io::Error::other("external program"))
-            }
-        }
-    }
 }
 
 /// A version as three numbers (`1.47.0`).

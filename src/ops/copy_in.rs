@@ -8,6 +8,7 @@ use super::edit_ext::{EditedTree, Graft};
 use super::mkfs::{rebuild_ext, splice_out, OutputOpts};
 use super::select::{select, Selected};
 use crate::cli::CopyInArgs;
+use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
@@ -176,7 +177,11 @@ pub fn edit_ext(
     ctx: &Ctx,
 ) -> Result<()> {
     if !sel.is_ext() {
-        bail!("{} is neither an ext nor a FAT filesystem", sel.describe());
+        return Err(InputError::UnsupportedFilesystem(format!(
+            "{} is neither an ext nor a FAT filesystem",
+            sel.describe()
+        ))
+        .into());
     }
     let tree = ExtTree::open(sel.device.clone(), OpenOptions::default())
         .with_context(|| format!("cannot read the filesystem of {}", sel.describe()))?;

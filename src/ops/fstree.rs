@@ -2,6 +2,7 @@
 //! turning user-given paths inside it into tree paths.
 
 use crate::cli::read::ReadArgs;
+use crate::exit::InputError;
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -97,8 +98,12 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
             FatTree::open(selected.device.clone())
                 .with_context(|| format!("cannot open the FAT filesystem of {name}"))?,
         ),
-        Some(k) => bail!("{name} holds a {k} filesystem; subroot reads ext2/3/4 and FAT"),
-        None => bail!("{name} holds no filesystem subroot recognises"),
+        Some(k) => {
+            return Err(
+                InputError::UnsupportedFilesystem(format!("{name} holds a {k} filesystem")).into(),
+            )
+        }
+        None => return Err(InputError::NoFilesystem { place: name }.into()),
     };
     Ok(Opened { tree, name })
 }

@@ -5,6 +5,7 @@
 //! stderr, so it is never a guess the user cannot see.
 
 use crate::cli::PartitionArgs;
+use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -68,7 +69,10 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
     let whole = |why: &str| -> Result<Selected> {
         let fs = sniff(&*disk).with_context(|| format!("cannot read {name}"))?;
         if fs.is_none() {
-            bail!("{name} has neither a partition table nor a filesystem subroot recognises");
+            return Err(InputError::NothingRecognised {
+                image: name.to_string(),
+            }
+            .into());
         }
         let chosen = Selected {
             device: disk.clone(),
@@ -161,7 +165,12 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
     let chosen = match (roots.len(), found.len()) {
         (1, _) => found.into_iter().find(|(r, _)| r.is_some()),
         (0, 1) => found.pop(),
-        (0, 0) => bail!("no partition of {name} holds a filesystem subroot recognises"),
+        (0, 0) => {
+            return Err(InputError::NoPartitionWithFilesystem {
+                image: name.to_string(),
+            }
+            .into())
+        }
         (0, _) => {
             let list: Vec<String> = found.iter().map(|(_, s)| s.describe()).collect();
             bail!("{name} has several filesystems and none holds a Linux root; choose one with -p: {}", list.join("; "))
