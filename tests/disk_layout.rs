@@ -7,17 +7,7 @@
 mod common;
 
 use common::*;
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-
-/// Overwrite `bytes` at `offset` of `img`.
-fn patch(img: &Path, offset: u64, bytes: &[u8]) {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(img)
-        .expect("open");
-    f.write_all_at(bytes, offset).expect("write");
-}
 
 /// An ext4 filesystem image of `size` holding `/hello` with `text`.
 fn ext4(dir: &Path, name: &str, size: &str, text: &str) -> PathBuf {
@@ -138,11 +128,11 @@ fn foreign_disk_labels_are_refused_by_name() {
     let dir = d.path();
     let mut labels: Vec<(PathBuf, &str, &str)> = Vec::new();
     for (label, long) in [("sun", "a Sun disk label"), ("sgi", "an SGI disk label")] {
-        let img = dir.join(format!("{label}.img"));
-        run("truncate", &["-s", "64M", s(&img)]);
-        sh(
-            "echo 'start=2048, size=20000' | sfdisk -q --label \"$2\" \"$1\"",
-            &[s(&img), label],
+        let img = sfdisk_image(
+            dir,
+            &format!("{label}.img"),
+            "64M",
+            &format!("label: {label}\nstart=2048, size=20000\n"),
         );
         labels.push((img, label, long));
     }

@@ -118,12 +118,7 @@ fn input_classes_exit_3() {
     );
 
     // A table whose only partition holds nothing.
-    let parted = dir.join("parted.img");
-    run("truncate", &["-s", "8M", s(&parted)]);
-    sh(
-        "echo 'start=2048, type=83' | sfdisk -q \"$1\"",
-        &[s(&parted)],
-    );
+    let parted = sfdisk_image(dir, "parted.img", "8M", "start=2048, type=83\n");
     run("chmod", &["a+r", s(&parted)]);
     all_fail(
         dir,
@@ -133,12 +128,7 @@ fn input_classes_exit_3() {
     );
 
     // A disk label subroot does not read.
-    let sun = dir.join("sun.img");
-    run("truncate", &["-s", "8M", s(&sun)]);
-    sh(
-        "echo 'start=2048' | sfdisk -q --label sun \"$1\"",
-        &[s(&sun)],
-    );
+    let sun = sfdisk_image(dir, "sun.img", "8M", "label: sun\nstart=2048\n");
     run("chmod", &["a+r", s(&sun)]);
     let mut cmds = readers("sun.img");
     cmds.push(vec!["info".into(), "sun.img".into()]);

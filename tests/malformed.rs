@@ -15,15 +15,6 @@ use common::*;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Overwrite `bytes` at `offset` of `img`.
-fn patch(img: &Path, offset: u64, bytes: &[u8]) {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(img)
-        .expect("open");
-    f.write_all_at(bytes, offset).expect("patch");
-}
-
 fn read_be64(img: &Path, offset: u64) -> u64 {
     let mut b = [0u8; 8];
     std::fs::File::open(img)
@@ -423,26 +414,6 @@ fn backing_loops_fail_cleanly() {
             },
         );
     }
-}
-
-fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
-    let p = dir.join(name);
-    run("truncate", &["-s", size, s(&p)]);
-    let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
-        .args(["-q", s(&p)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sfdisk");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "sfdisk {script}");
-    p
 }
 
 fn tcase(file: PathBuf, phrases: Vec<&'static str>) -> Case {

@@ -12,7 +12,7 @@ pub mod tools;
 
 pub mod relayout;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -165,4 +165,35 @@ pub fn same_outside(a: &Path, b: &Path, start: u64, end: u64) {
             s(b),
         ],
     );
+}
+
+/// Overwrite `bytes` at `offset` of `img`.
+pub fn patch(img: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .expect("open");
+    f.write_all_at(bytes, offset).expect("patch");
+}
+
+/// A `size` image `dir/name` partitioned by `sfdisk -q` from `script` (a `label: sun` line
+/// picks another label than dos).
+pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
+    let p = dir.join(name);
+    run("truncate", &["-s", size, s(&p)]);
+    let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
+        .args(["-q", s(&p)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk");
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write");
+    assert!(child.wait().expect("wait").success(), "sfdisk {script}");
+    p
 }

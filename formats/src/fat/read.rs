@@ -97,7 +97,7 @@ impl<D: BlockDevice> BufferedDevice<D> {
 }
 
 pub(crate) fn io_err(e: Error) -> io::Error {
-    io::Error::other(e.to_string())
+    io::Error::other(e)
 }
 
 impl<D: BlockDevice> Read for BufferedDevice<D> {
