@@ -35,10 +35,10 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
 
 /// Open an input image read-only (detecting its format unless given), with its backing chain.
 /// A container format subroot does not read is refused with its own message, which names
-/// the file already.
+/// the file already (a backing file's refusal still says whose backing file it is).
 pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
     Image::open_as(path, format.map(format_of)).map_err(|e| match e {
-        e @ subroot_formats::Error::UnsupportedContainer { .. } => e.into(),
+        subroot_formats::Error::UnsupportedContainer { path: ref p, .. } if p == path => e.into(),
         e => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
     })
 }
