@@ -103,6 +103,13 @@ fn filesystem_with_boot_code_in_sector_0_is_the_filesystem() {
     assert!(ok(dir, &["ls", "-p", "0", "odd.img", "/"]).contains("hello"));
     let out = subroot_in(dir, &["cat", "-p", "0", "odd.img", "/hello"]);
     assert_eq!(out.stdout, b"odd\n", "{out:?}");
+    // relayout rewrites partitions in place in the disk: not a whole disk that has a table.
+    fails(
+        dir,
+        &["-q", "relayout", "-p", "0", "odd.img", "--dry-run"],
+        3,
+        &["-p 0 takes the whole disk, but the disk has a partition table"],
+    );
 
     // The reverse: a real MBR disk over a stale whole-disk superblock stays an MBR disk.
     let disk = ext4(dir, "disk.img", "32M", "stale\n");
