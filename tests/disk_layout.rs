@@ -181,7 +181,16 @@ fn foreign_disk_labels_are_refused_by_name() {
             fails(dir, &args, 3, &[&msg, s(&img)]);
         }
     }
-    // An MBR-formatted zero disk and an empty disk are still what they were.
+    // libblkid's order: an MBR comes before a BSD label (a FreeBSD slice's label belongs to
+    // the partition), so such a disk is read as MBR.
+    let slice = sfdisk_image(dir, "slice.img", "64M", "start=2048, type=a5\n");
+    patch(&slice, 512, &magic);
+    patch(&slice, 512 + 132, &magic);
+    run("chmod", &["a+r", s(&slice)]);
+    let blkid = run_stdout("blkid", &["-p", "-o", "udev", s(&slice)]);
+    assert!(blkid.contains("ID_PART_TABLE_TYPE=dos"), "{blkid}");
+    assert!(ok(dir, &["info", "slice.img"]).contains("table:         mbr"));
+    // An empty disk is still what it was.
     let blank = dir.join("blank.img");
     run("truncate", &["-s", "8M", s(&blank)]);
     run("chmod", &["a+r", s(&blank)]);

@@ -4,6 +4,8 @@
 //! The signatures are libblkid's (util-linux `libblkid/src/partitions/{bsd,sun,sgi,atari}.c`):
 //! the magic numbers, with the label checksums (Sun, SGI) and the second BSD magic that fdisk
 //! also checks; Atari has no magic, only libblkid's heuristic of a plausible primary entry.
+//! libblkid's order is kept: Sun and SGI before MBR, BSD and Atari only where no MBR or GPT
+//! is found.
 
 use crate::block::BlockDevice;
 use crate::Result;
@@ -47,32 +49,35 @@ impl ForeignLabel {
 const BSD_MAGIC: u32 = 0x8256_4557;
 const BSD_MAGIC2_AT: usize = 132;
 
-/// The label with a magic (BSD, Sun, SGI) found in the first 1024 bytes of `dev`.
-pub fn with_magic(dev: &dyn BlockDevice) -> Result<Option<ForeignLabel>> {
-    let Some(b) = head(dev, 1024)? else {
+/// A Sun or SGI label in sector 0 of `dev` (libblkid probes these before MBR).
+pub fn sun_or_sgi(dev: &dyn BlockDevice) -> Result<Option<ForeignLabel>> {
+    let Some(s0) = head(dev, 512)? else {
         return Ok(None);
     };
-    let s0 = &b[..512];
     let be16 = |o: usize| u16::from_be_bytes([s0[o], s0[o + 1]]);
     let be32 = |o: usize| u32::from_be_bytes([s0[o], s0[o + 1], s0[o + 2], s0[o + 3]]);
-    let le32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
     if be16(508) == 0xdabe && s0.chunks_exact(2).fold(0u16, |x, w| x ^ be16_of(w)) == 0 {
         return Ok(Some(ForeignLabel::Sun));
     }
-    if be32(0) == 0x0be5_a941
-        && s0.chunks_exact(4).fold(0u32, |s, w| {
-            s.wrapping_add(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
-        }) == 0
-    {
+    let sum = s0.chunks_exact(4).fold(0u32, |s, w| {
+        s.wrapping_add(u32::from_be_bytes([w[0], w[1], w[2], w[3]]))
+    });
+    if be32(0) == 0x0be5_a941 && sum == 0 {
         return Ok(Some(ForeignLabel::Sgi));
     }
-    if [512usize, 64, 128]
-        .iter()
-        .any(|&o| le32(o) == BSD_MAGIC && le32(o + BSD_MAGIC2_AT) == BSD_MAGIC)
-    {
-        return Ok(Some(ForeignLabel::Bsd));
-    }
     Ok(None)
+}
+
+/// A BSD disklabel at the start of `dev` (libblkid probes it after MBR and GPT: a BSD
+/// label inside an MBR disk belongs to a partition).
+pub fn is_bsd(dev: &dyn BlockDevice) -> Result<bool> {
+    let Some(b) = head(dev, 1024)? else {
+        return Ok(false);
+    };
+    let le32 = |o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+    Ok([512usize, 64, 128]
+        .iter()
+        .any(|&o| le32(o) == BSD_MAGIC && le32(o + BSD_MAGIC2_AT) == BSD_MAGIC))
 }
 
 fn be16_of(w: &[u8]) -> u16 {
@@ -124,29 +129,24 @@ mod tests {
     #[test]
     fn zeros_and_noise_are_no_label() {
         let d = MemoryDevice::new(1 << 20);
-        assert_eq!(with_magic(&d).unwrap(), None);
+        assert_eq!(sun_or_sgi(&d).unwrap(), None);
+        assert!(!is_bsd(&d).unwrap());
         assert!(!is_atari(&d).unwrap());
-        assert_eq!(with_magic(&MemoryDevice::new(100)).unwrap(), None);
+        assert_eq!(sun_or_sgi(&MemoryDevice::new(100)).unwrap(), None);
         // A Sun magic with a wrong checksum is not a Sun label (libblkid ignores it too).
         let mut v = vec![0u8; 4096];
         v[508] = 0xda;
         v[509] = 0xbe;
         v[0] = 1;
-        assert_eq!(with_magic(&MemoryDevice::from_vec(v)).unwrap(), None);
+        assert_eq!(sun_or_sgi(&MemoryDevice::from_vec(v)).unwrap(), None);
     }
 
     #[test]
     fn bsd_needs_both_magics() {
         let mut v = vec![0u8; 4096];
         v[512..516].copy_from_slice(&BSD_MAGIC.to_le_bytes());
-        assert_eq!(
-            with_magic(&MemoryDevice::from_vec(v.clone())).unwrap(),
-            None
-        );
+        assert!(!is_bsd(&MemoryDevice::from_vec(v.clone())).unwrap());
         v[644..648].copy_from_slice(&BSD_MAGIC.to_le_bytes());
-        assert_eq!(
-            with_magic(&MemoryDevice::from_vec(v)).unwrap(),
-            Some(ForeignLabel::Bsd)
-        );
+        assert!(is_bsd(&MemoryDevice::from_vec(v)).unwrap());
     }
 }

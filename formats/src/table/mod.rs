@@ -138,7 +138,7 @@ pub fn read_layout(dev: &dyn BlockDevice) -> Result<DiskLayout> {
     // A GPT with a wiped/absent MBR is still recognised by its header signature.
     let gpt_sig = gpt::has_gpt_signature(dev)?;
     if !gpt_sig {
-        if let Some(label) = foreign::with_magic(dev)? {
+        if let Some(label) = foreign::sun_or_sgi(dev)? {
             return Err(Error::UnsupportedLabel { label });
         }
     }
@@ -149,12 +149,7 @@ pub fn read_layout(dev: &dyn BlockDevice) -> Result<DiskLayout> {
                 .push("the protective MBR is missing (no 0x55AA signature at LBA 0)".into());
             return Ok(DiskLayout::Table(t));
         }
-        if crate::sniff::sniff(dev)?.is_none() && foreign::is_atari(dev)? {
-            return Err(Error::UnsupportedLabel {
-                label: ForeignLabel::Atari,
-            });
-        }
-        return whole;
+        return no_table(dev);
     }
     let types = mbr::type_bytes(&s0);
     if types.contains(&0xee) || (gpt_sig && types.iter().all(|&t| t == 0)) {
@@ -165,8 +160,21 @@ pub fn read_layout(dev: &dyn BlockDevice) -> Result<DiskLayout> {
             Ok(DiskLayout::Whole { boot_code: true })
         }
         Some(t) => Ok(DiskLayout::Table(t)),
-        None => whole,
+        None => no_table(dev),
     }
+}
+
+/// Neither MBR nor GPT: a BSD label, an Atari root sector (a heuristic, so only when no
+/// filesystem is found), or nothing: the whole disk.
+fn no_table(dev: &dyn BlockDevice) -> Result<DiskLayout> {
+    let label = if foreign::is_bsd(dev)? {
+        ForeignLabel::Bsd
+    } else if crate::sniff::sniff(dev)?.is_none() && foreign::is_atari(dev)? {
+        ForeignLabel::Atari
+    } else {
+        return Ok(DiskLayout::Whole { boot_code: false });
+    };
+    Err(Error::UnsupportedLabel { label })
 }
 
 /// The size of a partition to create.
