@@ -176,24 +176,32 @@ pub fn patch(img: &Path, offset: u64, bytes: &[u8]) {
     f.write_all_at(bytes, offset).expect("patch");
 }
 
-/// A `size` image `dir/name` partitioned by `sfdisk -q` from `script` (a `label: sun` line
-/// picks another label than dos).
-pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
-    let p = dir.join(name);
-    run("truncate", &["-s", size, s(&p)]);
+/// Partition `disk` with `sfdisk -q` from `script` (a `label: sun` line picks another
+/// label than dos).
+pub fn sfdisk_script(disk: &Path, script: &str) {
+    use std::io::Write;
     let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
-        .args(["-q", s(&p)])
+        .args(["-q", "--no-reread", "--no-tell-kernel", s(disk)])
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("sfdisk");
-    use std::io::Write;
     child
         .stdin
         .take()
         .expect("stdin")
         .write_all(script.as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "sfdisk {script}");
+        .expect("write script");
+    assert!(
+        child.wait().expect("sfdisk").success(),
+        "sfdisk failed on {script}"
+    );
+}
+
+/// A `size` image `dir/name` partitioned by [`sfdisk_script`].
+pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
+    let p = dir.join(name);
+    run("truncate", &["-s", size, s(&p)]);
+    sfdisk_script(&p, script);
     p
 }
