@@ -60,10 +60,10 @@ pub fn detect_format(path: &Path) -> Result<Probed> {
     let reading = |e| Error::io(format!("reading {}", path.display()), e);
     let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let len = f.metadata().map_err(reading)?.len();
-    let mut head = vec![0u8; probe::HEAD_LEN.min(len as usize)];
+    let len = crate::block::file_len(&f).map_err(reading)?;
+    let mut head = vec![0u8; len.min(probe::HEAD_LEN as u64) as usize];
     f.read_exact_at(&mut head, 0).map_err(reading)?;
-    let tail_len = probe::TAIL_LEN.min(len as usize);
+    let tail_len = len.min(probe::TAIL_LEN as u64) as usize;
     let mut tail = vec![0u8; tail_len];
     f.read_exact_at(&mut tail, len - tail_len as u64)
         .map_err(reading)?;
