@@ -48,7 +48,11 @@ pub fn code(e: &anyhow::Error) -> u8 {
                 | F::UnsupportedLabel { .. }
                 | F::CannotEditInPlace(_) => 3,
                 F::VerifyFailed(_) => 4,
-                F::Io { .. } | F::Tool(_) | F::InvalidArgument(_) | F::ReadOnly => 1,
+                F::Io { .. }
+                | F::Tool(_)
+                | F::NotFound(_)
+                | F::InvalidArgument(_)
+                | F::ReadOnly => 1,
             };
         }
         if cause.downcast_ref::<InputError>().is_some() {

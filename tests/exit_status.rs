@@ -199,3 +199,37 @@ fn help_documents_every_exit_status() {
         assert!(help.contains(line), "--help lacks {line:?}:\n{help}");
     }
 }
+
+/// A path that is not in the image is an operation failure (1), named as missing (a typed
+/// `NotFound`, not any invalid argument) by the readers and the writers that look it up.
+#[test]
+fn missing_paths_in_the_image_are_1() {
+    if !need("mke2fs", "missing_paths_in_the_image_are_1") {
+        return;
+    }
+    let d = workdir();
+    let dir = d.path();
+    ext4(dir, "fs.img");
+    std::fs::write(dir.join("local"), b"x").expect("write");
+    run("chmod", &["a+r", s(&dir.join("local"))]);
+    fails(dir, &["cat", "fs.img", "/nope"], 1, &["no entry \"nope\""]);
+    fails(
+        dir,
+        &["ls", "fs.img", "/dir/nope"],
+        1,
+        &["no entry \"nope\""],
+    );
+    fails(
+        dir,
+        &["rm", "fs.img", "/nope", "-o", "out.img"],
+        1,
+        &["/nope: no such file or directory in"],
+    );
+    fails(
+        dir,
+        &["copy-in", "fs.img", "local", "/nope", "-o", "out.img"],
+        1,
+        &["DEST /nope does not exist in"],
+    );
+    assert!(!dir.join("out.img").exists());
+}

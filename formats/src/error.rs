@@ -54,6 +54,9 @@ pub enum Error {
     /// An external program (e2fsprogs) is missing, too old, or failed.
     #[error(transparent)]
     Tool(#[from] ToolError),
+    /// A path the caller asked for is not in the filesystem.
+    #[error("{0}")]
+    NotFound(String),
     /// The caller asked for something impossible (bad size, bad option).
     #[error("{0}")]
     InvalidArgument(String),

@@ -82,7 +82,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 /// itself (a corrupt filesystem, an I/O error) otherwise.
 pub fn lookup_error(e: anyhow::Error, missing: String) -> anyhow::Error {
     match e.downcast_ref::<subroot_formats::Error>() {
-        Some(subroot_formats::Error::InvalidArgument(_)) => e.context(missing),
+        Some(subroot_formats::Error::NotFound(_)) => e.context(missing),
         _ => e.context("cannot look the path up"),
     }
 }

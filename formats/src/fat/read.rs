@@ -284,7 +284,7 @@ impl<D: BlockDevice> FatTree<D> {
                         .position(|(n, _)| String::from_utf8_lossy(n).to_lowercase() == want)
                 })
                 .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    Error::NotFound(format!(
                         "fat: no entry {:?} in the directory of {:?}",
                         String::from_utf8_lossy(comp),
                         String::from_utf8_lossy(path)
