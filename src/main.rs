@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod exit;
 mod json;
 mod ops;
 mod output;
@@ -69,7 +70,7 @@ fn main() -> ExitCode {
             if ctx.verbose > 0 {
                 eprintln!("{e:?}");
             }
-            ExitCode::from(exit_code(&e))
+            ExitCode::from(exit::code(&e))
         }
     }
 }
@@ -89,20 +90,6 @@ fn error_line(e: &anyhow::Error) -> String {
         line.push_str(&text);
     }
     line
-}
-
-/// 3 when the input is invalid or unsupported, 1 for everything else (see `--help`).
-fn exit_code(e: &anyhow::Error) -> u8 {
-    use subroot_formats::Error as F;
-    for cause in e.chain() {
-        if let Some(f) = cause.downcast_ref::<F>() {
-            return match f {
-                F::Corrupt(_) | F::Unsupported(_) | F::OutOfRange { .. } => 3,
-                F::Io { .. } | F::InvalidArgument(_) | F::ReadOnly => 1,
-            };
-        }
-    }
-    1
 }
 
 /// Panics the FAT layer catches (the `fatfs` crate panics on some corrupt volumes) become

@@ -422,26 +422,6 @@ start=45056, size=20480, type=83\nstart=67584, size=20480, type=82\nstart=90112,
     q
 }
 
-fn sfdisk_script(disk: &Path, script: &str) {
-    use std::io::Write;
-    let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
-        .args(["-q", "--no-reread", "--no-tell-kernel", s(disk)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sfdisk");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write script");
-    assert!(
-        child.wait().expect("sfdisk").success(),
-        "sfdisk failed on {script}"
-    );
-}
-
 /// Compare our partitions with `sfdisk -J` of the same (raw) disk.
 fn assert_table_matches_sfdisk(ours: &Value, raw: &Path) {
     let sf: Value =

@@ -15,15 +15,6 @@ use common::*;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Overwrite `bytes` at `offset` of `img`.
-fn patch(img: &Path, offset: u64, bytes: &[u8]) {
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(img)
-        .expect("open");
-    f.write_all_at(bytes, offset).expect("patch");
-}
-
 fn read_be64(img: &Path, offset: u64) -> u64 {
     let mut b = [0u8; 8];
     std::fs::File::open(img)
@@ -425,26 +416,6 @@ fn backing_loops_fail_cleanly() {
     }
 }
 
-fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
-    let p = dir.join(name);
-    run("truncate", &["-s", size, s(&p)]);
-    let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
-        .args(["-q", s(&p)])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("sfdisk");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("write");
-    assert!(child.wait().expect("wait").success(), "sfdisk {script}");
-    p
-}
-
 fn tcase(file: PathBuf, phrases: Vec<&'static str>) -> Case {
     Case {
         file,
@@ -575,4 +546,126 @@ fn wrong_format_and_empty_inputs_fail_cleanly() {
             },
         );
     }
+}
+
+/// A raw disk image with an ext4 filesystem holding /hello, as `qemu-img convert` input.
+fn ext4_disk(dir: &Path) -> PathBuf {
+    let img = dir.join("disk.raw");
+    let root = dir.join("root");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::write(root.join("hello"), b"hello\n").expect("write");
+    run("truncate", &["-s", "16M", s(&img)]);
+    run(
+        "mke2fs",
+        &["-q", "-F", "-t", "ext4", "-d", s(&root), s(&img)],
+    );
+    img
+}
+
+/// Container formats subroot does not read, made by `qemu-img convert` from a raw disk
+/// with an ext4 filesystem (where qemu can write them) or with their header synthesised
+/// (bochs, cloop and dmg are read-only in qemu; the bytes follow block/bochs.c, block/cloop.c
+/// and the UDIF trailer): `info`, `convert` and `ls` refuse each by name with exit status 3
+/// and leave no output; `-f raw` still reads the bytes as a disk; `batch convert` reports
+/// the image as failed.
+#[test]
+fn foreign_containers_are_refused_by_name() {
+    if !need("qemu-img", "foreign_containers_are_refused_by_name")
+        || !need("mke2fs", "foreign_containers_are_refused_by_name")
+    {
+        return;
+    }
+    let d = workdir();
+    let dir = d.path();
+    let disk = ext4_disk(dir);
+    let mut cases: Vec<(PathBuf, &'static str)> = Vec::new();
+    for (name, fmt, opts, long) in [
+        ("sparse.vmdk", "vmdk", "subformat=monolithicSparse", "VMDK"),
+        ("stream.vmdk", "vmdk", "subformat=streamOptimized", "VMDK"),
+        ("flat.vmdk", "vmdk", "subformat=monolithicFlat", "VMDK"),
+        ("dynamic.vhd", "vpc", "subformat=dynamic", "VHD"),
+        ("fixed.vhd", "vpc", "subformat=fixed", "VHD"),
+        ("disk.vhdx", "vhdx", "", "VHDX"),
+        ("disk.vdi", "vdi", "", "VDI"),
+        ("disk.qed", "qed", "", "QED"),
+        ("disk.parallels", "parallels", "", "Parallels"),
+        ("disk.qcow", "qcow", "", "qcow (version 1)"),
+    ] {
+        let out = dir.join(name);
+        let mut args = vec!["convert", "-q", "-f", "raw", "-O", fmt];
+        if !opts.is_empty() {
+            args.extend(["-o", opts]);
+        }
+        args.extend([s(&disk), s(&out)]);
+        run("qemu-img", &args);
+        // qemu agrees on what was made (a fixed VHD is only a footer, which qemu's own probe
+        // does not look at: name the format to check it).
+        let info = run_stdout("qemu-img", &["info", "-f", fmt, s(&out)]);
+        assert!(info.contains(&format!("file format: {fmt}")), "{info}");
+        cases.push((out, long));
+    }
+    let mut bochs = vec![0u8; 512];
+    bochs[..22].copy_from_slice(b"Bochs Virtual HD Image");
+    bochs[32..39].copy_from_slice(b"Redolog");
+    bochs[48..55].copy_from_slice(b"Growing");
+    bochs[64..68].copy_from_slice(&0x0002_0000u32.to_le_bytes());
+    let mut cloop =
+        b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
+            .to_vec();
+    cloop.resize(4096, 0);
+    let mut dmg = std::fs::read(&disk).expect("read");
+    dmg.extend_from_slice(b"koly");
+    dmg.resize(dmg.len() + 508, 0);
+    for (name, bytes, long) in [
+        ("disk.bochs", bochs, "Bochs"),
+        ("disk.cloop", cloop, "cloop"),
+        ("disk.dmg", dmg, "DMG"),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).expect("write");
+        cases.push((path, long));
+    }
+    for (file, long) in &cases {
+        let kind = format!("is a {long} image; subroot reads raw and qcow2");
+        let phrases: Vec<&'static str> = vec![Box::leak(kind.clone().into_boxed_str())];
+        check(
+            dir,
+            &Case {
+                file: file.clone(),
+                format: None,
+                info: true,
+                convert: true,
+                code: 3,
+                phrases: phrases.clone(),
+            },
+        );
+        fails(dir, &["ls", s(file), "/"], 3, &[&kind, "-f raw"]);
+    }
+    // -f raw reads the bytes as the disk: a fixed VHD is the disk plus a footer.
+    let fixed = dir.join("fixed.vhd");
+    let listing = ok(dir, &["ls", "-f", "raw", s(&fixed), "/"]);
+    assert!(listing.contains("hello"), "{listing}");
+    let info = ok(dir, &["info", "-f", "raw", s(&dir.join("disk.vhdx"))]);
+    assert!(info.contains("raw"), "{info}");
+    // A fleet conversion reports the image as failed and still converts the good one.
+    std::fs::rename(dir.join("disk.vdi"), dir.join("vm.vdi")).expect("rename");
+    let out = subroot_in(
+        dir,
+        &[
+            "batch",
+            "convert",
+            "--out-dir",
+            "out",
+            "-j",
+            "1",
+            s(&disk),
+            "vm.vdi",
+        ],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(err.contains("vm.vdi is a VDI image"), "{err}");
+    assert!(!dir.join("out/vm.raw").exists(), "{err}");
+    assert!(dir.join("out/disk.raw").exists(), "{err}");
 }

@@ -10,49 +10,8 @@ use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use subroot_formats::Error;
 
-/// What can go wrong with an external program.
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    /// The program is not installed where we looked.
-    #[error("`{name}` was not found on PATH, /sbin or /usr/sbin (install e2fsprogs{hint})")]
-    NotFound { name: String, hint: String },
-    /// The program is older than needed.
-    #[error("{name} {found} is too old: {need} or newer is needed")]
-    TooOld {
-        name: String,
-        found: String,
-        need: String,
-    },
-    /// The program could not be started.
-    #[error("cannot run {path}: {source}")]
-    Spawn {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The program ran and reported failure.
-    #[error("{what} failed ({status}): {stderr}")]
-    Failed {
-        what: String,
-        status: String,
-        stderr: String,
-    },
-}
-
-impl From<ToolError> for Error {
-    fn from(e: ToolError) -> Self {
-        match e {
-            ToolError::NotFound { .. } | ToolError::TooOld { .. } => {
-                Error::Unsupported(e.to_string())
-            }
-            ToolError::Spawn { .. } | ToolError::Failed { .. } => {
-                Error::io(e.to_string(), std::io::Error::other("external program"))
-            }
-        }
-    }
-}
+pub use subroot_formats::error::ToolError;
 
 /// A version as three numbers (`1.47.0`).
 pub type Version = (u32, u32, u32);

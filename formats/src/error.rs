@@ -3,7 +3,10 @@
 //! Messages say what was expected and what was found; the CLI adds the file name as
 //! context. Codecs that need more structure may define their own error and convert.
 
+use crate::image::ForeignFormat;
+use crate::table::ForeignLabel;
 use std::io;
+use std::path::PathBuf;
 
 /// Result alias for this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -24,6 +27,35 @@ pub enum Error {
     /// A valid feature of the format that this crate does not handle (or refuses to).
     #[error("{0}")]
     Unsupported(String),
+    /// An image container this crate recognises but does not read (VMDK, VHD, ...): only
+    /// raw and qcow2 are read. Opening it as raw explicitly reads its bytes as the disk.
+    #[error(
+        "{} is a {} image; subroot reads raw and qcow2 (convert it with qemu-img convert \
+         first, or force with -f raw)",
+        path.display(),
+        format.long_name()
+    )]
+    UnsupportedContainer {
+        path: PathBuf,
+        format: ForeignFormat,
+    },
+    /// A disk label other than MBR and GPT (BSD, Sun, SGI, Atari).
+    #[error("it holds {}; subroot reads MBR and GPT", label.long_name())]
+    UnsupportedLabel { label: ForeignLabel },
+    /// The in-place ext editor cannot carry out this edit (a feature debugfs cannot express
+    /// cleanly, an input e2fsck already finds fault with); rebuilding the filesystem can.
+    #[error("{0}")]
+    CannotEditInPlace(String),
+    /// A filesystem this crate wrote does not hold what was intended (our own final check
+    /// failed; the input is not at fault and no output is kept).
+    #[error("{0}")]
+    VerifyFailed(String),
+    /// An external program (e2fsprogs) is missing, too old, or failed.
+    #[error(transparent)]
+    Tool(#[from] ToolError),
+    /// A path the caller asked for is not in the filesystem.
+    #[error("{0}")]
+    NotFound(String),
     /// The caller asked for something impossible (bad size, bad option).
     #[error("{0}")]
     InvalidArgument(String),
@@ -38,11 +70,25 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wrap an I/O error with what was being done.
+    /// Wrap an I/O error with what was being done. An error of this crate that travelled
+    /// through `std::io` (a file reader's `Read`) comes back as itself, its message prefixed
+    /// with the context, so that a corrupt structure is still [`Error::Corrupt`].
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        Error::Io {
-            context: context.into(),
-            source,
+        let context = context.into();
+        if !source.get_ref().is_some_and(|e| e.is::<Error>()) {
+            return Error::Io { context, source };
+        }
+        let kind = source.kind();
+        match source.into_inner().map(|inner| inner.downcast::<Error>()) {
+            Some(Ok(inner)) => match *inner {
+                Error::Corrupt(m) => Error::Corrupt(format!("{context}: {m}")),
+                Error::Unsupported(m) => Error::Unsupported(format!("{context}: {m}")),
+                other => other,
+            },
+            _ => Error::Io {
+                context,
+                source: io::Error::from(kind),
+            },
         }
     }
 
@@ -55,4 +101,50 @@ impl Error {
     pub fn unsupported(msg: impl Into<String>) -> Self {
         Error::Unsupported(msg.into())
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codec_errors_survive_a_trip_through_std_io() {
+        let through = io::Error::new(io::ErrorKind::InvalidData, Error::corrupt("bad magic"));
+        match Error::io("reading /f", through) {
+            Error::Corrupt(m) => assert_eq!(m, "reading /f: bad magic"),
+            e => panic!("{e:?}"),
+        }
+        let plain = io::Error::new(io::ErrorKind::NotFound, "gone");
+        assert!(matches!(Error::io("opening", plain), Error::Io { .. }));
+    }
+}
+
+/// What can go wrong with an external program (defined here so that [`Error::Tool`] can
+/// carry it; the programs are found and run by the `subroot-e2fs` crate).
+#[derive(Debug, thiserror::Error)]
+pub enum ToolError {
+    /// The program is not installed where we looked.
+    #[error("`{name}` was not found on PATH, /sbin or /usr/sbin (install e2fsprogs{hint})")]
+    NotFound { name: String, hint: String },
+    /// The program is older than needed.
+    #[error("{name} {found} is too old: {need} or newer is needed")]
+    TooOld {
+        name: String,
+        found: String,
+        need: String,
+    },
+    /// The program could not be started.
+    #[error("cannot run {path}: {source}")]
+    Spawn {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The program ran and reported failure.
+    #[error("{what} failed ({status}): {stderr}")]
+    Failed {
+        what: String,
+        status: String,
+        stderr: String,
+    },
 }

@@ -37,10 +37,7 @@ pub const DEFAULT_SHARED: &str = "boot,var,home";
     long_about = "subroot reads and writes disk images (raw, qcow2), their partition tables (MBR, GPT) \
 and filesystems as an ordinary user, and converts installed Linux images so that they boot \
 from a sub-directory of their root filesystem (subroot=r0).",
-    after_help = "EXIT STATUS:\n  0  success\n  1  the operation failed (I/O error, a tool it runs failed)\n  \
-2  usage error (bad arguments)\n  3  the input is invalid or uses something unsupported\n  \
-130  interrupted (SIGINT/SIGTERM); no output was left behind\n\n\
-Each command's --help is its reference; `subroot man` prints them all."
+    after_help = crate::exit::HELP
 )]
 pub struct Cli {
     #[command(flatten)]

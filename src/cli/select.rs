@@ -7,9 +7,10 @@ use clap::Args;
 /// Which filesystem of the image to use.
 #[derive(Debug, Args, Clone)]
 pub struct PartitionArgs {
-    /// Partition number (as in `subroot info`; MBR logicals start at 5). Default: the
-    /// partition holding a Linux root (/etc/os-release or /usr/lib/os-release), else the
-    /// only filesystem; the choice is reported on stderr.
+    /// Partition number (as in `subroot info`; MBR logicals start at 5), or 0 for the
+    /// whole disk whatever sector 0 holds. Default: the partition holding a Linux root
+    /// (/etc/os-release or /usr/lib/os-release), else the only filesystem; the choice is
+    /// reported on stderr.
     #[arg(short = 'p', long = "partition", value_name = "N")]
     pub partition: Option<u32>,
     /// Treat the image as this format instead of detecting it.

@@ -9,6 +9,7 @@ use super::fstree::print_warnings;
 use super::mkfs::{rebuild_ext, splice_out, OutputOpts};
 use super::select::{select, Selected};
 use crate::cli::CopyInArgs;
+use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
@@ -82,7 +83,7 @@ fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
 /// itself (a corrupt filesystem, an I/O error) otherwise.
 pub fn lookup_error(e: anyhow::Error, missing: String) -> anyhow::Error {
     match e.downcast_ref::<subroot_formats::Error>() {
-        Some(subroot_formats::Error::InvalidArgument(_)) => e.context(missing),
+        Some(subroot_formats::Error::NotFound(_)) => e.context(missing),
         _ => e.context("cannot look the path up"),
     }
 }
@@ -170,7 +171,11 @@ pub fn edit_ext(
     ctx: &Ctx,
 ) -> Result<()> {
     if !sel.is_ext() {
-        bail!("{} is neither an ext nor a FAT filesystem", sel.describe());
+        return Err(InputError::UnsupportedFilesystem(format!(
+            "{} is neither an ext nor a FAT filesystem",
+            sel.describe()
+        ))
+        .into());
     }
     let tree = ExtTree::open(sel.device.clone(), OpenOptions::default())
         .with_context(|| format!("cannot read the filesystem of {}", sel.describe()))?;

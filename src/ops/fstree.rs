@@ -2,9 +2,10 @@
 //! turning user-given paths inside it into tree paths.
 
 use crate::cli::read::ReadArgs;
+use crate::exit::InputError;
 use crate::ops::select::select;
 use crate::Ctx;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
@@ -140,8 +141,12 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
             FatTree::open(selected.device.clone())
                 .with_context(|| format!("cannot open the FAT filesystem of {name}"))?,
         ),
-        Some(k) => bail!("{name} holds a {k} filesystem; subroot reads ext2/3/4 and FAT"),
-        None => bail!("{name} holds no filesystem subroot recognises"),
+        Some(k) => {
+            return Err(
+                InputError::UnsupportedFilesystem(format!("{name} holds a {k} filesystem")).into(),
+            )
+        }
+        None => return Err(InputError::NoFilesystem { place: name }.into()),
     };
     Ok(Opened { tree, name })
 }

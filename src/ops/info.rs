@@ -9,7 +9,7 @@ use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::image::Image;
 use subroot_formats::sniff::{sniff, FsInfo};
-use subroot_formats::table::{read_table, PartKind, PartitionTable};
+use subroot_formats::table::{read_layout, DiskLayout, PartKind, PartitionTable};
 
 /// The whole `info --json` document.
 #[derive(Debug, Serialize)]
@@ -26,6 +26,10 @@ pub struct ImageInfo {
     pub partitions: Vec<PartInfo>,
     /// A filesystem on the whole disk (no partition table).
     pub filesystem: Option<FsJson>,
+    /// Sector 0 holds boot code and the MBR signature 0x55AA but no partition, and a
+    /// filesystem starts at sector 0 (a boot loader installed into the filesystem): read as
+    /// the filesystem, not as an empty table.
+    pub boot_code: bool,
 }
 
 #[derive(Debug, Serialize)]
@@ -148,7 +152,10 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
     let format = img.format().name();
     let virtual_size = img.len();
     let dev: Arc<dyn BlockDevice> = Arc::new(img);
-    let table = read_table(&*dev)?;
+    let (table, boot_code) = match read_layout(&*dev)? {
+        DiskLayout::Table(t) => (Some(t), false),
+        DiskLayout::Whole { boot_code } => (None, boot_code),
+    };
     let mut partitions = Vec::new();
     let mut filesystem = None;
     match &table {
@@ -194,6 +201,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
         table: table.map(table_info),
         partitions,
         filesystem,
+        boot_code,
     })
 }
 
@@ -275,7 +283,11 @@ fn print_human(i: &ImageInfo) {
             print_table(&["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"], &rows);
         }
         None => {
-            println!("table:         none");
+            if i.boot_code {
+                println!("table:         none (sector 0 holds boot code, not a partition table)");
+            } else {
+                println!("table:         none");
+            }
             println!("filesystem:    {}", fs_summary(&i.filesystem));
         }
     }

@@ -8,6 +8,7 @@ use super::fstree::print_warnings;
 use super::select::{select, Selected};
 use super::write::{write_image, OutputSpec};
 use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
+use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
@@ -246,7 +247,11 @@ pub fn with_tree<T>(
         return f(&t);
     }
     if !sel.is_ext() {
-        bail!("{from}: {} is not an ext or FAT filesystem", sel.describe());
+        return Err(InputError::UnsupportedFilesystem(format!(
+            "{from}: {} is not an ext or FAT filesystem",
+            sel.describe()
+        ))
+        .into());
     }
     let fs = ExtFs::open(sel.device.clone())
         .with_context(|| format!("cannot read the filesystem of {from}"))?;

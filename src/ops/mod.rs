@@ -34,9 +34,13 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
 }
 
 /// Open an input image read-only (detecting its format unless given), with its backing chain.
+/// A container format subroot does not read is refused with its own message, which names
+/// the file already (a backing file's refusal still says whose backing file it is).
 pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
-    Image::open_as(path, format.map(format_of))
-        .with_context(|| format!("cannot open {}", path.display()))
+    Image::open_as(path, format.map(format_of)).map_err(|e| match e {
+        subroot_formats::Error::UnsupportedContainer { path: ref p, .. } if p == path => e.into(),
+        e => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
+    })
 }
 
 /// `SOURCE_DATE_EPOCH` as a number of seconds, if set.

@@ -1,9 +1,11 @@
-//! Choosing the filesystem a command works on: the partition given with `-p N`; else the
-//! partition holding a Linux root (`/etc/os-release` or `/usr/lib/os-release`, or the same
-//! under `/r0` for an image `subroot relayout` made); else the only filesystem on the disk. The choice is reported on stderr, so it is never a guess
-//! the user cannot see.
+//! Choosing the filesystem a command works on: the partition given with `-p N` (`-p 0`: the
+//! whole disk, whatever sector 0 holds); else the partition holding a Linux root
+//! (`/etc/os-release` or `/usr/lib/os-release`, or the same under `/r0` for an image
+//! `subroot relayout` made); else the only filesystem on the disk. The choice is reported on
+//! stderr, so it is never a guess the user cannot see.
 
 use crate::cli::PartitionArgs;
+use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -11,7 +13,7 @@ use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtFs, OpenOptions};
 use subroot_formats::sniff::{sniff, FsInfo};
-use subroot_formats::table::{read_table, PartKind, Partition};
+use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
 
 /// A filesystem chosen inside an image.
 pub struct Selected {
@@ -64,22 +66,42 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
     let img = super::open_image(image, args.format)?;
     let disk: Arc<dyn BlockDevice> = Arc::new(img);
     let name = image.display();
-    let table =
-        read_table(&*disk).with_context(|| format!("cannot read the partition table of {name}"))?;
-    let Some(table) = table else {
-        if let Some(n) = args.partition {
-            bail!("{name} has no partition table, so it has no partition {n}");
-        }
+    let whole = |why: &str| -> Result<Selected> {
         let fs = sniff(&*disk).with_context(|| format!("cannot read {name}"))?;
         if fs.is_none() {
-            bail!("{name} has neither a partition table nor a filesystem subroot recognises");
+            return Err(InputError::NothingRecognised {
+                image: name.to_string(),
+            }
+            .into());
         }
-        return Ok(Selected {
+        let chosen = Selected {
             device: disk.clone(),
-            disk,
+            disk: disk.clone(),
             partition: None,
             fs,
-        });
+        };
+        if !why.is_empty() {
+            ctx.note(format_args!("{name}: using {}{why}", chosen.describe()));
+        }
+        Ok(chosen)
+    };
+    if args.partition == Some(0) {
+        return whole(" (-p 0: the whole disk, whatever sector 0 holds)");
+    }
+    let layout = read_layout(&*disk)
+        .with_context(|| format!("cannot read the partition table of {name}"))?;
+    let table = match layout {
+        DiskLayout::Table(t) => t,
+        DiskLayout::Whole { boot_code } => {
+            if let Some(n) = args.partition {
+                bail!("{name} has no partition table, so it has no partition {n}");
+            }
+            return whole(if boot_code {
+                ": sector 0 holds boot code, not a partition table"
+            } else {
+                ""
+            });
+        }
     };
     let slice = |p: &Partition| -> Result<Arc<dyn BlockDevice>> {
         Ok(Arc::new(
@@ -143,7 +165,12 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
     let chosen = match (roots.len(), found.len()) {
         (1, _) => found.into_iter().find(|(r, _)| r.is_some()),
         (0, 1) => found.pop(),
-        (0, 0) => bail!("no partition of {name} holds a filesystem subroot recognises"),
+        (0, 0) => {
+            return Err(InputError::NoPartitionWithFilesystem {
+                image: name.to_string(),
+            }
+            .into())
+        }
         (0, _) => {
             let list: Vec<String> = found.iter().map(|(_, s)| s.describe()).collect();
             bail!("{name} has several filesystems and none holds a Linux root; choose one with -p: {}", list.join("; "))

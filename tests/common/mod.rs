@@ -9,7 +9,7 @@
 
 pub mod relayout;
 
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
@@ -196,4 +196,43 @@ pub fn build_populating(
     };
     assert!(err.contains(said), "populate path not reported: {err}");
     err
+}
+
+/// Overwrite `bytes` at `offset` of `img`.
+pub fn patch(img: &Path, offset: u64, bytes: &[u8]) {
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(img)
+        .expect("open");
+    f.write_all_at(bytes, offset).expect("patch");
+}
+
+/// Partition `disk` with `sfdisk -q` from `script` (a `label: sun` line picks another
+/// label than dos).
+pub fn sfdisk_script(disk: &Path, script: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new(which("sfdisk").expect("sfdisk"))
+        .args(["-q", "--no-reread", "--no-tell-kernel", s(disk)])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("sfdisk");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("write script");
+    assert!(
+        child.wait().expect("sfdisk").success(),
+        "sfdisk failed on {script}"
+    );
+}
+
+/// A `size` image `dir/name` partitioned by [`sfdisk_script`].
+pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf {
+    let p = dir.join(name);
+    run("truncate", &["-s", size, s(&p)]);
+    sfdisk_script(&p, script);
+    p
 }

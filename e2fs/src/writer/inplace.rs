@@ -21,7 +21,7 @@
 //! Memory is bounded as in the rebuild engine: the intended tree goes to a spool file and
 //! reconcile and verify are merge-join passes.
 
-use super::debugfs::{quote, Script};
+use super::debugfs::Script;
 use super::record::Record;
 use super::spool::{Intended, Spool};
 use super::sum::sum_reader;
@@ -118,6 +118,14 @@ fn show(path: &[u8]) -> String {
     format!("/{}", String::from_utf8_lossy(path))
 }
 
+/// A name quoted for debugfs; one it cannot express is a reason to rebuild instead.
+fn quote(name: &[u8]) -> Result<Vec<u8>> {
+    super::debugfs::quote(name).map_err(|e| match e {
+        Error::Unsupported(why) => Error::CannotEditInPlace(why),
+        e => e,
+    })
+}
+
 /// `cmd "/dir"` (the directory as an absolute path, quoted).
 fn cd(s: &mut Script, dir: &[u8]) -> Result<()> {
     let mut l = b"cd ".to_vec();
@@ -157,7 +165,9 @@ pub fn edit_copy(
     };
     let src_fs = ExtFs::open(source)?;
     if let Some(why) = blocker(&src_fs) {
-        return Err(Error::unsupported(format!("cannot edit in place: {why}")));
+        return Err(Error::CannotEditInPlace(format!(
+            "cannot edit in place: {why}"
+        )));
     }
     let identity = Identity::like(&src_fs)?;
     let len = identity
@@ -184,7 +194,7 @@ pub fn edit_copy(
     // running system, say) cannot pass the final check, whatever the edits: say so now.
     note("checking the filesystem before editing (e2fsck -fn)");
     if let Err(e) = verify::fsck_clean(opts.tools, &image) {
-        return Err(Error::unsupported(format!(
+        return Err(Error::CannotEditInPlace(format!(
             "the filesystem is not clean before any edit ({e})"
         )));
     }
@@ -366,7 +376,7 @@ fn run_ops(tools: &E2fsprogs, image: &Path, ops: &[EditOp], work: &Path) -> Resu
                     ))
                 })?;
                 if let Some(why) = replace_blocker(&fs.inode(ino)?) {
-                    return Err(Error::unsupported(format!(
+                    return Err(Error::CannotEditInPlace(format!(
                         "cannot replace {} in place: {why}",
                         show(path)
                     )));

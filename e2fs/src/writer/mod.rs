@@ -226,7 +226,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     note("verifying");
     let diffs = verify::final_checks(intended, opts.tools, &image, &opts.identity)?;
     if !diffs.is_empty() {
-        return Err(Error::unsupported(format!(
+        return Err(Error::VerifyFailed(format!(
             "mke2fs did not reproduce the filesystem's identity: {}",
             diffs.join("; ")
         )));

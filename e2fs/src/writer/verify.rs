@@ -7,7 +7,7 @@ use super::reconcile::{same_time, Found, USER_FLAGS};
 use super::record::path_cmp;
 use super::spool::Intended;
 use super::sum::sum_reader;
-use crate::tools::{self, E2fsprogs};
+use crate::tools::{self, E2fsprogs, ToolError};
 use crate::{Error, Result};
 use std::cmp::Ordering;
 use std::collections::HashMap;
@@ -202,14 +202,15 @@ pub fn verify(intended: &Intended, image: &Path) -> Result<()> {
     if problems.total == 0 {
         return Ok(());
     }
-    Err(Error::corrupt(format!(
+    Err(Error::VerifyFailed(format!(
         "the written filesystem differs from the tree in {} place(s): {}",
         problems.total,
         problems.first.join("; ")
     )))
 }
 
-/// `e2fsck -fn`: the filesystem must be clean.
+/// `e2fsck -fn`: the filesystem must be clean ([`Error::VerifyFailed`] when e2fsck finds
+/// fault with it).
 pub fn fsck_clean(tools: &E2fsprogs, image: &Path) -> Result<()> {
     let mut c = tools::command(&tools.e2fsck);
     c.arg("-fn").arg(image);
@@ -217,7 +218,11 @@ pub fn fsck_clean(tools: &E2fsprogs, image: &Path) -> Result<()> {
         &mut c,
         "e2fsck -fn (final check of the new filesystem)",
         &[0],
-    )?;
+    )
+    .map_err(|e| match e {
+        ToolError::Failed { .. } => Error::VerifyFailed(e.to_string()),
+        e => e.into(),
+    })?;
     Ok(())
 }
 

@@ -28,7 +28,7 @@ fn to_io(e: Error) -> io::Error {
     match e {
         Error::Io { source, .. } => source,
         Error::OutOfRange { .. } => io::Error::new(io::ErrorKind::UnexpectedEof, e.to_string()),
-        other => io::Error::other(other.to_string()),
+        other => io::Error::other(other),
     }
 }
 

@@ -16,6 +16,7 @@ pub(crate) use adapter::seek_target;
 pub use adapter::DeviceIo;
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
+pub(crate) use raw::file_len;
 pub use raw::RawFile;
 pub use slice::Slice;
 pub use splice::Splice;

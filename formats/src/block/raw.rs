@@ -92,7 +92,7 @@ impl RawFile {
 }
 
 /// The length of a regular file or of a block device node (whose metadata length is 0).
-fn file_len(file: &File) -> io::Result<u64> {
+pub(crate) fn file_len(file: &File) -> io::Result<u64> {
     use std::io::{Seek, SeekFrom};
     let md = file.metadata()?;
     if md.is_file() {

@@ -542,7 +542,7 @@ impl<D: BlockDevice> ExtFs<D> {
                 .find(|e| e.name == comp)
                 .map(|e| e.ino)
                 .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    Error::NotFound(format!(
                         "ext: no entry {:?} in the directory of {:?}",
                         String::from_utf8_lossy(comp),
                         String::from_utf8_lossy(path)

@@ -97,7 +97,7 @@ impl<D: BlockDevice> BufferedDevice<D> {
 }
 
 pub(crate) fn io_err(e: Error) -> io::Error {
-    io::Error::other(e.to_string())
+    io::Error::other(e)
 }
 
 impl<D: BlockDevice> Read for BufferedDevice<D> {
@@ -322,7 +322,7 @@ impl<D: BlockDevice> FatTree<D> {
                         .position(|(n, _)| String::from_utf8_lossy(n).to_lowercase() == want)
                 })
                 .ok_or_else(|| {
-                    Error::InvalidArgument(format!(
+                    Error::NotFound(format!(
                         "fat: no entry {:?} in the directory of {:?}",
                         String::from_utf8_lossy(comp),
                         String::from_utf8_lossy(path)

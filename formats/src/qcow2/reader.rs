@@ -11,7 +11,7 @@ use super::cache::Lru;
 use super::compress::decompress;
 use super::Header;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::{detect_format, Image, ImageFormat};
+use crate::image::{Image, ImageFormat};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -166,8 +166,8 @@ impl Qcow2Image {
             ));
         }
         let format = match header.backing_format.as_deref() {
-            Some("qcow2") => ImageFormat::Qcow2,
-            Some("raw") => ImageFormat::Raw,
+            Some("qcow2") => Some(ImageFormat::Qcow2),
+            Some("raw") => Some(ImageFormat::Raw),
             Some(other) => {
                 return Err(Error::unsupported(format!(
                     "backing file {} of {} has format {other:?}; only qcow2 and raw are supported",
@@ -175,9 +175,9 @@ impl Qcow2Image {
                     path.display()
                 )))
             }
-            None => detect_format(&resolved)?,
+            None => None,
         };
-        Image::open_chain(&resolved, Some(format), seen)
+        Image::open_chain(&resolved, format, seen)
     }
 
     /// The parsed header.

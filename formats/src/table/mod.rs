@@ -1,12 +1,19 @@
 //! Partition tables (MBR with extended/logical partitions, and GPT): read, validate, write a
 //! fresh table, and move a GPT backup to the end of a resized device.
 //!
+//! Other disk labels (BSD, Sun, SGI, Atari) are recognised and refused by name
+//! (`foreign.rs`), and a filesystem whose first sector holds boot code with an MBR signature
+//! but no partitions is a filesystem, not an empty table.
+//!
 //! The on-disk structures are decoded with the `mbrman` and `gpt` crates; the walks and
 //! checks around them (EBR chains, header fallback, bounds) are ours, see `mbr.rs`/`gpt.rs`.
 
+mod foreign;
 mod gpt;
 mod mbr;
 pub mod types;
+
+pub use foreign::ForeignLabel;
 
 use crate::block::{BlockDevice, Extent};
 use crate::{Error, Result};
@@ -97,31 +104,77 @@ impl PartitionTable {
     }
 }
 
-/// Read the partition table of `dev`. `Ok(None)` when there is none (no 0x55AA signature,
-/// an all-zero sector 0, or a filesystem boot sector at LBA 0). A protective MBR (type 0xEE)
-/// means GPT.
+/// What a disk holds at its start: a partition table, or none (the whole disk is one
+/// volume, or empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiskLayout {
+    /// An MBR or GPT partition table.
+    Table(PartitionTable),
+    /// No partition table. `boot_code` is true when sector 0 has the MBR signature 0x55AA
+    /// but no partition and a filesystem starts at sector 0: boot code installed into the
+    /// filesystem (GRUB or extlinux in a partition that was then copied out), not a table.
+    Whole { boot_code: bool },
+}
+
+/// Read the partition table of `dev`. `Ok(None)` when there is none (see [`read_layout`]).
 pub fn read_table(dev: &dyn BlockDevice) -> Result<Option<PartitionTable>> {
+    Ok(match read_layout(dev)? {
+        DiskLayout::Table(t) => Some(t),
+        DiskLayout::Whole { .. } => None,
+    })
+}
+
+/// Read what `dev` holds at its start. No table when sector 0 has no 0x55AA signature (and
+/// there is no GPT header), is all zero, is a FAT boot sector, or holds boot code over a
+/// filesystem (an MBR signature, no partition, a filesystem superblock). A protective MBR
+/// (type 0xEE) means GPT. A BSD, Sun, SGI or Atari label is [`Error::UnsupportedLabel`].
+pub fn read_layout(dev: &dyn BlockDevice) -> Result<DiskLayout> {
+    let whole = Ok(DiskLayout::Whole { boot_code: false });
     if dev.len() < 512 {
-        return Ok(None);
+        return whole;
     }
     let mut s0 = [0u8; 512];
     dev.read_at(&mut s0, 0)?;
     // A GPT with a wiped/absent MBR is still recognised by its header signature.
     let gpt_sig = gpt::has_gpt_signature(dev)?;
+    if !gpt_sig {
+        if let Some(label) = foreign::sun_or_sgi(dev)? {
+            return Err(Error::UnsupportedLabel { label });
+        }
+    }
     if s0[510..512] != [0x55, 0xaa] {
         if gpt_sig {
             let mut t = gpt::read(dev)?;
             t.warnings
                 .push("the protective MBR is missing (no 0x55AA signature at LBA 0)".into());
-            return Ok(Some(t));
+            return Ok(DiskLayout::Table(t));
         }
-        return Ok(None);
+        return no_table(dev);
     }
     let types = mbr::type_bytes(&s0);
     if types.contains(&0xee) || (gpt_sig && types.iter().all(|&t| t == 0)) {
-        return gpt::read(dev).map(Some);
+        return gpt::read(dev).map(DiskLayout::Table);
     }
-    mbr::read(dev, &s0)
+    match mbr::read(dev, &s0)? {
+        Some(t) if t.partitions.is_empty() && crate::sniff::sniff(dev)?.is_some() => {
+            Ok(DiskLayout::Whole { boot_code: true })
+        }
+        Some(t) => Ok(DiskLayout::Table(t)),
+        None => no_table(dev),
+    }
+}
+
+/// Neither MBR nor GPT: a BSD label, an Atari root sector (a heuristic, so only when no
+/// filesystem is found), or nothing: the whole disk.
+fn no_table(dev: &dyn BlockDevice) -> Result<DiskLayout> {
+    let label = if foreign::is_bsd(dev)? {
+        ForeignLabel::Bsd
+    } else if crate::sniff::sniff(dev)?.is_none() && foreign::is_atari(dev)? {
+        ForeignLabel::Atari
+    } else {
+        return Ok(DiskLayout::Whole { boot_code: false });
+    };
+    Err(Error::UnsupportedLabel { label })
 }
 
 /// The size of a partition to create.

@@ -12,7 +12,7 @@
 //! (reconcile, verify, `e2fsck -fn`). The edit engine cannot handle what debugfs cannot
 //! express cleanly; [`blocker`] says why it does not apply, and `--engine auto` then
 //! takes the rebuild. What only the edit finds out (an input e2fsck already finds fault
-//! with) comes back as `Unsupported` from `edit_copy`, and `auto` rebuilds then too
+//! with) comes back as `CannotEditInPlace` from `edit_copy`, and `auto` rebuilds then too
 //! (`execute.rs`).
 
 use super::transform::{key_of, Layout, NewContent};

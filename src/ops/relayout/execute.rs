@@ -222,15 +222,16 @@ impl Rewrite<'_> {
             Ok(b) => Ok(b),
             // What only the edit itself finds out (an input e2fsck already finds fault
             // with): `auto` rebuilds, as for the blockers the plan saw.
-            Err(e @ subroot_formats::Error::Unsupported(_)) if asked == EngineArg::Auto => {
+            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) if asked == EngineArg::Auto => {
                 ctx.note(format_args!(
                     "{what} cannot be edited in place ({e}); rebuilding it instead"
                 ));
                 rebuild(self, work, ctx)
             }
-            Err(e @ subroot_formats::Error::Unsupported(_)) => Err(anyhow::Error::from(e).context(
-                format!("{what} cannot be edited in place; use --engine rebuild"),
-            )),
+            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
+                .context(format!(
+                    "{what} cannot be edited in place; use --engine rebuild"
+                ))),
             Err(e) => Err(anyhow::Error::from(e).context(format!("cannot edit {what} in place"))),
         }
     }

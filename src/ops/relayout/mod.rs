@@ -206,6 +206,12 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     .validate()?;
     let mut partitions = survey(&disk, &name)?;
     let root_number = selected.partition.as_ref().map(|p| p.number);
+    if root_number.is_none() && partitions.iter().any(|p| p.number.is_some()) {
+        refuse!(
+            "{name}: -p 0 takes the whole disk, but the disk has a partition table; relayout \
+             works on one of its partitions (-p N) or on a bare filesystem image"
+        );
+    }
     for p in &mut partitions {
         if p.number == root_number {
             p.action = "rebuild".into();

@@ -1,10 +1,15 @@
 //! An image file of any supported container format (raw or qcow2), opened by probing its
-//! magic or by an explicit format, as one [`BlockDevice`].
+//! magic or by an explicit format, as one [`BlockDevice`]. Other container formats are
+//! recognised ([`probe`]) and refused by name.
+
+mod probe;
+
+pub use probe::{probe, ForeignFormat, Probed};
 
 use crate::block::{BlockDevice, Extent, RawFile};
-use crate::qcow2::{Qcow2Image, MAGIC};
+use crate::qcow2::Qcow2Image;
 use crate::{Error, Result};
-use std::io::Read;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -50,25 +55,19 @@ pub enum Image {
     Qcow2(Box<Qcow2Image>),
 }
 
-/// The format of the file at `path`, from its first bytes (anything that is not qcow2 is raw).
-pub fn detect_format(path: &Path) -> Result<ImageFormat> {
-    let mut f = std::fs::File::open(path)
+/// What the file at `path` is, from its first and last bytes (see [`probe`]).
+pub fn detect_format(path: &Path) -> Result<Probed> {
+    let reading = |e| Error::io(format!("reading {}", path.display()), e);
+    let f = std::fs::File::open(path)
         .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-    let mut magic = [0u8; 4];
-    let mut got = 0;
-    while got < magic.len() {
-        match f.read(&mut magic[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
-        }
-    }
-    Ok(if got == magic.len() && magic == MAGIC {
-        ImageFormat::Qcow2
-    } else {
-        ImageFormat::Raw
-    })
+    let len = crate::block::file_len(&f).map_err(reading)?;
+    let mut head = vec![0u8; len.min(probe::HEAD_LEN as u64) as usize];
+    f.read_exact_at(&mut head, 0).map_err(reading)?;
+    let tail_len = len.min(probe::TAIL_LEN as u64) as usize;
+    let mut tail = vec![0u8; tail_len];
+    f.read_exact_at(&mut tail, len - tail_len as u64)
+        .map_err(reading)?;
+    Ok(probe::probe(&head, &tail))
 }
 
 impl Image {
@@ -90,7 +89,16 @@ impl Image {
     ) -> Result<Image> {
         let format = match format {
             Some(f) => f,
-            None => detect_format(path)?,
+            None => match detect_format(path)? {
+                Probed::Raw => ImageFormat::Raw,
+                Probed::Qcow2 => ImageFormat::Qcow2,
+                Probed::Foreign(format) => {
+                    return Err(Error::UnsupportedContainer {
+                        path: path.to_path_buf(),
+                        format,
+                    })
+                }
+            },
         };
         Ok(match format {
             ImageFormat::Raw => Image::Raw(RawFile::open(path)?),

@@ -1,0 +1,88 @@
+//! Exit statuses: the one mapping from an error to the status `subroot` exits with, and its
+//! description for `--help`. Errors are classified by their typed variants (the library's
+//! [`subroot_formats::Error`] and this binary's [`InputError`]), never by their text.
+
+use subroot_formats::Error as F;
+
+/// The EXIT STATUS section of `subroot --help` (README.md "Exit status" says the same).
+pub const HELP: &str = "EXIT STATUS:
+  0    success
+  1    the operation failed: an I/O error, a missing file, a tool it runs (e2fsprogs) is
+       missing or failed, an existing output without --force, a bad option value
+  2    usage error (unknown option, missing argument)
+  3    the input is invalid (corrupt, truncated) or is something subroot does not read:
+       a VMDK/VHD/VHDX/VDI/QED/... container, a BSD/Sun/SGI/Atari disk label, a filesystem
+       other than ext2/3/4 and FAT (xfs, swap, squashfs, ...), no filesystem at all,
+       an unsupported feature (encryption, an unknown incompatible feature)
+  4    subroot's own check of what it wrote failed (the output did not hold what was
+       intended); nothing was written. This is a bug in subroot: please report it
+  130  interrupted (SIGINT/SIGTERM); no output was left behind";
+
+/// A refusal decided in this binary (which filesystem of an image to work on).
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    /// No partition table and no recognised filesystem on the whole disk.
+    #[error("{image} has neither a partition table nor a filesystem subroot recognises")]
+    NothingRecognised { image: String },
+    /// A partition table none of whose partitions holds a recognised filesystem.
+    #[error("no partition of {image} holds a filesystem subroot recognises")]
+    NoPartitionWithFilesystem { image: String },
+    /// The chosen place holds no filesystem subroot recognises.
+    #[error("{place} holds no filesystem subroot recognises")]
+    NoFilesystem { place: String },
+    /// The chosen filesystem is one subroot does not read or write (xfs, swap, ...).
+    #[error("{0}; subroot reads ext2/3/4 and FAT")]
+    UnsupportedFilesystem(String),
+}
+
+/// The exit status for `e` (see [`HELP`]): the first cause in its chain that is one of our
+/// typed errors decides; anything else is an operation failure (1).
+pub fn code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if let Some(f) = cause.downcast_ref::<F>() {
+            return match f {
+                F::Corrupt(_)
+                | F::Unsupported(_)
+                | F::OutOfRange { .. }
+                | F::UnsupportedContainer { .. }
+                | F::UnsupportedLabel { .. }
+                | F::CannotEditInPlace(_) => 3,
+                F::VerifyFailed(_) => 4,
+                F::Io { .. }
+                | F::Tool(_)
+                | F::NotFound(_)
+                | F::InvalidArgument(_)
+                | F::ReadOnly => 1,
+            };
+        }
+        if cause.downcast_ref::<InputError>().is_some() {
+            return 3;
+        }
+    }
+    1
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context;
+
+    fn of(e: F) -> u8 {
+        code(&Err::<(), _>(e).context("outer").unwrap_err())
+    }
+
+    #[test]
+    fn one_status_per_class() {
+        assert_eq!(of(F::corrupt("bad")), 3);
+        assert_eq!(of(F::unsupported("feature")), 3);
+        assert_eq!(of(F::CannotEditInPlace("x".into())), 3);
+        assert_eq!(of(F::VerifyFailed("differs".into())), 4);
+        assert_eq!(of(F::io("reading", std::io::Error::other("eio"))), 1);
+        assert_eq!(of(F::InvalidArgument("bad size".into())), 1);
+        let refused = anyhow::Error::from(InputError::NoFilesystem {
+            place: "disk.img".into(),
+        });
+        assert_eq!(code(&refused.context("outer")), 3);
+        assert_eq!(code(&anyhow::anyhow!("plain")), 1);
+    }
+}
