@@ -39,6 +39,17 @@ if ((${#missing_pkgs[@]})); then
     echo "!!! tests that need them will be SKIPPED (and fail under CI=true)" >&2
   fi
 fi
+# Real boot-loader code for tests/disk_layout.rs (a filesystem with boot code in sector 0):
+# syslinux's MBR code (or GRUB's boot.img when grub-pc-bin is there).
+if [[ ! -f /usr/lib/syslinux/mbr/mbr.bin && ! -f /usr/lib/grub/i386-pc/boot.img ]]; then
+  if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+    echo "==> installing boot-loader code: syslinux-common"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends syslinux-common >/dev/null
+  else
+    echo "!!! no boot-loader code (apt-get install syslinux-common): a disk_layout test will be SKIPPED" >&2
+  fi
+fi
 # The boot tests (tests/boot.rs; on under CI=true) need QEMU 10 from the release's
 # backports suite (the stable one lacks what testdata/boot.sh uses on this hardware).
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v qemu-system-x86_64 >/dev/null; then
