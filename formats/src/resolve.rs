@@ -18,21 +18,23 @@ pub enum Last {
     NoFollow,
 }
 
-/// The tree path `path` (relative to the tree's root, components joined by `/`) names
-/// once every symlink on the way is followed, with `entry` looking up one tree path
-/// (it must not follow links itself). The result has no `.`, `..`, or empty components
-/// and names an entry that exists (for [`Last::NoFollow`], possibly a symlink).
+/// The entry `path` (relative to the tree's root, components joined by `/`) names once
+/// every symlink on the way is followed, with `entry` looking up one tree path (it must
+/// not follow links itself). Its `path` has no `.`, `..`, or empty components; for
+/// [`Last::NoFollow`] it may be a symlink. An empty path is the root, looked up too.
 pub fn resolve(
     path: &[u8],
     last: Last,
     mut entry: impl FnMut(&[u8]) -> Result<Entry>,
-) -> Result<Vec<u8>> {
+) -> Result<Entry> {
     let mut todo: VecDeque<Vec<u8>> = components(path).collect();
     let mut done: Vec<Vec<u8>> = Vec::new();
     let mut links = 0usize;
+    let mut found_last = None;
     while let Some(comp) = todo.pop_front() {
         if comp == b".." {
             done.pop();
+            found_last = None;
             continue;
         }
         done.push(comp);
@@ -56,6 +58,7 @@ pub fn resolve(
                     )));
                 }
                 done.pop();
+                found_last = None;
                 if target.starts_with(b"/") {
                     done.clear();
                 }
@@ -63,8 +66,8 @@ pub fn resolve(
                     todo.push_front(comp);
                 }
             }
-            Kind::Dir | Kind::Symlink => {}
-            _ if is_last => {}
+            Kind::Dir | Kind::Symlink => found_last = Some(found),
+            _ if is_last => found_last = Some(found),
             _ => {
                 return Err(Error::InvalidArgument(format!(
                     "/{}: not a directory (on the way to /{})",
@@ -74,7 +77,10 @@ pub fn resolve(
             }
         }
     }
-    Ok(done.join(&b'/'))
+    match found_last {
+        Some(e) => Ok(e),
+        None => entry(&done.join(&b'/')),
+    }
 }
 
 /// The components of a path that mean something: empty and `.` ones dropped, `..` kept.
@@ -118,7 +124,7 @@ mod tests {
                 .cloned()
                 .ok_or_else(|| Error::InvalidArgument(format!("no {}", String::from_utf8_lossy(p))))
         })
-        .map(|v| String::from_utf8(v).unwrap())
+        .map(|e| String::from_utf8(e.path).unwrap())
     }
 
     fn merged_usr() -> HashMap<Vec<u8>, Entry> {
@@ -165,6 +171,23 @@ mod tests {
             "usr/lib/os-release"
         );
         assert_eq!(run(&t, "/../../usr", Last::Follow).unwrap(), "usr");
+    }
+
+    #[test]
+    fn the_root_and_links_to_it_resolve_to_the_root() {
+        let mut t = merged_usr();
+        t.insert(b"etc/root".to_vec(), entry("etc/root", Kind::Symlink, "/"));
+        t.insert(b"etc/up".to_vec(), entry("etc/up", Kind::Symlink, ".."));
+        for p in [
+            "",
+            "/",
+            "/etc/root",
+            "/etc/..",
+            "etc/up",
+            "/etc/root/etc/up/.",
+        ] {
+            assert_eq!(run(&t, p, Last::Follow).unwrap(), "", "{p}");
+        }
     }
 
     #[test]

@@ -10,7 +10,7 @@ use subroot_formats::resolve::Last;
 /// Run `subroot cat`.
 pub fn run(args: &CatArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let path = resolve_path(&fs, Some(&args.path), Last::Follow)?;
+    let path = resolve_path(&fs, Some(&args.path), Last::Follow)?.path;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
     fs.tree

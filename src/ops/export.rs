@@ -16,11 +16,8 @@ use subroot_formats::tar::{write_tree, TarSummary};
 /// Run `subroot export`.
 pub fn run(args: &ExportArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
-    // Fail early, before creating any output, when the path does not exist.
-    fs.tree
-        .entry(&root)
-        .with_context(|| format!("cannot export {} from {}", shown(&root), fs.name))?;
+    // Fails, before any output is created, when the path does not exist.
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?.path;
     let bar = bytes_bar(fs.tree.used_bytes(), "export", ctx.quiet);
     let mut progress = |n: u64| bar.set_position(n);
     let what = || format!("cannot export {} from {}", shown(&root), fs.name);

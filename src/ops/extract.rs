@@ -22,11 +22,8 @@ const NAMED_ON_STDERR: usize = 5;
 /// Run `subroot extract`.
 pub fn run(args: &ExtractArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
-    // Fail before creating anything when the path does not exist.
-    fs.tree
-        .entry(&root)
-        .with_context(|| format!("cannot extract {} from {}", shown(&root), fs.name))?;
+    // Fails, before anything is created, when the path does not exist.
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?.path;
     let dest = &args.dir;
     let report = match &args.report {
         Some(p) => Some(AtomicOutput::create(p, args.read.force)?),

@@ -151,10 +151,11 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
     Ok(Opened { tree, name })
 }
 
-/// A user-given path resolved through the filesystem's symlinks as the installed system
-/// would see it (`.` and `..` as the system would; absolute links start at the filesystem's root and never leave it);
-/// `last` says whether a symlink in the last component is followed too.
-pub fn resolve_path(fs: &Opened, arg: Option<&OsStr>, last: Last) -> Result<Vec<u8>> {
+/// The entry a user-given path names, resolved through the filesystem's symlinks as the
+/// installed system would (`.` and `..` as it would; absolute links start at the
+/// filesystem's root and never leave it); `last` says whether a symlink in the last
+/// component is followed too. A path that does not exist is an error naming it.
+pub fn resolve_path(fs: &Opened, arg: Option<&OsStr>, last: Last) -> Result<Entry> {
     let path = arg.map(OsStr::as_bytes).unwrap_or_default();
     resolve(path, last, |p| fs.tree.entry(p))
         .with_context(|| format!("cannot find {} in {}", shown(path), fs.name))

@@ -20,11 +20,11 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
     } else {
         Last::NoFollow
     };
-    let path = resolve_path(&fs, args.path.as_deref(), last)?;
+    let top = resolve_path(&fs, args.path.as_deref(), last)?;
+    let path = top.path.clone();
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     let ctx_msg = || format!("cannot list {} in {}", shown(&path), fs.name);
-    let top = fs.tree.entry(&path).with_context(ctx_msg)?;
     if args.recursive {
         let mut werr = None;
         fs.tree

@@ -12,7 +12,7 @@ use subroot_formats::resolve::Last;
 /// Run `subroot manifest`.
 pub fn run(args: &ManifestArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
-    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?;
+    let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?.path;
     let opts = ManifestOptions {
         atime: !args.no_atime,
         ctime: !args.no_ctime,
