@@ -134,6 +134,24 @@ fn truncated(have: usize, need: usize) -> Error {
     ))
 }
 
+/// The start of a qcow2 file that [`Header::parse`] needs: its first cluster (or the whole
+/// file when shorter), read through `read(buf, offset)` from a file of `file_len` bytes.
+pub(crate) fn read_head(
+    file_len: u64,
+    mut read: impl FnMut(&mut [u8], u64) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; file_len.min(64 << 10) as usize];
+    read(&mut head, 0)?;
+    if let Some(bits) = head.get(20..24).and_then(|b| b.try_into().ok()) {
+        let bits = u32::from_be_bytes(bits);
+        if (17..=21).contains(&bits) && file_len > head.len() as u64 {
+            head = vec![0u8; file_len.min(1 << bits) as usize];
+            read(&mut head, 0)?;
+        }
+    }
+    Ok(head)
+}
+
 impl Header {
     /// The cluster size in bytes.
     pub fn cluster_size(&self) -> u64 {

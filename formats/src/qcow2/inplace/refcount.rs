@@ -1,0 +1,285 @@
+//! The refcount side of an in-place plan: every new cluster gets refcount 1, every
+//! cluster a compressed or shared cluster occupied loses one reference, and refcount
+//! blocks that do not exist yet are allocated (counting themselves) and entered in the
+//! refcount table.
+//!
+//! Refcounts of any width qcow2 allows (1 to 64 bits, `refcount_order` 0..=6) are read
+//! and written as qemu lays them out: big-endian for 8 bits and more, packed from the
+//! least significant bit for narrower ones. A refcount that would go below zero, or a
+//! cluster after the end of the file that is already counted, means the refcounts
+//! contradict the tables: the image is reported corrupt and nothing is planned.
+
+use super::Image;
+use crate::block::PlannedWrite;
+use crate::{Error, Result};
+use std::collections::BTreeMap;
+
+/// Bits 9..=63 of a refcount table entry: the offset of a refcount block.
+const REFTABLE_OFFSET_MASK: u64 = 0xffff_ffff_ffff_fe00;
+
+/// What happens to one cluster's refcount.
+#[derive(Default, Clone, Copy)]
+struct Change {
+    /// The cluster is newly allocated: its refcount goes from 0 to 1.
+    allocated: bool,
+    /// References dropped.
+    released: u64,
+}
+
+/// The refcount changes a plan makes, by cluster index.
+pub(super) struct RefChanges<'a> {
+    img: &'a Image<'a>,
+    changes: BTreeMap<u64, Change>,
+}
+
+/// A refcount block the plan writes into.
+struct Block {
+    offset: u64,
+    /// Allocated by this plan (its bytes start as zeros; its table entry must be set).
+    new: bool,
+}
+
+impl<'a> RefChanges<'a> {
+    pub(super) fn new(img: &'a Image<'a>) -> Self {
+        RefChanges {
+            img,
+            changes: BTreeMap::new(),
+        }
+    }
+
+    /// The cluster at host offset `offset` is newly allocated.
+    pub(super) fn allocated(&mut self, offset: u64) {
+        let cluster = offset / self.img.cluster_size();
+        self.changes.entry(cluster).or_default().allocated = true;
+    }
+
+    /// The clusters overlapping `[offset, offset + len)` each lose one reference.
+    pub(super) fn release(&mut self, offset: u64, len: u64) -> Result<()> {
+        let cs = self.img.cluster_size();
+        let end = offset.checked_add(len).filter(|_| len > 0).ok_or_else(|| {
+            Error::corrupt(format!(
+                "a cluster reference of {len} bytes at host offset {offset:#x} is invalid"
+            ))
+        })?;
+        for cluster in offset / cs..=(end - 1) / cs {
+            self.changes.entry(cluster).or_default().released += 1;
+        }
+        Ok(())
+    }
+
+    /// Allocate the missing refcount blocks and plan every refcount write: the blocks'
+    /// changed entries, then the refcount table entries of new blocks.
+    pub(super) fn finish(mut self) -> Result<Vec<PlannedWrite>> {
+        let img = self.img;
+        let order = img.header.refcount_order;
+        let per_block = (img.cluster_size() * 8) >> order;
+        let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
+        // New blocks are new clusters that need counting too: repeat until every changed
+        // cluster has a block.
+        loop {
+            let missing: Vec<u64> = self
+                .changes
+                .keys()
+                .map(|c| c / per_block)
+                .filter(|b| !blocks.contains_key(b))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            if missing.is_empty() {
+                break;
+            }
+            for b in missing {
+                let block = match self.table_entry(b)? {
+                    0 => Block {
+                        offset: img.allocate(&mut self)?,
+                        new: true,
+                    },
+                    offset => Block { offset, new: false },
+                };
+                blocks.insert(b, block);
+            }
+        }
+
+        let mut block_writes = Vec::new();
+        let mut table_writes: Vec<PlannedWrite> = Vec::new();
+        for (&b, block) in &blocks {
+            let mut bytes = if block.new {
+                vec![0u8; img.cluster_size() as usize]
+            } else {
+                img.read_cluster(block.offset, &format!("refcount block {b}"))?
+            };
+            let first = b * per_block;
+            for (&cluster, change) in self.changes.range(first..first + per_block) {
+                let i = cluster - first;
+                let old = get(&bytes, i, order);
+                let host = cluster * img.cluster_size();
+                let new = if change.allocated {
+                    if old != 0 {
+                        return Err(Error::corrupt(format!(
+                            "the cluster at host offset {host:#x}, after the end of the file, \
+                             already has refcount {old}; run `qemu-img check -r all`"
+                        )));
+                    }
+                    1
+                } else {
+                    old.checked_sub(change.released).ok_or_else(|| {
+                        Error::corrupt(format!(
+                            "the cluster at host offset {host:#x} has refcount {old} but \
+                             {} reference{} to it are dropped; run `qemu-img check -r all`",
+                            change.released,
+                            if change.released == 1 { "" } else { "s" }
+                        ))
+                    })?
+                };
+                set(&mut bytes, i, order, new);
+                let (start, end) = entry_bytes(i, order);
+                push_bytes(
+                    &mut block_writes,
+                    block.offset + start as u64,
+                    &bytes[start..end],
+                );
+            }
+            if block.new {
+                push_bytes(
+                    &mut table_writes,
+                    img.header.refcount_table_offset + 8 * b,
+                    &block.offset.to_be_bytes(),
+                );
+            }
+        }
+        block_writes.extend(table_writes);
+        Ok(block_writes)
+    }
+
+    /// The refcount table entry of block `b` (0: no block yet).
+    fn table_entry(&self, b: u64) -> Result<u64> {
+        let img = self.img;
+        let cs = img.cluster_size();
+        let entries = u64::from(img.header.refcount_table_clusters) * cs / 8;
+        if b >= entries {
+            return Err(Error::unsupported(format!(
+                "cannot update the qcow2 image in place: its refcount table ({entries} \
+                 entries) has no room for refcount block {b}, and growing it is not \
+                 supported; write with -o or --overlay instead"
+            )));
+        }
+        let entry = img.read_be64(
+            img.header.refcount_table_offset + 8 * b,
+            "a refcount table entry",
+        )?;
+        let offset = entry & REFTABLE_OFFSET_MASK;
+        if offset != 0 && (offset % cs != 0 || offset >= img.file_len) {
+            return Err(Error::corrupt(format!(
+                "refcount table entry {b} points to {offset:#x}, which is not a \
+                 cluster-aligned offset inside the file ({} bytes)",
+                img.file_len
+            )));
+        }
+        Ok(offset)
+    }
+}
+
+/// The byte range of refcount entry `i` in a block (a whole byte for narrow refcounts).
+fn entry_bytes(i: u64, order: u32) -> (usize, usize) {
+    if order >= 3 {
+        let n = 1usize << (order - 3);
+        (i as usize * n, i as usize * n + n)
+    } else {
+        let b = (i >> (3 - order)) as usize;
+        (b, b + 1)
+    }
+}
+
+/// Refcount entry `i` of a block with `1 << order`-bit entries.
+fn get(block: &[u8], i: u64, order: u32) -> u64 {
+    let (start, end) = entry_bytes(i, order);
+    if order >= 3 {
+        return block[start..end]
+            .iter()
+            .fold(0, |acc, &b| acc << 8 | u64::from(b));
+    }
+    let width = 1u32 << order;
+    let shift = (i % (8 >> order)) as u32 * width;
+    u64::from(block[start] >> shift) & ((1 << width) - 1)
+}
+
+/// Set refcount entry `i` (the value fits: it is 0, 1 or below an existing value).
+fn set(block: &mut [u8], i: u64, order: u32, value: u64) {
+    let (start, end) = entry_bytes(i, order);
+    if order >= 3 {
+        let n = end - start;
+        block[start..end].copy_from_slice(&value.to_be_bytes()[8 - n..]);
+        return;
+    }
+    let width = 1u32 << order;
+    let shift = (i % (8 >> order)) as u32 * width;
+    let mask = (((1u16 << width) - 1) << shift) as u8;
+    block[start] = (block[start] & !mask) | ((value as u8) << shift & mask);
+}
+
+/// Append a metadata write, extending the previous one when `offset` continues or
+/// overlaps its end (narrow refcounts share bytes).
+fn push_bytes(out: &mut Vec<PlannedWrite>, offset: u64, data: &[u8]) {
+    if let Some(PlannedWrite::Bytes { offset: o, data: d }) = out.last_mut() {
+        let end = *o + d.len() as u64;
+        if offset >= *o && offset <= end {
+            d.truncate((offset - *o) as usize);
+            d.extend_from_slice(data);
+            return;
+        }
+    }
+    out.push(PlannedWrite::Bytes {
+        offset,
+        data: data.to_vec(),
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_width_round_trips_in_qemu_layout() {
+        for order in 0..=6u32 {
+            let mut b = vec![0u8; 64];
+            let max = if order == 6 {
+                u64::MAX
+            } else {
+                (1u64 << (1 << order)) - 1
+            };
+            set(&mut b, 3, order, max);
+            set(&mut b, 4, order, 1);
+            assert_eq!(get(&b, 3, order), max, "order {order}");
+            assert_eq!(get(&b, 4, order), 1, "order {order}");
+            assert_eq!(get(&b, 2, order), 0, "order {order}");
+            assert_eq!(get(&b, 5, order), 0, "order {order}");
+        }
+        // qemu: 1-bit refcount i is bit i % 8 of byte i / 8; 16-bit ones are big-endian.
+        let mut b = vec![0u8; 4];
+        set(&mut b, 9, 0, 1);
+        assert_eq!(b, [0, 2, 0, 0]);
+        let mut b = vec![0u8; 4];
+        set(&mut b, 1, 4, 0x0102);
+        assert_eq!(b, [0, 0, 1, 2]);
+        let mut b = vec![0u8; 1];
+        set(&mut b, 1, 1, 3);
+        assert_eq!(b, [0b1100]);
+    }
+
+    #[test]
+    fn adjacent_and_shared_bytes_merge() {
+        let mut v = Vec::new();
+        push_bytes(&mut v, 10, &[1]);
+        push_bytes(&mut v, 10, &[3]);
+        push_bytes(&mut v, 11, &[4, 5]);
+        push_bytes(&mut v, 20, &[6]);
+        let got: Vec<(u64, Vec<u8>)> = v
+            .into_iter()
+            .map(|w| match w {
+                PlannedWrite::Bytes { offset, data } => (offset, data),
+                PlannedWrite::Guest { .. } => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec![(10, vec![3, 4, 5]), (20, vec![6])]);
+    }
+}

@@ -1,0 +1,562 @@
+//! The qcow2 in-place planner, judged by qemu: images are made by qemu-img/qemu-io, edited
+//! through an [`Overlay`], updated with the plan by a minimal applier (guest data, then
+//! metadata, then the length), and then `qemu-img check` must find nothing (exit 0: no
+//! errors, leaks or corruptions) and `qemu-img compare` must find the guest content equal to
+//! the Overlay's.
+
+mod common;
+
+use common::{need, noise, run, run_stdout, s};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+use subroot_formats::block::{BlockDevice, Changed, Overlay, PlannedWrite, WritePlan};
+use subroot_formats::image::Image;
+use subroot_formats::qcow2::plan_in_place;
+use subroot_formats::Error;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+fn qemu(test: &str) -> bool {
+    need("qemu-img", test) && need("qemu-io", test)
+}
+
+fn create(path: &Path, opts: &str, size: u64) {
+    let mut args = vec!["create", "-q", "-f", "qcow2"];
+    if !opts.is_empty() {
+        args.extend(["-o", opts]);
+    }
+    let size = size.to_string();
+    args.extend([s(path), &size]);
+    run("qemu-img", &args);
+}
+
+fn qemu_io(path: &Path, cmds: &[&str]) {
+    let mut args = vec!["-f", "qcow2"];
+    for c in cmds {
+        args.extend(["-c", c]);
+    }
+    args.push(s(path));
+    run("qemu-io", &args);
+}
+
+/// What one edit did, for assertions on the plan's shape.
+struct Applied {
+    old_len: u64,
+    new_len: u64,
+    guest_bytes: u64,
+    metadata_bytes: u64,
+}
+
+/// Write `edits` into an Overlay over `img`, plan, apply, and judge with qemu-img.
+fn edit(img: &Path, edits: &[(u64, Vec<u8>)]) -> Applied {
+    let ov = Overlay::new(Image::open(img).unwrap());
+    for (off, data) in edits {
+        ov.write_at(data, *off).unwrap();
+    }
+    let changed: Vec<Changed> = edits
+        .iter()
+        .map(|(offset, d)| Changed {
+            offset: *offset,
+            len: d.len() as u64,
+        })
+        .collect();
+    let expected = img.with_extension("expected.raw");
+    dump(&ov, &expected);
+
+    let file = OpenOptions::new().read(true).write(true).open(img).unwrap();
+    let old_len = file.metadata().unwrap().len();
+    let plan = match plan_in_place(&file, &changed) {
+        Ok(p) => p,
+        Err(e) => panic!("planning {}: {e}", img.display()),
+    };
+    let (guest_bytes, metadata_bytes) = apply(&file, &ov, &plan);
+    drop(ov);
+    check_clean(img);
+    run(
+        "qemu-img",
+        &[
+            "compare",
+            "-q",
+            "-f",
+            "raw",
+            "-F",
+            "qcow2",
+            s(&expected),
+            s(img),
+        ],
+    );
+    Applied {
+        old_len,
+        new_len: plan.new_len,
+        guest_bytes,
+        metadata_bytes,
+    }
+}
+
+/// The device's content as a sparse raw file.
+fn dump(dev: &dyn BlockDevice, path: &Path) {
+    let out = File::create(path).unwrap();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut pos = 0;
+    while pos < dev.len() {
+        let n = MIB.min(dev.len() - pos) as usize;
+        dev.read_at(&mut buf[..n], pos).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            out.write_all_at(&buf[..n], pos).unwrap();
+        }
+        pos += n as u64;
+    }
+    out.set_len(dev.len()).unwrap();
+}
+
+/// The minimal applier: every write in order (guest data read from the edited device),
+/// then the final length. Returns (guest bytes, metadata bytes) written.
+fn apply(file: &File, edited: &dyn BlockDevice, plan: &WritePlan) -> (u64, u64) {
+    let (mut guest_bytes, mut metadata_bytes) = (0, 0);
+    let mut seen_bytes = false;
+    for w in &plan.writes {
+        match w {
+            PlannedWrite::Guest { offset, guest, len } => {
+                assert!(!seen_bytes, "a Guest write follows a Bytes write");
+                let mut buf = vec![0u8; *len as usize];
+                edited.read_at(&mut buf, *guest).unwrap();
+                file.write_all_at(&buf, *offset).unwrap();
+                guest_bytes += len;
+            }
+            PlannedWrite::Bytes { offset, data } => {
+                seen_bytes = true;
+                file.write_all_at(data, *offset).unwrap();
+                metadata_bytes += data.len() as u64;
+            }
+        }
+    }
+    file.set_len(plan.new_len).unwrap();
+    file.sync_all().unwrap();
+    (guest_bytes, metadata_bytes)
+}
+
+/// `qemu-img check` exits 0 only without errors, leaks and corruptions.
+fn check_clean(img: &Path) {
+    let out = Command::new("qemu-img")
+        .args(["check", s(img)])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "qemu-img check {} ({}):\n{}{}",
+        img.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `len` bytes of noise (seeded by the offset) at `off`.
+fn at(off: u64, len: u64) -> (u64, Vec<u8>) {
+    (off, noise(len as usize, off ^ len))
+}
+
+/// The edits every image kind gets: first and last byte, unaligned runs, a run across
+/// cluster boundaries, one across the first L2 table boundary (when the disk has one).
+fn scattered(size: u64, cs: u64, l2_span: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut v = vec![
+        at(0, 1),
+        at(size - 1, 1),
+        at(cs + 17, 100),
+        at(3 * cs - 5, cs + 10),
+        at(size / 2 + 4095, 3 * KIB),
+    ];
+    if l2_span + 1000 < size {
+        v.push(at(l2_span - 1000, 2000));
+    }
+    v
+}
+
+fn tmp() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+#[test]
+fn allocated_clusters_are_overwritten_in_place_only_where_changed() {
+    if !qemu("allocated_clusters_are_overwritten_in_place_only_where_changed") {
+        return;
+    }
+    for (opts, cs, size) in [
+        ("cluster_size=4096", 4 * KIB, 8 * MIB),
+        ("cluster_size=65536,compat=0.10", 64 * KIB, 8 * MIB),
+        ("cluster_size=2M", 2 * MIB, 16 * MIB),
+        (
+            "cluster_size=65536,preallocation=metadata",
+            64 * KIB,
+            8 * MIB,
+        ),
+    ] {
+        let dir = tmp();
+        let img = dir.path().join("a.qcow2");
+        create(&img, opts, size);
+        if !opts.contains("preallocation") {
+            qemu_io(&img, &[&format!("write -P 0xaa 0 {size}")]);
+        }
+        let l2_span = cs * cs / 8;
+        let edits = scattered(size, cs, l2_span);
+        let changed: u64 = edits.iter().map(|(_, d)| d.len() as u64).sum();
+        let a = edit(&img, &edits);
+        assert_eq!(a.new_len, a.old_len, "{opts}: the file must not grow");
+        assert_eq!(a.guest_bytes, changed, "{opts}: only changed bytes written");
+        assert_eq!(a.metadata_bytes, 0, "{opts}: no metadata changes");
+    }
+}
+
+#[test]
+fn unallocated_space_gets_new_clusters_tables_and_refcount_blocks() {
+    if !qemu("unallocated_space_gets_new_clusters_tables_and_refcount_blocks") {
+        return;
+    }
+    for (opts, cs, size) in [
+        // 4 KiB clusters: an L2 table spans 2 MiB and a refcount block counts 8 MiB of
+        // file, so the 12 MiB run below needs new refcount blocks (counting themselves).
+        ("cluster_size=4096", 4 * KIB, 64 * MIB),
+        ("cluster_size=4096,compat=0.10", 4 * KIB, 64 * MIB),
+        ("cluster_size=65536", 64 * KIB, GIB),
+        ("cluster_size=2M", 2 * MIB, 4 * GIB),
+        ("cluster_size=4096,refcount_bits=1", 4 * KIB, 64 * MIB),
+        ("cluster_size=4096,refcount_bits=2", 4 * KIB, 64 * MIB),
+        ("cluster_size=4096,refcount_bits=8", 4 * KIB, 64 * MIB),
+        ("cluster_size=4096,refcount_bits=64", 4 * KIB, 64 * MIB),
+    ] {
+        let dir = tmp();
+        let img = dir.path().join("u.qcow2");
+        create(&img, opts, size);
+        // Some data first, so the image is not trivially empty.
+        qemu_io(&img, &["write -P 0x11 0 64k"]);
+        let l2_span = cs * cs / 8;
+        let mut edits = scattered(size, cs, l2_span);
+        edits.push(at(20 * MIB + 3, 12 * MIB));
+        let a = edit(&img, &edits);
+        assert!(a.new_len > a.old_len, "{opts}: new clusters are appended");
+        assert!(a.metadata_bytes > 0, "{opts}");
+    }
+}
+
+#[test]
+fn zero_clusters_with_and_without_preallocation() {
+    if !qemu("zero_clusters_with_and_without_preallocation") {
+        return;
+    }
+    for opts in ["cluster_size=65536", "cluster_size=4096"] {
+        let dir = tmp();
+        let img = dir.path().join("z.qcow2");
+        create(&img, opts, 8 * MIB);
+        let cs = if opts.ends_with("4096") {
+            4 * KIB
+        } else {
+            64 * KIB
+        };
+        qemu_io(
+            &img,
+            &[
+                "write -P 0x22 0 4M",
+                // Zero flag over kept host clusters ...
+                "write -z 0 1M",
+                // ... and zero flag with the clusters freed.
+                "write -z -u 1M 1M",
+                // Zero flag where nothing was ever allocated.
+                "write -z 6M 1M",
+            ],
+        );
+        let edits = vec![
+            at(cs + 7, 10),
+            at(MIB - 100, 200),
+            at(MIB + cs + 3, 3 * cs),
+            at(6 * MIB + 1, 1),
+        ];
+        let a = edit(&img, &edits);
+        assert!(
+            a.guest_bytes >= 5 * cs,
+            "{opts}: zero clusters written whole"
+        );
+    }
+}
+
+#[test]
+fn compressed_clusters_are_replaced_and_their_space_released() {
+    if !qemu("compressed_clusters_are_replaced_and_their_space_released") {
+        return;
+    }
+    for cs in ["4096", "65536"] {
+        let dir = tmp();
+        let raw = dir.path().join("src.raw");
+        run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), "8M"]);
+        run(
+            "qemu-io",
+            &[
+                "-f",
+                "raw",
+                "-c",
+                "write -P 0x33 0 3M",
+                "-c",
+                "write -P 0x44 5M 1M",
+                s(&raw),
+            ],
+        );
+        let img = dir.path().join("c.qcow2");
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-c",
+                "-O",
+                "qcow2",
+                "-o",
+                &format!("cluster_size={cs}"),
+                s(&raw),
+                s(&img),
+            ],
+        );
+        let map = run_stdout("qemu-img", &["map", "--output=json", s(&img)]);
+        assert!(map.contains("\"compressed\": true"), "{map}");
+        // Every compressed cluster of the first MiB changes (their shared host clusters
+        // drop to refcount 0), plus single bytes elsewhere (host clusters still shared).
+        let edits = vec![
+            at(0, MIB),
+            at(2 * MIB + 5, 1),
+            at(5 * MIB + 65536 * 2 + 9, 300),
+        ];
+        edit(&img, &edits);
+    }
+}
+
+#[test]
+fn an_overlay_image_fills_partly_changed_clusters_from_its_backing_file() {
+    if !qemu("an_overlay_image_fills_partly_changed_clusters_from_its_backing_file") {
+        return;
+    }
+    let dir = tmp();
+    let base = dir.path().join("base.qcow2");
+    create(&base, "", 16 * MIB);
+    qemu_io(&base, &["write -P 0xaa 0 16M"]);
+    let top = dir.path().join("top.qcow2");
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-b",
+            "base.qcow2",
+            "-F",
+            "qcow2",
+            s(&top),
+        ],
+    );
+    qemu_io(&top, &["write -P 0x55 1M 64k"]);
+    let base_before = std::fs::read(&base).unwrap();
+    let edits = vec![at(100, 10), at(MIB + 10, 20), at(15 * MIB + 65536 - 7, 14)];
+    let a = edit(&top, &edits);
+    assert!(
+        a.guest_bytes >= 3 * 64 * KIB,
+        "unallocated clusters written whole"
+    );
+    assert_eq!(std::fs::read(&base).unwrap(), base_before, "base untouched");
+    // The unchanged bytes of those clusters came from the backing file.
+    let mut b = [0u8; 1];
+    let top_dev = Image::open(&top).unwrap();
+    top_dev.read_at(&mut b, 0).unwrap();
+    assert_eq!(b[0], 0xaa);
+}
+
+#[test]
+fn extended_l2_subclusters() {
+    if !qemu("extended_l2_subclusters") {
+        return;
+    }
+    let dir = tmp();
+    let img = dir.path().join("x.qcow2");
+    create(&img, "cluster_size=65536,extended_l2=on", 16 * MIB);
+    // 2 KiB subclusters: allocated, zero and unallocated ones side by side.
+    qemu_io(
+        &img,
+        &[
+            "write -P 0x66 0 4k",
+            "write -z 8k 4k",
+            "write -P 0x67 1M 64k",
+            "write -z 4M 64k",
+        ],
+    );
+    let edits = vec![
+        at(1000, 100),
+        at(5 * KIB, 3 * KIB),
+        at(9 * KIB, 10),
+        at(MIB + 3, 5),
+        at(4 * MIB + 100, 1),
+        at(10 * MIB, 3),
+    ];
+    edit(&img, &edits);
+}
+
+/// Measures a one-cluster change on a 20 GiB-virtual image (printed; `--nocapture`).
+#[test]
+fn one_cluster_change_on_a_large_image_is_cheap() {
+    if !qemu("one_cluster_change_on_a_large_image_is_cheap") {
+        return;
+    }
+    let dir = tmp();
+    let img = dir.path().join("big.qcow2");
+    create(&img, "", 20 * GIB);
+    qemu_io(&img, &["write -P 0x11 0 8M", "write -P 0x12 10G 8M"]);
+    let file = File::open(&img).unwrap();
+    for (what, off) in [("allocated", 10 * GIB + 4096), ("unallocated", 15 * GIB)] {
+        let t = Instant::now();
+        let plan = plan_in_place(
+            &file,
+            &[Changed {
+                offset: off,
+                len: 4096,
+            }],
+        )
+        .unwrap();
+        let took = t.elapsed();
+        let meta: usize = plan
+            .writes
+            .iter()
+            .map(|w| match w {
+                PlannedWrite::Bytes { data, .. } => data.len(),
+                PlannedWrite::Guest { .. } => 0,
+            })
+            .sum();
+        eprintln!("one 4 KiB change, {what} cluster: planned in {took:?}, {meta} metadata bytes, {} writes", plan.writes.len());
+        assert!(took.as_millis() < 500, "{took:?}");
+        assert!(meta <= 64, "{meta} metadata bytes");
+    }
+    drop(file);
+    edit(&img, &[at(15 * GIB + 1, 4096)]);
+}
+
+/// Plan against `img` and return the error message (the plan must be refused).
+fn refused(img: &Path) -> String {
+    let file = OpenOptions::new().read(true).write(true).open(img).unwrap();
+    let before = std::fs::read(img).unwrap();
+    let e: Error = match plan_in_place(&file, &[Changed { offset: 0, len: 1 }]) {
+        Ok(_) => panic!("{} was not refused", img.display()),
+        Err(e) => e,
+    };
+    assert_eq!(std::fs::read(img).unwrap(), before);
+    e.to_string()
+}
+
+fn set_incompat_bit(img: &Path, bit: u32) {
+    let f = OpenOptions::new().read(true).write(true).open(img).unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, 72).unwrap();
+    let v = u64::from_be_bytes(b) | 1 << bit;
+    f.write_all_at(&v.to_be_bytes(), 72).unwrap();
+}
+
+fn small_image(dir: &Path, name: &str, opts: &str) -> PathBuf {
+    let img = dir.join(name);
+    create(&img, opts, 4 * MIB);
+    qemu_io(&img, &["write -P 1 0 1M"]);
+    img
+}
+
+#[test]
+fn refusals_name_the_reason() {
+    if !qemu("refusals_name_the_reason") {
+        return;
+    }
+    let dir = tmp();
+    let d = dir.path();
+
+    let img = small_image(d, "snap.qcow2", "");
+    run("qemu-img", &["snapshot", "-c", "s1", s(&img)]);
+    let m = refused(&img);
+    assert!(
+        m.contains("has internal snapshots; use -o or --overlay"),
+        "{m}"
+    );
+
+    let img = small_image(d, "dirty.qcow2", "");
+    set_incompat_bit(&img, 0);
+    let m = refused(&img);
+    assert!(
+        m.contains("dirty") && m.contains("qemu-img check -r"),
+        "{m}"
+    );
+
+    let img = small_image(d, "corrupt.qcow2", "");
+    set_incompat_bit(&img, 1);
+    let m = refused(&img);
+    assert!(
+        m.contains("corrupt") && m.contains("qemu-img check -r"),
+        "{m}"
+    );
+
+    let img = d.join("enc.qcow2");
+    run(
+        "qemu-img",
+        &[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "--object",
+            "secret,id=sec0,data=pw",
+            "-o",
+            "encrypt.format=luks,encrypt.key-secret=sec0",
+            s(&img),
+            "4M",
+        ],
+    );
+    let m = refused(&img);
+    assert!(m.contains("encrypted"), "{m}");
+
+    let img = d.join("ext.qcow2");
+    create(
+        &img,
+        &format!("data_file={}", s(&d.join("ext.data"))),
+        4 * MIB,
+    );
+    let m = refused(&img);
+    assert!(m.contains("external data file"), "{m}");
+
+    // A shared L2 table (no COPIED flag on its L1 entry) without a snapshot table entry.
+    let img = small_image(d, "shared.qcow2", "");
+    let f = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&img)
+        .unwrap();
+    let mut b = [0u8; 8];
+    f.read_exact_at(&mut b, 40).unwrap();
+    let l1 = u64::from_be_bytes(b);
+    f.read_exact_at(&mut b, l1).unwrap();
+    let entry = u64::from_be_bytes(b) & !(1 << 63);
+    f.write_all_at(&entry.to_be_bytes(), l1).unwrap();
+    drop(f);
+    let m = refused(&img);
+    assert!(m.contains("shared") && m.contains("snapshots"), "{m}");
+
+    // A changed range beyond the virtual disk.
+    let img = small_image(d, "range.qcow2", "");
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&img)
+        .unwrap();
+    match plan_in_place(
+        &file,
+        &[Changed {
+            offset: 4 * MIB - 1,
+            len: 2,
+        }],
+    ) {
+        Ok(_) => panic!("a range beyond the disk was accepted"),
+        Err(e) => assert!(e.to_string().contains("beyond the virtual disk"), "{e}"),
+    }
+}
