@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
-use subroot_formats::block::{BlockDevice, Changed, Overlay, PlannedWrite, WritePlan};
+use subroot_formats::block::{BlockDevice, Changed, ExtentKind, Overlay, PlannedWrite, WritePlan};
 use subroot_formats::image::Image;
 use subroot_formats::qcow2::plan_in_place;
 use subroot_formats::Error;
@@ -98,20 +98,23 @@ fn edit(img: &Path, edits: &[(u64, Vec<u8>)]) -> Applied {
     }
 }
 
-/// The device's content as a sparse raw file.
+/// The device's content as a sparse raw file (only its data extents are read).
 fn dump(dev: &dyn BlockDevice, path: &Path) {
     let out = File::create(path).unwrap();
-    let mut buf = vec![0u8; MIB as usize];
-    let mut pos = 0;
-    while pos < dev.len() {
-        let n = MIB.min(dev.len() - pos) as usize;
-        dev.read_at(&mut buf[..n], pos).unwrap();
-        if buf[..n].iter().any(|&b| b != 0) {
-            out.write_all_at(&buf[..n], pos).unwrap();
-        }
-        pos += n as u64;
-    }
     out.set_len(dev.len()).unwrap();
+    let mut buf = vec![0u8; MIB as usize];
+    for e in dev.extents(0, dev.len()).unwrap() {
+        if e.kind == ExtentKind::Zero {
+            continue;
+        }
+        let mut pos = e.offset;
+        while pos < e.end() {
+            let n = MIB.min(e.end() - pos) as usize;
+            dev.read_at(&mut buf[..n], pos).unwrap();
+            out.write_all_at(&buf[..n], pos).unwrap();
+            pos += n as u64;
+        }
+    }
 }
 
 /// The minimal applier: every write in order (guest data read from the edited device),
@@ -119,10 +122,12 @@ fn dump(dev: &dyn BlockDevice, path: &Path) {
 fn apply(file: &File, edited: &dyn BlockDevice, plan: &WritePlan) -> (u64, u64) {
     let (mut guest_bytes, mut metadata_bytes) = (0, 0);
     let mut seen_bytes = false;
+    let mut guest_ranges = Vec::new();
     for w in &plan.writes {
         match w {
             PlannedWrite::Guest { offset, guest, len } => {
                 assert!(!seen_bytes, "a Guest write follows a Bytes write");
+                guest_ranges.push((*offset, offset + len));
                 let mut buf = vec![0u8; *len as usize];
                 edited.read_at(&mut buf, *guest).unwrap();
                 file.write_all_at(&buf, *offset).unwrap();
@@ -134,6 +139,10 @@ fn apply(file: &File, edited: &dyn BlockDevice, plan: &WritePlan) -> (u64, u64) 
                 metadata_bytes += data.len() as u64;
             }
         }
+    }
+    guest_ranges.sort_unstable();
+    for w in guest_ranges.windows(2) {
+        assert!(w[0].1 <= w[1].0, "guest writes overlap: {w:?}");
     }
     file.set_len(plan.new_len).unwrap();
     file.sync_all().unwrap();
@@ -393,6 +402,7 @@ fn extended_l2_subclusters() {
         at(1000, 100),
         at(5 * KIB, 3 * KIB),
         at(9 * KIB, 10),
+        at(9 * KIB + 500, 10),
         at(MIB + 3, 5),
         at(4 * MIB + 100, 1),
         at(10 * MIB, 3),
