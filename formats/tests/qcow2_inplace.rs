@@ -252,6 +252,43 @@ fn unallocated_space_gets_new_clusters_tables_and_refcount_blocks() {
     }
 }
 
+/// The refcount table's (offset, clusters) from the header.
+fn reftable(img: &Path) -> (u64, u32) {
+    let f = File::open(img).unwrap();
+    let mut b = [0u8; 12];
+    f.read_exact_at(&mut b, 48).unwrap();
+    (
+        u64::from_be_bytes(b[..8].try_into().unwrap()),
+        u32::from_be_bytes(b[8..].try_into().unwrap()),
+    )
+}
+
+#[test]
+fn a_full_refcount_table_is_grown() {
+    if !qemu("a_full_refcount_table_is_grown") {
+        return;
+    }
+    // 512-byte clusters: a refcount block counts 64 clusters (64-bit refcounts) or 256
+    // (16-bit), and qemu-img's one-cluster table has 64 entries: 2 MiB or 8 MiB of file.
+    for (opts, run_len) in [
+        ("cluster_size=512,refcount_bits=64", 3 * MIB),
+        ("cluster_size=512", 9 * MIB),
+    ] {
+        let dir = tmp();
+        let img = dir.path().join("r.qcow2");
+        create(&img, opts, 64 * MIB);
+        qemu_io(&img, &["write -P 0x11 0 64k"]);
+        let before = reftable(&img);
+        let a = edit(&img, &[at(10 * MIB + 3, run_len), at(40 * MIB, 1)]);
+        let after = reftable(&img);
+        assert!(after.1 > before.1, "{opts}: table grew: {before:?} -> {after:?}");
+        assert!(after.0 >= a.old_len, "{opts}: the new table was appended");
+        // qemu can still write to it (its refcount structures are usable).
+        qemu_io(&img, &["write -P 0x12 50M 1M"]);
+        check_clean(&img);
+    }
+}
+
 #[test]
 fn zero_clusters_with_and_without_preallocation() {
     if !qemu("zero_clusters_with_and_without_preallocation") {

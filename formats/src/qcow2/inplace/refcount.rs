@@ -1,7 +1,9 @@
 //! The refcount side of an in-place plan: every new cluster gets refcount 1, every
 //! cluster a compressed or shared cluster occupied loses one reference, and refcount
 //! blocks that do not exist yet are allocated (counting themselves) and entered in the
-//! refcount table.
+//! refcount table. When the table has no room for them, a larger table is placed after
+//! the end of the file (with the blocks it needs itself), the header points to it and
+//! the old table's clusters are released, as qemu grows it.
 //!
 //! Refcounts of any width qcow2 allows (1 to 64 bits, `refcount_order` 0..=6) are read
 //! and written as qemu lays them out: big-endian for 8 bits and more, packed from the
@@ -9,13 +11,17 @@
 //! cluster after the end of the file that is already counted, means the refcounts
 //! contradict the tables: the image is reported corrupt and nothing is planned.
 
-use super::Image;
+use super::{entry_runs, Image};
 use crate::block::PlannedWrite;
 use crate::{Error, Result};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// Bits 9..=63 of a refcount table entry: the offset of a refcount block.
 const REFTABLE_OFFSET_MASK: u64 = 0xffff_ffff_ffff_fe00;
+/// The header's refcount_table_offset (8 bytes) and refcount_table_clusters (4 bytes).
+const REFTABLE_HEADER_FIELDS: u64 = 48;
+/// qemu refuses refcount tables larger than this (QCOW_MAX_REFTABLE_SIZE).
+const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 
 /// What happens to one cluster's refcount.
 #[derive(Default, Clone, Copy)]
@@ -67,44 +73,27 @@ impl<'a> RefChanges<'a> {
         Ok(())
     }
 
-    /// Allocate the missing refcount blocks and plan every refcount write: the blocks'
-    /// changed entries, then the refcount table entries of new blocks.
+    /// Allocate the missing refcount blocks (and a larger refcount table when the old one
+    /// has no room for them) and plan every refcount write: the blocks' changed entries,
+    /// then the table entries of new blocks (or the new table and the header fields that
+    /// point to it).
     pub(super) fn finish(mut self) -> Result<Vec<PlannedWrite>> {
         let img = self.img;
+        let cs = img.cluster_size();
         let order = img.header.refcount_order;
-        let per_block = (img.cluster_size() * 8) >> order;
+        let per_block = (cs * 8) >> order;
         let mut blocks: BTreeMap<u64, Block> = BTreeMap::new();
-        // New blocks are new clusters that need counting too: repeat until every changed
-        // cluster has a block.
-        loop {
-            let missing: Vec<u64> = self
-                .changes
-                .keys()
-                .map(|c| c / per_block)
-                .filter(|b| !blocks.contains_key(b))
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect();
-            if missing.is_empty() {
-                break;
-            }
-            for b in missing {
-                let block = match self.table_entry(b)? {
-                    0 => Block {
-                        offset: img.allocate(&mut self)?,
-                        new: true,
-                    },
-                    offset => Block { offset, new: false },
-                };
-                blocks.insert(b, block);
-            }
-        }
+        self.add_blocks(&mut blocks, per_block)?;
+        let old_entries = self.table_entries();
+        let grown = match blocks.keys().next_back() {
+            Some(&last) if last >= old_entries => Some(self.grow_table(&mut blocks, per_block)?),
+            _ => None,
+        };
 
         let mut block_writes = Vec::new();
-        let mut table_writes: Vec<PlannedWrite> = Vec::new();
         for (&b, block) in &blocks {
             let mut bytes = if block.new {
-                vec![0u8; img.cluster_size() as usize]
+                vec![0u8; cs as usize]
             } else {
                 img.read_cluster(block.offset, &format!("refcount block {b}"))?
             };
@@ -112,7 +101,7 @@ impl<'a> RefChanges<'a> {
             for (&cluster, change) in self.changes.range(first..first + per_block) {
                 let i = cluster - first;
                 let old = get(&bytes, i, order);
-                let host = cluster * img.cluster_size();
+                let host = cluster * cs;
                 let new = if change.allocated {
                     if old != 0 {
                         return Err(Error::corrupt(format!(
@@ -139,29 +128,154 @@ impl<'a> RefChanges<'a> {
                     &bytes[start..end],
                 );
             }
-            if block.new {
-                push_bytes(
-                    &mut table_writes,
-                    img.header.refcount_table_offset + 8 * b,
-                    &block.offset.to_be_bytes(),
-                );
+        }
+
+        match grown {
+            None => {
+                for (&b, block) in blocks.iter().filter(|(_, b)| b.new) {
+                    push_bytes(
+                        &mut block_writes,
+                        img.header.refcount_table_offset + 8 * b,
+                        &block.offset.to_be_bytes(),
+                    );
+                }
+            }
+            Some((offset, clusters)) => {
+                let mut entries = self.old_table()?;
+                entries.resize((u64::from(clusters) * cs / 8) as usize, 0);
+                for (&b, block) in blocks.iter().filter(|(_, b)| b.new) {
+                    entries[b as usize] = block.offset;
+                }
+                // The new table lies after the old end of the file: only non-zero entries.
+                let nonzero: Vec<usize> = (0..entries.len()).filter(|&i| entries[i] != 0).collect();
+                block_writes.extend(entry_runs(offset, &nonzero, &entries));
+                let mut header = offset.to_be_bytes().to_vec();
+                header.extend_from_slice(&clusters.to_be_bytes());
+                block_writes.push(PlannedWrite::Bytes {
+                    offset: REFTABLE_HEADER_FIELDS,
+                    data: header,
+                });
             }
         }
-        block_writes.extend(table_writes);
         Ok(block_writes)
     }
 
-    /// The refcount table entry of block `b` (0: no block yet).
+    /// Give every changed cluster a refcount block: an existing one, or a new one (a new
+    /// cluster, which needs counting too: repeat until nothing is missing).
+    fn add_blocks(&mut self, blocks: &mut BTreeMap<u64, Block>, per_block: u64) -> Result<()> {
+        let img = self.img;
+        loop {
+            let missing: BTreeSet<u64> = self
+                .changes
+                .keys()
+                .map(|c| c / per_block)
+                .filter(|b| !blocks.contains_key(b))
+                .collect();
+            if missing.is_empty() {
+                return Ok(());
+            }
+            for b in missing {
+                let block = match self.table_entry(b)? {
+                    0 => Block {
+                        offset: img.allocate(self)?,
+                        new: true,
+                    },
+                    offset => Block { offset, new: false },
+                };
+                blocks.insert(b, block);
+            }
+        }
+    }
+
+    /// Place a refcount table large enough for every block (the old one has no room),
+    /// as qemu does: new clusters after the end of the file, the old table's clusters
+    /// released. Returns its offset and size in clusters.
+    fn grow_table(
+        &mut self,
+        blocks: &mut BTreeMap<u64, Block>,
+        per_block: u64,
+    ) -> Result<(u64, u32)> {
+        let img = self.img;
+        let cs = img.cluster_size();
+        let old_clusters = u64::from(img.header.refcount_table_clusters);
+        let start = img.next_free.get() / cs;
+        // The table and the blocks it and they need must fit in it: find the size.
+        let mut clusters = old_clusters + old_clusters.div_ceil(2);
+        let end = loop {
+            let mut end = start + clusters;
+            loop {
+                let mut missing = 0;
+                for b in start / per_block..=(end - 1) / per_block {
+                    if !blocks.contains_key(&b) && self.table_entry(b)? == 0 {
+                        missing += 1;
+                    }
+                }
+                if start + clusters + missing == end {
+                    break;
+                }
+                end = start + clusters + missing;
+            }
+            let needed = ((end - 1) / per_block + 1).div_ceil(cs / 8);
+            if needed <= clusters {
+                break end;
+            }
+            clusters = needed;
+        };
+        if clusters * cs > MAX_REFTABLE_BYTES {
+            return Err(Error::unsupported(format!(
+                "cannot update the qcow2 image in place: its refcount table would grow to \
+                 {} bytes, beyond qemu's limit of {MAX_REFTABLE_BYTES}",
+                clusters * cs
+            )));
+        }
+        let offset = img.allocate(self)?;
+        for _ in 1..clusters {
+            img.allocate(self)?;
+        }
+        self.release(img.header.refcount_table_offset, old_clusters * cs)?;
+        self.add_blocks(blocks, per_block)?;
+        if img.next_free.get() / cs != end || blocks.keys().any(|&b| b >= clusters * cs / 8) {
+            return Err(Error::corrupt(
+                "internal error: the grown refcount table does not cover its own blocks",
+            ));
+        }
+        Ok((offset, clusters as u32))
+    }
+
+    /// Entries in the refcount table.
+    fn table_entries(&self) -> u64 {
+        u64::from(self.img.header.refcount_table_clusters) * self.img.cluster_size() / 8
+    }
+
+    /// The whole old refcount table (at most qemu's 8 MiB).
+    fn old_table(&self) -> Result<Vec<u64>> {
+        let img = self.img;
+        let len = self.table_entries() * 8;
+        if len > MAX_REFTABLE_BYTES {
+            return Err(Error::corrupt(format!(
+                "the refcount table ({len} bytes) is larger than qemu's limit of \
+                 {MAX_REFTABLE_BYTES}"
+            )));
+        }
+        let mut buf = vec![0u8; len as usize];
+        super::read_exact(
+            img.file,
+            &mut buf,
+            img.header.refcount_table_offset,
+            "the refcount table",
+        )?;
+        Ok(buf
+            .chunks_exact(8)
+            .map(|c| u64::from_be_bytes(c.try_into().expect("8 bytes")))
+            .collect())
+    }
+
+    /// The refcount table entry of block `b` (0: no block yet, or beyond the table).
     fn table_entry(&self, b: u64) -> Result<u64> {
         let img = self.img;
         let cs = img.cluster_size();
-        let entries = u64::from(img.header.refcount_table_clusters) * cs / 8;
-        if b >= entries {
-            return Err(Error::unsupported(format!(
-                "cannot update the qcow2 image in place: its refcount table ({entries} \
-                 entries) has no room for refcount block {b}, and growing it is not \
-                 supported; write with -o or --overlay instead"
-            )));
+        if b >= self.table_entries() {
+            return Ok(0);
         }
         let entry = img.read_be64(
             img.header.refcount_table_offset + 8 * b,
