@@ -237,6 +237,7 @@ fn unallocated_space_gets_new_clusters_tables_and_refcount_blocks() {
         ("cluster_size=4096,refcount_bits=2", 4 * KIB, 64 * MIB),
         ("cluster_size=4096,refcount_bits=8", 4 * KIB, 64 * MIB),
         ("cluster_size=4096,refcount_bits=64", 4 * KIB, 64 * MIB),
+        ("cluster_size=65536,lazy_refcounts=on", 64 * KIB, GIB),
     ] {
         let dir = tmp();
         let img = dir.path().join("u.qcow2");
@@ -281,7 +282,10 @@ fn a_full_refcount_table_is_grown() {
         let before = reftable(&img);
         let a = edit(&img, &[at(10 * MIB + 3, run_len), at(40 * MIB, 1)]);
         let after = reftable(&img);
-        assert!(after.1 > before.1, "{opts}: table grew: {before:?} -> {after:?}");
+        assert!(
+            after.1 > before.1,
+            "{opts}: table grew: {before:?} -> {after:?}"
+        );
         assert!(after.0 >= a.old_len, "{opts}: the new table was appended");
         // qemu can still write to it (its refcount structures are usable).
         qemu_io(&img, &["write -P 0x12 50M 1M"]);
@@ -334,7 +338,12 @@ fn compressed_clusters_are_replaced_and_their_space_released() {
     if !qemu("compressed_clusters_are_replaced_and_their_space_released") {
         return;
     }
-    for cs in ["4096", "65536"] {
+    for opts in [
+        "cluster_size=4096",
+        "cluster_size=65536",
+        "cluster_size=65536,compression_type=zstd",
+        "cluster_size=65536,extended_l2=on",
+    ] {
         let dir = tmp();
         let raw = dir.path().join("src.raw");
         run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), "8M"]);
@@ -353,16 +362,7 @@ fn compressed_clusters_are_replaced_and_their_space_released() {
         let img = dir.path().join("c.qcow2");
         run(
             "qemu-img",
-            &[
-                "convert",
-                "-c",
-                "-O",
-                "qcow2",
-                "-o",
-                &format!("cluster_size={cs}"),
-                s(&raw),
-                s(&img),
-            ],
+            &["convert", "-c", "-O", "qcow2", "-o", opts, s(&raw), s(&img)],
         );
         let map = run_stdout("qemu-img", &["map", "--output=json", s(&img)]);
         assert!(map.contains("\"compressed\": true"), "{map}");
@@ -483,6 +483,62 @@ fn one_cluster_change_on_a_large_image_is_cheap() {
     }
     drop(file);
     edit(&img, &[at(15 * GIB + 1, 4096)]);
+}
+
+/// The host offset of guest cluster 0 (a data cluster), its L2 entry's file offset,
+/// and the file offset of its 16-bit refcount, from qemu's layout of a small image.
+fn first_cluster(img: &Path) -> (u64, u64, u64) {
+    let f = File::open(img).unwrap();
+    let be64 = |off: u64| {
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, off).unwrap();
+        u64::from_be_bytes(b)
+    };
+    let mask = 0x00ff_ffff_ffff_fe00;
+    let cs = 1u64 << (be64(16) & 0xffff_ffff);
+    let l2 = be64(be64(40)) & mask;
+    let host = be64(l2) & mask;
+    let block = be64(be64(48)) & mask;
+    (host, l2, block + 2 * (host / cs))
+}
+
+#[test]
+fn a_shared_data_cluster_is_copied_on_write() {
+    if !qemu("a_shared_data_cluster_is_copied_on_write") {
+        return;
+    }
+    let dir = tmp();
+    let img = small_image(dir.path(), "cow.qcow2", "");
+    // Without COPIED the planner may not write into the cluster: it copies it and drops
+    // the old cluster's reference (here 1 -> 0: freed, no leak).
+    let (host, l2, _) = first_cluster(&img);
+    let f = OpenOptions::new().write(true).open(&img).unwrap();
+    f.write_all_at(&host.to_be_bytes(), l2).unwrap();
+    drop(f);
+    let a = edit(&img, &[at(100, 10)]);
+    assert!(a.new_len > a.old_len, "a new cluster was appended");
+    assert_eq!(a.guest_bytes, 64 * KIB, "the whole cluster was copied");
+}
+
+#[test]
+fn contradicting_refcounts_are_reported_corrupt() {
+    if !qemu("contradicting_refcounts_are_reported_corrupt") {
+        return;
+    }
+    let dir = tmp();
+    let img = small_image(dir.path(), "rc.qcow2", "");
+    // A shared cluster (no COPIED) whose refcount is 0: dropping its reference would make
+    // it negative.
+    let (host, l2, refcount) = first_cluster(&img);
+    let f = OpenOptions::new().write(true).open(&img).unwrap();
+    f.write_all_at(&host.to_be_bytes(), l2).unwrap();
+    f.write_all_at(&[0, 0], refcount).unwrap();
+    drop(f);
+    let m = refused(&img);
+    assert!(
+        m.contains("has refcount 0") && m.contains("qemu-img check -r"),
+        "{m}"
+    );
 }
 
 /// Plan against `img` and return the error message (the plan must be refused).
