@@ -49,6 +49,7 @@ struct Applied {
     old_len: u64,
     new_len: u64,
     guest_bytes: u64,
+    guest_writes: usize,
     metadata_bytes: u64,
 }
 
@@ -94,6 +95,11 @@ fn edit(img: &Path, edits: &[(u64, Vec<u8>)]) -> Applied {
         old_len,
         new_len: plan.new_len,
         guest_bytes,
+        guest_writes: plan
+            .writes
+            .iter()
+            .filter(|w| matches!(w, PlannedWrite::Guest { .. }))
+            .count(),
         metadata_bytes,
     }
 }
@@ -248,6 +254,13 @@ fn unallocated_space_gets_new_clusters_tables_and_refcount_blocks() {
         let mut edits = scattered(size, cs, l2_span);
         edits.push(at(20 * MIB + 3, 12 * MIB));
         let a = edit(&img, &edits);
+        // New clusters for one run are contiguous: one write per L2 table it crosses.
+        let most = edits.len() + (12 * MIB).div_ceil(l2_span) as usize + 1;
+        assert!(
+            a.guest_writes <= most,
+            "{opts}: {} guest writes",
+            a.guest_writes
+        );
         assert!(a.new_len > a.old_len, "{opts}: new clusters are appended");
         assert!(a.metadata_bytes > 0, "{opts}");
     }

@@ -188,6 +188,25 @@ fn entry_runs(base: u64, changed: &[usize], entries: &[u64]) -> Vec<PlannedWrite
     out
 }
 
+/// Append a metadata write, extending the previous one when `offset` continues or
+/// overlaps its end (narrow refcounts share bytes).
+pub(super) fn push_bytes(out: &mut Vec<PlannedWrite>, offset: u64, data: &[u8]) {
+    if let Some(PlannedWrite::Bytes { offset: o, data: d }) = out.last_mut() {
+        let end = *o + d.len() as u64;
+        if offset >= *o && offset <= end {
+            let start = (offset - *o) as usize;
+            let overlap = (d.len() - start).min(data.len());
+            d[start..start + overlap].copy_from_slice(&data[..overlap]);
+            d.extend_from_slice(&data[overlap..]);
+            return;
+        }
+    }
+    out.push(PlannedWrite::Bytes {
+        offset,
+        data: data.to_vec(),
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,5 +231,23 @@ mod tests {
             })
             .collect();
         assert_eq!(got, vec![(1008, 16), (1040, 8)]);
+    }
+
+    #[test]
+    fn adjacent_and_shared_bytes_merge() {
+        let mut v = Vec::new();
+        push_bytes(&mut v, 10, &[1]);
+        push_bytes(&mut v, 10, &[3]);
+        push_bytes(&mut v, 11, &[4, 5]);
+        push_bytes(&mut v, 20, &[6, 7, 8]);
+        push_bytes(&mut v, 21, &[9]);
+        let got: Vec<(u64, Vec<u8>)> = v
+            .into_iter()
+            .map(|w| match w {
+                PlannedWrite::Bytes { offset, data } => (offset, data),
+                PlannedWrite::Guest { .. } => panic!(),
+            })
+            .collect();
+        assert_eq!(got, vec![(10, vec![3, 4, 5]), (20, vec![6, 9, 8])]);
     }
 }

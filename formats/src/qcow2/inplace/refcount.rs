@@ -11,7 +11,7 @@
 //! cluster after the end of the file that is already counted, means the refcounts
 //! contradict the tables: the image is reported corrupt and nothing is planned.
 
-use super::{entry_runs, Image};
+use super::{entry_runs, push_bytes, Image};
 use crate::block::PlannedWrite;
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
@@ -331,23 +331,6 @@ fn set(block: &mut [u8], i: u64, order: u32, value: u64) {
     block[start] = (block[start] & !mask) | ((value as u8) << shift & mask);
 }
 
-/// Append a metadata write, extending the previous one when `offset` continues or
-/// overlaps its end (narrow refcounts share bytes).
-fn push_bytes(out: &mut Vec<PlannedWrite>, offset: u64, data: &[u8]) {
-    if let Some(PlannedWrite::Bytes { offset: o, data: d }) = out.last_mut() {
-        let end = *o + d.len() as u64;
-        if offset >= *o && offset <= end {
-            d.truncate((offset - *o) as usize);
-            d.extend_from_slice(data);
-            return;
-        }
-    }
-    out.push(PlannedWrite::Bytes {
-        offset,
-        data: data.to_vec(),
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,22 +361,5 @@ mod tests {
         let mut b = vec![0u8; 1];
         set(&mut b, 1, 1, 3);
         assert_eq!(b, [0b1100]);
-    }
-
-    #[test]
-    fn adjacent_and_shared_bytes_merge() {
-        let mut v = Vec::new();
-        push_bytes(&mut v, 10, &[1]);
-        push_bytes(&mut v, 10, &[3]);
-        push_bytes(&mut v, 11, &[4, 5]);
-        push_bytes(&mut v, 20, &[6]);
-        let got: Vec<(u64, Vec<u8>)> = v
-            .into_iter()
-            .map(|w| match w {
-                PlannedWrite::Bytes { offset, data } => (offset, data),
-                PlannedWrite::Guest { .. } => panic!(),
-            })
-            .collect();
-        assert_eq!(got, vec![(10, vec![3, 4, 5]), (20, vec![6])]);
     }
 }

@@ -18,7 +18,7 @@
 //! written whole and marked allocated; allocated ones get only their changed bytes.
 
 use super::refcount::RefChanges;
-use super::{entry_runs, Image, SNAPSHOT_ADVICE};
+use super::{entry_runs, push_bytes, Image, SNAPSHOT_ADVICE};
 use crate::block::PlannedWrite;
 use crate::qcow2::entry::{compressed_extent, COMPRESSED, COPIED, OFFSET_MASK, ZERO};
 use crate::{Error, Result};
@@ -166,11 +166,7 @@ impl<'a> TablePlanner<'a> {
             Some(h) => h,
             None => self.img.allocate(refs)?,
         };
-        self.out.guest.push(PlannedWrite::Guest {
-            offset: target,
-            guest,
-            len: self.cs.min(self.img.header.size - guest),
-        });
+        self.push_guest(target, guest, self.cs.min(self.img.header.size - guest));
         self.set_word(index, target | COPIED);
         if ext {
             self.set_word(index + 1, ALL_ALLOCATED);
@@ -264,10 +260,11 @@ impl<'a> TablePlanner<'a> {
         let words_per_table = (self.cs / 8) as usize;
         if offset == 0 {
             let offset = self.img.allocate(refs)?;
-            self.out.l1.push(PlannedWrite::Bytes {
-                offset: l1_entry_at,
-                data: (offset | COPIED).to_be_bytes().to_vec(),
-            });
+            push_bytes(
+                &mut self.out.l1,
+                l1_entry_at,
+                &(offset | COPIED).to_be_bytes(),
+            );
             return Ok(Table {
                 l1_index,
                 offset,
