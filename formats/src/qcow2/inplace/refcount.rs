@@ -62,11 +62,16 @@ impl<'a> RefChanges<'a> {
     /// The clusters overlapping `[offset, offset + len)` each lose one reference.
     pub(super) fn release(&mut self, offset: u64, len: u64) -> Result<()> {
         let cs = self.img.cluster_size();
-        let end = offset.checked_add(len).filter(|_| len > 0).ok_or_else(|| {
-            Error::corrupt(format!(
-                "a cluster reference of {len} bytes at host offset {offset:#x} is invalid"
-            ))
-        })?;
+        let file_len = self.img.file_len;
+        let end = offset
+            .checked_add(len)
+            .filter(|_| len > 0 && offset < file_len)
+            .ok_or_else(|| {
+                Error::corrupt(format!(
+                    "a reference to {len} bytes at host offset {offset:#x} does not lie in \
+                     the file ({file_len} bytes)"
+                ))
+            })?;
         for cluster in offset / cs..=(end - 1) / cs {
             self.changes.entry(cluster).or_default().released += 1;
         }
@@ -232,7 +237,9 @@ impl<'a> RefChanges<'a> {
         for _ in 1..clusters {
             img.allocate(self)?;
         }
-        self.release(img.header.refcount_table_offset, old_clusters * cs)?;
+        if old_clusters > 0 {
+            self.release(img.header.refcount_table_offset, old_clusters * cs)?;
+        }
         self.add_blocks(blocks, per_block)?;
         if img.next_free.get() / cs != end || blocks.keys().any(|&b| b >= clusters * cs / 8) {
             return Err(Error::corrupt(
