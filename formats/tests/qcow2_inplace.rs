@@ -14,7 +14,7 @@ use std::process::Command;
 use std::time::Instant;
 use subroot_formats::block::{BlockDevice, Changed, ExtentKind, Overlay, PlannedWrite, WritePlan};
 use subroot_formats::image::Image;
-use subroot_formats::qcow2::plan_in_place;
+use subroot_formats::qcow2::{plan_in_place, write_qcow2, CompressionType, WriteOptions};
 use subroot_formats::Error;
 
 const KIB: u64 = 1 << 10;
@@ -458,6 +458,64 @@ fn extended_l2_subclusters() {
         at(10 * MIB, 3),
     ];
     edit(&img, &edits);
+}
+
+/// Images written by subroot itself (refcount table at the end, compressed or not), edited
+/// three times in a row: each edit meets the clusters, tables and refcount blocks the
+/// previous one appended.
+#[test]
+fn repeated_edits_of_images_subroot_wrote() {
+    if !qemu("repeated_edits_of_images_subroot_wrote") {
+        return;
+    }
+    for (cluster_size, compression) in [
+        (65536, None),
+        (4096, Some(CompressionType::Zlib)),
+        (65536, Some(CompressionType::Zstd)),
+    ] {
+        let dir = tmp();
+        let raw = dir.path().join("src.raw");
+        run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), "24M"]);
+        run(
+            "qemu-io",
+            &[
+                "-f",
+                "raw",
+                "-c",
+                "write -P 0x5a 0 5M",
+                "-c",
+                "write -P 0x5b 9M 2M",
+                s(&raw),
+            ],
+        );
+        let img = dir.path().join("w.qcow2");
+        let out = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&img)
+            .unwrap();
+        let opts = WriteOptions {
+            cluster_size,
+            compression,
+            threads: 1,
+        };
+        write_qcow2(&Image::open(&raw).unwrap(), &out, &opts, &|_| {}).unwrap();
+        drop(out);
+        check_clean(&img);
+        for round in 0..3u64 {
+            let edits: Vec<(u64, Vec<u8>)> = (0..6)
+                .map(|i| {
+                    let r = noise(16, round * 100 + i);
+                    let pick =
+                        |k: usize| u64::from_le_bytes(r[k * 8..k * 8 + 8].try_into().unwrap());
+                    let len = 1 + pick(1) % (3 * cluster_size);
+                    at(pick(0) % (24 * MIB - len), len)
+                })
+                .collect();
+            edit(&img, &edits);
+        }
+    }
 }
 
 /// Measures a one-cluster change on a 20 GiB-virtual image (printed; `--nocapture`).
