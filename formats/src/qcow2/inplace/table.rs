@@ -122,7 +122,7 @@ impl<'a> TablePlanner<'a> {
             }
         };
         if let Done::InPlace { host, whole } = done {
-            let whole = self.write_in_place(cluster, host, whole, start, end)?;
+            let whole = self.write_in_place(cluster, host, whole, start, end);
             self.last = Some((cluster, Done::InPlace { host, whole }));
         }
         Ok(())
@@ -183,11 +183,11 @@ impl<'a> TablePlanner<'a> {
         mut whole: u32,
         start: u64,
         end: u64,
-    ) -> Result<u32> {
+    ) -> u32 {
         let guest = cluster * self.cs;
         if !self.img.header.extended_l2 {
             self.push_guest(host + (start - guest), start, end - start);
-            return Ok(whole);
+            return whole;
         }
         let index = (cluster % self.l2_entries) as usize * 2 + 1;
         let mut pos = start;
@@ -208,7 +208,7 @@ impl<'a> TablePlanner<'a> {
             }
             pos = sc_end;
         }
-        Ok(whole)
+        whole
     }
 
     /// A guest write, merged with the previous one when both are contiguous.
