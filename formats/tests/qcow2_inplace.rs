@@ -196,6 +196,32 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().unwrap()
 }
 
+/// A raw disk of `size` in `dir` with qemu-io pattern writes (`write -P ...` commands).
+fn raw_source(dir: &Path, size: &str, writes: &[&str]) -> PathBuf {
+    let raw = dir.join("src.raw");
+    run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), size]);
+    let mut args = vec!["-f", "raw"];
+    for w in writes {
+        args.extend(["-c", w]);
+    }
+    args.push(s(&raw));
+    run("qemu-io", &args);
+    raw
+}
+
+/// `src` converted by qemu-img to a compressed qcow2 at `img` with `-o opts`.
+fn compress(src: &Path, img: &Path, opts: &str) {
+    run(
+        "qemu-img",
+        &["convert", "-c", "-O", "qcow2", "-o", opts, s(src), s(img)],
+    );
+}
+
+/// The `k`th little-endian u64 of `bytes` (random picks from [`noise`]).
+fn pick(bytes: &[u8], k: usize) -> u64 {
+    u64::from_le_bytes(bytes[k * 8..k * 8 + 8].try_into().unwrap())
+}
+
 #[test]
 fn allocated_clusters_are_overwritten_in_place_only_where_changed() {
     if !qemu("allocated_clusters_are_overwritten_in_place_only_where_changed") {
@@ -358,25 +384,13 @@ fn compressed_clusters_are_replaced_and_their_space_released() {
         "cluster_size=65536,extended_l2=on",
     ] {
         let dir = tmp();
-        let raw = dir.path().join("src.raw");
-        run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), "8M"]);
-        run(
-            "qemu-io",
-            &[
-                "-f",
-                "raw",
-                "-c",
-                "write -P 0x33 0 3M",
-                "-c",
-                "write -P 0x44 5M 1M",
-                s(&raw),
-            ],
+        let raw = raw_source(
+            dir.path(),
+            "8M",
+            &["write -P 0x33 0 3M", "write -P 0x44 5M 1M"],
         );
         let img = dir.path().join("c.qcow2");
-        run(
-            "qemu-img",
-            &["convert", "-c", "-O", "qcow2", "-o", opts, s(&raw), s(&img)],
-        );
+        compress(&raw, &img, opts);
         let map = run_stdout("qemu-img", &["map", "--output=json", s(&img)]);
         assert!(map.contains("\"compressed\": true"), "{map}");
         // Every compressed cluster of the first MiB changes (their shared host clusters
@@ -474,19 +488,10 @@ fn repeated_edits_of_images_subroot_wrote() {
         (65536, Some(CompressionType::Zstd)),
     ] {
         let dir = tmp();
-        let raw = dir.path().join("src.raw");
-        run("qemu-img", &["create", "-q", "-f", "raw", s(&raw), "24M"]);
-        run(
-            "qemu-io",
-            &[
-                "-f",
-                "raw",
-                "-c",
-                "write -P 0x5a 0 5M",
-                "-c",
-                "write -P 0x5b 9M 2M",
-                s(&raw),
-            ],
+        let raw = raw_source(
+            dir.path(),
+            "24M",
+            &["write -P 0x5a 0 5M", "write -P 0x5b 9M 2M"],
         );
         let img = dir.path().join("w.qcow2");
         let out = OpenOptions::new()
@@ -507,10 +512,8 @@ fn repeated_edits_of_images_subroot_wrote() {
             let edits: Vec<(u64, Vec<u8>)> = (0..6)
                 .map(|i| {
                     let r = noise(16, round * 100 + i);
-                    let pick =
-                        |k: usize| u64::from_le_bytes(r[k * 8..k * 8 + 8].try_into().unwrap());
-                    let len = 1 + pick(1) % (3 * cluster_size);
-                    at(pick(0) % (24 * MIB - len), len)
+                    let len = 1 + pick(&r, 1) % (3 * cluster_size);
+                    at(pick(&r, 0) % (24 * MIB - len), len)
                 })
                 .collect();
             edit(&img, &edits);
@@ -745,22 +748,8 @@ fn damaged_metadata_never_panics() {
     }
     let dir = tmp();
     let plain = small_image(dir.path(), "plain.qcow2", "cluster_size=4096");
-    let raw = dir.path().join("src.raw");
-    run("qemu-img", &["convert", "-O", "raw", s(&plain), s(&raw)]);
     let compressed = dir.path().join("c.qcow2");
-    run(
-        "qemu-img",
-        &[
-            "convert",
-            "-c",
-            "-O",
-            "qcow2",
-            "-o",
-            "cluster_size=4096",
-            s(&raw),
-            s(&compressed),
-        ],
-    );
+    compress(&plain, &compressed, "cluster_size=4096");
     let ranges = [
         Changed {
             offset: 0,
@@ -792,7 +781,7 @@ fn damaged_metadata_never_panics() {
         for seed in 0..200u64 {
             let mut damaged = bytes.clone();
             let r = noise(24, seed);
-            let pick = |i: usize| u64::from_le_bytes(r[i * 8..i * 8 + 8].try_into().unwrap());
+            let pick = |k| pick(&r, k);
             let (start, len) = regions[(pick(0) % regions.len() as u64) as usize];
             let at = start + (pick(1) % len as u64) as usize / 8 * 8;
             // Half the time one flipped bit, else a random word.
