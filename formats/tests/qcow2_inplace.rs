@@ -577,6 +577,22 @@ fn first_cluster(img: &Path) -> (u64, u64, u64) {
 }
 
 #[test]
+fn unknown_autoclear_bits_are_cleared() {
+    if !qemu("unknown_autoclear_bits_are_cleared") {
+        return;
+    }
+    let dir = tmp();
+    let img = small_image(dir.path(), "ac.qcow2", "");
+    let f = OpenOptions::new().write(true).open(&img).unwrap();
+    f.write_all_at(&(1u64 << 40).to_be_bytes(), 88).unwrap();
+    drop(f);
+    edit(&img, &[at(3 * MIB, 10)]);
+    let mut b = [0u8; 8];
+    File::open(&img).unwrap().read_exact_at(&mut b, 88).unwrap();
+    assert_eq!(u64::from_be_bytes(b), 0, "autoclear bits cleared");
+}
+
+#[test]
 fn a_shared_data_cluster_is_copied_on_write() {
     if !qemu("a_shared_data_cluster_is_copied_on_write") {
         return;
@@ -718,6 +734,11 @@ fn refusals_name_the_reason() {
     drop(f);
     let m = refused(&img);
     assert!(m.contains("shared") && m.contains("snapshots"), "{m}");
+
+    let img = small_image(d, "bitmap.qcow2", "");
+    run("qemu-img", &["bitmap", "--add", s(&img), "b0"]);
+    let m = refused(&img);
+    assert!(m.contains("persistent dirty bitmaps"), "{m}");
 
     // A changed range beyond the virtual disk.
     let img = small_image(d, "range.qcow2", "");

@@ -23,6 +23,10 @@ const INCOMPAT_KNOWN: u64 = INCOMPAT_DIRTY
     | INCOMPAT_EXTERNAL_DATA
     | INCOMPAT_COMPRESSION
     | INCOMPAT_EXTENDED_L2;
+/// Autoclear feature bit 0: the persistent dirty bitmaps are consistent with the data.
+pub const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
+/// Byte offset of the autoclear feature field in a version 3 header.
+pub(crate) const AUTOCLEAR_OFFSET: u64 = 88;
 /// Compatible feature bit 0: lazy refcounts.
 pub const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
 

@@ -15,7 +15,7 @@ mod refcount;
 mod table;
 
 use super::entry::OFFSET_MASK;
-use super::header::read_head;
+use super::header::{read_head, AUTOCLEAR_BITMAPS, AUTOCLEAR_OFFSET};
 use super::Header;
 use crate::block::{Changed, PlannedWrite, WritePlan};
 use crate::{Error, Result};
@@ -30,7 +30,10 @@ const SNAPSHOT_ADVICE: &str = "has internal snapshots; use -o or --overlay";
 /// Plan the writes that make the qcow2 `image` map every range of `virtual_changed` to the
 /// edited data. Refuses (before planning anything) images this planner cannot update
 /// safely: encrypted, external data file, dirty or corrupt, internal snapshots, shared L2
-/// tables, a full refcount table; reports metadata that contradicts itself as corrupt.
+/// tables, persistent dirty bitmaps ([`Error::Unsupported`]); reports metadata that
+/// contradicts itself as [`Error::Corrupt`] and ranges beyond the disk as
+/// [`Error::InvalidArgument`]. Unknown autoclear feature bits are cleared, as the
+/// specification asks of writers.
 pub fn plan_in_place(image: &File, virtual_changed: &[Changed]) -> Result<WritePlan> {
     let img = Image::open(image)?;
     let ranges = normalise(virtual_changed, img.header.size)?;
@@ -46,6 +49,14 @@ pub fn plan_in_place(image: &File, virtual_changed: &[Changed]) -> Result<WriteP
     writes.extend(refcount_writes);
     writes.extend(planned.l2);
     writes.extend(planned.l1);
+    // The spec: a writer must clear the autoclear bits it does not maintain (the bitmaps
+    // bit was refused above; others are unknown to us).
+    if img.header.autoclear_features != 0 && !writes.is_empty() {
+        writes.push(PlannedWrite::Bytes {
+            offset: AUTOCLEAR_OFFSET,
+            data: vec![0; 8],
+        });
+    }
     let new_len = writes
         .iter()
         .map(|w| match w {
@@ -86,6 +97,13 @@ impl<'a> Image<'a> {
                 header.nb_snapshots,
                 if header.nb_snapshots == 1 { "" } else { "s" }
             )));
+        }
+        if header.autoclear_features & AUTOCLEAR_BITMAPS != 0 {
+            return Err(Error::unsupported(
+                "cannot update the qcow2 image in place: it has persistent dirty bitmaps, \
+                 which an in-place edit would not record its changes in; use -o or \
+                 --overlay, or remove them first (`qemu-img bitmap --remove`)",
+            ));
         }
         let cs = header.cluster_size();
         Ok(Image {
