@@ -8,11 +8,14 @@
 
 mod cache;
 mod compress;
+mod entry;
 mod header;
+mod inplace;
 mod reader;
 mod writer;
 
 pub use header::{CompressionType, FeatureName, Header};
+pub use inplace::plan_in_place;
 pub use reader::Qcow2Image;
 pub use writer::*;
 
