@@ -27,6 +27,10 @@ use subroot_formats::tree::{
 type Inode = sys::ext2_inode_large;
 const INODE_LEN: c_int = std::mem::size_of::<Inode>() as c_int;
 
+/// `EXT2_FLAG_SKIP_MMP` (ext2fs.h): without it libext2fs opens the device *file* by name
+/// to read the MMP block; we refuse MMP filesystems ourselves instead.
+const FLAG_SKIP_MMP: u32 = 0x100000;
+
 // Feature bits (ext2_fs.h).
 const COMPAT_EXT_ATTR: u32 = 0x8;
 const INCOMPAT_KNOWN: &[(u32, &str, bool)] = &[
@@ -293,7 +297,7 @@ impl Ext2Fs {
             sys::ext2fs_open2(
                 name.as_ptr(),
                 std::ptr::null(),
-                (sys::EXT2_FLAG_RW | sys::EXT2_FLAG_64BITS) as c_int,
+                (sys::EXT2_FLAG_RW | sys::EXT2_FLAG_64BITS | FLAG_SKIP_MMP) as c_int,
                 0,
                 0,
                 io::manager(),
