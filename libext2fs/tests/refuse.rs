@@ -82,7 +82,7 @@ fn not_an_ext_filesystem_is_corrupt_and_a_read_only_device_fails_cleanly() {
         link_target: None,
         hardlink_id: None,
     };
-    let err = fs.create(&e, None).err().expect("a read-only device fails");
+    let err = fs.create(&e, None).expect_err("a read-only device fails");
     assert!(
         matches!(err, Error::Device(subroot_formats::Error::ReadOnly)),
         "{err:?}"
