@@ -6,6 +6,7 @@
 //! ([`BlockDevice::extents`]), so copies stay sparse and cost grows with the data in use.
 
 mod adapter;
+mod delta;
 mod memory;
 mod overlay;
 mod raw;
@@ -14,6 +15,7 @@ mod splice;
 
 pub(crate) use adapter::seek_target;
 pub use adapter::DeviceIo;
+pub use delta::{raw_plan, Changed, PlannedWrite, WritePlan};
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
 pub(crate) use raw::file_len;
