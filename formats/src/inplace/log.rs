@@ -154,7 +154,7 @@ pub(super) fn check(file: &File, path: &Path) -> Result<LogState> {
     let mut head = [0u8; HEADER_LEN as usize];
     let have = len.min(HEADER_LEN) as usize;
     fsutil::read_at(file, path, &mut head[..have], 0)?;
-    if have < MAGIC.len() || len < HEADER_LEN + TRAILER_LEN {
+    if have < MAGIC.len() {
         return Ok(LogState::Incomplete);
     }
     if &head[..16] != MAGIC {
@@ -163,6 +163,9 @@ pub(super) fn check(file: &File, path: &Path) -> Result<LogState> {
             path.display(),
             String::from_utf8_lossy(MAGIC)
         )));
+    }
+    if len < HEADER_LEN + TRAILER_LEN {
+        return Ok(LogState::Incomplete);
     }
     let version = u32::from_le_bytes([head[16], head[17], head[18], head[19]]);
     if version != VERSION {
