@@ -161,7 +161,7 @@ fn check_apply(format: &str, test: &str) {
     let expected = simulate(&input, &plan, &edited);
     let full = dir.path().join("full.raw");
     if format == "qcow2" {
-        let out = std::fs::File::create_new(&full).unwrap();
+        let out = common::new_output(&full);
         subroot_formats::convert::write_raw(&edited, &out, &|_| {}).unwrap();
     }
     let stats = apply(&image, &plan, &edited).unwrap();

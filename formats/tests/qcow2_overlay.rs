@@ -6,8 +6,7 @@
 
 mod common;
 
-use common::{need, run, run_stdout, s};
-use std::fs::{File, OpenOptions};
+use common::{need, new_output, run, run_stdout, s};
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, Overlay};
 use subroot_formats::convert::write_raw;
@@ -18,15 +17,6 @@ const MIB: u64 = 1 << 20;
 const CS: u64 = 65536;
 /// Not a multiple of the cluster size: the last cluster is partial.
 const SIZE: u64 = 16 * MIB + 3 * 4096 + 512;
-
-fn new_file(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .unwrap()
-}
 
 /// A base image of `SIZE` bytes with data at the start, the middle and the end, in
 /// `format` (`qcow2-zlib`: compressed clusters).
@@ -84,7 +74,7 @@ fn check_overlay(format: &str, compression: Option<CompressionType>, test: &str)
     let changed = edited.changed();
 
     let full = dir.path().join("full.raw");
-    write_raw(&edited, &new_file(&full), &|_| {}).unwrap();
+    write_raw(&edited, &new_output(&full), &|_| {}).unwrap();
 
     std::fs::create_dir(dir.path().join("out")).unwrap();
     let ov = dir.path().join("out/ov.qcow2");
@@ -99,7 +89,7 @@ fn check_overlay(format: &str, compression: Option<CompressionType>, test: &str)
         compression,
         ..WriteOptions::default()
     };
-    let stats = write_overlay(&req, &new_file(&ov), &opts, &|_| {}).unwrap();
+    let stats = write_overlay(&req, &new_output(&ov), &opts, &|_| {}).unwrap();
     assert_eq!(stats.virtual_size, SIZE);
 
     run("qemu-img", &["check", "-f", "qcow2", s(&ov)]);
