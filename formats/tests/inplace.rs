@@ -462,3 +462,45 @@ fn recovery_is_idempotent() {
     assert_eq!(std::fs::read(&image).unwrap(), input);
     assert_eq!(recover(&image).unwrap(), RecoverOutcome::NothingToDo);
 }
+
+/// Plans that do not fit the image are refused before anything is written (no log left).
+#[test]
+fn bad_plans_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let image = make_image(dir.path(), "raw");
+    let input = std::fs::read(&image).unwrap();
+    let (edited, plan) = prepare(&image, "raw");
+    let guest = |offset, len| PlannedWrite::Guest {
+        offset,
+        guest: offset,
+        len,
+    };
+    let bytes = PlannedWrite::Bytes {
+        offset: 0,
+        data: vec![1; 16],
+    };
+    let bad = [
+        WritePlan {
+            writes: plan.writes.clone(),
+            new_len: RAW_SIZE - 1,
+        },
+        WritePlan {
+            writes: vec![guest(RAW_SIZE - 10, 20)],
+            new_len: RAW_SIZE,
+        },
+        WritePlan {
+            writes: vec![bytes, guest(0, 4096)],
+            new_len: RAW_SIZE,
+        },
+        WritePlan {
+            writes: vec![guest(u64::MAX - 1, 2)],
+            new_len: RAW_SIZE,
+        },
+    ];
+    for p in bad {
+        let err = apply(&image, &p, &edited).unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument(_)), "{p:?}: {err}");
+        assert_eq!(pending(&image), None);
+    }
+    assert_eq!(std::fs::read(&image).unwrap(), input);
+}

@@ -160,8 +160,9 @@ fn stats_records(log: &File, log_path: &Path) -> Option<u64> {
     }
 }
 
-/// Refuse a plan whose writes go beyond its new length, that would shrink the file, or
-/// that reads beyond the edited device.
+/// Refuse a plan whose writes go beyond its new length, that would shrink the file, that
+/// reads beyond the edited device, or that has guest data after metadata (guest data is
+/// read through the old metadata while the plan is written).
 fn check_plan(
     image: &Path,
     plan: &WritePlan,
@@ -180,6 +181,7 @@ fn check_plan(
             plan.new_len
         ));
     }
+    let mut metadata_seen = false;
     for w in &plan.writes {
         if w.offset()
             .checked_add(w.len())
@@ -192,7 +194,14 @@ fn check_plan(
                 plan.new_len
             ));
         }
+        metadata_seen |= matches!(w, PlannedWrite::Bytes { .. });
         if let PlannedWrite::Guest { guest, len, .. } = w {
+            if metadata_seen {
+                return bad(format!(
+                    "writes guest data at {} after metadata",
+                    w.offset()
+                ));
+            }
             if guest.checked_add(*len).is_none_or(|e| e > edited.len()) {
                 return bad(format!(
                     "reads {len} bytes at {guest} of a {}-byte disk",
