@@ -241,8 +241,8 @@ fn pending_and_foreign_logs() {
     assert_eq!(std::fs::read(&image).unwrap(), input);
 }
 
-/// qemu-io holding the image open makes apply fail as busy, image and log untouched; and
-/// while apply holds its lock, qemu-io cannot open the image.
+/// qemu-io holding the image open makes apply and recover fail as busy, image and log
+/// untouched; and while apply holds its lock, qemu-io cannot open the image.
 #[test]
 fn locks_conflict_with_qemu() {
     if !need("qemu-io", "locks_conflict_with_qemu") {
@@ -270,6 +270,12 @@ fn locks_conflict_with_qemu() {
     let err = apply(&image, &plan, &edited).unwrap_err();
     assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
     assert_eq!(pending(&image), None);
+    // Nor does recovery run under a VM: the log stays.
+    std::fs::write(undo_log_path(&image), b"SUBROOT-UNDO-LOG").unwrap();
+    let err = recover(&image).unwrap_err();
+    assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
+    assert!(pending(&image).is_some());
+    std::fs::remove_file(undo_log_path(&image)).unwrap();
     writeln!(stdin, "quit").unwrap();
     drop(stdin);
     qemu.wait().unwrap();
