@@ -199,3 +199,13 @@ pub fn assert_same_manifest(a: &EntryManifest, b: &EntryManifest) {
     }
     assert_eq!(a.1, b.1, "the hard-link groups differ");
 }
+
+/// A new empty file at `path`, opened read+write (as the image writers want their output).
+pub fn new_output(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
+}

@@ -15,7 +15,7 @@ mod splice;
 
 pub(crate) use adapter::seek_target;
 pub use adapter::DeviceIo;
-pub use delta::{Changed, PlannedWrite, WritePlan};
+pub use delta::{raw_plan, Changed, PlannedWrite, WritePlan};
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
 pub(crate) use raw::file_len;
