@@ -8,9 +8,11 @@ mod ops;
 mod output;
 mod progress;
 mod size;
+mod stdout;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// What every operation needs to know about how to talk to the user.
@@ -42,15 +44,19 @@ fn main() -> ExitCode {
         Command::Create(a) => ops::create::run(a, &ctx),
         Command::Mkfs(a) => ops::mkfs::run(a, &ctx),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "subroot",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "subroot", &mut script);
+            let mut out = stdout::out();
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .map_err(Into::into)
         }
-        Command::Man => cli::man::render(&mut std::io::stdout()).map_err(Into::into),
+        Command::Man => {
+            let mut out = stdout::out();
+            cli::man::render(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(Into::into)
+        }
         Command::Ls(a) => ops::ls::run(a, &ctx),
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),
@@ -65,6 +71,7 @@ fn main() -> ExitCode {
     output::remove_scratch_root();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_closed(&e) => ExitCode::from(stdout::CLOSED_STATUS),
         Err(e) => {
             eprintln!("subroot: error: {}", error_line(&e));
             if ctx.verbose > 0 {

@@ -5,6 +5,7 @@ use crate::cli::InfoArgs;
 use crate::size::human;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::io::Write;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::image::Image;
@@ -106,11 +107,13 @@ impl From<FsInfo> for FsJson {
 pub fn run(args: &InfoArgs) -> Result<()> {
     let img = super::open_image(&args.image, args.format)?;
     let info = gather(img).with_context(|| format!("cannot read {}", args.image.display()))?;
+    let mut o = crate::stdout::out();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        writeln!(o, "{}", serde_json::to_string_pretty(&info)?)?;
     } else {
-        print_human(&info);
+        print_human(&mut o, &info)?;
     }
+    o.flush()?;
     Ok(())
 }
 
@@ -231,8 +234,8 @@ fn fs_summary(fs: &Option<FsJson>) -> String {
     s
 }
 
-fn print_human(i: &ImageInfo) {
-    println!("image:         {}", i.path);
+fn print_human(o: &mut impl Write, i: &ImageInfo) -> std::io::Result<()> {
+    writeln!(o, "image:         {}", i.path)?;
     match &i.qcow2 {
         Some(q) => {
             let mut extra = format!("v{}, {} clusters", q.version, human(q.cluster_size));
@@ -242,29 +245,31 @@ fn print_human(i: &ImageInfo) {
             if q.extended_l2 {
                 extra.push_str(", extended L2");
             }
-            println!("format:        qcow2 ({extra})");
+            writeln!(o, "format:        qcow2 ({extra})")?;
         }
-        None => println!("format:        {}", i.format),
+        None => writeln!(o, "format:        {}", i.format)?,
     }
-    println!(
+    writeln!(
+        o,
         "virtual size:  {} ({} bytes)",
         human(i.virtual_size),
         i.virtual_size
-    );
-    println!("disk size:     {}", human(i.actual_size));
+    )?;
+    writeln!(o, "disk size:     {}", human(i.actual_size))?;
     for b in &i.backing_chain {
-        println!(
+        writeln!(
+            o,
             "backing file:  {} ({}, {})",
             b.path,
             b.format,
             human(b.virtual_size)
-        );
+        )?;
     }
     match &i.table {
         Some(t) => {
-            println!("table:         {} (disk id {})", t.kind, t.disk_id);
+            writeln!(o, "table:         {} (disk id {})", t.kind, t.disk_id)?;
             for w in &t.warnings {
-                println!("warning:       {w}");
+                writeln!(o, "warning:       {w}")?;
             }
             let rows: Vec<[String; 6]> = i
                 .partitions
@@ -280,37 +285,50 @@ fn print_human(i: &ImageInfo) {
                     ]
                 })
                 .collect();
-            print_table(&["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"], &rows);
+            print_table(
+                o,
+                &["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"],
+                &rows,
+            )?;
         }
         None => {
             if i.boot_code {
-                println!("table:         none (sector 0 holds boot code, not a partition table)");
+                writeln!(
+                    o,
+                    "table:         none (sector 0 holds boot code, not a partition table)"
+                )?;
             } else {
-                println!("table:         none");
+                writeln!(o, "table:         none")?;
             }
-            println!("filesystem:    {}", fs_summary(&i.filesystem));
+            writeln!(o, "filesystem:    {}", fs_summary(&i.filesystem))?;
         }
     }
+    Ok(())
 }
 
 /// Print rows under a header with columns padded to their widest cell.
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+fn print_table<const N: usize>(
+    o: &mut impl Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let s: Vec<String> = cells
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", s.join("  ").trim_end());
+        writeln!(o, "{}", s.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        line(r.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }

@@ -2,7 +2,6 @@
 //! the final summary (every failure with its message) on stderr.
 
 use serde_json::json;
-use std::io::Write;
 use std::path::PathBuf;
 
 /// How one image ended.
@@ -58,9 +57,7 @@ impl Outcome {
 /// Print `line` and a newline to stdout in one locked write (lines of parallel jobs never
 /// interleave); a closed stdout is ignored (the sidecars still record everything).
 pub fn print_stdout(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
+    let _ = crate::stdout::print(&format!("{line}\n"));
 }
 
 /// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the

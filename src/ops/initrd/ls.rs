@@ -203,8 +203,7 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let stdout = std::io::stdout();
-    let mut sink = Sink::new(std::io::BufWriter::new(stdout.lock()), args.json)?;
+    let mut sink = Sink::new(crate::stdout::out(), args.json)?;
     let what = || format!("cannot read the initrd {}", input.name);
     if args.segments {
         visit_entries(&input.dev, |c, h, data| {
