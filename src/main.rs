@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod error_line;
 mod exit;
 mod json;
 mod ops;
@@ -73,30 +74,13 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if stdout::is_closed(&e) => ExitCode::from(stdout::CLOSED_STATUS),
         Err(e) => {
-            eprintln!("subroot: error: {}", error_line(&e));
+            eprintln!("subroot: error: {}", error_line::error_line(&e));
             if ctx.verbose > 0 {
                 eprintln!("{e:?}");
             }
             ExitCode::from(exit::code(&e))
         }
     }
-}
-
-/// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the
-/// message before it already ends with (codec errors print their OS cause themselves).
-fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }
 
 /// Panics the FAT layer catches (the `fatfs` crate panics on some corrupt volumes) become

@@ -60,23 +60,6 @@ pub fn print_stdout(line: &str) {
     let _ = crate::stdout::print(&format!("{line}\n"));
 }
 
-/// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the
-/// line already ends with (as `main` prints errors).
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
-}
-
 /// Counts of a finished run.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Totals {

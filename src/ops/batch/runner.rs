@@ -3,9 +3,10 @@
 //! result (exit status 0 only when nothing failed and nothing was left unstarted).
 
 use super::progress::BatchProgress;
-use super::report::{error_line, print_stdout, Outcome, Status, Totals};
+use super::report::{print_stdout, Outcome, Status, Totals};
 use super::{shard, sidecar, BatchOp, JobCtx};
 use crate::cli::BatchCommonArgs;
+use crate::error_line::error_line;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
