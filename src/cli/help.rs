@@ -122,7 +122,8 @@ the subtree (full paths, depth-first). A symlink named as PATH is shown itself u
   mtime   \"SECONDS.NANOSECONDS\"
   link    the symlink target, or null
   rdev    [major, minor] for devices, or null
-Names that are not UTF-8 are escaped (\\xNN) as in the manifest."
+A path, name or link that is not UTF-8 has no such key; path_bytes, name_bytes or \
+link_bytes holds its bytes in base64 instead."
 );
 
 pub const CAT: &str = concat!(
@@ -316,7 +317,9 @@ JSON OUTPUT (--json): the plan as one object:
   boot_partition  null, or {partition, fstab_device, filesystem, uuid}
   esp_edits       as edits, with the ESP's partition
   engine          edit | rebuild
-  engine_reason   null, or why the rebuild runs",
+  engine_reason   null, or why the rebuild runs
+A from, to or path that is not UTF-8 has no such key; from_bytes, to_bytes or path_bytes \
+holds its bytes in base64 instead; an element of kept is then {path_bytes}.",
     e2fsprogs!()
 );
 
@@ -357,7 +360,8 @@ JSON OUTPUT (--json): one object per finished image per line, in finishing order
 The sidecar OUTPUT.subroot.json (fields are only ever added): subroot_version, \
 operation, options, input {path, size, mtime_ns, dev, ino, backing_chain [same fields]}, \
 output {path, size (null when failed)}, result (ok | failed), error, seconds, bytes_read, \
-bytes_written."
+bytes_written. A path that is not UTF-8 (input, output, path) has no such key; \
+input_bytes, output_bytes or path_bytes holds its bytes in base64 instead."
     };
 }
 
@@ -455,7 +459,9 @@ cpio -t of each segment). -l is cpio -tvn's format with times in UTC.",
   nlink, uid, gid, size, mtime (seconds), ino, rdev_major, rdev_minor
   link_target            the symlink target, or null
   replaces               (merged listing only) the segments of the earlier
-                         entries of the same path this one replaces"
+                         entries of the same path this one replaces
+A name or link_target that is not UTF-8 has no such key; name_bytes or link_target_bytes \
+holds its bytes in base64 instead."
 );
 
 pub const INITRD_EXTRACT: &str = concat!(
