@@ -1,11 +1,14 @@
 //! FAT volumes made by `mkfs.vfat` that are unusual but valid: a label of `NO NAME`
 //! (blkid's "no label"), and a FAT32 layout with fewer than 65525 clusters, which
 //! `mkfs.fat -F 32` makes on small devices (sector count in the 16-bit field) and fsck.fat
-//! accepts. The CLI runs unprivileged.
+//! accepts; and damaged ones: a file's cluster chain patched (after `mcopy`) to loop, to
+//! point past the volume, to run into a free cluster, or to end early, each confirmed as
+//! damage by `fsck.fat -n`. The CLI runs unprivileged.
 
 mod common;
 
 use common::*;
+use subroot_test_support::noise;
 
 /// `NO NAME` is what mkfs.fat writes for "no label": `info` reports none, as blkid does.
 #[test]
@@ -59,4 +62,101 @@ fn a_small_fat32_is_refused_clearly() {
             "fewer than 65525",
         ],
     );
+}
+
+/// A FAT16 volume's layout, from its boot sector: (FAT offsets, root directory offset and
+/// bytes, bytes per cluster).
+fn fat16_layout(b: &[u8]) -> (Vec<usize>, usize, usize, usize) {
+    let le16 = |o: usize| usize::from(u16::from_le_bytes([b[o], b[o + 1]]));
+    let bps = le16(11);
+    let spc = usize::from(b[13]);
+    let reserved = le16(14);
+    let nfats = usize::from(b[16]);
+    let spf = le16(22);
+    let fats = (0..nfats).map(|i| (reserved + i * spf) * bps).collect();
+    let root = (reserved + nfats * spf) * bps;
+    (fats, root, le16(17) * 32, bps * spc)
+}
+
+/// A damaged cluster chain is an error naming the file and what was found, from every
+/// command that reads the file's data; never a short or repeated copy with exit 0.
+#[test]
+fn a_damaged_cluster_chain_is_reported() {
+    let test = "a_damaged_cluster_chain_is_reported";
+    if !need("mkfs.vfat", test) || !need("mcopy", test) || !need("fsck.fat", test) {
+        return;
+    }
+    let w = workdir();
+    let data = noise(100_000, 13);
+    let src = w.path().join("big.bin");
+    std::fs::write(&src, &data).unwrap();
+    let clean = w.path().join("clean.img");
+    run("mkfs.vfat", &["-F", "16", "-C", s(&clean), "20480"]);
+    run("mcopy", &["-i", s(&clean), s(&src), "::BIG.BIN"]);
+    run("chmod", &["a+r", s(&clean)]);
+    let out = subroot_in(w.path(), &["cat", "clean.img", "/BIG.BIN"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.stdout == data, "the undamaged file reads back");
+
+    let img = std::fs::read(&clean).unwrap();
+    let (fats, root, root_bytes, cluster) = fat16_layout(&img);
+    let entry = (root..root + root_bytes)
+        .step_by(32)
+        .find(|&o| &img[o..o + 11] == b"BIG     BIN")
+        .expect("the directory entry of BIG.BIN");
+    let first = u16::from_le_bytes([img[entry + 26], img[entry + 27]]);
+    let needed = data.len().div_ceil(cluster);
+    assert!(needed > 3, "the file spans several clusters");
+    // The chain as mcopy wrote it, then one link changed in every FAT copy.
+    let mut chain = vec![first];
+    let next = |c: u16| {
+        u16::from_le_bytes([
+            img[fats[0] + 2 * usize::from(c)],
+            img[fats[0] + 2 * usize::from(c) + 1],
+        ])
+    };
+    while chain.len() < needed {
+        chain.push(next(*chain.last().unwrap()));
+    }
+    let cases: [(&str, u16, u16, &str); 4] = [
+        ("loop", chain[2], chain[1], "loops"),
+        ("past", chain[1], 0xFFF0, "past the end of the volume"),
+        ("free", chain[1], 0x0000, "a free cluster"),
+        ("short", chain[1], 0xFFFF, "ends after 2 clusters"),
+    ];
+    for (name, at, value, phrase) in cases {
+        let file = format!("{name}.img");
+        let mut b = img.clone();
+        for f in &fats {
+            let o = f + 2 * usize::from(at);
+            b[o..o + 2].copy_from_slice(&value.to_le_bytes());
+        }
+        let path = w.path().join(&file);
+        std::fs::write(&path, &b).unwrap();
+        run("chmod", &["a+r", s(&path)]);
+        // The oracle agrees there is damage.
+        let fsck = std::process::Command::new("fsck.fat")
+            .args(["-n", s(&path)])
+            .output()
+            .expect("fsck.fat");
+        let said = String::from_utf8_lossy(&fsck.stdout);
+        assert!(
+            said.contains("BIG.BIN"),
+            "fsck.fat -n sees no damage in {file}: {said}"
+        );
+        let dest = format!("{name}-out");
+        for args in [
+            vec!["cat", file.as_str(), "/BIG.BIN"],
+            vec!["export", file.as_str(), "-o", "out.tar"],
+            vec!["extract", "--directory", dest.as_str(), file.as_str(), "/"],
+            vec!["manifest", file.as_str()],
+        ] {
+            fails(w.path(), &args, 3, &["BIG.BIN", phrase]);
+        }
+        assert!(!w.path().join("out.tar").exists(), "no partial export");
+    }
 }

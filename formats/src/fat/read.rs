@@ -19,6 +19,7 @@
 //! cache of 4 KiB blocks in front, and passes large reads straight through.
 
 use super::guard;
+use super::raw::{self, Geometry};
 use crate::block::{BlockDevice, Extent};
 pub use crate::calendar::days_from_civil;
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
@@ -145,13 +146,17 @@ impl<D: BlockDevice> Seek for BufferedDevice<D> {
     }
 }
 
-type Fs<D> = fatfs::FileSystem<BufferedDevice<D>>;
-type FatDir<'a, D> = fatfs::Dir<'a, BufferedDevice<D>>;
-type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<D>>;
+type Fs<D> = fatfs::FileSystem<BufferedDevice<Arc<D>>>;
+type FatDir<'a, D> = fatfs::Dir<'a, BufferedDevice<Arc<D>>>;
+type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<Arc<D>>>;
 
 /// A FAT filesystem read as a tree.
 pub struct FatTree<D: BlockDevice> {
     fs: Fs<D>,
+    /// The device, for what `fatfs` does not check: the cluster chain of each file read.
+    dev: Arc<D>,
+    /// The volume's layout (as [`raw::geometry`] reads it), when it could be read.
+    geo: Option<Geometry>,
     len: u64,
     /// The device's read budget (see [`DIR_READ_BUDGET`]).
     budget: Arc<AtomicU64>,
@@ -209,7 +214,9 @@ impl<D: BlockDevice> FatTree<D> {
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
         refuse_small_fat32(&dev)?;
-        let buffered = BufferedDevice::new(dev);
+        let dev = Arc::new(dev);
+        let geo = raw::geometry(&*dev).ok();
+        let buffered = BufferedDevice::new(dev.clone());
         let budget = buffered.budget.clone();
         let fs = guard("opening the filesystem", || {
             fatfs::FileSystem::new(
@@ -218,7 +225,13 @@ impl<D: BlockDevice> FatTree<D> {
             )
             .map_err(|e| fat_err("cannot open the filesystem", e))
         })?;
-        Ok(FatTree { fs, len, budget })
+        Ok(FatTree {
+            fs,
+            dev,
+            geo,
+            len,
+            budget,
+        })
     }
 
     /// 12, 16 or 32.
@@ -297,13 +310,14 @@ impl<D: BlockDevice> FatTree<D> {
         Ok(v)
     }
 
-    /// Find `path` (relative): `None` for the root, else the directory entry. Names match
-    /// exactly, else ignoring case (as FAT does).
-    fn find<'a>(&'a self, path: &[u8]) -> Result<Option<FatEntry<'a, D>>> {
+    /// Find `path` (relative): `None` for the root, else the directory entry and its first
+    /// cluster. Names match exactly, else ignoring case (as FAT does).
+    fn find<'a>(&'a self, path: &[u8]) -> Result<Option<Found<'a, D>>> {
         let mut dir = self.fs.root_dir();
-        let mut found: Option<FatEntry<'a, D>> = None;
+        let mut found: Option<Found<'a, D>> = None;
         for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-            if let Some(f) = &found {
+            let dir_cluster = found.as_ref().map_or(Some(0), |f| f.first);
+            if let Some(Found { entry: f, .. }) = &found {
                 if !f.is_dir() {
                     return Err(Error::InvalidArgument(format!(
                         "fat: {:?} is not a directory",
@@ -328,9 +342,51 @@ impl<D: BlockDevice> FatTree<D> {
                         String::from_utf8_lossy(path)
                     ))
                 })?;
-            found = list.into_iter().nth(hit).map(|(_, e)| e);
+            let entry = list.into_iter().nth(hit).map(|(_, e)| e);
+            found = match entry {
+                Some(entry) => {
+                    let first = self.first_clusters(dir_cluster)?.first_of(&entry);
+                    Some(Found { entry, first })
+                }
+                None => None,
+            };
         }
         Ok(found)
+    }
+
+    /// The first clusters of the entries of the directory at `dir` (`0` = the root; `None`:
+    /// not known, nothing is looked up).
+    fn first_clusters(&self, dir: Option<u32>) -> Result<FirstClusters> {
+        let (Some(geo), Some(dir)) = (&self.geo, dir) else {
+            return Ok(FirstClusters(None));
+        };
+        let map = raw::short_entries(&*self.dev, geo, dir)?;
+        Ok(FirstClusters(Some(
+            map.into_iter()
+                .map(|(name, e)| (name, raw::first_cluster(&e, geo.fat_bits)))
+                .collect(),
+        )))
+    }
+
+    /// The content of the file `e` at `path`, once its cluster chain (from `first`) has
+    /// been checked to hold its size: `fatfs` would silently return fewer bytes, or the
+    /// same clusters again, or whatever lies where a damaged chain points.
+    fn content<'a>(
+        &self,
+        e: &FatEntry<'a, D>,
+        first: Option<u32>,
+        path: &[u8],
+    ) -> Result<FatContent<'a, D>> {
+        if let (Some(geo), Some(first)) = (&self.geo, first) {
+            geo.check_file_chain(&*self.dev, first, e.len())
+                .map_err(|err| {
+                    Error::corrupt(format!("fat: {}: {err}", String::from_utf8_lossy(path)))
+                })?;
+        }
+        Ok(FatContent {
+            file: e.to_file(),
+            len: e.len(),
+        })
     }
 
     /// The entry at `path` (relative; empty = the root).
@@ -338,7 +394,7 @@ impl<D: BlockDevice> FatTree<D> {
         guard("looking up a path", || {
             Ok(match self.find(path)? {
                 None => root_entry(path),
-                Some(e) => make_entry(path.to_vec(), &e),
+                Some(f) => make_entry(path.to_vec(), &f.entry),
             })
         })
     }
@@ -358,7 +414,7 @@ impl<D: BlockDevice> FatTree<D> {
     fn dir_at<'a>(&'a self, path: &[u8]) -> Result<FatDir<'a, D>> {
         match self.find(path)? {
             None => Ok(self.fs.root_dir()),
-            Some(e) if e.is_dir() => Ok(e.to_dir()),
+            Some(f) if f.entry.is_dir() => Ok(f.entry.to_dir()),
             Some(_) => Err(Error::InvalidArgument(format!(
                 "fat: {:?} is not a directory",
                 String::from_utf8_lossy(path)
@@ -373,11 +429,8 @@ impl<D: BlockDevice> FatTree<D> {
 
     fn copy_file_inner(&self, path: &[u8], out: &mut dyn Write) -> Result<u64> {
         match self.find(path)? {
-            Some(e) if e.is_file() => {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
+            Some(f) if f.entry.is_file() => {
+                let mut c = self.content(&f.entry, f.first, path)?;
                 io::copy(&mut c, out).map_err(|e| {
                     Error::io(format!("copying {:?}", String::from_utf8_lossy(path)), e)
                 })
@@ -392,6 +445,7 @@ impl<D: BlockDevice> FatTree<D> {
     fn walk_dir(
         &self,
         dir: &FatDir<'_, D>,
+        dir_cluster: Option<u32>,
         path: &mut Vec<u8>,
         depth: usize,
         visit: &mut Visitor<'_>,
@@ -403,8 +457,10 @@ impl<D: BlockDevice> FatTree<D> {
             )));
         }
         let list = self.list(dir, path)?;
+        let firsts = self.first_clusters(dir_cluster)?;
         let base = path.len();
         for (name, e) in list {
+            let first = firsts.first_of(&e);
             path.truncate(base);
             if !path.is_empty() {
                 path.push(b'/');
@@ -413,12 +469,9 @@ impl<D: BlockDevice> FatTree<D> {
             let entry = make_entry(path.clone(), &e);
             if e.is_dir() {
                 visit(&entry, None)?;
-                self.walk_dir(&e.to_dir(), path, depth + 1, visit)?;
+                self.walk_dir(&e.to_dir(), first, path, depth + 1, visit)?;
             } else {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
+                let mut c = self.content(&e, first, path)?;
                 visit(&entry, Some(&mut c))?;
             }
         }
@@ -438,26 +491,41 @@ impl<D: BlockDevice> FatTree<D> {
         match self.find(root)? {
             None => {
                 visit(&root_entry(root), None)?;
-                self.walk_dir(&self.fs.root_dir(), &mut root.to_vec(), 0, visit)
+                self.walk_dir(&self.fs.root_dir(), Some(0), &mut root.to_vec(), 0, visit)
             }
-            Some(e) if e.is_dir() => {
-                visit(&make_entry(root.to_vec(), &e), None)?;
-                self.walk_dir(&e.to_dir(), &mut root.to_vec(), 0, visit)
+            Some(f) if f.entry.is_dir() => {
+                visit(&make_entry(root.to_vec(), &f.entry), None)?;
+                self.walk_dir(&f.entry.to_dir(), f.first, &mut root.to_vec(), 0, visit)
             }
-            Some(e) => {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
-                visit(&make_entry(root.to_vec(), &e), Some(&mut c))
+            Some(f) => {
+                let mut c = self.content(&f.entry, f.first, root)?;
+                visit(&make_entry(root.to_vec(), &f.entry), Some(&mut c))
             }
         }
     }
 }
 
+/// A directory entry found by path, with its first cluster (when the layout is known).
+struct Found<'a, D: BlockDevice> {
+    entry: FatEntry<'a, D>,
+    first: Option<u32>,
+}
+
+/// The first clusters of one directory's entries by raw short name (`None`: not known).
+struct FirstClusters(Option<std::collections::HashMap<[u8; 11], u32>>);
+
+impl FirstClusters {
+    /// The first cluster of `e`, when known.
+    fn first_of<D: BlockDevice>(&self, e: &FatEntry<'_, D>) -> Option<u32> {
+        let map = self.0.as_ref()?;
+        let name = raw::raw_short_name(e.short_file_name_as_bytes()).ok()?;
+        map.get(&name).copied()
+    }
+}
+
 /// A file's content: reads stop at the directory entry's size.
 struct FatContent<'a, D: BlockDevice> {
-    file: fatfs::File<'a, BufferedDevice<D>>,
+    file: fatfs::File<'a, BufferedDevice<Arc<D>>>,
     len: u64,
 }
 
