@@ -1,7 +1,7 @@
 //! FAT volumes made by `mkfs.vfat` that are unusual but valid: a label of `NO NAME`
 //! (blkid's "no label"), and a FAT32 layout with fewer than 65525 clusters, which
 //! `mkfs.fat -F 32` makes on small devices (sector count in the 16-bit field) and fsck.fat
-//! accepts; and damaged ones: a file's cluster chain patched (after `mcopy`) to loop, to
+//! accepts (read; writing it is refused); and damaged ones: a file's cluster chain patched (after `mcopy`) to loop, to
 //! point past the volume, to run into a free cluster, or to end early, each confirmed as
 //! damage by `fsck.fat -n`. The CLI runs unprivileged.
 
@@ -32,14 +32,19 @@ fn a_no_name_label_is_no_label() {
     );
 }
 
-/// A FAT32 layout with 59044 clusters: refused by name and reason (exit 3), not with the
-/// FAT library's BPB complaint. Reading it needs a reader that takes the FAT width from
-/// the BPB as Linux does (not done yet).
+/// A FAT32 layout with fewer than 65525 clusters is read as the FAT32 it is (Linux and
+/// fsck.fat decide FAT32 by the zero 16-bit FAT size): empty as `mkfs.fat -F 32` makes it
+/// on a small device, and filled by `mcopy` (on a volume of 68000 clusters, whose
+/// declared size is then cut to 60000 sectors: mtools cannot write the small layout).
+/// Writing it is refused by name (the FAT library subroot writes with would take it for
+/// FAT16); fsck.fat -n judges the volume.
 #[test]
-fn a_small_fat32_is_refused_clearly() {
-    let test = "a_small_fat32_is_refused_clearly";
-    if !need("mkfs.vfat", test) || !need("fsck.fat", test) {
-        return;
+fn a_small_fat32_is_read() {
+    let test = "a_small_fat32_is_read";
+    for t in ["mkfs.vfat", "fsck.fat", "mcopy", "mdir", "tar"] {
+        if !need(t, test) {
+            return;
+        }
     }
     let w = workdir();
     let img = w.path().join("s32.img");
@@ -52,16 +57,98 @@ fn a_small_fat32_is_refused_clearly() {
         "the 16-bit count is set"
     );
     run("fsck.fat", &["-n", s(&img)]);
+    assert_eq!(ok(w.path(), &["ls", "s32.img"]), "");
+
+    // A filled one.
+    let tree = w.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    let big = noise(300_000, 7);
+    std::fs::write(tree.join("sub/big.bin"), &big).unwrap();
+    std::fs::write(tree.join("A long name.txt"), b"hi\n").unwrap();
+    let full = w.path().join("full.img");
+    run(
+        "mkfs.fat",
+        &["-F", "32", "-s", "1", "-S", "512", "-C", s(&full), "34000"],
+    );
+    let sub = tree.join("sub");
+    let long = tree.join("A long name.txt");
+    run("mcopy", &["-s", "-i", s(&full), s(&sub), s(&long), "::"]);
+    let mdir = run_stdout("mdir", &["-/", "-b", "-i", s(&full), "::"]);
+    let mut want: Vec<String> = mdir
+        .lines()
+        .map(|l| l.trim_start_matches("::").trim_end_matches('/').to_string())
+        .collect();
+    want.sort();
+    let mut b = std::fs::read(&full).unwrap();
+    let backup = 512 * usize::from(u16::from_le_bytes([b[50], b[51]]));
+    for at in [0, backup] {
+        b[at + 19..at + 21].copy_from_slice(&60000u16.to_le_bytes());
+        b[at + 32..at + 36].fill(0);
+    }
+    b.truncate(60000 * 512);
+    let small = w.path().join("small.img");
+    std::fs::write(&small, &b).unwrap();
+    // fsck.fat corrects the free-cluster count of the FSInfo sector, then finds it clean.
+    let _ = std::process::Command::new("fsck.fat")
+        .args(["-a", s(&small)])
+        .output();
+    let fsck = std::process::Command::new("fsck.fat")
+        .args(["-n", s(&small)])
+        .output()
+        .expect("fsck.fat");
+    let said =
+        String::from_utf8_lossy(&fsck.stdout).into_owned() + &String::from_utf8_lossy(&fsck.stderr);
+    assert!(fsck.status.success(), "fsck.fat -n: {said}");
+    assert!(
+        said.contains("less than the required minimum of 65525"),
+        "{said}"
+    );
+    run("chmod", &["a+r", s(&small)]);
+
+    let mut got: Vec<String> = ok(w.path(), &["ls", "-R", "small.img"])
+        .lines()
+        .filter(|l| *l != "/")
+        .map(str::to_string)
+        .collect();
+    got.sort();
+    assert_eq!(got, want);
+    let cat = subroot_in(w.path(), &["cat", "small.img", "/sub/big.bin"]);
+    assert!(
+        cat.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cat.stderr)
+    );
+    assert!(cat.stdout == big, "the file reads back");
+    let info = ok(w.path(), &["info", "small.img"]);
+    assert!(info.contains("FAT32"), "{info}");
+    ok(w.path(), &["export", "small.img", "-o", "small.tar"]);
+    let listed = run_stdout("tar", &["-tf", s(&w.path().join("small.tar"))]);
+    assert!(listed.contains("sub/big.bin"), "{listed}");
+
+    // Writing is refused by name, and the input is left as it was.
+    let new = w.path().join("new.txt");
+    std::fs::write(&new, b"new").unwrap();
+    run("chmod", &["a+r", s(&new)]);
+    let before = std::fs::read(&small).unwrap();
     fails(
         w.path(),
-        &["ls", "s32.img"],
-        3,
         &[
-            "s32.img",
-            "FAT32 volume with only 59044 clusters",
-            "fewer than 65525",
+            "-q",
+            "copy-in",
+            "small.img",
+            "new.txt",
+            "/",
+            "-o",
+            "out.img",
         ],
+        3,
+        &["FAT32 volume with only", "is read but not written"],
     );
+    assert!(
+        std::fs::read(&small).unwrap() == before,
+        "the input is unchanged"
+    );
+    assert!(!w.path().join("out.img").exists());
 }
 
 /// A FAT16 volume's layout, from its boot sector: (FAT offsets, root directory offset and

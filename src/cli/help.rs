@@ -11,8 +11,9 @@ macro_rules! reading {
     () => {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
-metadata_csum is set) and FAT12/16/32 (long names), inside a raw or qcow2 image or as a \
-bare filesystem image, read by subroot itself without root. The filesystem is that of \
+metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw or qcow2 \
+image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \

@@ -16,7 +16,8 @@ const MAX_DIR_ENTRIES: u64 = 65536;
 /// The layout of a FAT volume, from its boot sector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geometry {
-    /// 12, 16 or 32 (from the cluster count, as the specification says).
+    /// 12, 16 or 32 (32 when the 16-bit FAT size is zero, as Linux decides; else from the
+    /// cluster count).
     pub fat_bits: u8,
     pub bytes_per_sector: u32,
     pub cluster_bytes: u32,
@@ -118,12 +119,15 @@ pub fn geometry(dev: &dyn BlockDevice) -> Result<Geometry> {
         )));
     }
     let clusters = ((total - data_sector) / u64::from(spc)) as u32;
-    let fat_bits = if clusters < 4085 {
-        12
-    } else if clusters < 65525 {
-        16
-    } else {
+    // As Linux and fsck.fat decide (and `sniff`): no 16-bit FAT size means FAT32, whatever
+    // the cluster count (`mkfs.fat -F 32` makes FAT32 volumes of fewer than 65525
+    // clusters on small devices); otherwise the count decides between 12 and 16.
+    let fat_bits = if le16(&s, 22) == 0 {
         32
+    } else if clusters < 4085 {
+        12
+    } else {
+        16
     };
     let fat_bytes = u64::from(fat_sectors) * bps64;
     let need = (u64::from(clusters) + 2) * u64::from(fat_bits) / 8;
@@ -167,7 +171,17 @@ pub fn geometry(dev: &dyn BlockDevice) -> Result<Geometry> {
     })
 }
 
+/// Fewest clusters of a FAT32 volume by the FAT specification (and for `fatfs`, which
+/// decides the FAT width by cluster count alone).
+pub const FAT32_MIN_CLUSTERS: u32 = 65525;
+
 impl Geometry {
+    /// A FAT32 volume of fewer than [`FAT32_MIN_CLUSTERS`] clusters: `mkfs.fat -F 32`
+    /// makes these on devices under about 32 MiB; Linux and fsck.fat accept them.
+    pub fn is_small_fat32(&self) -> bool {
+        self.fat_bits == 32 && self.clusters < FAT32_MIN_CLUSTERS
+    }
+
     /// Byte offset of cluster `c` (checked to be a data cluster).
     pub fn cluster_offset(&self, c: u32) -> Result<u64> {
         self.check_cluster(c)?;
@@ -229,6 +243,18 @@ impl Geometry {
             )));
         }
         Ok(Some(v))
+    }
+
+    /// The clusters in use (FAT entry not 0).
+    pub fn used_clusters(&self, dev: &dyn BlockDevice) -> Result<u64> {
+        let mut cache = FatCache::default();
+        let mut n = 0;
+        for c in 2..self.clusters + 2 {
+            if self.fat_entry(dev, &mut cache, c)? != 0 {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Check the cluster chain of a file of `size` bytes that starts at `first`, as

@@ -51,6 +51,9 @@ pub struct BufferedDevice<D: BlockDevice> {
     slots: Vec<Option<(u64, Vec<u8>)>>,
     /// Bytes reads may still return ([`UNLIMITED`] unless a directory is being listed).
     budget: Arc<AtomicU64>,
+    /// The total sector count shown in the boot sector instead of the real one (see
+    /// [`small_fat32_total`]).
+    boot_total: Option<u32>,
 }
 
 impl<D: BlockDevice> BufferedDevice<D> {
@@ -61,6 +64,7 @@ impl<D: BlockDevice> BufferedDevice<D> {
             pos: 0,
             slots: vec![None; SLOTS],
             budget: Arc::new(AtomicU64::new(UNLIMITED)),
+            boot_total: None,
         }
     }
 
@@ -89,6 +93,10 @@ impl<D: BlockDevice> BufferedDevice<D> {
             let len = CBLOCK.min(self.dev.len().saturating_sub(start)) as usize;
             let mut buf = vec![0u8; len];
             self.dev.read_at(&mut buf, start).map_err(io_err)?;
+            if let (0, Some(total), true) = (blk, self.boot_total, buf.len() >= 36) {
+                buf[19..21].fill(0);
+                buf[32..36].copy_from_slice(&total.to_le_bytes());
+            }
             self.slots[slot] = Some((blk, buf));
         }
         Ok(self.slots[slot]
@@ -109,7 +117,7 @@ impl<D: BlockDevice> Read for BufferedDevice<D> {
         }
         let n = (buf.len() as u64).min(len - self.pos) as usize;
         self.charge(n)?;
-        if n as u64 >= CBLOCK {
+        if n as u64 >= CBLOCK && self.pos >= CBLOCK {
             self.dev.read_at(&mut buf[..n], self.pos).map_err(io_err)?;
             self.pos += n as u64;
             return Ok(n);
@@ -168,41 +176,21 @@ impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
     }
 }
 
-/// Fewest clusters of a FAT32 volume for the FAT library we read with, which decides the
-/// FAT width by cluster count alone.
-const FAT32_MIN_CLUSTERS: u64 = 65525;
-
-/// A clear refusal for a volume laid out as FAT32 (16-bit sectors-per-FAT zero, as Linux
-/// and fsck.fat decide) with fewer than 65525 clusters: `mkfs.fat -F 32` makes these on
-/// devices under about 32 MiB (with the sector count in the 16-bit field), fsck.fat and
-/// Linux accept them, but the library would misread them as FAT16.
-fn refuse_small_fat32<D: BlockDevice>(dev: &D) -> Result<()> {
-    let mut s = [0u8; 512];
-    if dev.len() < 512 {
-        return Ok(());
+/// For a FAT32 volume of fewer than 65525 clusters (`mkfs.fat -F 32` makes these on
+/// devices under about 32 MiB; Linux and fsck.fat read them, as FAT32 because the 16-bit
+/// FAT size is zero), the total sector count to show `fatfs` instead of the real one, so
+/// that it counts 65525 clusters and reads the volume as the FAT32 it is. Nothing else of
+/// the layout changes: clusters are where they are, FAT entries 32 bits wide. The clusters
+/// beyond the real end are never reached through a checked file chain
+/// ([`Geometry::check_file_chain`]); a directory chain pointing there reads past the
+/// device and fails.
+fn small_fat32_total(geo: &Geometry) -> Option<u32> {
+    if !geo.is_small_fat32() {
+        return None;
     }
-    dev.read_at(&mut s, 0)?;
-    let le16 = |o: usize| u64::from(u16::from_le_bytes([s[o], s[o + 1]]));
-    let le32 = |o: usize| u64::from(u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]]));
-    let fat32_layout = le16(22) == 0 && le32(36) != 0;
-    let spc = u64::from(s[13]);
-    if !fat32_layout || spc == 0 {
-        return Ok(());
-    }
-    let total = match le16(19) {
-        0 => le32(32),
-        n => n,
-    };
-    let data = le16(14) + u64::from(s[16]) * le32(36);
-    let clusters = total.saturating_sub(data) / spc;
-    if clusters < FAT32_MIN_CLUSTERS {
-        return Err(Error::unsupported(format!(
-            "fat: a FAT32 volume with only {clusters} clusters (fewer than {FAT32_MIN_CLUSTERS}; \
-             `mkfs.fat -F 32` makes these on small devices, and fsck.fat and Linux accept them) \
-             cannot be read yet: the FAT library subroot uses would take it for FAT16"
-        )));
-    }
-    Ok(())
+    let data_sector = geo.data_offset / u64::from(geo.bytes_per_sector);
+    let spc = u64::from(geo.cluster_bytes / geo.bytes_per_sector);
+    u32::try_from(data_sector + u64::from(raw::FAT32_MIN_CLUSTERS) * spc).ok()
 }
 
 pub(crate) fn fat_err(what: &str, e: io::Error) -> Error {
@@ -213,10 +201,10 @@ impl<D: BlockDevice> FatTree<D> {
     /// Open the FAT filesystem on `dev`.
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
-        refuse_small_fat32(&dev)?;
         let dev = Arc::new(dev);
         let geo = raw::geometry(&*dev).ok();
-        let buffered = BufferedDevice::new(dev.clone());
+        let mut buffered = BufferedDevice::new(dev.clone());
+        buffered.boot_total = geo.as_ref().and_then(small_fat32_total);
         let budget = buffered.budget.clone();
         let fs = guard("opening the filesystem", || {
             fatfs::FileSystem::new(
@@ -245,6 +233,12 @@ impl<D: BlockDevice> FatTree<D> {
 
     /// Bytes in allocated clusters (falls back to the volume size).
     pub fn used_bytes(&self) -> u64 {
+        if let Some(geo) = self.geo.as_ref().filter(|g| g.is_small_fat32()) {
+            // fatfs would count clusters past the end of this FAT (see small_fat32_total).
+            return geo
+                .used_clusters(&*self.dev)
+                .map_or(self.len, |n| n * u64::from(geo.cluster_bytes));
+        }
         match self.fs.stats() {
             Ok(s) => {
                 u64::from(s.total_clusters().saturating_sub(s.free_clusters()))
