@@ -24,7 +24,9 @@ resolved as the installed system would: an absolute target starts at the filesys
 DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
 never a plausible answer: extent entries out of order, overlapping, empty, past their \
 index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
-in an unwritten extent (--force reads around those and says what it skipped). An xattr \
+in an unwritten extent (--force reads around those and says what it skipped); a file's \
+extent tree that cannot be read (--force gives the file the blocks the rest of its tree \
+maps, zeros for the others, and names it in a warning). An xattr \
 under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
 is left out with a warning naming the file; reading goes on. An unusable primary \
 superblock with a good backup in group 1: the backup is read, with a warning. Warnings \

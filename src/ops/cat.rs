@@ -16,5 +16,6 @@ pub fn run(args: &CatArgs, ctx: &Ctx) -> Result<()> {
         .copy_file(&path, &mut out)
         .with_context(|| format!("cannot read {} in {}", shown(&path), fs.name))?;
     out.flush().context("cannot write to stdout")?;
+    fs.print_warnings();
     Ok(())
 }
