@@ -35,20 +35,10 @@ fn name_of(v: &Value, key: &str) -> Option<Vec<u8>> {
     }
 }
 
-/// Run `subroot ARGS` (bytes allowed) in `dir`, insisting on success; stdout.
-fn ok_bytes(dir: &Path, args: &[&[u8]]) -> Vec<u8> {
-    let out = subroot()
-        .args(args.iter().map(|a| OsStr::from_bytes(a)))
-        .current_dir(dir)
-        .env_remove("CI")
-        .output()
-        .expect("running subroot");
-    assert!(
-        out.status.success(),
-        "subroot failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
+/// [`ok_bytes`] with byte-string arguments.
+fn ok_raw(dir: &Path, args: &[&[u8]]) -> Vec<u8> {
+    let args: Vec<&OsStr> = args.iter().map(|a| OsStr::from_bytes(a)).collect();
+    ok_bytes(dir, &args)
 }
 
 #[test]
@@ -81,7 +71,7 @@ fn initrd_ls_json_names_round_trip() {
             args.push(b"--segments");
         }
         args.push(img.as_os_str().as_bytes());
-        let out: Value = serde_json::from_slice(&ok_bytes(d.path(), &args)).expect("JSON");
+        let out: Value = serde_json::from_slice(&ok_raw(d.path(), &args)).expect("JSON");
         let rows = out.as_array().expect("array");
         let got: BTreeSet<Vec<u8>> = rows.iter().filter_map(|r| name_of(r, "name")).collect();
         assert_eq!(got, want, "segments={segments}");
@@ -111,7 +101,7 @@ fn relayout_plan_json_names_round_trip() {
     std::fs::create_dir(st.join(OsStr::from_bytes(RAW))).expect("mkdir");
     std::fs::create_dir(st.join(OsStr::from_bytes(LOOKALIKE))).expect("mkdir");
     let img = image(d.path(), &st);
-    let plan: Value = serde_json::from_slice(&ok_bytes(
+    let plan: Value = serde_json::from_slice(&ok_raw(
         d.path(),
         &[
             b"relayout",
@@ -156,7 +146,7 @@ fn batch_lines_and_sidecars_name_paths_losslessly() {
     let lookalike = d.path().join(OsStr::from_bytes(b"disk\\xff.raw"));
     std::fs::write(&lookalike, vec![8u8; 1 << 20]).expect("write");
     let out_dir = d.path().join("out");
-    let stdout = ok_bytes(
+    let stdout = ok_raw(
         d.path(),
         &[
             b"batch",
