@@ -197,6 +197,16 @@ fn batch_lines_and_sidecars_name_paths_losslessly() {
             Some(inp.as_os_str().as_bytes())
         );
     }
+    // info names the image (and its backing chain) the same way.
+    let info: Value = serde_json::from_slice(&ok_raw(
+        d.path(),
+        &[b"info", b"--json", input.as_os_str().as_bytes()],
+    ))
+    .expect("JSON");
+    assert_eq!(
+        name_of(&info, "path").as_deref(),
+        Some(input.as_os_str().as_bytes())
+    );
     // The converted image holds the input's bytes.
     let back = d.path().join("back.raw");
     let st = std::process::Command::new("qemu-img")

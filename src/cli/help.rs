@@ -68,7 +68,8 @@ label, UUID). Without a partition table, the filesystem on the whole disk. Files
 recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squashfs, erofs, \
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
-  path, format   the image as given; \"raw\" | \"qcow2\"
+  path, format   the image as given (path_bytes, base64, when it is not
+                 UTF-8); \"raw\" | \"qcow2\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
   qcow2          null for raw, else {version, compat (\"1.1\" for v3,

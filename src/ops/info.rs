@@ -2,10 +2,12 @@
 //! as a table for people or as JSON (schema in docs/json.md; stable).
 
 use crate::cli::InfoArgs;
+use crate::json::Named;
 use crate::size::human;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::image::Image;
@@ -15,7 +17,9 @@ use subroot_formats::table::{read_layout, DiskLayout, PartKind, PartitionTable};
 /// The whole `info --json` document.
 #[derive(Debug, Serialize)]
 pub struct ImageInfo {
-    pub path: String,
+    /// The image as given (`path`, or `path_bytes` when not UTF-8).
+    #[serde(flatten)]
+    pub path: Named,
     pub format: &'static str,
     pub virtual_size: u64,
     /// Bytes the image file occupies on the host (like `qemu-img info`'s actual-size).
@@ -50,7 +54,8 @@ pub struct Qcow2Info {
 
 #[derive(Debug, Serialize)]
 pub struct ChainLink {
-    pub path: String,
+    #[serde(flatten)]
+    pub path: Named,
     pub format: &'static str,
     pub virtual_size: u64,
 }
@@ -119,7 +124,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 
 /// Collect everything `info` reports about an open image.
 pub fn gather(img: Image) -> Result<ImageInfo> {
-    let path = img.path().display().to_string();
+    let path = Named::new("path", img.path().as_os_str().as_bytes());
     let actual_size = match &img {
         Image::Raw(r) => r.allocated_bytes()?,
         Image::Qcow2(q) => q.file_allocated_bytes()?,
@@ -147,7 +152,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
         .into_iter()
         .skip(1)
         .map(|b| ChainLink {
-            path: b.path().display().to_string(),
+            path: Named::new("path", b.path().as_os_str().as_bytes()),
             format: b.format().name(),
             virtual_size: b.len(),
         })
