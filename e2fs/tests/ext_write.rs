@@ -3,7 +3,7 @@
 //! `dumpe2fs -h` (identity fields), `e2fsck -fn`, `debugfs` (probes) and a full
 //! entry-by-entry comparison through the reader. Every round trip runs on both populate
 //! paths: a staging directory (the system's mke2fs) and a tar archive on stdin (the
-//! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see testdata/e2fsprogs-backports.sh).
+//! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see scripts/e2fsprogs-backports.sh).
 
 use subroot_test_support as common;
 

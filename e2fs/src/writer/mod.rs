@@ -90,7 +90,7 @@ impl Populate {
         if chosen == Populate::Tar && !tools.tar_input {
             return Err(Error::unsupported(format!(
                 "{} ({}) cannot build from a tar archive (`mke2fs -d -` needs e2fsprogs \
-                 1.47.1 or newer with libarchive; testdata/e2fsprogs-backports.sh fetches one)",
+                 1.47.1 or newer with libarchive; scripts/e2fsprogs-backports.sh fetches one)",
                 tools.mke2fs.display(),
                 tools.version_string()
             )));
