@@ -5,7 +5,7 @@
 //! damaged with `debugfs sif` (extent headers and entries as raw i_block words, with the
 //! checksum kept right) or one byte patched (an xattr name index, on a filesystem without
 //! metadata_csum). `e2fsck -fn` must flag each damaged structure; subroot must refuse to
-//! answer from it (exit 3, the inode named, the problem said), and `--force` must read
+//! answer from it (exit 3, the inode named, the problem said), and `--salvage` must read
 //! around what can be skipped, saying what it skipped.
 
 mod common;
@@ -241,11 +241,11 @@ fn a_directory_hole_is_an_error_and_force_reads_around_it() {
         3,
         &["directory inode 12", "logical block 1 of 3: a hole"],
     );
-    let (code, out, err) = stderr_of(d, &["ls", "--force", "h.img", "/d"]);
+    let (code, out, err) = stderr_of(d, &["ls", "--salvage", "h.img", "/d"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("logical block 1 of 3: a hole") && err.contains("skipped"),
-        "--force says what it skipped: {err}"
+        "--salvage says what it skipped: {err}"
     );
     let listed: Vec<&str> = out.lines().collect();
     assert!(
@@ -353,4 +353,55 @@ fn an_unusable_primary_superblock_reads_the_backup_and_says_so() {
             std::fs::read(&data).unwrap()
         );
     }
+}
+
+/// export's two meanings of --force are two flags: `--salvage` reads a filesystem whose
+/// journal needs recovery, `--force` only replaces the output. Neither implies the other.
+#[test]
+fn export_salvage_reads_a_dirty_journal_and_force_only_replaces_the_output() {
+    let test = "export_salvage_reads_a_dirty_journal_and_force_only_replaces_the_output";
+    if !tools(test) || !need("tar", test) {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let img = mkext(d, "j.img", "8M", &[]);
+    let data = d.join("data");
+    std::fs::write(&data, b"on disk\n").unwrap();
+    debugfs_w(
+        &img,
+        &format!("write {} kept\nfeature needs_recovery\n", s(&data)),
+    );
+    let flags = run_stdout("debugfs", &["-R", "features", s(&img)]);
+    assert!(flags.contains("needs_recovery"), "{flags}");
+    // An existing output: --force replaces it, but does not read past the journal.
+    std::fs::write(d.join("out.tar"), b"old").unwrap();
+    run("chmod", &["a+rwx", s(d)]);
+    run("chmod", &["a+rw", s(&d.join("out.tar"))]);
+    fails(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--force"],
+        3,
+        &["journal needs recovery", "--salvage"],
+    );
+    assert_eq!(std::fs::read(d.join("out.tar")).unwrap(), b"old");
+    // --salvage reads it, but does not replace the existing output.
+    fails(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--salvage"],
+        1,
+        &["out.tar"],
+    );
+    assert_eq!(std::fs::read(d.join("out.tar")).unwrap(), b"old");
+    // Both: the on-disk state, in place of the old file; GNU tar reads it.
+    ok(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--salvage", "--force"],
+    );
+    let listed = run_stdout("tar", &["-tf", s(&d.join("out.tar"))]);
+    assert!(listed.lines().any(|l| l == "./kept"), "{listed}");
+    // ls, with nothing to replace, takes --salvage alone.
+    let (code, out, err) = stderr_of(d, &["ls", "--salvage", "j.img", "/"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l == "kept"), "{out}");
 }

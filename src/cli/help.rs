@@ -16,14 +16,14 @@ bare filesystem image, read by subroot itself without root. The filesystem is th
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
-may be stale) unless --force, which reads what is on disk.\n\n\
+may be stale) unless --salvage, which reads what is on disk.\n\n\
 PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
 resolved as the installed system would: an absolute target starts at the filesystem's root, \
 `..` stops there, and more than 40 links is a loop.\n\n\
 DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
 never a plausible answer: extent entries out of order, overlapping, empty, past their \
 index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
-in an unwritten extent (--force reads around those and says what it skipped). An xattr \
+in an unwritten extent (--salvage reads around those and says what it skipped). An xattr \
 under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
 is left out with a warning naming the file; reading goes on. An unusable primary \
 superblock with a good backup in group 1: the backup is read, with a warning. Warnings \
@@ -138,8 +138,9 @@ The archive keeps ns times, owners by number, xattrs (SCHILY.xattr.*), ACLs (SCH
 capabilities, hard links, devices, fifos, long and non-UTF-8 names and sparse files (GNU \
 sparse 1.0, holes never expanded). It is reproducible: the same filesystem gives the same \
 bytes. Sockets cannot be in a tar: they are listed on stderr. -o FILE is written under a \
-temporary name and renamed into place (only a regular file is ever replaced, never \
-/dev/null or a device); -o - streams to stdout.",
+temporary name and renamed into place; an existing FILE is replaced only with --force, and \
+only a regular file ever is (never /dev/null or a device); -o - streams to stdout. --force \
+is about the output only: reading a damaged filesystem is --salvage.",
     reading!()
 );
 
