@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod e2fsprogs;
 mod exit;
 mod json;
 mod ops;

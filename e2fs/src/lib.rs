@@ -8,7 +8,8 @@
 //! The caller finds the tools once ([`tools::E2fsprogs::find`]) and passes them in.
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod tools;
 pub mod writer;
 
-pub use subroot_formats::{Error, Result};
+pub use error::{Error, Result, ToolError};

@@ -52,7 +52,7 @@ macro_rules! e2fsprogs {
 checked with e2fsck (e2fsprogs >= 1.45), found on PATH, /sbin or /usr/sbin, or given with \
 --mke2fs PATH or SUBROOT_MKE2FS (its sibling debugfs, e2fsck and dumpe2fs are then \
 preferred). SOURCE_DATE_EPOCH, when set, is handed to them as E2FSPROGS_FAKE_TIME and \
-E2FSCK_TIME (unless those are set), which makes outputs reproducible."
+E2FSCK_TIME, which makes outputs reproducible."
     };
 }
 

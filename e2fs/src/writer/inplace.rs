@@ -221,7 +221,7 @@ pub fn edit_copy(
     note("verifying");
     let diffs = verify::final_checks(intended, opts.tools, &image, &identity)?;
     if !diffs.is_empty() {
-        return Err(Error::corrupt(format!(
+        return Err(Error::VerifyFailed(format!(
             "editing in place changed the filesystem's identity: {}",
             diffs.join("; ")
         )));
@@ -411,7 +411,7 @@ fn reparent(tools: &E2fsprogs, image: &Path, moved: &[MovedDir], work: &Path) ->
         for m in moved {
             let ino = fs.lookup(&abs(&m.to))?;
             if ino != m.ino {
-                return Err(Error::corrupt(format!(
+                return Err(Error::VerifyFailed(format!(
                     "after the edits {} is inode {ino}, not the moved directory {}",
                     show(&m.to),
                     m.ino
@@ -465,7 +465,8 @@ fn record(tree: &dyn TreeSource, hashed: &HashSet<&[u8]>, work: &Path) -> Result
         if count == 0 && (!e.path.is_empty() || e.kind != Kind::Dir) {
             return Err(Error::InvalidArgument(
                 "the intended tree must start with its root directory".into(),
-            ));
+            )
+            .into());
         }
         count += 1;
         let content = match (e.kind, content) {
@@ -476,10 +477,10 @@ fn record(tree: &dyn TreeSource, hashed: &HashSet<&[u8]>, work: &Path) -> Result
             }
             _ => None,
         };
-        spool.push(&Record {
+        Ok(spool.push(&Record {
             entry: e.clone(),
             content,
-        })
+        })?)
     })?;
     if count == 0 {
         return Err(Error::InvalidArgument("the intended tree is empty".into()));

@@ -212,7 +212,7 @@ pub fn verify(intended: &Intended, image: &Path) -> Result<()> {
 /// `e2fsck -fn`: the filesystem must be clean ([`Error::VerifyFailed`] when e2fsck finds
 /// fault with it).
 pub fn fsck_clean(tools: &E2fsprogs, image: &Path) -> Result<()> {
-    let mut c = tools::command(&tools.e2fsck);
+    let mut c = tools.command(&tools.e2fsck);
     c.arg("-fn").arg(image);
     tools::run(
         &mut c,

@@ -14,9 +14,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_e2fs::tools::E2fsprogs;
-use subroot_e2fs::writer::{
-    build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
-};
+use subroot_e2fs::writer::{build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity};
 use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions, Method};
@@ -41,6 +39,8 @@ pub struct Job<'a> {
     pub output: &'a Path,
     pub args: &'a RelayoutArgs,
     pub work: &'a Path,
+    /// The e2fsprogs both engines run (found once by the caller).
+    pub tools: &'a E2fsprogs,
 }
 
 /// A separate `/boot` partition to rewrite.
@@ -109,6 +109,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
         input: job.tree,
         size,
         what: "the root filesystem",
+        tools: job.tools,
     }
     .run(job.engine, job.args.engine, job.work, ctx)?;
     let new_fs = built.open()?;
@@ -123,6 +124,7 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
             input: b.tree,
             size: b.size,
             what: "the /boot filesystem",
+            tools: job.tools,
         }
         .run(job.engine, job.args.engine, job.work, ctx)?;
         let fs = built.open()?;
@@ -191,6 +193,7 @@ struct Rewrite<'a> {
     input: &'a ExtTree<Dev>,
     size: u64,
     what: &'a str,
+    tools: &'a E2fsprogs,
 }
 
 /// A progress callback noting each step (with `-v`) as "`doing` `what`: step".
@@ -210,11 +213,10 @@ impl Rewrite<'_> {
         if engine != EngineArg::Edit {
             return rebuild(self, work, ctx);
         }
-        let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
         let note = step_notes(ctx, "editing", what);
         let ops = super::engine::ops(self.layout, work)?;
         let opts = EditOptions {
-            tools: &tools,
+            tools: self.tools,
             temp_dir: Some(work),
             progress: Some(&note),
         };
@@ -222,13 +224,13 @@ impl Rewrite<'_> {
             Ok(b) => Ok(b),
             // What only the edit itself finds out (an input e2fsck already finds fault
             // with): `auto` rebuilds, as for the blockers the plan saw.
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) if asked == EngineArg::Auto => {
+            Err(e @ subroot_e2fs::Error::CannotEditInPlace(_)) if asked == EngineArg::Auto => {
                 ctx.note(format_args!(
                     "{what} cannot be edited in place ({e}); rebuilding it instead"
                 ));
                 rebuild(self, work, ctx)
             }
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
+            Err(e @ subroot_e2fs::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
                 .context(format!(
                     "{what} cannot be edited in place; use --engine rebuild"
                 ))),
@@ -242,17 +244,16 @@ impl Rewrite<'_> {
 /// the engine's temporary directory under `work` until the returned value is dropped.
 fn rebuild(r: &Rewrite, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
     let what = r.what;
-    let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
     let identity =
         Identity::like(r.input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
     let note = step_notes(ctx, "rebuilding", what);
     let opts = BuildOptions {
         size: r.size,
         identity,
-        tools: &tools,
+        tools: r.tools,
         temp_dir: Some(work),
         progress: Some(&note),
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
     build(r.view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

@@ -309,6 +309,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     if !ctx.quiet && !args.json {
         eprint!("{}", plan.text());
     }
+    let tools = crate::e2fsprogs::find(None).context("relayout needs e2fsprogs")?;
     let (report, stats) = execute::execute(
         execute::Job {
             plan: &plan,
@@ -331,6 +332,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
             output: &output,
             args,
             work: work.path(),
+            tools: &tools,
         },
         ctx,
     )?;
