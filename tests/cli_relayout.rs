@@ -965,6 +965,28 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
         String::from_utf8_lossy(&fsck.stdout)
     );
     std::fs::remove_file(&out).expect("rm");
+    // The plan cannot see it (it says edit), but the report of the run names the engine
+    // actually used, and why.
+    let planned = json(d.path(), &["relayout", s(&unclean), "--dry-run", "--json"]);
+    assert_eq!(planned["engine"], "edit", "{planned}");
+    let report = json(
+        d.path(),
+        &["-q", "relayout", s(&unclean), "-o", s(&out), "--json"],
+    );
+    assert_eq!(report["engine"], "rebuild", "{report}");
+    let why = report["engine_reason"].as_str().expect("a reason");
+    assert!(
+        why.contains("the root filesystem") && why.contains("not clean before any edit"),
+        "{why}"
+    );
+    let root = report["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["number"] == 1)
+        .expect("partition 1");
+    assert_eq!(root["action"], "rebuild", "{report}");
+    std::fs::remove_file(&out).expect("rm");
 
     // A file that gets new content but has a second name: the same.
     let st2 = d.path().join("st2");

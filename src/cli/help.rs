@@ -269,6 +269,8 @@ the filesystem has something the edit engine does not handle (inline_data, quota
 journal that needs recovery, a file to edit that has several names or keeps its xattrs in a \
 separate block, a node other than a directory, file or symlink to add, or an input that \
 e2fsck -fn finds fault with) and then rebuilds; the plan says which engine runs and why. \
+Only the edit itself finds out whether the input is clean: when it is not, auto rebuilds \
+after all, says so, and the JSON printed after the run names the engine used. \
 --engine edit where it cannot apply is refused (exit status 3). Both engines end in the \
 same check: the result is compared with the planned tree, e2fsck -fn must be clean and the \
 identity unchanged.\n\n\
@@ -294,7 +296,8 @@ The output is in the input's container format unless -O says otherwise (as for m
 copy-in and rm). It is written to a temporary file and renamed (--force replaces an existing \
 OUT); --in-place renames it over INPUT only when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
 the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
-JSON OUTPUT (--json): the plan as one object:
+JSON OUTPUT (--json): the plan as one object (with --dry-run, as planned; after a run, \
+with the engine and partition actions actually used):
   image, root_partition (number or null), filesystem, uuid, subroot
   shared          the shared directory names
   shared_missing  those the image does not have
@@ -316,8 +319,9 @@ JSON OUTPUT (--json): the plan as one object:
                   rebuild | copy}]
   boot_partition  null, or {partition, fstab_device, filesystem, uuid}
   esp_edits       as edits, with the ESP's partition
-  engine          edit | rebuild
-  engine_reason   null, or why the rebuild runs",
+  engine          edit | rebuild (rebuild if any filesystem was)
+  engine_reason   null, or why the rebuild runs (after a run, also why
+                  an edit fell back to it)",
     e2fsprogs!()
 );
 

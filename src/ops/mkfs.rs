@@ -5,9 +5,9 @@
 //! `copy-in` and `rm`.
 
 use super::fstree::print_warnings;
-use super::select::{select, Selected};
+use super::select::{select, Selected, Which};
 use super::write::{write_image, OutputSpec};
-use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
+use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, Qcow2OutArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -236,11 +236,11 @@ pub fn with_tree<T>(
         Some((i, n)) if !p.exists() && n.parse::<u32>().is_ok() => (i, n.parse().ok()),
         _ => (from, None),
     };
-    let pa = PartitionArgs {
+    let which = Which {
         partition: part,
         format: None,
     };
-    let sel = select(Path::new(img), &pa, ctx)?;
+    let sel = select(Path::new(img), which, ctx)?;
     if sel.is_vfat() {
         let t = FatTree::open(sel.device.clone())
             .with_context(|| format!("cannot read the filesystem of {from}"))?;
