@@ -957,6 +957,12 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{err}");
     assert!(err.contains("rebuilding it instead"), "{err}");
+    // The plan on stderr came before the edit found out; the closing line says what ran.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("relayouted") && last.ends_with("; engine rebuild)"),
+        "{err}"
+    );
     let fixed = format!("{}?offset=1048576", s(&out));
     let fsck = run("e2fsck", &["-fn", &fixed]);
     assert!(
@@ -976,7 +982,9 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     assert_eq!(report["engine"], "rebuild", "{report}");
     let why = report["engine_reason"].as_str().expect("a reason");
     assert!(
-        why.contains("the root filesystem") && why.contains("not clean before any edit"),
+        why.contains("the root filesystem")
+            && why.contains("not clean before any edit")
+            && why.contains("e2fsck -fn (check of the input before editing)"),
         "{why}"
     );
     let root = report["partitions"]

@@ -193,10 +193,13 @@ pub fn edit_copy(
     // A filesystem e2fsck already finds fault with (free counts of an image taken from a
     // running system, say) cannot pass the final check, whatever the edits: say so now.
     note("checking the filesystem before editing (e2fsck -fn)");
-    if let Err(e) = verify::fsck_clean(opts.tools, &image) {
-        return Err(Error::CannotEditInPlace(format!(
-            "the filesystem is not clean before any edit ({e})"
-        )));
+    match verify::fsck_clean(opts.tools, &image, "check of the input before editing") {
+        Err(Error::VerifyFailed(e)) => {
+            return Err(Error::CannotEditInPlace(format!(
+                "the filesystem is not clean before any edit ({e})"
+            )))
+        }
+        r => r?,
     }
 
     note("editing in place (debugfs)");

@@ -203,15 +203,21 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<Done> {
     if !job.esp_edits.is_empty() {
         boot.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));
     }
+    let engine = if fell_back.is_empty() {
+        job.engine
+    } else {
+        Engine::Rebuild
+    };
     Ok(Done {
         summary: format!(
-            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot})",
+            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot}; engine {})",
             job.plan.image,
             job.output.display(),
             job.plan.subroot,
             job.plan.moves.len(),
             job.plan.edits.len() + job.plan.installed.len(),
-            job.plan.initrds.len()
+            job.plan.initrds.len(),
+            engine.name()
         ),
         stats,
         fell_back,
