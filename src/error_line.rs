@@ -8,7 +8,8 @@
 //! anyhow contexts, which never include their cause; one repeated word for word by the next
 //! layer (a context added twice) is said once.
 
-use subroot_formats::error::ToolError;
+use subroot_e2fs::tools::ToolError;
+use subroot_e2fs::Error as E2;
 use subroot_formats::Error as F;
 
 /// `e` and its causes on one line.
@@ -28,7 +29,7 @@ pub fn error_line(e: &anyhow::Error) -> String {
 
 /// Whether `e`'s message already includes everything below it in the chain.
 fn says_its_causes(e: &(dyn std::error::Error + 'static)) -> bool {
-    e.is::<F>() || e.is::<ToolError>() || e.is::<std::io::Error>()
+    e.is::<F>() || e.is::<E2>() || e.is::<ToolError>() || e.is::<std::io::Error>()
 }
 
 #[cfg(test)]
@@ -63,7 +64,7 @@ mod tests {
             path: "/sbin/mke2fs".into(),
             source: io::Error::from_raw_os_error(13),
         };
-        let e = Err::<(), _>(F::Tool(spawn)).context("mkfs").unwrap_err();
+        let e = Err::<(), _>(E2::Tool(spawn)).context("mkfs").unwrap_err();
         assert_eq!(
             error_line(&e),
             "mkfs: cannot run /sbin/mke2fs: Permission denied (os error 13)"

@@ -1,8 +1,10 @@
 //! Exit statuses: the one mapping from an error to the status `subroot` exits with, and its
-//! description for `--help`. Errors are classified by their typed variants (the library's
-//! [`subroot_formats::Error`] and this binary's [`InputError`]), never by their text.
-//! A closed stdout (141) is decided in `main` from [`crate::stdout::StdoutClosed`].
+//! description for `--help`. Errors are classified by their typed variants (the libraries'
+//! [`subroot_formats::Error`] and [`subroot_e2fs::Error`], and this binary's
+//! [`InputError`]), never by their text. A closed stdout (141) is decided in `main` from
+//! [`crate::stdout::StdoutClosed`].
 
+use subroot_e2fs::Error as E2;
 use subroot_formats::Error as F;
 
 /// The EXIT STATUS section of `subroot --help` (README.md "Exit status" says the same).
@@ -43,19 +45,18 @@ pub enum InputError {
 pub fn code(e: &anyhow::Error) -> u8 {
     for cause in e.chain() {
         if let Some(f) = cause.downcast_ref::<F>() {
-            return match f {
-                F::Corrupt(_)
-                | F::Unsupported(_)
-                | F::OutOfRange { .. }
-                | F::UnsupportedContainer { .. }
-                | F::UnsupportedLabel { .. }
-                | F::CannotEditInPlace(_) => 3,
-                F::VerifyFailed(_) => 4,
-                F::Io { .. }
-                | F::Tool(_)
-                | F::NotFound(_)
-                | F::InvalidArgument(_)
-                | F::ReadOnly => 1,
+            return of_codec(f);
+        }
+        if let Some(e) = cause.downcast_ref::<E2>() {
+            return match e {
+                E2::Format(f) => of_codec(f),
+                E2::Unsupported(_) | E2::CannotEditInPlace(_) => 3,
+                E2::VerifyFailed(_) => 4,
+                E2::Tool(_)
+                | E2::NoTarInput { .. }
+                | E2::Io { .. }
+                | E2::Scratch(_)
+                | E2::InvalidArgument(_) => 1,
             };
         }
         if cause.downcast_ref::<InputError>().is_some() {
@@ -63,6 +64,24 @@ pub fn code(e: &anyhow::Error) -> u8 {
         }
     }
     1
+}
+
+/// The exit status of a codec's error.
+fn of_codec(f: &F) -> u8 {
+    match f {
+        F::Corrupt(_)
+        | F::Unsupported(_)
+        | F::OutOfRange { .. }
+        | F::UnsupportedContainer { .. }
+        | F::UnsupportedLabel { .. }
+        | F::UndoLogMismatch { .. } => 3,
+        F::Io { .. }
+        | F::NotFound(_)
+        | F::InvalidArgument(_)
+        | F::ReadOnly
+        | F::ImageBusy { .. }
+        | F::UndoPending { .. } => 1,
+    }
 }
 
 #[cfg(test)]
@@ -78,8 +97,17 @@ mod tests {
     fn one_status_per_class() {
         assert_eq!(of(F::corrupt("bad")), 3);
         assert_eq!(of(F::unsupported("feature")), 3);
-        assert_eq!(of(F::CannotEditInPlace("x".into())), 3);
-        assert_eq!(of(F::VerifyFailed("differs".into())), 4);
+        let e2 = |e: E2| code(&Err::<(), _>(e).context("outer").unwrap_err());
+        assert_eq!(e2(E2::CannotEditInPlace("x".into())), 3);
+        assert_eq!(e2(E2::Unsupported("a name with a line break".into())), 3);
+        assert_eq!(e2(E2::Format(F::corrupt("bad"))), 3);
+        assert_eq!(e2(E2::VerifyFailed("differs".into())), 4);
+        let failed = subroot_e2fs::ToolError::Failed {
+            what: "e2fsck".into(),
+            status: "exit status: 8".into(),
+            stderr: String::new(),
+        };
+        assert_eq!(e2(E2::Tool(failed)), 1);
         assert_eq!(of(F::io("reading", std::io::Error::other("eio"))), 1);
         assert_eq!(of(F::InvalidArgument("bad size".into())), 1);
         let refused = anyhow::Error::from(InputError::NoFilesystem {

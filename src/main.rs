@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod e2fsprogs;
 mod error_line;
 mod exit;
 mod json;

@@ -957,6 +957,12 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{err}");
     assert!(err.contains("rebuilding it instead"), "{err}");
+    // The plan on stderr came before the edit found out; the closing line says what ran.
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("relayouted") && last.ends_with("; engine rebuild)"),
+        "{err}"
+    );
     let fixed = format!("{}?offset=1048576", s(&out));
     let fsck = run("e2fsck", &["-fn", &fixed]);
     assert!(
@@ -964,6 +970,30 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
         "{}",
         String::from_utf8_lossy(&fsck.stdout)
     );
+    std::fs::remove_file(&out).expect("rm");
+    // The plan cannot see it (it says edit), but the report of the run names the engine
+    // actually used, and why.
+    let planned = json(d.path(), &["relayout", s(&unclean), "--dry-run", "--json"]);
+    assert_eq!(planned["engine"], "edit", "{planned}");
+    let report = json(
+        d.path(),
+        &["-q", "relayout", s(&unclean), "-o", s(&out), "--json"],
+    );
+    assert_eq!(report["engine"], "rebuild", "{report}");
+    let why = report["engine_reason"].as_str().expect("a reason");
+    assert!(
+        why.contains("the root filesystem")
+            && why.contains("not clean before any edit")
+            && why.contains("e2fsck -fn (check of the input before editing)"),
+        "{why}"
+    );
+    let root = report["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["number"] == 1)
+        .expect("partition 1");
+    assert_eq!(root["action"], "rebuild", "{report}");
     std::fs::remove_file(&out).expect("rm");
 
     // A file that gets new content but has a second name: the same.

@@ -3,13 +3,13 @@
 //! `dumpe2fs -h` (identity fields), `e2fsck -fn`, `debugfs` (probes) and a full
 //! entry-by-entry comparison through the reader. Every round trip runs on both populate
 //! paths: a staging directory (the system's mke2fs) and a tar archive on stdin (the
-//! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see testdata/e2fsprogs-backports.sh).
+//! mke2fs named by `SUBROOT_TEST_MKE2FS_TAR`, see scripts/e2fsprogs-backports.sh).
 
 use subroot_test_support as common;
 
 use common::{assert_same_manifest, ext_manifest, need, noise, run, run_stdout, s, sh, tar_mke2fs};
 use std::path::{Path, PathBuf};
-use subroot_e2fs::tools::E2fsprogs;
+use subroot_e2fs::tools::{E2fsprogs, FindOptions};
 use subroot_e2fs::writer::{build, BuildOptions, Identity, Populate};
 use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::{ExtFs, ExtTree};
@@ -117,14 +117,26 @@ fn identity_lines(img: &Path) -> Vec<String> {
         .collect()
 }
 
+/// The e2fsprogs found as the CLI finds them (PATH, or `mke2fs` and its siblings), with the
+/// real clock.
+fn find_tools(mke2fs: Option<PathBuf>) -> E2fsprogs {
+    let search = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
+    E2fsprogs::find(&FindOptions {
+        mke2fs,
+        search,
+        clock: None,
+    })
+    .unwrap()
+}
+
 /// The e2fsprogs for a populate path: the system's for staging, the tar-reading one for
 /// tar (checked to read tar); `None` to skip.
 fn tools_for(populate: Populate, test: &str) -> Option<E2fsprogs> {
     if populate == Populate::Staging {
-        return Some(E2fsprogs::find(None).unwrap());
+        return Some(find_tools(None));
     }
     let path = tar_mke2fs(test)?;
-    let tools = E2fsprogs::find(Some(&path)).unwrap();
+    let tools = find_tools(Some(path.clone()));
     assert!(
         tools.tar_input,
         "{} ({}) does not read tar archives",
@@ -339,7 +351,7 @@ fn debugfs_errors_are_fatal() {
     let fs = ExtFs::open(RawFile::open(&img).unwrap()).unwrap();
     // Rebuild into a filesystem with 128-byte inodes: value still fits a block. Then make
     // the identity impossible: ask for 1 KiB blocks with a 2000-byte value via a tree.
-    let tools = E2fsprogs::find(None).unwrap();
+    let tools = find_tools(None);
     let mut id = Identity::like(&fs).unwrap();
     id.features.retain(|f| f != "ext_attr");
     let size = fs.device().len();
@@ -505,7 +517,7 @@ fn in_place_edit(test: &str, mkfs_opts: &str, entries: usize) {
         replaced: replaced.clone(),
         added: added.clone(),
     };
-    let tools = E2fsprogs::find(None).unwrap();
+    let tools = find_tools(None);
     let opts = EditOptions {
         tools: &tools,
         temp_dir: Some(dir.path()),

@@ -17,15 +17,15 @@ image or as a bare filesystem image, read by subroot itself without root. The fi
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
-may be stale) unless --force, which reads what is on disk.\n\n\
+may be stale) unless --salvage, which reads what is on disk.\n\n\
 PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
 resolved as the installed system would: an absolute target starts at the filesystem's root, \
 `..` stops there, and more than 40 links is a loop.\n\n\
 DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
 never a plausible answer: extent entries out of order, overlapping, empty, past their \
 index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
-in an unwritten extent (--force reads around those and says what it skipped); a file's \
-extent tree that cannot be read (--force gives the file the blocks the rest of its tree \
+in an unwritten extent (--salvage reads around those and says what it skipped); a file's \
+extent tree that cannot be read (--salvage gives the file the blocks the rest of its tree \
 maps, zeros for the others, and names it in a warning). An xattr \
 under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
 is left out with a warning naming the file; reading goes on. An unusable primary \
@@ -55,7 +55,7 @@ macro_rules! e2fsprogs {
 checked with e2fsck (e2fsprogs >= 1.45), found on PATH, /sbin or /usr/sbin, or given with \
 --mke2fs PATH or SUBROOT_MKE2FS (its sibling debugfs, e2fsck and dumpe2fs are then \
 preferred). SOURCE_DATE_EPOCH, when set, is handed to them as E2FSPROGS_FAKE_TIME and \
-E2FSCK_TIME (unless those are set), which makes outputs reproducible."
+E2FSCK_TIME, which makes outputs reproducible."
     };
 }
 
@@ -143,8 +143,9 @@ The archive keeps ns times, owners by number, xattrs (SCHILY.xattr.*), ACLs (SCH
 capabilities, hard links, devices, fifos, long and non-UTF-8 names and sparse files (GNU \
 sparse 1.0, holes never expanded). It is reproducible: the same filesystem gives the same \
 bytes. Sockets cannot be in a tar: they are listed on stderr. -o FILE is written under a \
-temporary name and renamed into place (only a regular file is ever replaced, never \
-/dev/null or a device); -o - streams to stdout.",
+temporary name and renamed into place; an existing FILE is replaced only with --force, and \
+only a regular file ever is (never /dev/null or a device); -o - streams to stdout. --force \
+is about the output only: reading a damaged filesystem is --salvage.",
     reading!()
 );
 
@@ -273,6 +274,8 @@ the filesystem has something the edit engine does not handle (inline_data, quota
 journal that needs recovery, a file to edit that has several names or keeps its xattrs in a \
 separate block, a node other than a directory, file or symlink to add, or an input that \
 e2fsck -fn finds fault with) and then rebuilds; the plan says which engine runs and why. \
+Only the edit itself finds out whether the input is clean: when it is not, auto rebuilds \
+after all, says so, and the JSON printed after the run names the engine used. \
 --engine edit where it cannot apply is refused (exit status 3). Both engines end in the \
 same check: the result is compared with the planned tree, e2fsck -fn must be clean and the \
 identity unchanged.\n\n\
@@ -298,7 +301,8 @@ The output is in the input's container format unless -O says otherwise (as for m
 copy-in and rm). It is written to a temporary file and renamed (--force replaces an existing \
 OUT); --in-place renames it over INPUT only when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
 the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
-JSON OUTPUT (--json): the plan as one object:
+JSON OUTPUT (--json): the plan as one object (with --dry-run, as planned; after a run, \
+with the engine and partition actions actually used):
   image, root_partition (number or null), filesystem, uuid, subroot
   shared          the shared directory names
   shared_missing  those the image does not have
@@ -320,8 +324,9 @@ JSON OUTPUT (--json): the plan as one object:
                   rebuild | copy}]
   boot_partition  null, or {partition, fstab_device, filesystem, uuid}
   esp_edits       as edits, with the ESP's partition
-  engine          edit | rebuild
-  engine_reason   null, or why the rebuild runs
+  engine          edit | rebuild (rebuild if any filesystem was)
+  engine_reason   null, or why the rebuild runs (after a run, also why
+                  an edit fell back to it)
 A from, to or path that is not UTF-8 has no such key; from_bytes, to_bytes or path_bytes \
 holds its bytes in base64 instead; an element of kept is then {path_bytes}.",
     e2fsprogs!()

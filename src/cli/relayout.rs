@@ -1,14 +1,17 @@
-//! Arguments of `subroot relayout`.
+//! Arguments of `subroot relayout`, and the one place they become a
+//! [`RelayoutRequest`].
 
 use super::disk::Qcow2OutArgs;
 use super::select::PartitionArgs;
 use super::ImageFormatArg;
+use crate::ops::relayout::engine::Engine;
+use crate::ops::relayout::plan::PlanOptions;
+use crate::ops::relayout::request::RelayoutRequest;
 use clap::Args;
 use std::path::PathBuf;
 
 /// The relayout engines (see `src/ops/relayout/engine.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
     /// `edit` when the filesystem allows it, else `rebuild`.
     Auto,
@@ -73,9 +76,40 @@ pub struct RelayoutArgs {
     pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
-    /// Set by `batch relayout` (not an option): the private work directory to create and
-    /// remove afterwards (beside the output, so a killed batch's leftovers are found and
-    /// removed by the next run); default: a fresh directory under $TMPDIR.
-    #[arg(skip)]
-    pub work_dir: Option<PathBuf>,
+}
+
+impl TryFrom<&RelayoutArgs> for RelayoutRequest {
+    type Error = anyhow::Error;
+
+    /// The request the command line asks for; the plan options are checked here.
+    fn try_from(a: &RelayoutArgs) -> anyhow::Result<Self> {
+        let output = match (&a.output, a.in_place) {
+            (Some(o), _) => Some(o.clone()),
+            (None, true) => Some(a.input.clone()),
+            (None, false) if a.dry_run => None,
+            (None, false) => anyhow::bail!("no output: give -o OUT (or --in-place, or --dry-run)"),
+        };
+        Ok(RelayoutRequest {
+            input: a.input.clone(),
+            part: (&a.part).into(),
+            output,
+            replace_output: a.force || a.in_place,
+            dry_run: a.dry_run,
+            json: a.json,
+            plan: PlanOptions::new(
+                &a.subroot,
+                &a.shared,
+                a.move_list.as_deref(),
+                a.refresh_hook,
+            )?,
+            engine: match a.engine {
+                EngineArg::Auto => None,
+                EngineArg::Edit => Some(Engine::Edit),
+                EngineArg::Rebuild => Some(Engine::Rebuild),
+            },
+            output_format: a.output_format,
+            qcow2: a.qcow2.clone(),
+            work_dir: None,
+        })
+    }
 }

@@ -14,7 +14,6 @@ use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::Identity;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::hostdir::HostDir;
@@ -180,7 +179,7 @@ pub fn edit_ext(
     let tree = ExtTree::open(sel.device.clone(), OpenOptions::default())
         .with_context(|| format!("cannot read the filesystem of {}", sel.describe()))?;
     check(&tree)?;
-    let tools = E2fsprogs::find(mke2fs)?;
+    let tools = crate::e2fsprogs::find(mke2fs)?;
     let identity = Identity::like(tree.fs())?;
     let kind = |p: &[u8]| tree.entry(p).ok().map(|e| e.kind);
     let edited = EditedTree::new(&tree, grafts, removed, &kind)?;

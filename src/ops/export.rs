@@ -32,7 +32,7 @@ pub fn run(args: &ExportArgs, ctx: &Ctx) -> Result<()> {
         out.flush().context("cannot write to stdout")?;
         s
     } else {
-        let dest = AtomicOutput::create(&args.output, args.read.force)?;
+        let dest = AtomicOutput::create(&args.output, args.force)?;
         let out = std::io::BufWriter::with_capacity(1 << 20, dest.file());
         let (out, s) =
             write_tree(fs.tree.source(), &root, out, &mut progress).with_context(what)?;

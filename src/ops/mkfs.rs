@@ -5,9 +5,9 @@
 //! `copy-in` and `rm`.
 
 use super::fstree::print_warnings;
-use super::select::{select, Selected};
+use super::select::{select, Selected, Which};
 use super::write::{write_image, OutputSpec};
-use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
+use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, Qcow2OutArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -45,7 +45,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         return mkfs_fat(args, &sel, &out, ctx);
     }
     let len = sel.device.len();
-    let tools = E2fsprogs::find(args.out.mke2fs.as_deref())?;
+    let tools = crate::e2fsprogs::find(args.out.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
             ExtTypeArg::Ext2 => "ext2",
@@ -140,7 +140,7 @@ pub fn rebuild_ext(
         tools,
         temp_dir: Some(&scratch),
         progress: Some(&progress),
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
     let built = build(tree, b"", &opts)?;
     let r = built.report;
@@ -236,11 +236,11 @@ pub fn with_tree<T>(
         Some((i, n)) if !p.exists() && n.parse::<u32>().is_ok() => (i, n.parse().ok()),
         _ => (from, None),
     };
-    let pa = PartitionArgs {
+    let which = Which {
         partition: part,
         format: None,
     };
-    let sel = select(Path::new(img), &pa, ctx)?;
+    let sel = select(Path::new(img), which, ctx)?;
     if sel.is_vfat() {
         let t = FatTree::open(sel.device.clone())
             .with_context(|| format!("cannot read the filesystem of {from}"))?;

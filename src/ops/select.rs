@@ -4,7 +4,7 @@
 //! `subroot relayout` made); else the only filesystem on the disk. The choice is reported on
 //! stderr, so it is never a guess the user cannot see.
 
-use crate::cli::PartitionArgs;
+use crate::cli::{ImageFormatArg, PartitionArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -14,6 +14,24 @@ use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtFs, OpenOptions};
 use subroot_formats::sniff::{sniff, FsInfo};
 use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
+
+/// Which filesystem of an image to use, and how to open the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Which {
+    /// `-p N` (0: the whole disk); `None`: chosen as the module comment says.
+    pub partition: Option<u32>,
+    /// `-f FMT`; `None`: detected.
+    pub format: Option<ImageFormatArg>,
+}
+
+impl From<&PartitionArgs> for Which {
+    fn from(a: &PartitionArgs) -> Self {
+        Which {
+            partition: a.partition,
+            format: a.format,
+        }
+    }
+}
 
 /// A filesystem chosen inside an image.
 pub struct Selected {
@@ -61,8 +79,9 @@ impl Selected {
     }
 }
 
-/// Pick the filesystem of `image` that `args` ask for (see the module comment).
-pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected> {
+/// Pick the filesystem of `image` that `which` asks for (see the module comment).
+pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Selected> {
+    let args = which.into();
     let img = super::open_image(image, args.format)?;
     let disk: Arc<dyn BlockDevice> = Arc::new(img);
     let name = image.display();

@@ -193,10 +193,13 @@ pub fn edit_copy(
     // A filesystem e2fsck already finds fault with (free counts of an image taken from a
     // running system, say) cannot pass the final check, whatever the edits: say so now.
     note("checking the filesystem before editing (e2fsck -fn)");
-    if let Err(e) = verify::fsck_clean(opts.tools, &image) {
-        return Err(Error::CannotEditInPlace(format!(
-            "the filesystem is not clean before any edit ({e})"
-        )));
+    match verify::fsck_clean(opts.tools, &image, "check of the input before editing") {
+        Err(Error::VerifyFailed(e)) => {
+            return Err(Error::CannotEditInPlace(format!(
+                "the filesystem is not clean before any edit ({e})"
+            )))
+        }
+        r => r?,
     }
 
     note("editing in place (debugfs)");
@@ -221,7 +224,7 @@ pub fn edit_copy(
     note("verifying");
     let diffs = verify::final_checks(intended, opts.tools, &image, &identity)?;
     if !diffs.is_empty() {
-        return Err(Error::corrupt(format!(
+        return Err(Error::VerifyFailed(format!(
             "editing in place changed the filesystem's identity: {}",
             diffs.join("; ")
         )));
@@ -411,7 +414,7 @@ fn reparent(tools: &E2fsprogs, image: &Path, moved: &[MovedDir], work: &Path) ->
         for m in moved {
             let ino = fs.lookup(&abs(&m.to))?;
             if ino != m.ino {
-                return Err(Error::corrupt(format!(
+                return Err(Error::VerifyFailed(format!(
                     "after the edits {} is inode {ino}, not the moved directory {}",
                     show(&m.to),
                     m.ino
@@ -465,7 +468,8 @@ fn record(tree: &dyn TreeSource, hashed: &HashSet<&[u8]>, work: &Path) -> Result
         if count == 0 && (!e.path.is_empty() || e.kind != Kind::Dir) {
             return Err(Error::InvalidArgument(
                 "the intended tree must start with its root directory".into(),
-            ));
+            )
+            .into());
         }
         count += 1;
         let content = match (e.kind, content) {
@@ -476,10 +480,10 @@ fn record(tree: &dyn TreeSource, hashed: &HashSet<&[u8]>, work: &Path) -> Result
             }
             _ => None,
         };
-        spool.push(&Record {
+        Ok(spool.push(&Record {
             entry: e.clone(),
             content,
-        })
+        })?)
     })?;
     if count == 0 {
         return Err(Error::InvalidArgument("the intended tree is empty".into()));

@@ -13,11 +13,11 @@
 //! express cleanly; [`blocker`] says why it does not apply, and `--engine auto` then
 //! takes the rebuild. What only the edit finds out (an input e2fsck already finds fault
 //! with) comes back as `CannotEditInPlace` from `edit_copy`, and `auto` rebuilds then too
-//! (`execute.rs`).
+//! (`execute.rs`), and the plan and report then say so ([`super::plan::Plan::fell_back`]).
 
 use super::transform::{key_of, Layout, NewContent};
-use crate::cli::relayout::EngineArg;
 use anyhow::{Context, Result};
+use serde::Serialize;
 use std::path::Path;
 use subroot_e2fs::writer::{in_place_blocker, replace_blocker, EditOp};
 use subroot_formats::block::BlockDevice;
@@ -57,22 +57,46 @@ pub fn blocker<D: BlockDevice>(tree: &ExtTree<D>, layout: &Layout) -> Result<Opt
     Ok(None)
 }
 
-/// The engine to use: the one asked for, or for `auto` the edit engine unless it cannot
-/// (with the reason). Asking for `edit` where it cannot is refused.
+/// A way of rewriting a filesystem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// A copy of the filesystem edited in place.
+    Edit,
+    /// The filesystem built anew with mke2fs -d.
+    Rebuild,
+}
+
+impl Engine {
+    /// The engine's name (as in `--engine` and the JSON report).
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Edit => "edit",
+            Engine::Rebuild => "rebuild",
+        }
+    }
+}
+
+/// The engine decided on, and why the rebuild was taken (`None` for edit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineChoice {
+    pub engine: Engine,
+    pub reason: Option<String>,
+}
+
+/// The engine to use for `what`: the one asked for, or (`asked` = `None`: auto) the edit
+/// engine unless it cannot, with the reason. Asking for `edit` where it cannot is refused.
 pub fn choose<D: BlockDevice>(
-    asked: EngineArg,
+    asked: Option<Engine>,
     tree: &ExtTree<D>,
     layout: &Layout,
     what: &str,
-) -> Result<(EngineArg, Option<String>)> {
-    Ok(match asked {
-        EngineArg::Rebuild => (
-            EngineArg::Rebuild,
-            Some("asked for (--engine rebuild)".into()),
-        ),
-        EngineArg::Edit | EngineArg::Auto => match blocker(tree, layout)? {
-            None => (EngineArg::Edit, None),
-            Some(why) if asked == EngineArg::Auto => (EngineArg::Rebuild, Some(why)),
+) -> Result<EngineChoice> {
+    let (engine, reason) = match asked {
+        Some(Engine::Rebuild) => (Engine::Rebuild, Some("asked for (--engine rebuild)".into())),
+        Some(Engine::Edit) | None => match blocker(tree, layout)? {
+            None => (Engine::Edit, None),
+            Some(why) if asked.is_none() => (Engine::Rebuild, Some(why)),
             Some(why) => {
                 return Err(subroot_formats::Error::unsupported(format!(
                     "{what} cannot be edited in place ({why}); use --engine rebuild"
@@ -80,7 +104,8 @@ pub fn choose<D: BlockDevice>(
                 .into())
             }
         },
-    })
+    };
+    Ok(EngineChoice { engine, reason })
 }
 
 /// The edits that turn the input filesystem into `layout`'s tree, in order: the subroot

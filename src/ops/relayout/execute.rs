@@ -4,9 +4,10 @@
 //! splice it into the disk in place of the old one, and stream the disk into the output
 //! image (temporary file + rename). The input is only read.
 
+use super::engine::Engine;
 use super::plan::{Dev, Plan};
+use super::request::RelayoutRequest;
 use super::transform::{Layout, NewContent, RelayoutTree};
-use crate::cli::relayout::{EngineArg, RelayoutArgs};
 use crate::cli::ImageFormatArg;
 use crate::ops::write::{write_image, OutputSpec};
 use crate::Ctx;
@@ -14,9 +15,7 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_e2fs::tools::E2fsprogs;
-use subroot_e2fs::writer::{
-    build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
-};
+use subroot_e2fs::writer::{build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity};
 use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::initrd::{add_subroot, AddSubrootOptions, Method};
@@ -26,8 +25,9 @@ use subroot_formats::qcow2::WriteStats;
 pub struct Job<'a> {
     pub plan: &'a Plan,
     pub layout: Layout,
-    /// [`EngineArg::Edit`] or [`EngineArg::Rebuild`].
-    pub engine: EngineArg,
+    /// The engine the plan chose (an edit may still fall back to the rebuild when the
+    /// request leaves the engine to subroot).
+    pub engine: Engine,
     pub tree: &'a ExtTree<Dev>,
     pub disk: &'a Arc<dyn BlockDevice>,
     /// The output's format (asked for, or the input's).
@@ -39,8 +39,10 @@ pub struct Job<'a> {
     /// Files to edit on FAT EFI system partitions.
     pub esp_edits: &'a [super::esp::EspEdit],
     pub output: &'a Path,
-    pub args: &'a RelayoutArgs,
+    pub req: &'a RelayoutRequest,
     pub work: &'a Path,
+    /// The e2fsprogs both engines run (found once by the caller).
+    pub tools: &'a E2fsprogs,
 }
 
 /// A separate `/boot` partition to rewrite.
@@ -95,36 +97,68 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Run the plan; a one-line summary and the output's write statistics.
-pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
+/// What [`execute`] did.
+pub struct Done {
+    /// A one-line summary.
+    pub summary: String,
+    /// The output's write statistics.
+    pub stats: WriteStats,
+    /// The filesystems whose edit failed and that were rebuilt instead.
+    pub fell_back: Vec<FellBack>,
+}
+
+/// A filesystem rebuilt because editing it in place turned out impossible.
+pub struct FellBack {
+    /// Its partition (`None`: the whole disk).
+    pub partition: Option<u32>,
+    /// Why, naming the filesystem.
+    pub reason: String,
+}
+
+/// Run the plan.
+pub fn execute(mut job: Job, ctx: &Ctx) -> Result<Done> {
     rewrite_initrds(&mut job, ctx)?;
     let view = RelayoutTree::new(job.tree, &job.layout);
     let size = match job.root {
         Some((_, size)) => size,
         None => job.disk.len(),
     };
-    let built = Rewrite {
+    let may_fall_back = job.req.engine.is_none();
+    let mut fell_back = Vec::new();
+    let (built, why) = Rewrite {
         view: &view,
         layout: &job.layout,
         input: job.tree,
         size,
         what: "the root filesystem",
+        tools: job.tools,
     }
-    .run(job.engine, job.args.engine, job.work, ctx)?;
+    .run(job.engine, may_fall_back, job.work, ctx)?;
+    let root_partition = job.plan.root_partition;
+    fell_back.extend(why.map(|reason| FellBack {
+        partition: root_partition,
+        reason,
+    }));
     let new_fs = built.open()?;
     // The disk with the separate /boot rewritten (same identity, edited files replaced).
     let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
     let mut _boot_built = None;
     if let Some(b) = &job.boot {
         let view = RelayoutTree::new(b.tree, &b.layout);
-        let built = Rewrite {
+        let (built, why) = Rewrite {
             view: &view,
             layout: &b.layout,
             input: b.tree,
             size: b.size,
             what: "the /boot filesystem",
+            tools: job.tools,
         }
-        .run(job.engine, job.args.engine, job.work, ctx)?;
+        .run(job.engine, may_fall_back, job.work, ctx)?;
+        let boot_partition = job.plan.boot_partition.as_ref().map(|b| b.partition);
+        fell_back.extend(why.map(|reason| FellBack {
+            partition: boot_partition,
+            reason,
+        }));
         let fs = built.open()?;
         if fs.len() > b.size {
             bail!(
@@ -141,8 +175,8 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     let spec = OutputSpec {
         path: job.output,
         format: job.format,
-        qcow2: &job.args.qcow2,
-        force: job.args.force || job.args.in_place,
+        qcow2: &job.req.qcow2,
+        force: job.req.replace_output,
         quiet: ctx.quiet,
     };
     let stats = match job.root {
@@ -169,18 +203,25 @@ pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
     if !job.esp_edits.is_empty() {
         boot.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));
     }
-    Ok((
-        format!(
-            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot})",
+    let engine = if fell_back.is_empty() {
+        job.engine
+    } else {
+        Engine::Rebuild
+    };
+    Ok(Done {
+        summary: format!(
+            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot}; engine {})",
             job.plan.image,
             job.output.display(),
             job.plan.subroot,
             job.plan.moves.len(),
             job.plan.edits.len() + job.plan.installed.len(),
-            job.plan.initrds.len()
+            job.plan.initrds.len(),
+            engine.name()
         ),
         stats,
-    ))
+        fell_back,
+    })
 }
 
 /// One filesystem to rewrite: `what` ("the root filesystem") becomes `view`, the input
@@ -191,6 +232,7 @@ struct Rewrite<'a> {
     input: &'a ExtTree<Dev>,
     size: u64,
     what: &'a str,
+    tools: &'a E2fsprogs,
 }
 
 /// A progress callback noting each step (with `-v`) as "`doing` `what`: step".
@@ -203,32 +245,39 @@ fn step_notes<'a>(ctx: &'a Ctx, doing: &'a str, what: &'a str) -> impl Fn(&str) 
 }
 
 impl Rewrite<'_> {
-    /// Carry it out with `engine` (edit or rebuild; `asked` is what the command line
-    /// asked for): edited in a copy, or rebuilt.
-    fn run(&self, engine: EngineArg, asked: EngineArg, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
+    /// Carry it out with `engine`: edited in a copy, or rebuilt. An edit that turns out
+    /// impossible is rebuilt instead when `may_fall_back` (the engine was left to
+    /// subroot); the reason is returned then.
+    fn run(
+        &self,
+        engine: Engine,
+        may_fall_back: bool,
+        work: &Path,
+        ctx: &Ctx,
+    ) -> Result<(BuiltFs, Option<String>)> {
         let what = self.what;
-        if engine != EngineArg::Edit {
-            return rebuild(self, work, ctx);
+        if engine == Engine::Rebuild {
+            return Ok((rebuild(self, work, ctx)?, None));
         }
-        let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
         let note = step_notes(ctx, "editing", what);
         let ops = super::engine::ops(self.layout, work)?;
         let opts = EditOptions {
-            tools: &tools,
+            tools: self.tools,
             temp_dir: Some(work),
             progress: Some(&note),
         };
         match edit_copy(self.input.fs().device(), &ops, self.view, &opts) {
-            Ok(b) => Ok(b),
+            Ok(b) => Ok((b, None)),
             // What only the edit itself finds out (an input e2fsck already finds fault
             // with): `auto` rebuilds, as for the blockers the plan saw.
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) if asked == EngineArg::Auto => {
+            Err(e @ subroot_e2fs::Error::CannotEditInPlace(_)) if may_fall_back => {
                 ctx.note(format_args!(
                     "{what} cannot be edited in place ({e}); rebuilding it instead"
                 ));
-                rebuild(self, work, ctx)
+                let reason = format!("{what}: {e}");
+                Ok((rebuild(self, work, ctx)?, Some(reason)))
             }
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
+            Err(e @ subroot_e2fs::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
                 .context(format!(
                     "{what} cannot be edited in place; use --engine rebuild"
                 ))),
@@ -242,17 +291,16 @@ impl Rewrite<'_> {
 /// the engine's temporary directory under `work` until the returned value is dropped.
 fn rebuild(r: &Rewrite, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
     let what = r.what;
-    let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
     let identity =
         Identity::like(r.input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
     let note = step_notes(ctx, "rebuilding", what);
     let opts = BuildOptions {
         size: r.size,
         identity,
-        tools: &tools,
+        tools: r.tools,
         temp_dir: Some(work),
         progress: Some(&note),
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
     build(r.view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

@@ -12,6 +12,8 @@
 //! copy or rebuilt: [`engine`]), and the new filesystem is spliced into the disk, which is
 //! streamed into the output image.
 //!
+//! - [`request`]: the [`request::RelayoutRequest`] carried out (from the command line or
+//!   from `batch relayout`).
 //! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
 //! - [`bootcfg`]: the kernel command line editors.
 //! - [`bootpart`]: a separate `/boot` partition named by `/etc/fstab`.
@@ -36,13 +38,16 @@ pub mod esp;
 pub mod execute;
 pub mod initrds;
 pub mod plan;
+pub mod request;
 pub mod transform;
 
-use crate::cli::relayout::{EngineArg, RelayoutArgs};
+use crate::cli::relayout::RelayoutArgs;
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
+use engine::Engine;
+use plan::{BootInput, BootPlan, PartitionPlan, PlanInput};
+use request::RelayoutRequest;
 use std::sync::Arc;
 use subroot_e2fs::writer::uuid_string;
 use subroot_formats::block::{BlockDevice, Slice};
@@ -74,7 +79,7 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
             start: 0,
             size: disk.len(),
             filesystem: fs.map(|f| f.kind),
-            action: "copy".into(),
+            action: plan::COPY.into(),
         }]);
     };
     let mut out = Vec::new();
@@ -95,65 +100,29 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
             filesystem: fs
                 .map(|f| f.kind)
                 .or(lvm_type.then(|| "LVM2_member".to_string())),
-            action: "copy".into(),
+            action: plan::COPY.into(),
         });
     }
     Ok(out)
 }
 
-/// Parse `--move`'s list (comma- or space-separated); `None` when not given.
-pub fn parse_move_list(m: Option<&str>) -> Result<Option<Vec<String>>> {
-    let Some(m) = m else { return Ok(None) };
-    let list: Vec<String> = m
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if list.is_empty() {
-        bail!("--move needs at least one name");
-    }
-    Ok(Some(list))
-}
-
-/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--refresh-hook`), checked.
-pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
-    let opts = PlanOptions {
-        subroot: args.subroot.trim_matches('/').to_string(),
-        shared: args
-            .shared
-            .iter()
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect(),
-        move_list: parse_move_list(args.move_list.as_deref())?,
-        refresh_hook: args.refresh_hook,
-    };
-    plan::check_options(&opts)?;
-    Ok(opts)
-}
-
 /// `subroot relayout`.
 pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
-    relayout(args, ctx).map(|_| ())
+    relayout(&RelayoutRequest::try_from(args)?, ctx).map(|_| ())
 }
 
-/// Relayout as `args` say; the output's write statistics (`None` for `--dry-run`).
-pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
-    let name = args.input.display().to_string();
-    let output = match (&args.output, args.in_place) {
-        (Some(o), _) => Some(o.clone()),
-        (None, true) => Some(args.input.clone()),
-        (None, false) => None,
-    };
-    let opts = plan_options(args)?;
-    if let Some(out) = &output {
-        if !args.dry_run && !args.in_place && out.exists() && !args.force {
+/// Carry out `req`; the output's write statistics (`None` for a dry run).
+pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> {
+    let name = req.input.display().to_string();
+    let opts = &req.plan;
+    if let Some(out) = &req.output {
+        if !req.dry_run && out.exists() && !req.replace_output {
             bail!("{} exists; use --force to replace it", out.display());
         }
     }
 
     // Which filesystem: refuse layouts relayout cannot handle, naming what was found.
-    let selected = select(&args.input, &args.part, ctx);
+    let selected = select(&req.input, req.part, ctx);
     let selected = match selected {
         Ok(s) if s.is_ext() => s,
         Ok(s) => {
@@ -167,7 +136,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
             );
         }
         Err(e) => {
-            let img = super::open_image(&args.input, args.part.format)?;
+            let img = super::open_image(&req.input, req.part.format)?;
             let disk: Arc<dyn BlockDevice> = Arc::new(img);
             let parts = survey(&disk, &name)?;
             let odd: Vec<String> = parts
@@ -192,14 +161,14 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         }
     };
     let disk = selected.disk.clone();
-    let format = args
+    let format = req
         .output_format
         .unwrap_or_else(|| super::write::format_following(&*disk));
     // qcow2-only options with a raw output: refused before any work.
     crate::ops::write::OutputSpec {
-        path: &args.input,
+        path: &req.input,
         format,
-        qcow2: &args.qcow2,
+        qcow2: &req.qcow2,
         force: true,
         quiet: true,
     }
@@ -214,7 +183,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     }
     for p in &mut partitions {
         if p.number == root_number {
-            p.action = "rebuild".into();
+            p.action = Engine::Rebuild.name().into();
         }
     }
     let fsname = match root_number {
@@ -243,7 +212,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         (Some(l), Some(bt)) => {
             for p in &mut partitions {
                 if p.number == Some(l.partition.number) {
-                    p.action = "rebuild".into();
+                    p.action = Engine::Rebuild.name().into();
                 }
             }
             Some(BootInput {
@@ -259,7 +228,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         _ => None,
     };
     // The private work directory (initrd copies, the new filesystem).
-    let work = match args.work_dir.as_deref().filter(|_| !args.dry_run) {
+    let work = match req.work_dir.as_deref().filter(|_| !req.dry_run) {
         Some(at) => crate::output::ScratchDir::at(at)?,
         None => crate::output::ScratchDir::new("subroot-relayout.")?,
     };
@@ -272,30 +241,23 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         filesystem: sb.kind().to_string(),
         uuid,
         partitions,
-        opts: &opts,
+        opts,
         work: work.path(),
     })?;
     // The engine: one for the root and a separate /boot alike.
-    let (mut chosen, mut reason) = engine::choose(args.engine, &tree, &layout, &fsname)?;
-    if let (EngineArg::Edit, Some(bl), Some(bt)) = (chosen, &boot_layout, &boot_tree) {
-        let (c, r) = engine::choose(args.engine, bt, bl, "the /boot filesystem")?;
-        (chosen, reason) = (c, r.map(|r| format!("the /boot filesystem: {r}")));
+    let mut chosen = engine::choose(req.engine, &tree, &layout, &fsname)?;
+    if let (Engine::Edit, Some(bl), Some(bt)) = (chosen.engine, &boot_layout, &boot_tree) {
+        let c = engine::choose(req.engine, bt, bl, "the /boot filesystem")?;
+        chosen = engine::EngineChoice {
+            engine: c.engine,
+            reason: c.reason.map(|r| format!("the /boot filesystem: {r}")),
+        };
     }
-    let word = match chosen {
-        EngineArg::Edit => "edit",
-        _ => "rebuild",
-    };
-    plan.engine = word.into();
-    plan.engine_reason = reason;
-    for p in &mut plan.partitions {
-        if p.action == "rebuild" {
-            p.action = word.into();
-        }
-    }
+    plan.set_engine(&chosen);
     let esp_edits = esp::edit_esp_files(&disk, &plan.partitions, &plan.subroot, &name)?;
     plan.esp_edits = esp_edits.iter().map(|e| e.edit.clone()).collect();
-    if args.dry_run {
-        let text = if args.json {
+    if req.dry_run {
+        let text = if req.json {
             format!("{}\n", serde_json::to_string_pretty(&plan)?)
         } else {
             plan.text()
@@ -303,17 +265,18 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         print_out(&text)?;
         return Ok(None);
     }
-    let Some(output) = output else {
+    let Some(output) = &req.output else {
         bail!("no output: give -o OUT (or --in-place, or --dry-run)");
     };
-    if !ctx.quiet && !args.json {
+    if !ctx.quiet && !req.json {
         eprint!("{}", plan.text());
     }
-    let (report, stats) = execute::execute(
+    let tools = crate::e2fsprogs::find(None).context("relayout needs e2fsprogs")?;
+    let done = execute::execute(
         execute::Job {
             plan: &plan,
             layout,
-            engine: chosen,
+            engine: chosen.engine,
             tree: &tree,
             disk: &disk,
             format,
@@ -328,17 +291,23 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
                 _ => None,
             },
             esp_edits: &esp_edits,
-            output: &output,
-            args,
+            output,
+            req,
             work: work.path(),
+            tools: &tools,
         },
         ctx,
     )?;
-    if args.json {
+    // What the execution found out (a runtime fall-back to the rebuild) goes into the
+    // report, so it names the engine actually used.
+    for f in &done.fell_back {
+        plan.fell_back(f.partition, &f.reason);
+    }
+    if req.json {
         print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
-    ctx.note(format_args!("{report}"));
-    Ok(Some(stats))
+    ctx.note(format_args!("{}", done.summary));
+    Ok(Some(done.stats))
 }
 
 /// Write to stdout (see [`crate::stdout`] for a closed pipe).

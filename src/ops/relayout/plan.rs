@@ -4,6 +4,7 @@
 //! user sees is what happens.
 
 use super::bootcfg::{self, ConfigKind, LineChange};
+use super::engine::{Engine, EngineChoice};
 use super::initrds;
 use super::transform::{Added, Layout, NewContent};
 use crate::json::Named;
@@ -152,11 +153,39 @@ pub struct Plan {
     /// Edits of boot configuration on FAT ESPs (carried out through the FAT writer).
     pub esp_edits: Vec<Edit>,
     /// The engine that rewrites the root filesystem (and a separate `/boot`): "edit" (a
-    /// copy edited in place) or "rebuild" (mke2fs -d); see `engine.rs`.
-    pub engine: String,
+    /// copy edited in place) or "rebuild" (mke2fs -d); see `engine.rs`. After a run, the
+    /// one actually used ("rebuild" when an edit fell back to it).
+    pub engine: Engine,
     /// Why the rebuild engine was taken (`None` for edit).
     pub engine_reason: Option<String>,
 }
+
+impl Plan {
+    /// Take `choice` as the engine of every rewritten partition.
+    pub fn set_engine(&mut self, choice: &EngineChoice) {
+        self.engine = choice.engine;
+        self.engine_reason = choice.reason.clone();
+        for p in self.partitions.iter_mut().filter(|p| p.action != COPY) {
+            p.action = choice.engine.name().into();
+        }
+    }
+
+    /// Record that partition `partition` (`None`: the whole disk) was rebuilt after its
+    /// edit failed (`reason`): that partition's action and the plan's engine say rebuild.
+    pub fn fell_back(&mut self, partition: Option<u32>, reason: &str) {
+        self.engine = Engine::Rebuild;
+        self.engine_reason = Some(match self.engine_reason.take() {
+            Some(earlier) => format!("{earlier}; {reason}"),
+            None => reason.to_string(),
+        });
+        for p in self.partitions.iter_mut().filter(|p| p.number == partition) {
+            p.action = Engine::Rebuild.name().into();
+        }
+    }
+}
+
+/// The action of a partition copied byte for byte.
+pub const COPY: &str = "copy";
 
 fn kind_word(k: Kind) -> &'static str {
     match k {
@@ -702,7 +731,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
             partitions: inp.partitions.clone(),
             boot_partition: inp.boot.as_ref().map(|b| b.plan.clone()),
             esp_edits: Vec::new(),
-            engine: "rebuild".into(),
+            engine: Engine::Rebuild,
             engine_reason: None,
         },
         layout,
@@ -808,14 +837,14 @@ impl Plan {
                 let _ = writeln!(
                     s,
                     "  engine  {}: the filesystem is copied and edited in place (no file data moves)",
-                    self.engine
+                    self.engine.name()
                 );
             }
             Some(why) => {
                 let _ = writeln!(
                     s,
                     "  engine  {}: mke2fs -d builds it anew ({why})",
-                    self.engine
+                    self.engine.name()
                 );
             }
         }
