@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use subroot_formats::block::{raw_plan, BlockDevice, Overlay, PlannedWrite, WritePlan};
 use subroot_formats::image::Image;
 use subroot_formats::inplace::{
-    apply, apply_with, pending, recover, undo_log_path, RecoverOutcome, Step,
+    apply, apply_with, pending, recover, undo_log_path, InPlaceError, RecoverOutcome, Step,
 };
 use subroot_formats::Error;
 
@@ -204,7 +204,7 @@ fn pending_and_foreign_logs() {
     std::fs::write(&log, b"SUBROOT-UNDO-LOG partial").unwrap();
     assert_eq!(pending(&image), Some(log.clone()));
     let err = apply(&image, &plan, &edited).unwrap_err();
-    assert!(matches!(err, Error::UndoPending { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::UndoPending { .. }), "{err}");
     assert!(err.to_string().contains("subroot recover"), "{err}");
     assert_eq!(std::fs::read(&image).unwrap(), input);
     assert_eq!(
@@ -231,7 +231,7 @@ fn pending_and_foreign_logs() {
     }));
     assert!(stopped.is_err());
     let err = recover(&copy).unwrap_err();
-    assert!(matches!(err, Error::UndoLogMismatch { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::UndoLogMismatch { .. }), "{err}");
     assert!(pending(&copy).is_some());
     // The original's own log rolls it back (the panic left it behind, as a crash would).
     assert!(matches!(
@@ -268,12 +268,12 @@ fn locks_conflict_with_qemu() {
         assert_ne!(out.read_line(&mut line).unwrap(), 0, "qemu-io ended early");
     }
     let err = apply(&image, &plan, &edited).unwrap_err();
-    assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::ImageBusy { .. }), "{err}");
     assert_eq!(pending(&image), None);
     // Nor does recovery run under a VM: the log stays.
     std::fs::write(undo_log_path(&image), b"SUBROOT-UNDO-LOG").unwrap();
     let err = recover(&image).unwrap_err();
-    assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::ImageBusy { .. }), "{err}");
     assert!(pending(&image).is_some());
     std::fs::remove_file(undo_log_path(&image)).unwrap();
     writeln!(stdin, "quit").unwrap();
@@ -505,7 +505,10 @@ fn bad_plans_are_refused() {
     ];
     for p in bad {
         let err = apply(&image, &p, &edited).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{p:?}: {err}");
+        assert!(
+            matches!(err, InPlaceError::Format(Error::InvalidArgument(_))),
+            "{p:?}: {err}"
+        );
         assert_eq!(pending(&image), None);
     }
     assert_eq!(std::fs::read(&image).unwrap(), input);
