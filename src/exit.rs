@@ -1,6 +1,7 @@
 //! Exit statuses: the one mapping from an error to the status `subroot` exits with, and its
 //! description for `--help`. Errors are classified by their typed variants (the library's
 //! [`subroot_formats::Error`] and this binary's [`InputError`]), never by their text.
+//! A closed stdout (141) is decided in `main` from [`crate::stdout::StdoutClosed`].
 
 use subroot_formats::Error as F;
 
@@ -16,7 +17,9 @@ pub const HELP: &str = "EXIT STATUS:
        an unsupported feature (encryption, an unknown incompatible feature)
   4    subroot's own check of what it wrote failed (the output did not hold what was
        intended); nothing was written. This is a bug in subroot: please report it
-  130  interrupted (SIGINT/SIGTERM); no output was left behind";
+  130  interrupted (SIGINT/SIGTERM); no output was left behind
+  141  stdout was closed by its reader (`| head`): stopped quietly, as `ls` or `cat`
+       killed by SIGPIPE";
 
 /// A refusal decided in this binary (which filesystem of an image to work on).
 #[derive(Debug, thiserror::Error)]

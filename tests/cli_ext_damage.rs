@@ -354,3 +354,89 @@ fn an_unusable_primary_superblock_reads_the_backup_and_says_so() {
         );
     }
 }
+
+/// A regular file whose extent tree has a damaged leaf (its magic zeroed; e2fsck: "invalid
+/// extent node"): an error without --force; with it, cat, export and extract carry on,
+/// give the file every block the other leaves map and zeros for the ones the damaged leaf
+/// held, and warn naming the file.
+#[test]
+fn force_reads_a_file_around_a_damaged_extent_leaf() {
+    let test = "force_reads_a_file_around_a_damaged_extent_leaf";
+    if !tools(test) || !need("tar", test) || !need("fallocate", test) {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    // 200 one-block extents (every other 1 KiB block): three leaves of the extent tree.
+    let tree = d.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let data = noise(200 * 1024, 21);
+    let mut want = vec![0u8; 399 * 1024];
+    for i in 0..200 {
+        want[i * 2048..i * 2048 + 1024].copy_from_slice(&data[i * 1024..(i + 1) * 1024]);
+    }
+    std::fs::write(tree.join("f"), &want).unwrap();
+    sh("fallocate -d \"$1\"", &[s(&tree.join("f"))]);
+    let img = mkext(d, "x.img", "8M", &["-b", "1024", "-d", s(&tree)]);
+    let ex = run_stdout("debugfs", &["-R", "ex /f", s(&img)]);
+    // The index entries: "0/ 1   2/  3   166 -   331  1704   166".
+    let leaves: Vec<(usize, usize, u64)> = ex
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|t| t.len() >= 8 && t[0] == "0/")
+        .map(|t| {
+            (
+                t[4].parse().unwrap(),
+                t[6].parse().unwrap(),
+                t[7].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(leaves.len(), 3, "{ex}");
+    let (first, last, leaf) = leaves[1];
+    let mut b = std::fs::read(&img).unwrap();
+    let at = leaf as usize * 1024;
+    b[at..at + 2].fill(0);
+    std::fs::write(&img, &b).unwrap();
+    e2fsck_flags(
+        &img,
+        &format!("Inode 12 has an invalid extent node (blk {leaf}, lblk {first})"),
+    );
+
+    fails(d, &["cat", "x.img", "/f"], 3, &["inode 12", "magic 0x0000"]);
+    // What a forced read gives: the file with the damaged leaf's blocks as zeros.
+    let mut salvaged = want.clone();
+    salvaged[first * 1024..((last + 1) * 1024).min(want.len())].fill(0);
+    let warned = |err: &str| {
+        assert!(
+            err.contains("/f (inode 12)") && err.contains("magic 0x0000") && err.contains("zeros"),
+            "the warning names the file: {err}"
+        );
+    };
+    let out = subroot_in(d, &["cat", "--force", "x.img", "/f"]);
+    assert_eq!(out.status.code(), Some(0));
+    warned(&String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout == salvaged, "cat --force gives what can be read");
+
+    let (code, _, err) = stderr_of(d, &["export", "--force", "x.img", "-o", "x.tar"]);
+    assert_eq!(code, Some(0), "{err}");
+    warned(&err);
+    let untar = d.join("untar");
+    std::fs::create_dir_all(&untar).unwrap();
+    run("tar", &["-xf", s(&d.join("x.tar")), "-C", s(&untar)]);
+    assert!(
+        std::fs::read(untar.join("f")).unwrap() == salvaged,
+        "export --force"
+    );
+
+    let (code, _, err) = stderr_of(
+        d,
+        &["extract", "--force", "--directory", "out", "x.img", "/"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    warned(&err);
+    assert!(
+        std::fs::read(d.join("out/f")).unwrap() == salvaged,
+        "extract --force"
+    );
+}

@@ -11,8 +11,9 @@ macro_rules! reading {
     () => {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
-metadata_csum is set) and FAT12/16/32 (long names), inside a raw or qcow2 image or as a \
-bare filesystem image, read by subroot itself without root. The filesystem is that of \
+metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw or qcow2 \
+image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
@@ -23,7 +24,9 @@ resolved as the installed system would: an absolute target starts at the filesys
 DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
 never a plausible answer: extent entries out of order, overlapping, empty, past their \
 index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
-in an unwritten extent (--force reads around those and says what it skipped). An xattr \
+in an unwritten extent (--force reads around those and says what it skipped); a file's \
+extent tree that cannot be read (--force gives the file the blocks the rest of its tree \
+maps, zeros for the others, and names it in a warning). An xattr \
 under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
 is left out with a warning naming the file; reading goes on. An unusable primary \
 superblock with a good backup in group 1: the backup is read, with a warning. Warnings \
@@ -65,7 +68,8 @@ label, UUID). Without a partition table, the filesystem on the whole disk. Files
 recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squashfs, erofs, \
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
-  path, format   the image as given; \"raw\" | \"qcow2\"
+  path, format   the image as given (path_bytes, base64, when it is not
+                 UTF-8); \"raw\" | \"qcow2\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
   qcow2          null for raw, else {version, compat (\"1.1\" for v3,
@@ -122,7 +126,8 @@ the subtree (full paths, depth-first). A symlink named as PATH is shown itself u
   mtime   \"SECONDS.NANOSECONDS\"
   link    the symlink target, or null
   rdev    [major, minor] for devices, or null
-Names that are not UTF-8 are escaped (\\xNN) as in the manifest."
+A path, name or link that is not UTF-8 has no such key; path_bytes, name_bytes or \
+link_bytes holds its bytes in base64 instead."
 );
 
 pub const CAT: &str = concat!(
@@ -316,7 +321,9 @@ JSON OUTPUT (--json): the plan as one object:
   boot_partition  null, or {partition, fstab_device, filesystem, uuid}
   esp_edits       as edits, with the ESP's partition
   engine          edit | rebuild
-  engine_reason   null, or why the rebuild runs",
+  engine_reason   null, or why the rebuild runs
+A from, to or path that is not UTF-8 has no such key; from_bytes, to_bytes or path_bytes \
+holds its bytes in base64 instead; an element of kept is then {path_bytes}.",
     e2fsprogs!()
 );
 
@@ -357,7 +364,8 @@ JSON OUTPUT (--json): one object per finished image per line, in finishing order
 The sidecar OUTPUT.subroot.json (fields are only ever added): subroot_version, \
 operation, options, input {path, size, mtime_ns, dev, ino, backing_chain [same fields]}, \
 output {path, size (null when failed)}, result (ok | failed), error, seconds, bytes_read, \
-bytes_written."
+bytes_written. A path that is not UTF-8 (input, output, path) has no such key; \
+input_bytes, output_bytes or path_bytes holds its bytes in base64 instead."
     };
 }
 
@@ -455,7 +463,9 @@ cpio -t of each segment). -l is cpio -tvn's format with times in UTC.",
   nlink, uid, gid, size, mtime (seconds), ino, rdev_major, rdev_minor
   link_target            the symlink target, or null
   replaces               (merged listing only) the segments of the earlier
-                         entries of the same path this one replaces"
+                         entries of the same path this one replaces
+A name or link_target that is not UTF-8 has no such key; name_bytes or link_target_bytes \
+holds its bytes in base64 instead."
 );
 
 pub const INITRD_EXTRACT: &str = concat!(

@@ -14,8 +14,9 @@ pub struct ReadArgs {
     #[command(flatten)]
     pub part: PartitionArgs,
     /// Read an ext3/ext4 filesystem whose journal needs recovery as it is on disk (changes
-    /// still in the journal are not seen), and read around damaged directory blocks (holes,
-    /// unwritten extents), saying on stderr what was skipped. By default both are refused.
+    /// still in the journal are not seen), read around damaged directory blocks (holes,
+    /// unwritten extents), and give a file the blocks its damaged extent tree can still map
+    /// (zeros for the rest), saying on stderr what was skipped. By default all are refused.
     #[arg(long)]
     pub force: bool,
 }

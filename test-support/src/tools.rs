@@ -150,8 +150,13 @@ pub type EntryManifest = (
 pub fn ext_manifest(img: &Path) -> EntryManifest {
     use subroot_formats::block::RawFile;
     use subroot_formats::ext::{ExtFs, ExtTree};
-    use subroot_formats::tree::TreeSource;
-    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
+    tree_manifest(&ExtTree::new(
+        ExtFs::open(RawFile::open(img).unwrap()).unwrap(),
+    ))
+}
+
+/// The [`EntryManifest`] of any tree (an ext image, a host directory, an archive).
+pub fn tree_manifest(tree: &dyn subroot_formats::tree::TreeSource) -> EntryManifest {
     let mut out = Vec::new();
     let mut groups: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
     tree.walk(b"", &mut |e, c| {

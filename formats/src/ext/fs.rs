@@ -151,6 +151,11 @@ impl<D: BlockDevice> ExtFs<D> {
         self.salvage = on;
     }
 
+    /// Whether damage that can be skipped is skipped (with a warning) rather than an error.
+    pub(crate) fn salvaging(&self) -> bool {
+        self.salvage
+    }
+
     /// Record a warning for the caller (each distinct one once).
     pub(crate) fn warn(&self, msg: String) {
         let mut w = self.warnings.lock().unwrap_or_else(|e| e.into_inner());

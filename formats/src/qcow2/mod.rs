@@ -9,12 +9,15 @@
 
 mod cache;
 mod compress;
+mod entry;
 mod header;
+mod inplace;
 mod overlay;
 mod reader;
 mod writer;
 
 pub use header::{CompressionType, FeatureName, Header};
+pub use inplace::plan_in_place;
 pub use overlay::{backing_name, write_overlay, OverlayRequest};
 pub use reader::Qcow2Image;
 pub use writer::*;

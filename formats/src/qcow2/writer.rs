@@ -21,6 +21,7 @@
 //!
 //! The header is written last, then the file is synced: a crash leaves no valid image.
 
+use super::entry::{csize_shift, COMPRESSED, COPIED, SECTOR};
 use super::header::CompressionType;
 pub use crate::convert::WriteStats;
 
@@ -32,10 +33,6 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::sync::mpsc::{channel, Receiver};
 
-/// L1/L2 entry flag: the cluster's refcount is exactly one.
-const COPIED: u64 = 1 << 63;
-/// L2 entry flag: the cluster is compressed.
-const COMPRESSED: u64 = 1 << 62;
 /// Host offsets in L1/L2 entries have 56 bits.
 const MAX_HOST_END: u64 = 1 << 56;
 /// qemu refuses L1 tables larger than this (QCOW_MAX_L1_SIZE).
@@ -46,8 +43,6 @@ const MAX_REFTABLE_BYTES: u64 = 8 << 20;
 const HEADER_LEN: usize = 112;
 /// Incompatible feature bit 3: the compression type field is not zlib.
 const INCOMPAT_COMPRESSION: u64 = 1 << 3;
-/// Compressed clusters are counted in 512-byte sectors.
-const SECTOR: u64 = 512;
 /// Compressed data is buffered and written in pieces of about this size.
 const WRITE_BUFFER: usize = 8 << 20;
 /// L2 entry flag (v3): the cluster reads as zeros, not from the backing file.
@@ -316,7 +311,7 @@ impl Geometry {
 
     /// Bit position of the sector count in a compressed L2 entry.
     fn csize_shift(&self) -> u32 {
-        62 - (self.cluster_bits - 8)
+        csize_shift(self.cluster_bits)
     }
 }
 

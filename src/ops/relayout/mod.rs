@@ -341,12 +341,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     Ok(Some(stats))
 }
 
-/// Write to stdout; a closed pipe (`| head`) ends the output quietly.
+/// Write to stdout (see [`crate::stdout`] for a closed pipe).
 fn print_out(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("cannot write to stdout"),
-    }
+    crate::stdout::print(text).context("cannot write to stdout")
 }
