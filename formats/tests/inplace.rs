@@ -1,8 +1,10 @@
 //! `--in-place` edits under an undo log: a plan from an overlay edit applied to a raw image
-//! gives the intended bytes; a qcow2 image with a hand-made plan (overwrites of allocated
-//! clusters) stays clean for `qemu-img check` and equals the intended disk; another
+//! gives the intended bytes; qcow2 images with a hand-made plan (overwrites of allocated
+//! clusters) and with `qcow2::plan_in_place`'s plans (sparse and compressed images: new
+//! clusters appended, tables updated) stay clean for `qemu-img check` and equal the
+//! intended disk; another
 //! program's lock (qemu-io) is detected and ours stops qemu-io; and a real SIGKILL of a
-//! child process at every step of an edit (raw and qcow2) followed by `recover` leaves the
+//! child process after every step of an edit (raw and the three qcow2 kinds) followed by `recover` leaves the
 //! input byte for byte or the intended output, never a mix.
 
 mod common;
@@ -14,7 +16,7 @@ use std::process::{Command, Stdio};
 use subroot_formats::block::{raw_plan, BlockDevice, Overlay, PlannedWrite, WritePlan};
 use subroot_formats::image::Image;
 use subroot_formats::inplace::{
-    apply, apply_with, pending, recover, undo_log_path, RecoverOutcome, Step,
+    apply, apply_with, pending, recover, undo_log_path, InPlaceError, RecoverOutcome, Step,
 };
 use subroot_formats::Error;
 
@@ -27,7 +29,8 @@ const CHILD_FORMAT: &str = "SUBROOT_INPLACE_CHILD_FORMAT";
 const PAUSED: &str = "subroot-inplace-paused";
 
 /// The edit: the first bytes, 3.5 MiB across block boundaries (several log records and
-/// image writes), zeros over data, scattered single blocks, the unaligned last bytes.
+/// image writes), zeros over data, scattered single blocks (in one cluster, and in three
+/// separate ones), the unaligned last bytes.
 fn edit(dev: &dyn BlockDevice) {
     let len = dev.len();
     dev.write_at(&[0xa1; 100], 0).unwrap();
@@ -36,6 +39,10 @@ fn edit(dev: &dyn BlockDevice) {
     dev.write_at(&vec![0u8; 4096], 5 * MIB).unwrap();
     for k in 0..8 {
         dev.write_at(&[0xb0 + k as u8; 4096], 6 * MIB + 8192 * k)
+            .unwrap();
+    }
+    for k in [1, 3, 5] {
+        dev.write_at(&[0xd0 + k as u8; 4096], 7 * MIB + 65536 * k)
             .unwrap();
     }
     dev.write_at(&[0xc3; 10], len - 10).unwrap();
@@ -54,6 +61,24 @@ fn make_qcow2(path: &Path) {
         "qemu-img",
         &["convert", "-f", "raw", "-O", "qcow2", s(&raw), s(path)],
     );
+    std::fs::remove_file(raw).unwrap();
+}
+
+/// A qcow2 image made by qemu-img (compressed with `-c`) from a disk with data in
+/// [0, 2 MiB) and [6, 7 MiB) and holes elsewhere, so the edit both overwrites clusters and
+/// needs new ones (appended by the planner, with new L2 entries and refcounts).
+fn make_sparse_qcow2(path: &Path, compressed: bool) {
+    let raw = path.with_extension("src.raw");
+    let mut data = vec![0u8; (8 * MIB) as usize];
+    data[..(2 * MIB) as usize].copy_from_slice(&noise((2 * MIB) as usize, 3));
+    data[(6 * MIB) as usize..(7 * MIB) as usize].fill(0x42);
+    std::fs::write(&raw, data).unwrap();
+    let mut args = vec!["convert", "-f", "raw", "-O", "qcow2"];
+    if compressed {
+        args.push("-c");
+    }
+    args.extend([s(&raw), s(path)]);
+    run("qemu-img", &args);
     std::fs::remove_file(raw).unwrap();
 }
 
@@ -91,6 +116,10 @@ fn plan_for(image: &Path, format: &str, edited: &Overlay<Image>) -> WritePlan {
         });
         plan.new_len = RAW_SIZE + 65536;
         return plan;
+    }
+    if format != "qcow2" {
+        let file = std::fs::File::open(image).unwrap();
+        return subroot_formats::qcow2::plan_in_place(&file, &changed).unwrap();
     }
     let map = qcow2_map(image);
     let mut writes = Vec::new();
@@ -132,11 +161,16 @@ fn simulate(input: &[u8], plan: &WritePlan, edited: &dyn BlockDevice) -> Vec<u8>
     out
 }
 
+/// A test image in `dir`: "raw", "qcow2" (fully allocated, edited with a hand-made plan of
+/// overwrites), "qcow2-planned" and "qcow2-compressed-planned" (sparse, planned by
+/// `qcow2::plan_in_place`).
 fn make_image(dir: &Path, format: &str) -> PathBuf {
     let image = dir.join(format!("disk.{format}"));
     match format {
         "raw" => make_raw(&image),
-        _ => make_qcow2(&image),
+        "qcow2" => make_qcow2(&image),
+        "qcow2-planned" => make_sparse_qcow2(&image, false),
+        _ => make_sparse_qcow2(&image, true),
     }
     image
 }
@@ -151,7 +185,7 @@ fn prepare(image: &Path, format: &str) -> (Overlay<Image>, WritePlan) {
 }
 
 fn check_apply(format: &str, test: &str) {
-    if format == "qcow2" && !need("qemu-img", test) {
+    if format != "raw" && !need("qemu-img", test) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -160,7 +194,7 @@ fn check_apply(format: &str, test: &str) {
     let (edited, plan) = prepare(&image, format);
     let expected = simulate(&input, &plan, &edited);
     let full = dir.path().join("full.raw");
-    if format == "qcow2" {
+    if format != "raw" {
         let out = common::new_output(&full);
         subroot_formats::convert::write_raw(&edited, &out, &|_| {}).unwrap();
     }
@@ -171,7 +205,7 @@ fn check_apply(format: &str, test: &str) {
     let planned: u64 = plan.writes.iter().map(|w| w.len()).sum();
     assert_eq!(stats.bytes_written, planned);
     assert!(stats.bytes_saved <= planned && stats.bytes_saved > 0);
-    if format == "qcow2" {
+    if format != "raw" {
         run("qemu-img", &["check", "-f", "qcow2", s(&image)]);
         run(
             "qemu-img",
@@ -204,7 +238,7 @@ fn pending_and_foreign_logs() {
     std::fs::write(&log, b"SUBROOT-UNDO-LOG partial").unwrap();
     assert_eq!(pending(&image), Some(log.clone()));
     let err = apply(&image, &plan, &edited).unwrap_err();
-    assert!(matches!(err, Error::UndoPending { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::UndoPending { .. }), "{err}");
     assert!(err.to_string().contains("subroot recover"), "{err}");
     assert_eq!(std::fs::read(&image).unwrap(), input);
     assert_eq!(
@@ -231,7 +265,7 @@ fn pending_and_foreign_logs() {
     }));
     assert!(stopped.is_err());
     let err = recover(&copy).unwrap_err();
-    assert!(matches!(err, Error::UndoLogMismatch { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::UndoLogMismatch { .. }), "{err}");
     assert!(pending(&copy).is_some());
     // The original's own log rolls it back (the panic left it behind, as a crash would).
     assert!(matches!(
@@ -268,12 +302,12 @@ fn locks_conflict_with_qemu() {
         assert_ne!(out.read_line(&mut line).unwrap(), 0, "qemu-io ended early");
     }
     let err = apply(&image, &plan, &edited).unwrap_err();
-    assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::ImageBusy { .. }), "{err}");
     assert_eq!(pending(&image), None);
     // Nor does recovery run under a VM: the log stays.
     std::fs::write(undo_log_path(&image), b"SUBROOT-UNDO-LOG").unwrap();
     let err = recover(&image).unwrap_err();
-    assert!(matches!(err, Error::ImageBusy { .. }), "{err}");
+    assert!(matches!(err, InPlaceError::ImageBusy { .. }), "{err}");
     assert!(pending(&image).is_some());
     std::fs::remove_file(undo_log_path(&image)).unwrap();
     writeln!(stdin, "quit").unwrap();
@@ -380,6 +414,7 @@ fn sigkill_sweep(format: &str, test: &str) {
         (steps, expected)
     };
     assert!(steps.len() >= 20, "only {} steps: {steps:?}", steps.len());
+    eprintln!("{test}: SIGKILL after each of {} steps", steps.len());
     let mut outcomes = Vec::new();
     for (i, step) in steps.iter().enumerate() {
         let d = dir.path().join(format!("kill{i}"));
@@ -402,7 +437,7 @@ fn sigkill_sweep(format: &str, test: &str) {
             );
         }
         assert_eq!(pending(&image), None);
-        if format == "qcow2" {
+        if format != "raw" {
             run("qemu-img", &["check", "-f", "qcow2", s(&image)]);
         }
         outcomes.push(outcome);
@@ -505,8 +540,37 @@ fn bad_plans_are_refused() {
     ];
     for p in bad {
         let err = apply(&image, &p, &edited).unwrap_err();
-        assert!(matches!(err, Error::InvalidArgument(_)), "{p:?}: {err}");
+        assert!(
+            matches!(err, InPlaceError::Format(Error::InvalidArgument(_))),
+            "{p:?}: {err}"
+        );
         assert_eq!(pending(&image), None);
     }
     assert_eq!(std::fs::read(&image).unwrap(), input);
+}
+
+/// The qcow2 planner's plans (new clusters appended, L2 and refcounts updated) on a sparse
+/// image, plain and compressed: every kill point recovers to the input, and the finished
+/// edit is clean and equal to the edited disk.
+#[test]
+fn sigkill_sweep_qcow2_planned() {
+    sigkill_sweep("qcow2-planned", "sigkill_sweep_qcow2_planned");
+}
+
+#[test]
+fn sigkill_sweep_qcow2_compressed_planned() {
+    sigkill_sweep(
+        "qcow2-compressed-planned",
+        "sigkill_sweep_qcow2_compressed_planned",
+    );
+}
+
+#[test]
+fn apply_qcow2_planned() {
+    check_apply("qcow2-planned", "apply_qcow2_planned");
+}
+
+#[test]
+fn apply_qcow2_compressed_planned() {
+    check_apply("qcow2-compressed-planned", "apply_qcow2_compressed_planned");
 }

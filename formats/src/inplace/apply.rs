@@ -15,7 +15,7 @@
 use super::fsutil;
 use super::log::{LogHeader, LogWriter, MAX_RECORD};
 use super::recover::roll_back;
-use super::undo_log_path;
+use super::{undo_log_path, InPlaceError};
 use crate::block::{BlockDevice, PlannedWrite, WritePlan};
 use crate::{Error, Result};
 use std::fs::{File, OpenOptions};
@@ -56,10 +56,15 @@ pub struct ApplyStats {
 
 /// Apply `plan` to the file `image`, reading the data of its `Guest` writes from `edited`
 /// (the edited virtual disk, typically an overlay over that same image opened read-only),
-/// crash safe under an undo log (see the module comment). Errors: [`Error::ImageBusy`]
-/// when another program holds a lock on the image, [`Error::UndoPending`] when an earlier
-/// edit left its log, [`Error::InvalidArgument`] for a plan that does not fit the image.
-pub fn apply(image: &Path, plan: &WritePlan, edited: &dyn BlockDevice) -> Result<ApplyStats> {
+/// crash safe under an undo log (see the module comment). Errors:
+/// [`InPlaceError::ImageBusy`] when another program holds a lock on the image,
+/// [`InPlaceError::UndoPending`] when an earlier edit left its log, and
+/// [`Error::InvalidArgument`] (in [`InPlaceError::Format`]) for a plan that does not fit.
+pub fn apply(
+    image: &Path,
+    plan: &WritePlan,
+    edited: &dyn BlockDevice,
+) -> Result<ApplyStats, InPlaceError> {
     apply_with(image, plan, edited, &mut |_| {})
 }
 
@@ -69,7 +74,7 @@ pub fn apply_with(
     plan: &WritePlan,
     edited: &dyn BlockDevice,
     hook: &mut dyn FnMut(Step),
-) -> Result<ApplyStats> {
+) -> Result<ApplyStats, InPlaceError> {
     let file = fsutil::open_locked(image)?;
     let meta = file
         .metadata()
@@ -78,7 +83,8 @@ pub fn apply_with(
         return Err(Error::InvalidArgument(format!(
             "{} is not a regular file; only image files are edited in place",
             image.display()
-        )));
+        ))
+        .into());
     }
     let old_len = meta.len();
     check_plan(image, plan, old_len, edited)?;
@@ -91,12 +97,12 @@ pub fn apply_with(
     {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(Error::UndoPending {
+            return Err(InPlaceError::UndoPending {
                 image: image.to_path_buf(),
                 log: log_path,
             })
         }
-        Err(e) => return Err(Error::io(format!("creating {}", log_path.display()), e)),
+        Err(e) => return Err(Error::io(format!("creating {}", log_path.display()), e).into()),
     };
     let header = LogHeader {
         dev: meta.dev(),
@@ -122,7 +128,7 @@ pub fn apply_with(
             // The image is untouched: the log is just in the way.
             drop(log);
             let _ = std::fs::remove_file(&log_path);
-            return Err(e);
+            return Err(e.into());
         }
     }
     hook(Step::LogDurable);
@@ -141,7 +147,7 @@ pub fn apply_with(
             if let Some(records) = records {
                 let _ = roll_back(&file, image, &log, &log_path, &header, records);
             }
-            return Err(e);
+            return Err(e.into());
         }
     }
     drop(log);

@@ -1,6 +1,7 @@
 //! File-system steps shared by apply and recover: opening and locking the image, syncing
 //! a file's directory, writing at an offset with a message naming the file.
 
+use super::InPlaceError;
 use crate::{Error, Result};
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg};
@@ -9,10 +10,10 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Open `image` for reading and writing and take an OFD write lock on the whole file,
-/// without waiting: [`Error::ImageBusy`] when another open file description holds any
+/// without waiting: [`InPlaceError::ImageBusy`] when another open file description holds any
 /// lock on it (QEMU holds OFD read locks on bytes of the images it has open). The lock
 /// lasts as long as the returned file.
-pub(super) fn open_locked(image: &Path) -> Result<File> {
+pub(super) fn open_locked(image: &Path) -> Result<File, InPlaceError> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -27,13 +28,14 @@ pub(super) fn open_locked(image: &Path) -> Result<File> {
     };
     match fcntl(&file, FcntlArg::F_OFD_SETLK(&whole_file)) {
         Ok(_) => Ok(file),
-        Err(Errno::EAGAIN | Errno::EACCES) => Err(Error::ImageBusy {
+        Err(Errno::EAGAIN | Errno::EACCES) => Err(InPlaceError::ImageBusy {
             path: image.to_path_buf(),
         }),
         Err(e) => Err(Error::io(
             format!("locking {}", image.display()),
             std::io::Error::from(e),
-        )),
+        )
+        .into()),
     }
 }
 

@@ -16,11 +16,13 @@
 //! - [`pending`]: is there an interrupted edit to roll back?
 
 mod apply;
+mod error;
 mod fsutil;
 mod log;
 mod recover;
 
 pub use apply::{apply, apply_with, ApplyStats, Step};
+pub use error::InPlaceError;
 pub use recover::{recover, RecoverOutcome};
 
 use std::path::{Path, PathBuf};

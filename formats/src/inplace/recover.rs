@@ -7,7 +7,7 @@
 
 use super::fsutil;
 use super::log::{self, LogHeader, LogState};
-use super::undo_log_path;
+use super::{undo_log_path, InPlaceError};
 use crate::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
@@ -26,13 +26,13 @@ pub enum RecoverOutcome {
 }
 
 /// Roll back an interrupted in-place edit of `image`, if there is one. Takes the image's
-/// lock ([`Error::ImageBusy`] when an edit or a VM is running on it). A log that was not
+/// lock ([`InPlaceError::ImageBusy`] when an edit or a VM is running on it). A log that was not
 /// written for this file (another inode, a length the edit cannot have left) is refused
-/// with [`Error::UndoLogMismatch`] and nothing is changed.
+/// with [`InPlaceError::UndoLogMismatch`] and nothing is changed.
 ///
 /// The device number is not compared: it may change across reboots (device-mapper, some
 /// network and FUSE file systems), and a reboot is when recovery is needed most.
-pub fn recover(image: &Path) -> Result<RecoverOutcome> {
+pub fn recover(image: &Path) -> Result<RecoverOutcome, InPlaceError> {
     let log_path = undo_log_path(image);
     if std::fs::symlink_metadata(&log_path).is_err() {
         return Ok(RecoverOutcome::NothingToDo);
@@ -44,7 +44,7 @@ pub fn recover(image: &Path) -> Result<RecoverOutcome> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok(RecoverOutcome::NothingToDo)
         }
-        Err(e) => return Err(Error::io(format!("opening {}", log_path.display()), e)),
+        Err(e) => return Err(Error::io(format!("opening {}", log_path.display()), e).into()),
     };
     match log::check(&log, &log_path)? {
         LogState::Incomplete => {
@@ -61,11 +61,16 @@ pub fn recover(image: &Path) -> Result<RecoverOutcome> {
 }
 
 /// Refuse a log written for another file.
-fn check_belongs(file: &File, image: &Path, log_path: &Path, h: &LogHeader) -> Result<()> {
+fn check_belongs(
+    file: &File,
+    image: &Path,
+    log_path: &Path,
+    h: &LogHeader,
+) -> Result<(), InPlaceError> {
     let meta = file
         .metadata()
         .map_err(|e| Error::io(format!("reading the status of {}", image.display()), e))?;
-    let mismatch = |why: String| Error::UndoLogMismatch {
+    let mismatch = |why: String| InPlaceError::UndoLogMismatch {
         image: image.to_path_buf(),
         log: log_path.to_path_buf(),
         why,
