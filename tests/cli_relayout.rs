@@ -444,11 +444,8 @@ fn keeps_every_entry(dir: &Path, img: &Path, out: &Path) {
         .expect("moves")
         .iter()
         .map(|m| {
-            m["from"]
-                .as_str()
-                .expect("f")
-                .trim_start_matches('/')
-                .to_string()
+            let from = json_name(m, "from").expect("from");
+            subroot_formats::manifest::escape(&from[1..])
         })
         .collect();
     let rename = |p: &str| -> String {

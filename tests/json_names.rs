@@ -13,27 +13,10 @@ use std::collections::BTreeSet;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use subroot_formats::base64;
 
 /// A name that is not UTF-8, and one that looks like its escaped spelling.
 const RAW: &[u8] = b"caf\xe9\xff";
 const LOOKALIKE: &[u8] = b"caf\\xe9\\xff";
-
-/// The bytes of `v[key]` (a plain string) or of `v["KEY_bytes"]` (base64); both present
-/// is an error.
-fn name_of(v: &Value, key: &str) -> Option<Vec<u8>> {
-    let plain = v.get(key).and_then(Value::as_str);
-    let coded = v.get(format!("{key}_bytes")).and_then(Value::as_str);
-    assert!(
-        plain.is_none() || coded.is_none(),
-        "{key} given twice in {v}"
-    );
-    match (plain, coded) {
-        (Some(p), None) => Some(p.as_bytes().to_vec()),
-        (None, Some(c)) => Some(base64::decode(c.as_bytes()).expect("valid base64")),
-        _ => None,
-    }
-}
 
 /// [`ok_bytes`] with byte-string arguments.
 fn ok_raw(dir: &Path, args: &[&[u8]]) -> Vec<u8> {
@@ -73,16 +56,16 @@ fn initrd_ls_json_names_round_trip() {
         args.push(img.as_os_str().as_bytes());
         let out: Value = serde_json::from_slice(&ok_raw(d.path(), &args)).expect("JSON");
         let rows = out.as_array().expect("array");
-        let got: BTreeSet<Vec<u8>> = rows.iter().filter_map(|r| name_of(r, "name")).collect();
+        let got: BTreeSet<Vec<u8>> = rows.iter().filter_map(|r| json_name(r, "name")).collect();
         assert_eq!(got, want, "segments={segments}");
         let link = rows
             .iter()
-            .find(|r| name_of(r, "name").is_some_and(|n| n.ends_with(b"link")))
+            .find(|r| json_name(r, "name").is_some_and(|n| n.ends_with(b"link")))
             .expect("the symlink");
-        assert_eq!(name_of(link, "link_target").as_deref(), Some(RAW));
+        assert_eq!(json_name(link, "link_target").as_deref(), Some(RAW));
         let plain = rows
             .iter()
-            .find(|r| name_of(r, "name").is_some_and(|n| n.ends_with(b"caf\\xe9\\xff")))
+            .find(|r| json_name(r, "name").is_some_and(|n| n.ends_with(b"caf\\xe9\\xff")))
             .expect("the lookalike");
         assert!(plain["name"].is_string(), "{plain}");
         assert!(plain["link_target"].is_null(), "{plain}");
@@ -114,7 +97,7 @@ fn relayout_plan_json_names_round_trip() {
     let moves = plan["moves"].as_array().expect("moves");
     let from: BTreeSet<Vec<u8>> = moves
         .iter()
-        .map(|m| name_of(m, "from").expect("from"))
+        .map(|m| json_name(m, "from").expect("from"))
         .collect();
     // The top-level names of the tree mke2fs was given, all but the kept ones.
     let want: BTreeSet<Vec<u8>> = std::fs::read_dir(&st)
@@ -124,13 +107,13 @@ fn relayout_plan_json_names_round_trip() {
         .collect();
     assert_eq!(from, want);
     for m in moves {
-        let f = name_of(m, "from").expect("from");
-        assert_eq!(name_of(m, "to").expect("to"), [b"/r0", &f[..]].concat());
+        let f = json_name(m, "from").expect("from");
+        assert_eq!(json_name(m, "to").expect("to"), [b"/r0", &f[..]].concat());
     }
     let lookalike = [b"/", LOOKALIKE].concat();
     let m = moves
         .iter()
-        .find(|m| name_of(m, "from").as_deref() == Some(&lookalike[..]))
+        .find(|m| json_name(m, "from").as_deref() == Some(&lookalike[..]))
         .expect("the lookalike moves");
     assert!(m["from"].is_string(), "{m}");
 }
@@ -172,12 +155,12 @@ fn batch_lines_and_sidecars_name_paths_losslessly() {
     ] {
         let line = lines
             .iter()
-            .find(|l| name_of(l, "input").as_deref() == Some(inp.as_os_str().as_bytes()))
+            .find(|l| json_name(l, "input").as_deref() == Some(inp.as_os_str().as_bytes()))
             .unwrap_or_else(|| panic!("no line for {inp:?}: {lines:?}"));
         assert_eq!(line["status"], "ok", "{line}");
         let output = out_dir.join(OsStr::from_bytes(out_name));
         assert_eq!(
-            name_of(line, "output").as_deref(),
+            json_name(line, "output").as_deref(),
             Some(output.as_os_str().as_bytes())
         );
         assert!(
@@ -189,11 +172,11 @@ fn batch_lines_and_sidecars_name_paths_losslessly() {
         let sc: Value =
             serde_json::from_slice(&std::fs::read(&sidecar).expect("sidecar")).expect("JSON");
         assert_eq!(
-            name_of(&sc["output"], "path").as_deref(),
+            json_name(&sc["output"], "path").as_deref(),
             Some(output.as_os_str().as_bytes())
         );
         assert_eq!(
-            name_of(&sc["input"], "path").as_deref(),
+            json_name(&sc["input"], "path").as_deref(),
             Some(inp.as_os_str().as_bytes())
         );
     }
@@ -204,7 +187,7 @@ fn batch_lines_and_sidecars_name_paths_losslessly() {
     ))
     .expect("JSON");
     assert_eq!(
-        name_of(&info, "path").as_deref(),
+        json_name(&info, "path").as_deref(),
         Some(input.as_os_str().as_bytes())
     );
     // The converted image holds the input's bytes.

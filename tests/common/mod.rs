@@ -243,3 +243,23 @@ pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf
     sfdisk_script(&p, script);
     p
 }
+
+/// The bytes of a name in JSON output (docs/json.md): `v[key]` (a plain string) or
+/// `v["KEY_bytes"]` (base64); both present is an error.
+pub fn json_name(v: &serde_json::Value, key: &str) -> Option<Vec<u8>> {
+    let plain = v.get(key).and_then(serde_json::Value::as_str);
+    let coded = v
+        .get(format!("{key}_bytes"))
+        .and_then(serde_json::Value::as_str);
+    assert!(
+        plain.is_none() || coded.is_none(),
+        "{key} given twice in {v}"
+    );
+    match (plain, coded) {
+        (Some(p), None) => Some(p.as_bytes().to_vec()),
+        (None, Some(c)) => {
+            Some(subroot_formats::base64::decode(c.as_bytes()).expect("valid base64"))
+        }
+        _ => None,
+    }
+}

@@ -281,18 +281,16 @@ impl Geometry {
         }
         // Only the clusters the size needs are followed: the kernel reads no further.
         let mut cache = FatCache::default();
-        let mut seen = vec![0u64; (self.clusters as usize + 2).div_ceil(64)];
+        let mut seen = Visited::for_chain(needed, self.clusters);
         let (mut c, mut n) = (first, 1u64);
         loop {
-            let (word, bit) = (c as usize / 64, 1u64 << (c % 64));
-            if seen[word] & bit != 0 {
+            if !seen.insert(c) {
                 return Err(Error::corrupt(format!(
                     "its cluster chain loops: after {} clusters it comes back to cluster {c}, \
                      but its size ({size} bytes) needs {needed}",
                     n - 1
                 )));
             }
-            seen[word] |= bit;
             if n >= needed {
                 return Ok(());
             }
@@ -363,6 +361,37 @@ impl Geometry {
             c = next;
         }
         Ok(v)
+    }
+}
+
+/// The clusters of a chain seen so far: a set for a short chain, a bitmap of the volume's
+/// clusters (at most 32 MiB, for the largest FAT32) for a long one.
+enum Visited {
+    Few(std::collections::HashSet<u32>),
+    Bitmap(Vec<u64>),
+}
+
+impl Visited {
+    /// For a chain of `needed` clusters on a volume of `clusters`.
+    fn for_chain(needed: u64, clusters: u32) -> Self {
+        if needed <= 4096 {
+            Visited::Few(std::collections::HashSet::new())
+        } else {
+            Visited::Bitmap(vec![0; (clusters as usize + 2).div_ceil(64)])
+        }
+    }
+
+    /// Record `c`; false when it was seen before.
+    fn insert(&mut self, c: u32) -> bool {
+        match self {
+            Visited::Few(set) => set.insert(c),
+            Visited::Bitmap(bits) => {
+                let (word, bit) = (c as usize / 64, 1u64 << (c % 64));
+                let new = bits[word] & bit == 0;
+                bits[word] |= bit;
+                new
+            }
+        }
     }
 }
 
@@ -743,4 +772,18 @@ pub fn dir_names(dev: &dyn BlockDevice, geo: &Geometry, first: u32) -> Result<Ve
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revisited_cluster_is_seen_by_both_kinds_of_set() {
+        for needed in [3, 1 << 20] {
+            let mut v = Visited::for_chain(needed, 70_000);
+            assert!(v.insert(2) && v.insert(69_999) && v.insert(70_001));
+            assert!(!v.insert(69_999), "needed {needed}");
+        }
+    }
 }
