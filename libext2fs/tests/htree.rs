@@ -13,7 +13,7 @@ mod common;
 use common::*;
 use subroot_formats::block::RawFile;
 use subroot_formats::ext::ExtTree;
-use subroot_formats::tree::{Entry, Kind, Metadata};
+use subroot_formats::tree::{Kind, Metadata};
 use subroot_test_support::s;
 
 /// Leaf blocks the htree index of `/big` points at, per debugfs.
@@ -46,17 +46,12 @@ for i in range(2000): open(\"f%06d\" % i, \"w\").close()'",
     ));
     e2fsck_clean(&img);
     let first = leaves(&img);
-    let fifo = |path: String| Entry {
-        path: path.into_bytes(),
-        kind: Kind::Fifo,
-        meta: Metadata {
+    let fifo = |path: String| {
+        let meta = Metadata {
             perm: 0o644,
             ..Default::default()
-        },
-        size: 0,
-        rdev: (0, 0),
-        link_target: None,
-        hardlink_id: None,
+        };
+        new_entry(&path, Kind::Fifo, meta)
     };
     let (dev, mut fs) = open(&img);
     for i in 2000..60000 {

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use subroot_formats::tree::{BytesContent, Entry, Kind, Metadata};
+use subroot_formats::tree::{BytesContent, Kind, Metadata};
 use subroot_test_support::s;
 
 fn peak_rss_kib() -> u64 {
@@ -37,18 +37,12 @@ fn one_small_file_on_a_1_gib_image() {
     let t = std::time::Instant::now();
     let (dev, mut fs) = open(&img);
     let data = b"hello, world\n".to_vec();
-    let e = Entry {
-        path: b"bin/hello.txt".to_vec(),
-        kind: Kind::File,
-        meta: Metadata {
-            perm: 0o644,
-            ..Default::default()
-        },
-        size: data.len() as u64,
-        rdev: (0, 0),
-        link_target: None,
-        hardlink_id: None,
+    let meta = Metadata {
+        perm: 0o644,
+        ..Default::default()
     };
+    let mut e = new_entry("bin/hello.txt", Kind::File, meta);
+    e.size = data.len() as u64;
     fs.create(&e, Some(&mut BytesContent::new(data))).unwrap();
     let stats = fs.close().unwrap();
     let took = t.elapsed();
