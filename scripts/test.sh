@@ -18,7 +18,7 @@ tools=(
   cmp:diffutils python3:python3 dash:dash busybox:busybox checkbashisms:devscripts
   mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mksquashfs:squashfs-tools
   mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr strace:strace
-  tar:tar lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
+  tar:tar cc:gcc lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
 )
 missing_pkgs=()
 missing_tools=()

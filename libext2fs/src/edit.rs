@@ -14,6 +14,7 @@
 use crate::error::{Error, Result, Shown};
 use crate::io::{self, DevSlot};
 use crate::sys;
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
 use std::sync::atomic::Ordering;
@@ -144,6 +145,9 @@ pub struct Ext2Fs {
     free_blocks0: u64,
     free_inodes0: u64,
     touched: BTreeSet<Vec<u8>>,
+    /// The names of directories looked up so far (libext2fs' lookup reads the whole
+    /// directory each time, htree or not), kept up to date by every edit.
+    names: RefCell<HashMap<u32, HashMap<Vec<u8>, u32>>>,
 }
 
 // SAFETY: an Ext2Fs owns its ext2_filsys exclusively; libext2fs keeps no per-filesystem
@@ -323,6 +327,7 @@ impl Ext2Fs {
             free_blocks0: 0,
             free_inodes0: 0,
             touched: BTreeSet::new(),
+            names: RefCell::default(),
         };
         if let Some(feature) = refusal(me.sb()) {
             return Err(Error::Unsupported { feature });
@@ -429,24 +434,44 @@ impl Ext2Fs {
     // ---- lookup -------------------------------------------------------------------
 
     fn lookup_in(&self, dir: u32, name: &[u8], dir_path: &[u8]) -> Result<Option<u32>> {
-        let mut ino = 0;
-        // SAFETY: a live filesystem; `name` is passed with its length (no NUL needed).
-        let rc = unsafe {
-            sys::ext2fs_lookup(
-                self.fs,
-                dir,
-                name.as_ptr() as *const c_char,
-                name.len() as c_int,
-                std::ptr::null_mut(),
-                &mut ino,
-            )
-        };
-        match rc as u32 {
-            0 => Ok(Some(ino)),
-            sys::EXT2_ET_FILE_NOT_FOUND => Ok(None),
-            sys::EXT2_ET_NO_DIRECTORY => Err(Error::NotADirectory(dir_path.to_vec())),
-            _ => self.call("looking up a name", rc).map(|_| None),
+        if let Some(names) = self.names.borrow().get(&dir) {
+            return Ok(names.get(name).copied());
         }
+        let children = match self.scan(dir) {
+            Ok(c) => c,
+            Err(rc) if rc as u32 == sys::EXT2_ET_NO_DIRECTORY => {
+                return Err(Error::NotADirectory(dir_path.to_vec()))
+            }
+            Err(rc) => return self.call("reading a directory", rc).map(|_| None),
+        };
+        let names: HashMap<Vec<u8>, u32> = children.into_iter().collect();
+        let found = names.get(name).copied();
+        self.names.borrow_mut().insert(dir, names);
+        Ok(found)
+    }
+
+    /// Add the entry `name` -> `ino` to directory `dir` (growing it when full).
+    fn add_name(&self, dir: u32, name: &CStr, ino: u32, kind: Kind) -> Result<()> {
+        self.with_dir_space(dir, "linking", || {
+            // SAFETY: a live filesystem; `name` a C string.
+            unsafe { sys::ext2fs_link(self.fs, dir, name.as_ptr(), ino, file_type(kind)) }
+        })?;
+        if let Some(names) = self.names.borrow_mut().get_mut(&dir) {
+            names.insert(name.to_bytes().to_vec(), ino);
+        }
+        Ok(())
+    }
+
+    /// Remove the entry `name` (naming `ino`) from directory `dir`.
+    fn remove_name(&self, dir: u32, name: &CStr, ino: u32) -> Result<()> {
+        // SAFETY: a live filesystem; `name` a C string.
+        self.call("unlinking", unsafe {
+            sys::ext2fs_unlink(self.fs, dir, name.as_ptr(), ino, 0)
+        })?;
+        if let Some(names) = self.names.borrow_mut().get_mut(&dir) {
+            names.remove(name.to_bytes());
+        }
+        Ok(())
     }
 
     fn check_path(path: &[u8]) -> Result<()> {
@@ -736,10 +761,7 @@ impl Ext2Fs {
         self.call("allocating an inode", unsafe {
             sys::ext2fs_new_inode(self.fs, dir, mode as c_int, std::ptr::null_mut(), &mut ino)
         })?;
-        self.with_dir_space(dir, "linking a new inode", || {
-            // SAFETY: a live filesystem; `name` a C string.
-            unsafe { sys::ext2fs_link(self.fs, dir, name.as_ptr(), ino, file_type(kind)) }
-        })?;
+        self.add_name(dir, name, ino, kind)?;
         // SAFETY: marks the inode in use in the bitmap and counters.
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, 1, 0) };
         // SAFETY: Inode is plain data; all-zero is valid.
@@ -773,6 +795,7 @@ impl Ext2Fs {
                     unsafe { sys::ext2fs_mkdir(self.fs, dir, 0, cname.as_ptr()) }
                 })?;
                 self.touched.insert(path.to_vec());
+                self.names.borrow_mut().remove(&dir);
                 self.require(path)?
             }
             Kind::Symlink => {
@@ -794,6 +817,7 @@ impl Ext2Fs {
                         sys::ext2fs_symlink(self.fs, dir, 0, cname.as_ptr(), ctarget.as_ptr())
                     }
                 })?;
+                self.names.borrow_mut().remove(&dir);
                 self.require(path)?
             }
             Kind::File => {
@@ -945,10 +969,7 @@ impl Ext2Fs {
             )));
         }
         let (dir, _, cname) = self.new_slot(new)?;
-        self.with_dir_space(dir, "linking", || {
-            // SAFETY: a live filesystem; `cname` a C string.
-            unsafe { sys::ext2fs_link(self.fs, dir, cname.as_ptr(), ino, file_type(kind)) }
-        })?;
+        self.add_name(dir, &cname, ino, kind)?;
         inode.i_links_count += 1;
         self.write_inode(ino, &mut inode)
     }
@@ -1002,6 +1023,12 @@ impl Ext2Fs {
 
     /// The entries of directory `ino` other than `.` and `..`.
     fn children(&self, ino: u32) -> Result<Vec<(Vec<u8>, u32)>> {
+        self.scan(ino)
+            .or_else(|rc| self.call("reading a directory", rc).map(|_| Vec::new()))
+    }
+
+    /// As [`Ext2Fs::children`], with libext2fs' error code.
+    fn scan(&self, ino: u32) -> std::result::Result<Vec<(Vec<u8>, u32)>, sys::errcode_t> {
         let mut out: Vec<(Vec<u8>, u32)> = Vec::new();
         // SAFETY: a live filesystem; the callback gets `out` back as priv_data.
         let rc = unsafe {
@@ -1014,7 +1041,9 @@ impl Ext2Fs {
                 &mut out as *mut Vec<(Vec<u8>, u32)> as *mut c_void,
             )
         };
-        self.call("reading a directory", rc)?;
+        if rc != 0 {
+            return Err(rc);
+        }
         Ok(out)
     }
 
@@ -1070,6 +1099,7 @@ impl Ext2Fs {
         self.write_inode(ino, &mut inode)?;
         // SAFETY: marks the inode free in the bitmap and counters.
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, -1, c_int::from(is_dir)) };
+        self.names.borrow_mut().remove(&ino);
         Ok(())
     }
 
@@ -1102,10 +1132,7 @@ impl Ext2Fs {
             }
         }
         let cname = cstr(name, "a file name")?;
-        // SAFETY: a live filesystem; `cname` a C string.
-        self.call("unlinking", unsafe {
-            sys::ext2fs_unlink(self.fs, dir, cname.as_ptr(), ino, 0)
-        })?;
+        self.remove_name(dir, &cname, ino)?;
         self.touched.insert(parent.to_vec());
         self.drop_link(ino, dir)
     }
@@ -1156,15 +1183,9 @@ impl Ext2Fs {
         let (from_parent, from_name) = split(from);
         let from_dir = self.require_dir(from_parent)?;
         let (to_dir, _, to_name) = self.new_slot(to)?;
-        self.with_dir_space(to_dir, "linking", || {
-            // SAFETY: a live filesystem; `to_name` a C string.
-            unsafe { sys::ext2fs_link(self.fs, to_dir, to_name.as_ptr(), ino, file_type(kind)) }
-        })?;
+        self.add_name(to_dir, &to_name, ino, kind)?;
         let cfrom = cstr(from_name, "a file name")?;
-        // SAFETY: a live filesystem; `cfrom` a C string.
-        self.call("unlinking", unsafe {
-            sys::ext2fs_unlink(self.fs, from_dir, cfrom.as_ptr(), ino, 0)
-        })?;
+        self.remove_name(from_dir, &cfrom, ino)?;
         self.touched.insert(from_parent.to_vec());
         if kind == Kind::Dir && from_dir != to_dir {
             let mut parent = to_dir;

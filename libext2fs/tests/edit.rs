@@ -70,18 +70,6 @@ fn meta(perm: u32, uid: u32, xattrs: &[(&[u8], &[u8])]) -> Metadata {
     }
 }
 
-fn entry(path: &str, kind: Kind, meta: Metadata) -> Entry {
-    Entry {
-        path: path.as_bytes().to_vec(),
-        kind,
-        meta,
-        size: 0,
-        rdev: (0, 0),
-        link_target: None,
-        hardlink_id: None,
-    }
-}
-
 /// Entries created directly (besides the copied host tree).
 fn extras() -> Vec<(Entry, Vec<u8>)> {
     let acl: &[u8] = &[
@@ -89,10 +77,10 @@ fn extras() -> Vec<(Entry, Vec<u8>)> {
         255, 255, 16, 0, 7, 0, 255, 255, 255, 255, 32, 0, 4, 0, 255, 255, 255, 255,
     ];
     let mut out = vec![(
-        entry("extra", Kind::Dir, meta(0o1755, 100_000, &[])),
+        new_entry("extra", Kind::Dir, meta(0o1755, 100_000, &[])),
         vec![],
     )];
-    let mut f = entry(
+    let mut f = new_entry(
         "extra/f",
         Kind::File,
         meta(
@@ -110,14 +98,14 @@ fn extras() -> Vec<(Entry, Vec<u8>)> {
     f.size = data.len() as u64;
     out.push((f, data));
     out.push((
-        entry("extra/empty", Kind::File, meta(0o600, 0, &[])),
+        new_entry("extra/empty", Kind::File, meta(0o600, 0, &[])),
         vec![],
     ));
     for (name, target) in [
         ("extra/fast", "a".repeat(59)),
         ("extra/slow", "b".repeat(61)),
     ] {
-        let mut e = entry(name, Kind::Symlink, meta(0o777, 5, &[]));
+        let mut e = new_entry(name, Kind::Symlink, meta(0o777, 5, &[]));
         e.meta.flags = Some(0);
         e.size = target.len() as u64;
         e.link_target = Some(target.into_bytes());
@@ -130,7 +118,7 @@ fn extras() -> Vec<(Entry, Vec<u8>)> {
         ("extra/fifo", Kind::Fifo, (0, 0)),
         ("extra/sock", Kind::Socket, (0, 0)),
     ] {
-        let mut e = entry(name, kind, meta(0o640, 7, &[(b"user.k", b"v")]));
+        let mut e = new_entry(name, kind, meta(0o640, 7, &[(b"user.k", b"v")]));
         e.rdev = rdev;
         out.push((e, vec![]));
     }
@@ -179,7 +167,7 @@ fn every_operation(flavour: &str) {
         want.0.push((e, data));
     }
     assert!(matches!(
-        fs.create(&entry("extra", Kind::Dir, Metadata::default()), None),
+        fs.create(&new_entry("extra", Kind::Dir, Metadata::default()), None),
         Err(Error::Exists(_))
     ));
 

@@ -1,19 +1,17 @@
 //! The struct layouts the committed bindings (src/sys.rs) rely on, checked against the
 //! installed e2fsprogs headers by compiling a C program that prints sizeof/offsetof.
-//! Skipped (loudly) where the headers (`libext2fs-dev`) or a C compiler are missing.
+//! Skipped where the headers (`libext2fs-dev`) are missing — building must not need them,
+//! so this is not a CI failure — and (loudly) where no C compiler is installed.
 
 use std::mem::{offset_of, size_of};
 use subroot_libext2fs::sys;
-use subroot_test_support::{need, skip};
+use subroot_test_support::need;
 
 #[test]
 fn layouts_match_the_installed_headers() {
     let test = "layouts_match_the_installed_headers";
     if !std::path::Path::new("/usr/include/ext2fs/ext2fs.h").exists() {
-        skip(
-            test,
-            "the libext2fs headers (libext2fs-dev) are not installed",
-        );
+        eprintln!("{test}: not checked, the libext2fs headers (libext2fs-dev) are not installed");
         return;
     }
     if !need("cc", test) {

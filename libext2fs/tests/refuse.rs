@@ -73,15 +73,7 @@ fn not_an_ext_filesystem_is_corrupt_and_a_read_only_device_fails_cleanly() {
     mkfs(&img, "-t ext4", "32M", None);
     let dev: Arc<dyn BlockDevice> = Arc::new(RawFile::open(&img).unwrap());
     let mut fs = Ext2Fs::open(dev, s(&img)).unwrap();
-    let e = subroot_formats::tree::Entry {
-        path: b"d".to_vec(),
-        kind: subroot_formats::tree::Kind::Dir,
-        meta: Default::default(),
-        size: 0,
-        rdev: (0, 0),
-        link_target: None,
-        hardlink_id: None,
-    };
+    let e = new_entry("d", subroot_formats::tree::Kind::Dir, Default::default());
     let err = fs.create(&e, None).expect_err("a read-only device fails");
     assert!(
         matches!(err, Error::Device(subroot_formats::Error::ReadOnly)),

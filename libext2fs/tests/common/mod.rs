@@ -97,3 +97,20 @@ pub fn entry<'a>(
         .find(|(e, _)| e.path == path)
         .unwrap_or_else(|| panic!("no {:?}", String::from_utf8_lossy(path)))
 }
+
+/// An entry to create: `path`, `kind`, `meta`; no size, device number, target or link.
+pub fn new_entry(
+    path: &str,
+    kind: subroot_formats::tree::Kind,
+    meta: subroot_formats::tree::Metadata,
+) -> subroot_formats::tree::Entry {
+    subroot_formats::tree::Entry {
+        path: path.as_bytes().to_vec(),
+        kind,
+        meta,
+        size: 0,
+        rdev: (0, 0),
+        link_target: None,
+        hardlink_id: None,
+    }
+}
