@@ -1,11 +1,14 @@
 //! Exit statuses: the one mapping from an error to the status `subroot` exits with, and its
 //! description for `--help`. Errors are classified by their typed variants (the libraries'
-//! [`subroot_formats::Error`] and [`subroot_e2fs::Error`], and this binary's
+//! [`subroot_formats::Error`], [`subroot_e2fs::Error`] and [`subroot_libext2fs::Error`],
+//! and this binary's
 //! [`InputError`]), never by their text. A closed stdout (141) is decided in `main` from
 //! [`crate::stdout::StdoutClosed`].
 
 use subroot_e2fs::Error as E2;
+use subroot_formats::inplace::InPlaceError;
 use subroot_formats::Error as F;
+use subroot_libext2fs::Error as E;
 
 /// The EXIT STATUS section of `subroot --help` (README.md "Exit status" says the same).
 pub const HELP: &str = "EXIT STATUS:
@@ -40,6 +43,12 @@ pub enum InputError {
     UnsupportedFilesystem(String),
 }
 
+/// subroot's own check of what it wrote failed (exit status 4): the output does not hold
+/// what was intended, and nothing was written.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct OwnCheckFailed(pub String);
+
 /// The exit status for `e` (see [`HELP`]): the first cause in its chain that is one of our
 /// typed errors decides; anything else is an operation failure (1).
 pub fn code(e: &anyhow::Error) -> u8 {
@@ -62,6 +71,30 @@ pub fn code(e: &anyhow::Error) -> u8 {
         if cause.downcast_ref::<InputError>().is_some() {
             return 3;
         }
+        if let Some(e) = cause.downcast_ref::<InPlaceError>() {
+            return match e {
+                InPlaceError::Format(f) => of_codec(f),
+                InPlaceError::UndoLogMismatch { .. } => 3,
+                InPlaceError::ImageBusy { .. } | InPlaceError::UndoPending { .. } => 1,
+            };
+        }
+        if cause.downcast_ref::<OwnCheckFailed>().is_some() {
+            return 4;
+        }
+        if let Some(e) = cause.downcast_ref::<E>() {
+            return match e {
+                E::Device(f) => of_codec(f),
+                E::Unsupported { .. } | E::Corrupt(_) => 3,
+                E::LibraryTooOld { .. }
+                | E::NotFound(_)
+                | E::Exists(_)
+                | E::NotEmpty(_)
+                | E::NotADirectory(_)
+                | E::IsADirectory(_)
+                | E::Invalid(_)
+                | E::Lib { .. } => 1,
+            };
+        }
     }
     1
 }
@@ -73,14 +106,8 @@ fn of_codec(f: &F) -> u8 {
         | F::Unsupported(_)
         | F::OutOfRange { .. }
         | F::UnsupportedContainer { .. }
-        | F::UnsupportedLabel { .. }
-        | F::UndoLogMismatch { .. } => 3,
-        F::Io { .. }
-        | F::NotFound(_)
-        | F::InvalidArgument(_)
-        | F::ReadOnly
-        | F::ImageBusy { .. }
-        | F::UndoPending { .. } => 1,
+        | F::UnsupportedLabel { .. } => 3,
+        F::Io { .. } | F::NotFound(_) | F::InvalidArgument(_) | F::ReadOnly => 1,
     }
 }
 

@@ -30,6 +30,13 @@ impl Ctx {
             eprintln!("{msg}");
         }
     }
+
+    /// Print a detail on stderr with -v.
+    pub fn detail(&self, msg: std::fmt::Arguments) {
+        if self.verbose > 0 && !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -69,6 +76,7 @@ fn main() -> ExitCode {
         Command::Initrd(a) => ops::initrd::run(a, &ctx),
         Command::CopyIn(a) => ops::copy_in::run(a, &ctx),
         Command::Rm(a) => ops::rm::run(a, &ctx),
+        Command::Recover(a) => ops::recover::run(a, &ctx),
     };
     output::remove_scratch_root();
     match result {

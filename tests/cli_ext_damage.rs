@@ -416,7 +416,10 @@ fn salvage_reads_a_file_around_a_damaged_extent_leaf() {
     let out = subroot_in(d, &["cat", "--salvage", "x.img", "/f"]);
     assert_eq!(out.status.code(), Some(0));
     warned(&String::from_utf8_lossy(&out.stderr));
-    assert!(out.stdout == salvaged, "cat --salvage gives what can be read");
+    assert!(
+        out.stdout == salvaged,
+        "cat --salvage gives what can be read"
+    );
 
     let (code, _, err) = stderr_of(d, &["export", "--salvage", "x.img", "-o", "x.tar"]);
     assert_eq!(code, Some(0), "{err}");

@@ -385,6 +385,29 @@ impl Ext2Fs {
         })
     }
 
+    /// Take `secs` (seconds since the epoch) as the current time: the superblock's last
+    /// write time at [`Ext2Fs::close`] and the deletion time of freed inodes. Without it,
+    /// the system clock. A caller that wants reproducible output (`SOURCE_DATE_EPOCH`)
+    /// sets it.
+    pub fn set_clock(&mut self, secs: i64) {
+        // SAFETY: a live filesystem; `now` is a plain field libext2fs reads instead of
+        // time() when it is not zero.
+        unsafe { (*self.fs).now = secs as sys::time_t };
+    }
+
+    /// The current time as the filesystem sees it: the clock set by
+    /// [`Ext2Fs::set_clock`], else the system's.
+    fn now(&self) -> i64 {
+        // SAFETY: a live filesystem.
+        let set = unsafe { (*self.fs).now };
+        if set != 0 {
+            return set;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
     /// Bytes read from the device so far.
     pub fn bytes_read(&self) -> u64 {
         self.slot.bytes_read.load(Ordering::Relaxed)
@@ -1092,10 +1115,7 @@ impl Ext2Fs {
             inode = self.read_inode(ino)?;
         }
         inode.i_links_count = 0;
-        inode.i_dtime = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32)
-            .max(1);
+        inode.i_dtime = (self.now() as u32).max(1);
         self.write_inode(ino, &mut inode)?;
         // SAFETY: marks the inode free in the bitmap and counters.
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, -1, c_int::from(is_dir)) };

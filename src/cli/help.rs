@@ -37,14 +37,23 @@ are printed even with -q."
 /// Said by every command that writes a filesystem into an image.
 macro_rules! writing {
     () => {
-        "\n\nOUTPUT: the new image is the input with only that partition's bytes replaced: boot \
-code, the gaps, other partitions and the partition table are carried over byte for byte, holes \
-stay holes, and the container format is the input's unless -O says otherwise. It is written \
-to -o OUT, or with --in-place beside the input and renamed over it; either way under a \
-temporary name, re-read and checked, then renamed, so it appears complete or not at all. \
-A filesystem being built lives in a scratch directory under $TMPDIR (a sparse file as large \
-as the filesystem: point TMPDIR at a disk for big images), removed on exit and on \
-SIGINT/SIGTERM."
+        "\n\nOUTPUT, one of three: -o OUT writes a complete new image: the input with only that \
+partition's bytes replaced (boot code, the gaps, other partitions and the partition table \
+carried over byte for byte, holes kept, the container format the input's unless -O says \
+otherwise), under a temporary name, re-read and checked, then renamed, so it appears \
+complete or not at all. --overlay OUT writes only the clusters that changed, as a qcow2 whose \
+backing file is the input (relative to OUT's directory when possible, its format recorded): \
+QEMU boots it, qemu-img commit folds it into the input. --in-place changes the input itself, \
+raw or qcow2, writing only the blocks that change (new qcow2 clusters are appended): the old \
+bytes of everything to be overwritten, and the old length, first go to IMAGE.subroot-undo, \
+which is made durable before the first write into the image and removed after the final \
+sync; if the run is interrupted (a crash, SIGKILL, a full disk) the next subroot command on \
+the image, or subroot recover IMAGE, rolls the edit back, so the image is the old one or the \
+new one, never a mix. --in-place takes an exclusive lock on the image and refuses one that \
+another program (a running QEMU) holds, and a qcow2 with internal snapshots. Whatever the \
+destination, the written bytes are read back and compared with the edit. A filesystem being \
+rebuilt lives in a scratch directory under $TMPDIR (a sparse file as large as the \
+filesystem), removed on exit and on SIGINT/SIGTERM."
     };
 }
 
@@ -228,10 +237,16 @@ pub const COPY_IN: &str = concat!(
 virt-copy-in.\n\n\
 Each LOCAL (with everything in it) goes into the directory DEST, which must exist. Existing \
 files are replaced and existing directories merged; a directory is never replaced by a \
-file. On ext the filesystem is rebuilt, exactly as mkfs does, from its own tree with the \
-host trees grafted in, keeping its identity; on FAT the partition is copied into a scratch \
-file beside the output, edited there and spliced back. Refusals (a missing or non-directory \
-DEST, a missing LOCAL, something FAT cannot hold) happen before anything is written.",
+file. Every copied entry keeps its owner, mode, times (ns), xattrs and flags, hard links \
+among the copied files stay hard links, holes stay holes; the directories that receive \
+entries keep their own metadata. On ext the filesystem is edited in process (--engine \
+edit, through e2fsprogs' libext2fs): only the metadata needed is read and only the changed \
+blocks are written, so the cost does not grow with the filesystem; --engine rebuild (and \
+auto, for a filesystem the editor refuses, saying why) rebuilds it as mkfs does from its \
+own tree with the host trees grafted in, keeping its identity. On FAT the partition is \
+copied into a scratch file beside the output, edited there and spliced back. Refusals (a \
+missing or non-directory DEST, a missing LOCAL, something FAT cannot hold) happen before \
+anything is written.",
     writing!(),
     e2fsprogs!()
 );
@@ -239,12 +254,25 @@ DEST, a missing LOCAL, something FAT cannot hold) happen before anything is writ
 pub const RM: &str = concat!(
     "Remove files and directories from a partition's filesystem (guestfish rm, rmdir, \
 rm-rf).\n\n\
-A missing PATH, a non-empty directory without -r, and / are refused before any work. ext \
-partitions are rebuilt without the paths (identity kept, as mkfs does); FAT partitions are \
-edited in a scratch copy. Names on FAT match ignoring case, as FAT does.",
+A missing PATH, a non-empty directory without -r, and / are refused before any work. On \
+ext the paths are removed in process (their blocks and inodes freed; --engine as for \
+copy-in: rebuild, or auto for a filesystem the editor refuses, rebuilds without them, \
+identity kept); FAT partitions are edited in a scratch copy. Names on FAT match ignoring \
+case, as FAT does.",
     writing!(),
     e2fsprogs!()
 );
+
+pub const RECOVER: &str = "Roll back an in-place edit of an image that was interrupted.\n\n\
+An --in-place edit (copy-in, rm, mkfs, relayout) first saves the old bytes of everything it \
+will overwrite, and the image's old length, in IMAGE.subroot-undo beside the image, makes \
+that file durable, then changes the image, syncs it and removes the log. When a run is \
+interrupted, the log is still there: recover writes the old bytes back, restores the old \
+length, syncs and removes the log, leaving the image exactly as it was before the edit. A \
+log that was itself not completed (the edit was interrupted before it touched the image) is \
+just removed. Every other subroot command does the same before it opens the image, and says \
+so on stderr; recover does only that. Running it again after an interruption is safe. A log \
+that belongs to another file (the image was copied or replaced) is refused and left alone.";
 
 pub const RELAYOUT: &str = concat!(
     "Move an installed Linux system into a subroot (r0/) of its root filesystem and make it \
@@ -265,20 +293,20 @@ subroot= rather than adding another. The filesystem keeps its identity (UUID, la
 features, sizes, hash seed), so root=UUID=, fstab and GRUB keep working; every other byte of \
 the disk is copied unchanged. An edited file that has other hard links gets an inode of its \
 own (as after sed -i).\n\n\
-ENGINES: `edit` copies the filesystem and edits the copy where it lies: each moved entry \
-gets a new directory entry (no file data is copied; a moved directory's `..` is repointed, \
-with its checksum) and added or replaced files are written into free blocks, at about the \
-speed of copying the image. `rebuild` builds the filesystem anew with mke2fs -d from the \
-planned tree (every file copied; the result is compact, as after mkfs). `auto` edits unless \
-the filesystem has something the edit engine does not handle (inline_data, quotas, a \
-journal that needs recovery, a file to edit that has several names or keeps its xattrs in a \
-separate block, a node other than a directory, file or symlink to add, or an input that \
-e2fsck -fn finds fault with) and then rebuilds; the plan says which engine runs and why. \
-Only the edit itself finds out whether the input is clean: when it is not, auto rebuilds \
-after all, says so, and the JSON printed after the run names the engine used. \
---engine edit where it cannot apply is refused (exit status 3). Both engines end in the \
-same check: the result is compared with the planned tree, e2fsck -fn must be clean and the \
-identity unchanged.\n\n\
+ENGINES: `edit` changes the filesystem in process through e2fsprogs' libext2fs, over a \
+copy-on-write view of the input: each moved entry is renamed into r0 (no file data is \
+copied; a moved directory's `..` and the link counts follow), added files are written into \
+free blocks, and a rewritten initrd only gets its new segment appended where it lies; it \
+reads only the metadata it needs, so its cost does not grow with the filesystem. \
+`rebuild` builds the filesystem anew with mke2fs -d from the planned tree (every file \
+copied; the result is compact, as after mkfs). `auto` edits unless the filesystem uses \
+something the editor does not handle (quota, inline_data, encryption, casefold, verity, an \
+orphan list or a journal that needs recovery, errors recorded by the kernel) and then \
+rebuilds; the plan says which engine runs and why. --engine edit where it cannot apply is \
+refused (exit status 3). After an edit, subroot's own reader re-reads what was touched: \
+every changed directory parses and resolves, checksums verify, and the free counts of \
+every group agree with its bitmaps. A rebuilt filesystem is compared with the planned tree \
+and checked with e2fsck -fn.\n\n\
 SEPARATE /BOOT: when the root's /etc/fstab mounts /boot from another ext2/3/4 partition of \
 the disk (by UUID=, LABEL=, PARTUUID=, PARTLABEL=, their /dev/disk/by-* forms, or a device \
 name such as /dev/vda1), that partition's boot configuration and initrds are edited the \
@@ -297,10 +325,12 @@ that is neither initramfs-tools nor dracut, initrds of both flavours, a root on 
 btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
 ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
 recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
-The output is in the input's container format unless -O says otherwise (as for mkfs, \
-copy-in and rm). It is written to a temporary file and renamed (--force replaces an existing \
-OUT); --in-place renames it over INPUT only when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
-the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
+OUTPUT: -o OUT (a complete new image in the input's container format unless -O says \
+otherwise; --force replaces an existing OUT), --overlay OUT (a qcow2 holding only the \
+changed clusters, backed by the input) or --in-place (the input itself, only the changed \
+blocks, crash safe under an undo log; see mkfs --help, OUTPUT, and subroot recover). With \
+SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates the entries the \
+hook adds to initrds and is handed to e2fsprogs).\n\n\
 JSON OUTPUT (--json): the plan as one object (with --dry-run, as planned; after a run, \
 with the engine and partition actions actually used):
   image, root_partition (number or null), filesystem, uuid, subroot

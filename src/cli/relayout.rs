@@ -23,11 +23,14 @@ pub enum EngineArg {
 
 #[derive(Debug, Args)]
 pub struct RelayoutArgs {
-    /// The installed Linux image (raw or qcow2; never modified).
+    /// The installed Linux image (raw or qcow2; only changed with --in-place).
     pub input: PathBuf,
-    /// The output image; written beside itself under a temporary name, then renamed.
-    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present_any = ["dry_run", "in_place"])]
+    /// The output image: a complete new image, written under a temporary name, then renamed.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present_any = ["dry_run", "in_place", "overlay"], conflicts_with_all = ["in_place", "overlay"])]
     pub output: Option<PathBuf>,
+    /// Write only what changed, as a qcow2 overlay OUT whose backing file is the input.
+    #[arg(long, value_name = "OUT", conflicts_with = "in_place")]
+    pub overlay: Option<PathBuf>,
     #[command(flatten)]
     pub part: PartitionArgs,
     /// The directory the operating system moves into.
@@ -54,9 +57,9 @@ pub struct RelayoutArgs {
     /// Print the plan as JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
-    /// Replace the input file with the result (still written to a temporary file first and
-    /// renamed only when complete).
-    #[arg(long, conflicts_with = "output")]
+    /// Change the input image itself, writing only the blocks that change, under an undo
+    /// log (crash safe; see OUTPUT).
+    #[arg(long)]
     pub in_place: bool,
     /// How the root filesystem (and a separate /boot) is rewritten: `edit` a copy in
     /// place (moves are new directory entries, no file data is copied: close to copy
@@ -71,6 +74,10 @@ pub struct RelayoutArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// After the edit engine: `quick` (subroot re-reads what it touched) or `full` (also
+    /// e2fsck -fn of each edited filesystem, flattened into a temporary file).
+    #[arg(long, value_enum, default_value = "quick", value_name = "LEVEL")]
+    pub verify: crate::ops::full_check::Verify,
     /// Output format (default: the input's, as for every command that rewrites an image).
     #[arg(short = 'O', long = "output-format", value_name = "FMT")]
     pub output_format: Option<ImageFormatArg>,
@@ -83,17 +90,14 @@ impl TryFrom<&RelayoutArgs> for RelayoutRequest {
 
     /// The request the command line asks for; the plan options are checked here.
     fn try_from(a: &RelayoutArgs) -> anyhow::Result<Self> {
-        let output = match (&a.output, a.in_place) {
-            (Some(o), _) => Some(o.clone()),
-            (None, true) => Some(a.input.clone()),
-            (None, false) if a.dry_run => None,
-            (None, false) => anyhow::bail!("no output: give -o OUT (or --in-place, or --dry-run)"),
-        };
         Ok(RelayoutRequest {
             input: a.input.clone(),
             part: (&a.part).into(),
-            output,
-            replace_output: a.force || a.in_place,
+            output: a.output.clone(),
+            overlay: a.overlay.clone(),
+            in_place: a.in_place,
+            replace_output: a.force,
+            verify: a.verify,
             dry_run: a.dry_run,
             json: a.json,
             plan: PlanOptions::new(

@@ -8,10 +8,11 @@ use crate::cli::{ImageFormatArg, PartitionArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtFs, OpenOptions};
+use subroot_formats::image::ImageFormat;
 use subroot_formats::sniff::{sniff, FsInfo};
 use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
 
@@ -35,6 +36,9 @@ impl From<&PartitionArgs> for Which {
 
 /// A filesystem chosen inside an image.
 pub struct Selected {
+    /// The image file named on the command line, and its container format.
+    pub image: PathBuf,
+    pub format: ImageFormat,
     /// The whole disk, for commands that write a new image around the filesystem.
     pub disk: Arc<dyn BlockDevice>,
     /// The filesystem's bytes: a partition slice, or the whole disk without a table.
@@ -83,6 +87,7 @@ impl Selected {
 pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Selected> {
     let args = which.into();
     let img = super::open_image(image, args.format)?;
+    let format = img.format();
     let disk: Arc<dyn BlockDevice> = Arc::new(img);
     let name = image.display();
     let whole = |why: &str| -> Result<Selected> {
@@ -94,6 +99,8 @@ pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Select
             .into());
         }
         let chosen = Selected {
+            image: image.to_path_buf(),
+            format,
             device: disk.clone(),
             disk: disk.clone(),
             partition: None,
@@ -143,6 +150,8 @@ pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Select
         let device = slice(p)?;
         let fs = sniff(&*device).with_context(|| format!("cannot read partition {n} of {name}"))?;
         return Ok(Selected {
+            image: image.to_path_buf(),
+            format,
             disk: disk.clone(),
             device,
             partition: Some(p.clone()),
@@ -168,6 +177,8 @@ pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Select
             found.push((
                 root,
                 Selected {
+                    image: image.to_path_buf(),
+                    format,
                     disk: disk.clone(),
                     device,
                     partition: Some(p.clone()),

@@ -23,13 +23,11 @@
 //!
 //! The caller puts the image into its partition (e.g. with [`subroot_formats::block::Splice`]).
 //!
-//! Beside the rebuild, [`edit_copy`] (`inplace.rs`) is the in-place engine: a copy of an
-//! existing filesystem edited where it lies (moves as new directory entries, new and
-//! replaced files in free blocks), then reconciled and verified by the same steps.
+//! Edits of an existing filesystem where it lies are the in-process editor's
+//! (`subroot-libext2fs`); this crate builds filesystems anew.
 
 mod debugfs;
 mod identity;
-mod inplace;
 mod reconcile;
 mod record;
 mod spool;
@@ -41,9 +39,9 @@ mod view;
 
 pub use debugfs::quote as debugfs_quote;
 pub use identity::{default_features, parse_uuid, uuid_string, Identity};
-pub use inplace::{blocker as in_place_blocker, edit_copy, replace_blocker, EditOp, EditOptions};
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
+pub use verify::fsck_clean;
 
 use crate::tools::{self, E2fsprogs};
 use crate::{Error, Result};

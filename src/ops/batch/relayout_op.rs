@@ -11,7 +11,7 @@ use crate::ops::relayout::plan::PlanOptions;
 use crate::ops::relayout::request::RelayoutRequest;
 use crate::ops::select::Which;
 use crate::Ctx;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
 
@@ -61,8 +61,11 @@ impl RelayoutOp {
                 format: None,
             },
             output: Some(output.to_path_buf()),
+            overlay: None,
+            in_place: false,
             // A redo replaces the output of an earlier, changed or interrupted run.
             replace_output: true,
+            verify: crate::ops::full_check::Verify::Quick,
             dry_run: false,
             json: false,
             plan: self.plan.clone(),
@@ -111,15 +114,19 @@ impl BatchOp for RelayoutOp {
             quiet: true,
             verbose: 0,
         };
-        let stats = crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)?
-            .context("internal: relayout wrote nothing")?;
+        if !crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)? {
+            bail!("internal: relayout wrote nothing");
+        }
+        let md = std::fs::metadata(output)
+            .with_context(|| format!("cannot stat {}", output.display()))?;
         Ok(JobStats {
             // Not counted: the relayout reads its input in several passes (plan, initrds,
-            // rebuild, copy) through the filesystem reader.
+            // the edit, the copy) through the filesystem reader.
             bytes_read: 0,
+            // What the output holds: a raw file's allocated bytes, a qcow2's size.
             bytes_written: match self.format {
-                ImageFormatArg::Raw => stats.data_bytes,
-                ImageFormatArg::Qcow2 => stats.file_size,
+                ImageFormatArg::Raw => std::os::unix::fs::MetadataExt::blocks(&md) * 512,
+                ImageFormatArg::Qcow2 => md.len(),
             },
         })
     }

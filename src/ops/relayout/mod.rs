@@ -8,9 +8,9 @@
 //! what is created, which files are edited and how, which initrds get the hook, which
 //! partitions are rewritten), then the execution carries that plan out: initrds are
 //! rewritten with [`subroot_formats::initrd::add_subroot`], the root filesystem becomes
-//! the [`transform::RelayoutTree`] view of the input with the same identity (edited in a
-//! copy or rebuilt: [`engine`]), and the new filesystem is spliced into the disk, which is
-//! streamed into the output image.
+//! the [`transform::RelayoutTree`] view of the input with the same identity (edited in
+//! process or rebuilt: [`engine`]) over a copy-on-write view of the disk, and the result
+//! goes to a new image, an overlay or the input itself ([`crate::ops::deliver`]).
 //!
 //! - [`request`]: the [`request::RelayoutRequest`] carried out (from the command line or
 //!   from `batch relayout`).
@@ -20,8 +20,9 @@
 //! - [`esp`]: boot configuration on FAT ESPs (planned; refused in a real run for now).
 //! - [`initrds`]: where the initrds are.
 //! - [`transform`]: the tree transform.
-//! - [`engine`]: the edit engine (a copy edited in place) or the rebuild (mke2fs -d).
-//! - [`execute`]: rewriting initrds, rewriting the filesystems and splicing.
+//! - [`engine`]: the edit engine (in process, libext2fs) or the rebuild (mke2fs -d).
+//! - [`apply`]: the edit engine's work on one filesystem.
+//! - [`execute`]: rewriting initrds, changing the filesystems, delivering the result.
 
 /// Refuse the input: an [`subroot_formats::Error::Unsupported`] (exit status 3) with the
 /// formatted message.
@@ -31,6 +32,7 @@ macro_rules! refuse {
     };
 }
 
+pub mod apply;
 pub mod bootcfg;
 pub mod bootpart;
 pub mod engine;
@@ -42,6 +44,7 @@ pub mod request;
 pub mod transform;
 
 use crate::cli::relayout::RelayoutArgs;
+use crate::ops::deliver::{Destination, DestinationArgs};
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -52,7 +55,6 @@ use std::sync::Arc;
 use subroot_e2fs::writer::uuid_string;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
-use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;
 use subroot_formats::table::{read_table, PartKind};
 
@@ -111,15 +113,26 @@ pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
     relayout(&RelayoutRequest::try_from(args)?, ctx).map(|_| ())
 }
 
-/// Carry out `req`; the output's write statistics (`None` for a dry run).
-pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> {
+/// Carry out `req`; `false` for a dry run (nothing written).
+pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<bool> {
     let name = req.input.display().to_string();
     let opts = &req.plan;
-    if let Some(out) = &req.output {
-        if !req.dry_run && out.exists() && !req.replace_output {
-            bail!("{} exists; use --force to replace it", out.display());
-        }
-    }
+    // Where the result goes (options that do not apply and an existing OUT are refused
+    // before any work).
+    let dest = match req.dry_run {
+        true => None,
+        false => Some(
+            DestinationArgs {
+                output: req.output.as_deref(),
+                overlay: req.overlay.as_deref(),
+                in_place: req.in_place,
+                output_format: req.output_format,
+                qcow2: &req.qcow2,
+                force: req.replace_output,
+            }
+            .destination(&req.input)?,
+        ),
+    };
 
     // Which filesystem: refuse layouts relayout cannot handle, naming what was found.
     let selected = select(&req.input, req.part, ctx);
@@ -161,18 +174,17 @@ pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> 
         }
     };
     let disk = selected.disk.clone();
-    let format = req
-        .output_format
-        .unwrap_or_else(|| super::write::format_following(&*disk));
-    // qcow2-only options with a raw output: refused before any work.
-    crate::ops::write::OutputSpec {
-        path: &req.input,
-        format,
-        qcow2: &req.qcow2,
-        force: true,
-        quiet: true,
+    if let Some(Destination::NewImage { format, .. }) = &dest {
+        // qcow2-only options with a raw output: refused before any work.
+        crate::ops::write::OutputSpec {
+            path: &req.input,
+            format: format.unwrap_or(super::write::format_following(selected.format)),
+            qcow2: &req.qcow2,
+            force: true,
+            quiet: true,
+        }
+        .validate()?;
     }
-    .validate()?;
     let mut partitions = survey(&disk, &name)?;
     let root_number = selected.partition.as_ref().map(|p| p.number);
     if root_number.is_none() && partitions.iter().any(|p| p.number.is_some()) {
@@ -245,9 +257,9 @@ pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> 
         work: work.path(),
     })?;
     // The engine: one for the root and a separate /boot alike.
-    let mut chosen = engine::choose(req.engine, &tree, &layout, &fsname)?;
-    if let (Engine::Edit, Some(bl), Some(bt)) = (chosen.engine, &boot_layout, &boot_tree) {
-        let c = engine::choose(req.engine, bt, bl, "the /boot filesystem")?;
+    let mut chosen = engine::choose(req.engine, &selected.device, &fsname)?;
+    if let (Engine::Edit, Some(l)) = (chosen.engine, &located) {
+        let c = engine::choose(req.engine, &l.device, "the /boot filesystem")?;
         chosen = engine::EngineChoice {
             engine: c.engine,
             reason: c.reason.map(|r| format!("the /boot filesystem: {r}")),
@@ -263,23 +275,24 @@ pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> 
             plan.text()
         };
         print_out(&text)?;
-        return Ok(None);
+        return Ok(false);
     }
-    let Some(output) = &req.output else {
-        bail!("no output: give -o OUT (or --in-place, or --dry-run)");
+    let Some(dest) = dest else {
+        bail!("no output: give -o OUT, --overlay OUT or --in-place (or --dry-run)");
     };
     if !ctx.quiet && !req.json {
         eprint!("{}", plan.text());
     }
     let tools = crate::e2fsprogs::find(None).context("relayout needs e2fsprogs")?;
-    let done = execute::execute(
+    let summary = execute::execute(
         execute::Job {
             plan: &plan,
             layout,
             engine: chosen.engine,
             tree: &tree,
             disk: &disk,
-            format,
+            input: &req.input,
+            input_format: selected.format,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),
             boot: match (boot_layout, &boot_tree, &located) {
                 (Some(layout), Some(tree), Some(l)) => Some(execute::BootJob {
@@ -291,23 +304,18 @@ pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<Option<WriteStats>> 
                 _ => None,
             },
             esp_edits: &esp_edits,
-            output,
-            req,
+            dest: &dest,
+            verify: req.verify,
             work: work.path(),
             tools: &tools,
         },
         ctx,
     )?;
-    // What the execution found out (a runtime fall-back to the rebuild) goes into the
-    // report, so it names the engine actually used.
-    for f in &done.fell_back {
-        plan.fell_back(f.partition, &f.reason);
-    }
     if req.json {
         print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
-    ctx.note(format_args!("{}", done.summary));
-    Ok(Some(done.stats))
+    ctx.note(format_args!("{summary}"));
+    Ok(true)
 }
 
 /// Write to stdout (see [`crate::stdout`] for a closed pipe).

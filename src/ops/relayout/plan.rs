@@ -169,19 +169,6 @@ impl Plan {
             p.action = choice.engine.name().into();
         }
     }
-
-    /// Record that partition `partition` (`None`: the whole disk) was rebuilt after its
-    /// edit failed (`reason`): that partition's action and the plan's engine say rebuild.
-    pub fn fell_back(&mut self, partition: Option<u32>, reason: &str) {
-        self.engine = Engine::Rebuild;
-        self.engine_reason = Some(match self.engine_reason.take() {
-            Some(earlier) => format!("{earlier}; {reason}"),
-            None => reason.to_string(),
-        });
-        for p in self.partitions.iter_mut().filter(|p| p.number == partition) {
-            p.action = Engine::Rebuild.name().into();
-        }
-    }
 }
 
 /// The action of a partition copied byte for byte.

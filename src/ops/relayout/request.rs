@@ -16,11 +16,16 @@ pub struct RelayoutRequest {
     pub input: PathBuf,
     /// Which filesystem of the input is the root, and the input's format.
     pub part: Which,
-    /// Where the result goes (the input itself for an in-place relayout); `None` only for
-    /// a dry run.
+    /// A new image to write (`-o`).
     pub output: Option<PathBuf>,
-    /// Replace the output when it exists (asked for, or an in-place relayout).
+    /// A qcow2 overlay to write, backed by the input (`--overlay`).
+    pub overlay: Option<PathBuf>,
+    /// Change the input itself (`--in-place`). Exactly one of the three unless a dry run.
+    pub in_place: bool,
+    /// Replace OUT when it exists.
     pub replace_output: bool,
+    /// How much the edit engine's result is checked.
+    pub verify: crate::ops::full_check::Verify,
     /// Print the plan and write nothing.
     pub dry_run: bool,
     /// Print the plan as JSON (after the work, with the engine actually used).
