@@ -385,7 +385,10 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, output: Output, tes
     if output == Output::Overlay {
         assert!(info.contains("backing file:"), "{info}");
         let size = std::fs::metadata(&out).expect("stat").len();
-        assert!(size < (64 << 20), "the overlay holds only the changes: {size} bytes");
+        assert!(
+            size < (64 << 20),
+            "the overlay holds only the changes: {size} bytes"
+        );
     }
     // The r0 layout is there before booting.
     let r0 = ok(d.path(), &["-q", "ls", "-p", &part, s(&out), "/r0"]);

@@ -1311,6 +1311,26 @@ fn lib_error(op: &str, rc: sys::errcode_t) -> Error {
     let message = unsafe { CStr::from_ptr(sys::error_message(rc)) }
         .to_string_lossy()
         .into_owned();
+    // Damaged metadata found by libext2fs is the input's fault, not the operation's.
+    const DAMAGE: &[u32] = &[
+        sys::EXT2_ET_DIR_CORRUPTED,
+        sys::EXT2_ET_DIR_CSUM_INVALID,
+        sys::EXT2_ET_INODE_CSUM_INVALID,
+        sys::EXT2_ET_EXTENT_CSUM_INVALID,
+        sys::EXT2_ET_EXTENT_HEADER_BAD,
+        sys::EXT2_ET_EXT_ATTR_CSUM_INVALID,
+        sys::EXT2_ET_BAD_EA_HEADER,
+        sys::EXT2_ET_EA_BAD_NAME_LEN,
+        sys::EXT2_ET_EA_BAD_VALUE_OFFSET,
+        sys::EXT2_ET_EA_BAD_VALUE_SIZE,
+        sys::EXT2_ET_EA_INODE_CORRUPTED,
+        sys::EXT2_ET_BLOCK_BITMAP_CSUM_INVALID,
+        sys::EXT2_ET_INODE_BITMAP_CSUM_INVALID,
+        sys::EXT2_ET_SB_CSUM_INVALID,
+    ];
+    if u32::try_from(rc).is_ok_and(|c| DAMAGE.contains(&c)) {
+        return Error::Corrupt(format!("{op}: {message}"));
+    }
     Error::Lib {
         op: op.to_string(),
         code: rc,
