@@ -55,6 +55,11 @@ pub struct GlobalArgs {
     /// Print more about what is being done (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The mke2fs every command that builds an ext filesystem runs (also SUBROOT_MKE2FS;
+    /// default: mke2fs on PATH, /sbin, /usr/sbin); its sibling debugfs, e2fsck and dumpe2fs
+    /// are preferred.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub mke2fs: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

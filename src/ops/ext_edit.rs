@@ -90,7 +90,7 @@ pub fn edit(
         report.groups
     ));
     if verify == Verify::Full {
-        super::full_check::e2fsck(&*part, &what)?;
+        super::full_check::e2fsck(&*part, &what, ctx.mke2fs.as_deref())?;
     }
     let edit = Edit {
         input: &sel.image,
