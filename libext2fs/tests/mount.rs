@@ -7,10 +7,9 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 use subroot_formats::hostdir::HostDir;
-use subroot_test_support::mount::{listing, mount_ro, small_tree, xattrs};
-use subroot_test_support::{need, rich, s};
+use subroot_test_support::mount::{diff_tree, listing, mount_ro, small_tree, xattrs};
+use subroot_test_support::{need, rich};
 
 fn copied_tree_mounts_and_matches(opts: &str) {
     let t = "copied_tree_mounts_and_matches";
@@ -42,25 +41,8 @@ fn copied_tree_mounts_and_matches(opts: &str) {
     };
     assert_eq!(listing(&mnt), listing(&src));
     assert_eq!(xattrs(&mnt), xattrs(&src));
-    let diff = Command::new("diff")
-        .args([
-            "-r",
-            "--no-dereference",
-            "-x",
-            "lost+found",
-            s(&src),
-            s(&mnt),
-        ])
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&diff.stdout);
-    // diff cannot compare fifos and devices and says so; anything else is a difference.
-    assert!(
-        report
-            .lines()
-            .all(|l| l.contains(" is a fifo") || l.contains(" is a character special file")),
-        "{report}"
-    );
+    let real = diff_tree(&src, &mnt);
+    assert!(real.is_empty(), "{real:#?}");
     let ino =
         |p: &str| std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(mnt.join(p)).unwrap());
     assert_eq!(ino("usr/bin/prog"), ino("usr/bin/prog2"));

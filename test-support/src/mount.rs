@@ -105,3 +105,25 @@ pub fn mount_ro<'a>(img: &Path, offset: u64, mnt: &'a Path, test: &str) -> Optio
     }
     Some(Mounted(mnt))
 }
+
+/// What `diff -r` finds between the trees `a` and `b` (lost+found left out), without its
+/// notes that it cannot compare two fifos or two devices (their kinds, modes and owners
+/// are in [`listing`]): every line is a real difference.
+pub fn diff_tree(a: &Path, b: &Path) -> Vec<String> {
+    let diff = Command::new("diff")
+        .args(["-r", "--no-dereference", "-x", "lost+found"])
+        .arg(a)
+        .arg(b)
+        .output()
+        .expect("diff");
+    String::from_utf8_lossy(&diff.stdout)
+        .lines()
+        .filter(|l| {
+            let parts: Vec<&str> = l.split(" is a ").collect();
+            let same_special =
+                parts.len() == 3 && parts[1].split(" while file").next() == Some(parts[2]);
+            !same_special
+        })
+        .map(str::to_string)
+        .collect()
+}
