@@ -28,12 +28,10 @@ use subroot_formats::tree::{
 type Inode = sys::ext2_inode_large;
 const INODE_LEN: c_int = std::mem::size_of::<Inode>() as c_int;
 
-/// `EXT2_FLAG_SKIP_MMP` (ext2fs.h): without it libext2fs opens the device *file* by name
-/// to read the MMP block; we refuse MMP filesystems ourselves instead.
-const FLAG_SKIP_MMP: u32 = 0x100000;
-
 // Feature bits (ext2_fs.h).
 const COMPAT_EXT_ATTR: u32 = 0x8;
+const INCOMPAT_EA_INODE: u32 = 0x400;
+const HUGE_FILE_FL: u32 = 0x40000;
 const INCOMPAT_KNOWN: &[(u32, &str, bool)] = &[
     (0x1, "compression", false),
     (0x2, "filetype", true),
@@ -301,7 +299,9 @@ impl Ext2Fs {
             sys::ext2fs_open2(
                 name.as_ptr(),
                 std::ptr::null(),
-                (sys::EXT2_FLAG_RW | sys::EXT2_FLAG_64BITS | FLAG_SKIP_MMP) as c_int,
+                // SKIP_MMP: else libext2fs opens the device *file* by name to read the MMP
+                // block; we refuse MMP filesystems ourselves instead.
+                (sys::EXT2_FLAG_RW | sys::EXT2_FLAG_64BITS | sys::EXT2_FLAG_SKIP_MMP) as c_int,
                 0,
                 0,
                 io::manager(),
@@ -635,6 +635,12 @@ impl Ext2Fs {
             .iter()
             .map(|(n, v)| Ok((cstr(n, "an xattr name")?, v)))
             .collect::<Result<Vec<_>>>()?;
+        let ea_inode = self.sb().s_feature_incompat & INCOMPAT_EA_INODE != 0;
+        let charged = if ea_inode {
+            self.ea_inode_charge(ino)?
+        } else {
+            0
+        };
         self.with_xattrs(ino, |h| {
             for (name, _) in self.xattrs_of(h)? {
                 let name = cstr(&name, "an xattr name")?;
@@ -656,7 +662,87 @@ impl Ext2Fs {
                 self.call(&format!("setting xattr {}", name.to_string_lossy()), rc)?;
             }
             Ok(())
-        })
+        })?;
+        if ea_inode {
+            self.recharge(ino, charged)?;
+        }
+        Ok(())
+    }
+
+    /// The 512-byte sectors the kernel (and e2fsck) charge to inode `ino`'s `i_blocks` for
+    /// the values it keeps in EA inodes: each value's size in whole clusters.
+    fn ea_inode_charge(&self, ino: u32) -> Result<u64> {
+        let bs = self.block_size();
+        let size = self.inode_size();
+        let mut raw = vec![0u8; size];
+        // SAFETY: a live filesystem; the buffer is the full on-disk inode size.
+        self.call(&format!("reading inode {ino}"), unsafe {
+            sys::ext2fs_read_inode_full(
+                self.fs,
+                ino,
+                raw.as_mut_ptr() as *mut sys::ext2_inode,
+                size as c_int,
+            )
+        })?;
+        let le16 = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]);
+        let le32 = |b: &[u8], o: usize| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]]);
+        // (sizes of EA-inode values) in the entries of a region starting at `start`.
+        let values = |b: &[u8], mut at: usize| {
+            let mut out = Vec::new();
+            while at + 16 <= b.len() && le32(b, at) != 0 {
+                let name_len = usize::from(b[at]);
+                if le32(b, at + 4) != 0 {
+                    out.push(u64::from(le32(b, at + 8)));
+                }
+                at += (16 + name_len + 3) & !3;
+            }
+            out
+        };
+        let mut sizes = Vec::new();
+        if size > 128 {
+            let body = 128 + usize::from(le16(&raw, 128));
+            if body + 4 <= size && le32(&raw, body) == 0xEA02_0000 {
+                sizes.extend(values(&raw, body + 4));
+            }
+        }
+        let acl = u64::from(le32(&raw, 104)) | (u64::from(le16(&raw, 118)) << 32);
+        if acl != 0 {
+            let mut block = vec![0u8; bs];
+            self.slot.dev.read_at(&mut block, acl * bs as u64)?;
+            if le32(&block, 0) == 0xEA02_0000 {
+                sizes.extend(values(&block, 32));
+            }
+        }
+        // SAFETY: a live filesystem.
+        let cluster =
+            u64::from(unsafe { (*self.fs).blocksize } << unsafe { (*self.fs).cluster_ratio_bits });
+        Ok(sizes
+            .iter()
+            .map(|v| v.div_ceil(cluster) * cluster / 512)
+            .sum())
+    }
+
+    /// libext2fs (1.47) does not charge EA-inode values to their owner's `i_blocks`, as the
+    /// kernel does and e2fsck checks: move the charge from `before` to what it is now.
+    fn recharge(&self, ino: u32, before: u64) -> Result<()> {
+        let now = self.ea_inode_charge(ino)?;
+        if now == before {
+            return Ok(());
+        }
+        let mut inode = self.read_inode(ino)?;
+        let huge = inode.i_flags & HUGE_FILE_FL != 0;
+        let unit = if huge {
+            self.block_size() as u64 / 512
+        } else {
+            1
+        };
+        // SAFETY: reads plain integers of the Linux variant of osd2 (any bits are valid).
+        let hi = u64::from(unsafe { inode.osd2.linux2.l_i_blocks_hi });
+        let blocks = (u64::from(inode.i_blocks) | (hi << 32)) * unit;
+        let blocks = (blocks + now).saturating_sub(before) / unit;
+        inode.i_blocks = blocks as u32;
+        inode.osd2.linux2.l_i_blocks_hi = (blocks >> 32) as u16;
+        self.write_inode(ino, &mut inode)
     }
 
     // ---- metadata -----------------------------------------------------------------
@@ -1069,6 +1155,30 @@ impl Ext2Fs {
         if self.has_ext_attr() {
             self.set_xattrs(ino, &[])?;
             inode = self.read_inode(ino)?;
+            // libext2fs keeps an emptied xattr block attached: release our reference.
+            // SAFETY: reads plain integers of the Linux variant of osd2.
+            let hi = u64::from(unsafe { inode.osd2.linux2.l_i_file_acl_high });
+            let blk = u64::from(inode.i_file_acl) | (hi << 32);
+            if blk != 0 {
+                let mut left: sys::__u32 = 0;
+                // SAFETY: a live filesystem; a null block buffer makes libext2fs use its own.
+                self.call("releasing an xattr block", unsafe {
+                    sys::ext2fs_adjust_ea_refcount3(
+                        self.fs,
+                        blk,
+                        std::ptr::null_mut(),
+                        -1,
+                        &mut left,
+                        ino,
+                    )
+                })?;
+                if left == 0 {
+                    // SAFETY: frees the block in the bitmap and counters.
+                    unsafe { sys::ext2fs_block_alloc_stats2(self.fs, blk, -1) };
+                }
+                inode.i_file_acl = 0;
+                inode.osd2.linux2.l_i_file_acl_high = 0;
+            }
         }
         // SAFETY: a live filesystem; the inode buffer is a full large inode.
         if unsafe {
