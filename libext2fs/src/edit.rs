@@ -837,7 +837,7 @@ impl Ext2Fs {
     fn new_inode(
         &self,
         dir: u32,
-        name: &CString,
+        name: &CStr,
         kind: Kind,
         init: impl FnOnce(&mut Inode),
     ) -> Result<u32> {
@@ -870,9 +870,28 @@ impl Ext2Fs {
     /// Create `entry` (any kind but a hard link: see [`Ext2Fs::link`]) with its full
     /// metadata; a regular file's data comes from `content` (holes are kept). Returns its
     /// inode number.
+    ///
+    /// When a step after the inode was made fails (an xattr that does not fit, a content
+    /// shorter than the entry says), the new entry is removed again before the error is
+    /// returned.
     pub fn create(&mut self, entry: &Entry, content: Option<&mut dyn Content>) -> Result<u32> {
+        let (dir, _, cname) = self.new_slot(&entry.path)?;
+        let made = self.make(entry, content, dir, &cname);
+        if made.is_err() && matches!(self.lookup(&entry.path), Ok(Some(_))) {
+            let _ = self.remove(&entry.path, true);
+        }
+        made
+    }
+
+    /// [`Ext2Fs::create`] once the name is known to be free in `dir`.
+    fn make(
+        &mut self,
+        entry: &Entry,
+        content: Option<&mut dyn Content>,
+        dir: u32,
+        cname: &CStr,
+    ) -> Result<u32> {
         let path = entry.path.as_slice();
-        let (dir, _, cname) = self.new_slot(path)?;
         let has_extents = self.sb().s_feature_incompat & 0x40 != 0;
         let ino = match entry.kind {
             Kind::Dir => {
@@ -911,7 +930,7 @@ impl Ext2Fs {
                     Error::Invalid(format!("file {} comes without content", Shown(path)))
                 })?;
                 let fs = self.fs;
-                let ino = self.new_inode(dir, &cname, Kind::File, |inode| {
+                let ino = self.new_inode(dir, cname, Kind::File, |inode| {
                     if has_extents {
                         let mut h: sys::ext2_extent_handle_t = std::ptr::null_mut();
                         // SAFETY: with an inode lacking EXTENTS_FL, extent_open2 only
@@ -943,7 +962,7 @@ impl Ext2Fs {
             Kind::CharDevice | Kind::BlockDevice | Kind::Fifo | Kind::Socket => {
                 let rdev = encode_rdev(entry.rdev);
                 let dev = matches!(entry.kind, Kind::CharDevice | Kind::BlockDevice);
-                self.new_inode(dir, &cname, entry.kind, |inode| {
+                self.new_inode(dir, cname, entry.kind, |inode| {
                     if dev {
                         inode.i_block[0] = rdev[0];
                         inode.i_block[1] = rdev[1];

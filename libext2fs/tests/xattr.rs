@@ -63,3 +63,33 @@ fn ea_inodes_blocks_and_in_inode_values_are_written_replaced_and_freed() {
     got.sort();
     assert_eq!(got, second);
 }
+
+#[test]
+fn a_create_whose_xattrs_do_not_fit_leaves_nothing_behind() {
+    let tmp = tempfile::tempdir().unwrap();
+    let img = tmp.path().join("fs.img");
+    mkfs(&img, "-t ext4 -b 1024", "32M", None);
+    let (dev, mut fs) = open(&img);
+    for kind in [Kind::File, Kind::Dir, Kind::Fifo] {
+        let meta = Metadata {
+            perm: 0o644,
+            xattrs: xattrs(&[("user.big", noise(3000, 5))]),
+            ..Default::default()
+        };
+        let mut c = subroot_formats::tree::BytesContent::new(b"data".to_vec());
+        let mut e = new_entry("x", kind, meta);
+        e.size = 4;
+        let content =
+            (kind == Kind::File).then_some(&mut c as &mut dyn subroot_formats::tree::Content);
+        let err = fs
+            .create(&e, content)
+            .expect_err("a 3,000-byte value needs a bigger block");
+        assert!(
+            err.to_string().contains("user.big"),
+            "the error names the xattr: {err}"
+        );
+        assert_eq!(fs.lookup(b"x").unwrap(), None, "{kind:?} left behind");
+    }
+    let stats = close_and_judge(fs, dev, &img);
+    assert_eq!((stats.inodes_used, stats.blocks_used), (0, 0), "{stats:?}");
+}
