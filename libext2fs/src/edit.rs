@@ -29,6 +29,9 @@ type Inode = sys::ext2_inode_large;
 const INODE_LEN: c_int = std::mem::size_of::<Inode>() as c_int;
 
 // Feature bits (ext2_fs.h).
+/// Directory entries remembered at most (about 10 MiB with typical names).
+const MAX_REMEMBERED_NAMES: usize = 100_000;
+
 const COMPAT_EXT_ATTR: u32 = 0x8;
 const INCOMPAT_EA_INODE: u32 = 0x400;
 const HUGE_FILE_FL: u32 = 0x40000;
@@ -444,9 +447,20 @@ impl Ext2Fs {
             }
             Err(rc) => return self.call("reading a directory", rc).map(|_| None),
         };
+        if children.len() > MAX_REMEMBERED_NAMES {
+            // Memory stays bounded: a huge directory is scanned again next time.
+            return Ok(children
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, i)| i));
+        }
         let names: HashMap<Vec<u8>, u32> = children.into_iter().collect();
         let found = names.get(name).copied();
-        self.names.borrow_mut().insert(dir, names);
+        let mut cache = self.names.borrow_mut();
+        if cache.values().map(HashMap::len).sum::<usize>() + names.len() > MAX_REMEMBERED_NAMES {
+            cache.clear();
+        }
+        cache.insert(dir, names);
         Ok(found)
     }
 
