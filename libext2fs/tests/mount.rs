@@ -1,5 +1,5 @@
 //! The kernel as the judge: a tree copied into an empty ext4 (1.47 defaults with
-//! orphan_file) and into an ext2 by the editor is loop-mounted read-only, and `find`,
+//! orphan_file), bigalloc, ext3 with 1 KiB blocks and ext2 by the editor is loop-mounted read-only, and `find`,
 //! `getfattr` and `diff -r` must see exactly the tree: names, kinds, modes, owners, sizes,
 //! ns mtimes, symlink targets, xattrs, contents, the hard link as one inode. Root only;
 //! skipped loudly where loop devices are missing (a failure under `CI=true`).
@@ -63,4 +63,14 @@ fn copied_tree_mounts_and_matches_ext4() {
 #[test]
 fn copied_tree_mounts_and_matches_ext2() {
     copied_tree_mounts_and_matches("-t ext2 -I 256");
+}
+
+#[test]
+fn copied_tree_mounts_and_matches_bigalloc() {
+    copied_tree_mounts_and_matches("-t ext4 -b 4096 -O bigalloc -C 16384");
+}
+
+#[test]
+fn copied_tree_mounts_and_matches_ext3_1k() {
+    copied_tree_mounts_and_matches("-t ext3 -b 1024");
 }
