@@ -1357,18 +1357,7 @@ impl Ext2Fs {
             )
         } != 0
         {
-            // SAFETY: as above; punch frees every block and writes the inode back.
-            self.call("freeing blocks", unsafe {
-                sys::ext2fs_punch(
-                    self.fs,
-                    ino,
-                    &mut inode as *mut Inode as *mut sys::ext2_inode,
-                    std::ptr::null_mut(),
-                    0,
-                    !0,
-                )
-            })?;
-            inode = self.read_inode(ino)?;
+            inode = self.free_blocks(ino, inode)?;
         }
         inode.i_links_count = 0;
         inode.i_dtime = std::time::SystemTime::now()
@@ -1380,6 +1369,22 @@ impl Ext2Fs {
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, -1, c_int::from(is_dir)) };
         self.names.borrow_mut().remove(&ino);
         Ok(())
+    }
+
+    /// Free every data block of `ino` (punch from 0 to the end); its inode as written back.
+    fn free_blocks(&self, ino: u32, mut inode: Inode) -> Result<Inode> {
+        // SAFETY: a live filesystem; punch frees every block and writes the inode back.
+        self.call("freeing blocks", unsafe {
+            sys::ext2fs_punch(
+                self.fs,
+                ino,
+                &mut inode as *mut Inode as *mut sys::ext2_inode,
+                std::ptr::null_mut(),
+                0,
+                !0,
+            )
+        })?;
+        self.read_inode(ino)
     }
 
     /// Remove the name `path`; the inode goes with its last link. A directory must be
@@ -1514,19 +1519,7 @@ impl Ext2Fs {
     /// Replace the data of file `path` by `content`, keeping its inode and metadata.
     pub fn replace_content(&mut self, path: &[u8], content: &mut dyn Content) -> Result<()> {
         let ino = self.require_file(path)?;
-        let mut inode = self.read_inode(ino)?;
-        // SAFETY: a live filesystem; punch frees every block and writes the inode back.
-        self.call("freeing blocks", unsafe {
-            sys::ext2fs_punch(
-                self.fs,
-                ino,
-                &mut inode as *mut Inode as *mut sys::ext2_inode,
-                std::ptr::null_mut(),
-                0,
-                !0,
-            )
-        })?;
-        let mut inode = self.read_inode(ino)?;
+        let mut inode = self.free_blocks(ino, self.read_inode(ino)?)?;
         inode.i_size = 0;
         inode.i_size_high = 0;
         self.write_inode(ino, &mut inode)?;
