@@ -23,7 +23,18 @@ const BG_BLOCK_UNINIT: u16 = 0x2;
 /// Check the filesystem on `dev` after an edit that touched the directories `dirs` (paths
 /// as [`crate::CloseStats::touched_dirs`]). Any finding is [`Error::Corrupt`].
 pub fn check(dev: Arc<dyn BlockDevice>, dirs: &[Vec<u8>]) -> Result<CheckReport> {
-    let corrupt = |what: String| Error::Corrupt(format!("after the edit: {what}"));
+    check_as(dev, dirs, "after the edit")
+}
+
+/// The same check of the counts before an edit: a filesystem whose free counts already
+/// disagree with its bitmaps (e2fsck -fn finds fault with it) is not edited, since the
+/// check after the edit could not tell its own mistakes from the input's.
+pub fn check_input(dev: Arc<dyn BlockDevice>) -> Result<CheckReport> {
+    check_as(dev, &[], "not clean before any edit")
+}
+
+fn check_as(dev: Arc<dyn BlockDevice>, dirs: &[Vec<u8>], when: &str) -> Result<CheckReport> {
+    let corrupt = |what: String| Error::Corrupt(format!("{when}: {what}"));
     let fs = ExtFs::open_with(dev, OpenOptions::default())
         .map_err(|e| corrupt(format!("the filesystem does not open: {e}")))?;
     let mut report = CheckReport::default();

@@ -24,6 +24,6 @@ mod io;
 #[allow(unsafe_op_in_unsafe_fn)]
 pub mod sys;
 
-pub use check::{check, CheckReport};
+pub use check::{check, check_input, CheckReport};
 pub use edit::{CloseStats, Ext2Fs, Stat};
 pub use error::{Error, Result};

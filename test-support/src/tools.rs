@@ -19,7 +19,7 @@ pub fn need(tool: &str, test: &str) -> bool {
 }
 
 /// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`, set by
-/// `testdata/test.sh` from `testdata/e2fsprogs-backports.sh`), or a recorded skip.
+/// `scripts/test.sh` from `scripts/e2fsprogs-backports.sh`), or a recorded skip.
 pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(p));
@@ -27,7 +27,7 @@ pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
     skip(
         test,
         "SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
-         bash testdata/e2fsprogs-backports.sh)",
+         bash scripts/e2fsprogs-backports.sh)",
     );
     None
 }
@@ -198,4 +198,14 @@ pub fn assert_same_manifest(a: &EntryManifest, b: &EntryManifest) {
         );
     }
     assert_eq!(a.1, b.1, "the hard-link groups differ");
+}
+
+/// A new empty file at `path`, opened read+write (as the image writers want their output).
+pub fn new_output(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
 }

@@ -23,6 +23,10 @@ const INCOMPAT_KNOWN: u64 = INCOMPAT_DIRTY
     | INCOMPAT_EXTERNAL_DATA
     | INCOMPAT_COMPRESSION
     | INCOMPAT_EXTENDED_L2;
+/// Autoclear feature bit 0: the persistent dirty bitmaps are consistent with the data.
+pub const AUTOCLEAR_BITMAPS: u64 = 1 << 0;
+/// Byte offset of the autoclear feature field in a version 3 header.
+pub(crate) const AUTOCLEAR_OFFSET: u64 = 88;
 /// Compatible feature bit 0: lazy refcounts.
 pub const COMPAT_LAZY_REFCOUNTS: u64 = 1 << 0;
 
@@ -132,6 +136,24 @@ fn truncated(have: usize, need: usize) -> Error {
     Error::corrupt(format!(
         "truncated qcow2 header: need at least {need} bytes, found {have}"
     ))
+}
+
+/// The start of a qcow2 file that [`Header::parse`] needs: its first cluster (or the whole
+/// file when shorter), read through `read(buf, offset)` from a file of `file_len` bytes.
+pub(crate) fn read_head(
+    file_len: u64,
+    mut read: impl FnMut(&mut [u8], u64) -> Result<()>,
+) -> Result<Vec<u8>> {
+    let mut head = vec![0u8; file_len.min(64 << 10) as usize];
+    read(&mut head, 0)?;
+    if let Some(bits) = head.get(20..24).and_then(|b| b.try_into().ok()) {
+        let bits = u32::from_be_bytes(bits);
+        if (17..=21).contains(&bits) && file_len > head.len() as u64 {
+            head = vec![0u8; file_len.min(1 << bits) as usize];
+            read(&mut head, 0)?;
+        }
+    }
+    Ok(head)
 }
 
 impl Header {

@@ -9,6 +9,8 @@
 
 use super::cache::Lru;
 use super::compress::decompress;
+use super::entry::{compressed_extent, COMPRESSED, OFFSET_MASK, ZERO};
+use super::header::read_head;
 use super::Header;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
 use crate::image::{Image, ImageFormat};
@@ -16,12 +18,6 @@ use crate::{Error, Result};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// Bits 9..=55 of L1 and standard L2 entries: a host offset.
-const OFFSET_MASK: u64 = 0x00ff_ffff_ffff_fe00;
-/// L2 entry bit 62: the cluster is compressed.
-const COMPRESSED: u64 = 1 << 62;
-/// L2 entry bit 0 (version 3, standard entries): the cluster reads as zeros.
-const ZERO: u64 = 1;
 /// L1 entries are cached in chunks of this many entries (32 KiB).
 const L1_CHUNK: u64 = 4096;
 /// At most this many L1 chunks are cached.
@@ -107,15 +103,7 @@ impl Qcow2Image {
 
         let file = RawFile::open(path)?;
         let file_len = file.len();
-        let mut head = vec![0u8; file_len.min(64 << 10) as usize];
-        file.read_at(&mut head, 0)?;
-        if let Some(bits) = head.get(20..24).and_then(|b| b.try_into().ok()) {
-            let bits = u32::from_be_bytes(bits);
-            if (17..=21).contains(&bits) && file_len > head.len() as u64 {
-                head = vec![0u8; file_len.min(1 << bits) as usize];
-                file.read_at(&mut head, 0)?;
-            }
-        }
+        let head = read_head(file_len, |buf, off| file.read_at(buf, off))?;
         let header = Header::parse(&head, file_len).map_err(|e| with_file(e, path))?;
         drop(head);
 
@@ -376,11 +364,7 @@ impl Qcow2Image {
                 return Ok(data.clone());
             }
         }
-        let bits = self.header.cluster_bits;
-        let x = 62 - (bits - 8);
-        let coff = entry & ((1u64 << x) - 1);
-        let sectors = ((entry >> x) & ((1u64 << (62 - x)) - 1)) + 1;
-        let csize = sectors * 512 - (coff & 511);
+        let (coff, csize) = compressed_extent(entry, self.header.cluster_bits);
         let file_len = self.file.len();
         if coff >= file_len {
             return Err(self.corrupt(format!(

@@ -395,6 +395,29 @@ impl Ext2Fs {
         })
     }
 
+    /// Take `secs` (seconds since the epoch) as the current time: the superblock's last
+    /// write time at [`Ext2Fs::close`] and the deletion time of freed inodes. Without it,
+    /// the system clock. A caller that wants reproducible output (`SOURCE_DATE_EPOCH`)
+    /// sets it.
+    pub fn set_clock(&mut self, secs: i64) {
+        // SAFETY: a live filesystem; `now` is a plain field libext2fs reads instead of
+        // time() when it is not zero.
+        unsafe { (*self.fs).now = secs as sys::time_t };
+    }
+
+    /// The current time as the filesystem sees it: the clock set by
+    /// [`Ext2Fs::set_clock`], else the system's.
+    fn now(&self) -> i64 {
+        // SAFETY: a live filesystem.
+        let set = unsafe { (*self.fs).now };
+        if set != 0 {
+            return set;
+        }
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64)
+    }
+
     /// Bytes read from the device so far.
     pub fn bytes_read(&self) -> u64 {
         self.slot.bytes_read.load(Ordering::Relaxed)
@@ -604,6 +627,26 @@ fn lib_error(op: &str, rc: sys::errcode_t) -> Error {
     let message = unsafe { CStr::from_ptr(sys::error_message(rc)) }
         .to_string_lossy()
         .into_owned();
+    // Damaged metadata found by libext2fs is the input's fault, not the operation's.
+    const DAMAGE: &[u32] = &[
+        sys::EXT2_ET_DIR_CORRUPTED,
+        sys::EXT2_ET_DIR_CSUM_INVALID,
+        sys::EXT2_ET_INODE_CSUM_INVALID,
+        sys::EXT2_ET_EXTENT_CSUM_INVALID,
+        sys::EXT2_ET_EXTENT_HEADER_BAD,
+        sys::EXT2_ET_EXT_ATTR_CSUM_INVALID,
+        sys::EXT2_ET_BAD_EA_HEADER,
+        sys::EXT2_ET_EA_BAD_NAME_LEN,
+        sys::EXT2_ET_EA_BAD_VALUE_OFFSET,
+        sys::EXT2_ET_EA_BAD_VALUE_SIZE,
+        sys::EXT2_ET_EA_INODE_CORRUPTED,
+        sys::EXT2_ET_BLOCK_BITMAP_CSUM_INVALID,
+        sys::EXT2_ET_INODE_BITMAP_CSUM_INVALID,
+        sys::EXT2_ET_SB_CSUM_INVALID,
+    ];
+    if u32::try_from(rc).is_ok_and(|c| DAMAGE.contains(&c)) {
+        return Error::Corrupt(format!("{op}: {message}"));
+    }
     Error::Lib {
         op: op.to_string(),
         code: rc,

@@ -92,10 +92,7 @@ impl Ext2Fs {
             inode = self.free_blocks(ino, inode)?;
         }
         inode.i_links_count = 0;
-        inode.i_dtime = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(1, |d| d.as_secs() as u32)
-            .max(1);
+        inode.i_dtime = (self.now() as u32).max(1);
         self.write_inode(ino, &mut inode)?;
         // SAFETY: marks the inode free in the bitmap and counters.
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, -1, c_int::from(is_dir)) };
