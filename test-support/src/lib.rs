@@ -4,6 +4,7 @@
 //! from it ([`rich`]).
 #![forbid(unsafe_code)]
 
+pub mod mount;
 pub mod rich;
 pub mod tools;
 
