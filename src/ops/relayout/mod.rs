@@ -342,7 +342,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
 }
 
 /// Write to stdout; a closed pipe (`| head`) ends the output quietly.
-fn print_out(text: &str) -> Result<()> {
+pub fn print_out(text: &str) -> Result<()> {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
