@@ -12,6 +12,7 @@ pub mod extract;
 pub mod fstree;
 pub mod info;
 pub mod initrd;
+pub mod inspect;
 pub mod ls;
 pub mod manifest;
 pub mod mkfs;
