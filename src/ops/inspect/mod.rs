@@ -231,7 +231,7 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             } else {
                 l.mountpoint.clone()
             };
-            if !roles[i].contains(&role) && !(i == ri && role == "/") {
+            if !(roles[i].contains(&role) || i == ri && role == "/") {
                 roles[i].push(role);
             }
             let at = l.mountpoint.trim_matches('/').as_bytes().to_vec();
@@ -273,12 +273,15 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
                 .boot_loaders
                 .iter()
                 .flat_map(|l| &l.entries)
-                .find_map(|e| {
-                    e.cmdline
-                        .split_whitespace()
-                        .find_map(|w| w.strip_prefix("subroot="))
-                        .map(str::to_string)
+                .find_map(|e| subroot_param(&e.cmdline))
+                .or_else(|| {
+                    ["etc/kernel/cmdline", "etc/default/grub"]
+                        .iter()
+                        .find_map(|f| subroot_param(&view.text(f)?))
                 });
+            if default.is_none() {
+                notes.push("relayouted, but no boot configuration in the image (grub.cfg, BLS entries, /etc/kernel/cmdline, /etc/default/grub) names subroot=: the default root is set outside the image".into());
+            }
             rep.relayout = Some(Relayout {
                 roots: subroots
                     .iter()
@@ -318,6 +321,16 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             filesystem: s.fs.clone().map(FsJson::from),
             roles,
         });
+    }
+    // What the readers had to say (a backup superblock read, damage skipped): never silent.
+    for s in &slots {
+        if let Some(m) = &s.mounted {
+            let place = number(s).map_or("the whole disk".into(), |n| format!("partition {n}"));
+            for w in m.tree.take_warnings() {
+                eprintln!("subroot: warning: {name} {place}: {w}");
+                notes.push(format!("{place}: {w}"));
+            }
+        }
     }
     rep.notes = notes;
     Ok(rep)
@@ -369,6 +382,14 @@ fn open_slot(part: Option<Partition>, device: Dev, notes: &mut Vec<String>) -> R
         fs,
         root,
     })
+}
+
+/// The value of the first `subroot=` word of a command line or configuration file
+/// (quotes around a `GRUB_CMDLINE_LINUX` value are not part of it).
+fn subroot_param(text: &str) -> Option<String> {
+    text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
+        .find_map(|w| w.strip_prefix("subroot="))
+        .map(str::to_string)
 }
 
 /// The os-release of a view (`/etc/os-release`, else `/usr/lib/os-release`).

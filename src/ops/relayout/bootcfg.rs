@@ -191,8 +191,7 @@ pub fn grub_entries(text: &str) -> Vec<BootEntry> {
                 cmdline: args.trim().to_string(),
             });
         } else if let Some(last) = out.last_mut() {
-            last.initrds
-                .extend(super::initrds::grub_initrds(line).into_iter());
+            last.initrds.extend(super::initrds::grub_initrds(line));
         }
     }
     out
