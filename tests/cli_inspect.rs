@@ -8,7 +8,7 @@
 mod common;
 
 use common::relayout::{initrd, mk, sh, stage_named, INITRD_DIR};
-use common::{debian_image, fails, is_root, ok, patch, run, run_stdout, s, workdir};
+use common::{debian_image, fails, is_root, ok, patch, run, run_stdout, s, which, workdir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
@@ -85,6 +85,18 @@ fn fixture(dir: &Path) -> Fixture {
         format!("search.fs_uuid {BOOT_UUID} root\nset prefix=($root)'/grub'\nconfigfile $prefix/grub.cfg\n"),
     )
     .expect("stub");
+    mk(&esp.join("EFI/systemd"));
+    std::fs::write(
+        esp.join("EFI/systemd/systemd-bootx64.efi"),
+        b"MZ sd-boot stand-in\n",
+    )
+    .expect("efi");
+    mk(&esp.join("loader/entries"));
+    std::fs::write(
+        esp.join("loader/entries/debian.conf"),
+        format!("title Debian (BLS)\nlinux /vmlinuz-6.1.0-t\ninitrd /initrd.img-6.1.0-t\noptions root=UUID={ROOT_UUID} ro console=ttyS0\n"),
+    )
+    .expect("bls");
     let img = dir.join("in.raw");
     // p1 1-9 MiB, p2 9-41 MiB, p3 41-105 MiB, p4 105-109 MiB.
     sh(&format!(
@@ -92,7 +104,7 @@ fn fixture(dir: &Path) -> Fixture {
          sgdisk -o -n1:2048:18431 -t1:ef00 -c1:EFI -n2:18432:83967 -t2:8300 -c2:boot \
            -n3:83968:215039 -t3:8300 -c3:root -n4:215040:223231 -t4:8200 {i} >/dev/null && \
          truncate -s 8M esp.fat && mkfs.fat -i {ESP_ID} -n ESP esp.fat >/dev/null && \
-         mcopy -s -i esp.fat {e}/EFI ::/ && dd if=esp.fat of={i} bs=1M seek=1 conv=notrunc status=none && \
+         mcopy -s -i esp.fat {e}/EFI {e}/loader ::/ && dd if=esp.fat of={i} bs=1M seek=1 conv=notrunc status=none && \
          mke2fs -q -F -t ext4 -L boot -U {BOOT_UUID} -E offset=$((9<<20)) -d {b} {i} 32M && \
          mke2fs -q -F -t ext4 -L root -U {ROOT_UUID} -E offset=$((41<<20)) -d {r} {i} 64M && \
          truncate -s 4M swap.img && mkswap -q -U {SWAP_UUID} swap.img >/dev/null && \
@@ -332,7 +344,7 @@ fn check_fixture(j: &Value, f: &Fixture) {
     assert_eq!(ir["hook_present"], false);
     // The boot loader: GRUB EFI on the ESP, whose stub loads /boot's grub.cfg.
     let l = j["boot_loaders"].as_array().unwrap();
-    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l.len(), 2, "{l:?}");
     assert_eq!(l[0]["kind"], "grub-efi");
     assert_eq!(l[0]["location"], "/EFI/debian/grubx64.efi");
     assert_eq!(l[0]["partition"], 1);
@@ -350,6 +362,17 @@ fn check_fixture(j: &Value, f: &Fixture) {
         .collect();
     assert_eq!(got_lines, want_lines);
     assert_eq!(l[0]["entries"][1]["title"], "Demo (recovery)");
+    // systemd-boot beside it, with its Boot Loader Specification entry.
+    assert_eq!(l[1]["kind"], "systemd-boot");
+    assert_eq!(l[1]["location"], "/EFI/systemd/systemd-bootx64.efi");
+    let e = &l[1]["entries"][0];
+    assert_eq!(e["title"], "Debian (BLS)");
+    assert_eq!(e["kernel"], "/vmlinuz-6.1.0-t");
+    assert_eq!(e["initrds"], serde_json::json!(["/initrd.img-6.1.0-t"]));
+    assert_eq!(
+        e["cmdline"].as_str(),
+        Some(format!("root=UUID={ROOT_UUID} ro console=ttyS0").as_str())
+    );
 }
 
 #[test]
@@ -421,6 +444,63 @@ fn missing_pieces_are_notes() {
     assert!(j["notes"]
         .to_string()
         .contains("no filesystem holds a Linux root"));
+}
+
+#[test]
+fn grub_bios_in_the_mbr() {
+    // GRUB's own boot.img in the MBR and a core made by grub-mkimage in the MBR gap, as
+    // grub-install lays them out; the configuration is the root's /boot/grub/grub.cfg.
+    let boot_img = Path::new("/usr/lib/grub/i386-pc/boot.img");
+    if !boot_img.is_file() || which("grub-mkimage").is_none() {
+        eprintln!("SKIPPED grub_bios_in_the_mbr: needs grub-pc-bin (boot.img, grub-mkimage)");
+        return;
+    }
+    let d = workdir();
+    let root = stage_named(d.path(), "grubroot", None);
+    let img = common::relayout::image(d.path(), &root);
+    sh(&format!(
+        "dd if={b} of={i} bs=440 count=1 conv=notrunc status=none",
+        b = s(boot_img),
+        i = s(&img)
+    ));
+    let no_core = inspect(d.path(), &img);
+    assert_eq!(no_core["boot_loaders"][0]["kind"], "grub-bios");
+    assert_eq!(
+        no_core["boot_loaders"][0]["location"],
+        "mbr (no core found)"
+    );
+    sh(&format!(
+        "cd {d} && grub-mkimage -O i386-pc -o core.img -p '(hd0,msdos1)/boot/grub' biosdisk part_msdos ext2 && \
+         dd if=core.img of={i} bs=512 seek=1 conv=notrunc status=none",
+        d = s(d.path()),
+        i = s(&img)
+    ));
+    let j = inspect(d.path(), &img);
+    let l = &j["boot_loaders"];
+    assert_eq!(l.as_array().unwrap().len(), 1, "{l}");
+    assert_eq!(l[0]["kind"], "grub-bios");
+    assert_eq!(l[0]["location"], "mbr, core in the mbr-gap");
+    assert_eq!(l[0]["config"], "/boot/grub/grub.cfg");
+    let cfg = read(&root.join("boot/grub/grub.cfg"));
+    let want: Vec<String> = cfg
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("linux"))
+        .map(|l| {
+            l.trim()
+                .split_once(' ')
+                .map_or("", |x| x.1)
+                .trim()
+                .to_string()
+        })
+        .collect();
+    assert!(!want.is_empty());
+    let got: Vec<&str> = l[0]["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["cmdline"].as_str().unwrap())
+        .collect();
+    assert_eq!(got, want);
 }
 
 #[test]
