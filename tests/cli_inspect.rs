@@ -7,13 +7,11 @@
 
 mod common;
 
-use common::relayout::{initrd, mk, sh, stage_named, INITRD_DIR};
+use common::relayout::{boot_tree, mk, sh, stage_named, BOOT_UUID, ROOT_UUID};
 use common::{debian_image, fails, is_root, ok, patch, run, run_stdout, s, which, workdir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
-const ROOT_UUID: &str = "5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c";
-const BOOT_UUID: &str = "0b007b00-1111-4222-8333-444455556666";
 const SWAP_UUID: &str = "5a5a5a5a-1111-4222-8333-444455556666";
 const ESP_ID: &str = "12345678";
 const ESP_UUID: &str = "1234-5678";
@@ -64,19 +62,7 @@ fn fixture(dir: &Path) -> Fixture {
         ),
     );
     w("var/lib/dpkg/status", DPKG_STATUS);
-    let boot = dir.join("boot");
-    mk(&boot.join("grub"));
-    std::fs::write(boot.join("vmlinuz-6.1.0-t"), b"kernel\n").expect("kernel");
-    initrd(Path::new(INITRD_DIR), &boot.join("initrd.img-6.1.0-t"));
-    std::fs::write(
-        boot.join("grub/grub.cfg"),
-        format!(
-            "set default=0\nmenuentry 'Demo' {{\n\tlinux /vmlinuz-6.1.0-t root=UUID={ROOT_UUID} ro quiet\n\
-             \tinitrd /initrd.img-6.1.0-t\n}}\nmenuentry 'Demo (recovery)' {{\n\
-             \tlinux /vmlinuz-6.1.0-t root=UUID={ROOT_UUID} ro single\n\tinitrd /initrd.img-6.1.0-t\n}}\n"
-        ),
-    )
-    .expect("grub.cfg");
+    let boot = boot_tree(&dir.join("boot"));
     let esp = dir.join("esp");
     mk(&esp.join("EFI/debian"));
     std::fs::write(esp.join("EFI/debian/grubx64.efi"), b"MZ grub stand-in\n").expect("efi");
@@ -225,6 +211,19 @@ fn fstab_in(j: &Value) -> Vec<[String; 4]> {
         .collect()
 }
 
+/// The kernel versions in a /boot directory (`vmlinuz-VERSION`), sorted.
+fn kernels_in(boot: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(boot)
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_prefix("vmlinuz-").map(str::to_string)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 fn read(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -313,18 +312,7 @@ fn check_fixture(j: &Value, f: &Fixture) {
     assert_eq!(j["root"]["subroot"], Value::Null);
     assert_eq!(j["relayout"], Value::Null);
     // Kernels: /boot is the separate partition 2.
-    let mut want_kernels: Vec<String> = std::fs::read_dir(&f.boot)
-        .unwrap()
-        .filter_map(|e| {
-            e.unwrap()
-                .file_name()
-                .into_string()
-                .unwrap()
-                .strip_prefix("vmlinuz-")
-                .map(str::to_string)
-        })
-        .collect();
-    want_kernels.sort();
+    let want_kernels = kernels_in(&f.boot);
     let k = j["kernels"].as_array().unwrap();
     let got: Vec<&str> = k.iter().map(|k| k["version"].as_str().unwrap()).collect();
     assert_eq!(got, want_kernels);
@@ -665,18 +653,7 @@ fn real_debian_images_equal_their_mounts() {
         } else {
             mnt.join("boot")
         };
-        let mut kernels: Vec<String> = std::fs::read_dir(&boot_dir)
-            .unwrap()
-            .filter_map(|e| {
-                e.unwrap()
-                    .file_name()
-                    .into_string()
-                    .unwrap()
-                    .strip_prefix("vmlinuz-")
-                    .map(str::to_string)
-            })
-            .collect();
-        kernels.sort();
+        let kernels = kernels_in(&boot_dir);
         let got: Vec<&str> = j["kernels"]
             .as_array()
             .unwrap()
