@@ -400,7 +400,7 @@ fn missing_pieces_are_notes() {
     let d = workdir();
     let root = stage_named(d.path(), "bare", None);
     sh(&format!(
-        "rm -f {r}/etc/hostname {r}/boot/vmlinuz-*",
+        "rm -rf {r}/etc/hostname {r}/boot/vmlinuz-* {r}/boot/grub",
         r = s(&root)
     ));
     let img = common::relayout::image(d.path(), &root);
@@ -412,6 +412,7 @@ fn missing_pieces_are_notes() {
     assert_eq!(j["packages"]["manager"], Value::Null);
     let notes = j["notes"].to_string();
     for want in [
+        "no boot loader found",
         "no hostname",
         "no machine id",
         "no /etc/passwd",

@@ -322,6 +322,9 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             roles,
         });
     }
+    if rep.boot_loaders.is_empty() {
+        notes.push("no boot loader found (no GRUB boot code in the MBR, no GRUB or systemd-boot on an ESP, no grub.cfg or BLS entries in /boot): the kernel is booted from outside the image".into());
+    }
     // What the readers had to say (a backup superblock read, damage skipped): never silent.
     for s in &slots {
         if let Some(m) = &s.mounted {
