@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::relayout::{boot_tree, mk, sh, stage_named, BOOT_UUID, ROOT_UUID};
+use common::relayout::{boot_tree, mk, sh, stage_named, BOOT_UUID, INITRD_DIR, ROOT_UUID};
 use common::{debian_image, fails, is_root, ok, patch, run, run_stdout, s, which, workdir};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -63,6 +63,17 @@ fn fixture(dir: &Path) -> Fixture {
     );
     w("var/lib/dpkg/status", DPKG_STATUS);
     let boot = boot_tree(&dir.join("boot"));
+    // A second kernel whose initrd is an uncompressed early segment then a zstd one, and
+    // an initrd with no kernel.
+    std::fs::write(boot.join("vmlinuz-6.1.0-u"), b"kernel 2\n").expect("kernel");
+    sh(&format!(
+        "mkdir -p {e}/kernel/x86/microcode && echo ucode > {e}/kernel/x86/microcode/GenuineIntel.bin && \
+         {{ (cd {e} && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet); \
+         (cd {INITRD_DIR} && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --quiet | zstd -q -c); }} \
+         > {b}/initrd.img-6.1.0-u && cp {b}/initrd.img-6.1.0-t {b}/initrd.img-6.1.0-orphan",
+        e = s(&dir.join("early")),
+        b = s(&boot)
+    ));
     let esp = dir.join("esp");
     mk(&esp.join("EFI/debian"));
     std::fs::write(esp.join("EFI/debian/grubx64.efi"), b"MZ grub stand-in\n").expect("efi");
@@ -317,6 +328,14 @@ fn check_fixture(j: &Value, f: &Fixture) {
     let got: Vec<&str> = k.iter().map(|k| k["version"].as_str().unwrap()).collect();
     assert_eq!(got, want_kernels);
     assert_eq!(k[0]["partition"], 2);
+    let u = &k[1]["initrd"];
+    assert_eq!(u["path"], "/boot/initrd.img-6.1.0-u");
+    assert_eq!(u["flavour"], "initramfs-tools");
+    assert_eq!(u["compression"], serde_json::json!(["none", "zstd"]));
+    assert_eq!(u["segments"], 2);
+    assert!(j["notes"]
+        .to_string()
+        .contains("/boot/initrd.img-6.1.0-orphan: an initrd with no kernel"));
     let ir = &k[0]["initrd"];
     assert_eq!(ir["path"], "/boot/initrd.img-6.1.0-t");
     assert_eq!(

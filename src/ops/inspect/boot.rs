@@ -9,7 +9,9 @@ use super::view::{Mounted, View};
 use crate::ops::fstree::FsTree;
 use crate::ops::relayout::bootcfg::{bls_entry, grub_entries};
 use crate::ops::relayout::initrds::is_initrd_name;
+use std::sync::Arc;
 use subroot_formats::block::BlockDevice;
+use subroot_formats::ext::ExtFileDevice;
 use subroot_formats::initrd::scan::scan;
 use subroot_formats::table::{PartitionTable, TableKind};
 use subroot_formats::tree::Kind;
@@ -29,6 +31,8 @@ pub fn kernels(view: &View, notes: &mut Vec<String>) -> Vec<Kernel> {
     let name = |f: &super::view::Found| String::from_utf8_lossy(f.entry.name()).into_owned();
     let mut out = Vec::new();
     let mut used = Vec::new();
+    // The initrds to examine: (kernel index, the report so far, the file as a device).
+    let mut todo = Vec::new();
     for k in &files {
         let n = name(k);
         let Some(version) = n
@@ -43,14 +47,39 @@ pub fn kernels(view: &View, notes: &mut Vec<String>) -> Vec<Kernel> {
         });
         if let Some(i) = initrd {
             used.push(i.entry.path.clone());
+            let report = Initrd {
+                path: format!("/boot/{}", name(i)),
+                size: i.entry.size,
+                flavour: None,
+                compression: Vec::new(),
+                segments: 0,
+                hook_present: None,
+                error: None,
+            };
+            todo.push((out.len(), report, i.device()));
         }
         out.push(Kernel {
             version: version.to_string(),
             path: format!("/boot/{n}"),
             partition: k.fs.partition,
             size: k.entry.size,
-            initrd: initrd.map(|i| examine(i, &format!("/boot/{}", name(i)))),
+            initrd: None,
         });
+    }
+    // Examined on every core (decompressing is what takes the time), a bounded number at once.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    while !todo.is_empty() {
+        let batch: Vec<_> = todo.drain(..cores.min(todo.len())).collect();
+        let done: Vec<(usize, Initrd)> = std::thread::scope(|sc| {
+            let handles: Vec<_> = batch
+                .into_iter()
+                .map(|(k, report, dev)| sc.spawn(move || (k, examine(report, dev))))
+                .collect();
+            handles.into_iter().filter_map(|h| h.join().ok()).collect()
+        });
+        for (k, i) in done {
+            out[k].initrd = Some(i);
+        }
     }
     for f in &files {
         if is_initrd_name(f.entry.name()) && !used.contains(&f.entry.path) {
@@ -63,18 +92,9 @@ pub fn kernels(view: &View, notes: &mut Vec<String>) -> Vec<Kernel> {
     out
 }
 
-/// An initrd, examined in place.
-fn examine(f: &super::view::Found, path: &str) -> Initrd {
-    let mut i = Initrd {
-        path: path.to_string(),
-        size: f.entry.size,
-        flavour: None,
-        compression: Vec::new(),
-        segments: 0,
-        hook_present: None,
-        error: None,
-    };
-    let Some(dev) = f.device() else {
+/// An initrd, examined in place (`dev`: `None` when it is not on an ext filesystem).
+fn examine(mut i: Initrd, dev: Option<ExtFileDevice<Arc<dyn BlockDevice>>>) -> Initrd {
+    let Some(dev) = dev else {
         i.error = Some("not on an ext filesystem".into());
         return i;
     };
