@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmark: `subroot initrd examine/ls/extract/add-subroot` on real Debian initrds (dracut,
-# zstd and gzip; from testdata/build-initrds.sh) against (a) the GNU pipeline (the reference
+# zstd and gzip; from scripts/build-initrds.sh) against (a) the GNU pipeline (the reference
 # decompressor per segment | cpio -t / cpio -idm; for add-subroot: decompress, cpio -idm,
 # add the hook, find | cpio -o -H newc | compressor, cat behind the early segment),
 # (b) 3cpio (cargo install threecpio) for examine/list/extract, and (c) for add-subroot the
@@ -18,7 +18,7 @@ subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 work=${BENCH_DIR:-$PWD/bench/work}/initrd
 runs=${BENCH_RUNS:-1}
 mkdir -p "$work"
-cache=$(bash testdata/build-initrds.sh | tail -n1)
+cache=$(bash scripts/build-initrds.sh | tail -n1)
 threecpio=$PWD/bench/work/3cpio/bin/3cpio
 if [[ ! -x $threecpio ]]; then
   echo "==> cargo install threecpio" >&2

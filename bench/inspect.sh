@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Benchmark `subroot inspect --json` on a real Debian image (testdata/debian-image.sh
+# Benchmark `subroot inspect --json` on a real Debian image (scripts/debian-image.sh
 # initramfs-tools: dpkg status of a real install, a real zstd initrd examined in place)
 # with ~1 GiB of extra file data copied in (random 32 MiB blobs, by `subroot copy-in`),
 # raw and qcow2. Target (issue 16): under 0.2 s. virt-inspector is measured when installed.
@@ -19,7 +19,7 @@ else
 fi
 work=$PWD/bench/work/inspect
 rm -rf "$work"; mkdir -p "$work/add/usr/lib/bench"
-debian=$(bash testdata/debian-image.sh initramfs-tools)
+debian=$(bash scripts/debian-image.sh initramfs-tools)
 for ((i = 0; i * 32 < mib; i++)); do
   head -c 32M /dev/urandom > "$work/add/usr/lib/bench/blob$i"
 done

@@ -4,7 +4,7 @@
 # `mke2fs -d` from an already-extracted copy of the same tree (what any rebuild must at
 # least do). Both populate paths are measured: the staging copy with the system's mke2fs,
 # and the tar stream with an mke2fs that reads tar (SUBROOT_TEST_MKE2FS_TAR, else the one
-# testdata/e2fsprogs-backports.sh fetches, else skipped), each against its own mke2fs's
+# scripts/e2fsprogs-backports.sh fetches, else skipped), each against its own mke2fs's
 # floor. Peak RSS is subroot's own (VmHWM), not its children's (mke2fs, debugfs, e2fsck).
 # The input (a copy of the host's /usr/share and /usr/lib up to DATA_MIB) is cached in
 # bench/work/rebuild/ (git-ignored); delete that directory to rebuild it.
@@ -54,7 +54,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 
 tar_mke2fs=${SUBROOT_TEST_MKE2FS_TAR:-}
 if [[ -z $tar_mke2fs ]]; then
-  tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
+  tar_mke2fs=$(bash scripts/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
 fi
 
 printf '%-44s %8s %10s\n' "" "seconds" "peak RSS"
@@ -72,6 +72,6 @@ run_path "staging, $(mke2fs -V 2>&1 | head -1 | cut -d' ' -f2)" "$(command -v mk
 if [[ -n $tar_mke2fs ]]; then
   run_path "tar, $("$tar_mke2fs" -V 2>&1 | head -1 | cut -d' ' -f2)" "$tar_mke2fs" tar
 else
-  echo "tar path: no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed); not measured"
+  echo "tar path: no mke2fs that reads tar (scripts/e2fsprogs-backports.sh failed); not measured"
 fi
 rm -f "$work/out.raw" "$work/floor.img"

@@ -28,7 +28,7 @@ stage=$work/tree
 
 # The tree: the demo root (with /boot, a GRUB config and an initramfs-tools initrd) plus
 # copies of the host's /usr/lib and /usr/share up to DATA_MIB of file data.
-bash testdata/demo-image.sh "$work/demo.raw" "$subroot" >/dev/null
+bash scripts/demo-image.sh "$work/demo.raw" "$subroot" >/dev/null
 mkdir -p "$stage"
 cp -a testdata/demo-root/. "$stage/"
 mkdir -p "$stage/boot"
@@ -89,10 +89,10 @@ echo "ratio raw,   edit engine:    relayout / floor = $(ratio "$r_raw" "$f_mk"),
 echo "ratio qcow2, edit engine:    relayout / floor = $(ratio "$r_q" "$f_q"), relayout / copy = $(ratio "$r_q" "$c_q")"
 echo "ratio raw,   rebuild engine: relayout / floor = $(ratio "$b_raw" "$f_mk")"
 echo "ratio qcow2, rebuild engine: relayout / floor = $(ratio "$b_q" "$f_q")"
-# The tar populate path (e2fsprogs >= 1.47.1; testdata/e2fsprogs-backports.sh fetches one),
+# The tar populate path (e2fsprogs >= 1.47.1; scripts/e2fsprogs-backports.sh fetches one),
 # against the floor of the same mke2fs.
 tar_mke2fs=${SUBROOT_TEST_MKE2FS_TAR:-}
-[[ -n $tar_mke2fs ]] || tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
+[[ -n $tar_mke2fs ]] || tar_mke2fs=$(bash scripts/e2fsprogs-backports.sh 2>/dev/null) || tar_mke2fs=
 if [[ -n $tar_mke2fs ]]; then
   read -r t_raw t_m < <(SUBROOT_MKE2FS=$tar_mke2fs measure "$subroot" -q relayout "$img" -o "$work/out-tar.raw" --force --engine rebuild)
   read -r t_fl t_fm < <(measure "$tar_mke2fs" -q -F -t ext4 -d "$stage" "$work/floor.img" "${part_mib}M")
@@ -101,7 +101,7 @@ if [[ -n $tar_mke2fs ]]; then
   echo "ratio raw, tar path: relayout / floor = $(ratio "$t_raw" "$t_fl")"
   rm -f "$work/out-tar.raw"
 else
-  echo "tar path: no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed); not measured"
+  echo "tar path: no mke2fs that reads tar (scripts/e2fsprogs-backports.sh failed); not measured"
 fi
 # guestfish doing relayout's moves in place on a copy of the raw image: /r0, every top-level
 # entry but the shared boot, var, home and lost+found renamed into it, the mount points

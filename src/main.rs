@@ -2,15 +2,19 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod e2fsprogs;
+mod error_line;
 mod exit;
 mod json;
 mod ops;
 mod output;
 mod progress;
 mod size;
+mod stdout;
 
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command};
+use std::io::Write;
 use std::process::ExitCode;
 
 /// What every operation needs to know about how to talk to the user.
@@ -23,6 +27,13 @@ impl Ctx {
     /// A status line on stderr, unless `--quiet`.
     pub fn note(&self, msg: std::fmt::Arguments) {
         if !self.quiet {
+            eprintln!("{msg}");
+        }
+    }
+
+    /// Print a detail on stderr with -v.
+    pub fn detail(&self, msg: std::fmt::Arguments) {
+        if self.verbose > 0 && !self.quiet {
             eprintln!("{msg}");
         }
     }
@@ -43,15 +54,19 @@ fn main() -> ExitCode {
         Command::Create(a) => ops::create::run(a, &ctx),
         Command::Mkfs(a) => ops::mkfs::run(a, &ctx),
         Command::Completions { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut Cli::command(),
-                "subroot",
-                &mut std::io::stdout(),
-            );
-            Ok(())
+            let mut script = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "subroot", &mut script);
+            let mut out = stdout::out();
+            out.write_all(&script)
+                .and_then(|()| out.flush())
+                .map_err(Into::into)
         }
-        Command::Man => cli::man::render(&mut std::io::stdout()).map_err(Into::into),
+        Command::Man => {
+            let mut out = stdout::out();
+            cli::man::render(&mut out)
+                .and_then(|()| out.flush())
+                .map_err(Into::into)
+        }
         Command::Ls(a) => ops::ls::run(a, &ctx),
         Command::Cat(a) => ops::cat::run(a, &ctx),
         Command::Export(a) => ops::export::run(a, &ctx),
@@ -62,35 +77,20 @@ fn main() -> ExitCode {
         Command::Initrd(a) => ops::initrd::run(a, &ctx),
         Command::CopyIn(a) => ops::copy_in::run(a, &ctx),
         Command::Rm(a) => ops::rm::run(a, &ctx),
+        Command::Recover(a) => ops::recover::run(a, &ctx),
     };
     output::remove_scratch_root();
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if stdout::is_closed(&e) => ExitCode::from(stdout::CLOSED_STATUS),
         Err(e) => {
-            eprintln!("subroot: error: {}", error_line(&e));
+            eprintln!("subroot: error: {}", error_line::error_line(&e));
             if ctx.verbose > 0 {
                 eprintln!("{e:?}");
             }
             ExitCode::from(exit::code(&e))
         }
     }
-}
-
-/// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the
-/// message before it already ends with (codec errors print their OS cause themselves).
-fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
 }
 
 /// Panics the FAT layer catches (the `fatfs` crate panics on some corrupt volumes) become

@@ -2,14 +2,14 @@
 //! user, boots into `r0` under QEMU. Opt-in (`SUBROOT_BOOT_TESTS=1`), on under `CI=true`;
 //! elsewhere each test says loudly that it was skipped.
 //!
-//! The image comes from `testdata/debian-image.sh FLAVOUR` (built as root with mmdebstrap,
+//! The image comes from `scripts/debian-image.sh FLAVOUR` (built as root with mmdebstrap,
 //! cached): `initramfs-tools` (MBR, one ext4 root), `dracut` (GPT, ESP, ext4 root) and
 //! `bootpart` (MBR, ext4 `/boot` partition named by the root's fstab, ext4 root). The
 //! kernel and initrd are read out of the OUTPUT image with `subroot ls` / `subroot cat`
 //! (from the root's `/boot`, which is shared and stays at the top, or from the top of the
 //! separate `/boot` partition), after checking there that the initrd now holds the hook
 //! (`subroot initrd ls`) and that a `grub.cfg`, if any, boots `subroot=r0`. The guest boots
-//! with `root=UUID=… ro subroot=r0` through `testdata/boot.sh`, and the judge is the
+//! with `root=UUID=… ro subroot=r0` through `scripts/boot.sh`, and the judge is the
 //! guest's own report on the serial console (`subroot-marker.service`): the mountinfo line
 //! of `/` has root `/r0`; those of `/var`, `/home` have roots `/var`, `/home`; the topmost
 //! one of `/boot` has root `/boot` (shared from the root) or `/` (the separate partition
@@ -334,7 +334,7 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
         assert!(r0.lines().any(|l| l == n), "/r0 lacks {n}: {r0}");
     }
     let log = d.path().join("serial.log");
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/boot.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/boot.sh");
     let st = Command::new("bash")
         .args([
             script,

@@ -5,7 +5,7 @@
 //! damaged with `debugfs sif` (extent headers and entries as raw i_block words, with the
 //! checksum kept right) or one byte patched (an xattr name index, on a filesystem without
 //! metadata_csum). `e2fsck -fn` must flag each damaged structure; subroot must refuse to
-//! answer from it (exit 3, the inode named, the problem said), and `--force` must read
+//! answer from it (exit 3, the inode named, the problem said), and `--salvage` must read
 //! around what can be skipped, saying what it skipped.
 
 mod common;
@@ -241,11 +241,11 @@ fn a_directory_hole_is_an_error_and_force_reads_around_it() {
         3,
         &["directory inode 12", "logical block 1 of 3: a hole"],
     );
-    let (code, out, err) = stderr_of(d, &["ls", "--force", "h.img", "/d"]);
+    let (code, out, err) = stderr_of(d, &["ls", "--salvage", "h.img", "/d"]);
     assert_eq!(code, Some(0), "{err}");
     assert!(
         err.contains("logical block 1 of 3: a hole") && err.contains("skipped"),
-        "--force says what it skipped: {err}"
+        "--salvage says what it skipped: {err}"
     );
     let listed: Vec<&str> = out.lines().collect();
     assert!(
@@ -353,4 +353,144 @@ fn an_unusable_primary_superblock_reads_the_backup_and_says_so() {
             std::fs::read(&data).unwrap()
         );
     }
+}
+
+/// A regular file whose extent tree has a damaged leaf (its magic zeroed; e2fsck: "invalid
+/// extent node"): an error without --salvage; with it, cat, export and extract carry on,
+/// give the file every block the other leaves map and zeros for the ones the damaged leaf
+/// held, and warn naming the file.
+#[test]
+fn salvage_reads_a_file_around_a_damaged_extent_leaf() {
+    let test = "salvage_reads_a_file_around_a_damaged_extent_leaf";
+    if !tools(test) || !need("tar", test) || !need("fallocate", test) {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    // 200 one-block extents (every other 1 KiB block): three leaves of the extent tree.
+    let tree = d.join("tree");
+    std::fs::create_dir_all(&tree).unwrap();
+    let data = noise(200 * 1024, 21);
+    let mut want = vec![0u8; 399 * 1024];
+    for i in 0..200 {
+        want[i * 2048..i * 2048 + 1024].copy_from_slice(&data[i * 1024..(i + 1) * 1024]);
+    }
+    std::fs::write(tree.join("f"), &want).unwrap();
+    sh("fallocate -d \"$1\"", &[s(&tree.join("f"))]);
+    let img = mkext(d, "x.img", "8M", &["-b", "1024", "-d", s(&tree)]);
+    let ex = run_stdout("debugfs", &["-R", "ex /f", s(&img)]);
+    // The index entries: "0/ 1   2/  3   166 -   331  1704   166".
+    let leaves: Vec<(usize, usize, u64)> = ex
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|t| t.len() >= 8 && t[0] == "0/")
+        .map(|t| {
+            (
+                t[4].parse().unwrap(),
+                t[6].parse().unwrap(),
+                t[7].parse().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(leaves.len(), 3, "{ex}");
+    let (first, last, leaf) = leaves[1];
+    let mut b = std::fs::read(&img).unwrap();
+    let at = leaf as usize * 1024;
+    b[at..at + 2].fill(0);
+    std::fs::write(&img, &b).unwrap();
+    e2fsck_flags(
+        &img,
+        &format!("Inode 12 has an invalid extent node (blk {leaf}, lblk {first})"),
+    );
+
+    fails(d, &["cat", "x.img", "/f"], 3, &["inode 12", "magic 0x0000"]);
+    // What a salvaging read gives: the file with the damaged leaf's blocks as zeros.
+    let mut salvaged = want.clone();
+    salvaged[first * 1024..((last + 1) * 1024).min(want.len())].fill(0);
+    let warned = |err: &str| {
+        assert!(
+            err.contains("/f (inode 12)") && err.contains("magic 0x0000") && err.contains("zeros"),
+            "the warning names the file: {err}"
+        );
+    };
+    let out = subroot_in(d, &["cat", "--salvage", "x.img", "/f"]);
+    assert_eq!(out.status.code(), Some(0));
+    warned(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stdout == salvaged,
+        "cat --salvage gives what can be read"
+    );
+
+    let (code, _, err) = stderr_of(d, &["export", "--salvage", "x.img", "-o", "x.tar"]);
+    assert_eq!(code, Some(0), "{err}");
+    warned(&err);
+    let untar = d.join("untar");
+    std::fs::create_dir_all(&untar).unwrap();
+    run("tar", &["-xf", s(&d.join("x.tar")), "-C", s(&untar)]);
+    assert!(
+        std::fs::read(untar.join("f")).unwrap() == salvaged,
+        "export --salvage"
+    );
+
+    let (code, _, err) = stderr_of(
+        d,
+        &["extract", "--salvage", "--directory", "out", "x.img", "/"],
+    );
+    assert_eq!(code, Some(0), "{err}");
+    warned(&err);
+    assert!(
+        std::fs::read(d.join("out/f")).unwrap() == salvaged,
+        "extract --salvage"
+    );
+}
+
+/// export's two meanings of --force are two flags: `--salvage` reads a filesystem whose
+/// journal needs recovery, `--force` only replaces the output. Neither implies the other.
+#[test]
+fn export_salvage_reads_a_dirty_journal_and_force_only_replaces_the_output() {
+    let test = "export_salvage_reads_a_dirty_journal_and_force_only_replaces_the_output";
+    if !tools(test) || !need("tar", test) {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let img = mkext(d, "j.img", "8M", &[]);
+    let data = d.join("data");
+    std::fs::write(&data, b"on disk\n").unwrap();
+    debugfs_w(
+        &img,
+        &format!("write {} kept\nfeature needs_recovery\n", s(&data)),
+    );
+    let flags = run_stdout("debugfs", &["-R", "features", s(&img)]);
+    assert!(flags.contains("needs_recovery"), "{flags}");
+    // An existing output: --force replaces it, but does not read past the journal.
+    std::fs::write(d.join("out.tar"), b"old").unwrap();
+    run("chmod", &["a+rwx", s(d)]);
+    run("chmod", &["a+rw", s(&d.join("out.tar"))]);
+    fails(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--force"],
+        3,
+        &["journal needs recovery", "--salvage"],
+    );
+    assert_eq!(std::fs::read(d.join("out.tar")).unwrap(), b"old");
+    // --salvage reads it, but does not replace the existing output.
+    fails(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--salvage"],
+        1,
+        &["out.tar"],
+    );
+    assert_eq!(std::fs::read(d.join("out.tar")).unwrap(), b"old");
+    // Both: the on-disk state, in place of the old file; GNU tar reads it.
+    ok(
+        d,
+        &["export", "j.img", "-o", "out.tar", "--salvage", "--force"],
+    );
+    let listed = run_stdout("tar", &["-tf", s(&d.join("out.tar"))]);
+    assert!(listed.lines().any(|l| l == "./kept"), "{listed}");
+    // ls, with nothing to replace, takes --salvage alone.
+    let (code, out, err) = stderr_of(d, &["ls", "--salvage", "j.img", "/"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out.lines().any(|l| l == "kept"), "{out}");
 }

@@ -1,7 +1,7 @@
 //! Black-box tests of `subroot initrd`: initrds built at test time by GNU cpio and the
 //! reference compressors (every compression the kernel unpacks, with and without an early
 //! uncompressed segment, several segments) and real initrds made by initramfs-tools and
-//! dracut (`testdata/build-initrds.sh`), judged by `cpio -t`/`-tvn`/`-i` over each segment
+//! dracut (`scripts/build-initrds.sh`), judged by `cpio -t`/`-tvn`/`-i` over each segment
 //! decompressed by the reference tool, and by `cmp`.
 //! Every subroot invocation runs as uid 65534 when the suite runs as root.
 
@@ -841,12 +841,12 @@ fn image_path_reads_the_initrd_in_place() {
     );
 }
 
-/// The real initrds of `testdata/build-initrds.sh` (cached); `None` (after a loud skip)
+/// The real initrds of `scripts/build-initrds.sh` (cached); `None` (after a loud skip)
 /// when they are not cached and cannot be built here. Under `CI=true` they must be built.
 fn real_initrds(test: &str) -> Option<PathBuf> {
     static DIR: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
     let r = DIR.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/build-initrds.sh");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/build-initrds.sh");
         let out = Command::new("bash")
             .arg(&script)
             .output()
@@ -859,7 +859,7 @@ fn real_initrds(test: &str) -> Option<PathBuf> {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(5).collect();
             Err(format!(
-                "testdata/build-initrds.sh failed ({}): {}",
+                "scripts/build-initrds.sh failed ({}): {}",
                 out.status,
                 tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
             ))

@@ -637,3 +637,68 @@ fn paths_resolve_through_symlinks_inside_the_image() {
         b"deps\n"
     );
 }
+
+/// A reader that goes away (`| head -1`) ends every printing command quietly with 141,
+/// the status a shell gives `ls` killed by SIGPIPE: no panic, no error message.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    let test = "a_closed_stdout_ends_quietly";
+    if !need("mke2fs", test) {
+        return;
+    }
+    let dir = workdir();
+    let tree = dir.path().join("tree");
+    for d in 0..40 {
+        let sub = tree.join(format!("dir-{d:02}"));
+        std::fs::create_dir_all(&sub).expect("mkdir");
+        for f in 0..100 {
+            std::fs::write(sub.join(format!("file-with-a-long-name-{f:03}")), b"x").expect("write");
+        }
+    }
+    let img = dir.path().join("fs.img");
+    run(
+        "mke2fs",
+        &[
+            "-q",
+            "-t",
+            "ext4",
+            "-N",
+            "8192",
+            "-d",
+            s(&tree),
+            s(&img),
+            "32M",
+        ],
+    );
+    let check = |args: &[&str], read_one_line: bool| {
+        let mut child = common::subroot()
+            .args(args)
+            .current_dir(dir.path())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawning subroot");
+        let mut stdout = child.stdout.take().expect("stdout");
+        if read_one_line {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(&mut stdout), &mut line)
+                .expect("reading a line");
+            assert!(!line.is_empty(), "subroot {args:?} printed nothing");
+        }
+        drop(stdout);
+        let out = child.wait_with_output().expect("waiting for subroot");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked"),
+            "subroot {args:?} panicked: {err}"
+        );
+        assert!(err.is_empty(), "subroot {args:?} said: {err}");
+        assert_eq!(out.status.code(), Some(141), "subroot {args:?}: {err}");
+    };
+    check(&["ls", "-R", "fs.img"], true);
+    check(&["ls", "-lR", "--json", "fs.img"], true);
+    check(&["manifest", "fs.img"], true);
+    check(&["info", "fs.img"], false);
+    check(&["info", "--json", "fs.img"], false);
+    check(&["man"], false);
+}

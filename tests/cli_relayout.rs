@@ -444,11 +444,8 @@ fn keeps_every_entry(dir: &Path, img: &Path, out: &Path) {
         .expect("moves")
         .iter()
         .map(|m| {
-            m["from"]
-                .as_str()
-                .expect("f")
-                .trim_start_matches('/')
-                .to_string()
+            let from = json_name(m, "from").expect("from");
+            subroot_formats::manifest::escape(&from[1..])
         })
         .collect();
     let rename = |p: &str| -> String {
@@ -891,10 +888,10 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     let d = workdir();
     let st = stage(d.path(), Some(Path::new(INITRD_DIR)));
     // An ext4 with inline_data (directories may keep `..` in the inode), one with quotas
-    // (debugfs does not account its writes): `auto` takes the rebuild and says why;
-    // `--engine edit` is refused (exit status 3), writing nothing.
+    // (the editor does not account its writes in the quota files): `auto` takes the rebuild
+    // and says why; `--engine edit` is refused (exit status 3), writing nothing.
     let out = d.path().join("out.raw");
-    for (feature, why) in [("inline_data", "inline_data"), ("quota", "quotas")] {
+    for (feature, why) in [("inline_data", "inline_data"), ("quota", "quota")] {
         let img = d.path().join(format!("{feature}.raw"));
         sh(&format!(
             "truncate -s 48M {i} && printf 'label: dos\\nstart=2048, type=83\\n' | sfdisk -q {i} && \
@@ -921,8 +918,9 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
         assert!(!out.exists());
     }
     // A filesystem e2fsck already finds fault with (a group's free count off, as in an
-    // image taken from a running system): only the edit finds out; `auto` rebuilds (the
-    // result is clean), `--engine edit` is refused.
+    // image taken from a running system): the plan sees it (the free counts are checked
+    // against the bitmaps before any edit); `auto` rebuilds (the result is clean),
+    // `--engine edit` is refused.
     let unclean = d.path().join("unclean.raw");
     common::relayout::raw_disk(&unclean, &st);
     let dev = format!("{}?offset=1048576", s(&unclean));
@@ -953,10 +951,21 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
         &["not clean before any edit", "--engine rebuild"],
     );
     assert!(!out.exists());
+    let planned = json(d.path(), &["relayout", s(&unclean), "--dry-run", "--json"]);
+    assert_eq!(planned["engine"], "rebuild", "{planned}");
+    let why = planned["engine_reason"].as_str().expect("a reason");
+    assert!(
+        why.contains("not clean before any edit") && why.contains("e2fsck -fn finds fault"),
+        "{why}"
+    );
     let r = subroot_in(d.path(), &["relayout", s(&unclean), "-o", s(&out)]);
     let err = String::from_utf8_lossy(&r.stderr);
     assert!(r.status.success(), "{err}");
-    assert!(err.contains("rebuilding it instead"), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("relayouted") && last.ends_with("; engine rebuild)"),
+        "{err}"
+    );
     let fixed = format!("{}?offset=1048576", s(&out));
     let fsck = run("e2fsck", &["-fn", &fixed]);
     assert!(
@@ -966,7 +975,8 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     );
     std::fs::remove_file(&out).expect("rm");
 
-    // A file that gets new content but has a second name: the same.
+    // A file that gets new content but has a second name: the edit gives the edited name
+    // an inode of its own (as sed -i would), the other name keeps the old content.
     let st2 = d.path().join("st2");
     sh(&format!(
         "cp -a {a} {b} && ln {b}/boot/grub/grub.cfg {b}/boot/grub/grub.cfg.bak",
@@ -976,13 +986,7 @@ fn engine_falls_back_to_rebuild_where_edit_cannot() {
     let img2 = d.path().join("linked.raw");
     common::relayout::raw_disk(&img2, &st2);
     let plan = json(d.path(), &["relayout", s(&img2), "--dry-run", "--json"]);
-    assert_eq!(plan["engine"], "rebuild", "{plan}");
-    let reason = plan["engine_reason"].as_str().expect("reason");
-    assert!(
-        reason.contains("grub.cfg") && reason.contains("2 names"),
-        "{reason}"
-    );
-    // auto really runs the rebuild, and the result is sound.
+    assert_eq!(plan["engine"], "edit", "{plan}");
     ok(d.path(), &["-q", "relayout", s(&img2), "-o", s(&out)]);
     let part = d.path().join("p1");
     sh(&format!(

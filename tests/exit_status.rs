@@ -233,3 +233,54 @@ fn missing_paths_in_the_image_are_1() {
     );
     assert!(!dir.join("out.img").exists());
 }
+
+/// The e2fsprogs settings the CLI reads from its environment (subroot-e2fs reads none) reach
+/// the writer, and a bad one is an operation failure (1) naming the variable: the mke2fs
+/// (SUBROOT_MKE2FS), the populate path (SUBROOT_POPULATE; tar with an mke2fs that cannot
+/// read one) and the tools' clock (SOURCE_DATE_EPOCH, seen in the superblock by dumpe2fs).
+#[test]
+fn e2fsprogs_settings_come_from_the_environment() {
+    const T: &str = "e2fsprogs_settings_come_from_the_environment";
+    if !need("mke2fs", T) || !need("dumpe2fs", T) {
+        return;
+    }
+    let d = workdir();
+    let dir = d.path();
+    ext4(dir, "fs.img");
+    run("chmod", &["777", s(dir)]);
+    let mkfs = ["mkfs", "fs.img", "--from", "fs.img", "-o", "out.img"];
+    let with = |var: &str, value: &str| {
+        subroot()
+            .current_dir(dir)
+            .env(var, value)
+            .args(mkfs)
+            .output()
+            .expect("subroot")
+    };
+    let failing = |var: &str, value: &str, phrase: &str| {
+        let out = with(var, value);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{var}={value}: {err}");
+        assert!(err.contains(phrase), "{var}={value}: {err}");
+        assert!(!dir.join("out.img").exists(), "{var}={value} left out.img");
+    };
+    failing(
+        "SUBROOT_MKE2FS",
+        "/nonexistent/mke2fs",
+        "/nonexistent/mke2fs",
+    );
+    failing("SUBROOT_POPULATE", "fast", "SUBROOT_POPULATE");
+    failing("SOURCE_DATE_EPOCH", "soon", "SOURCE_DATE_EPOCH");
+    let version = run_stdout("sh", &["-c", "mke2fs -V 2>&1 | head -n1"]);
+    if version.contains("1.45") || version.contains("1.46") || version.contains("1.47.0") {
+        failing("SUBROOT_POPULATE", "tar", "cannot build from a tar archive");
+    }
+    let out = with("SOURCE_DATE_EPOCH", "1234567890");
+    assert!(out.status.success(), "{out:?}");
+    let sb = run_stdout("dumpe2fs", &["-h", s(&dir.join("out.img"))]);
+    let created = sb
+        .lines()
+        .find(|l| l.starts_with("Filesystem created:"))
+        .expect("dumpe2fs shows the creation time");
+    assert!(created.contains("2009"), "{created}");
+}

@@ -9,6 +9,8 @@
 //!   spawning outside `e2fs/src/tools.rs` (the one module that starts programs) and for the
 //!   privileged names in string literals (the initrd hook shell scripts, which the
 //!   *guest* runs at boot, are data embedded with `include_str!`, not code subroot runs);
+//! - statically too: the libraries (`formats/src/`, `e2fs/src/`) read no environment
+//!   variable; the binary reads them at its edge and passes the values in;
 //! - dynamically, by running `info`, `convert` and `create` (as uid 65534 when the suite
 //!   is root) under `strace -f -e trace=execve,openat,open,mount` and reading the trace.
 
@@ -256,6 +258,39 @@ fn sources_never_spawn_or_name_privileged_interfaces() {
         "privileged or spawning code:\n{}",
         bad.join("\n")
     );
+}
+
+/// Code that reads the process environment.
+const ENV_READS: &[&str] = &["env::var", "env::vars", "var_os("];
+
+/// Where `src` (unit tests excluded) reads the environment.
+fn env_reads(name: &str, src: &str) -> Vec<String> {
+    let (code, _) = lex(without_unit_tests(src));
+    ENV_READS
+        .iter()
+        .filter(|f| has_code(&code, f))
+        .map(|f| format!("{name}: reads the environment with {f:?}"))
+        .collect()
+}
+
+#[test]
+fn libraries_read_no_environment() {
+    assert!(!env_reads("sample", "fn f() { std::env::var(\"X\").ok(); }").is_empty());
+    assert!(!env_reads("sample", "use std::env; fn f() { env::var_os(\"X\"); }").is_empty());
+    assert!(env_reads("sample", "// std::env::var(\"X\")\nfn f() {}").is_empty());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("formats/src"), &mut files);
+    rust_files(&root.join("e2fs/src"), &mut files);
+    assert!(files.len() > 20, "only {} sources found", files.len());
+    let bad: Vec<String> = files
+        .iter()
+        .flat_map(|f| {
+            let src = std::fs::read_to_string(f).expect("read");
+            env_reads(&f.display().to_string(), &src)
+        })
+        .collect();
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
 
 /// Run `subroot ARGS` under strace in `dir`; returns (success, trace).

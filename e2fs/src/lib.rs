@@ -5,10 +5,14 @@
 //! ext2/3/4 filesystem from any tree with them and makes the result exact (populate,
 //! reconcile, index, verify), and edits a copy of an existing one in place.
 //!
-//! The caller finds the tools once ([`tools::E2fsprogs::find`]) and passes them in.
+//! The caller finds the tools once ([`tools::E2fsprogs::find`]) and passes them in. This
+//! crate reads no environment variable: where the tools are, the clock they run with
+//! ([`tools::FindOptions`]) and the populate path ([`writer::BuildOptions::populate`]) are
+//! the caller's to say. Failures are an [`Error`], whose variants callers match on.
 #![forbid(unsafe_code)]
 
+mod error;
 pub mod tools;
 pub mod writer;
 
-pub use subroot_formats::{Error, Result};
+pub use error::{Error, Result, ToolError};

@@ -1,17 +1,19 @@
 //! The one place external programs (mke2fs, debugfs, e2fsck, dumpe2fs) are found,
 //! version-checked and run: captured output, and failures turned into typed errors.
 //!
-//! Programs are looked up on `PATH` plus `/sbin` and `/usr/sbin` (often not on a user's
-//! PATH). `SUBROOT_MKE2FS` (or an explicit path from the caller) overrides mke2fs; its
+//! Programs are looked up in the caller's search path plus `/sbin` and `/usr/sbin` (often
+//! not on a user's PATH). An explicit mke2fs from the caller overrides the search; its
 //! sibling programs in the same directory, when present, are then preferred for the
-//! others, so a private e2fsprogs build is used as one set.
+//! others, so a private e2fsprogs build is used as one set. Nothing here reads the
+//! environment: the caller says where to look and what clock to run the programs with
+//! ([`FindOptions`]).
 
 use std::ffi::OsStr;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-pub use subroot_formats::error::ToolError;
+pub use crate::error::ToolError;
 
 /// A version as three numbers (`1.47.0`).
 pub type Version = (u32, u32, u32);
@@ -40,10 +42,11 @@ pub fn parse_version(text: &str) -> Option<Version> {
     None
 }
 
-/// Find `name` on PATH, then /sbin and /usr/sbin.
-pub fn find(name: &str) -> Result<PathBuf, ToolError> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
+/// Find `name` in `search` (the directories of PATH), then /usr/sbin and /sbin.
+pub fn find(name: &str, search: &[PathBuf]) -> Result<PathBuf, ToolError> {
+    search
+        .iter()
+        .cloned()
         .chain(["/usr/sbin", "/sbin"].iter().map(PathBuf::from))
         .map(|d| d.join(name))
         .find(|p| p.is_file())
@@ -66,6 +69,26 @@ pub struct E2fsprogs {
     /// (`mke2fs -d -`: 1.47.1 or newer built with libarchive, which it loads at run time):
     /// probed once by [`E2fsprogs::find`] with a real archive.
     pub tar_input: bool,
+    /// `stdbuf` (coreutils), when found: debugfs runs under `stdbuf -oL` so that the echo
+    /// of each script command stays ahead of its error message in the log.
+    pub stdbuf: Option<PathBuf>,
+    /// The time the programs take as now, in seconds since the epoch (see [`FindOptions`]).
+    pub clock: Option<u64>,
+}
+
+/// Where to find e2fsprogs and how to run them; the caller fills it (from its command line
+/// and environment).
+#[derive(Debug, Clone, Default)]
+pub struct FindOptions {
+    /// The mke2fs to use instead of searching; its siblings debugfs, e2fsck and dumpe2fs
+    /// are then preferred.
+    pub mke2fs: Option<PathBuf>,
+    /// The directories to search (PATH's); /usr/sbin and /sbin are searched after them.
+    pub search: Vec<PathBuf>,
+    /// The time e2fsprogs take as now (`E2FSPROGS_FAKE_TIME` for mke2fs and debugfs,
+    /// `E2FSCK_TIME` for e2fsck), so the superblock times of a built filesystem, and with
+    /// them the whole image, are reproducible (SOURCE_DATE_EPOCH). `None`: the real clock.
+    pub clock: Option<u64>,
 }
 
 /// The first e2fsprogs whose `mke2fs -d` reads a tar archive.
@@ -81,11 +104,9 @@ pub const TAR_LOCALE: &str = "C.UTF-8";
 pub const MIN_E2FSPROGS: Version = (1, 45, 0);
 
 impl E2fsprogs {
-    /// Find the set. `mke2fs` overrides the mke2fs path; otherwise `SUBROOT_MKE2FS`,
-    /// otherwise the search path. Siblings of an overriding mke2fs are preferred.
-    pub fn find(mke2fs: Option<&Path>) -> Result<Self, ToolError> {
-        let env = std::env::var_os("SUBROOT_MKE2FS").filter(|v| !v.is_empty());
-        let chosen: Option<PathBuf> = mke2fs.map(Path::to_path_buf).or(env.map(PathBuf::from));
+    /// Find the set as `opts` says, check its version and probe what its mke2fs reads.
+    pub fn find(opts: &FindOptions) -> Result<Self, ToolError> {
+        let chosen = opts.mke2fs.clone();
         let mke2fs = match &chosen {
             Some(p) if p.is_file() => p.clone(),
             Some(p) => {
@@ -95,7 +116,7 @@ impl E2fsprogs {
                         .to_string(),
                 })
             }
-            None => find("mke2fs")?,
+            None => find("mke2fs", &opts.search)?,
         };
         let sibling = |name: &str| -> Result<PathBuf, ToolError> {
             if chosen.is_some() {
@@ -106,7 +127,7 @@ impl E2fsprogs {
                     }
                 }
             }
-            find(name)
+            find(name, &opts.search)
         };
         let debugfs = sibling("debugfs")?;
         let e2fsck = sibling("e2fsck")?;
@@ -137,7 +158,15 @@ impl E2fsprogs {
             dumpe2fs,
             version,
             tar_input,
+            stdbuf: find("stdbuf", &opts.search).ok(),
+            clock: opts.clock,
         })
+    }
+
+    /// A `Command` for `program` (one of these tools) with the C locale (stable, parseable
+    /// messages) and, when [`E2fsprogs::clock`] is set, that clock.
+    pub fn command(&self, program: &Path) -> Command {
+        command(program, self.clock)
     }
 
     /// The version as text.
@@ -185,7 +214,7 @@ fn probe_tar_input(mke2fs: &Path) -> bool {
     if std::fs::write(&conf, crate::writer::Identity::private_config()).is_err() {
         return false;
     }
-    let mut c = command(mke2fs);
+    let mut c = command(mke2fs, None);
     c.env("LC_ALL", TAR_LOCALE)
         .env("MKE2FS_CONFIG", &conf)
         .args(["-F", "-q", "-t", "ext4", "-d", "-"])
@@ -289,21 +318,14 @@ pub(crate) fn tail(stderr: &[u8], stdout: &[u8]) -> String {
     lines[start..].join(" | ")
 }
 
-/// A `Command` for `program` with the C locale (stable, parseable messages). When
-/// `SOURCE_DATE_EPOCH` is set, e2fsprogs get it as their clock (`E2FSPROGS_FAKE_TIME` for
-/// mke2fs/debugfs, `E2FSCK_TIME` for e2fsck; unless those are set already), so the
-/// superblock times of a built filesystem, and with them the whole image, are reproducible.
-pub fn command(program: &Path) -> Command {
+/// A `Command` for `program` with the C locale and, when `clock` is set, that time as
+/// e2fsprogs' now (see [`FindOptions::clock`]).
+fn command(program: &Path, clock: Option<u64>) -> Command {
     let mut c = Command::new(program);
     c.env("LC_ALL", "C").env_remove("LANGUAGE");
-    if let Some(t) = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
-    {
+    if let Some(t) = clock {
         for var in ["E2FSPROGS_FAKE_TIME", "E2FSCK_TIME"] {
-            if std::env::var_os(var).is_none() {
-                c.env(var, &t);
-            }
+            c.env(var, t.to_string());
         }
     }
     c

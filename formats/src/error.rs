@@ -42,17 +42,6 @@ pub enum Error {
     /// A disk label other than MBR and GPT (BSD, Sun, SGI, Atari).
     #[error("it holds {}; subroot reads MBR and GPT", label.long_name())]
     UnsupportedLabel { label: ForeignLabel },
-    /// The in-place ext editor cannot carry out this edit (a feature debugfs cannot express
-    /// cleanly, an input e2fsck already finds fault with); rebuilding the filesystem can.
-    #[error("{0}")]
-    CannotEditInPlace(String),
-    /// A filesystem this crate wrote does not hold what was intended (our own final check
-    /// failed; the input is not at fault and no output is kept).
-    #[error("{0}")]
-    VerifyFailed(String),
-    /// An external program (e2fsprogs) is missing, too old, or failed.
-    #[error(transparent)]
-    Tool(#[from] ToolError),
     /// A path the caller asked for is not in the filesystem.
     #[error("{0}")]
     NotFound(String),
@@ -117,34 +106,4 @@ mod tests {
         let plain = io::Error::new(io::ErrorKind::NotFound, "gone");
         assert!(matches!(Error::io("opening", plain), Error::Io { .. }));
     }
-}
-
-/// What can go wrong with an external program (defined here so that [`Error::Tool`] can
-/// carry it; the programs are found and run by the `subroot-e2fs` crate).
-#[derive(Debug, thiserror::Error)]
-pub enum ToolError {
-    /// The program is not installed where we looked.
-    #[error("`{name}` was not found on PATH, /sbin or /usr/sbin (install e2fsprogs{hint})")]
-    NotFound { name: String, hint: String },
-    /// The program is older than needed.
-    #[error("{name} {found} is too old: {need} or newer is needed")]
-    TooOld {
-        name: String,
-        found: String,
-        need: String,
-    },
-    /// The program could not be started.
-    #[error("cannot run {path}: {source}")]
-    Spawn {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    /// The program ran and reported failure.
-    #[error("{what} failed ({status}): {stderr}")]
-    Failed {
-        what: String,
-        status: String,
-        stderr: String,
-    },
 }

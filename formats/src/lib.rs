@@ -17,6 +17,7 @@ pub mod fat;
 pub mod hostdir;
 pub mod image;
 pub mod initrd;
+pub mod inplace;
 pub mod manifest;
 pub mod qcow2;
 pub mod resolve;

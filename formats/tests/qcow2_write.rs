@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{need, run, run_stdout, s};
+use common::{need, new_output, run, run_stdout, s};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
@@ -68,15 +68,6 @@ fn nonzero_cluster_bytes(path: &Path, cs: u64) -> u64 {
         .filter(|(_, c)| c.iter().any(|&b| b != 0))
         .map(|(i, _)| cs.min(size - i as u64 * cs))
         .sum()
-}
-
-fn new_output(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .unwrap()
 }
 
 /// Convert `src` to qcow2 at `out` with `opts`, checking the progress reports.

@@ -11,19 +11,22 @@ macro_rules! reading {
     () => {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
-metadata_csum is set) and FAT12/16/32 (long names), inside a raw or qcow2 image or as a \
-bare filesystem image, read by subroot itself without root. The filesystem is that of \
+metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw or qcow2 \
+image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
-may be stale) unless --force, which reads what is on disk.\n\n\
+may be stale) unless --salvage, which reads what is on disk.\n\n\
 PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
 resolved as the installed system would: an absolute target starts at the filesystem's root, \
 `..` stops there, and more than 40 links is a loop.\n\n\
 DAMAGE: damaged metadata is an error (exit status 3) naming the inode and what is wrong, \
 never a plausible answer: extent entries out of order, overlapping, empty, past their \
 index's range or breaking bigalloc's cluster rules; a directory block that is a hole or \
-in an unwritten extent (--force reads around those and says what it skipped). An xattr \
+in an unwritten extent (--salvage reads around those and says what it skipped); a file's \
+extent tree that cannot be read (--salvage gives the file the blocks the rest of its tree \
+maps, zeros for the others, and names it in a warning). An xattr \
 under a name index with no setxattr name (fs-verity's 11, encryption's 9, unknown ones) \
 is left out with a warning naming the file; reading goes on. An unusable primary \
 superblock with a good backup in group 1: the backup is read, with a warning. Warnings \
@@ -34,14 +37,23 @@ are printed even with -q."
 /// Said by every command that writes a filesystem into an image.
 macro_rules! writing {
     () => {
-        "\n\nOUTPUT: the new image is the input with only that partition's bytes replaced: boot \
-code, the gaps, other partitions and the partition table are carried over byte for byte, holes \
-stay holes, and the container format is the input's unless -O says otherwise. It is written \
-to -o OUT, or with --in-place beside the input and renamed over it; either way under a \
-temporary name, re-read and checked, then renamed, so it appears complete or not at all. \
-A filesystem being built lives in a scratch directory under $TMPDIR (a sparse file as large \
-as the filesystem: point TMPDIR at a disk for big images), removed on exit and on \
-SIGINT/SIGTERM."
+        "\n\nOUTPUT, one of three: -o OUT writes a complete new image: the input with only that \
+partition's bytes replaced (boot code, the gaps, other partitions and the partition table \
+carried over byte for byte, holes kept, the container format the input's unless -O says \
+otherwise), under a temporary name, re-read and checked, then renamed, so it appears \
+complete or not at all. --overlay OUT writes only the clusters that changed, as a qcow2 whose \
+backing file is the input (relative to OUT's directory when possible, its format recorded): \
+QEMU boots it, qemu-img commit folds it into the input. --in-place changes the input itself, \
+raw or qcow2, writing only the blocks that change (new qcow2 clusters are appended): the old \
+bytes of everything to be overwritten, and the old length, first go to IMAGE.subroot-undo, \
+which is made durable before the first write into the image and removed after the final \
+sync; if the run is interrupted (a crash, SIGKILL, a full disk) the next subroot command on \
+the image, or subroot recover IMAGE, rolls the edit back, so the image is the old one or the \
+new one, never a mix. --in-place takes an exclusive lock on the image and refuses one that \
+another program (a running QEMU) holds, and a qcow2 with internal snapshots. Whatever the \
+destination, the written bytes are read back and compared with the edit. A filesystem being \
+rebuilt lives in a scratch directory under $TMPDIR (a sparse file as large as the \
+filesystem), removed on exit and on SIGINT/SIGTERM."
     };
 }
 
@@ -52,7 +64,7 @@ macro_rules! e2fsprogs {
 checked with e2fsck (e2fsprogs >= 1.45), found on PATH, /sbin or /usr/sbin, or given with \
 --mke2fs PATH or SUBROOT_MKE2FS (its sibling debugfs, e2fsck and dumpe2fs are then \
 preferred). SOURCE_DATE_EPOCH, when set, is handed to them as E2FSPROGS_FAKE_TIME and \
-E2FSCK_TIME (unless those are set), which makes outputs reproducible."
+E2FSCK_TIME, which makes outputs reproducible."
     };
 }
 
@@ -65,7 +77,8 @@ label, UUID). Without a partition table, the filesystem on the whole disk. Files
 recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squashfs, erofs, \
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
-  path, format   the image as given; \"raw\" | \"qcow2\"
+  path, format   the image as given (path_bytes, base64, when it is not
+                 UTF-8); \"raw\" | \"qcow2\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
   qcow2          null for raw, else {version, compat (\"1.1\" for v3,
@@ -170,7 +183,8 @@ the subtree (full paths, depth-first). A symlink named as PATH is shown itself u
   mtime   \"SECONDS.NANOSECONDS\"
   link    the symlink target, or null
   rdev    [major, minor] for devices, or null
-Names that are not UTF-8 are escaped (\\xNN) as in the manifest."
+A path, name or link that is not UTF-8 has no such key; path_bytes, name_bytes or \
+link_bytes holds its bytes in base64 instead."
 );
 
 pub const CAT: &str = concat!(
@@ -186,8 +200,9 @@ The archive keeps ns times, owners by number, xattrs (SCHILY.xattr.*), ACLs (SCH
 capabilities, hard links, devices, fifos, long and non-UTF-8 names and sparse files (GNU \
 sparse 1.0, holes never expanded). It is reproducible: the same filesystem gives the same \
 bytes. Sockets cannot be in a tar: they are listed on stderr. -o FILE is written under a \
-temporary name and renamed into place (only a regular file is ever replaced, never \
-/dev/null or a device); -o - streams to stdout.",
+temporary name and renamed into place; an existing FILE is replaced only with --force, and \
+only a regular file ever is (never /dev/null or a device); -o - streams to stdout. --force \
+is about the output only: reading a damaged filesystem is --salvage.",
     reading!()
 );
 
@@ -270,10 +285,16 @@ pub const COPY_IN: &str = concat!(
 virt-copy-in.\n\n\
 Each LOCAL (with everything in it) goes into the directory DEST, which must exist. Existing \
 files are replaced and existing directories merged; a directory is never replaced by a \
-file. On ext the filesystem is rebuilt, exactly as mkfs does, from its own tree with the \
-host trees grafted in, keeping its identity; on FAT the partition is copied into a scratch \
-file beside the output, edited there and spliced back. Refusals (a missing or non-directory \
-DEST, a missing LOCAL, something FAT cannot hold) happen before anything is written.",
+file. Every copied entry keeps its owner, mode, times (ns), xattrs and flags, hard links \
+among the copied files stay hard links, holes stay holes; the directories that receive \
+entries keep their own metadata. On ext the filesystem is edited in process (--engine \
+edit, through e2fsprogs' libext2fs): only the metadata needed is read and only the changed \
+blocks are written, so the cost does not grow with the filesystem; --engine rebuild (and \
+auto, for a filesystem the editor refuses, saying why) rebuilds it as mkfs does from its \
+own tree with the host trees grafted in, keeping its identity. On FAT the partition is \
+copied into a scratch file beside the output, edited there and spliced back. Refusals (a \
+missing or non-directory DEST, a missing LOCAL, something FAT cannot hold) happen before \
+anything is written.",
     writing!(),
     e2fsprogs!()
 );
@@ -281,12 +302,25 @@ DEST, a missing LOCAL, something FAT cannot hold) happen before anything is writ
 pub const RM: &str = concat!(
     "Remove files and directories from a partition's filesystem (guestfish rm, rmdir, \
 rm-rf).\n\n\
-A missing PATH, a non-empty directory without -r, and / are refused before any work. ext \
-partitions are rebuilt without the paths (identity kept, as mkfs does); FAT partitions are \
-edited in a scratch copy. Names on FAT match ignoring case, as FAT does.",
+A missing PATH, a non-empty directory without -r, and / are refused before any work. On \
+ext the paths are removed in process (their blocks and inodes freed; --engine as for \
+copy-in: rebuild, or auto for a filesystem the editor refuses, rebuilds without them, \
+identity kept); FAT partitions are edited in a scratch copy. Names on FAT match ignoring \
+case, as FAT does.",
     writing!(),
     e2fsprogs!()
 );
+
+pub const RECOVER: &str = "Roll back an in-place edit of an image that was interrupted.\n\n\
+An --in-place edit (copy-in, rm, mkfs, relayout) first saves the old bytes of everything it \
+will overwrite, and the image's old length, in IMAGE.subroot-undo beside the image, makes \
+that file durable, then changes the image, syncs it and removes the log. When a run is \
+interrupted, the log is still there: recover writes the old bytes back, restores the old \
+length, syncs and removes the log, leaving the image exactly as it was before the edit. A \
+log that was itself not completed (the edit was interrupted before it touched the image) is \
+just removed. Every other subroot command does the same before it opens the image, and says \
+so on stderr; recover does only that. Running it again after an interruption is safe. A log \
+that belongs to another file (the image was copied or replaced) is refused and left alone.";
 
 pub const RELAYOUT: &str = concat!(
     "Move an installed Linux system into a subroot (r0/) of its root filesystem and make it \
@@ -307,18 +341,20 @@ subroot= rather than adding another. The filesystem keeps its identity (UUID, la
 features, sizes, hash seed), so root=UUID=, fstab and GRUB keep working; every other byte of \
 the disk is copied unchanged. An edited file that has other hard links gets an inode of its \
 own (as after sed -i).\n\n\
-ENGINES: `edit` copies the filesystem and edits the copy where it lies: each moved entry \
-gets a new directory entry (no file data is copied; a moved directory's `..` is repointed, \
-with its checksum) and added or replaced files are written into free blocks, at about the \
-speed of copying the image. `rebuild` builds the filesystem anew with mke2fs -d from the \
-planned tree (every file copied; the result is compact, as after mkfs). `auto` edits unless \
-the filesystem has something the edit engine does not handle (inline_data, quotas, a \
-journal that needs recovery, a file to edit that has several names or keeps its xattrs in a \
-separate block, a node other than a directory, file or symlink to add, or an input that \
-e2fsck -fn finds fault with) and then rebuilds; the plan says which engine runs and why. \
---engine edit where it cannot apply is refused (exit status 3). Both engines end in the \
-same check: the result is compared with the planned tree, e2fsck -fn must be clean and the \
-identity unchanged.\n\n\
+ENGINES: `edit` changes the filesystem in process through e2fsprogs' libext2fs, over a \
+copy-on-write view of the input: each moved entry is renamed into r0 (no file data is \
+copied; a moved directory's `..` and the link counts follow), added files are written into \
+free blocks, and a rewritten initrd only gets its new segment appended where it lies; it \
+reads only the metadata it needs, so its cost does not grow with the filesystem. \
+`rebuild` builds the filesystem anew with mke2fs -d from the planned tree (every file \
+copied; the result is compact, as after mkfs). `auto` edits unless the filesystem uses \
+something the editor does not handle (quota, inline_data, encryption, casefold, verity, an \
+orphan list or a journal that needs recovery, errors recorded by the kernel) and then \
+rebuilds; the plan says which engine runs and why. --engine edit where it cannot apply is \
+refused (exit status 3). After an edit, subroot's own reader re-reads what was touched: \
+every changed directory parses and resolves, checksums verify, and the free counts of \
+every group agree with its bitmaps. A rebuilt filesystem is compared with the planned tree \
+and checked with e2fsck -fn.\n\n\
 SEPARATE /BOOT: when the root's /etc/fstab mounts /boot from another ext2/3/4 partition of \
 the disk (by UUID=, LABEL=, PARTUUID=, PARTLABEL=, their /dev/disk/by-* forms, or a device \
 name such as /dev/vda1), that partition's boot configuration and initrds are edited the \
@@ -337,11 +373,14 @@ that is neither initramfs-tools nor dracut, initrds of both flavours, a root on 
 btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
 ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
 recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
-The output is in the input's container format unless -O says otherwise (as for mkfs, \
-copy-in and rm). It is written to a temporary file and renamed (--force replaces an existing \
-OUT); --in-place renames it over INPUT only when complete. With SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates \
-the entries the hook adds to initrds and is handed to e2fsprogs).\n\n\
-JSON OUTPUT (--json): the plan as one object:
+OUTPUT: -o OUT (a complete new image in the input's container format unless -O says \
+otherwise; --force replaces an existing OUT), --overlay OUT (a qcow2 holding only the \
+changed clusters, backed by the input) or --in-place (the input itself, only the changed \
+blocks, crash safe under an undo log; see mkfs --help, OUTPUT, and subroot recover). With \
+SOURCE_DATE_EPOCH set the output is byte-for-byte reproducible (it dates the entries the \
+hook adds to initrds and is handed to e2fsprogs).\n\n\
+JSON OUTPUT (--json): the plan as one object (with --dry-run, as planned; after a run, \
+with the engine and partition actions actually used):
   image, root_partition (number or null), filesystem, uuid, subroot
   shared          the shared directory names
   shared_missing  those the image does not have
@@ -363,8 +402,11 @@ JSON OUTPUT (--json): the plan as one object:
                   rebuild | copy}]
   boot_partition  null, or {partition, fstab_device, filesystem, uuid}
   esp_edits       as edits, with the ESP's partition
-  engine          edit | rebuild
-  engine_reason   null, or why the rebuild runs",
+  engine          edit | rebuild (rebuild if any filesystem was)
+  engine_reason   null, or why the rebuild runs (after a run, also why
+                  an edit fell back to it)
+A from, to or path that is not UTF-8 has no such key; from_bytes, to_bytes or path_bytes \
+holds its bytes in base64 instead; an element of kept is then {path_bytes}.",
     e2fsprogs!()
 );
 
@@ -405,7 +447,8 @@ JSON OUTPUT (--json): one object per finished image per line, in finishing order
 The sidecar OUTPUT.subroot.json (fields are only ever added): subroot_version, \
 operation, options, input {path, size, mtime_ns, dev, ino, backing_chain [same fields]}, \
 output {path, size (null when failed)}, result (ok | failed), error, seconds, bytes_read, \
-bytes_written."
+bytes_written. A path that is not UTF-8 (input, output, path) has no such key; \
+input_bytes, output_bytes or path_bytes holds its bytes in base64 instead."
     };
 }
 
@@ -503,7 +546,9 @@ cpio -t of each segment). -l is cpio -tvn's format with times in UTC.",
   nlink, uid, gid, size, mtime (seconds), ino, rdev_major, rdev_minor
   link_target            the symlink target, or null
   replaces               (merged listing only) the segments of the earlier
-                         entries of the same path this one replaces"
+                         entries of the same path this one replaces
+A name or link_target that is not UTF-8 has no such key; name_bytes or link_target_bytes \
+holds its bytes in base64 instead."
 );
 
 pub const INITRD_EXTRACT: &str = concat!(

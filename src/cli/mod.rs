@@ -197,6 +197,18 @@ subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2"
 subroot rm debian.qcow2 -p 2 -r /var/cache/apt /usr/share/doc --in-place"
     )]
     Rm(RmArgs),
+    /// Roll back an interrupted in-place edit of an image (its undo log IMAGE.subroot-undo).
+    #[command(
+        long_about = help::RECOVER,
+        after_help = "EXAMPLES:\n  subroot recover debian.qcow2"
+    )]
+    Recover(RecoverArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RecoverArgs {
+    /// The image whose in-place edit was interrupted.
+    pub image: std::path::PathBuf,
 }
 
 /// Make `-c`/`--compress` take a value only when the next word is one (`zlib`, `zstd`):

@@ -13,11 +13,13 @@ pub struct ReadArgs {
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,
-    /// Read an ext3/ext4 filesystem whose journal needs recovery as it is on disk (changes
-    /// still in the journal are not seen), and read around damaged directory blocks (holes,
-    /// unwritten extents), saying on stderr what was skipped. By default both are refused.
+    /// Read what can be read: an ext3/ext4 filesystem whose journal needs recovery as it is
+    /// on disk (changes still in the journal are not seen), around damaged directory
+    /// blocks (holes, unwritten extents), and a file whose extent tree is damaged (the
+    /// blocks the rest of its tree maps, zeros for the others), saying on stderr what was
+    /// skipped. By default all are refused.
     #[arg(long)]
-    pub force: bool,
+    pub salvage: bool,
 }
 
 /// `subroot ls`.
@@ -62,9 +64,13 @@ pub struct ExportArgs {
     pub read: ReadArgs,
     /// Subtree to export; default `/` (the whole filesystem).
     pub path: Option<OsString>,
-    /// The tar file to write, or `-` for stdout. With --force an existing file is replaced.
+    /// The tar file to write, or `-` for stdout. An existing file is refused without --force.
     #[arg(short = 'o', long = "output", value_name = "FILE")]
     pub output: PathBuf,
+    /// Replace FILE if it exists (never a device or other non-regular file). To read a
+    /// damaged filesystem, see --salvage.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `subroot manifest`.
@@ -110,4 +116,7 @@ pub struct ExtractArgs {
     /// UTF-8 as `path_bytes`/`xattr_bytes` (base64). Written even when nothing was left out.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Replace the --report FILE if it exists. To read a damaged filesystem, see --salvage.
+    #[arg(long)]
+    pub force: bool,
 }

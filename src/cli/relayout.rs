@@ -1,14 +1,17 @@
-//! Arguments of `subroot relayout`.
+//! Arguments of `subroot relayout`, and the one place they become a
+//! [`RelayoutRequest`].
 
 use super::disk::Qcow2OutArgs;
 use super::select::PartitionArgs;
 use super::ImageFormatArg;
+use crate::ops::relayout::engine::Engine;
+use crate::ops::relayout::plan::PlanOptions;
+use crate::ops::relayout::request::RelayoutRequest;
 use clap::Args;
 use std::path::PathBuf;
 
 /// The relayout engines (see `src/ops/relayout/engine.rs`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
     /// `edit` when the filesystem allows it, else `rebuild`.
     Auto,
@@ -20,11 +23,14 @@ pub enum EngineArg {
 
 #[derive(Debug, Args)]
 pub struct RelayoutArgs {
-    /// The installed Linux image (raw or qcow2; never modified).
+    /// The installed Linux image (raw or qcow2; only changed with --in-place).
     pub input: PathBuf,
-    /// The output image; written beside itself under a temporary name, then renamed.
-    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present_any = ["dry_run", "in_place"])]
+    /// The output image: a complete new image, written under a temporary name, then renamed.
+    #[arg(short = 'o', long = "output", value_name = "OUT", required_unless_present_any = ["dry_run", "in_place", "overlay"], conflicts_with_all = ["in_place", "overlay"])]
     pub output: Option<PathBuf>,
+    /// Write only what changed, as a qcow2 overlay OUT whose backing file is the input.
+    #[arg(long, value_name = "OUT", conflicts_with = "in_place")]
+    pub overlay: Option<PathBuf>,
     #[command(flatten)]
     pub part: PartitionArgs,
     /// The directory the operating system moves into.
@@ -51,9 +57,9 @@ pub struct RelayoutArgs {
     /// Print the plan as JSON (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
-    /// Replace the input file with the result (still written to a temporary file first and
-    /// renamed only when complete).
-    #[arg(long, conflicts_with = "output")]
+    /// Change the input image itself, writing only the blocks that change, under an undo
+    /// log (crash safe; see OUTPUT).
+    #[arg(long)]
     pub in_place: bool,
     /// How the root filesystem (and a separate /boot) is rewritten: `edit` a copy in
     /// place (moves are new directory entries, no file data is copied: close to copy
@@ -68,14 +74,46 @@ pub struct RelayoutArgs {
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
+    /// After the edit engine: `quick` (subroot re-reads what it touched) or `full` (also
+    /// e2fsck -fn of each edited filesystem, flattened into a temporary file).
+    #[arg(long, value_enum, default_value = "quick", value_name = "LEVEL")]
+    pub verify: crate::ops::full_check::Verify,
     /// Output format (default: the input's, as for every command that rewrites an image).
     #[arg(short = 'O', long = "output-format", value_name = "FMT")]
     pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
-    /// Set by `batch relayout` (not an option): the private work directory to create and
-    /// remove afterwards (beside the output, so a killed batch's leftovers are found and
-    /// removed by the next run); default: a fresh directory under $TMPDIR.
-    #[arg(skip)]
-    pub work_dir: Option<PathBuf>,
+}
+
+impl TryFrom<&RelayoutArgs> for RelayoutRequest {
+    type Error = anyhow::Error;
+
+    /// The request the command line asks for; the plan options are checked here.
+    fn try_from(a: &RelayoutArgs) -> anyhow::Result<Self> {
+        Ok(RelayoutRequest {
+            input: a.input.clone(),
+            part: (&a.part).into(),
+            output: a.output.clone(),
+            overlay: a.overlay.clone(),
+            in_place: a.in_place,
+            replace_output: a.force,
+            verify: a.verify,
+            dry_run: a.dry_run,
+            json: a.json,
+            plan: PlanOptions::new(
+                &a.subroot,
+                &a.shared,
+                a.move_list.as_deref(),
+                a.refresh_hook,
+            )?,
+            engine: match a.engine {
+                EngineArg::Auto => None,
+                EngineArg::Edit => Some(Engine::Edit),
+                EngineArg::Rebuild => Some(Engine::Rebuild),
+            },
+            output_format: a.output_format,
+            qcow2: a.qcow2.clone(),
+            work_dir: None,
+        })
+    }
 }

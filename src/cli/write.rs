@@ -1,6 +1,7 @@
 //! Arguments of the commands that write a filesystem into an image (`mkfs`, `copy-in`,
 //! `rm`).
 
+use super::relayout::EngineArg;
 use super::{ImageFormatArg, PartitionArgs, Qcow2OutArgs};
 use clap::{Args, ValueEnum};
 use std::path::PathBuf;
@@ -45,16 +46,25 @@ pub struct MkfsArgs {
     pub out: EditOutArgs,
 }
 
-/// Where a rewritten image goes (shared by `mkfs`, `copy-in` and `rm`).
+/// Where a rewritten image goes (shared by `mkfs`, `copy-in` and `rm`): exactly one of
+/// `-o`, `--overlay` and `--in-place` (see `src/ops/deliver.rs`).
 #[derive(Debug, Args)]
 pub struct EditOutArgs {
-    /// The output image (required unless --in-place).
-    #[arg(short, long, value_name = "OUT", required_unless_present = "in_place")]
+    /// Write the edited image to OUT: a complete new image.
+    #[arg(short, long, value_name = "OUT", required_unless_present_any = ["in_place", "overlay"], conflicts_with_all = ["in_place", "overlay"])]
     pub output: Option<PathBuf>,
-    /// Replace the input image (a new image is written beside it, then renamed over it).
-    #[arg(long, conflicts_with = "output")]
+    /// Write only what changed, as a qcow2 overlay OUT whose backing file is the input (named
+    /// relative to OUT's directory when possible). QEMU boots it; `qemu-img commit OUT`
+    /// folds it into the input.
+    #[arg(long, value_name = "OUT", conflicts_with = "in_place")]
+    pub overlay: Option<PathBuf>,
+    /// Change the input image itself, writing only the blocks that change (raw and qcow2).
+    /// Crash safe: the old bytes go to IMAGE.subroot-undo, made durable before the first
+    /// write and removed at the end; an interrupted edit is rolled back by the next subroot
+    /// command on the image or by `subroot recover IMAGE`.
+    #[arg(long)]
     pub in_place: bool,
-    /// Output format (default: the input's).
+    /// Output format with -o (default: the input's).
     #[arg(short = 'O', long = "output-format", value_name = "FMT")]
     pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
@@ -63,9 +73,14 @@ pub struct EditOutArgs {
     /// debugfs/e2fsck are preferred.
     #[arg(long, value_name = "PATH")]
     pub mke2fs: Option<PathBuf>,
-    /// Overwrite an existing output file.
+    /// Overwrite an existing OUT.
     #[arg(long)]
     pub force: bool,
+    /// After an in-process ext edit: `quick` (subroot re-reads what it touched: changed
+    /// directories, checksums, free counts) or `full` (also e2fsck -fn of the edited
+    /// filesystem, flattened into a temporary file).
+    #[arg(long, value_enum, default_value = "quick", value_name = "LEVEL")]
+    pub verify: crate::ops::full_check::Verify,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +95,11 @@ pub struct CopyInArgs {
     /// The directory of the filesystem to copy them into; it must exist.
     #[arg(value_name = "DEST")]
     pub dest: String,
+    /// How ext filesystems are changed: `edit` in process, writing only the blocks that
+    /// change; `rebuild` with mke2fs -d (identity kept; compacts it); `auto` edits unless
+    /// the filesystem uses a feature the editor does not handle, then rebuilds and says why.
+    #[arg(long, value_enum, default_value = "auto", value_name = "ENGINE")]
+    pub engine: EngineArg,
     #[command(flatten)]
     pub out: EditOutArgs,
 }
@@ -96,6 +116,11 @@ pub struct RmArgs {
     /// Remove directories and everything in them.
     #[arg(short = 'r', long)]
     pub recursive: bool,
+    /// How ext filesystems are changed: `edit` in process, writing only the blocks that
+    /// change; `rebuild` with mke2fs -d (identity kept; compacts it); `auto` edits unless
+    /// the filesystem uses a feature the editor does not handle, then rebuilds and says why.
+    #[arg(long, value_enum, default_value = "auto", value_name = "ENGINE")]
+    pub engine: EngineArg,
     #[command(flatten)]
     pub out: EditOutArgs,
 }

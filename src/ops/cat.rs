@@ -11,11 +11,11 @@ use subroot_formats::resolve::Last;
 pub fn run(args: &CatArgs, ctx: &Ctx) -> Result<()> {
     let fs = open(&args.read, ctx)?;
     let path = resolve_path(&fs, Some(&args.path), Last::Follow)?.path;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+    let mut out = crate::stdout::out();
     fs.tree
         .copy_file(&path, &mut out)
         .with_context(|| format!("cannot read {} in {}", shown(&path), fs.name))?;
     out.flush().context("cannot write to stdout")?;
+    fs.print_warnings();
     Ok(())
 }

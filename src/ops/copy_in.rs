@@ -4,17 +4,20 @@
 //! in a scratch copy ([`super::edit_fat`]). Either way the new partition is spliced into a
 //! new image, every other byte the input's.
 
-use super::edit_ext::{EditedTree, Graft};
+use super::deliver::Destination;
+use super::edited_tree::{EditedTree, Graft};
+use super::ext_edit::{ExtChanges, Outcome};
 use super::fstree::print_warnings;
-use super::mkfs::{rebuild_ext, splice_out, OutputOpts};
+use super::full_check::Verify;
+use super::mkfs::{rebuild_ext, splice_out};
 use super::select::{select, Selected};
+use crate::cli::relayout::EngineArg;
 use crate::cli::CopyInArgs;
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::Identity;
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::hostdir::HostDir;
@@ -94,7 +97,7 @@ fn show(p: &[u8]) -> String {
 
 pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
     let dest = fs_path(&args.dest)?;
-    let out = args.out.opts(&args.image)?;
+    let out = args.out.destination(&args.image)?;
     let locals = args
         .locals
         .iter()
@@ -130,7 +133,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
             show(&dest),
             sel.describe()
         ));
-        let (scratch, st) = super::edit_fat::copy_in(&sel, &items, &out.path)?;
+        let (scratch, st) = super::edit_fat::copy_in(&sel, &items, out.path())?;
         ctx.note(format_args!(
             "copied {} files ({} bytes, {} replaced), made {} directories",
             st.files, st.bytes, st.replaced, st.dirs
@@ -147,6 +150,8 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         .collect();
     edit_ext(
         &sel,
+        args.engine,
+        args.out.verify,
         args.out.mke2fs.as_deref(),
         grafts,
         Vec::new(),
@@ -159,15 +164,20 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
 /// An ext partition read as a tree.
 pub type PartTree = ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevice>>;
 
-/// Rebuild `sel`'s ext filesystem with `grafts` added and `removed` taken away (after
-/// `check` has accepted the request), keeping its identity, and write the image.
+/// Make `sel`'s ext filesystem hold `grafts` and lose `removed` (after `check` has
+/// accepted the request) and write the image to `dest`: edited in process by default
+/// ([`super::ext_edit`]), rebuilt with its identity kept when asked (`--engine rebuild`) or
+/// when the editor refuses the filesystem (`auto`, saying why).
+#[allow(clippy::too_many_arguments)]
 pub fn edit_ext(
     sel: &Selected,
+    engine: EngineArg,
+    verify: Verify,
     mke2fs: Option<&Path>,
     grafts: Vec<Graft<'_>>,
     removed: Vec<Vec<u8>>,
     check: &dyn Fn(&PartTree) -> Result<()>,
-    out: &OutputOpts,
+    out: &Destination,
     ctx: &Ctx,
 ) -> Result<()> {
     if !sel.is_ext() {
@@ -180,10 +190,28 @@ pub fn edit_ext(
     let tree = ExtTree::open(sel.device.clone(), OpenOptions::default())
         .with_context(|| format!("cannot read the filesystem of {}", sel.describe()))?;
     check(&tree)?;
-    let tools = E2fsprogs::find(mke2fs)?;
-    let identity = Identity::like(tree.fs())?;
     let kind = |p: &[u8]| tree.entry(p).ok().map(|e| e.kind);
-    let edited = EditedTree::new(&tree, grafts, removed, &kind)?;
+    // The rules both engines share, checked before either writes anything.
+    let edited = EditedTree::new(&tree, grafts.clone(), removed.clone(), &kind)?;
+    if engine != EngineArg::Rebuild {
+        let changes = ExtChanges { grafts, removed };
+        match super::ext_edit::edit(sel, &changes, verify, out, ctx)? {
+            Outcome::Done => return Ok(()),
+            Outcome::Refused(why) if engine == EngineArg::Auto => ctx.note(format_args!(
+                "{} cannot be edited in process ({why}); rebuilding it instead",
+                sel.describe()
+            )),
+            Outcome::Refused(why) => {
+                return Err(subroot_formats::Error::unsupported(format!(
+                    "{} cannot be edited in process ({why}); use --engine rebuild",
+                    sel.describe()
+                ))
+                .into())
+            }
+        }
+    }
+    let tools = crate::e2fsprogs::find(mke2fs)?;
+    let identity = Identity::like(tree.fs())?;
     ctx.note(format_args!("rebuilding {}", sel.describe()));
     let built = rebuild_ext(&edited, sel.device.len(), &identity, &tools, ctx)
         .context("cannot build the new filesystem");

@@ -10,8 +10,7 @@ use crate::size::human;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
-use subroot_e2fs::tools::E2fsprogs;
-use subroot_e2fs::writer::{build, BuildOptions, BuiltFs, Identity, Populate};
+use subroot_e2fs::writer::{build, BuildOptions, BuiltFs, Identity};
 use subroot_formats::block::{BlockDevice, Overlay, Splice, Zeros};
 use subroot_formats::fat::{FatFormatOptions, FatType};
 use subroot_formats::table::{write_table, PartSpec, Partition, TableKind};
@@ -147,7 +146,7 @@ fn populate(
 
 /// Build an ext filesystem of `size` bytes from `from`, or empty.
 fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltFs> {
-    let tools = E2fsprogs::find(None)?;
+    let tools = crate::e2fsprogs::find(None)?;
     let scratch = crate::output::scratch_root()?;
     let opts = BuildOptions {
         size,
@@ -155,7 +154,7 @@ fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<Bu
         tools: &tools,
         temp_dir: Some(&scratch),
         progress: None,
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
     match from {
         Some(f) => {

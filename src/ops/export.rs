@@ -26,13 +26,13 @@ pub fn run(args: &ExportArgs, ctx: &Ctx) -> Result<()> {
         if stdout.is_terminal() {
             bail!("refusing to write a tar archive to a terminal; redirect stdout or use -o FILE");
         }
-        let out = std::io::BufWriter::with_capacity(1 << 20, stdout.lock());
+        let out = crate::stdout::out();
         let (mut out, s) =
             write_tree(fs.tree.source(), &root, out, &mut progress).with_context(what)?;
         out.flush().context("cannot write to stdout")?;
         s
     } else {
-        let dest = AtomicOutput::create(&args.output, args.read.force)?;
+        let dest = AtomicOutput::create(&args.output, args.force)?;
         let out = std::io::BufWriter::with_capacity(1 << 20, dest.file());
         let (out, s) =
             write_tree(fs.tree.source(), &root, out, &mut progress).with_context(what)?;

@@ -26,7 +26,7 @@ pub fn run(args: &ExtractArgs, ctx: &Ctx) -> Result<()> {
     let root = resolve_path(&fs, args.path.as_deref(), Last::Follow)?.path;
     let dest = &args.dir;
     let report = match &args.report {
-        Some(p) => Some(AtomicOutput::create(p, args.read.force)?),
+        Some(p) => Some(AtomicOutput::create(p, args.force)?),
         None => None,
     };
     let mut writer = report.as_ref().map(|o| std::io::BufWriter::new(o.file()));

@@ -70,7 +70,7 @@ impl FsTree {
         }
     }
 
-    /// What the reader has to say so far: damage skipped under --force, attributes that
+    /// What the reader has to say so far: damage skipped under --salvage, attributes that
     /// could not be carried. Emptied by the call.
     pub fn take_warnings(&self) -> Vec<String> {
         match self {
@@ -132,9 +132,14 @@ pub fn open(args: &ReadArgs, ctx: &Ctx) -> Result<Opened> {
     let kind = selected.fs.as_ref().map(|f| f.kind.clone());
     let tree = match kind.as_deref() {
         Some(k) if selected.is_ext() => {
-            let mut t = ExtTree::open(selected.device.clone(), OpenOptions { force: args.force })
-                .with_context(|| format!("cannot open the {k} filesystem of {name}"))?;
-            t.set_salvage(args.force);
+            let mut t = ExtTree::open(
+                selected.device.clone(),
+                OpenOptions {
+                    force: args.salvage,
+                },
+            )
+            .with_context(|| format!("cannot open the {k} filesystem of {name}"))?;
+            t.set_salvage(args.salvage);
             FsTree::Ext(t)
         }
         Some("vfat") => FsTree::Fat(

@@ -2,9 +2,12 @@
 //! as a table for people or as JSON (schema in docs/json.md; stable).
 
 use crate::cli::InfoArgs;
+use crate::json::Named;
 use crate::size::human;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::image::Image;
@@ -14,7 +17,9 @@ use subroot_formats::table::{read_layout, DiskLayout, PartKind, PartitionTable};
 /// The whole `info --json` document.
 #[derive(Debug, Serialize)]
 pub struct ImageInfo {
-    pub path: String,
+    /// The image as given (`path`, or `path_bytes` when not UTF-8).
+    #[serde(flatten)]
+    pub path: Named,
     pub format: &'static str,
     pub virtual_size: u64,
     /// Bytes the image file occupies on the host (like `qemu-img info`'s actual-size).
@@ -49,7 +54,8 @@ pub struct Qcow2Info {
 
 #[derive(Debug, Serialize)]
 pub struct ChainLink {
-    pub path: String,
+    #[serde(flatten)]
+    pub path: Named,
     pub format: &'static str,
     pub virtual_size: u64,
 }
@@ -106,17 +112,19 @@ impl From<FsInfo> for FsJson {
 pub fn run(args: &InfoArgs) -> Result<()> {
     let img = super::open_image(&args.image, args.format)?;
     let info = gather(img).with_context(|| format!("cannot read {}", args.image.display()))?;
+    let mut o = crate::stdout::out();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        writeln!(o, "{}", serde_json::to_string_pretty(&info)?)?;
     } else {
-        print_human(&info);
+        print_human(&mut o, &info)?;
     }
+    o.flush()?;
     Ok(())
 }
 
 /// Collect everything `info` reports about an open image.
 pub fn gather(img: Image) -> Result<ImageInfo> {
-    let path = img.path().display().to_string();
+    let path = Named::new("path", img.path().as_os_str().as_bytes());
     let actual_size = match &img {
         Image::Raw(r) => r.allocated_bytes()?,
         Image::Qcow2(q) => q.file_allocated_bytes()?,
@@ -144,7 +152,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
         .into_iter()
         .skip(1)
         .map(|b| ChainLink {
-            path: b.path().display().to_string(),
+            path: Named::new("path", b.path().as_os_str().as_bytes()),
             format: b.format().name(),
             virtual_size: b.len(),
         })
@@ -231,8 +239,8 @@ fn fs_summary(fs: &Option<FsJson>) -> String {
     s
 }
 
-fn print_human(i: &ImageInfo) {
-    println!("image:         {}", i.path);
+fn print_human(o: &mut impl Write, i: &ImageInfo) -> std::io::Result<()> {
+    writeln!(o, "image:         {}", i.path)?;
     match &i.qcow2 {
         Some(q) => {
             let mut extra = format!("v{}, {} clusters", q.version, human(q.cluster_size));
@@ -242,29 +250,31 @@ fn print_human(i: &ImageInfo) {
             if q.extended_l2 {
                 extra.push_str(", extended L2");
             }
-            println!("format:        qcow2 ({extra})");
+            writeln!(o, "format:        qcow2 ({extra})")?;
         }
-        None => println!("format:        {}", i.format),
+        None => writeln!(o, "format:        {}", i.format)?,
     }
-    println!(
+    writeln!(
+        o,
         "virtual size:  {} ({} bytes)",
         human(i.virtual_size),
         i.virtual_size
-    );
-    println!("disk size:     {}", human(i.actual_size));
+    )?;
+    writeln!(o, "disk size:     {}", human(i.actual_size))?;
     for b in &i.backing_chain {
-        println!(
+        writeln!(
+            o,
             "backing file:  {} ({}, {})",
             b.path,
             b.format,
             human(b.virtual_size)
-        );
+        )?;
     }
     match &i.table {
         Some(t) => {
-            println!("table:         {} (disk id {})", t.kind, t.disk_id);
+            writeln!(o, "table:         {} (disk id {})", t.kind, t.disk_id)?;
             for w in &t.warnings {
-                println!("warning:       {w}");
+                writeln!(o, "warning:       {w}")?;
             }
             let rows: Vec<[String; 6]> = i
                 .partitions
@@ -280,37 +290,50 @@ fn print_human(i: &ImageInfo) {
                     ]
                 })
                 .collect();
-            print_table(&["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"], &rows);
+            print_table(
+                o,
+                &["#", "START", "SIZE", "TYPE", "NAME", "FILESYSTEM"],
+                &rows,
+            )?;
         }
         None => {
             if i.boot_code {
-                println!("table:         none (sector 0 holds boot code, not a partition table)");
+                writeln!(
+                    o,
+                    "table:         none (sector 0 holds boot code, not a partition table)"
+                )?;
             } else {
-                println!("table:         none");
+                writeln!(o, "table:         none")?;
             }
-            println!("filesystem:    {}", fs_summary(&i.filesystem));
+            writeln!(o, "filesystem:    {}", fs_summary(&i.filesystem))?;
         }
     }
+    Ok(())
 }
 
 /// Print rows under a header with columns padded to their widest cell.
-fn print_table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) {
+fn print_table<const N: usize>(
+    o: &mut impl Write,
+    header: &[&str; N],
+    rows: &[[String; N]],
+) -> std::io::Result<()> {
     let mut widths = header.map(str::len);
     for r in rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
     }
-    let line = |cells: Vec<&str>| {
+    let mut line = |cells: Vec<&str>| {
         let s: Vec<String> = cells
             .iter()
             .zip(widths)
             .map(|(c, w)| format!("{c:<w$}"))
             .collect();
-        println!("{}", s.join("  ").trim_end());
+        writeln!(o, "{}", s.join("  ").trim_end())
     };
-    line(header.to_vec());
+    line(header.to_vec())?;
     for r in rows {
-        line(r.iter().map(String::as_str).collect());
+        line(r.iter().map(String::as_str).collect())?;
     }
+    Ok(())
 }

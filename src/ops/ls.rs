@@ -22,26 +22,23 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
     };
     let top = resolve_path(&fs, args.path.as_deref(), last)?;
     let path = top.path.clone();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = crate::stdout::out();
     let ctx_msg = || format!("cannot list {} in {}", shown(&path), fs.name);
     if args.recursive {
         let mut werr = None;
-        fs.tree
-            .source()
-            .walk(&path, &mut |e, _| {
-                if let Err(err) = print(&mut out, e, args, true) {
-                    werr = Some(err);
-                    return Err(subroot_formats::Error::InvalidArgument(
-                        "writing to stdout failed".into(),
-                    ));
-                }
-                Ok(())
-            })
-            .with_context(ctx_msg)?;
+        let walked = fs.tree.source().walk(&path, &mut |e, _| {
+            if let Err(err) = print(&mut out, e, args, true) {
+                werr = Some(err);
+                return Err(subroot_formats::Error::InvalidArgument(
+                    "writing to stdout failed".into(),
+                ));
+            }
+            Ok(())
+        });
         if let Some(e) = werr {
             return Err(e).context("cannot write to stdout");
         }
+        walked.with_context(ctx_msg)?;
     } else if top.kind == Kind::Dir {
         for e in fs.tree.children(&path).with_context(ctx_msg)? {
             print(&mut out, &e, args, false).context("cannot write to stdout")?;

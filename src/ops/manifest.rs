@@ -20,10 +20,9 @@ pub fn run(args: &ManifestArgs, ctx: &Ctx) -> Result<()> {
         flags: !args.no_flags,
         hash: !args.no_hash,
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = crate::stdout::out();
     let mut werr: Option<std::io::Error> = None;
-    manifest(fs.tree.source(), &root, opts, &mut |r| {
+    let walked = manifest(fs.tree.source(), &root, opts, &mut |r| {
         let res = if args.json {
             let obj: serde_json::Map<String, serde_json::Value> = r
                 .pairs()
@@ -48,12 +47,12 @@ pub fn run(args: &ManifestArgs, ctx: &Ctx) -> Result<()> {
             )));
         }
         Ok(())
-    })
-    .with_context(|| format!("cannot read {} in {}", shown(&root), fs.name))?;
-    out.flush().context("cannot write to stdout")?;
+    });
     if let Some(e) = werr {
         return Err(e).context("cannot write to stdout");
     }
+    walked.with_context(|| format!("cannot read {} in {}", shown(&root), fs.name))?;
+    out.flush().context("cannot write to stdout")?;
     fs.print_warnings();
     Ok(())
 }

@@ -4,18 +4,18 @@
 //! outside the partition is the input's. The rebuild-and-splice steps are shared with
 //! `copy-in` and `rm`.
 
+use super::deliver::{deliver, Destination, Edit};
 use super::fstree::print_warnings;
-use super::select::{select, Selected};
-use super::write::{write_image, OutputSpec};
-use crate::cli::{EditOutArgs, ExtTypeArg, ImageFormatArg, MkfsArgs, PartitionArgs, Qcow2OutArgs};
+use super::select::{select, Selected, Which};
+use crate::cli::{ExtTypeArg, MkfsArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::{build, parse_uuid, BuildOptions, BuiltFs, Identity, Populate};
 use subroot_formats::block::RawFile;
-use subroot_formats::block::{BlockDevice, Splice};
+use subroot_formats::block::{changed_ranges, BlockDevice, Splice};
 use subroot_formats::ext::{ExtFs, ExtTree};
 use subroot_formats::fat::{FatFormatOptions, FatIdentity, FatTree};
 use subroot_formats::hostdir::HostDir;
@@ -23,7 +23,7 @@ use subroot_formats::tar::{probe, TarTree};
 use subroot_formats::tree::TreeSource;
 
 pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
-    let out = args.out.opts(&args.image)?;
+    let out = args.out.destination(&args.image)?;
     let sel = select(&args.image, &args.part, ctx)?;
     let existing = if sel.is_ext() {
         Some("ext")
@@ -45,7 +45,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         return mkfs_fat(args, &sel, &out, ctx);
     }
     let len = sel.device.len();
-    let tools = E2fsprogs::find(args.out.mke2fs.as_deref())?;
+    let tools = crate::e2fsprogs::find(args.out.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
             ExtTypeArg::Ext2 => "ext2",
@@ -81,7 +81,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
 }
 
 /// `mkfs --type vfat` (or a vfat partition rebuilt like itself).
-fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &OutputOpts, ctx: &Ctx) -> Result<()> {
+fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &Destination, ctx: &Ctx) -> Result<()> {
     let mut opts = if sel.is_vfat() && !args.new_identity {
         FatIdentity::read(&*sel.device)
             .with_context(|| format!("cannot read the FAT identity of {}", sel.describe()))?
@@ -101,7 +101,7 @@ fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &OutputOpts, ctx: &Ctx) -> Res
     }
     let (scratch, stats) = with_tree(&args.from, ctx, &mut |tree| {
         ctx.note(format_args!("rebuilding {} as vfat", sel.describe()));
-        super::edit_fat::build(tree, sel.device.len(), &opts, &out.path)
+        super::edit_fat::build(tree, sel.device.len(), &opts, out.path())
     })
     .context("cannot build the new filesystem")?;
     ctx.note(format_args!(
@@ -140,7 +140,7 @@ pub fn rebuild_ext(
         tools,
         temp_dir: Some(&scratch),
         progress: Some(&progress),
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
     let built = build(tree, b"", &opts)?;
     let r = built.report;
@@ -158,55 +158,31 @@ pub fn rebuild_ext(
     Ok(built)
 }
 
-/// Where and how a command that rewrites one partition writes its image.
-pub struct OutputOpts<'a> {
-    pub path: PathBuf,
-    pub format: Option<ImageFormatArg>,
-    pub qcow2: &'a Qcow2OutArgs,
-    pub force: bool,
-}
-
-impl EditOutArgs {
-    /// Where and how to write the rewritten `image`: OUT, or the image itself with
-    /// `--in-place`.
-    pub fn opts(&self, image: &Path) -> Result<OutputOpts<'_>> {
-        let path = match (&self.output, self.in_place) {
-            (Some(o), _) => o.clone(),
-            (None, true) => image.to_path_buf(),
-            (None, false) => bail!("give -o OUT or --in-place"),
-        };
-        Ok(OutputOpts {
-            path,
-            format: self.output_format,
-            qcow2: &self.qcow2,
-            force: self.force || self.in_place,
-        })
-    }
-}
-
 /// Write the image of `sel` with its filesystem replaced by `fs_dev` (every other byte the
-/// input's), in the input's format unless `out.format` says otherwise.
+/// input's) to `dest`. The changed ranges are found by comparing the new filesystem with
+/// the old one, so an overlay or an in-place update holds only the blocks that differ.
 pub fn splice_out<R: BlockDevice>(
     sel: &Selected,
     fs_dev: R,
-    out: &OutputOpts,
+    dest: &Destination,
     ctx: &Ctx,
 ) -> Result<()> {
     let start = sel.partition.as_ref().map_or(0, |p| p.start);
+    let len = fs_dev.len();
     let spliced = Splice::new(sel.disk.clone(), start, fs_dev)?;
-    let format = out
-        .format
-        .unwrap_or_else(|| super::write::format_following(&*sel.disk));
-    let spec = OutputSpec {
-        path: &out.path,
-        format,
-        qcow2: out.qcow2,
-        force: out.force,
-        quiet: ctx.quiet,
+    let changed = match dest {
+        // A new image is written whole: no need to compare.
+        Destination::NewImage { .. } => Vec::new(),
+        _ => changed_ranges(&*sel.disk, &spliced, start, len)
+            .with_context(|| format!("cannot compare the new {} with the old", sel.describe()))?,
     };
-    write_image(&spliced, &spec, "writing")?;
-    ctx.note(format_args!("wrote {}", out.path.display()));
-    Ok(())
+    let edit = Edit {
+        input: &sel.image,
+        input_format: sel.format,
+        edited: &spliced,
+        changed,
+    };
+    deliver(&edit, dest, ctx)
 }
 
 /// Open the tree `from` names — a host directory, a tar archive (a regular file whose
@@ -236,11 +212,11 @@ pub fn with_tree<T>(
         Some((i, n)) if !p.exists() && n.parse::<u32>().is_ok() => (i, n.parse().ok()),
         _ => (from, None),
     };
-    let pa = PartitionArgs {
+    let which = Which {
         partition: part,
         format: None,
     };
-    let sel = select(Path::new(img), &pa, ctx)?;
+    let sel = select(Path::new(img), which, ctx)?;
     if sel.is_vfat() {
         let t = FatTree::open(sel.device.clone())
             .with_context(|| format!("cannot read the filesystem of {from}"))?;

@@ -5,17 +5,21 @@ pub mod cat;
 pub mod convert;
 pub mod copy_in;
 pub mod create;
-pub mod edit_ext;
+pub mod deliver;
 pub mod edit_fat;
+pub mod edited_tree;
 pub mod export;
+pub mod ext_edit;
 pub mod extract;
 pub mod fstree;
+pub mod full_check;
 pub mod info;
 pub mod initrd;
 pub mod inspect;
 pub mod ls;
 pub mod manifest;
 pub mod mkfs;
+pub mod recover;
 pub mod relayout;
 pub mod rm;
 pub mod select;
@@ -37,7 +41,13 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
 /// Open an input image read-only (detecting its format unless given), with its backing chain.
 /// A container format subroot does not read is refused with its own message, which names
 /// the file already (a backing file's refusal still says whose backing file it is).
+///
+/// An in-place edit of `path` that was interrupted is rolled back first (see
+/// [`recover`]): every command sees the old image or the new one, never a mix.
 pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
+    if subroot_formats::inplace::pending(path).is_some() {
+        recover::roll_back(path)?;
+    }
     Image::open_as(path, format.map(format_of)).map_err(|e| match e {
         subroot_formats::Error::UnsupportedContainer { path: ref p, .. } if p == path => e.into(),
         e => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),

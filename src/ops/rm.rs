@@ -23,7 +23,7 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
     if paths.iter().any(|p| p.is_empty()) {
         bail!("refusing to remove the root directory `/`");
     }
-    let out = args.out.opts(&args.image)?;
+    let out = args.out.destination(&args.image)?;
     let sel = select(&args.image, &args.part, ctx)?;
     let recursive = args.recursive;
     let check = |entry: &dyn Fn(&[u8]) -> Result<Entry>,
@@ -53,11 +53,13 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
         })?;
         drop(tree);
         ctx.note(format_args!("removing from {}", sel.describe()));
-        let scratch = super::edit_fat::rm(&sel, &paths, recursive, &out.path)?;
+        let scratch = super::edit_fat::rm(&sel, &paths, recursive, out.path())?;
         return splice_out(&sel, scratch.dev, &out, ctx);
     }
     edit_ext(
         &sel,
+        args.engine,
+        args.out.verify,
         args.out.mke2fs.as_deref(),
         Vec::new(),
         paths.clone(),

@@ -4,19 +4,41 @@
 //! `subroot relayout` made); else the only filesystem on the disk. The choice is reported on
 //! stderr, so it is never a guess the user cannot see.
 
-use crate::cli::PartitionArgs;
+use crate::cli::{ImageFormatArg, PartitionArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtFs, OpenOptions};
+use subroot_formats::image::ImageFormat;
 use subroot_formats::sniff::{sniff, FsInfo};
 use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
 
+/// Which filesystem of an image to use, and how to open the image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Which {
+    /// `-p N` (0: the whole disk); `None`: chosen as the module comment says.
+    pub partition: Option<u32>,
+    /// `-f FMT`; `None`: detected.
+    pub format: Option<ImageFormatArg>,
+}
+
+impl From<&PartitionArgs> for Which {
+    fn from(a: &PartitionArgs) -> Self {
+        Which {
+            partition: a.partition,
+            format: a.format,
+        }
+    }
+}
+
 /// A filesystem chosen inside an image.
 pub struct Selected {
+    /// The image file named on the command line, and its container format.
+    pub image: PathBuf,
+    pub format: ImageFormat,
     /// The whole disk, for commands that write a new image around the filesystem.
     pub disk: Arc<dyn BlockDevice>,
     /// The filesystem's bytes: a partition slice, or the whole disk without a table.
@@ -61,9 +83,11 @@ impl Selected {
     }
 }
 
-/// Pick the filesystem of `image` that `args` ask for (see the module comment).
-pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected> {
+/// Pick the filesystem of `image` that `which` asks for (see the module comment).
+pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Selected> {
+    let args = which.into();
     let img = super::open_image(image, args.format)?;
+    let format = img.format();
     let disk: Arc<dyn BlockDevice> = Arc::new(img);
     let name = image.display();
     let whole = |why: &str| -> Result<Selected> {
@@ -75,6 +99,8 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
             .into());
         }
         let chosen = Selected {
+            image: image.to_path_buf(),
+            format,
             device: disk.clone(),
             disk: disk.clone(),
             partition: None,
@@ -124,6 +150,8 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
         let device = slice(p)?;
         let fs = sniff(&*device).with_context(|| format!("cannot read partition {n} of {name}"))?;
         return Ok(Selected {
+            image: image.to_path_buf(),
+            format,
             disk: disk.clone(),
             device,
             partition: Some(p.clone()),
@@ -149,6 +177,8 @@ pub fn select(image: &Path, args: &PartitionArgs, ctx: &Ctx) -> Result<Selected>
             found.push((
                 root,
                 Selected {
+                    image: image.to_path_buf(),
+                    format,
                     disk: disk.clone(),
                     device,
                     partition: Some(p.clone()),

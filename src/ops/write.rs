@@ -9,7 +9,7 @@ use indicatif::ProgressBar;
 use std::path::Path;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::convert::write_raw;
-use subroot_formats::image::Image;
+use subroot_formats::image::{Image, ImageFormat};
 use subroot_formats::qcow2::{write_qcow2, CompressionType, WriteOptions, WriteStats};
 
 /// Where and how to write an output image.
@@ -48,10 +48,10 @@ impl OutputSpec<'_> {
 /// stays qcow2 and everything else is written raw. The one default of every command
 /// that rewrites an image (`relayout`, `mkfs`, `copy-in`, `rm`); `convert` and `batch`
 /// name their format explicitly (batch names outputs by it before opening any input).
-pub fn format_following(input: &dyn BlockDevice) -> ImageFormatArg {
-    match input.format_name() {
-        "qcow2" => ImageFormatArg::Qcow2,
-        _ => ImageFormatArg::Raw,
+pub fn format_following(input: ImageFormat) -> ImageFormatArg {
+    match input {
+        ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
+        ImageFormat::Raw => ImageFormatArg::Raw,
     }
 }
 

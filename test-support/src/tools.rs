@@ -19,7 +19,7 @@ pub fn need(tool: &str, test: &str) -> bool {
 }
 
 /// The mke2fs that reads tar archives (`SUBROOT_TEST_MKE2FS_TAR`, set by
-/// `testdata/test.sh` from `testdata/e2fsprogs-backports.sh`), or a recorded skip.
+/// `scripts/test.sh` from `scripts/e2fsprogs-backports.sh`), or a recorded skip.
 pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
     if let Some(p) = std::env::var_os("SUBROOT_TEST_MKE2FS_TAR").filter(|v| !v.is_empty()) {
         return Some(PathBuf::from(p));
@@ -27,7 +27,7 @@ pub fn tar_mke2fs(test: &str) -> Option<PathBuf> {
     skip(
         test,
         "SUBROOT_TEST_MKE2FS_TAR is not set (an mke2fs that reads tar: \
-         bash testdata/e2fsprogs-backports.sh)",
+         bash scripts/e2fsprogs-backports.sh)",
     );
     None
 }
@@ -150,8 +150,13 @@ pub type EntryManifest = (
 pub fn ext_manifest(img: &Path) -> EntryManifest {
     use subroot_formats::block::RawFile;
     use subroot_formats::ext::{ExtFs, ExtTree};
-    use subroot_formats::tree::TreeSource;
-    let tree = ExtTree::new(ExtFs::open(RawFile::open(img).unwrap()).unwrap());
+    tree_manifest(&ExtTree::new(
+        ExtFs::open(RawFile::open(img).unwrap()).unwrap(),
+    ))
+}
+
+/// The [`EntryManifest`] of any tree (an ext image, a host directory, an archive).
+pub fn tree_manifest(tree: &dyn subroot_formats::tree::TreeSource) -> EntryManifest {
     let mut out = Vec::new();
     let mut groups: std::collections::HashMap<u64, Vec<Vec<u8>>> = Default::default();
     tree.walk(b"", &mut |e, c| {
@@ -193,4 +198,14 @@ pub fn assert_same_manifest(a: &EntryManifest, b: &EntryManifest) {
         );
     }
     assert_eq!(a.1, b.1, "the hard-link groups differ");
+}
+
+/// A new empty file at `path`, opened read+write (as the image writers want their output).
+pub fn new_output(path: &Path) -> std::fs::File {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("creating {}: {e}", path.display()))
 }

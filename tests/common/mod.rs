@@ -70,8 +70,9 @@ pub fn subroot() -> Command {
     }
 }
 
-/// Run `subroot ARGS` in `dir`; returns the output whatever the status.
-pub fn subroot_in(dir: &Path, args: &[&str]) -> Output {
+/// Run `subroot ARGS` in `dir`; returns the output whatever the status. ARGS may be any
+/// bytes (names that are not UTF-8).
+pub fn subroot_in<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Output {
     subroot()
         .args(args)
         .current_dir(dir)
@@ -82,15 +83,21 @@ pub fn subroot_in(dir: &Path, args: &[&str]) -> Output {
 
 /// Run `subroot ARGS` in `dir` and insist on success; returns stdout.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
+    String::from_utf8_lossy(&ok_bytes(dir, args)).into_owned()
+}
+
+/// [`ok`] with stdout as bytes (file contents) and ARGS of any bytes.
+pub fn ok_bytes<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Vec<u8> {
     let out = subroot_in(dir, args);
+    let shown: Vec<&std::ffi::OsStr> = args.iter().map(AsRef::as_ref).collect();
     assert!(
         out.status.success(),
-        "subroot {args:?} failed ({}):\nstdout: {}\nstderr: {}",
+        "subroot {shown:?} failed ({}):\nstdout: {}\nstderr: {}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    out.stdout
 }
 
 /// Run `subroot ARGS` in `dir` expecting a clean failure: non-zero exit status `code`,
@@ -239,7 +246,7 @@ pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf
 
 /// The cached Debian image of `flavour` (building it needs root).
 pub fn debian_image(flavour: &str) -> Option<PathBuf> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/debian-image.sh");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/debian-image.sh");
     let out = std::process::Command::new("bash")
         .args([script, flavour])
         .output()
@@ -253,4 +260,24 @@ pub fn debian_image(flavour: &str) -> Option<PathBuf> {
     let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
     assert!(path.is_file(), "debian-image.sh printed {path:?}");
     Some(path)
+}
+
+/// The bytes of a name in JSON output (docs/json.md): `v[key]` (a plain string) or
+/// `v["KEY_bytes"]` (base64); both present is an error.
+pub fn json_name(v: &serde_json::Value, key: &str) -> Option<Vec<u8>> {
+    let plain = v.get(key).and_then(serde_json::Value::as_str);
+    let coded = v
+        .get(format!("{key}_bytes"))
+        .and_then(serde_json::Value::as_str);
+    assert!(
+        plain.is_none() || coded.is_none(),
+        "{key} given twice in {v}"
+    );
+    match (plain, coded) {
+        (Some(p), None) => Some(p.as_bytes().to_vec()),
+        (None, Some(c)) => {
+            Some(subroot_formats::base64::decode(c.as_bytes()).expect("valid base64"))
+        }
+        _ => None,
+    }
 }

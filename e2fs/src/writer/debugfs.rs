@@ -100,13 +100,13 @@ impl Script {
         // Line-buffered stdout keeps the echo of each command ahead of its error message
         // (stderr) in the shared log; without stdbuf the output is still checked, only the
         // attribution to a command may be off.
-        let mut cmd = match tools::find("stdbuf") {
-            Ok(stdbuf) => {
-                let mut c = tools::command(&stdbuf);
+        let mut cmd = match &tools.stdbuf {
+            Some(stdbuf) => {
+                let mut c = tools.command(stdbuf);
                 c.arg("-oL").arg(&tools.debugfs);
                 c
             }
-            Err(_) => tools::command(&tools.debugfs),
+            None => tools.command(&tools.debugfs),
         };
         cmd.arg("-w")
             .arg("-f")
@@ -126,17 +126,18 @@ impl Script {
         let (errors, total) = check_output(BufReader::new(out))
             .map_err(|e| Error::io(format!("cannot read {}", log_path.display()), e))?;
         if !status.success() || total > 0 {
-            let mut msg = format!(
-                "debugfs ({count} commands on {}) failed ({status})",
-                image.display()
-            );
-            for (cmd, err) in &errors {
-                msg.push_str(&format!("; `{cmd}`: {err}"));
-            }
+            let mut said: Vec<String> = errors
+                .iter()
+                .map(|(cmd, err)| format!("`{cmd}`: {err}"))
+                .collect();
             if total > errors.len() {
-                msg.push_str(&format!("; and {} more errors", total - errors.len()));
+                said.push(format!("and {} more errors", total - errors.len()));
             }
-            return Err(Error::io(msg, std::io::Error::other("debugfs")));
+            return Err(Error::Tool(tools::ToolError::Failed {
+                what: format!("debugfs ({count} commands on {})", image.display()),
+                status: status.to_string(),
+                stderr: said.join("; "),
+            }));
         }
         Ok(())
     }

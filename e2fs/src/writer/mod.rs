@@ -23,13 +23,11 @@
 //!
 //! The caller puts the image into its partition (e.g. with [`subroot_formats::block::Splice`]).
 //!
-//! Beside the rebuild, [`edit_copy`] (`inplace.rs`) is the in-place engine: a copy of an
-//! existing filesystem edited where it lies (moves as new directory entries, new and
-//! replaced files in free blocks), then reconciled and verified by the same steps.
+//! Edits of an existing filesystem where it lies are the in-process editor's
+//! (`subroot-libext2fs`); this crate builds filesystems anew.
 
 mod debugfs;
 mod identity;
-mod inplace;
 mod reconcile;
 mod record;
 mod spool;
@@ -41,9 +39,9 @@ mod view;
 
 pub use debugfs::quote as debugfs_quote;
 pub use identity::{default_features, parse_uuid, uuid_string, Identity};
-pub use inplace::{blocker as in_place_blocker, edit_copy, replace_blocker, EditOp, EditOptions};
 pub use reconcile::{encode_dev, encode_time, ReconcileStats, USER_FLAGS};
 pub use staging::StageStats;
+pub use verify::fsck_clean;
 
 use crate::tools::{self, E2fsprogs};
 use crate::{Error, Result};
@@ -55,8 +53,7 @@ use view::{Shape, View};
 /// How the filesystem is populated before reconcile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Populate {
-    /// The tar path when the mke2fs reads tar ([`E2fsprogs::tar_input`]), else staging;
-    /// the environment variable `SUBROOT_POPULATE=staging|tar` overrides the choice.
+    /// The tar path when the mke2fs reads tar ([`E2fsprogs::tar_input`]), else staging.
     #[default]
     Auto,
     /// A staging copy in a host directory (`mke2fs -d DIR`).
@@ -65,35 +62,35 @@ pub enum Populate {
     Tar,
 }
 
+impl std::str::FromStr for Populate {
+    type Err = Error;
+
+    /// `auto` (or empty), `staging` or `tar`.
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "" | "auto" => Ok(Populate::Auto),
+            "staging" => Ok(Populate::Staging),
+            "tar" => Ok(Populate::Tar),
+            other => Err(Error::InvalidArgument(format!(
+                "the populate path must be `staging`, `tar` or `auto`, not {other:?}"
+            ))),
+        }
+    }
+}
+
 impl Populate {
     /// The path [`build`] takes with `tools` (resolving [`Populate::Auto`]).
     pub fn resolve(self, tools: &E2fsprogs) -> Result<Populate> {
         let chosen = match self {
-            Populate::Auto => match std::env::var("SUBROOT_POPULATE").as_deref() {
-                Ok("staging") => Populate::Staging,
-                Ok("tar") => Populate::Tar,
-                Ok("") | Ok("auto") | Err(_) => {
-                    if tools.tar_input {
-                        Populate::Tar
-                    } else {
-                        Populate::Staging
-                    }
-                }
-                Ok(other) => {
-                    return Err(Error::InvalidArgument(format!(
-                        "SUBROOT_POPULATE must be `staging`, `tar` or `auto`, not {other:?}"
-                    )))
-                }
-            },
+            Populate::Auto if tools.tar_input => Populate::Tar,
+            Populate::Auto => Populate::Staging,
             p => p,
         };
         if chosen == Populate::Tar && !tools.tar_input {
-            return Err(Error::unsupported(format!(
-                "{} ({}) cannot build from a tar archive (`mke2fs -d -` needs e2fsprogs \
-                 1.47.1 or newer with libarchive; testdata/e2fsprogs-backports.sh fetches one)",
-                tools.mke2fs.display(),
-                tools.version_string()
-            )));
+            return Err(Error::NoTarInput {
+                mke2fs: tools.mke2fs.clone(),
+                version: tools.version_string(),
+            });
         }
         Ok(chosen)
     }
@@ -152,7 +149,7 @@ impl BuiltFs {
 
     /// Open the image as a block device.
     pub fn open(&self) -> Result<RawFile> {
-        RawFile::open(&self.path)
+        Ok(RawFile::open(&self.path)?)
     }
 }
 
@@ -219,7 +216,7 @@ pub fn build(tree: &dyn TreeSource, root: &[u8], opts: &BuildOptions) -> Result<
     report.reconcile = reconcile::reconcile(opts.tools, &image, &intended, &opts.identity, &work)?;
 
     note("indexing directories (e2fsck -fyD)");
-    let mut c = tools::command(&opts.tools.e2fsck);
+    let mut c = opts.tools.command(&opts.tools.e2fsck);
     c.arg("-fyD").arg(&image);
     tools::run(&mut c, "e2fsck -fyD (indexing directories)", &[0, 1])?;
 
@@ -267,7 +264,7 @@ fn mke2fs_command(
     let conf = work.join("mke2fs.conf");
     std::fs::write(&conf, Identity::private_config())
         .map_err(|e| Error::io(format!("cannot write {}", conf.display()), e))?;
-    let mut c = tools::command(&opts.tools.mke2fs);
+    let mut c = opts.tools.command(&opts.tools.mke2fs);
     c.env("MKE2FS_CONFIG", &conf)
         .env_remove("MKE2FS_SYNC")
         .env_remove("MKE2FS_DEVICE_SECTSIZE");
@@ -295,6 +292,8 @@ mod tests {
             dumpe2fs: PathBuf::from("/nonexistent/dumpe2fs"),
             version: (1, 47, 0),
             tar_input,
+            stdbuf: None,
+            clock: None,
         }
     }
 
@@ -310,5 +309,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("1.47.1") && e.contains("1.47.0"), "{e}");
+        assert_eq!(
+            Populate::Auto.resolve(&tools(false)).unwrap(),
+            Populate::Staging
+        );
+        assert_eq!(Populate::Auto.resolve(&tools(true)).unwrap(), Populate::Tar);
+    }
+
+    #[test]
+    fn populate_names() {
+        assert_eq!("".parse::<Populate>().unwrap(), Populate::Auto);
+        assert_eq!("tar".parse::<Populate>().unwrap(), Populate::Tar);
+        assert_eq!("staging".parse::<Populate>().unwrap(), Populate::Staging);
+        assert!(matches!(
+            "fast".parse::<Populate>(),
+            Err(Error::InvalidArgument(_))
+        ));
     }
 }

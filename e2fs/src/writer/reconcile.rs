@@ -212,7 +212,7 @@ impl Reconciler {
     /// device, so only the first goes in) is linked to the group's inode.
     fn missing(&mut self, want: &Entry) -> Result<()> {
         let not_created = || {
-            Error::corrupt(format!(
+            Error::VerifyFailed(format!(
                 "mke2fs -d did not create {:?}",
                 String::from_utf8_lossy(&want.path)
             ))
@@ -263,7 +263,7 @@ impl Reconciler {
         ) && f.entry.kind == Kind::File;
         let expected_kind = if device { Kind::File } else { want.kind };
         if f.entry.kind != expected_kind {
-            return Err(Error::corrupt(format!(
+            return Err(Error::VerifyFailed(format!(
                 "{:?}: mke2fs created a {:?}, expected a {:?}",
                 show(),
                 f.entry.kind,
@@ -279,7 +279,7 @@ impl Reconciler {
                 .rev()
                 .find(|(p, _)| p == want.parent())
                 .map(|&(_, ino)| ino)
-                .ok_or_else(|| Error::corrupt(format!("no parent for {:?}", show())))?;
+                .ok_or_else(|| Error::VerifyFailed(format!("no parent for {:?}", show())))?;
             s.cmd(format!("cd <{parent}>"))?;
             let mut l = b"unlink ".to_vec();
             l.extend(quote(want.name())?);
@@ -387,7 +387,7 @@ impl Reconciler {
     fn finish(mut self, tools: &E2fsprogs, image: &Path, workdir: &Path) -> Result<ReconcileStats> {
         for (dir, name, id, path) in std::mem::take(&mut self.deferred) {
             let gino = self.group.get(&id).copied().ok_or_else(|| {
-                Error::corrupt(format!(
+                Error::VerifyFailed(format!(
                     "mke2fs -d did not create {:?}",
                     String::from_utf8_lossy(&path)
                 ))

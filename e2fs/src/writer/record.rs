@@ -221,7 +221,7 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn bad(&self, what: &str) -> Error {
-        Error::corrupt(format!(
+        Error::Scratch(format!(
             "intended-tree record: expected {what} at byte {} of a {}-byte record",
             self.at,
             self.b.len()

@@ -285,7 +285,7 @@ impl RecordReader {
         }
         let n = u32::from_le_bytes(len) as usize;
         if got < 4 || n > MAX_RECORD {
-            return Err(Error::corrupt(format!(
+            return Err(Error::Scratch(format!(
                 "{}: record at byte {} has a bad length ({got} length bytes, {n})",
                 self.path.display(),
                 self.offset

@@ -68,11 +68,11 @@ impl Read for Summing<'_> {
 }
 
 impl Content for Summing<'_> {
-    fn extents(&self) -> Result<Vec<Extent>> {
+    fn extents(&self) -> subroot_formats::Result<Vec<Extent>> {
         self.inner.extents()
     }
 
-    fn skip(&mut self, n: u64) -> Result<()> {
+    fn skip(&mut self, n: u64) -> subroot_formats::Result<()> {
         self.inner.skip(n)?;
         let mut left = n;
         while left > 0 {

@@ -87,8 +87,8 @@ fn write_archive(
         stats.entries += 1;
         Ok(())
     })
-    .map_err(|e| (e, false))?;
-    let (_, summary) = w.finish().map_err(|e| (e, true))?;
+    .map_err(|e| (e.into(), false))?;
+    let (_, summary) = w.finish().map_err(|e| (e.into(), true))?;
     stats.file_bytes = summary.data_bytes;
     Ok(())
 }

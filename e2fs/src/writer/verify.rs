@@ -209,17 +209,12 @@ pub fn verify(intended: &Intended, image: &Path) -> Result<()> {
     )))
 }
 
-/// `e2fsck -fn`: the filesystem must be clean ([`Error::VerifyFailed`] when e2fsck finds
-/// fault with it).
-pub fn fsck_clean(tools: &E2fsprogs, image: &Path) -> Result<()> {
-    let mut c = tools::command(&tools.e2fsck);
+/// `e2fsck -fn` as the `why` ("final check of the new filesystem"): the filesystem must
+/// be clean ([`Error::VerifyFailed`] when e2fsck finds fault with it).
+pub fn fsck_clean(tools: &E2fsprogs, image: &Path, why: &str) -> Result<()> {
+    let mut c = tools.command(&tools.e2fsck);
     c.arg("-fn").arg(image);
-    tools::run(
-        &mut c,
-        "e2fsck -fn (final check of the new filesystem)",
-        &[0],
-    )
-    .map_err(|e| match e {
+    tools::run(&mut c, &format!("e2fsck -fn ({why})"), &[0]).map_err(|e| match e {
         ToolError::Failed { .. } => Error::VerifyFailed(e.to_string()),
         e => e.into(),
     })?;
@@ -237,7 +232,7 @@ pub fn final_checks(
 ) -> Result<Vec<String>> {
     verify(&intended, image)?;
     drop(intended);
-    fsck_clean(tools, image)?;
+    fsck_clean(tools, image, "final check of the new filesystem")?;
     let got = super::Identity::like(&ExtFs::open(RawFile::open(image)?)?)?;
     Ok(want.differences(&got))
 }

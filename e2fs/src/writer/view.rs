@@ -158,7 +158,7 @@ impl<'a> View<'a> {
 }
 
 impl TreeSource for View<'_> {
-    fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+    fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> subroot_formats::Result<()> {
         self.tree.walk(self.root, &mut |e, content| {
             let (want, shaped) = self.take(e)?;
             let sum = match (shaped, content) {
@@ -188,10 +188,10 @@ impl TreeSource for View<'_> {
                 }
                 (None, _) => None,
             };
-            self.state.borrow_mut().spool.push(&Record {
+            Ok(self.state.borrow_mut().spool.push(&Record {
                 entry: want,
                 content: sum,
-            })
+            })?)
         })
     }
 }
@@ -204,7 +204,7 @@ mod tests {
     struct Fixed(Vec<Entry>);
 
     impl TreeSource for Fixed {
-        fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> Result<()> {
+        fn walk(&self, _root: &[u8], visit: &mut Visitor<'_>) -> subroot_formats::Result<()> {
             for e in &self.0 {
                 let mut empty = BytesContent::new(Vec::new());
                 let c: Option<&mut dyn Content> = (e.kind == Kind::File).then_some(&mut empty);

@@ -7,6 +7,7 @@
 
 mod adapter;
 mod delta;
+mod diff;
 mod memory;
 mod overlay;
 mod raw;
@@ -15,7 +16,8 @@ mod splice;
 
 pub(crate) use adapter::seek_target;
 pub use adapter::DeviceIo;
-pub use delta::{Changed, PlannedWrite, WritePlan};
+pub use delta::{raw_plan, Changed, PlannedWrite, WritePlan};
+pub use diff::{changed_ranges, DIFF_BLOCK};
 pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
 pub(crate) use raw::file_len;

@@ -2,7 +2,9 @@
 //! plus its data/zero map so copies stay sparse.
 //!
 //! Contiguous physical blocks are read with one device request (up to 1 MiB); holes and
-//! unwritten extents are zero-filled without touching the device.
+//! unwritten extents are zero-filled without touching the device. A forced read (salvage)
+//! gives a block whose mapping cannot be read (a damaged extent tree) as a hole, with one
+//! warning naming the file.
 
 use super::blockmap::RunKind;
 use super::fs::ExtFs;
@@ -24,6 +26,10 @@ pub struct FileReader<'a, D: BlockDevice> {
     /// Contents held in memory: inline data or a fast symlink target.
     inline: Option<Vec<u8>>,
     pos: u64,
+    /// How warnings name the file (`/PATH (inode N)`, or `inode N`).
+    label: String,
+    /// A salvaged block has been warned about (once per reader).
+    warned: std::cell::Cell<bool>,
 }
 
 impl<'a, D: BlockDevice> FileReader<'a, D> {
@@ -35,12 +41,48 @@ impl<'a, D: BlockDevice> FileReader<'a, D> {
         } else {
             None
         };
+        let label = format!("inode {}", inode.ino);
         Ok(FileReader {
             fs,
             inode,
             inline,
             pos: 0,
+            label,
+            warned: std::cell::Cell::new(false),
         })
+    }
+
+    /// Name the file `path` (relative to the root) in warnings.
+    pub fn named(mut self, path: &[u8]) -> Self {
+        self.label = format!(
+            "/{} (inode {})",
+            crate::manifest::escape(path),
+            self.inode.ino
+        );
+        self
+    }
+
+    /// The run at `lblk`; in a forced read, a block whose mapping cannot be read (a
+    /// damaged extent tree) is one block of hole, and the file is named in a warning.
+    fn run_at(&self, lblk: u64) -> Result<super::blockmap::Run> {
+        match self.fs.map(&self.inode, lblk) {
+            Err(Error::Corrupt(why)) if self.fs.salvaging() => {
+                if !self.warned.replace(true) {
+                    let own = format!("inode {}: ", self.inode.ino);
+                    let why = why.strip_prefix(&own).unwrap_or(&why);
+                    self.fs.warn(format!(
+                        "{}: {why}; read with --force: the blocks it cannot map read as zeros",
+                        self.label
+                    ));
+                }
+                Ok(super::blockmap::Run {
+                    lblk,
+                    len: 1,
+                    kind: RunKind::Hole,
+                })
+            }
+            r => r,
+        }
     }
 
     /// The inode being read.
@@ -73,7 +115,7 @@ impl<'a, D: BlockDevice> FileReader<'a, D> {
             let pos = offset + done as u64;
             let lblk = pos / bs;
             let in_block = pos % bs;
-            let run = self.fs.map(&self.inode, lblk)?;
+            let run = self.run_at(lblk)?;
             if run.len == 0 {
                 return Err(Error::corrupt(format!(
                     "inode {}: empty mapping at block {lblk}",
@@ -124,7 +166,7 @@ impl<'a, D: BlockDevice> FileReader<'a, D> {
         let nblocks = size.div_ceil(bs);
         let mut lblk = 0u64;
         while lblk < nblocks {
-            let run = self.fs.map(&self.inode, lblk)?;
+            let run = self.run_at(lblk)?;
             let n = run.len.clamp(1, nblocks - lblk);
             let start = lblk * bs;
             let end = ((lblk + n) * bs).min(size);

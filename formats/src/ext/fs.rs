@@ -104,8 +104,8 @@ impl<D: BlockDevice> ExtFs<D> {
         if sb.features.has_incompat(INCOMPAT_RECOVER) && !opts.force {
             return Err(Error::unsupported(
                 "ext: the journal needs recovery (the filesystem was not cleanly unmounted); \
-                 run e2fsck to replay it, or open with force to read the on-disk state \
-                 without the journalled changes"
+                 run e2fsck to replay it, or read the on-disk state without the \
+                 journalled changes (--salvage)"
                     .to_string(),
             ));
         }
@@ -149,6 +149,11 @@ impl<D: BlockDevice> ExtFs<D> {
     /// is skipped with a warning instead of failing the read.
     pub fn set_salvage(&mut self, on: bool) {
         self.salvage = on;
+    }
+
+    /// Whether damage that can be skipped is skipped (with a warning) rather than an error.
+    pub(crate) fn salvaging(&self) -> bool {
+        self.salvage
     }
 
     /// Record a warning for the caller (each distinct one once).
@@ -402,7 +407,7 @@ impl<D: BlockDevice> ExtFs<D> {
                     if n > 1 { format!("..={last}") } else { String::new() },
                 );
                 if !self.salvage {
-                    return Err(Error::corrupt(format!("{msg} (a forced read skips it)")));
+                    return Err(Error::corrupt(format!("{msg} (--salvage reads around it)")));
                 }
                 self.warn(format!("{msg}; skipped, entries there are not seen"));
             }

@@ -12,6 +12,14 @@ pub struct GroupDesc {
     pub inode_table: u64,
     /// `bg_flags`.
     pub flags: u16,
+    /// Block of the group's block (cluster) bitmap.
+    pub block_bitmap: u64,
+    /// Block of the group's inode bitmap.
+    pub inode_bitmap: u64,
+    /// Free blocks (clusters under bigalloc) the descriptor counts.
+    pub free_blocks: u32,
+    /// Free inodes the descriptor counts.
+    pub free_inodes: u32,
 }
 
 /// Block holding the descriptor of group `g`, and the byte offset within that block.
@@ -70,14 +78,27 @@ pub fn parse_desc(sb: &Superblock, g: u64, raw: &[u8]) -> Result<GroupDesc> {
             )));
         }
     }
-    let hi = if ds >= 64 {
-        u64::from(le32(raw, 0x28)) << 32
-    } else {
-        0
+    let wide = ds >= 64;
+    let hi32 = |at: usize| {
+        if wide {
+            u64::from(le32(raw, at)) << 32
+        } else {
+            0
+        }
     };
-    let inode_table = u64::from(le32(raw, 0x8)) | hi;
+    let hi16 = |at: usize| {
+        if wide {
+            u32::from(le16(raw, at)) << 16
+        } else {
+            0
+        }
+    };
     Ok(GroupDesc {
-        inode_table,
+        inode_table: u64::from(le32(raw, 0x8)) | hi32(0x28),
         flags: le16(raw, 0x12),
+        block_bitmap: u64::from(le32(raw, 0x0)) | hi32(0x20),
+        inode_bitmap: u64::from(le32(raw, 0x4)) | hi32(0x24),
+        free_blocks: u32::from(le16(raw, 0xC)) | hi16(0x2C),
+        free_inodes: u32::from(le16(raw, 0xE)) | hi16(0x2E),
     })
 }

@@ -89,7 +89,7 @@ impl<D: BlockDevice> ExtTree<D> {
     /// A reader of the file at `path` (relative); errors if it is not a regular file.
     pub fn open_file(&self, path: &[u8]) -> Result<FileReader<'_, D>> {
         let ino = self.lookup(path)?;
-        let r = self.fs.open_file(ino)?;
+        let r = self.fs.open_file(ino)?.named(path);
         match r.inode().kind() {
             InodeKind::File => Ok(r),
             other => Err(Error::InvalidArgument(format!(
@@ -181,7 +181,7 @@ impl<D: BlockDevice> ExtTree<D> {
     /// Visit one entry, lending a content reader for regular files.
     fn visit_one(&self, entry: &Entry, ino: u32, visit: &mut Visitor<'_>) -> Result<()> {
         if entry.kind == Kind::File {
-            let mut r = self.fs.open_file(ino)?;
+            let mut r = self.fs.open_file(ino)?.named(&entry.path);
             visit(entry, Some(&mut r))
         } else {
             visit(entry, None)

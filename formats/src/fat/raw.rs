@@ -16,7 +16,8 @@ const MAX_DIR_ENTRIES: u64 = 65536;
 /// The layout of a FAT volume, from its boot sector.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Geometry {
-    /// 12, 16 or 32 (from the cluster count, as the specification says).
+    /// 12, 16 or 32 (32 when the 16-bit FAT size is zero, as Linux decides; else from the
+    /// cluster count).
     pub fat_bits: u8,
     pub bytes_per_sector: u32,
     pub cluster_bytes: u32,
@@ -118,12 +119,15 @@ pub fn geometry(dev: &dyn BlockDevice) -> Result<Geometry> {
         )));
     }
     let clusters = ((total - data_sector) / u64::from(spc)) as u32;
-    let fat_bits = if clusters < 4085 {
-        12
-    } else if clusters < 65525 {
-        16
-    } else {
+    // As Linux and fsck.fat decide (and `sniff`): no 16-bit FAT size means FAT32, whatever
+    // the cluster count (`mkfs.fat -F 32` makes FAT32 volumes of fewer than 65525
+    // clusters on small devices); otherwise the count decides between 12 and 16.
+    let fat_bits = if le16(&s, 22) == 0 {
         32
+    } else if clusters < 4085 {
+        12
+    } else {
+        16
     };
     let fat_bytes = u64::from(fat_sectors) * bps64;
     let need = (u64::from(clusters) + 2) * u64::from(fat_bits) / 8;
@@ -167,7 +171,17 @@ pub fn geometry(dev: &dyn BlockDevice) -> Result<Geometry> {
     })
 }
 
+/// Fewest clusters of a FAT32 volume by the FAT specification (and for `fatfs`, which
+/// decides the FAT width by cluster count alone).
+pub const FAT32_MIN_CLUSTERS: u32 = 65525;
+
 impl Geometry {
+    /// A FAT32 volume of fewer than [`FAT32_MIN_CLUSTERS`] clusters: `mkfs.fat -F 32`
+    /// makes these on devices under about 32 MiB; Linux and fsck.fat accept them.
+    pub fn is_small_fat32(&self) -> bool {
+        self.fat_bits == 32 && self.clusters < FAT32_MIN_CLUSTERS
+    }
+
     /// Byte offset of cluster `c` (checked to be a data cluster).
     pub fn cluster_offset(&self, c: u32) -> Result<u64> {
         self.check_cluster(c)?;
@@ -184,46 +198,128 @@ impl Geometry {
         Ok(())
     }
 
-    /// The FAT entry of cluster `c`: `None` at the end of a chain, else the next cluster.
-    pub fn next(&self, dev: &dyn BlockDevice, c: u32) -> Result<Option<u32>> {
+    /// The raw FAT entry of cluster `c` (12, 16 or 28 bits), read through `cache`.
+    fn fat_entry(&self, dev: &dyn BlockDevice, cache: &mut FatCache, c: u32) -> Result<u32> {
         self.check_cluster(c)?;
-        let v = match self.fat_bits {
+        Ok(match self.fat_bits {
             12 => {
                 let off = u64::from(c) + u64::from(c) / 2;
-                let mut b = [0u8; 2];
-                dev.read_at(&mut b, self.fat_offset + off)?;
-                let w = u32::from(u16::from_le_bytes(b));
-                let v = if c & 1 == 1 { w >> 4 } else { w & 0xFFF };
-                if v >= 0xFF8 {
-                    return Ok(None);
+                let w = u32::from(u16::from_le_bytes(cache.read(dev, self.fat_offset + off)?));
+                if c & 1 == 1 {
+                    w >> 4
+                } else {
+                    w & 0xFFF
                 }
-                v
             }
-            16 => {
-                let mut b = [0u8; 2];
-                dev.read_at(&mut b, self.fat_offset + 2 * u64::from(c))?;
-                let v = u32::from(u16::from_le_bytes(b));
-                if v >= 0xFFF8 {
-                    return Ok(None);
-                }
-                v
-            }
+            16 => u32::from(u16::from_le_bytes(
+                cache.read(dev, self.fat_offset + 2 * u64::from(c))?,
+            )),
             _ => {
-                let mut b = [0u8; 4];
-                dev.read_at(&mut b, self.fat_offset + 4 * u64::from(c))?;
-                let v = u32::from_le_bytes(b) & 0x0FFF_FFFF;
-                if v >= 0x0FFF_FFF8 {
-                    return Ok(None);
-                }
-                v
+                u32::from_le_bytes(cache.read(dev, self.fat_offset + 4 * u64::from(c))?)
+                    & 0x0FFF_FFFF
             }
-        };
+        })
+    }
+
+    /// The smallest FAT entry value that ends a chain (and the one that marks a bad
+    /// cluster is one less).
+    fn end_of_chain(&self) -> u32 {
+        match self.fat_bits {
+            12 => 0xFF8,
+            16 => 0xFFF8,
+            _ => 0x0FFF_FFF8,
+        }
+    }
+
+    /// The FAT entry of cluster `c`: `None` at the end of a chain, else the next cluster.
+    pub fn next(&self, dev: &dyn BlockDevice, c: u32) -> Result<Option<u32>> {
+        let v = self.fat_entry(dev, &mut FatCache::default(), c)?;
+        if v >= self.end_of_chain() {
+            return Ok(None);
+        }
         if v < 2 || v > self.clusters + 1 {
             return Err(Error::corrupt(format!(
                 "fat: the FAT entry of cluster {c} is {v:#x}: neither a cluster nor end of chain"
             )));
         }
         Ok(Some(v))
+    }
+
+    /// The clusters in use (FAT entry not 0).
+    pub fn used_clusters(&self, dev: &dyn BlockDevice) -> Result<u64> {
+        let mut cache = FatCache::default();
+        let mut n = 0;
+        for c in 2..self.clusters + 2 {
+            if self.fat_entry(dev, &mut cache, c)? != 0 {
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+
+    /// Check the cluster chain of a file of `size` bytes that starts at `first`, as
+    /// fsck.fat does: every link is a data cluster (not free, not bad, not past the end of
+    /// the volume), the chain does not loop, and it has at least the clusters the size
+    /// needs (a longer chain is harmless: the file ends at its size). The error says what
+    /// was found; the caller names the file.
+    pub fn check_file_chain(&self, dev: &dyn BlockDevice, first: u32, size: u64) -> Result<()> {
+        let cs = u64::from(self.cluster_bytes);
+        let needed = size.div_ceil(cs);
+        if first == 0 {
+            if needed == 0 {
+                return Ok(());
+            }
+            return Err(Error::corrupt(format!(
+                "its size is {size} bytes but its directory entry gives it no cluster"
+            )));
+        }
+        if first < 2 || first > self.clusters + 1 {
+            return Err(Error::corrupt(format!(
+                "its first cluster {first} is outside the data region (2..={})",
+                self.clusters + 1
+            )));
+        }
+        // Only the clusters the size needs are followed: the kernel reads no further.
+        let mut cache = FatCache::default();
+        let mut seen = Visited::for_chain(needed, self.clusters);
+        let (mut c, mut n) = (first, 1u64);
+        loop {
+            if !seen.insert(c) {
+                return Err(Error::corrupt(format!(
+                    "its cluster chain loops: after {} clusters it comes back to cluster {c}, \
+                     but its size ({size} bytes) needs {needed}",
+                    n - 1
+                )));
+            }
+            if n >= needed {
+                return Ok(());
+            }
+            let v = self.fat_entry(dev, &mut cache, c)?;
+            let found = if v >= self.end_of_chain() {
+                return Err(Error::corrupt(format!(
+                    "its cluster chain ends after {n} clusters ({} bytes) but its size is \
+                     {size} bytes",
+                    n * cs
+                )));
+            } else if v == 0 {
+                "a free cluster (FAT entry 0)".to_string()
+            } else if v == self.end_of_chain() - 1 {
+                format!("a bad-cluster mark ({v:#x})")
+            } else if v == 1 || v > self.clusters + 1 {
+                format!(
+                    "cluster {v}, past the end of the volume (the last is {})",
+                    self.clusters + 1
+                )
+            } else {
+                c = v;
+                n += 1;
+                continue;
+            };
+            return Err(Error::corrupt(format!(
+                "cluster {n} of its chain (cluster {c}) is followed by {found}, but its size \
+                 ({size} bytes) needs {needed} clusters"
+            )));
+        }
     }
 
     /// Follow the chain from `first`, checking every link, and return its length; `limit`
@@ -266,6 +362,92 @@ impl Geometry {
         }
         Ok(v)
     }
+}
+
+/// The clusters of a chain seen so far: a set for a short chain, a bitmap of the volume's
+/// clusters (at most 32 MiB, for the largest FAT32) for a long one.
+enum Visited {
+    Few(std::collections::HashSet<u32>),
+    Bitmap(Vec<u64>),
+}
+
+impl Visited {
+    /// For a chain of `needed` clusters on a volume of `clusters`.
+    fn for_chain(needed: u64, clusters: u32) -> Self {
+        if needed <= 4096 {
+            Visited::Few(std::collections::HashSet::new())
+        } else {
+            Visited::Bitmap(vec![0; (clusters as usize + 2).div_ceil(64)])
+        }
+    }
+
+    /// Record `c`; false when it was seen before.
+    fn insert(&mut self, c: u32) -> bool {
+        match self {
+            Visited::Few(set) => set.insert(c),
+            Visited::Bitmap(bits) => {
+                let (word, bit) = (c as usize / 64, 1u64 << (c % 64));
+                let new = bits[word] & bit == 0;
+                bits[word] |= bit;
+                new
+            }
+        }
+    }
+}
+
+/// The last 4 KiB of the FAT read, so that following a chain costs one read per 4 KiB of
+/// FAT rather than one per cluster.
+#[derive(Default)]
+struct FatCache {
+    at: u64,
+    buf: Vec<u8>,
+}
+
+impl FatCache {
+    /// The `N` bytes at device offset `off`.
+    fn read<const N: usize>(&mut self, dev: &dyn BlockDevice, off: u64) -> Result<[u8; N]> {
+        const BLOCK: u64 = 4096;
+        let mut out = [0u8; N];
+        let start = off - off % BLOCK;
+        if off + N as u64 > start + BLOCK {
+            dev.read_at(&mut out, off)?; // straddles two blocks (FAT12)
+            return Ok(out);
+        }
+        if self.buf.is_empty() || self.at != start {
+            let len = BLOCK.min(dev.len().saturating_sub(start)) as usize;
+            self.buf = vec![0; len];
+            dev.read_at(&mut self.buf, start)?;
+            self.at = start;
+        }
+        let i = (off - start) as usize;
+        let got = self.buf.get(i..i + N).ok_or_else(|| {
+            Error::corrupt(format!(
+                "fat: the FAT entry at offset {off} is past the device's end"
+            ))
+        })?;
+        out.copy_from_slice(got);
+        Ok(out)
+    }
+}
+
+/// The live short entries of the directory at cluster `first` (`0` = the root) by their
+/// raw 11-byte names.
+pub fn short_entries(
+    dev: &dyn BlockDevice,
+    geo: &Geometry,
+    first: u32,
+) -> Result<std::collections::HashMap<[u8; 11], [u8; 32]>> {
+    let regions = geo.dir_regions(dev, first)?;
+    let mut map = std::collections::HashMap::new();
+    scan(dev, &regions, &mut |_, e| {
+        if e[11] & 0x08 == 0 {
+            let mut name = [0u8; 11];
+            name.copy_from_slice(&e[..11]);
+            map.insert(name, *e);
+        }
+        false
+    })?;
+    Ok(map)
 }
 
 /// The first cluster recorded in a directory entry.
@@ -590,4 +772,18 @@ pub fn dir_names(dev: &dyn BlockDevice, geo: &Geometry, first: u32) -> Result<Ve
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_revisited_cluster_is_seen_by_both_kinds_of_set() {
+        for needed in [3, 1 << 20] {
+            let mut v = Visited::for_chain(needed, 70_000);
+            assert!(v.insert(2) && v.insert(69_999) && v.insert(70_001));
+            assert!(!v.insert(69_999), "needed {needed}");
+        }
+    }
 }

@@ -19,6 +19,7 @@
 //! cache of 4 KiB blocks in front, and passes large reads straight through.
 
 use super::guard;
+use super::raw::{self, Geometry};
 use crate::block::{BlockDevice, Extent};
 pub use crate::calendar::days_from_civil;
 use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
@@ -50,6 +51,9 @@ pub struct BufferedDevice<D: BlockDevice> {
     slots: Vec<Option<(u64, Vec<u8>)>>,
     /// Bytes reads may still return ([`UNLIMITED`] unless a directory is being listed).
     budget: Arc<AtomicU64>,
+    /// The total sector count shown in the boot sector instead of the real one (see
+    /// [`small_fat32_total`]).
+    boot_total: Option<u32>,
 }
 
 impl<D: BlockDevice> BufferedDevice<D> {
@@ -60,6 +64,7 @@ impl<D: BlockDevice> BufferedDevice<D> {
             pos: 0,
             slots: vec![None; SLOTS],
             budget: Arc::new(AtomicU64::new(UNLIMITED)),
+            boot_total: None,
         }
     }
 
@@ -88,6 +93,10 @@ impl<D: BlockDevice> BufferedDevice<D> {
             let len = CBLOCK.min(self.dev.len().saturating_sub(start)) as usize;
             let mut buf = vec![0u8; len];
             self.dev.read_at(&mut buf, start).map_err(io_err)?;
+            if let (0, Some(total), true) = (blk, self.boot_total, buf.len() >= 36) {
+                buf[19..21].fill(0);
+                buf[32..36].copy_from_slice(&total.to_le_bytes());
+            }
             self.slots[slot] = Some((blk, buf));
         }
         Ok(self.slots[slot]
@@ -108,7 +117,7 @@ impl<D: BlockDevice> Read for BufferedDevice<D> {
         }
         let n = (buf.len() as u64).min(len - self.pos) as usize;
         self.charge(n)?;
-        if n as u64 >= CBLOCK {
+        if n as u64 >= CBLOCK && self.pos >= CBLOCK {
             self.dev.read_at(&mut buf[..n], self.pos).map_err(io_err)?;
             self.pos += n as u64;
             return Ok(n);
@@ -145,13 +154,17 @@ impl<D: BlockDevice> Seek for BufferedDevice<D> {
     }
 }
 
-type Fs<D> = fatfs::FileSystem<BufferedDevice<D>>;
-type FatDir<'a, D> = fatfs::Dir<'a, BufferedDevice<D>>;
-type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<D>>;
+type Fs<D> = fatfs::FileSystem<BufferedDevice<Arc<D>>>;
+type FatDir<'a, D> = fatfs::Dir<'a, BufferedDevice<Arc<D>>>;
+type FatEntry<'a, D> = fatfs::DirEntry<'a, BufferedDevice<Arc<D>>>;
 
 /// A FAT filesystem read as a tree.
 pub struct FatTree<D: BlockDevice> {
     fs: Fs<D>,
+    /// The device, for what `fatfs` does not check: the cluster chain of each file read.
+    dev: Arc<D>,
+    /// The volume's layout (as [`raw::geometry`] reads it), when it could be read.
+    geo: Option<Geometry>,
     len: u64,
     /// The device's read budget (see [`DIR_READ_BUDGET`]).
     budget: Arc<AtomicU64>,
@@ -163,41 +176,21 @@ impl<D: BlockDevice> std::fmt::Debug for FatTree<D> {
     }
 }
 
-/// Fewest clusters of a FAT32 volume for the FAT library we read with, which decides the
-/// FAT width by cluster count alone.
-const FAT32_MIN_CLUSTERS: u64 = 65525;
-
-/// A clear refusal for a volume laid out as FAT32 (16-bit sectors-per-FAT zero, as Linux
-/// and fsck.fat decide) with fewer than 65525 clusters: `mkfs.fat -F 32` makes these on
-/// devices under about 32 MiB (with the sector count in the 16-bit field), fsck.fat and
-/// Linux accept them, but the library would misread them as FAT16.
-fn refuse_small_fat32<D: BlockDevice>(dev: &D) -> Result<()> {
-    let mut s = [0u8; 512];
-    if dev.len() < 512 {
-        return Ok(());
+/// For a FAT32 volume of fewer than 65525 clusters (`mkfs.fat -F 32` makes these on
+/// devices under about 32 MiB; Linux and fsck.fat read them, as FAT32 because the 16-bit
+/// FAT size is zero), the total sector count to show `fatfs` instead of the real one, so
+/// that it counts 65525 clusters and reads the volume as the FAT32 it is. Nothing else of
+/// the layout changes: clusters are where they are, FAT entries 32 bits wide. The clusters
+/// beyond the real end are never reached through a checked file chain
+/// ([`Geometry::check_file_chain`]); a directory chain pointing there reads past the
+/// device and fails.
+fn small_fat32_total(geo: &Geometry) -> Option<u32> {
+    if !geo.is_small_fat32() {
+        return None;
     }
-    dev.read_at(&mut s, 0)?;
-    let le16 = |o: usize| u64::from(u16::from_le_bytes([s[o], s[o + 1]]));
-    let le32 = |o: usize| u64::from(u32::from_le_bytes([s[o], s[o + 1], s[o + 2], s[o + 3]]));
-    let fat32_layout = le16(22) == 0 && le32(36) != 0;
-    let spc = u64::from(s[13]);
-    if !fat32_layout || spc == 0 {
-        return Ok(());
-    }
-    let total = match le16(19) {
-        0 => le32(32),
-        n => n,
-    };
-    let data = le16(14) + u64::from(s[16]) * le32(36);
-    let clusters = total.saturating_sub(data) / spc;
-    if clusters < FAT32_MIN_CLUSTERS {
-        return Err(Error::unsupported(format!(
-            "fat: a FAT32 volume with only {clusters} clusters (fewer than {FAT32_MIN_CLUSTERS}; \
-             `mkfs.fat -F 32` makes these on small devices, and fsck.fat and Linux accept them) \
-             cannot be read yet: the FAT library subroot uses would take it for FAT16"
-        )));
-    }
-    Ok(())
+    let data_sector = geo.data_offset / u64::from(geo.bytes_per_sector);
+    let spc = u64::from(geo.cluster_bytes / geo.bytes_per_sector);
+    u32::try_from(data_sector + u64::from(raw::FAT32_MIN_CLUSTERS) * spc).ok()
 }
 
 pub(crate) fn fat_err(what: &str, e: io::Error) -> Error {
@@ -208,8 +201,10 @@ impl<D: BlockDevice> FatTree<D> {
     /// Open the FAT filesystem on `dev`.
     pub fn open(dev: D) -> Result<Self> {
         let len = dev.len();
-        refuse_small_fat32(&dev)?;
-        let buffered = BufferedDevice::new(dev);
+        let dev = Arc::new(dev);
+        let geo = raw::geometry(&*dev).ok();
+        let mut buffered = BufferedDevice::new(dev.clone());
+        buffered.boot_total = geo.as_ref().and_then(small_fat32_total);
         let budget = buffered.budget.clone();
         let fs = guard("opening the filesystem", || {
             fatfs::FileSystem::new(
@@ -218,7 +213,13 @@ impl<D: BlockDevice> FatTree<D> {
             )
             .map_err(|e| fat_err("cannot open the filesystem", e))
         })?;
-        Ok(FatTree { fs, len, budget })
+        Ok(FatTree {
+            fs,
+            dev,
+            geo,
+            len,
+            budget,
+        })
     }
 
     /// 12, 16 or 32.
@@ -232,6 +233,12 @@ impl<D: BlockDevice> FatTree<D> {
 
     /// Bytes in allocated clusters (falls back to the volume size).
     pub fn used_bytes(&self) -> u64 {
+        if let Some(geo) = self.geo.as_ref().filter(|g| g.is_small_fat32()) {
+            // fatfs would count clusters past the end of this FAT (see small_fat32_total).
+            return geo
+                .used_clusters(&*self.dev)
+                .map_or(self.len, |n| n * u64::from(geo.cluster_bytes));
+        }
         match self.fs.stats() {
             Ok(s) => {
                 u64::from(s.total_clusters().saturating_sub(s.free_clusters()))
@@ -297,13 +304,14 @@ impl<D: BlockDevice> FatTree<D> {
         Ok(v)
     }
 
-    /// Find `path` (relative): `None` for the root, else the directory entry. Names match
-    /// exactly, else ignoring case (as FAT does).
-    fn find<'a>(&'a self, path: &[u8]) -> Result<Option<FatEntry<'a, D>>> {
+    /// Find `path` (relative): `None` for the root, else the directory entry and its first
+    /// cluster. Names match exactly, else ignoring case (as FAT does).
+    fn find<'a>(&'a self, path: &[u8]) -> Result<Option<Found<'a, D>>> {
         let mut dir = self.fs.root_dir();
-        let mut found: Option<FatEntry<'a, D>> = None;
+        let mut found: Option<Found<'a, D>> = None;
         for comp in path.split(|&b| b == b'/').filter(|c| !c.is_empty()) {
-            if let Some(f) = &found {
+            let dir_cluster = found.as_ref().map_or(Some(0), |f| f.first);
+            if let Some(Found { entry: f, .. }) = &found {
                 if !f.is_dir() {
                     return Err(Error::InvalidArgument(format!(
                         "fat: {:?} is not a directory",
@@ -328,9 +336,51 @@ impl<D: BlockDevice> FatTree<D> {
                         String::from_utf8_lossy(path)
                     ))
                 })?;
-            found = list.into_iter().nth(hit).map(|(_, e)| e);
+            let entry = list.into_iter().nth(hit).map(|(_, e)| e);
+            found = match entry {
+                Some(entry) => {
+                    let first = self.first_clusters(dir_cluster)?.first_of(&entry);
+                    Some(Found { entry, first })
+                }
+                None => None,
+            };
         }
         Ok(found)
+    }
+
+    /// The first clusters of the entries of the directory at `dir` (`0` = the root; `None`:
+    /// not known, nothing is looked up).
+    fn first_clusters(&self, dir: Option<u32>) -> Result<FirstClusters> {
+        let (Some(geo), Some(dir)) = (&self.geo, dir) else {
+            return Ok(FirstClusters(None));
+        };
+        let map = raw::short_entries(&*self.dev, geo, dir)?;
+        Ok(FirstClusters(Some(
+            map.into_iter()
+                .map(|(name, e)| (name, raw::first_cluster(&e, geo.fat_bits)))
+                .collect(),
+        )))
+    }
+
+    /// The content of the file `e` at `path`, once its cluster chain (from `first`) has
+    /// been checked to hold its size: `fatfs` would silently return fewer bytes, or the
+    /// same clusters again, or whatever lies where a damaged chain points.
+    fn content<'a>(
+        &self,
+        e: &FatEntry<'a, D>,
+        first: Option<u32>,
+        path: &[u8],
+    ) -> Result<FatContent<'a, D>> {
+        if let (Some(geo), Some(first)) = (&self.geo, first) {
+            geo.check_file_chain(&*self.dev, first, e.len())
+                .map_err(|err| {
+                    Error::corrupt(format!("fat: {}: {err}", String::from_utf8_lossy(path)))
+                })?;
+        }
+        Ok(FatContent {
+            file: e.to_file(),
+            len: e.len(),
+        })
     }
 
     /// The entry at `path` (relative; empty = the root).
@@ -338,7 +388,7 @@ impl<D: BlockDevice> FatTree<D> {
         guard("looking up a path", || {
             Ok(match self.find(path)? {
                 None => root_entry(path),
-                Some(e) => make_entry(path.to_vec(), &e),
+                Some(f) => make_entry(path.to_vec(), &f.entry),
             })
         })
     }
@@ -358,7 +408,7 @@ impl<D: BlockDevice> FatTree<D> {
     fn dir_at<'a>(&'a self, path: &[u8]) -> Result<FatDir<'a, D>> {
         match self.find(path)? {
             None => Ok(self.fs.root_dir()),
-            Some(e) if e.is_dir() => Ok(e.to_dir()),
+            Some(f) if f.entry.is_dir() => Ok(f.entry.to_dir()),
             Some(_) => Err(Error::InvalidArgument(format!(
                 "fat: {:?} is not a directory",
                 String::from_utf8_lossy(path)
@@ -373,11 +423,8 @@ impl<D: BlockDevice> FatTree<D> {
 
     fn copy_file_inner(&self, path: &[u8], out: &mut dyn Write) -> Result<u64> {
         match self.find(path)? {
-            Some(e) if e.is_file() => {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
+            Some(f) if f.entry.is_file() => {
+                let mut c = self.content(&f.entry, f.first, path)?;
                 io::copy(&mut c, out).map_err(|e| {
                     Error::io(format!("copying {:?}", String::from_utf8_lossy(path)), e)
                 })
@@ -392,6 +439,7 @@ impl<D: BlockDevice> FatTree<D> {
     fn walk_dir(
         &self,
         dir: &FatDir<'_, D>,
+        dir_cluster: Option<u32>,
         path: &mut Vec<u8>,
         depth: usize,
         visit: &mut Visitor<'_>,
@@ -403,8 +451,10 @@ impl<D: BlockDevice> FatTree<D> {
             )));
         }
         let list = self.list(dir, path)?;
+        let firsts = self.first_clusters(dir_cluster)?;
         let base = path.len();
         for (name, e) in list {
+            let first = firsts.first_of(&e);
             path.truncate(base);
             if !path.is_empty() {
                 path.push(b'/');
@@ -413,12 +463,9 @@ impl<D: BlockDevice> FatTree<D> {
             let entry = make_entry(path.clone(), &e);
             if e.is_dir() {
                 visit(&entry, None)?;
-                self.walk_dir(&e.to_dir(), path, depth + 1, visit)?;
+                self.walk_dir(&e.to_dir(), first, path, depth + 1, visit)?;
             } else {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
+                let mut c = self.content(&e, first, path)?;
                 visit(&entry, Some(&mut c))?;
             }
         }
@@ -438,26 +485,41 @@ impl<D: BlockDevice> FatTree<D> {
         match self.find(root)? {
             None => {
                 visit(&root_entry(root), None)?;
-                self.walk_dir(&self.fs.root_dir(), &mut root.to_vec(), 0, visit)
+                self.walk_dir(&self.fs.root_dir(), Some(0), &mut root.to_vec(), 0, visit)
             }
-            Some(e) if e.is_dir() => {
-                visit(&make_entry(root.to_vec(), &e), None)?;
-                self.walk_dir(&e.to_dir(), &mut root.to_vec(), 0, visit)
+            Some(f) if f.entry.is_dir() => {
+                visit(&make_entry(root.to_vec(), &f.entry), None)?;
+                self.walk_dir(&f.entry.to_dir(), f.first, &mut root.to_vec(), 0, visit)
             }
-            Some(e) => {
-                let mut c = FatContent {
-                    file: e.to_file(),
-                    len: e.len(),
-                };
-                visit(&make_entry(root.to_vec(), &e), Some(&mut c))
+            Some(f) => {
+                let mut c = self.content(&f.entry, f.first, root)?;
+                visit(&make_entry(root.to_vec(), &f.entry), Some(&mut c))
             }
         }
     }
 }
 
+/// A directory entry found by path, with its first cluster (when the layout is known).
+struct Found<'a, D: BlockDevice> {
+    entry: FatEntry<'a, D>,
+    first: Option<u32>,
+}
+
+/// The first clusters of one directory's entries by raw short name (`None`: not known).
+struct FirstClusters(Option<std::collections::HashMap<[u8; 11], u32>>);
+
+impl FirstClusters {
+    /// The first cluster of `e`, when known.
+    fn first_of<D: BlockDevice>(&self, e: &FatEntry<'_, D>) -> Option<u32> {
+        let map = self.0.as_ref()?;
+        let name = raw::raw_short_name(e.short_file_name_as_bytes()).ok()?;
+        map.get(&name).copied()
+    }
+}
+
 /// A file's content: reads stop at the directory entry's size.
 struct FatContent<'a, D: BlockDevice> {
-    file: fatfs::File<'a, BufferedDevice<D>>,
+    file: fatfs::File<'a, BufferedDevice<Arc<D>>>,
     len: u64,
 }
 

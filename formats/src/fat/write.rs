@@ -114,6 +114,15 @@ impl<D: BlockDevice> FatVolume<D> {
     pub fn open(dev: D) -> Result<Self> {
         let shared = Arc::new(Shared::new(dev));
         let geo = raw::geometry(&*shared)?;
+        if geo.is_small_fat32() {
+            return Err(Error::unsupported(format!(
+                "fat: a FAT32 volume with only {} clusters (fewer than {}; `mkfs.fat -F 32` \
+                 makes these on small devices) is read but not written: the FAT library subroot \
+                 writes with would take it for FAT16",
+                geo.clusters,
+                raw::FAT32_MIN_CLUSTERS
+            )));
+        }
         // fatfs's own view must agree with ours (it also validates the BPB).
         let fs = guard("opening the filesystem", || {
             fatfs::FileSystem::new(

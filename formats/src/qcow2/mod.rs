@@ -1,5 +1,6 @@
 //! qcow2 images: header parsing, a read-only [`crate::block::BlockDevice`] over an image
-//! and its backing chain, and a streaming writer for new images.
+//! and its backing chain, a streaming writer for new images,
+//! and overlays of an edited image over its input.
 //!
 //! Versions 2 and 3 are read, with zlib or zstd compressed clusters, zero clusters,
 //! extended L2 entries (subclusters) and qcow2 or raw backing files. Encrypted images,
@@ -11,11 +12,13 @@ mod compress;
 mod entry;
 mod header;
 mod inplace;
+mod overlay;
 mod reader;
 mod writer;
 
 pub use header::{CompressionType, FeatureName, Header};
 pub use inplace::plan_in_place;
+pub use overlay::{backing_name, write_overlay, OverlayRequest};
 pub use reader::Qcow2Image;
 pub use writer::*;
 

@@ -45,6 +45,12 @@ const HEADER_LEN: usize = 112;
 const INCOMPAT_COMPRESSION: u64 = 1 << 3;
 /// Compressed data is buffered and written in pieces of about this size.
 const WRITE_BUFFER: usize = 8 << 20;
+/// L2 entry flag (v3): the cluster reads as zeros, not from the backing file.
+const ZERO_FLAG: u64 = 1;
+/// The backing file format header extension.
+const EXT_BACKING_FORMAT: u32 = 0xe279_2aca;
+/// Longest backing file name qemu accepts.
+const MAX_BACKING_NAME: usize = 1023;
 
 /// How to write a qcow2 image.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,8 +85,35 @@ pub fn write_qcow2(
     opts: &WriteOptions,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<WriteStats> {
+    write_image(src, out, opts, None, progress)
+}
+
+/// The backing file an image names in its header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackingRef {
+    /// The name as stored (relative to the image's directory, or absolute).
+    pub name: String,
+    /// "raw" or "qcow2", recorded in the backing-format extension.
+    pub format: &'static str,
+}
+
+/// [`write_qcow2`], optionally as an overlay of `backing`: then the clusters `src` reports
+/// as data are all allocated (all-zero ones as zero clusters, so they do not fall through
+/// to the backing file) and the others are left to the backing file.
+pub(crate) fn write_image(
+    src: &dyn BlockDevice,
+    out: &File,
+    opts: &WriteOptions,
+    backing: Option<&BackingRef>,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<WriteStats> {
     let geo = Geometry::new(src.len(), opts.cluster_size)?;
-    let mut w = Writer::new(out, geo)?;
+    let header_tail = match backing {
+        Some(b) => header_extensions(b, geo.cs)?,
+        None => Vec::new(),
+    };
+    let name_len = backing.map_or(0, |b| b.name.len());
+    let mut w = Writer::new(out, geo, header_tail, name_len, backing.is_some())?;
     let chunk = CHUNK.max(geo.cs);
     let Some(kind) = opts.compression else {
         for_each_data_chunk(src, geo.cs, chunk, progress, |pos, buf| {
@@ -110,8 +143,9 @@ pub fn write_qcow2(
     for_each_owned_chunk(src, geo.cs, chunk, progress, |pos, c| {
         let seq = order.next_seq();
         let done_tx = done_tx.clone();
+        let keep_zeros = w.keep_zeros;
         pool.spawn(move || {
-            let packed = compress_chunk(kind, geo.cs, pos, c.bytes());
+            let packed = compress_chunk(kind, geo.cs, pos, c.bytes(), keep_zeros);
             drop(c);
             let _ = done_tx.send((seq, packed));
         });
@@ -180,14 +214,48 @@ impl Reorder {
     }
 }
 
-/// Compress the non-zero clusters of a chunk at guest offset `pos`, in order.
-fn compress_chunk(kind: CompressionType, cs: u64, pos: u64, buf: &[u8]) -> Batch {
+/// Compress the non-zero clusters of a chunk at guest offset `pos`, in order; with
+/// `keep_zeros`, the all-zero ones come as [`Packed::Zero`] instead of being left out.
+fn compress_chunk(kind: CompressionType, cs: u64, pos: u64, buf: &[u8], keep_zeros: bool) -> Batch {
     let first_guest = pos / cs;
     buf.chunks(cs as usize)
         .enumerate()
-        .filter(|(_, c)| !all_zero(c))
-        .map(|(i, c)| Ok((first_guest + i as u64, compress_cluster(kind, c)?)))
+        .filter_map(|(i, c)| {
+            let guest = first_guest + i as u64;
+            if !all_zero(c) {
+                Some(compress_cluster(kind, c).map(|p| (guest, p)))
+            } else {
+                keep_zeros.then_some(Ok((guest, Packed::Zero)))
+            }
+        })
         .collect()
+}
+
+/// The header extensions of an overlay and its backing file name, as they follow the
+/// fixed header: the backing-format extension, the end marker, then the name.
+fn header_extensions(b: &BackingRef, cs: u64) -> Result<Vec<u8>> {
+    if b.name.is_empty() || b.name.len() > MAX_BACKING_NAME {
+        return Err(Error::InvalidArgument(format!(
+            "a qcow2 backing file name must have 1 to {MAX_BACKING_NAME} bytes, {:?} has {}",
+            b.name,
+            b.name.len()
+        )));
+    }
+    let mut v = Vec::new();
+    v.extend_from_slice(&EXT_BACKING_FORMAT.to_be_bytes());
+    v.extend_from_slice(&(b.format.len() as u32).to_be_bytes());
+    v.extend_from_slice(b.format.as_bytes());
+    v.resize(v.len().next_multiple_of(8), 0);
+    v.extend_from_slice(&[0; 8]); // end of the extensions
+    v.extend_from_slice(b.name.as_bytes());
+    if (HEADER_LEN + v.len()) as u64 > cs {
+        return Err(Error::InvalidArgument(format!(
+            "the backing file name {:?} does not fit in the first {cs}-byte cluster with the \
+             header; use a larger cluster size",
+            b.name
+        )));
+    }
+    Ok(v)
 }
 
 /// The sizes that follow from the virtual size and the cluster size.
@@ -273,10 +341,22 @@ struct Writer<'a> {
     data_bytes: u64,
     /// Early writeback of the data behind the allocation pointer.
     writeback: Writeback,
+    /// What follows the fixed header in the first cluster (extensions, backing name).
+    header_tail: Vec<u8>,
+    /// The length of the backing file name at the end of `header_tail` (0: none).
+    backing_name_len: usize,
+    /// All-zero data clusters get zero-cluster entries instead of none (an overlay).
+    keep_zeros: bool,
 }
 
 impl<'a> Writer<'a> {
-    fn new(out: &'a File, g: Geometry) -> Result<Writer<'a>> {
+    fn new(
+        out: &'a File,
+        g: Geometry,
+        header_tail: Vec<u8>,
+        backing_name_len: usize,
+        keep_zeros: bool,
+    ) -> Result<Writer<'a>> {
         let mut w = Writer {
             out,
             g,
@@ -292,6 +372,9 @@ impl<'a> Writer<'a> {
             wbuf: (0, Vec::new()),
             data_bytes: 0,
             writeback: Writeback::new(out),
+            backing_name_len,
+            header_tail,
+            keep_zeros,
         };
         // Header cluster and L1 table, contiguous.
         w.alloc(1 + g.l1_clusters)?;
@@ -309,6 +392,9 @@ impl<'a> Writer<'a> {
         let mut i = 0;
         while i < nonzero.len() {
             if !nonzero[i] {
+                if self.keep_zeros {
+                    self.set_l2(first_guest + i as u64, ZERO_FLAG)?;
+                }
                 i += 1;
                 continue;
             }
@@ -362,6 +448,7 @@ impl<'a> Writer<'a> {
                     self.write(&data, c * self.g.cs)?;
                     self.set_l2(guest, (c * self.g.cs) | COPIED)?;
                 }
+                Packed::Zero => self.set_l2(guest, ZERO_FLAG)?,
             }
         }
         self.start_writeback();
@@ -477,7 +564,9 @@ impl<'a> Writer<'a> {
             self.l2_index = Some(index);
         }
         self.l2[(guest % self.g.l2_entries) as usize] = entry;
-        self.data_bytes += self.g.cs.min(self.g.size - guest * self.g.cs);
+        if entry != ZERO_FLAG {
+            self.data_bytes += self.g.cs.min(self.g.size - guest * self.g.cs);
+        }
         Ok(())
     }
 
@@ -595,6 +684,7 @@ impl<'a> Writer<'a> {
         let header = self.header(table * cs, table_clusters, compression);
         let mut first = vec![0u8; cs as usize];
         first[..HEADER_LEN].copy_from_slice(&header);
+        first[HEADER_LEN..HEADER_LEN + self.header_tail.len()].copy_from_slice(&self.header_tail);
         self.write(&first, 0)?;
         self.writeback.finish();
         self.out
@@ -629,6 +719,12 @@ impl<'a> Writer<'a> {
         put(72, &incompat.to_be_bytes());
         put(96, &4u32.to_be_bytes()); // refcount_order: 16-bit refcounts
         put(100, &(HEADER_LEN as u32).to_be_bytes());
+        if self.backing_name_len > 0 {
+            // The backing file name ends the header tail (see `header_extensions`).
+            let at = HEADER_LEN + self.header_tail.len() - self.backing_name_len;
+            put(8, &(at as u64).to_be_bytes());
+            put(16, &(self.backing_name_len as u32).to_be_bytes());
+        }
         put(104, &[u8::from(zstd)]);
         h
     }
@@ -640,10 +736,12 @@ fn new_deflate() -> flate2::Compress {
     flate2::Compress::new_with_window_bits(flate2::Compression::default(), false, 12)
 }
 
-/// A compressed cluster, or one stored as it is because it does not shrink.
+/// A compressed cluster, or one stored as it is because it does not shrink, or an
+/// all-zero cluster of an overlay.
 enum Packed {
     Compressed(Vec<u8>),
     Plain(Vec<u8>),
+    Zero,
 }
 
 thread_local! {

@@ -42,7 +42,7 @@ impl BatchOp for ConvertOp {
         "convert"
     }
 
-    fn output_name(&self, input: &Path) -> Result<String> {
+    fn output_name(&self, input: &Path) -> Result<std::ffi::OsString> {
         super::output_name_for(input, self.format)
     }
 

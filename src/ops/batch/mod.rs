@@ -29,7 +29,7 @@ pub trait BatchOp: Sync {
     /// The operation's name, as on the command line and in sidecars (`"convert"`).
     fn name(&self) -> &str;
     /// The output file name (no directory) for `input`.
-    fn output_name(&self, input: &Path) -> Result<String>;
+    fn output_name(&self, input: &Path) -> Result<std::ffi::OsString>;
     /// The options that determine the output, canonical: equal options give equal JSON
     /// (defaults spelled out), so a sidecar can tell whether an output is still wanted.
     fn options_fingerprint(&self) -> serde_json::Value;
@@ -37,8 +37,9 @@ pub trait BatchOp: Sync {
     fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats>;
 }
 
-/// `input`'s file stem with the extension of `format`: `images/a.qcow2` → `a.raw`.
-pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<String> {
+/// `input`'s file stem with the extension of `format`: `images/a.qcow2` → `a.raw` (the
+/// stem's bytes as they are, UTF-8 or not).
+pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<std::ffi::OsString> {
     let stem = input
         .file_stem()
         .filter(|s| !s.is_empty())
@@ -47,7 +48,9 @@ pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<String> {
         ImageFormatArg::Raw => "raw",
         ImageFormatArg::Qcow2 => "qcow2",
     };
-    Ok(format!("{}.{ext}", stem.to_string_lossy()))
+    let mut name = stem.to_os_string();
+    name.push(format!(".{ext}"));
+    Ok(name)
 }
 
 /// The output-format part of an options fingerprint, defaults spelled out.

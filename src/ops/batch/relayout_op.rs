@@ -6,20 +6,19 @@
 //! what a killed run left behind.
 
 use super::{BatchOp, JobCtx, JobStats};
-use crate::cli::relayout::RelayoutArgs;
-use crate::cli::{BatchRelayoutArgs, ImageFormatArg, PartitionArgs};
-use crate::ops::relayout::{parse_move_list, plan_options};
+use crate::cli::{BatchRelayoutArgs, ImageFormatArg};
+use crate::ops::relayout::plan::PlanOptions;
+use crate::ops::relayout::request::RelayoutRequest;
+use crate::ops::select::Which;
 use crate::Ctx;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::json;
 use std::path::Path;
 
 /// `batch relayout`: the relayout options and the output format.
 pub struct RelayoutOp {
     partition: Option<u32>,
-    subroot: String,
-    shared: Vec<String>,
-    move_list: Option<String>,
+    plan: PlanOptions,
     format: ImageFormatArg,
     qcow2: crate::cli::Qcow2OutArgs,
 }
@@ -32,14 +31,15 @@ impl RelayoutOp {
     pub fn new(args: &BatchRelayoutArgs) -> Result<Self> {
         let op = RelayoutOp {
             partition: args.partition,
-            subroot: args.subroot.clone(),
-            shared: args.shared.clone(),
-            move_list: args.move_list.clone(),
+            plan: PlanOptions::new(
+                &args.subroot,
+                &args.shared,
+                args.move_list.as_deref(),
+                false,
+            )?,
             format: args.output_format,
             qcow2: args.qcow2.clone(),
         };
-        let probe = op.args(Path::new("x"), Path::new("y"), None);
-        plan_options(&probe)?;
         crate::ops::write::OutputSpec {
             path: Path::new("y"),
             format: op.format,
@@ -51,28 +51,28 @@ impl RelayoutOp {
         Ok(op)
     }
 
-    /// The `subroot relayout` arguments of one job.
-    fn args(&self, input: &Path, output: &Path, work: Option<&Path>) -> RelayoutArgs {
-        RelayoutArgs {
+    /// The relayout of one job, its work directory `work` (beside the output, so a
+    /// killed batch's leftovers are found and removed by the next run).
+    fn request(&self, input: &Path, output: &Path, work: &Path) -> RelayoutRequest {
+        RelayoutRequest {
             input: input.to_path_buf(),
-            output: Some(output.to_path_buf()),
-            part: PartitionArgs {
+            part: Which {
                 partition: self.partition,
                 format: None,
             },
-            subroot: self.subroot.clone(),
-            shared: self.shared.clone(),
-            move_list: self.move_list.clone(),
+            output: Some(output.to_path_buf()),
+            overlay: None,
+            in_place: false,
+            // A redo replaces the output of an earlier, changed or interrupted run.
+            replace_output: true,
+            verify: crate::ops::full_check::Verify::Quick,
             dry_run: false,
             json: false,
-            in_place: false,
-            refresh_hook: false,
-            // A redo replaces the output of an earlier, changed or interrupted run.
-            force: true,
-            engine: crate::cli::relayout::EngineArg::Auto,
+            plan: self.plan.clone(),
+            engine: None,
             output_format: Some(self.format),
             qcow2: self.qcow2.clone(),
-            work_dir: work.map(Path::to_path_buf),
+            work_dir: Some(work.to_path_buf()),
         }
     }
 }
@@ -82,20 +82,18 @@ impl BatchOp for RelayoutOp {
         "relayout"
     }
 
-    fn output_name(&self, input: &Path) -> Result<String> {
+    fn output_name(&self, input: &Path) -> Result<std::ffi::OsString> {
         super::output_name_for(input, self.format)
     }
 
     fn options_fingerprint(&self) -> serde_json::Value {
-        let shared: Vec<&String> = self.shared.iter().filter(|s| !s.is_empty()).collect();
-        let moved = parse_move_list(self.move_list.as_deref()).ok().flatten();
         let format = super::format_fingerprint(self.format, &self.qcow2);
         json!({
             "format": format,
             "partition": self.partition,
-            "subroot": self.subroot.trim_matches('/'),
-            "shared": shared,
-            "move": moved,
+            "subroot": self.plan.subroot,
+            "shared": self.plan.shared,
+            "move": self.plan.move_list,
             // The initrd entries' and the rebuilt filesystem's times come from it.
             "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
         })
@@ -116,15 +114,19 @@ impl BatchOp for RelayoutOp {
             quiet: true,
             verbose: 0,
         };
-        let stats = crate::ops::relayout::relayout(&self.args(input, output, Some(&work)), &quiet)?
-            .context("internal: relayout wrote nothing")?;
+        if !crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)? {
+            bail!("internal: relayout wrote nothing");
+        }
+        let md = std::fs::metadata(output)
+            .with_context(|| format!("cannot stat {}", output.display()))?;
         Ok(JobStats {
             // Not counted: the relayout reads its input in several passes (plan, initrds,
-            // rebuild, copy) through the filesystem reader.
+            // the edit, the copy) through the filesystem reader.
             bytes_read: 0,
+            // What the output holds: a raw file's allocated bytes, a qcow2's size.
             bytes_written: match self.format {
-                ImageFormatArg::Raw => stats.data_bytes,
-                ImageFormatArg::Qcow2 => stats.file_size,
+                ImageFormatArg::Raw => std::os::unix::fs::MetadataExt::blocks(&md) * 512,
+                ImageFormatArg::Qcow2 => md.len(),
             },
         })
     }

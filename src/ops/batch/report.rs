@@ -1,8 +1,9 @@
 //! What a batch run tells the user: one `--json` line per finished image on stdout, and
 //! the final summary (every failure with its message) on stderr.
 
-use serde_json::json;
-use std::io::Write;
+use crate::json::put_bytes;
+use serde_json::{json, Map, Value};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 
 /// How one image ended.
@@ -42,42 +43,27 @@ pub struct Outcome {
 impl Outcome {
     /// The `--json` line (schema in docs/json.md).
     pub fn json_line(&self) -> String {
-        json!({
-            "input": self.input.to_string_lossy(),
-            "output": self.output.to_string_lossy(),
+        let mut line = Map::new();
+        put_bytes(&mut line, "input", self.input.as_os_str().as_bytes());
+        put_bytes(&mut line, "output", self.output.as_os_str().as_bytes());
+        let rest = json!({
             "status": self.status.name(),
             "seconds": (self.seconds * 1000.0).round() / 1000.0,
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "error": self.error,
-        })
-        .to_string()
+        });
+        if let Value::Object(rest) = rest {
+            line.extend(rest);
+        }
+        Value::Object(line).to_string()
     }
 }
 
 /// Print `line` and a newline to stdout in one locked write (lines of parallel jobs never
 /// interleave); a closed stdout is ignored (the sidecars still record everything).
 pub fn print_stdout(line: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
-    let _ = out.flush();
-}
-
-/// The error chain on one line, `outer: inner: cause`, skipping a cause whose text the
-/// line already ends with (as `main` prints errors).
-pub fn error_line(e: &anyhow::Error) -> String {
-    let mut line = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if line.ends_with(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line
+    let _ = crate::stdout::print(&format!("{line}\n"));
 }
 
 /// Counts of a finished run.

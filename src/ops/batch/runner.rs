@@ -3,9 +3,10 @@
 //! result (exit status 0 only when nothing failed and nothing was left unstarted).
 
 use super::progress::BatchProgress;
-use super::report::{error_line, print_stdout, Outcome, Status, Totals};
+use super::report::{print_stdout, Outcome, Status, Totals};
 use super::{shard, sidecar, BatchOp, JobCtx};
 use crate::cli::BatchCommonArgs;
+use crate::error_line::error_line;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::collections::{HashMap, HashSet};
@@ -116,7 +117,7 @@ pub fn run(op: &dyn BatchOp, args: &BatchCommonArgs, ctx: &Ctx) -> Result<()> {
 /// Output names for the whole list (before sharding, so every shard refuses the same
 /// collisions), then this shard's part of it.
 fn plan(op: &dyn BatchOp, all: &[PathBuf], args: &BatchCommonArgs) -> Result<Vec<Job>> {
-    let mut by_name: HashMap<String, &PathBuf> = HashMap::new();
+    let mut by_name: HashMap<std::ffi::OsString, &PathBuf> = HashMap::new();
     let mut jobs = Vec::new();
     for input in all {
         let name = op.output_name(input)?;
@@ -241,13 +242,7 @@ fn run_job(
         operation: op.name().into(),
         options,
         input: input_fp,
-        output: sidecar::OutputInfo {
-            path: std::path::absolute(&job.output)
-                .unwrap_or_else(|_| job.output.clone())
-                .to_string_lossy()
-                .into_owned(),
-            size: None,
-        },
+        output: sidecar::OutputInfo::new(&job.output),
         result: "ok".into(),
         error: None,
         seconds: outcome.seconds,

@@ -3,11 +3,13 @@
 //! backing chain), with which options and subroot version, and how it ended. `--resume`
 //! skips an image only when its sidecar proves the output is exactly what would be made now.
 
+use crate::json::put_bytes;
 use crate::output::AtomicOutput;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -36,8 +38,23 @@ pub struct Sidecar {
 /// The output file as it was when the sidecar was written (`size` is null after a failure).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct OutputInfo {
-    pub path: String,
+    /// `path` (absolute), or `path_bytes` when it is not UTF-8.
+    #[serde(flatten)]
+    pub path: Map<String, Value>,
     pub size: Option<u64>,
+}
+
+impl OutputInfo {
+    /// The output at `path` (made absolute), its size not known yet.
+    pub fn new(path: &Path) -> Self {
+        let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut m = Map::new();
+        put_bytes(&mut m, "path", abs.as_os_str().as_bytes());
+        OutputInfo {
+            path: m,
+            size: None,
+        }
+    }
 }
 
 /// The sidecar path of `output`.
@@ -50,16 +67,21 @@ pub fn path_of(output: &Path) -> PathBuf {
 /// The identity of one file: absolute path, size, mtime in ns, device and inode.
 fn file_identity(path: &Path) -> Value {
     let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    match std::fs::metadata(path) {
+    let mut v = Map::new();
+    put_bytes(&mut v, "path", abs.as_os_str().as_bytes());
+    let more = match std::fs::metadata(path) {
         Ok(m) => json!({
-            "path": abs.to_string_lossy(),
             "size": m.size(),
             "mtime_ns": m.mtime().saturating_mul(1_000_000_000).saturating_add(m.mtime_nsec()),
             "dev": m.dev(),
             "ino": m.ino(),
         }),
-        Err(e) => json!({ "path": abs.to_string_lossy(), "error": e.to_string() }),
+        Err(e) => json!({ "error": e.to_string() }),
+    };
+    if let Value::Object(more) = more {
+        v.extend(more);
     }
+    Value::Object(v)
 }
 
 /// The fingerprint of an input: its identity plus that of every file of its backing chain
@@ -141,8 +163,8 @@ mod tests {
             options: opts.clone(),
             input: fp.clone(),
             output: OutputInfo {
-                path: output.to_string_lossy().into(),
                 size: Some(6),
+                ..OutputInfo::new(&output)
             },
             result: "ok".into(),
             error: None,

@@ -42,7 +42,7 @@ pub fn run(args: &AddSubrootArgs, ctx: &Ctx) -> Result<()> {
     ctx.note(format_args!("{}: {outcome}; wrote {dest}", input.name));
     if matches!(outcome, AddOutcome::AlreadyPresent { .. }) {
         // On stdout, even under -q: scripts test for it.
-        println!("already present");
+        crate::stdout::print("already present\n")?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use crate::cli::ExamineArgs;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::io::Write;
 use subroot_formats::initrd::scan::scan;
 
 /// The `examine --json` document.
@@ -78,11 +79,14 @@ pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
     for w in &info.warnings {
         eprintln!("subroot: warning: {}: {w}", info.path);
     }
+    let mut o = crate::stdout::out();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&info)?);
+        writeln!(o, "{}", serde_json::to_string_pretty(&info)?)?;
+        o.flush()?;
         return Ok(());
     }
-    println!(
+    writeln!(
+        o,
         "{}: {} bytes, {} segment(s), flavour {}, subroot hook {}",
         info.path,
         info.size,
@@ -93,20 +97,23 @@ pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
         } else {
             "absent"
         }
-    );
-    println!(
+    )?;
+    writeln!(
+        o,
         "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}  ROLE",
         "#", "OFFSET", "LENGTH", "COMPRESSION", "ARCHIVES", "ENTRIES", "UNCOMPRESSED"
-    );
+    )?;
     for s in &info.segments {
         let comp = match s.xz_check {
             Some(c) => format!("{}/{c}", s.compression),
             None => s.compression.to_string(),
         };
-        println!(
+        writeln!(
+            o,
             "{:>3}  {:>10}  {:>10}  {:<11}  {:>8}  {:>7}  {:>12}  {}",
             s.index, s.offset, s.length, comp, s.archives, s.entries, s.uncompressed_size, s.role
-        );
+        )?;
     }
+    o.flush()?;
     Ok(())
 }

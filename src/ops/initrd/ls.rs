@@ -5,6 +5,7 @@
 
 use super::open_input;
 use crate::cli::LsArgs;
+use crate::json::{MaybeNamed, Named};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -25,8 +26,9 @@ const MAX_TARGET: u64 = 64 << 10;
 pub struct EntryJson {
     pub segment: usize,
     pub archive: u32,
-    /// The name as stored (lossy UTF-8).
-    pub name: String,
+    /// The name as stored (`name`, or `name_bytes` when it is not UTF-8).
+    #[serde(flatten)]
+    pub name: Named,
     /// `file`, `dir`, `symlink`, `char`, `block`, `fifo`, `socket`, or `unknown`.
     #[serde(rename = "type")]
     pub kind: &'static str,
@@ -40,7 +42,9 @@ pub struct EntryJson {
     pub ino: u32,
     pub rdev_major: u32,
     pub rdev_minor: u32,
-    pub link_target: Option<String>,
+    /// `link_target` (null for an entry that is no symlink), or `link_target_bytes`.
+    #[serde(flatten)]
+    pub link_target: MaybeNamed,
     /// In the merged listing: the segments of the earlier entries of the same path this one
     /// replaces (empty when none); absent with `--segments`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -119,7 +123,7 @@ fn render(
         return Ok(Row::Json(Box::new(EntryJson {
             segment: c.segment,
             archive: c.archive,
-            name: String::from_utf8_lossy(&h.name).into_owned(),
+            name: Named::new("name", h.name.clone()),
             kind: kind_name(h.mode),
             mode: h.mode,
             nlink: h.nlink,
@@ -130,7 +134,7 @@ fn render(
             ino: h.ino,
             rdev_major: h.rdev_major,
             rdev_minor: h.rdev_minor,
-            link_target: target.map(|t| String::from_utf8_lossy(&t).into_owned()),
+            link_target: MaybeNamed::new("link_target", target),
             replaces: None,
         })));
     }
@@ -203,8 +207,7 @@ pub fn run(args: &LsArgs, ctx: &Ctx) -> Result<()> {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
-    let stdout = std::io::stdout();
-    let mut sink = Sink::new(std::io::BufWriter::new(stdout.lock()), args.json)?;
+    let mut sink = Sink::new(crate::stdout::out(), args.json)?;
     let what = || format!("cannot read the initrd {}", input.name);
     if args.segments {
         visit_entries(&input.dev, |c, h, data| {

@@ -44,7 +44,7 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     } else {
         report.text()
     };
-    super::relayout::print_out(&text)
+    crate::stdout::print(&text).context("cannot write to stdout")
 }
 
 /// One partition (or the whole disk) with what is on it.

@@ -15,6 +15,7 @@
 
 use super::bootcfg::{self, ConfigKind};
 use super::plan::{Dev, Edit, PartitionPlan};
+use crate::json::Named;
 use crate::ops::edit_fat::Scratch;
 use crate::output::AtomicOutput;
 use anyhow::{Context, Result};
@@ -130,7 +131,7 @@ pub fn edit_esp_files(
             if let Some((new, changes)) = bootcfg::edit(kind, &text, "subroot", subroot) {
                 out.push(EspEdit {
                     edit: Edit {
-                        path: shown,
+                        path: Named::new("path", [b"/", &path[..]].concat()),
                         partition: Some(number),
                         what: kind,
                         changes,
@@ -186,7 +187,7 @@ pub fn apply(
         let reader = FatTree::open(&dev)?;
         let mut vol = FatVolume::open(&dev)?;
         for e in edits.iter().filter(|e| e.start == start) {
-            let path = e.edit.path.trim_start_matches('/').as_bytes().to_vec();
+            let path = e.edit.path.bytes[1..].to_vec();
             let entry = reader
                 .entry(&path)
                 .with_context(|| format!("cannot read {} on the ESP", e.edit.path))?;

@@ -1,46 +1,51 @@
 //! Carrying out a relayout plan: rewrite each initrd with the hook (into the private work
-//! directory), rewrite the root filesystem (and a separate `/boot`) into the transformed
-//! tree with the input's identity — edited in a copy or rebuilt, by the plan's engine —,
-//! splice it into the disk in place of the old one, and stream the disk into the output
-//! image (temporary file + rename). The input is only read.
+//! directory), change the root filesystem (and a separate `/boot`) into the transformed
+//! tree with the input's identity — edited in process or rebuilt, by the plan's engine —
+//! over a copy-on-write overlay of the disk, and deliver the result: a new image, an
+//! overlay, or the input changed in place ([`crate::ops::deliver`]).
 
+use super::apply::apply;
+use super::engine::Engine;
 use super::plan::{Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
-use crate::cli::relayout::{EngineArg, RelayoutArgs};
-use crate::cli::ImageFormatArg;
-use crate::ops::write::{write_image, OutputSpec};
+use crate::ops::deliver::{deliver, Destination, Edit};
+use crate::ops::full_check::Verify;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_e2fs::tools::E2fsprogs;
-use subroot_e2fs::writer::{
-    build, edit_copy, BuildOptions, BuiltFs, EditOptions, Identity, Populate,
-};
-use subroot_formats::block::{BlockDevice, RawFile};
+use subroot_e2fs::writer::{build, BuildOptions, BuiltFs, Identity};
+use subroot_formats::block::{changed_ranges, BlockDevice, Overlay, RawFile, Slice, Splice};
 use subroot_formats::ext::ExtTree;
-use subroot_formats::initrd::{add_subroot, AddSubrootOptions, Method};
-use subroot_formats::qcow2::WriteStats;
+use subroot_formats::image::ImageFormat;
+use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
+use subroot_libext2fs::{check, Ext2Fs};
 
 /// Everything the execution needs.
 pub struct Job<'a> {
     pub plan: &'a Plan,
     pub layout: Layout,
-    /// [`EngineArg::Edit`] or [`EngineArg::Rebuild`].
-    pub engine: EngineArg,
+    /// The engine the plan chose.
+    pub engine: Engine,
     pub tree: &'a ExtTree<Dev>,
     pub disk: &'a Arc<dyn BlockDevice>,
-    /// The output's format (asked for, or the input's).
-    pub format: ImageFormatArg,
+    /// The input image file and its container format.
+    pub input: &'a Path,
+    pub input_format: ImageFormat,
     /// The root partition's (start, size), or `None` for a filesystem on the whole disk.
     pub root: Option<(u64, u64)>,
     /// The separate `/boot` partition, rewritten too.
     pub boot: Option<BootJob<'a>>,
     /// Files to edit on FAT EFI system partitions.
     pub esp_edits: &'a [super::esp::EspEdit],
-    pub output: &'a Path,
-    pub args: &'a RelayoutArgs,
+    /// Where the result goes.
+    pub dest: &'a Destination<'a>,
+    /// How much the edit engine's result is checked.
+    pub verify: Verify,
     pub work: &'a Path,
+    /// The e2fsprogs the rebuild runs (found once by the caller).
+    pub tools: &'a E2fsprogs,
 }
 
 /// A separate `/boot` partition to rewrite.
@@ -78,9 +83,17 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
             "{}: {outcome}, {} -> {} bytes",
             ip.path, ip.size, len
         ));
+        // How much of the old initrd the new one starts with: everything before an
+        // appended (or replaced) segment; all of it when the hook was there already.
+        let keep = match outcome {
+            AddOutcome::Appended { bytes, .. } => len - bytes,
+            AddOutcome::AlreadyPresent { .. } => len,
+            AddOutcome::Recompressed { .. } => 0,
+        };
         let new = NewContent::File {
             path: out_path,
             len,
+            keep,
         };
         match (&mut job.boot, ip.partition) {
             (Some(b), Some(_)) => {
@@ -95,102 +108,93 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Run the plan; a one-line summary and the output's write statistics.
-pub fn execute(mut job: Job, ctx: &Ctx) -> Result<(String, WriteStats)> {
+/// Run the plan and write the result to `job.dest`; a one-line summary.
+///
+/// Every filesystem is changed over one copy-on-write overlay of the input disk: the edit
+/// engine writes into it, a rebuilt filesystem and the edited ESP files are spliced over
+/// it. The changed ranges are the overlay's plus, for spliced partitions, the blocks that
+/// differ from the input (only computed for an overlay or in-place destination).
+pub fn execute(mut job: Job, ctx: &Ctx) -> Result<String> {
     rewrite_initrds(&mut job, ctx)?;
-    let view = RelayoutTree::new(job.tree, &job.layout);
-    let size = match job.root {
-        Some((_, size)) => size,
-        None => job.disk.len(),
-    };
-    let built = Rewrite {
-        view: &view,
-        layout: &job.layout,
-        input: job.tree,
-        size,
-        what: "the root filesystem",
+    let spill = tempfile::tempfile().context("cannot create a temporary file for the edit")?;
+    let overlay = Arc::new(Overlay::with_spill(job.disk.clone(), spill));
+    let mut edited: Arc<dyn BlockDevice> = overlay.clone();
+    let mut spliced: Vec<(u64, u64)> = Vec::new();
+    // Rebuilt filesystems live in the work directory until the image is written.
+    let mut built = Vec::new();
+    let (root_start, root_size) = job.root.unwrap_or((0, job.disk.len()));
+    let boot = job.boot.take();
+    let mut parts = vec![(
+        &job.layout,
+        job.tree,
+        root_start,
+        root_size,
+        "the root filesystem",
+    )];
+    if let Some(b) = &boot {
+        parts.push((&b.layout, b.tree, b.start, b.size, "the /boot filesystem"));
     }
-    .run(job.engine, job.args.engine, job.work, ctx)?;
-    let new_fs = built.open()?;
-    // The disk with the separate /boot rewritten (same identity, edited files replaced).
-    let mut disk: Arc<dyn BlockDevice> = job.disk.clone();
-    let mut _boot_built = None;
-    if let Some(b) = &job.boot {
-        let view = RelayoutTree::new(b.tree, &b.layout);
-        let built = Rewrite {
-            view: &view,
-            layout: &b.layout,
-            input: b.tree,
-            size: b.size,
-            what: "the /boot filesystem",
+    for (layout, tree, start, size, what) in parts {
+        if job.engine == Engine::Edit {
+            let dev: Arc<dyn BlockDevice> = Arc::new(Slice::new(overlay.clone(), start, size)?);
+            edit(dev, layout, what, job.verify, ctx)?;
+            continue;
         }
-        .run(job.engine, job.args.engine, job.work, ctx)?;
-        let fs = built.open()?;
-        if fs.len() > b.size {
+        let view = RelayoutTree::new(tree, layout);
+        let fs = rebuild(&view, tree, size, what, job.tools, job.work, ctx)?;
+        let dev = fs.open()?;
+        if dev.len() > size {
             bail!(
-                "the new /boot filesystem is {} bytes, the partition {}",
-                fs.len(),
-                b.size
+                "the new {what} is {} bytes, the partition {size}",
+                dev.len()
             );
         }
-        disk = Arc::new(subroot_formats::block::Splice::new(disk, b.start, fs)?);
-        _boot_built = Some(built);
+        spliced.push((start, dev.len()));
+        edited = Arc::new(Splice::new(edited, start, dev)?);
+        built.push(fs);
     }
     // ESP boot configuration, edited in scratch copies (kept until the output is written).
-    let (disk, _esp_scratch) = super::esp::apply(disk, job.esp_edits, job.output)?;
-    let spec = OutputSpec {
-        path: job.output,
-        format: job.format,
-        qcow2: &job.args.qcow2,
-        force: job.args.force || job.args.in_place,
-        quiet: ctx.quiet,
-    };
-    let stats = match job.root {
-        Some((start, size)) => {
-            if new_fs.len() > size {
-                bail!(
-                    "the new filesystem is {} bytes, the partition {size}",
-                    new_fs.len()
-                );
-            }
-            let spliced = subroot_formats::block::Splice::new(disk, start, new_fs)?;
-            write_image(&spliced, &spec, "writing")?
+    let (edited, _esp_scratch) = super::esp::apply(edited, job.esp_edits, job.dest.path())?;
+    spliced.extend(job.esp_edits.iter().map(|e| (e.start, e.size)));
+    let mut changed = overlay.changed();
+    if !matches!(job.dest, Destination::NewImage { .. }) {
+        spliced.sort_unstable();
+        spliced.dedup();
+        for (start, len) in spliced {
+            changed.extend(
+                changed_ranges(&**job.disk, &*edited, start, len)
+                    .context("cannot compare the rewritten partitions with the input")?,
+            );
         }
-        // A filesystem on the whole disk: spliced at 0, so the output keeps the input's
-        // length even when the filesystem is shorter than the disk.
-        None => {
-            let spliced = subroot_formats::block::Splice::new(disk, 0, new_fs)?;
-            write_image(&spliced, &spec, "writing")?
-        }
-    };
-    let mut boot = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
+        changed.sort_by_key(|c| c.offset);
+    }
+    deliver(
+        &Edit {
+            input: job.input,
+            input_format: job.input_format,
+            edited: &*edited,
+            changed,
+        },
+        job.dest,
+        ctx,
+    )?;
+    drop(built);
+    let mut boot_note = job.plan.boot_partition.as_ref().map_or(String::new(), |b| {
         format!("; /boot partition {} rewritten", b.partition)
     });
     if !job.esp_edits.is_empty() {
-        boot.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));
+        boot_note.push_str(&format!("; {} ESP file(s) edited", job.esp_edits.len()));
     }
-    Ok((
-        format!(
-            "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot})",
-            job.plan.image,
-            job.output.display(),
-            job.plan.subroot,
-            job.plan.moves.len(),
-            job.plan.edits.len() + job.plan.installed.len(),
-            job.plan.initrds.len()
-        ),
-        stats,
+    Ok(format!(
+        "relayouted {} into {} (/{}: {} entries moved, {} files edited, {} initrds with the hook{boot_note}; engine {})",
+        job.plan.image,
+        job.dest.describe(),
+        job.plan.subroot,
+        job.plan.moves.len(),
+        job.plan.edits.len() + job.plan.installed.len(),
+        job.plan.initrds.len(),
+        job.engine.name()
     ))
-}
-
-/// One filesystem to rewrite: `what` ("the root filesystem") becomes `view`, the input
-/// `input` transformed by `layout`, in a partition of `size` bytes.
-struct Rewrite<'a> {
-    view: &'a RelayoutTree<'a>,
-    layout: &'a Layout,
-    input: &'a ExtTree<Dev>,
-    size: u64,
-    what: &'a str,
 }
 
 /// A progress callback noting each step (with `-v`) as "`doing` `what`: step".
@@ -202,57 +206,67 @@ fn step_notes<'a>(ctx: &'a Ctx, doing: &'a str, what: &'a str) -> impl Fn(&str) 
     }
 }
 
-impl Rewrite<'_> {
-    /// Carry it out with `engine` (edit or rebuild; `asked` is what the command line
-    /// asked for): edited in a copy, or rebuilt.
-    fn run(&self, engine: EngineArg, asked: EngineArg, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
-        let what = self.what;
-        if engine != EngineArg::Edit {
-            return rebuild(self, work, ctx);
-        }
-        let tools = E2fsprogs::find(None).context("the edit engine needs e2fsprogs (debugfs)")?;
-        let note = step_notes(ctx, "editing", what);
-        let ops = super::engine::ops(self.layout, work)?;
-        let opts = EditOptions {
-            tools: &tools,
-            temp_dir: Some(work),
-            progress: Some(&note),
-        };
-        match edit_copy(self.input.fs().device(), &ops, self.view, &opts) {
-            Ok(b) => Ok(b),
-            // What only the edit itself finds out (an input e2fsck already finds fault
-            // with): `auto` rebuilds, as for the blockers the plan saw.
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) if asked == EngineArg::Auto => {
-                ctx.note(format_args!(
-                    "{what} cannot be edited in place ({e}); rebuilding it instead"
-                ));
-                rebuild(self, work, ctx)
-            }
-            Err(e @ subroot_formats::Error::CannotEditInPlace(_)) => Err(anyhow::Error::from(e)
-                .context(format!(
-                    "{what} cannot be edited in place; use --engine rebuild"
-                ))),
-            Err(e) => Err(anyhow::Error::from(e).context(format!("cannot edit {what} in place"))),
-        }
+/// The edit engine on one filesystem: `layout` carried out in process on `dev` (a slice
+/// of the overlay), then the cheap check of what it touched.
+fn edit(
+    dev: Arc<dyn BlockDevice>,
+    layout: &Layout,
+    what: &str,
+    verify: Verify,
+    ctx: &Ctx,
+) -> Result<()> {
+    let mut fs = Ext2Fs::open(dev.clone(), what).with_context(|| format!("cannot open {what}"))?;
+    crate::ops::ext_edit::reproducible_clock(&mut fs)?;
+    let done = apply(&mut fs, layout).with_context(|| format!("cannot edit {what}"))?;
+    let stats = fs
+        .close()
+        .with_context(|| format!("cannot finish the edit of {what}"))?;
+    let report = check(dev.clone(), &stats.touched_dirs).map_err(|e| {
+        crate::exit::OwnCheckFailed(format!(
+            "the edited {what} failed its check ({e}); nothing was written"
+        ))
+    })?;
+    ctx.detail(format_args!(
+        "edited {what}: {} moved, {} added, {} replaced ({} appended to); {} blocks and {} inodes taken; {} bytes read, {} written; checked {} directories, {} groups",
+        done.moved,
+        done.added,
+        done.replaced,
+        done.appended,
+        stats.blocks_used,
+        stats.inodes_used,
+        stats.bytes_read,
+        stats.bytes_written,
+        report.dirs,
+        report.groups
+    ));
+    if verify == Verify::Full {
+        crate::ops::full_check::e2fsck(&*dev, what)?;
     }
+    Ok(())
 }
 
-/// Rebuild `r`'s filesystem from its view with the identity of its input (UUID, label,
-/// features, sizes, hash seed …) through the ext write engine; the image file lives in
-/// the engine's temporary directory under `work` until the returned value is dropped.
-fn rebuild(r: &Rewrite, work: &Path, ctx: &Ctx) -> Result<BuiltFs> {
-    let what = r.what;
-    let tools = E2fsprogs::find(None).context("the ext write engine needs e2fsprogs")?;
+/// Rebuild `input`'s filesystem as `view` with its identity (UUID, label, features, sizes,
+/// hash seed …) through the ext write engine; the image file lives in the engine's
+/// temporary directory under `work` until the returned value is dropped.
+fn rebuild(
+    view: &RelayoutTree,
+    input: &ExtTree<Dev>,
+    size: u64,
+    what: &str,
+    tools: &E2fsprogs,
+    work: &Path,
+    ctx: &Ctx,
+) -> Result<BuiltFs> {
     let identity =
-        Identity::like(r.input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
+        Identity::like(input.fs()).with_context(|| format!("cannot read {what}'s identity"))?;
     let note = step_notes(ctx, "rebuilding", what);
     let opts = BuildOptions {
-        size: r.size,
+        size,
         identity,
-        tools: &tools,
+        tools,
         temp_dir: Some(work),
         progress: Some(&note),
-        populate: Populate::Auto,
+        populate: crate::e2fsprogs::populate()?,
     };
-    build(r.view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
+    build(view, b"", &opts).with_context(|| format!("cannot rebuild {what}"))
 }

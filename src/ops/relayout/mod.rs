@@ -8,18 +8,21 @@
 //! what is created, which files are edited and how, which initrds get the hook, which
 //! partitions are rewritten), then the execution carries that plan out: initrds are
 //! rewritten with [`subroot_formats::initrd::add_subroot`], the root filesystem becomes
-//! the [`transform::RelayoutTree`] view of the input with the same identity (edited in a
-//! copy or rebuilt: [`engine`]), and the new filesystem is spliced into the disk, which is
-//! streamed into the output image.
+//! the [`transform::RelayoutTree`] view of the input with the same identity (edited in
+//! process or rebuilt: [`engine`]) over a copy-on-write view of the disk, and the result
+//! goes to a new image, an overlay or the input itself ([`crate::ops::deliver`]).
 //!
+//! - [`request`]: the [`request::RelayoutRequest`] carried out (from the command line or
+//!   from `batch relayout`).
 //! - [`plan`]: the [`plan::Plan`] value (also the `--dry-run --json` document).
 //! - [`bootcfg`]: the kernel command line editors.
 //! - [`bootpart`]: a separate `/boot` partition named by `/etc/fstab`.
 //! - [`esp`]: boot configuration on FAT ESPs (planned; refused in a real run for now).
 //! - [`initrds`]: where the initrds are.
 //! - [`transform`]: the tree transform.
-//! - [`engine`]: the edit engine (a copy edited in place) or the rebuild (mke2fs -d).
-//! - [`execute`]: rewriting initrds, rewriting the filesystems and splicing.
+//! - [`engine`]: the edit engine (in process, libext2fs) or the rebuild (mke2fs -d).
+//! - [`apply`]: the edit engine's work on one filesystem.
+//! - [`execute`]: rewriting initrds, changing the filesystems, delivering the result.
 
 /// Refuse the input: an [`subroot_formats::Error::Unsupported`] (exit status 3) with the
 /// formatted message.
@@ -29,6 +32,7 @@ macro_rules! refuse {
     };
 }
 
+pub mod apply;
 pub mod bootcfg;
 pub mod bootpart;
 pub mod engine;
@@ -36,18 +40,21 @@ pub mod esp;
 pub mod execute;
 pub mod initrds;
 pub mod plan;
+pub mod request;
 pub mod transform;
 
-use crate::cli::relayout::{EngineArg, RelayoutArgs};
+use crate::cli::relayout::RelayoutArgs;
+use crate::ops::deliver::{Destination, DestinationArgs};
 use crate::ops::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
-use plan::{BootInput, BootPlan, PartitionPlan, PlanInput, PlanOptions};
+use engine::Engine;
+use plan::{BootInput, BootPlan, PartitionPlan, PlanInput};
+use request::RelayoutRequest;
 use std::sync::Arc;
 use subroot_e2fs::writer::uuid_string;
 use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
-use subroot_formats::qcow2::WriteStats;
 use subroot_formats::sniff::sniff;
 use subroot_formats::table::{read_table, PartKind};
 
@@ -74,7 +81,7 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
             start: 0,
             size: disk.len(),
             filesystem: fs.map(|f| f.kind),
-            action: "copy".into(),
+            action: plan::COPY.into(),
         }]);
     };
     let mut out = Vec::new();
@@ -95,65 +102,40 @@ fn survey(disk: &Arc<dyn BlockDevice>, name: &str) -> Result<Vec<PartitionPlan>>
             filesystem: fs
                 .map(|f| f.kind)
                 .or(lvm_type.then(|| "LVM2_member".to_string())),
-            action: "copy".into(),
+            action: plan::COPY.into(),
         });
     }
     Ok(out)
 }
 
-/// Parse `--move`'s list (comma- or space-separated); `None` when not given.
-pub fn parse_move_list(m: Option<&str>) -> Result<Option<Vec<String>>> {
-    let Some(m) = m else { return Ok(None) };
-    let list: Vec<String> = m
-        .split(|c: char| c == ',' || c.is_whitespace())
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-        .collect();
-    if list.is_empty() {
-        bail!("--move needs at least one name");
-    }
-    Ok(Some(list))
-}
-
-/// The plan options of `args` (`--subroot`, `--shared`, `--move`, `--refresh-hook`), checked.
-pub fn plan_options(args: &RelayoutArgs) -> Result<PlanOptions> {
-    let opts = PlanOptions {
-        subroot: args.subroot.trim_matches('/').to_string(),
-        shared: args
-            .shared
-            .iter()
-            .filter(|s| !s.is_empty())
-            .cloned()
-            .collect(),
-        move_list: parse_move_list(args.move_list.as_deref())?,
-        refresh_hook: args.refresh_hook,
-    };
-    plan::check_options(&opts)?;
-    Ok(opts)
-}
-
 /// `subroot relayout`.
 pub fn run(args: &RelayoutArgs, ctx: &Ctx) -> Result<()> {
-    relayout(args, ctx).map(|_| ())
+    relayout(&RelayoutRequest::try_from(args)?, ctx).map(|_| ())
 }
 
-/// Relayout as `args` say; the output's write statistics (`None` for `--dry-run`).
-pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
-    let name = args.input.display().to_string();
-    let output = match (&args.output, args.in_place) {
-        (Some(o), _) => Some(o.clone()),
-        (None, true) => Some(args.input.clone()),
-        (None, false) => None,
+/// Carry out `req`; `false` for a dry run (nothing written).
+pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<bool> {
+    let name = req.input.display().to_string();
+    let opts = &req.plan;
+    // Where the result goes (options that do not apply and an existing OUT are refused
+    // before any work).
+    let dest = match req.dry_run {
+        true => None,
+        false => Some(
+            DestinationArgs {
+                output: req.output.as_deref(),
+                overlay: req.overlay.as_deref(),
+                in_place: req.in_place,
+                output_format: req.output_format,
+                qcow2: &req.qcow2,
+                force: req.replace_output,
+            }
+            .destination(&req.input)?,
+        ),
     };
-    let opts = plan_options(args)?;
-    if let Some(out) = &output {
-        if !args.dry_run && !args.in_place && out.exists() && !args.force {
-            bail!("{} exists; use --force to replace it", out.display());
-        }
-    }
 
     // Which filesystem: refuse layouts relayout cannot handle, naming what was found.
-    let selected = select(&args.input, &args.part, ctx);
+    let selected = select(&req.input, req.part, ctx);
     let selected = match selected {
         Ok(s) if s.is_ext() => s,
         Ok(s) => {
@@ -167,7 +149,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
             );
         }
         Err(e) => {
-            let img = super::open_image(&args.input, args.part.format)?;
+            let img = super::open_image(&req.input, req.part.format)?;
             let disk: Arc<dyn BlockDevice> = Arc::new(img);
             let parts = survey(&disk, &name)?;
             let odd: Vec<String> = parts
@@ -192,18 +174,17 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         }
     };
     let disk = selected.disk.clone();
-    let format = args
-        .output_format
-        .unwrap_or_else(|| super::write::format_following(&*disk));
-    // qcow2-only options with a raw output: refused before any work.
-    crate::ops::write::OutputSpec {
-        path: &args.input,
-        format,
-        qcow2: &args.qcow2,
-        force: true,
-        quiet: true,
+    if let Some(Destination::NewImage { format, .. }) = &dest {
+        // qcow2-only options with a raw output: refused before any work.
+        crate::ops::write::OutputSpec {
+            path: &req.input,
+            format: format.unwrap_or(super::write::format_following(selected.format)),
+            qcow2: &req.qcow2,
+            force: true,
+            quiet: true,
+        }
+        .validate()?;
     }
-    .validate()?;
     let mut partitions = survey(&disk, &name)?;
     let root_number = selected.partition.as_ref().map(|p| p.number);
     if root_number.is_none() && partitions.iter().any(|p| p.number.is_some()) {
@@ -214,7 +195,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
     }
     for p in &mut partitions {
         if p.number == root_number {
-            p.action = "rebuild".into();
+            p.action = Engine::Rebuild.name().into();
         }
     }
     let fsname = match root_number {
@@ -243,7 +224,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         (Some(l), Some(bt)) => {
             for p in &mut partitions {
                 if p.number == Some(l.partition.number) {
-                    p.action = "rebuild".into();
+                    p.action = Engine::Rebuild.name().into();
                 }
             }
             Some(BootInput {
@@ -259,7 +240,7 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         _ => None,
     };
     // The private work directory (initrd copies, the new filesystem).
-    let work = match args.work_dir.as_deref().filter(|_| !args.dry_run) {
+    let work = match req.work_dir.as_deref().filter(|_| !req.dry_run) {
         Some(at) => crate::output::ScratchDir::at(at)?,
         None => crate::output::ScratchDir::new("subroot-relayout.")?,
     };
@@ -272,51 +253,46 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
         filesystem: sb.kind().to_string(),
         uuid,
         partitions,
-        opts: &opts,
+        opts,
         work: work.path(),
     })?;
     // The engine: one for the root and a separate /boot alike.
-    let (mut chosen, mut reason) = engine::choose(args.engine, &tree, &layout, &fsname)?;
-    if let (EngineArg::Edit, Some(bl), Some(bt)) = (chosen, &boot_layout, &boot_tree) {
-        let (c, r) = engine::choose(args.engine, bt, bl, "the /boot filesystem")?;
-        (chosen, reason) = (c, r.map(|r| format!("the /boot filesystem: {r}")));
+    let mut chosen = engine::choose(req.engine, &selected.device, &fsname)?;
+    if let (Engine::Edit, Some(l)) = (chosen.engine, &located) {
+        let c = engine::choose(req.engine, &l.device, "the /boot filesystem")?;
+        chosen = engine::EngineChoice {
+            engine: c.engine,
+            reason: c.reason.map(|r| format!("the /boot filesystem: {r}")),
+        };
     }
-    let word = match chosen {
-        EngineArg::Edit => "edit",
-        _ => "rebuild",
-    };
-    plan.engine = word.into();
-    plan.engine_reason = reason;
-    for p in &mut plan.partitions {
-        if p.action == "rebuild" {
-            p.action = word.into();
-        }
-    }
+    plan.set_engine(&chosen);
     let esp_edits = esp::edit_esp_files(&disk, &plan.partitions, &plan.subroot, &name)?;
     plan.esp_edits = esp_edits.iter().map(|e| e.edit.clone()).collect();
-    if args.dry_run {
-        let text = if args.json {
+    if req.dry_run {
+        let text = if req.json {
             format!("{}\n", serde_json::to_string_pretty(&plan)?)
         } else {
             plan.text()
         };
         print_out(&text)?;
-        return Ok(None);
+        return Ok(false);
     }
-    let Some(output) = output else {
-        bail!("no output: give -o OUT (or --in-place, or --dry-run)");
+    let Some(dest) = dest else {
+        bail!("no output: give -o OUT, --overlay OUT or --in-place (or --dry-run)");
     };
-    if !ctx.quiet && !args.json {
+    if !ctx.quiet && !req.json {
         eprint!("{}", plan.text());
     }
-    let (report, stats) = execute::execute(
+    let tools = crate::e2fsprogs::find(None).context("relayout needs e2fsprogs")?;
+    let summary = execute::execute(
         execute::Job {
             plan: &plan,
             layout,
-            engine: chosen,
+            engine: chosen.engine,
             tree: &tree,
             disk: &disk,
-            format,
+            input: &req.input,
+            input_format: selected.format,
             root: selected.partition.as_ref().map(|p| (p.start, p.size)),
             boot: match (boot_layout, &boot_tree, &located) {
                 (Some(layout), Some(tree), Some(l)) => Some(execute::BootJob {
@@ -328,25 +304,21 @@ pub fn relayout(args: &RelayoutArgs, ctx: &Ctx) -> Result<Option<WriteStats>> {
                 _ => None,
             },
             esp_edits: &esp_edits,
-            output: &output,
-            args,
+            dest: &dest,
+            verify: req.verify,
             work: work.path(),
+            tools: &tools,
         },
         ctx,
     )?;
-    if args.json {
+    if req.json {
         print_out(&format!("{}\n", serde_json::to_string_pretty(&plan)?))?;
     }
-    ctx.note(format_args!("{report}"));
-    Ok(Some(stats))
+    ctx.note(format_args!("{summary}"));
+    Ok(true)
 }
 
-/// Write to stdout; a closed pipe (`| head`) ends the output quietly.
-pub fn print_out(text: &str) -> Result<()> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r.context("cannot write to stdout"),
-    }
+/// Write to stdout (see [`crate::stdout`] for a closed pipe).
+fn print_out(text: &str) -> Result<()> {
+    crate::stdout::print(text).context("cannot write to stdout")
 }

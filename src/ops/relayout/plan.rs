@@ -4,8 +4,10 @@
 //! user sees is what happens.
 
 use super::bootcfg::{self, ConfigKind, LineChange};
+use super::engine::{Engine, EngineChoice};
 use super::initrds;
 use super::transform::{Added, Layout, NewContent};
+use crate::json::Named;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -38,8 +40,10 @@ pub struct PlanOptions {
 /// One top-level entry moving into the subroot.
 #[derive(Debug, Clone, Serialize)]
 pub struct Move {
-    pub from: String,
-    pub to: String,
+    #[serde(flatten)]
+    pub from: Named,
+    #[serde(flatten)]
+    pub to: Named,
     /// "dir", "symlink", "file", …
     pub kind: String,
 }
@@ -47,7 +51,8 @@ pub struct Move {
 /// An entry the relayout creates.
 #[derive(Debug, Clone, Serialize)]
 pub struct Created {
-    pub path: String,
+    #[serde(flatten)]
+    pub path: Named,
     pub kind: String,
     pub mode: String,
     pub uid: u32,
@@ -60,7 +65,8 @@ pub struct Created {
 #[derive(Debug, Clone, Serialize)]
 pub struct Edit {
     /// Path in the output root filesystem, or in the filesystem of `partition`.
-    pub path: String,
+    #[serde(flatten)]
+    pub path: Named,
     /// The partition holding the file when it is not the root filesystem (the separate
     /// `/boot`, an ESP); absent for the root filesystem.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -73,7 +79,8 @@ pub struct Edit {
 #[derive(Debug, Clone, Serialize)]
 pub struct InitrdPlan {
     /// Path in the output root filesystem, or in the separate `/boot` of `partition`.
-    pub path: String,
+    #[serde(flatten)]
+    pub path: Named,
     /// The separate `/boot` partition holding it; absent for the root filesystem.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub partition: Option<u32>,
@@ -133,7 +140,8 @@ pub struct Plan {
     /// `--move` names that do not exist (skipped).
     pub skipped: Vec<String>,
     /// Top-level entries that stay where they are.
-    pub kept: Vec<String>,
+    #[serde(serialize_with = "crate::json::name_list")]
+    pub kept: Vec<Named>,
     pub created: Vec<Created>,
     pub edits: Vec<Edit>,
     pub initrds: Vec<InitrdPlan>,
@@ -145,11 +153,26 @@ pub struct Plan {
     /// Edits of boot configuration on FAT ESPs (carried out through the FAT writer).
     pub esp_edits: Vec<Edit>,
     /// The engine that rewrites the root filesystem (and a separate `/boot`): "edit" (a
-    /// copy edited in place) or "rebuild" (mke2fs -d); see `engine.rs`.
-    pub engine: String,
+    /// copy edited in place) or "rebuild" (mke2fs -d); see `engine.rs`. After a run, the
+    /// one actually used ("rebuild" when an edit fell back to it).
+    pub engine: Engine,
     /// Why the rebuild engine was taken (`None` for edit).
     pub engine_reason: Option<String>,
 }
+
+impl Plan {
+    /// Take `choice` as the engine of every rewritten partition.
+    pub fn set_engine(&mut self, choice: &EngineChoice) {
+        self.engine = choice.engine;
+        self.engine_reason = choice.reason.clone();
+        for p in self.partitions.iter_mut().filter(|p| p.action != COPY) {
+            p.action = choice.engine.name().into();
+        }
+    }
+}
+
+/// The action of a partition copied byte for byte.
+pub const COPY: &str = "copy";
 
 fn kind_word(k: Kind) -> &'static str {
     match k {
@@ -165,6 +188,11 @@ fn kind_word(k: Kind) -> &'static str {
 
 fn shown(p: &[u8]) -> String {
     format!("/{}", escape(p))
+}
+
+/// `p` (relative to a filesystem's root) as the absolute path a plan shows under `key`.
+fn named(key: &'static str, p: &[u8]) -> Named {
+    Named::new(key, [b"/", p].concat())
 }
 
 fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
@@ -366,22 +394,22 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
         .iter()
         .filter(|e| moved.contains(&e.path))
         .map(|e| Move {
-            from: shown(&e.path),
-            to: shown(&layout.output_path(&e.path)),
+            from: named("from", &e.path),
+            to: named("to", &layout.output_path(&e.path)),
             kind: kind_word(e.kind).into(),
         })
         .collect();
-    let kept: Vec<String> = top
+    let kept: Vec<Named> = top
         .iter()
         .filter(|e| !moved.contains(&e.path))
-        .map(|e| shown(&e.path))
+        .map(|e| named("path", &e.path))
         .collect();
 
     // Entries to create.
     let mut created = Vec::new();
     let mut add = |layout: &mut Layout, entry: Entry, content: Option<Vec<u8>>, why: &str| {
         created.push(Created {
-            path: shown(&entry.path),
+            path: named("path", &entry.path),
             kind: kind_word(entry.kind).into(),
             mode: format!("{:04o}", entry.meta.perm),
             uid: entry.meta.uid,
@@ -513,7 +541,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
             match (&mut boot_out, on_boot) {
                 (Some(bl), true) => {
                     edits.push(Edit {
-                        path: shown(&path),
+                        path: named("path", &path),
                         partition: bpart,
                         what: kind,
                         changes,
@@ -523,7 +551,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
                 _ => {
                     let out = layout.output_path(&path);
                     edits.push(Edit {
-                        path: shown(&out),
+                        path: named("path", &out),
                         partition: None,
                         what: kind,
                         changes,
@@ -583,8 +611,8 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
         }
         flavours.insert(flavour.name());
         let path = match bpart {
-            Some(_) => shown(p),
-            None => shown(&layout.output_path(p)),
+            Some(_) => named("path", p),
+            None => named("path", &layout.output_path(p)),
         };
         initrd_plans.push(InitrdPlan {
             path,
@@ -690,7 +718,7 @@ pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
             partitions: inp.partitions.clone(),
             boot_partition: inp.boot.as_ref().map(|b| b.plan.clone()),
             esp_edits: Vec::new(),
-            engine: "rebuild".into(),
+            engine: Engine::Rebuild,
             engine_reason: None,
         },
         layout,
@@ -796,14 +824,14 @@ impl Plan {
                 let _ = writeln!(
                     s,
                     "  engine  {}: the filesystem is copied and edited in place (no file data moves)",
-                    self.engine
+                    self.engine.name()
                 );
             }
             Some(why) => {
                 let _ = writeln!(
                     s,
                     "  engine  {}: mke2fs -d builds it anew ({why})",
-                    self.engine
+                    self.engine.name()
                 );
             }
         }

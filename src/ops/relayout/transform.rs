@@ -42,7 +42,10 @@ pub enum NewContent {
     /// Small content held in memory (edited configuration, hook scripts).
     Bytes(Vec<u8>),
     /// Content in a host file (a rewritten initrd), read when the file is visited.
-    File { path: PathBuf, len: u64 },
+    /// `keep` > 0 says its first `keep` bytes are the first bytes of the replaced file (a
+    /// segment was appended, or replaced one appended earlier): the edit engine then
+    /// truncates the file there and writes only the rest.
+    File { path: PathBuf, len: u64, keep: u64 },
 }
 
 impl NewContent {
@@ -54,22 +57,42 @@ impl NewContent {
         }
     }
 
-    fn open(&self) -> Result<Box<dyn Content>> {
+    pub(super) fn open(&self) -> Result<Box<dyn Content>> {
         Ok(match self {
             NewContent::Bytes(b) => Box::new(BytesContent::new(b.clone())),
-            NewContent::File { path, len } => {
-                let f = std::fs::File::open(path)
-                    .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-                Box::new(HostFileContent { file: f, len: *len })
-            }
+            NewContent::File { path, len, .. } => Box::new(HostFileContent::open(path, 0, *len)?),
+        })
+    }
+
+    /// When this content is the first bytes of a file of `current` bytes with other bytes
+    /// appended: how many bytes stay and the appended rest.
+    pub(super) fn appended_to(&self, current: u64) -> Result<Option<(u64, Box<dyn Content>)>> {
+        Ok(match self {
+            NewContent::File { path, len, keep } if *keep > 0 && *keep <= current => Some((
+                *keep,
+                Box::new(HostFileContent::open(path, *keep, *len - *keep)?),
+            )),
+            _ => None,
         })
     }
 }
 
-/// A host file's content, all data (rewritten initrds are compressed: no holes).
+/// A host file's content from an offset, all data (rewritten initrds are compressed: no
+/// holes).
 struct HostFileContent {
     file: std::fs::File,
     len: u64,
+}
+
+impl HostFileContent {
+    fn open(path: &std::path::Path, from: u64, len: u64) -> Result<Self> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = std::fs::File::open(path)
+            .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
+        file.seek(SeekFrom::Start(from))
+            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
+        Ok(HostFileContent { file, len })
+    }
 }
 
 impl Read for HostFileContent {
@@ -110,20 +133,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    /// The input path of output path `path` (the inverse of [`Layout::output_path`]).
-    pub fn input_path(&self, path: &[u8]) -> Vec<u8> {
-        let rest = path
-            .strip_prefix(self.subroot.as_slice())
-            .and_then(|r| r.strip_prefix(b"/".as_slice()));
-        if let Some(rest) = rest {
-            let top = rest.split(|&b| b == b'/').next().unwrap_or(&[]);
-            if !self.subroot.is_empty() && self.moved.contains(top) {
-                return rest.to_vec();
-            }
-        }
-        path.to_vec()
-    }
-
     /// The output path of input path `path`.
     pub fn output_path(&self, path: &[u8]) -> Vec<u8> {
         let top = path.split(|&b| b == b'/').next().unwrap_or(&[]);

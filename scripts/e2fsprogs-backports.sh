@@ -3,7 +3,7 @@
 # libarchive) WITHOUT replacing the system's: the release's backports e2fsprogs and its
 # own libraries are downloaded with a private apt configuration (the system's apt
 # sources, lists and caches are not touched; the apt entry comes from
-# `testdata/backports.sh --print`), unpacked with `dpkg -x` into
+# `scripts/backports.sh --print`), unpacked with `dpkg -x` into
 # testdata/cache/e2fsprogs-backports/, and wrapped by scripts (mke2fs, debugfs, e2fsck,
 # dumpe2fs) that point LD_LIBRARY_PATH at the unpacked libraries. libarchive.so.13 (which
 # mke2fs dlopens) is downloaded too when the system has none.
@@ -11,11 +11,11 @@
 # Idempotent and cached: a second run only checks the wrappers. Prints the mke2fs
 # wrapper's path. Exits non-zero with a message when the archive cannot be reached.
 #
-#   bash testdata/e2fsprogs-backports.sh        # -> .../testdata/cache/e2fsprogs-backports/mke2fs
+#   bash scripts/e2fsprogs-backports.sh        # -> .../testdata/cache/e2fsprogs-backports/mke2fs
 set -euo pipefail
 cd "$(dirname "$0")"
 here=$PWD
-out=$here/cache/e2fsprogs-backports
+out=$(cd .. && pwd)/testdata/cache/e2fsprogs-backports
 die() { echo "e2fsprogs-backports.sh: $*" >&2; exit 1; }
 
 # A wrapper works when its mke2fs reports 1.47.1+ and builds an image from a tar on stdin.
@@ -104,7 +104,7 @@ for prog in mke2fs debugfs e2fsck dumpe2fs; do
   [[ -n $bin ]] || die "the package has no $prog"
   cat > "$out.new/$prog" <<EOF
 #!/bin/sh
-# $prog $ver from $bp, unpacked beside this script (see testdata/e2fsprogs-backports.sh).
+# $prog $ver from $bp, unpacked beside this script (see scripts/e2fsprogs-backports.sh).
 LD_LIBRARY_PATH="$libdirs\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH}" exec "${bin/#$out.new/$out}" "\$@"
 EOF
   chmod 755 "$out.new/$prog"

@@ -4,7 +4,7 @@
 # snapshot=on, so the image file is never modified. Ends when the guest powers off, or
 # kills it after TIMEOUT seconds (exit 124).
 #
-#   bash testdata/boot.sh IMAGE KERNEL INITRD "CMDLINE" LOG [TIMEOUT]
+#   bash scripts/boot.sh IMAGE KERNEL INITRD "CMDLINE" LOG [TIMEOUT]
 set -euo pipefail
 img=$1 kernel=$2 initrd=$3 cmdline=$4 log=$5 timeout=${6:-900}
 fmt=raw

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The demo: build subroot, make a small MBR disk image from committed files
 # (testdata/demo-root plus a /boot with a stand-in kernel and an initramfs-tools-layout
-# initrd from testdata/demo-initrd, see testdata/demo-image.sh), relayout it into r0/ as
+# initrd from testdata/demo-initrd, see scripts/demo-image.sh), relayout it into r0/ as
 # an ordinary user, and show the result.
 # Needs no root and no network; needs mke2fs (e2fsprogs), debugfs/e2fsck, GNU cpio, gzip.
 set -euo pipefail
@@ -11,7 +11,7 @@ cargo build --release --quiet
 subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
 out=${DEMO_OUT:-$PWD/target/demo}
 mkdir -p "$out"
-bash testdata/demo-image.sh "$out/demo.raw" "$subroot"
+bash scripts/demo-image.sh "$out/demo.raw" "$subroot"
 cd "$out"
 rm -f demo-r0.qcow2
 set -x

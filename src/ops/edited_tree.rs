@@ -1,6 +1,6 @@
 //! [`EditedTree`]: an ext partition's tree with host trees grafted in and paths removed —
 //! the source `copy-in` and `rm` rebuild an ext filesystem from (with the engine `mkfs`
-//! uses, identity kept).
+//! uses, identity kept), and the rules both of their engines apply to a request.
 //!
 //! Grafts replace files of the same path and are merged into existing directories (the
 //! graft's directory metadata wins, as with tar); replacing a directory by a file, or a
@@ -11,6 +11,7 @@ use std::collections::{HashMap, HashSet};
 use subroot_formats::tree::{is_under, Entry, Kind, TreeSource, Visitor};
 
 /// One host tree to graft: `root` of `tree` lands at `dest`.
+#[derive(Clone)]
 pub struct Graft<'a> {
     pub tree: &'a dyn TreeSource,
     pub root: Vec<u8>,

@@ -11,8 +11,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
+cache_root=$(cd "$here/.." && pwd)/testdata/cache
 hash=$(sha256sum "$0" | cut -c1-12)
-cache="$here/cache/initrds-$hash"
+cache="$cache_root/initrds-$hash"
 if [[ -f $cache/done ]]; then
   echo "$cache"
   exit 0
@@ -84,7 +85,7 @@ in_root dracut --force --no-hostonly --zstd --kver "$kver" /tmp/dracut-zstd.img 
 cp "$root/tmp/dracut-gzip.img" "$root/tmp/dracut-zstd.img" "$work/out/"
 echo "$kver" >"$work/out/kver"
 
-mkdir -p "$here/cache"
+mkdir -p "$cache_root"
 rm -rf "$cache"
 mv "$work/out" "$cache"
 chmod -R a+rX "$cache"

@@ -2,11 +2,11 @@
 # Build the small demo image that `subroot relayout` works on, from committed files only:
 # the tree in testdata/demo-root plus a /boot with a stand-in kernel and a gzip'd
 # initramfs-tools-layout initrd made with GNU cpio from testdata/demo-initrd.
-#   bash testdata/demo-image.sh OUT.raw [SUBROOT-BINARY]
+#   bash scripts/demo-image.sh OUT.raw [SUBROOT-BINARY]
 # A 48 MiB MBR disk, one Linux partition at 1 MiB holding ext4 (label demo-root, a fixed
 # UUID). No root and no network needed: mke2fs -d writes straight into the image.
 set -euo pipefail
-here=$(cd "$(dirname "$0")" && pwd)
+data=$(cd "$(dirname "$0")/../testdata" && pwd)
 out=$1
 subroot=${2:-subroot}
 export PATH="$PATH:/usr/sbin:/sbin"
@@ -15,10 +15,10 @@ for t in mke2fs cpio gzip; do
 done
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
-cp -a "$here/demo-root/." "$stage/"
+cp -a "$data/demo-root/." "$stage/"
 mkdir -p "$stage/boot"
 printf 'stand-in for a kernel\n' > "$stage/boot/vmlinuz-6.1.0-demo"
-(cd "$here/demo-initrd" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
+(cd "$data/demo-initrd" && find . | LC_ALL=C sort | cpio -o -H newc -R 0:0 --reproducible --quiet) \
   | gzip -n -9 > "$stage/boot/initrd.img-6.1.0-demo"
 ln -sfn vmlinuz-6.1.0-demo "$stage/boot/vmlinuz"
 ln -sfn initrd.img-6.1.0-demo "$stage/boot/initrd.img"

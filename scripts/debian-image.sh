@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Build (once, cached) a small real Debian system image for the end-to-end boot tests.
 #
-#   bash testdata/debian-image.sh initramfs-tools   # MBR + ext4 root, initramfs-tools initrd
-#   bash testdata/debian-image.sh dracut            # GPT + ESP (vfat) + ext4 root, dracut initrd
-#   bash testdata/debian-image.sh bootpart          # MBR + ext4 /boot + ext4 root, initramfs-tools
+#   bash scripts/debian-image.sh initramfs-tools   # MBR + ext4 root, initramfs-tools initrd
+#   bash scripts/debian-image.sh dracut            # GPT + ESP (vfat) + ext4 root, dracut initrd
+#   bash scripts/debian-image.sh bootpart          # MBR + ext4 /boot + ext4 root, initramfs-tools
 #
 # Prints the path of the raw image. Needs root and Debian's archive (mmdebstrap reads the
 # machine's own apt sources; no archive address is written here). The image boots (direct
@@ -13,7 +13,7 @@
 set -euo pipefail
 flavour=${1:-initramfs-tools}
 here=$(cd "$(dirname "$0")" && pwd)
-cache=${SUBROOT_CACHE:-$here/cache}
+cache=${SUBROOT_CACHE:-$here/../testdata/cache}
 key=$(sha256sum "$0" | cut -c1-12)
 out=$cache/debian-$flavour-$key.raw
 if [[ -f $out ]]; then echo "$out"; exit 0; fi

@@ -3,8 +3,8 @@
 # missing), then runs formatting, lint and every test. Under CI=true a missing tool is a
 # failure; elsewhere the tests that need it are skipped and listed loudly at the end.
 #
-#   bash testdata/test.sh            # everything
-#   bash testdata/test.sh cli_disk   # extra arguments go to `cargo test`
+#   bash scripts/test.sh            # everything
+#   bash scripts/test.sh cli_disk   # extra arguments go to `cargo test`
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,7 +18,7 @@ tools=(
   cmp:diffutils python3:python3 dash:dash busybox:busybox checkbashisms:devscripts
   mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mksquashfs:squashfs-tools
   mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr strace:strace
-  tar:tar lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
+  tar:tar cc:gcc lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
 )
 missing_pkgs=()
 missing_tools=()
@@ -51,24 +51,24 @@ if [[ ! -f /usr/lib/syslinux/mbr/mbr.bin && ! -f /usr/lib/grub/i386-pc/boot.img 
   fi
 fi
 # The boot tests (tests/boot.rs; on under CI=true) need QEMU 10 from the release's
-# backports suite (the stable one lacks what testdata/boot.sh uses on this hardware).
+# backports suite (the stable one lacks what scripts/boot.sh uses on this hardware).
 if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null && ! command -v qemu-system-x86_64 >/dev/null; then
   echo "==> installing qemu-system-x86 from backports (boot tests)"
-  bash testdata/backports.sh
+  bash scripts/backports.sh
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends -t "$(. /etc/os-release; echo "$VERSION_CODENAME")-backports" qemu-system-x86 >/dev/null
 fi
 # The tar populate path (`mke2fs -d -`) needs e2fsprogs 1.47.1+; the release's backports
-# build is fetched beside the system's (testdata/e2fsprogs-backports.sh, cached) for the
+# build is fetched beside the system's (scripts/e2fsprogs-backports.sh, cached) for the
 # tests that run it. Under CI=true failing to get it is an error.
 if [[ -z ${SUBROOT_TEST_MKE2FS_TAR:-} ]]; then
-  if tar_mke2fs=$(bash testdata/e2fsprogs-backports.sh); then
+  if tar_mke2fs=$(bash scripts/e2fsprogs-backports.sh); then
     export SUBROOT_TEST_MKE2FS_TAR=$tar_mke2fs
     echo "==> tar populate path: $SUBROOT_TEST_MKE2FS_TAR"
   elif [[ ${CI:-} == true ]]; then
-    echo "testdata/e2fsprogs-backports.sh failed: the tar populate path cannot be tested" >&2
+    echo "scripts/e2fsprogs-backports.sh failed: the tar populate path cannot be tested" >&2
     exit 1
   else
-    echo "!!! no mke2fs that reads tar (testdata/e2fsprogs-backports.sh failed): the tar populate-path tests will be SKIPPED" >&2
+    echo "!!! no mke2fs that reads tar (scripts/e2fsprogs-backports.sh failed): the tar populate-path tests will be SKIPPED" >&2
   fi
 fi
 if ! command -v cargo >/dev/null; then

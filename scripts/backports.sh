@@ -4,8 +4,8 @@
 # (or one-line entry) naming the release suite, add the same archive with `<suite>-backports`.
 # Idempotent; needs root. Prints the suite name it enabled.
 #
-#   bash testdata/backports.sh            # enable and `apt-get update`
-#   bash testdata/backports.sh --print    # only print the deb822 entries (no root, no changes)
+#   bash scripts/backports.sh            # enable and `apt-get update`
+#   bash scripts/backports.sh --print    # only print the deb822 entries (no root, no changes)
 set -euo pipefail
 print_only=false
 [[ ${1:-} == --print ]] && print_only=true

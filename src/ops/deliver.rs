@@ -1,0 +1,269 @@
+//! Where an edited image goes — the one place that decides it for every command that
+//! changes an image (`copy-in`, `rm`, `mkfs`, `relayout`):
+//!
+//! - `-o OUT` ([`Destination::NewImage`]): a complete new image, raw or qcow2, streamed
+//!   from the edited view (temporary file, check, rename; [`super::write`]);
+//! - `--overlay OUT` ([`Destination::Overlay`]): a qcow2 whose backing file is the input,
+//!   holding only the clusters the edit touched;
+//! - `--in-place` ([`Destination::InPlace`]): the input itself, only the changed bytes,
+//!   written under an undo log (`IMAGE.subroot-undo`) made durable before the first write,
+//!   so that a crash leaves the old image or the new one; `subroot recover` (and any later
+//!   command on the image) rolls an interrupted edit back.
+//!
+//! The edit itself is described by [`Edit`]: the input, the edited view of the whole disk,
+//! and the ranges that changed. Whatever the destination, what was written is read back and
+//! compared with the edited view over the changed ranges before the command succeeds.
+
+use super::write::{format_following, write_image, OutputSpec};
+use crate::cli::{EditOutArgs, ImageFormatArg, Qcow2OutArgs};
+use crate::output::AtomicOutput;
+use crate::Ctx;
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use subroot_formats::block::BlockDevice;
+use subroot_formats::block::{raw_plan, Changed};
+use subroot_formats::image::{Image, ImageFormat};
+use subroot_formats::qcow2::{OverlayRequest, WriteOptions};
+
+/// Where the result of an edit goes.
+pub enum Destination<'a> {
+    /// A complete new image at `path` (in `format`, default: the input's).
+    NewImage {
+        path: PathBuf,
+        format: Option<ImageFormatArg>,
+        qcow2: &'a Qcow2OutArgs,
+        force: bool,
+    },
+    /// A qcow2 overlay at `path` backed by the input.
+    Overlay {
+        path: PathBuf,
+        cluster_size: Option<u64>,
+        force: bool,
+    },
+    /// The input image itself.
+    InPlace { image: PathBuf },
+}
+
+impl Destination<'_> {
+    /// The file written: OUT, or the image itself.
+    pub fn path(&self) -> &Path {
+        match self {
+            Destination::NewImage { path, .. } | Destination::Overlay { path, .. } => path,
+            Destination::InPlace { image } => image,
+        }
+    }
+
+    /// "OUT", "the overlay OUT", "IMAGE (in place)", for messages.
+    pub fn describe(&self) -> String {
+        match self {
+            Destination::NewImage { path, .. } => path.display().to_string(),
+            Destination::Overlay { path, .. } => format!("the overlay {}", path.display()),
+            Destination::InPlace { image } => format!("{} (in place)", image.display()),
+        }
+    }
+}
+
+/// The destination options every image-changing command has (`-o`, `--overlay`,
+/// `--in-place`, and the new image's format options), as given.
+pub struct DestinationArgs<'a> {
+    pub output: Option<&'a Path>,
+    pub overlay: Option<&'a Path>,
+    pub in_place: bool,
+    pub output_format: Option<ImageFormatArg>,
+    pub qcow2: &'a Qcow2OutArgs,
+    pub force: bool,
+}
+
+impl<'a> DestinationArgs<'a> {
+    /// Where the edit of `image` goes; options that do not apply to it are refused, and so
+    /// is an existing OUT without --force (before any work).
+    pub fn destination(&self, image: &Path) -> Result<Destination<'a>> {
+        let exists = |p: &Path| -> Result<()> {
+            if p.exists() && !self.force {
+                bail!("{} exists; use --force to replace it", p.display());
+            }
+            Ok(())
+        };
+        Ok(match (self.output, self.overlay, self.in_place) {
+            (Some(path), None, false) => {
+                exists(path)?;
+                Destination::NewImage {
+                    path: path.to_path_buf(),
+                    format: self.output_format,
+                    qcow2: self.qcow2,
+                    force: self.force,
+                }
+            }
+            (None, Some(path), false) => {
+                if self.output_format.is_some() || self.qcow2.compress.is_some() {
+                    bail!("--overlay writes a qcow2 overlay: -O and --compress do not apply");
+                }
+                exists(path)?;
+                Destination::Overlay {
+                    path: path.to_path_buf(),
+                    cluster_size: self.qcow2.cluster_size,
+                    force: self.force,
+                }
+            }
+            (None, None, true) => {
+                if self.output_format.is_some()
+                    || self.qcow2.compress.is_some()
+                    || self.qcow2.cluster_size.is_some()
+                {
+                    bail!("--in-place keeps the image's format: -O, --compress and --cluster-size do not apply");
+                }
+                Destination::InPlace {
+                    image: image.to_path_buf(),
+                }
+            }
+            _ => bail!("give one of -o OUT, --overlay OUT or --in-place"),
+        })
+    }
+}
+
+impl EditOutArgs {
+    /// Where the rewritten `image` goes (see [`DestinationArgs::destination`]).
+    pub fn destination(&self, image: &Path) -> Result<Destination<'_>> {
+        DestinationArgs {
+            output: self.output.as_deref(),
+            overlay: self.overlay.as_deref(),
+            in_place: self.in_place,
+            output_format: self.output_format,
+            qcow2: &self.qcow2,
+            force: self.force,
+        }
+        .destination(image)
+    }
+}
+
+/// An edit ready to be written.
+pub struct Edit<'a> {
+    /// The input image file (the top of its backing chain).
+    pub input: &'a Path,
+    /// The input's container format.
+    pub input_format: ImageFormat,
+    /// The whole disk as edited: unchanged bytes read through to the input.
+    pub edited: &'a dyn BlockDevice,
+    /// The byte ranges of the disk the edit changed, sorted, not overlapping.
+    pub changed: Vec<Changed>,
+}
+
+impl Edit<'_> {
+    /// Bytes of the disk the edit changed.
+    pub fn changed_bytes(&self) -> u64 {
+        self.changed.iter().map(|c| c.len).sum()
+    }
+}
+
+/// Write `edit` to `dest`, then read back what was written over the changed ranges.
+pub fn deliver(edit: &Edit, dest: &Destination, ctx: &Ctx) -> Result<()> {
+    match dest {
+        Destination::NewImage {
+            path,
+            format,
+            qcow2,
+            force,
+        } => {
+            let spec = OutputSpec {
+                path,
+                format: format.unwrap_or(format_following(edit.input_format)),
+                qcow2,
+                force: *force,
+                quiet: ctx.quiet,
+            };
+            write_image(edit.edited, &spec, "writing")?;
+            ctx.note(format_args!("wrote {}", path.display()));
+        }
+        Destination::Overlay {
+            path,
+            cluster_size,
+            force,
+        } => {
+            write_overlay(edit, path, *cluster_size, *force)?;
+            ctx.note(format_args!(
+                "wrote the overlay {} ({} changed bytes over {})",
+                path.display(),
+                edit.changed_bytes(),
+                edit.input.display()
+            ));
+        }
+        Destination::InPlace { image } => {
+            if edit.changed.is_empty() {
+                ctx.note(format_args!("{} is unchanged", image.display()));
+                return Ok(());
+            }
+            apply_in_place(edit, image)?;
+            ctx.note(format_args!(
+                "changed {} bytes of {} in place",
+                edit.changed_bytes(),
+                image.display()
+            ));
+        }
+    }
+    read_back(edit, dest.path())
+        .with_context(|| format!("{} does not read back as written", dest.path().display()))
+}
+
+/// The overlay: a new qcow2 (temporary file, then renamed) naming the input as its backing
+/// file, by a path relative to the overlay's directory when there is one.
+fn write_overlay(edit: &Edit, path: &Path, cluster_size: Option<u64>, force: bool) -> Result<()> {
+    let out = AtomicOutput::create(path, force)?;
+    let req = OverlayRequest {
+        edited: edit.edited,
+        changed: &edit.changed,
+        backing: edit.input,
+        backing_format: edit.input_format,
+        out_path: path,
+    };
+    let mut opts = WriteOptions::default();
+    if let Some(cs) = cluster_size {
+        opts.cluster_size = cs;
+    }
+    subroot_formats::qcow2::write_overlay(&req, out.file(), &opts, &|_| {})
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    out.commit()
+}
+
+/// The input changed where it lies: raw images byte for byte, qcow2 through a plan that
+/// allocates clusters and updates the tables; both under the undo log.
+fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
+    let plan = match edit.input_format {
+        ImageFormat::Raw => raw_plan(&edit.changed, edit.edited.len()),
+        ImageFormat::Qcow2 => {
+            let file = std::fs::File::open(image)
+                .with_context(|| format!("cannot open {}", image.display()))?;
+            subroot_formats::qcow2::plan_in_place(&file, &edit.changed)
+                .with_context(|| format!("cannot plan the update of {}", image.display()))?
+        }
+    };
+    subroot_formats::inplace::apply(image, &plan, edit.edited)
+        .with_context(|| format!("cannot update {} in place", image.display()))?;
+    Ok(())
+}
+
+/// Open what was written afresh and compare it with the edited view over the changed ranges.
+fn read_back(edit: &Edit, path: &Path) -> Result<()> {
+    let img = Image::open(path)?;
+    if img.len() != edit.edited.len() {
+        bail!(
+            "its virtual size is {} bytes, expected {}",
+            img.len(),
+            edit.edited.len()
+        );
+    }
+    let mut a = vec![0u8; 1 << 20];
+    let mut b = vec![0u8; 1 << 20];
+    for c in &edit.changed {
+        let mut pos = c.offset;
+        while pos < c.offset + c.len {
+            let n = (c.offset + c.len - pos).min(a.len() as u64) as usize;
+            img.read_at(&mut a[..n], pos)?;
+            edit.edited.read_at(&mut b[..n], pos)?;
+            if a[..n] != b[..n] {
+                bail!("bytes {pos}..{} differ from the edit", pos + n as u64);
+            }
+            pos += n as u64;
+        }
+    }
+    Ok(())
+}
