@@ -512,6 +512,37 @@ fn grub_bios_in_the_mbr() {
 }
 
 #[test]
+fn unreadable_partitions_are_notes() {
+    // p1 a LUKS volume (cryptsetup), p2 nothing recognisable: said, not an error.
+    if which("cryptsetup").is_none() {
+        eprintln!("SKIPPED unreadable_partitions_are_notes: needs cryptsetup");
+        return;
+    }
+    let d = workdir();
+    let img = d.path().join("luks.raw");
+    sh(&format!(
+        "cd {d} && truncate -s 40M {i} && printf 'label: dos\\nstart=2048, size=34816\\nstart=36864\\n' | sfdisk -q {i} && \
+         truncate -s 17M luks.img && echo -n pw | cryptsetup -q luksFormat --type luks2 --pbkdf pbkdf2 \
+           --pbkdf-force-iterations 1000 --key-file - luks.img && \
+         dd if=luks.img of={i} bs=1M seek=1 conv=notrunc status=none && chmod a+r {i}",
+        d = s(d.path()),
+        i = s(&img)
+    ));
+    let j = inspect(d.path(), &img);
+    assert_eq!(j["partitions"][0]["filesystem"]["type"], "crypto_LUKS");
+    assert_eq!(j["partitions"][1]["filesystem"], Value::Null);
+    assert_eq!(j["root"], Value::Null);
+    let notes = j["notes"].to_string();
+    for want in [
+        "partition 1: crypto_LUKS, which subroot does not read",
+        "partition 2: no filesystem subroot recognises",
+        "no filesystem holds a Linux root",
+    ] {
+        assert!(notes.contains(want), "notes lack {want:?}: {notes}");
+    }
+}
+
+#[test]
 fn rpm_database_is_named_not_read() {
     let d = workdir();
     let root = stage_named(d.path(), "rpmroot", None);
