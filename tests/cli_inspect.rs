@@ -513,7 +513,8 @@ fn grub_bios_in_the_mbr() {
 
 #[test]
 fn unreadable_partitions_are_notes() {
-    // p1 a LUKS volume (cryptsetup), p2 nothing recognisable: said, not an error.
+    // p1 a LUKS volume (cryptsetup), p2 typed swap (0x82) but without a signature: said,
+    // not an error; p2's role is still swap, from its type.
     if which("cryptsetup").is_none() {
         eprintln!("SKIPPED unreadable_partitions_are_notes: needs cryptsetup");
         return;
@@ -521,7 +522,7 @@ fn unreadable_partitions_are_notes() {
     let d = workdir();
     let img = d.path().join("luks.raw");
     sh(&format!(
-        "cd {d} && truncate -s 40M {i} && printf 'label: dos\\nstart=2048, size=34816\\nstart=36864\\n' | sfdisk -q {i} && \
+        "cd {d} && truncate -s 40M {i} && printf 'label: dos\\nstart=2048, size=34816\\nstart=36864, type=82\\n' | sfdisk -q {i} && \
          truncate -s 17M luks.img && echo -n pw | cryptsetup -q luksFormat --type luks2 --pbkdf pbkdf2 \
            --pbkdf-force-iterations 1000 --key-file - luks.img && \
          dd if=luks.img of={i} bs=1M seek=1 conv=notrunc status=none && chmod a+r {i}",
@@ -531,6 +532,7 @@ fn unreadable_partitions_are_notes() {
     let j = inspect(d.path(), &img);
     assert_eq!(j["partitions"][0]["filesystem"]["type"], "crypto_LUKS");
     assert_eq!(j["partitions"][1]["filesystem"], Value::Null);
+    assert_eq!(j["partitions"][1]["roles"], serde_json::json!(["swap"]));
     assert_eq!(j["root"], Value::Null);
     let notes = j["notes"].to_string();
     for want in [

@@ -13,11 +13,9 @@ use std::sync::Arc;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::ext::ExtFileDevice;
 use subroot_formats::initrd::scan::scan;
+use subroot_formats::table::types::is_type;
 use subroot_formats::table::{PartitionTable, TableKind};
 use subroot_formats::tree::Kind;
-
-/// The GPT type GUID of a BIOS boot partition (where GRUB puts its core on GPT disks).
-const GPT_BIOS_BOOT: &str = "21686148-6449-6E6F-744E-656564454649";
 
 /// The kernels in `/boot` (`vmlinuz-VERSION`, `vmlinux-VERSION`), each with the initrd of
 /// the same version (`initrd.img-VERSION`, `initramfs-VERSION.img`); initrds with no
@@ -133,7 +131,7 @@ pub fn loaders(
                 TableKind::Gpt => t
                     .partitions
                     .iter()
-                    .find(|p| p.type_code.eq_ignore_ascii_case(GPT_BIOS_BOOT))
+                    .find(|p| is_type(&p.type_code, "bios"))
                     .map(|p| format!("bios-boot partition {}", p.number)),
                 _ => {
                     let mut s1 = [0u8; 512];

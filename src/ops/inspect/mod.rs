@@ -26,14 +26,12 @@ use subroot_formats::block::{BlockDevice, Slice};
 use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::fat::FatTree;
 use subroot_formats::sniff::{sniff, FsInfo};
+use subroot_formats::table::types::is_type;
 use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
 use subroot_formats::tree::Kind;
 use view::{Mounted, View};
 
 type Dev = Arc<dyn BlockDevice>;
-
-/// The GPT type GUID of Linux swap, and the MBR code.
-const SWAP_TYPES: &[&str] = &["0657FD6D-A4AB-43C4-84E5-0933C84B4F4F", "0x82"];
 
 pub fn run(args: &InspectArgs) -> Result<()> {
     let img = super::open_image(&args.image, args.format)?;
@@ -104,13 +102,15 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             if s.part.as_ref().is_some_and(is_esp) {
                 r.push("esp".to_string());
             }
-            let t = s.part.as_ref().map(|p| p.type_code.to_ascii_uppercase());
-            if s.fs.as_ref().is_some_and(|f| f.kind == "swap")
-                || t.as_deref().is_some_and(|t| SWAP_TYPES.contains(&t))
-            {
+            let is = |alias| {
+                s.part
+                    .as_ref()
+                    .is_some_and(|p| is_type(&p.type_code, alias))
+            };
+            if s.fs.as_ref().is_some_and(|f| f.kind == "swap") || is("swap") {
                 r.push("swap".into());
             }
-            if t.as_deref() == Some("21686148-6449-6E6F-744E-656564454649") {
+            if is("bios") {
                 r.push("bios-boot".into());
             }
             r
