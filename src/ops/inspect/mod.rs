@@ -27,7 +27,7 @@ use subroot_formats::ext::{ExtTree, OpenOptions};
 use subroot_formats::fat::FatTree;
 use subroot_formats::sniff::{sniff, FsInfo};
 use subroot_formats::table::types::is_type;
-use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition};
+use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition, PartitionTable};
 use subroot_formats::tree::Kind;
 use view::{Mounted, View};
 
@@ -193,30 +193,11 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
         if fstab_text.is_none() {
             notes.push("no /etc/fstab".into());
         }
-        for line in fstab_text.as_deref().unwrap_or_default().lines() {
-            let f: Vec<&str> = line.split_whitespace().collect();
-            if f.len() < 2 || f[0].starts_with('#') {
-                continue;
-            }
-            let partition = parse_spec(f[0]).and_then(|spec| {
-                let t = table.as_ref()?;
-                slots
-                    .iter()
-                    .find(|s| {
-                        s.part
-                            .as_ref()
-                            .is_some_and(|p| matches(&spec, t, p, s.fs.as_ref()))
-                    })
-                    .and_then(number)
-            });
-            rep.fstab.push(FstabLine {
-                device: f[0].to_string(),
-                mountpoint: f[1].to_string(),
-                fs_type: f.get(2).unwrap_or(&"").to_string(),
-                options: f.get(3).unwrap_or(&"").to_string(),
-                partition,
-            });
-        }
+        rep.fstab = fstab_lines(
+            fstab_text.as_deref().unwrap_or_default(),
+            table.as_ref(),
+            &slots,
+        );
         // Roles and mounts from fstab.
         let mut mounts = Vec::new();
         for l in &rep.fstab {
@@ -269,37 +250,12 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             .collect();
         rep.boot_loaders = boot::loaders(&*disk, table.as_ref(), &esp_refs, Some(&view));
         if relayouted {
-            let default = rep
-                .boot_loaders
-                .iter()
-                .flat_map(|l| &l.entries)
-                .find_map(|e| subroot_param(&e.cmdline))
-                .or_else(|| {
-                    ["etc/kernel/cmdline", "etc/default/grub"]
-                        .iter()
-                        .find_map(|f| subroot_param(&view.text(f)?))
-                });
-            if default.is_none() {
-                notes.push("relayouted, but no boot configuration in the image (grub.cfg, BLS entries, /etc/kernel/cmdline, /etc/default/grub) names subroot=: the default root is set outside the image".into());
-            }
-            rep.relayout = Some(Relayout {
-                roots: subroots
-                    .iter()
-                    .map(|s| {
-                        let v = View {
-                            root,
-                            subroot: s.clone(),
-                            shared: Vec::new(),
-                            mounts: Vec::new(),
-                        };
-                        SubRoot {
-                            name: String::from_utf8_lossy(s).into_owned(),
-                            pretty_name: os_release(&v).and_then(|o| o.pretty_name),
-                        }
-                    })
-                    .collect(),
-                default,
-            });
+            rep.relayout = Some(relayout_info(
+                &view,
+                &subroots,
+                &rep.boot_loaders,
+                &mut notes,
+            ));
         }
     } else {
         let esp_refs: Vec<&Mounted> = esps
@@ -337,6 +293,73 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
     }
     rep.notes = notes;
     Ok(rep)
+}
+
+/// The lines of `/etc/fstab`, each with the partition its device field names.
+fn fstab_lines(text: &str, table: Option<&PartitionTable>, slots: &[Slot]) -> Vec<FstabLine> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 2 || f[0].starts_with('#') {
+            continue;
+        }
+        let partition = parse_spec(f[0]).and_then(|spec| {
+            let t = table?;
+            slots.iter().find_map(|s| {
+                let p = s.part.as_ref()?;
+                matches(&spec, t, p, s.fs.as_ref()).then_some(p.number)
+            })
+        });
+        out.push(FstabLine {
+            device: f[0].to_string(),
+            mountpoint: f[1].to_string(),
+            fs_type: f.get(2).unwrap_or(&"").to_string(),
+            options: f.get(3).unwrap_or(&"").to_string(),
+            partition,
+        });
+    }
+    out
+}
+
+/// The roots of a relayouted image (`subroots`: top-level directories holding an
+/// os-release) and the default one: `subroot=` on the first boot entry's command line, else
+/// in `/etc/kernel/cmdline` or `/etc/default/grub`.
+fn relayout_info(
+    view: &View,
+    subroots: &[Vec<u8>],
+    loaders: &[report::Loader],
+    notes: &mut Vec<String>,
+) -> Relayout {
+    let default = loaders
+        .iter()
+        .flat_map(|l| &l.entries)
+        .find_map(|e| subroot_param(&e.cmdline))
+        .or_else(|| {
+            ["etc/kernel/cmdline", "etc/default/grub"]
+                .iter()
+                .find_map(|f| subroot_param(&view.text(f)?))
+        });
+    if default.is_none() {
+        notes.push("relayouted, but no boot configuration in the image (grub.cfg, BLS entries, /etc/kernel/cmdline, /etc/default/grub) names subroot=: the default root is set outside the image".into());
+    }
+    Relayout {
+        roots: subroots
+            .iter()
+            .map(|s| {
+                let v = View {
+                    root: view.root,
+                    subroot: s.clone(),
+                    shared: Vec::new(),
+                    mounts: Vec::new(),
+                };
+                SubRoot {
+                    name: String::from_utf8_lossy(s).into_owned(),
+                    pretty_name: os_release(&v).and_then(|o| o.pretty_name),
+                }
+            })
+            .collect(),
+        default,
+    }
 }
 
 /// Sniff one partition and open what subroot reads (ext2/3/4, FAT). Unknown or
