@@ -52,6 +52,7 @@ fn main() -> ExitCode {
     };
     let result = match &cli.command {
         Command::Info(a) => ops::info::run(a),
+        Command::Inspect(a) => ops::inspect::run(a),
         Command::Convert(a) => ops::convert::run(a, &ctx),
         Command::Create(a) => ops::create::run(a, &ctx),
         Command::Mkfs(a) => ops::mkfs::run(a, &ctx),

@@ -42,24 +42,6 @@ fn enabled(test: &str) -> bool {
     on
 }
 
-/// The cached Debian image of `flavour` (building it needs root).
-fn debian_image(flavour: &str) -> Option<PathBuf> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/debian-image.sh");
-    let out = Command::new("bash")
-        .args([script, flavour])
-        .output()
-        .expect("running debian-image.sh");
-    if !out.status.success() {
-        panic!(
-            "debian-image.sh {flavour} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    assert!(path.is_file(), "debian-image.sh printed {path:?}");
-    Some(path)
-}
-
 /// The bytes of `path` inside partition `part` of `image`, read with `subroot cat`.
 fn cat(dir: &Path, image: &Path, part: &str, path: &str) -> Vec<u8> {
     let out = subroot_in(dir, &["-q", "cat", "-p", part, s(image), path]);

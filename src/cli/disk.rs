@@ -16,6 +16,19 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// `subroot inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The disk image (raw or qcow2; the format is detected) or a bare filesystem image.
+    pub image: PathBuf,
+    /// Treat the image as this format instead of detecting it.
+    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    pub format: Option<ImageFormatArg>,
+    /// Print JSON instead of text (fields: see JSON OUTPUT).
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// The input image (raw or qcow2, with any backing chain).

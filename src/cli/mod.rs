@@ -17,7 +17,7 @@ mod select;
 mod write;
 
 pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, BatchRelayoutArgs};
-pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
+pub use disk::{ConvertArgs, CreateArgs, InfoArgs, InspectArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;
 pub use write::{CopyInArgs, EditOutArgs, ExtTypeArg, MkfsArgs, RmArgs};
@@ -70,6 +70,15 @@ pub enum Command {
         after_help = "EXAMPLES:\n  subroot info debian.qcow2\n  subroot info --json disk.raw | jq '.partitions[].filesystem'"
     )]
     Info(InfoArgs),
+    /// Tell what an installed system in an image is: OS, kernels, boot loaders, fstab, users, packages.
+    #[command(
+        long_about = help::INSPECT,
+        after_help = "EXAMPLES:\n  subroot inspect debian.qcow2\n  \
+subroot inspect --json disk.raw | jq -r '.os.pretty_name, .kernels[].version'\n  \
+subroot inspect --json disk.raw | jq -r '.packages.installed[] | \"\\(.name) \\(.version)\"'\n  \
+for i in *.qcow2; do subroot inspect --json \"$i\" | jq -c '{image, os: .os.id, root: .root}'; done"
+    )]
+    Inspect(InspectArgs),
     /// Copy an image to a new raw or qcow2 file, flattening backing chains and keeping it sparse.
     #[command(
         long_about = help::CONVERT,
