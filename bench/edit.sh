@@ -2,8 +2,11 @@
 # Benchmark small edits of big images (issue 14): `copy-in` of one small file and `rm` of
 # one file, written as an overlay (--overlay), in place (--in-place) and as a new raw image
 # (-o), on two images — ~1 GiB of data, and a 20 GiB-virtual disk holding 8 GiB — raw and
-# qcow2, against, in the same run: `qemu-img convert` (the floor of any -o output),
-# libguestfs' virt-copy-in and guestfish doing the same edit (TCG here), when installed.
+# qcow2, against, in the same run: `qemu-img convert` followed by `sync FILE` (the floor of
+# any -o output at the same durability: subroot syncs its output before renaming it), and
+# guestfish doing the same edits (TCG here: `copy-in` and `rm` with the partition mounted
+# by `-m`; virt-copy-in needs an inspectable OS, which these data images are not), when
+# libguestfs is installed.
 # Prints wall times, ratios, overlay sizes and peak RSS. Work files go to bench/work/edit/.
 #
 #   bash bench/edit.sh [SMALL_DATA_MIB [BIG_DATA_GIB]]   # defaults: 1024 8
@@ -72,8 +75,10 @@ for name in small big; do
     rm -f "$work/ov.qcow2"
     read -r t m < <(measure "$subroot" -q rm "$img" /etc/motd --overlay "$work/ov.qcow2")
     row "$name $fmt: rm --overlay" "$t" "$m"
-    # --in-place, on a copy (the copy is not timed).
+    # --in-place, on a copy (the copy is not timed, and is synced first so that its dirty
+    # pages are not charged to the edit's fsyncs).
     cp --sparse=always "$img" "$work/ip.$fmt"
+    sync "$work/ip.$fmt"
     read -r t m < <(measure "$subroot" -q copy-in "$work/ip.$fmt" "$work/hello.txt" /root --in-place)
     row "$name $fmt: copy-in --in-place" "$t" "$m"
     ip_t=$t
@@ -81,25 +86,26 @@ for name in small big; do
     row "$name $fmt: rm --in-place" "$t" "$m"
     # -o: a whole new raw image, against qemu-img convert of the same input.
     read -r t m < <(measure "$subroot" -q copy-in "$img" "$work/hello.txt" /root -o "$work/out.raw" -O raw --force)
-    read -r c cm < <(measure qemu-img convert -O raw "$img" "$work/copy.raw")
+    read -r c cm < <(measure_tree sh -c 'qemu-img convert -O raw "$1" "$2" && sync "$2"' _ "$img" "$work/copy.raw")
     row "$name $fmt: copy-in -o out.raw" "$t" "$m"
-    row "$name $fmt: qemu-img convert -O raw" "$c" "$cm"
-    echo "ratio $name $fmt: copy-in -o raw / qemu-img convert = $(ratio "$t" "$c")"
+    row "$name $fmt: qemu-img convert -O raw + sync" "$c" "$cm"
+    echo "ratio $name $fmt: copy-in -o raw / (qemu-img convert + sync) = $(ratio "$t" "$c")"
     rm -f "$work/out.raw" "$work/copy.raw"
-    # libguestfs doing the same edit on another copy (its appliance boots under TCG here).
-    if command -v virt-copy-in >/dev/null; then
+    # libguestfs doing the same edits on another copy (its appliance boots under TCG here).
+    if command -v guestfish >/dev/null; then
       cp --sparse=always "$img" "$work/gf.$fmt"
+      sync "$work/gf.$fmt"
       export LIBGUESTFS_BACKEND=direct LIBGUESTFS_BACKEND_SETTINGS=force_tcg
-      if read -r g gm < <(measure_tree virt-copy-in -a "$work/gf.$fmt" "$work/hello.txt" /root); then
-        row "$name $fmt: virt-copy-in (TCG)" "$g" "$gm"
-        echo "ratio $name $fmt: copy-in --overlay / virt-copy-in = $(ratio "$ov_t" "$g"), --in-place / virt-copy-in = $(ratio "$ip_t" "$g")"
+      if read -r g gm < <(measure_tree guestfish -a "$work/gf.$fmt" -m /dev/sda1 copy-in "$work/hello.txt" /root); then
+        row "$name $fmt: guestfish copy-in (TCG)" "$g" "$gm"
+        echo "ratio $name $fmt: copy-in --overlay / guestfish = $(ratio "$ov_t" "$g"), --in-place / guestfish = $(ratio "$ip_t" "$g")"
       fi
-      if read -r g gm < <(measure_tree guestfish -a "$work/gf.$fmt" -i rm /etc/motd); then
+      if read -r g gm < <(measure_tree guestfish -a "$work/gf.$fmt" -m /dev/sda1 rm /etc/motd); then
         row "$name $fmt: guestfish rm (TCG)" "$g" "$gm"
       fi
       rm -f "$work/gf.$fmt"
     else
-      echo "libguestfs is not installed: virt-copy-in and guestfish not compared"
+      echo "libguestfs is not installed: guestfish not compared"
     fi
     rm -f "$work/ip.$fmt" "$work/ov.qcow2"
   done

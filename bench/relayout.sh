@@ -64,6 +64,18 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
 # The edit engine (the default): the filesystem copied and edited in place.
 read -r r_raw m_raw < <(measure "$subroot" -q relayout "$img" -o "$work/out.raw" --force --engine edit)
 read -r r_q m_q < <(measure "$subroot" -q relayout "$work/in.qcow2" -o "$work/out.qcow2" -O qcow2 --force --engine edit)
+# Only the changes: an overlay backed by the input, and the input changed in place (on a
+# synced copy; the copy is not timed).
+rm -f "$work/ov.qcow2"
+read -r ov_raw ovm_raw < <(measure "$subroot" -q relayout "$img" --overlay "$work/ov.qcow2")
+ov_size=$(stat -c %s "$work/ov.qcow2"); rm -f "$work/ov.qcow2"
+read -r ov_q ovm_q < <(measure "$subroot" -q relayout "$work/in.qcow2" --overlay "$work/ov.qcow2")
+rm -f "$work/ov.qcow2"
+cp --sparse=always "$img" "$work/ip.raw"; sync "$work/ip.raw"
+read -r ip_raw ipm_raw < <(measure "$subroot" -q relayout "$work/ip.raw" --in-place)
+cp --sparse=always "$work/in.qcow2" "$work/ip.qcow2"; sync "$work/ip.qcow2"
+read -r ip_q ipm_q < <(measure "$subroot" -q relayout "$work/ip.qcow2" --in-place)
+rm -f "$work/ip.raw" "$work/ip.qcow2"
 # Its floor: copying the image (what "at copy speed" means): qemu-img convert.
 read -r c_raw c_rm < <(measure qemu-img convert -O raw "$img" "$work/copy.raw")
 read -r c_q c_qm < <(measure qemu-img convert -O qcow2 "$work/in.qcow2" "$work/copy.qcow2")
@@ -79,6 +91,10 @@ f_q=$(awk -v a="$f_mk" -v b="$f_cv" 'BEGIN { printf "%.3f", a + b }')
 printf '%-40s %8s %10s\n' "" "seconds" "peak RSS"
 printf '%-40s %8s %8s MiB\n' "relayout raw -> raw (edit engine)" "$r_raw" $((m_raw / 1024))
 printf '%-40s %8s %8s MiB\n' "relayout qcow2 -> qcow2 (edit engine)" "$r_q" $((m_q / 1024))
+printf '%-40s %8s %8s MiB  overlay %s KiB\n' "relayout raw --overlay" "$ov_raw" $((ovm_raw / 1024)) $((ov_size / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout qcow2 --overlay" "$ov_q" $((ovm_q / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout raw --in-place" "$ip_raw" $((ipm_raw / 1024))
+printf '%-40s %8s %8s MiB\n' "relayout qcow2 --in-place" "$ip_q" $((ipm_q / 1024))
 printf '%-40s %8s %8s MiB\n' "copy: qemu-img convert raw -> raw" "$c_raw" $((c_rm / 1024))
 printf '%-40s %8s %8s MiB\n' "copy: qemu-img convert qcow2 -> qcow2" "$c_q" $((c_qm / 1024))
 printf '%-40s %8s %8s MiB\n' "relayout raw -> raw (rebuild engine)" "$b_raw" $((b_mraw / 1024))
