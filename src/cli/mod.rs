@@ -240,6 +240,17 @@ pub enum ImageFormatArg {
     Qcow2,
 }
 
+/// An input container format (`-f`): every format subroot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    Raw,
+    Qcow2,
+    /// Microsoft VHD (qemu's "vpc").
+    #[value(alias = "vpc")]
+    Vhd,
+    Vhdx,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CompressArg {
     Zlib,

@@ -51,7 +51,7 @@ impl OutputSpec<'_> {
 pub fn format_following(input: ImageFormat) -> ImageFormatArg {
     match input {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
-        ImageFormat::Raw => ImageFormatArg::Raw,
+        ImageFormat::Raw | ImageFormat::Vhd | ImageFormat::Vhdx => ImageFormatArg::Raw,
     }
 }
 
