@@ -65,12 +65,13 @@ pub enum Command {
         after_help = "EXAMPLES:\n  subroot info debian.qcow2\n  subroot info --json disk.raw | jq '.partitions[].filesystem'"
     )]
     Info(InfoArgs),
-    /// Copy an image to a new raw or qcow2 file, flattening backing chains and keeping it sparse.
+    /// Copy an image to a new raw, qcow2 or fixed VHD file, flattening backing chains, keeping it sparse.
     #[command(
         long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
 subroot convert disk.raw disk.qcow2 -O qcow2 -c zstd\n  \
-subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M"
+subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M\n  \
+subroot convert hyperv.vhdx azure.vhd -O vhd"
     )]
     Convert(ConvertArgs),
     /// Create a new empty image, optionally with a partition table and filesystems.
@@ -238,6 +239,8 @@ pub fn normalize_args(
 pub enum ImageFormatArg {
     Raw,
     Qcow2,
+    /// A fixed VHD (what Azure takes): the disk padded to a whole MiB, then a footer.
+    Vhd,
 }
 
 /// An input container format (`-f`): every format subroot reads.

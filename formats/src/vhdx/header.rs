@@ -137,7 +137,7 @@ impl Metadata {
             )));
         }
         let (bat, meta) = Self::regions(file)?;
-        let mut m = Self::metadata(file, meta)?;
+        let mut m = Self::from_region(file, meta)?;
         m.bat_offset = bat.0;
         m.bat_len = bat.1;
         m.data_write_guid = header[32..48].try_into().unwrap_or_default();
@@ -225,7 +225,7 @@ impl Metadata {
         )))
     }
 
-    fn metadata(file: &RawFile, (off, len): (u64, u64)) -> Result<Metadata> {
+    fn from_region(file: &RawFile, (off, len): (u64, u64)) -> Result<Metadata> {
         if len < METADATA_TABLE_LEN as u64 {
             return Err(Error::corrupt(format!(
                 "VHDX metadata region of {len} bytes is too small"
