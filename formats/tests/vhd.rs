@@ -7,7 +7,7 @@
 //! Damaged images give clear errors, never panics.
 mod common;
 
-use common::{need, oracle, run, s};
+use common::{need, noise, oracle, run, s};
 use std::fs;
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, ExtentKind};
@@ -139,24 +139,6 @@ fn make_differencing(child: &Path, parent: &Path, name: &str, locators: &[(&[u8;
     fs::write(child, b).unwrap();
 }
 
-/// qemu's raw reading of `img`.
-fn qemu_raw(img: &Path) -> Vec<u8> {
-    let out = img.with_extension("oracle");
-    run(
-        "qemu-img",
-        &["convert", "-f", "vpc", "-O", "raw", s(img), s(&out)],
-    );
-    let v = fs::read(&out).unwrap();
-    fs::remove_file(out).unwrap();
-    v
-}
-
-fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
-    let mut v = vec![0u8; dev.len() as usize];
-    dev.read_at(&mut v, 0).unwrap();
-    v
-}
-
 /// A parent and a child (dynamic, qemu-written) of the same size in `dir`, the child's
 /// expected reading as a differencing disk, with `cleared` sectors of its first block's
 /// bitmap cleared so that they show the parent.
@@ -173,8 +155,8 @@ fn parent_and_child(dir: &Path, len: u64) -> (PathBuf, PathBuf, Vec<u8>) {
         ],
     );
     create(&child, "dynamic", "24M", &scattered(len, 0x61));
-    let parent_raw = qemu_raw(&parent);
-    let child_raw = qemu_raw(&child);
+    let parent_raw = oracle::qemu_raw(&parent, "vpc");
+    let child_raw = oracle::qemu_raw(&child, "vpc");
     let mut want = parent_raw.clone();
     for (start, n, _zero, data) in oracle::qemu_map(&child, "vpc") {
         if data {
@@ -212,7 +194,7 @@ fn differencing_child_reads_through_to_its_parent() {
     let img = Image::open(&child).unwrap();
     assert_eq!(img.chain().len(), 2);
     assert_eq!(img.chain()[1].path(), dir.path().join("./parent.vhd"));
-    let got = read_all(&img);
+    let got = oracle::read_all(&img);
     assert!(got == want, "differencing read differs from parent + child");
     let ext = img.extents(0, len).unwrap();
     oracle::check_extents(&img, &ext, len);
@@ -226,7 +208,7 @@ fn differencing_child_reads_through_to_its_parent() {
         "parent.vhd",
         &[(b"W2ku", "D:\\x\\parent.vhd")],
     );
-    assert!(read_all(&Image::open(&child).unwrap()) == want);
+    assert!(oracle::read_all(&Image::open(&child).unwrap()) == want);
 }
 
 #[test]
@@ -253,7 +235,7 @@ fn parent_locators_stay_beside_the_child() {
     // An absolute locator naming a file that exists is followed.
     let (_, child, _) = parent_and_child(&dir, len);
     make_differencing(&child, &moved, "parent.vhd", &[(b"W2ku", s(&moved))]);
-    assert!(read_all(&VhdImage::open(&child).unwrap()) == want);
+    assert!(oracle::read_all(&VhdImage::open(&child).unwrap()) == want);
     // A parent whose unique id differs is refused.
     let (_, child, _) = parent_and_child(&dir, len);
     make_differencing(&child, &moved, "parent.vhd", &[(b"W2ru", ".\\parent.vhd")]);
@@ -283,17 +265,7 @@ fn parent_loop_is_refused() {
 
 /// Open and read everything; the first error wins.
 fn read_through(path: &Path) -> subroot_formats::Result<()> {
-    let v = VhdImage::open(path)?;
-    let len = v.len();
-    let mut buf = vec![0u8; MIB as usize];
-    let mut pos = 0;
-    while pos < len {
-        let n = (len - pos).min(MIB);
-        v.read_at(&mut buf[..n as usize], pos)?;
-        pos += n;
-    }
-    v.extents(0, len)?;
-    Ok(())
+    oracle::walk(&VhdImage::open(path)?)
 }
 
 fn expect_err(path: &Path, phrases: &[&str]) {
@@ -374,14 +346,13 @@ fn random_damage_never_panics() {
     let orig = fs::read(&good).unwrap();
     let (h, bat, _) = layout(&orig);
     let p = dir.path().join("m.vhd");
-    let mut seed = 0x2545_f491_4f6c_dd1du64;
-    let mut rnd = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
     for round in 0..400 {
+        let r = noise(64, round);
+        let mut k = 0;
+        let mut rnd = |n: usize| {
+            k += 4;
+            u32::from_le_bytes(r[k - 4..k].try_into().unwrap()) as usize % n
+        };
         let mut b = orig.clone();
         for _ in 0..1 + rnd(4) {
             // Footer copies, dynamic header, BAT, a bitmap.

@@ -7,7 +7,7 @@
 //! and an image whose log needs replay give clear errors, never panics.
 mod common;
 
-use common::{need, oracle, run, s};
+use common::{need, noise, oracle, run, s};
 use std::fs;
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, ExtentKind};
@@ -236,23 +236,6 @@ fn make_differencing(child: &Path, parent: &Path, entries: &[(&str, &str)]) {
     fs::write(child, b).unwrap();
 }
 
-fn qemu_raw(img: &Path) -> Vec<u8> {
-    let out = img.with_extension("oracle");
-    run(
-        "qemu-img",
-        &["convert", "-f", "vhdx", "-O", "raw", s(img), s(&out)],
-    );
-    let v = fs::read(&out).unwrap();
-    fs::remove_file(out).unwrap();
-    v
-}
-
-fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
-    let mut v = vec![0u8; dev.len() as usize];
-    dev.read_at(&mut v, 0).unwrap();
-    v
-}
-
 /// A parent and a dynamic child in `dir`, and what the child must read once made
 /// differencing by [`make_differencing`].
 fn parent_and_child(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
@@ -267,8 +250,8 @@ fn parent_and_child(dir: &Path) -> (PathBuf, PathBuf, Vec<u8>) {
         ],
     );
     create(&child, "dynamic", &scattered(0x61));
-    let parent_raw = qemu_raw(&parent);
-    let child_raw = qemu_raw(&child);
+    let parent_raw = oracle::qemu_raw(&parent, "vhdx");
+    let child_raw = oracle::qemu_raw(&child, "vhdx");
     let mut want = parent_raw.clone();
     let b = fs::read(&child).unwrap();
     let (bat, _) = region(&b, &BAT_REGION);
@@ -298,7 +281,7 @@ fn differencing_child_reads_through_to_its_parent() {
     );
     let img = Image::open(&child).unwrap();
     assert_eq!(img.chain().len(), 2);
-    assert!(read_all(&img) == want, "differencing read differs");
+    assert!(oracle::read_all(&img) == want, "differencing read differs");
     let ext = img.extents(0, LEN).unwrap();
     oracle::check_extents(&img, &ext, LEN);
     assert!(ext.iter().any(|e| e.kind == ExtentKind::Zero));
@@ -309,7 +292,7 @@ fn differencing_child_reads_through_to_its_parent() {
         &parent,
         &[("absolute_win32_path", "C:\\vms\\parent.vhdx")],
     );
-    assert!(read_all(&Image::open(&child).unwrap()) == want);
+    assert!(oracle::read_all(&Image::open(&child).unwrap()) == want);
 }
 
 #[test]
@@ -366,22 +349,9 @@ fn set_crc(b: &mut [u8], at: usize, len: usize) {
     b[at + 4..at + 8].copy_from_slice(&c.to_le_bytes());
 }
 
+/// Open and read everything; the first error wins.
 fn read_through(path: &Path) -> subroot_formats::Result<()> {
-    let v = VhdxImage::open(path)?;
-    read_all_checked(&v)
-}
-
-fn read_all_checked(v: &dyn BlockDevice) -> subroot_formats::Result<()> {
-    let len = v.len();
-    let mut buf = vec![0u8; MIB];
-    let mut pos = 0;
-    while pos < len {
-        let n = (len - pos).min(MIB as u64);
-        v.read_at(&mut buf[..n as usize], pos)?;
-        pos += n;
-    }
-    v.extents(0, len)?;
-    Ok(())
+    oracle::walk(&VhdxImage::open(path)?)
 }
 
 #[test]
@@ -457,14 +427,13 @@ fn random_damage_never_panics() {
     let (meta, _) = region(&orig, &METADATA_REGION);
     let h = header(&orig);
     let p = dir.path().join("m.vhdx");
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut rnd = |n: usize| {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        (seed % n as u64) as usize
-    };
-    for _ in 0..300 {
+    for round in 0..300 {
+        let r = noise(64, round);
+        let mut k = 0;
+        let mut rnd = |n: usize| {
+            k += 4;
+            u32::from_le_bytes(r[k - 4..k].try_into().unwrap()) as usize % n
+        };
         let mut b = orig.clone();
         for _ in 0..1 + rnd(4) {
             let (start, len) = [(h, 128), (192 * KIB, 128), (meta, 4 * KIB), (bat, 256)][rnd(4)];

@@ -153,3 +153,36 @@ pub fn check_against_qemu_map(img: &Path, fmt: &str, ext: &[Extent]) {
         }
     }
 }
+
+/// qemu's raw reading of `img` (qemu format `fmt`), whole, in memory (small images).
+pub fn qemu_raw(img: &Path, fmt: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("oracle.raw");
+    run(
+        "qemu-img",
+        &["convert", "-f", fmt, "-O", "raw", s(img), s(&out)],
+    );
+    fs::read(&out).unwrap()
+}
+
+/// Every byte of `dev`, in memory (small images).
+pub fn read_all(dev: &dyn BlockDevice) -> Vec<u8> {
+    let mut v = vec![0u8; dev.len() as usize];
+    dev.read_at(&mut v, 0).unwrap();
+    v
+}
+
+/// Read all of `dev` in 1 MiB pieces, then map it: the first error, if any (how a damaged
+/// image is driven through a reader).
+pub fn walk(dev: &dyn BlockDevice) -> subroot_formats::Result<()> {
+    let len = dev.len();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut pos = 0;
+    while pos < len {
+        let n = (len - pos).min(MIB);
+        dev.read_at(&mut buf[..n as usize], pos)?;
+        pos += n;
+    }
+    dev.extents(0, len)?;
+    Ok(())
+}
