@@ -154,7 +154,7 @@ fn damaged_vhd_and_vhdx_exit_3_naming_the_file() {
         &["cut.vhd", "truncated"],
     );
     assert!(!dir.join("out.raw").exists());
-    // A VHDX whose header lies about its log: refused by name, nothing read.
+    // A VHDX whose header demands a log replay that its log cannot give: refused by name.
     let vhdx = dir.join("log.vhdx");
     run("qemu-img", &["create", "-q", "-f", "vhdx", s(&vhdx), "8M"]);
     let mut b = std::fs::read(&vhdx).expect("read");

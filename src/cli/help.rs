@@ -111,8 +111,9 @@ fixed, dynamic and differencing; parents are looked for beside the child, never 
 directory unless an absolute locator names a file that exists; chains are flattened) and \
 writes raw, qcow2 v3 or a fixed VHD (-O vhd: the disk padded to a whole MiB, as Azure \
 requires, then a footer; qemu names it vpc). Zero regions stay holes (raw, VHD) or \
-unallocated clusters (qcow2); -c compresses clusters on all cores. A VHDX whose log needs \
-replaying (not closed cleanly) is refused. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
+unallocated clusters (qcow2); -c compresses clusters on all cores. A VHDX left with a log \
+to replay (not closed cleanly) is read with the log replayed in memory; the file is not \
+written. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
 checked, then renamed; an existing OUTPUT is refused without --force.";
 
 pub const CREATE: &str = "Create a new empty image, optionally with a partition table and \

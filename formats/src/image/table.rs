@@ -2,7 +2,7 @@
 //! read on demand in chunks through a small LRU cache, so memory stays bounded whatever
 //! the number of entries.
 
-use crate::block::{BlockDevice, RawFile};
+use crate::block::BlockDevice;
 use crate::qcow2::cache::Lru;
 use crate::{Error, Result};
 use std::sync::{Arc, Mutex};
@@ -51,7 +51,7 @@ impl Table {
     }
 
     /// Entry `idx` (which must be below [`Table::len`]).
-    pub(crate) fn get(&self, file: &RawFile, idx: u64) -> Result<u64> {
+    pub(crate) fn get(&self, file: &dyn BlockDevice, idx: u64) -> Result<u64> {
         let w = self.entry.width();
         let per_chunk = CHUNK_BYTES / w;
         let chunk = idx / per_chunk;

@@ -1,7 +1,7 @@
 //! The VHDX structures before the data: headers, region table and metadata region, parsed
 //! with CRC-32C and range checks into what the reader needs.
 
-use crate::block::{BlockDevice, RawFile};
+use crate::block::BlockDevice;
 use crate::{Error, Result};
 
 const KIB: u64 = 1 << 10;
@@ -104,33 +104,10 @@ pub struct Metadata {
 }
 
 impl Metadata {
-    /// Read and check everything before the data of `file`.
-    pub fn read(file: &RawFile) -> Result<Metadata> {
-        let file_len = file.len();
-        let mut ident = [0u8; 8];
-        if file_len < 320 * KIB {
-            return Err(Error::corrupt(format!(
-                "truncated VHDX: {file_len} bytes, less than its 320 KiB of headers"
-            )));
-        }
-        file.read_at(&mut ident, 0)?;
-        if ident != super::MAGIC {
-            return Err(Error::corrupt(
-                "not a VHDX: no \"vhdxfile\" identifier".to_string(),
-            ));
-        }
-        let header = Self::current_header(file)?;
-        let log_guid = &header[48..64];
-        if log_guid.iter().any(|&b| b != 0) {
-            return Err(Error::unsupported(format!(
-                "its log (LogGuid {}, {} bytes at {:#x}) must be replayed: the image was not \
-                 closed cleanly; open it once in Hyper-V or qemu to replay it",
-                guid_text(log_guid),
-                le32(&header, 68),
-                le64(&header, 72)
-            )));
-        }
-        let version = le16(&header, 66);
+    /// Read and check the region table and metadata of `file` (read with its log
+    /// replayed), whose current header is `header` (from [`current_header`]).
+    pub(crate) fn read(file: &dyn BlockDevice, header: &[u8]) -> Result<Metadata> {
+        let version = le16(header, 66);
         if version != 1 {
             return Err(Error::unsupported(format!(
                 "VHDX version {version}; expected 1"
@@ -143,31 +120,46 @@ impl Metadata {
         m.data_write_guid = header[32..48].try_into().unwrap_or_default();
         Ok(m)
     }
+}
 
-    /// The valid header with the higher sequence number.
-    fn current_header(file: &RawFile) -> Result<Vec<u8>> {
-        let mut best: Option<(u64, Vec<u8>)> = None;
-        for at in HEADERS {
-            let mut b = vec![0u8; HEADER_LEN];
-            file.read_at(&mut b, at)?;
-            if &b[..4] != b"head" || !crc_ok(&b) {
-                continue;
-            }
-            let seq = le64(&b, 8);
-            if best.as_ref().is_none_or(|(s, _)| seq > *s) {
-                best = Some((seq, b));
-            }
-        }
-        best.map(|(_, b)| b).ok_or_else(|| {
-            Error::corrupt(
-                "neither VHDX header (at 64 KiB and 128 KiB) has a valid signature and CRC-32C"
-                    .to_string(),
-            )
-        })
+/// The file identifier checked, the valid header with the higher sequence number.
+pub(crate) fn current_header(file: &dyn BlockDevice) -> Result<Vec<u8>> {
+    let file_len = file.len();
+    let mut ident = [0u8; 8];
+    if file_len < 320 * KIB {
+        return Err(Error::corrupt(format!(
+            "truncated VHDX: {file_len} bytes, less than its 320 KiB of headers"
+        )));
     }
+    file.read_at(&mut ident, 0)?;
+    if ident != super::MAGIC {
+        return Err(Error::corrupt(
+            "not a VHDX: no \"vhdxfile\" identifier".to_string(),
+        ));
+    }
+    let mut best: Option<(u64, Vec<u8>)> = None;
+    for at in HEADERS {
+        let mut b = vec![0u8; HEADER_LEN];
+        file.read_at(&mut b, at)?;
+        if &b[..4] != b"head" || !crc_ok(&b) {
+            continue;
+        }
+        let seq = le64(&b, 8);
+        if best.as_ref().is_none_or(|(s, _)| seq > *s) {
+            best = Some((seq, b));
+        }
+    }
+    best.map(|(_, b)| b).ok_or_else(|| {
+        Error::corrupt(
+            "neither VHDX header (at 64 KiB and 128 KiB) has a valid signature and CRC-32C"
+                .to_string(),
+        )
+    })
+}
 
+impl Metadata {
     /// The BAT and metadata regions (offset, length) from the first valid region table.
-    fn regions(file: &RawFile) -> Result<((u64, u64), (u64, u64))> {
+    fn regions(file: &dyn BlockDevice) -> Result<((u64, u64), (u64, u64))> {
         let file_len = file.len();
         let mut last_err = None;
         for at in REGION_TABLES {
@@ -225,7 +217,7 @@ impl Metadata {
         )))
     }
 
-    fn from_region(file: &RawFile, (off, len): (u64, u64)) -> Result<Metadata> {
+    fn from_region(file: &dyn BlockDevice, (off, len): (u64, u64)) -> Result<Metadata> {
         if len < METADATA_TABLE_LEN as u64 {
             return Err(Error::corrupt(format!(
                 "VHDX metadata region of {len} bytes is too small"

@@ -6,9 +6,11 @@
 //! metadata region. Payload blocks are mapped by the BAT, which interleaves one sector
 //! bitmap entry after every chunk of payload entries; in a differencing disk a partially
 //! present block takes its unset sectors from the parent. An image whose log must be
-//! replayed (it was not closed cleanly) is refused, naming the log.
+//! replayed (it was not closed cleanly) is read with the log replayed in memory; the
+//! file is never written.
 
 mod header;
+mod log;
 mod reader;
 
 pub use header::{Metadata, ParentLocator};

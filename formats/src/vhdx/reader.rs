@@ -5,7 +5,8 @@
 //! differencing disk) through a small cache, so memory stays bounded. Blocks that are not
 //! present read as zeros, or from the parent in a differencing disk.
 
-use super::header::{guid_text, Metadata};
+use super::header::{current_header, guid_text, Metadata};
+use super::log::Replayed;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
 use crate::image::chain::{self, with_file};
 use crate::image::table::{Entry, Table};
@@ -43,7 +44,7 @@ enum Map {
 #[derive(Debug)]
 pub struct VhdxImage {
     path: PathBuf,
-    file: RawFile,
+    file: Replayed,
     meta: Metadata,
     bat: Table,
     bitmaps: Mutex<Lru<Arc<Vec<u8>>>>,
@@ -59,8 +60,14 @@ impl VhdxImage {
     /// Open `path` as part of a chain whose images (canonical paths) are `seen`.
     pub(crate) fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Self> {
         chain::enter(path, seen)?;
-        let file = RawFile::open(path)?;
-        let meta = Metadata::read(&file).map_err(|e| with_file(e, path))?;
+        let raw = RawFile::open(path)?;
+        let (file, meta) = (|| {
+            let header = current_header(&raw)?;
+            let file = Replayed::replay(raw, &header)?;
+            let meta = Metadata::read(&file, &header)?;
+            Ok((file, meta))
+        })()
+        .map_err(|e| with_file(e, path))?;
         let blocks = meta.size.div_ceil(u64::from(meta.block_size));
         let cr = meta.chunk_ratio();
         let entries = if meta.parent.is_some() {
@@ -135,6 +142,11 @@ impl VhdxImage {
     /// What the headers and metadata say.
     pub fn metadata(&self) -> &Metadata {
         &self.meta
+    }
+
+    /// True when the image had a log to replay (it was replayed in memory).
+    pub fn log_replayed(&self) -> bool {
+        self.file.was_replayed()
     }
 
     /// The path the image was opened from.
