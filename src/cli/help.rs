@@ -110,7 +110,8 @@ compressed clusters, extended L2, backing chains; VHD fixed, dynamic and differe
 fixed, dynamic and differencing; parents are looked for beside the child, never outside its \
 directory unless an absolute locator names a file that exists; chains are flattened) and \
 writes raw, qcow2 v3 or a fixed VHD (-O vhd: the disk padded to a whole MiB, as Azure \
-requires, then a footer; qemu names it vpc). Zero regions stay holes (raw, VHD) or \
+requires, then a footer; qemu names it vpc; when that grows the disk, a GPT's backup \
+header is no longer at its end: sgdisk -e moves it). Zero regions stay holes (raw, VHD) or \
 unallocated clusters (qcow2); -c compresses clusters on all cores. A VHDX left with a log \
 to replay (not closed cleanly) is read with the log replayed in memory; the file is not \
 written. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
