@@ -101,6 +101,37 @@ fn ext4_in_vhd_and_vhdx_reads_and_converts() {
         let used = std::os::unix::fs::MetadataExt::blocks(&meta) * 512;
         assert!(used < 24 << 20, "{name}: raw output uses {used} bytes");
         run("e2fsck", &["-fn", s(&dir.join(format!("{name}.raw")))]);
+        // Edits: never in place (refused, exit 3, untouched), a qcow2 overlay backed by the
+        // VHD/VHDX (backing format as qemu names it) that qemu reads as we do.
+        let before = std::fs::read(&img).expect("read");
+        fails(
+            dir,
+            &["-q", "rm", "--in-place", name, "/big"],
+            3,
+            &["--in-place edits raw and qcow2"],
+        );
+        assert!(
+            std::fs::read(&img).expect("read") == before,
+            "{name} changed"
+        );
+        let ov = format!("{name}.ov.qcow2");
+        ok(dir, &["rm", name, "/big", "--overlay", &ov]);
+        let info = run_stdout("qemu-img", &["info", s(&dir.join(&ov))]);
+        assert!(
+            info.contains(&format!("backing file format: {fmt}")),
+            "{info}"
+        );
+        ok(dir, &["convert", &ov, &format!("{ov}.raw")]);
+        let q = dir.join(format!("{ov}.qemu.raw"));
+        run(
+            "qemu-img",
+            &["convert", "-O", "raw", s(&dir.join(&ov)), s(&q)],
+        );
+        assert!(
+            std::fs::read(&q).expect("read")
+                == std::fs::read(dir.join(format!("{ov}.raw"))).expect("read")
+        );
+        assert!(!ok(dir, &["ls", &ov, "/"]).contains("big"));
     }
 }
 
