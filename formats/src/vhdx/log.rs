@@ -89,6 +89,7 @@ impl Replayed {
             off: log_off,
             len: log_len,
             guid,
+            budget: std::cell::Cell::new(4 * log_len),
         };
         let mut head: Option<(u64, u64)> = None;
         for at in (0..log_len).step_by(SECTOR as usize) {
@@ -205,11 +206,22 @@ struct Log<'a> {
     off: u64,
     len: u64,
     guid: &'a [u8],
+    /// Bytes the search may still read: a real log is read about twice (each sector as a
+    /// candidate, each entry whole); overlapping entries claiming the whole log are not
+    /// read for ever.
+    budget: std::cell::Cell<u64>,
 }
 
 impl Log<'_> {
     /// The 4 KiB sectors from `at` (relative to the log, wrapping around it).
     fn sectors(&self, at: u64, n: u64) -> Result<Vec<u8>> {
+        let left = self.budget.get().checked_sub(n * SECTOR).ok_or_else(|| {
+            Error::corrupt(format!(
+                "the VHDX log ({} bytes) holds overlapping entries; it cannot be replayed",
+                self.len
+            ))
+        })?;
+        self.budget.set(left);
         let mut v = vec![0u8; (n * SECTOR) as usize];
         for (i, s) in v.chunks_mut(SECTOR as usize).enumerate() {
             self.file
