@@ -39,12 +39,7 @@ fn create(path: &Path, subformat: &str, size: &str, writes: &[String]) {
         "qemu-img",
         &["create", "-q", "-f", "vpc", "-o", &opt, s(path), size],
     );
-    let mut args = vec!["-f", "vpc"];
-    for w in writes {
-        args.extend(["-c", w.as_str()]);
-    }
-    args.push(s(path));
-    run("qemu-io", &args);
+    oracle::qemu_io(path, "vpc", writes);
 }
 
 /// Writes with data at the start, inside and across blocks, and in the last sector.

@@ -52,12 +52,7 @@ fn create(path: &Path, subformat: &str, writes: &[String]) {
         "qemu-img",
         &["create", "-q", "-f", "vhdx", "-o", &opt, s(path), SIZE],
     );
-    let mut args = vec!["-f", "vhdx"];
-    for w in writes {
-        args.extend(["-c", w.as_str()]);
-    }
-    args.push(s(path));
-    run("qemu-io", &args);
+    oracle::qemu_io(path, "vhdx", writes);
 }
 
 fn scattered(seed: u8) -> Vec<String> {

@@ -186,3 +186,13 @@ pub fn walk(dev: &dyn BlockDevice) -> subroot_formats::Result<()> {
     dev.extents(0, len)?;
     Ok(())
 }
+
+/// Run each `qemu-io` command (`write -P 0x41 1M 4k`, ...) on `img` of qemu format `fmt`.
+pub fn qemu_io(img: &Path, fmt: &str, cmds: &[String]) {
+    let mut args = vec!["-f", fmt];
+    for c in cmds {
+        args.extend(["-c", c.as_str()]);
+    }
+    args.push(s(img));
+    run("qemu-io", &args);
+}
