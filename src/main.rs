@@ -21,6 +21,8 @@ use std::process::ExitCode;
 pub struct Ctx {
     pub quiet: bool,
     pub verbose: u8,
+    /// `--mke2fs`, for every command that builds an ext filesystem.
+    pub mke2fs: Option<std::path::PathBuf>,
 }
 
 impl Ctx {
@@ -46,9 +48,11 @@ fn main() -> ExitCode {
     let ctx = Ctx {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
+        mke2fs: cli.global.mke2fs.clone(),
     };
     let result = match &cli.command {
         Command::Info(a) => ops::info::run(a),
+        Command::Inspect(a) => ops::inspect::run(a),
         Command::Convert(a) => ops::convert::run(a, &ctx),
         Command::Create(a) => ops::create::run(a, &ctx),
         Command::Mkfs(a) => ops::mkfs::run(a, &ctx),

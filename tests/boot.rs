@@ -21,7 +21,9 @@
 //! role `subroot-hook` behind the untouched main segment). Two more variants rewrite the
 //! initramfs-tools image's initrd before the relayout (GNU tools build it, `subroot
 //! copy-in` puts it in place): the main archive recompressed with gzip, and an
-//! uncompressed early-microcode segment put in front of it.
+//! uncompressed early-microcode segment put in front of it. Two more write the result
+//! other ways: as a qcow2 overlay backed by the input (`--overlay`), and into a copy of
+//! the input itself (`--in-place`); QEMU boots those too.
 
 mod common;
 
@@ -38,24 +40,6 @@ fn enabled(test: &str) -> bool {
         eprintln!("SKIPPED {test}: boot tests are opt-in (SUBROOT_BOOT_TESTS=1; on under CI=true)");
     }
     on
-}
-
-/// The cached Debian image of `flavour` (building it needs root).
-fn debian_image(flavour: &str) -> Option<PathBuf> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/debian-image.sh");
-    let out = Command::new("bash")
-        .args([script, flavour])
-        .output()
-        .expect("running debian-image.sh");
-    if !out.status.success() {
-        panic!(
-            "debian-image.sh {flavour} failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
-    assert!(path.is_file(), "debian-image.sh printed {path:?}");
-    Some(path)
 }
 
 /// The bytes of `path` inside partition `part` of `image`, read with `subroot cat`.
@@ -191,11 +175,22 @@ fn with_initrd(dir: &Path, image: &Path, how: Initrd) -> PathBuf {
     out
 }
 
-fn boot_variant(flavour: &str, boot: Boot, test: &str) {
-    boot_variant_with(flavour, boot, Initrd::AsBuilt, test)
+/// Where the relayout writes its result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Output {
+    /// A new qcow2 image (`-o OUT -O qcow2`).
+    NewQcow2,
+    /// A qcow2 overlay backed by the input (`--overlay OUT`).
+    Overlay,
+    /// A copy of the raw input, changed in place (`--in-place`).
+    InPlace,
 }
 
-fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
+fn boot_variant(flavour: &str, boot: Boot, test: &str) {
+    boot_variant_with(flavour, boot, Initrd::AsBuilt, Output::NewQcow2, test)
+}
+
+fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, output: Output, test: &str) {
     if !enabled(test) {
         return;
     }
@@ -215,7 +210,16 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
     };
     let d = workdir();
     let image = with_initrd(d.path(), &image, how);
-    let out = d.path().join("r0.qcow2");
+    let out = match output {
+        Output::NewQcow2 => d.path().join("r0.qcow2"),
+        Output::Overlay => d.path().join("r0-overlay.qcow2"),
+        Output::InPlace => {
+            let copy = d.path().join("in-place.raw");
+            run("cp", &["--sparse=always", s(&image), s(&copy)]);
+            run("chmod", &["a+rw", s(&copy)]);
+            copy
+        }
+    };
     // The root partition, from the plan (after the relayout /etc/os-release is in /r0, so
     // the automatic choice no longer finds a Linux root on a disk with an ESP).
     let plan = ok(
@@ -251,10 +255,17 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
         }
     };
     // As uid 65534 when the suite is root: the whole relayout is rootless.
-    ok(
-        d.path(),
-        &["-q", "relayout", s(&image), "-o", s(&out), "-O", "qcow2"],
-    );
+    match output {
+        Output::NewQcow2 => ok(
+            d.path(),
+            &["-q", "relayout", s(&image), "-o", s(&out), "-O", "qcow2"],
+        ),
+        Output::Overlay => ok(
+            d.path(),
+            &["-q", "relayout", s(&image), "--overlay", s(&out)],
+        ),
+        Output::InPlace => ok(d.path(), &["-q", "relayout", s(&out), "--in-place"]),
+    };
     let listing = ok(
         d.path(),
         &["-q", "ls", "-p", &files.part, s(&out), files.listing_dir()],
@@ -343,9 +354,24 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
         cat(d.path(), &out, &files.part, &files.path(&initrd)),
     )
     .expect("write");
-    // qemu-img accepts the output as a sound qcow2.
-    assert!(run("qemu-img", &["check", s(&out)]).status.success());
-    assert!(run_stdout("qemu-img", &["info", s(&out)]).contains("file format: qcow2"));
+    // qemu-img accepts the output as a sound qcow2 (an overlay names the input as its
+    // backing file); the in-place output is the raw input file itself.
+    let info = run_stdout("qemu-img", &["info", s(&out)]);
+    match output {
+        Output::InPlace => assert!(info.contains("file format: raw"), "{info}"),
+        _ => {
+            assert!(run("qemu-img", &["check", s(&out)]).status.success());
+            assert!(info.contains("file format: qcow2"), "{info}");
+        }
+    }
+    if output == Output::Overlay {
+        assert!(info.contains("backing file:"), "{info}");
+        let size = std::fs::metadata(&out).expect("stat").len();
+        assert!(
+            size < (64 << 20),
+            "the overlay holds only the changes: {size} bytes"
+        );
+    }
     // The r0 layout is there before booting.
     let r0 = ok(d.path(), &["-q", "ls", "-p", &part, s(&out), "/r0"]);
     for n in ["etc", "usr", "boot", "var", "home", "sysroot"] {
@@ -378,9 +404,10 @@ fn boot_variant_with(flavour: &str, boot: Boot, how: Initrd, test: &str) {
         .collect::<Vec<_>>()
         .join("\n");
     // Keep the serial log for inspection (target/boot-FLAVOUR[-VARIANT].log).
-    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(match how {
-        Initrd::AsBuilt => format!("target/boot-{flavour}.log"),
-        other => format!("target/boot-{flavour}-{other:?}.log"),
+    let keep = Path::new(env!("CARGO_MANIFEST_DIR")).join(match (how, output) {
+        (Initrd::AsBuilt, Output::NewQcow2) => format!("target/boot-{flavour}.log"),
+        (Initrd::AsBuilt, o) => format!("target/boot-{flavour}-{o:?}.log"),
+        (other, _) => format!("target/boot-{flavour}-{other:?}.log"),
     });
     let _ = std::fs::write(&keep, &text);
     // Show the judged lines (for the record).
@@ -473,6 +500,7 @@ fn relayouted_gzip_initramfs_tools_image_boots_into_r0() {
         "initramfs-tools",
         Boot::OnRoot,
         Initrd::Gzip,
+        Output::NewQcow2,
         "relayouted_gzip_initramfs_tools_image_boots_into_r0",
     );
 }
@@ -483,6 +511,29 @@ fn relayouted_image_with_early_initrd_segment_boots_into_r0() {
         "initramfs-tools",
         Boot::OnRoot,
         Initrd::EarlySegment,
+        Output::NewQcow2,
         "relayouted_image_with_early_initrd_segment_boots_into_r0",
+    );
+}
+
+#[test]
+fn relayout_overlay_of_initramfs_tools_image_boots_into_r0() {
+    boot_variant_with(
+        "initramfs-tools",
+        Boot::OnRoot,
+        Initrd::AsBuilt,
+        Output::Overlay,
+        "relayout_overlay_of_initramfs_tools_image_boots_into_r0",
+    );
+}
+
+#[test]
+fn relayout_in_place_of_dracut_image_boots_into_r0() {
+    boot_variant_with(
+        "dracut",
+        Boot::OnRoot,
+        Initrd::AsBuilt,
+        Output::InPlace,
+        "relayout_in_place_of_dracut_image_boots_into_r0",
     );
 }

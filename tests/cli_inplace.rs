@@ -434,3 +434,62 @@ fn recover_says_what_it_did() {
     fails(d, &["recover", s(&other)], 3, &["other.raw.subroot-undo"]);
     assert_eq!(std::fs::read(&other).unwrap(), before, "image untouched");
 }
+
+/// Metadata found damaged in the middle of an edit (a directory block of the destination
+/// whose checksum no longer matches): a clear error naming the damage, exit status 3, and
+/// the image byte for byte as it was — with every destination, in place too.
+#[test]
+fn damage_found_mid_edit_leaves_the_image_unchanged() {
+    let test = "damage_found_mid_edit_leaves_the_image_unchanged";
+    if !tools(test) || !need("debugfs", test) {
+        return;
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let img = disk(d, "raw");
+    let tree = host_tree(d);
+    // /etc's first directory block, in the partition image the disk was made from.
+    let blocks = run_stdout("debugfs", &["-R", "blocks /etc", s(&d.join("p1.img"))]);
+    let block: u64 = blocks
+        .split_whitespace()
+        .next()
+        .and_then(|b| b.parse().ok())
+        .unwrap_or_else(|| panic!("blocks of /etc: {blocks}"));
+    // One byte of an entry's name changed: the block's checksum no longer matches (the
+    // free counts are untouched, so the check before the edit passes).
+    let at = MIB + block * 4096 + 24 + 8;
+    let mut b = [0u8; 1];
+    std::fs::File::open(&img)
+        .and_then(|f| std::os::unix::fs::FileExt::read_exact_at(&f, &mut b, at))
+        .unwrap();
+    patch(&img, at, &[b[0] ^ 0x20]);
+    let before = std::fs::read(&img).unwrap();
+    let ip = copy(&img, d, "ip.raw");
+    for dest in [
+        &["-o", "out.raw"][..],
+        &["--overlay", "ov.qcow2"],
+        &["--in-place"],
+    ] {
+        let target = if dest[0] == "--in-place" { &ip } else { &img };
+        let mut args = vec![
+            "-q",
+            "copy-in",
+            s(target),
+            "-p",
+            "1",
+            s(&tree),
+            "/etc",
+            "--engine",
+            "edit",
+        ];
+        args.extend_from_slice(dest);
+        fails(d, &args, 3, &["checksum"]);
+        assert_eq!(
+            std::fs::read(target).unwrap(),
+            before,
+            "{dest:?}: the image is unchanged"
+        );
+        assert!(!d.join("out.raw").exists() && !d.join("ov.qcow2").exists());
+        assert!(!d.join("ip.raw.subroot-undo").exists());
+    }
+}

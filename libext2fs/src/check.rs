@@ -40,7 +40,11 @@ fn check_as(dev: Arc<dyn BlockDevice>, dirs: &[Vec<u8>], when: &str) -> Result<C
     let mut report = CheckReport::default();
     for dir in dirs {
         // A touched directory may have been removed afterwards: only existing ones count.
-        let Ok(ino) = fs.lookup(dir) else { continue };
+        let ino = match fs.lookup(&[b"/", &dir[..]].concat()) {
+            Ok(ino) => ino,
+            Err(subroot_formats::Error::NotFound(_)) => continue,
+            Err(e) => return Err(corrupt(format!("looking up {}: {e}", Shown(dir)))),
+        };
         let entries = fs
             .read_dir(ino)
             .map_err(|e| corrupt(format!("directory {}: {e}", Shown(dir))))?;
@@ -94,6 +98,14 @@ fn zeros(bits: &[u8], n: usize) -> u64 {
         .count() as u64
 }
 
+/// A reader error: damage found is [`Error::Corrupt`], anything else the device's.
+fn reader(e: subroot_formats::Error) -> Error {
+    match e {
+        subroot_formats::Error::Corrupt(m) => Error::Corrupt(m),
+        e => Error::Device(e),
+    }
+}
+
 /// Group and superblock free counts against the bitmaps.
 fn check_counts(fs: &ExtFs<Arc<dyn BlockDevice>>, report: &mut CheckReport) -> Result<()> {
     let sb = fs.superblock();
@@ -104,7 +116,7 @@ fn check_counts(fs: &ExtFs<Arc<dyn BlockDevice>>, report: &mut CheckReport) -> R
     let mut buf = vec![0u8; bs as usize];
     let (mut free_blocks, mut free_inodes) = (0u64, 0u64);
     for g in 0..sb.group_count() {
-        let d = fs.group_desc(g)?;
+        let d = fs.group_desc(g).map_err(reader)?;
         let in_group = (clusters - g * cpg).min(cpg) as usize;
         if d.flags & BG_BLOCK_UNINIT == 0 {
             fs.device().read_at(&mut buf, d.block_bitmap * bs)?;

@@ -7,10 +7,10 @@
 //! ```text
 //! printf '#include <ext2fs/ext2fs.h>\n#include <et/com_err.h>\n#include <ext2fs/ext2_err.h>\n' > wrap.h
 //! bindgen wrap.h --no-layout-tests --no-doc-comments --use-core --ctypes-prefix core::ffi \
-//!  --allowlist-function 'ext2fs_(open2|close2|free|flush|read_bitmaps|get_library_version|namei|lookup|read_inode_full|write_inode_full|write_new_inode|new_inode|inode_alloc_stats2|mkdir|link|unlink|symlink|expand_dir|dir_iterate2|file_open|file_write|file_llseek|file_close|file_set_size2|file_get_lsize|punch|xattrs_open|xattrs_read|xattrs_close|xattrs_iterate|xattr_set|xattr_remove|extent_open2|extent_free|inode_has_valid_blocks2|read_inode)' \
+//!  --allowlist-function 'ext2fs_(open2|close2|free|flush|read_bitmaps|get_library_version|namei|lookup|read_inode_full|write_inode_full|write_new_inode|new_inode|inode_alloc_stats2|block_alloc_stats2|adjust_ea_refcount3|mkdir|link|unlink|symlink|expand_dir|dir_iterate2|file_open|file_write|file_llseek|file_close|file_set_size2|file_get_lsize|punch|xattrs_open|xattrs_read|xattrs_close|xattrs_iterate|xattr_set|xattr_remove|extent_open2|extent_free|inode_has_valid_blocks2|read_inode|dirhash2|bmap2|read_dir_block4|write_dir_block4)' \
 //!  --allowlist-function 'error_message|initialize_ext2_error_table' \
 //!  --allowlist-type 'struct_io_manager|struct_io_channel|struct_ext2_filsys|ext2_inode_large|ext2_super_block|ext2_dir_entry|ext2_dir_entry_2' \
-//!  --allowlist-var 'EXT2_ET_.*|EXT2_FLAG_(RW|64BITS)|EXT2_FILE_WRITE|EXT2_SEEK_SET|EXT4_EXTENTS_FL|EXT2_FT_.*|DIRENT_.*|EXT2_ROOT_INO|EXT2_GOOD_OLD_INODE_SIZE|CHANNEL_FLAGS_.*|EXT2_ET_MAGIC_IO_.*' \
+//!  --allowlist-var 'EXT2_ET_.*|EXT2_FLAG_(RW|64BITS|SKIP_MMP)|EXT2_FILE_WRITE|EXT2_SEEK_SET|EXT4_EXTENTS_FL|EXT2_FT_.*|DIRENT_.*|EXT2_ROOT_INO|EXT2_GOOD_OLD_INODE_SIZE|CHANNEL_FLAGS_.*|EXT2_ET_MAGIC_IO_.*' \
 //!  -o sys.rs -- -D_FILE_OFFSET_BITS=64
 //! ```
 //!
@@ -228,6 +228,7 @@ pub const EXT2_FILE_WRITE: u32 = 1;
 pub const EXT2_SEEK_SET: u32 = 0;
 pub const EXT2_FLAG_RW: u32 = 1;
 pub const EXT2_FLAG_64BITS: u32 = 131072;
+pub const EXT2_FLAG_SKIP_MMP: u32 = 1048576;
 pub const DIRENT_CHANGED: u32 = 1;
 pub const DIRENT_ABORT: u32 = 2;
 pub const DIRENT_ERROR: u32 = 3;
@@ -531,6 +532,7 @@ pub type blk_t = __u32;
 pub type blk64_t = __u64;
 pub type dgrp_t = __u32;
 pub type ext2_off64_t = __s64;
+pub type ext2_dirhash_t = __u32;
 pub type errcode_t = core::ffi::c_long;
 extern "C" {
     pub fn error_message(arg1: core::ffi::c_long) -> *const core::ffi::c_char;
@@ -829,10 +831,55 @@ extern "C" {
     );
 }
 extern "C" {
+    pub fn ext2fs_block_alloc_stats2(fs: ext2_filsys, blk: blk64_t, inuse: core::ffi::c_int);
+}
+extern "C" {
+    pub fn ext2fs_bmap2(
+        fs: ext2_filsys,
+        ino: ext2_ino_t,
+        inode: *mut ext2_inode,
+        block_buf: *mut core::ffi::c_char,
+        bmap_flags: core::ffi::c_int,
+        block: blk64_t,
+        ret_flags: *mut core::ffi::c_int,
+        phys_blk: *mut blk64_t,
+    ) -> errcode_t;
+}
+extern "C" {
     pub fn ext2fs_close2(fs: ext2_filsys, flags: core::ffi::c_int) -> errcode_t;
 }
 extern "C" {
     pub fn ext2fs_flush(fs: ext2_filsys) -> errcode_t;
+}
+extern "C" {
+    pub fn ext2fs_read_dir_block4(
+        fs: ext2_filsys,
+        block: blk64_t,
+        buf: *mut core::ffi::c_void,
+        flags: core::ffi::c_int,
+        ino: ext2_ino_t,
+    ) -> errcode_t;
+}
+extern "C" {
+    pub fn ext2fs_write_dir_block4(
+        fs: ext2_filsys,
+        block: blk64_t,
+        buf: *mut core::ffi::c_void,
+        flags: core::ffi::c_int,
+        ino: ext2_ino_t,
+    ) -> errcode_t;
+}
+extern "C" {
+    pub fn ext2fs_dirhash2(
+        version: core::ffi::c_int,
+        name: *const core::ffi::c_char,
+        len: core::ffi::c_int,
+        charset: *const ext2fs_nls_table,
+        hash_flags: core::ffi::c_int,
+        seed: *const __u32,
+        ret_hash: *mut ext2_dirhash_t,
+        ret_minor_hash: *mut ext2_dirhash_t,
+    ) -> errcode_t;
 }
 extern "C" {
     pub fn ext2fs_dir_iterate2(
@@ -856,6 +903,16 @@ extern "C" {
 }
 extern "C" {
     pub fn ext2fs_expand_dir(fs: ext2_filsys, dir: ext2_ino_t) -> errcode_t;
+}
+extern "C" {
+    pub fn ext2fs_adjust_ea_refcount3(
+        fs: ext2_filsys,
+        blk: blk64_t,
+        block_buf: *mut core::ffi::c_char,
+        adjust: core::ffi::c_int,
+        newcount: *mut __u32,
+        inum: ext2_ino_t,
+    ) -> errcode_t;
 }
 extern "C" {
     pub fn ext2fs_xattrs_read(handle: *mut ext2_xattr_handle) -> errcode_t;

@@ -1,5 +1,5 @@
-//! Every editing operation on every flavour of ext (ext2 1K, ext3 2K, ext4 as Debian's
-//! mke2fs makes it, ext4 with orphan_file and metadata_csum_seed (upstream 1.47
+//! Every editing operation on every flavour of ext (ext2 1K, ext3 2K, ext4 4K as Debian's
+//! mke2fs makes it, ext4 4K with orphan_file and metadata_csum_seed (upstream 1.47
 //! defaults), ext4 without metadata_csum, bigalloc, ext4 1K), judged by `e2fsck -fn`, by our own
 //! after-edit check, and by our reader showing exactly the intended tree with full
 //! metadata (the manifest of the image before, with each operation applied to it).
@@ -15,15 +15,14 @@ use subroot_libext2fs::Error;
 use subroot_test_support::{ext_manifest, noise, rich, s, tree_manifest};
 
 /// The rich host tree (owners, setuid, capabilities, ACLs, hard links, devices, fifo,
-/// socket, sparse files, long names), with `many/` cut to 300 entries. Without the
-/// 3,000-byte xattr: libext2fs 1.47.0 refuses xattr values of about 1,000 bytes and more
-/// in an xattr block (debugfs' ea_set too).
-fn host_tree() -> &'static Path {
-    static TREE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    let (_, p) = TREE.get_or_init(|| {
+/// socket, sparse files, long names), with `many/` cut to 300 entries; `big`: with a
+/// 3,000-byte xattr (it needs an xattr block of 4 KiB).
+fn host_tree(big: bool) -> &'static Path {
+    static TREES: [OnceLock<(tempfile::TempDir, PathBuf)>; 2] = [OnceLock::new(), OnceLock::new()];
+    let (_, p) = TREES[usize::from(big)].get_or_init(|| {
         let t = tempfile::tempdir_in("/var/tmp").unwrap();
         let p = t.path().join("tree");
-        rich::build_tree(&p, false);
+        rich::build_tree(&p, big);
         bash(&format!(
             "cd {}; rm -rf many; mkdir many; for i in $(seq 300); do echo $i > many/f$i; done
              # atimes after the ctimes: reading (readlink) does not move them (relatime)
@@ -131,7 +130,7 @@ fn every_operation(flavour: &str) {
         return;
     }
     let (_, opts) = FLAVOURS.iter().find(|(n, _)| *n == flavour).unwrap();
-    let host = host_tree();
+    let host = host_tree(opts.contains("-b 4096"));
     let tmp = tempfile::tempdir_in("/var/tmp").unwrap();
     let img = tmp.path().join("fs.img");
     mkfs(&img, opts, "300M", Some(&seed(tmp.path())));

@@ -16,6 +16,20 @@ pub struct InfoArgs {
     pub json: bool,
 }
 
+/// `subroot inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The disk image (raw, qcow2, VHD or VHDX; the format is detected) or a bare
+    /// filesystem image.
+    pub image: PathBuf,
+    /// Treat the image as this format instead of detecting it.
+    #[arg(short = 'f', long = "format", value_name = "FMT")]
+    pub format: Option<InputFormatArg>,
+    /// Print JSON instead of text (fields: see JSON OUTPUT).
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
     /// The input image (raw, qcow2, VHD or VHDX, with any backing or parent chain).

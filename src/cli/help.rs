@@ -103,6 +103,54 @@ A filesystem is null or {type, fat_bits (12/16/32 for vfat, else null), label, u
 version}; type names follow blkid: ext2 ext3 ext4 vfat swap crypto_LUKS LVM2_member btrfs \
 xfs squashfs erofs iso9660.";
 
+pub const INSPECT: &str = "Tell what an installed system in an image is, read in place \
+without a VM (what virt-inspector tells).\n\n\
+Read-only. The root is the ext2/3/4 partition holding /etc/os-release or \
+/usr/lib/os-release (or the same under r0/ after a relayout). Paths inside the system \
+resolve as it would see them mounted: through its /etc/fstab onto the right partition (a \
+separate /boot, the ESP at /boot/efi, /home, /var; UUID=, LABEL=, PARTUUID=, PARTLABEL= \
+and /dev/sdXN-style names) and, on a relayouted image, into r0/ except for the shared \
+directories left at the top. Reported: the container and partition table; each partition, \
+its filesystem and its roles (root, esp, swap, bios-boot, the fstab mount points); the OS \
+from os-release; hostname; machine id; the kernels in /boot with their initrds (flavour \
+initramfs-tools or dracut, compression per segment, subroot hook present), examined in \
+place; the boot loaders (GRUB's boot code in the MBR with its core in the MBR gap or a BIOS \
+boot partition, GRUB or systemd-boot on an ESP, a grub.cfg or BLS entries in /boot) with \
+their entries and kernel command lines; /etc/fstab with the partition each line names; the \
+users of /etc/passwd (never the password field); the package manager and installed \
+packages (dpkg's status database is read; an rpm database is named with its format, \
+sqlite, bdb or ndb, and not read); and, on a relayouted image, the roots and the default \
+one (subroot= on the kernel command line).\n\n\
+Missing pieces (no os-release, no fstab, a FAT or LUKS partition, an unrecognised one) are \
+said under notes, not errors. A corrupt partition table or a recognised filesystem that \
+does not open (a damaged ext superblock) is an error, exit status 3.\n\n\
+JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
+  image, format    the image as given; \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\"
+  virtual_size     the disk's size
+  table            null, or {type (\"mbr\" | \"gpt\"), disk_id}
+  partitions       [{number (null: the whole disk), start, size, type,
+                   type_name, name, uuid, filesystem (as in info), roles
+                   (\"root\", \"esp\", \"swap\", \"bios-boot\", \"/boot\", ...)}]
+  root             null, or {partition, subroot (\"r0\" when relayouted)}
+  os               null, or {file, id, version_id, name, pretty_name,
+                   fields (every KEY of os-release)}
+  hostname         /etc/hostname's first line, or null
+  machine_id       /etc/machine-id, or null (empty until the first boot)
+  fstab            [{device, mountpoint, type, options, partition (null:
+                   not found on this disk)}]
+  kernels          [{version, path, partition, size, initrd (null, or
+                   {path, size, flavour, compression [per segment],
+                   segments, hook_present, error})}]
+  boot_loaders     [{kind (\"grub-bios\" | \"grub-efi\" | \"systemd-boot\" |
+                   \"grub-config\" | \"bls\"), location, partition, config,
+                   entries [{title, kernel, initrds, cmdline}]}]
+  users            [{name, uid, gid, home, shell}]
+  packages         {manager (\"dpkg\" | \"rpm\" | null), database, format
+                   (\"dpkg-status\" | \"sqlite\" | \"bdb\" | \"ndb\"), read,
+                   count, installed [{name, version, architecture}]}
+  relayout         null, or {roots [{name, pretty_name}], default}
+  notes            what is missing or was not read";
+
 pub const CONVERT: &str = "Copy an image to a new raw, qcow2 or fixed VHD file, flattening \
 backing chains and keeping it sparse.\n\n\
 Like qemu-img convert: reads any raw, qcow2, VHD or VHDX image (qcow2 v2/v3, zlib/zstd \

@@ -17,7 +17,7 @@ mod select;
 mod write;
 
 pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, BatchRelayoutArgs};
-pub use disk::{ConvertArgs, CreateArgs, InfoArgs, Qcow2OutArgs};
+pub use disk::{ConvertArgs, CreateArgs, InfoArgs, InspectArgs, Qcow2OutArgs};
 pub use initrd::*;
 pub use select::PartitionArgs;
 pub use write::{CopyInArgs, EditOutArgs, ExtTypeArg, MkfsArgs, RmArgs};
@@ -55,6 +55,11 @@ pub struct GlobalArgs {
     /// Print more about what is being done (repeat for more).
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
+    /// The mke2fs every command that builds an ext filesystem runs (also SUBROOT_MKE2FS;
+    /// default: mke2fs on PATH, /sbin, /usr/sbin); its sibling debugfs, e2fsck and dumpe2fs
+    /// are preferred.
+    #[arg(long, global = true, value_name = "PATH")]
+    pub mke2fs: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +70,15 @@ pub enum Command {
         after_help = "EXAMPLES:\n  subroot info debian.qcow2\n  subroot info --json disk.raw | jq '.partitions[].filesystem'"
     )]
     Info(InfoArgs),
+    /// Tell what an installed system in an image is: OS, kernels, boot loaders, fstab, users, packages.
+    #[command(
+        long_about = help::INSPECT,
+        after_help = "EXAMPLES:\n  subroot inspect debian.qcow2\n  \
+subroot inspect --json disk.raw | jq -r '.os.pretty_name, .kernels[].version'\n  \
+subroot inspect --json disk.raw | jq -r '.packages.installed[] | \"\\(.name) \\(.version)\"'\n  \
+for i in *.qcow2; do subroot inspect --json \"$i\" | jq -c '{image, os: .os.id, root: .root}'; done"
+    )]
+    Inspect(InspectArgs),
     /// Copy an image to a new raw, qcow2 or fixed VHD file, flattening backing chains, keeping it sparse.
     #[command(
         long_about = help::CONVERT,

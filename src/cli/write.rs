@@ -69,10 +69,6 @@ pub struct EditOutArgs {
     pub output_format: Option<ImageFormatArg>,
     #[command(flatten)]
     pub qcow2: Qcow2OutArgs,
-    /// The mke2fs to use for ext partitions (also SUBROOT_MKE2FS); its sibling
-    /// debugfs/e2fsck are preferred.
-    #[arg(long, value_name = "PATH")]
-    pub mke2fs: Option<PathBuf>,
     /// Overwrite an existing OUT.
     #[arg(long)]
     pub force: bool,

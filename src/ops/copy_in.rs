@@ -152,7 +152,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         &sel,
         args.engine,
         args.out.verify,
-        args.out.mke2fs.as_deref(),
+        ctx.mke2fs.as_deref(),
         grafts,
         Vec::new(),
         &|tree| check_dest(tree.entry(&dest).map(|e| e.kind).map_err(Into::into)),

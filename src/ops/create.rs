@@ -146,7 +146,7 @@ fn populate(
 
 /// Build an ext filesystem of `size` bytes from `from`, or empty.
 fn populate_ext(fs: &str, from: Option<&str>, size: u64, ctx: &Ctx) -> Result<BuiltFs> {
-    let tools = crate::e2fsprogs::find(None)?;
+    let tools = crate::e2fsprogs::find(ctx.mke2fs.as_deref())?;
     let scratch = crate::output::scratch_root()?;
     let opts = BuildOptions {
         size,

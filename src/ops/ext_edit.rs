@@ -59,7 +59,7 @@ pub fn edit(
     let mut fs =
         Ext2Fs::open(part.clone(), &what).with_context(|| format!("cannot open {what}"))?;
     reproducible_clock(&mut fs)?;
-    ctx.note(format_args!("editing {what} in place"));
+    ctx.note(format_args!("editing {what} in process"));
     for path in &changes.removed {
         fs.remove_tree(path)
             .with_context(|| format!("cannot remove /{}", String::from_utf8_lossy(path)))?;
@@ -90,7 +90,7 @@ pub fn edit(
         report.groups
     ));
     if verify == Verify::Full {
-        super::full_check::e2fsck(&*part, &what)?;
+        super::full_check::e2fsck(&*part, &what, ctx.mke2fs.as_deref())?;
     }
     let edit = Edit {
         input: &sel.image,

@@ -19,8 +19,8 @@ pub enum Verify {
 }
 
 /// `e2fsck -fn` of the filesystem `fs` (the edited view of one partition), named `what`.
-pub fn e2fsck(fs: &dyn BlockDevice, what: &str) -> Result<()> {
-    let tools = crate::e2fsprogs::find(None).context("--verify full needs e2fsprogs (e2fsck)")?;
+pub fn e2fsck(fs: &dyn BlockDevice, what: &str, mke2fs: Option<&std::path::Path>) -> Result<()> {
+    let tools = crate::e2fsprogs::find(mke2fs).context("--verify full needs e2fsprogs (e2fsck)")?;
     let flat = tempfile::NamedTempFile::new()
         .context("cannot create a temporary file for --verify full")?;
     write_raw(fs, flat.as_file(), &|_| {})

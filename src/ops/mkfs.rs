@@ -45,7 +45,7 @@ pub fn run(args: &MkfsArgs, ctx: &Ctx) -> Result<()> {
         return mkfs_fat(args, &sel, &out, ctx);
     }
     let len = sel.device.len();
-    let tools = crate::e2fsprogs::find(args.out.mke2fs.as_deref())?;
+    let tools = crate::e2fsprogs::find(ctx.mke2fs.as_deref())?;
     let mut identity = if args.new_identity || !sel.is_ext() {
         let kind = match args.fs_type.unwrap_or(ExtTypeArg::Ext4) {
             ExtTypeArg::Ext2 => "ext2",

@@ -15,6 +15,7 @@ pub mod fstree;
 pub mod full_check;
 pub mod info;
 pub mod initrd;
+pub mod inspect;
 pub mod ls;
 pub mod manifest;
 pub mod mkfs;

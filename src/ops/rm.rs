@@ -60,7 +60,7 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
         &sel,
         args.engine,
         args.out.verify,
-        args.out.mke2fs.as_deref(),
+        ctx.mke2fs.as_deref(),
         Vec::new(),
         paths.clone(),
         &|tree| {

@@ -226,7 +226,7 @@ pub fn select(image: &Path, which: impl Into<Which>, ctx: &Ctx) -> Result<Select
 
 /// How a filesystem holds a Linux root.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum RootKind {
+pub enum RootKind {
     /// `/etc/os-release` or `/usr/lib/os-release`.
     Plain,
     /// The same under `/r0` (a `subroot relayout` output).
@@ -236,7 +236,7 @@ enum RootKind {
 /// Whether an ext filesystem holds a Linux root: `/etc/os-release` or
 /// `/usr/lib/os-release` (as an entry of any kind: on many systems the first is a symlink
 /// to the second), or the same under `/r0` (relayouted).
-fn linux_root(dev: &Arc<dyn BlockDevice>) -> Option<RootKind> {
+pub fn linux_root(dev: &Arc<dyn BlockDevice>) -> Option<RootKind> {
     let fs = ExtFs::open_with(dev.clone(), OpenOptions { force: true }).ok()?;
     let has = |paths: &[&[u8]]| paths.iter().any(|p| fs.lookup(p).is_ok());
     if has(&[b"/etc/os-release", b"/usr/lib/os-release"]) {

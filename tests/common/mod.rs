@@ -244,6 +244,24 @@ pub fn sfdisk_image(dir: &Path, name: &str, size: &str, script: &str) -> PathBuf
     p
 }
 
+/// The cached Debian image of `flavour` (building it needs root).
+pub fn debian_image(flavour: &str) -> Option<PathBuf> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/debian-image.sh");
+    let out = std::process::Command::new("bash")
+        .args([script, flavour])
+        .output()
+        .expect("running debian-image.sh");
+    if !out.status.success() {
+        panic!(
+            "debian-image.sh {flavour} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string());
+    assert!(path.is_file(), "debian-image.sh printed {path:?}");
+    Some(path)
+}
+
 /// The bytes of a name in JSON output (docs/json.md): `v[key]` (a plain string) or
 /// `v["KEY_bytes"]` (base64); both present is an error.
 pub fn json_name(v: &serde_json::Value, key: &str) -> Option<Vec<u8>> {

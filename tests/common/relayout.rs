@@ -115,7 +115,24 @@ pub fn separate_boot_disk(dir: &Path) -> (PathBuf, PathBuf) {
         ),
     )
     .expect("fstab");
-    let boot = dir.join("sep-boot");
+    let boot = boot_tree(&dir.join("sep-boot"));
+    let img = dir.join("sep.raw");
+    sh(&format!(
+        "truncate -s 96M {i} && \
+         printf 'label: dos\\nstart=2048, size=65536, type=83\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
+         mke2fs -q -F -t ext4 -L boot -U {BOOT_UUID} -E offset=1048576 -d {b} {i} 32M && \
+         mke2fs -q -F -t ext4 -L root -U {ROOT_UUID} -E offset=34603008 -d {r} {i} 63M && \
+         chmod a+r {i}",
+        i = s(&img),
+        b = s(&boot),
+        r = s(&root)
+    ));
+    (img, boot)
+}
+
+/// The tree of a separate /boot at `boot`: `grub/grub.cfg` (two `linux` lines), a
+/// stand-in kernel and an initramfs-tools initrd by GNU cpio. Returns `boot`.
+pub fn boot_tree(boot: &Path) -> PathBuf {
     mk(&boot.join("grub"));
     std::fs::write(boot.join("vmlinuz-6.1.0-t"), b"kernel\n").expect("kernel");
     initrd(Path::new(INITRD_DIR), &boot.join("initrd.img-6.1.0-t"));
@@ -129,18 +146,7 @@ pub fn separate_boot_disk(dir: &Path) -> (PathBuf, PathBuf) {
         ),
     )
     .expect("grub.cfg");
-    let img = dir.join("sep.raw");
-    sh(&format!(
-        "truncate -s 96M {i} && \
-         printf 'label: dos\\nstart=2048, size=65536, type=83\\nstart=67584, type=83\\n' | sfdisk -q {i} && \
-         mke2fs -q -F -t ext4 -L boot -U {BOOT_UUID} -E offset=1048576 -d {b} {i} 32M && \
-         mke2fs -q -F -t ext4 -L root -U {ROOT_UUID} -E offset=34603008 -d {r} {i} 63M && \
-         chmod a+r {i}",
-        i = s(&img),
-        b = s(&boot),
-        r = s(&root)
-    ));
-    (img, boot)
+    boot.to_path_buf()
 }
 
 /// Partition `n` of [`separate_boot_disk`]'s layout (1: /boot, 2: root) of raw `img`,

@@ -26,14 +26,21 @@ const ALIASES: &[(&str, Option<u8>, &str)] = &[
     ("fat32", Some(0x0c), "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7"),
 ];
 
-/// True when a partition's type code (`0x8e`, or the GPT type GUID as `subroot info`
-/// prints them) marks it as an LVM physical volume.
-pub fn is_lvm(type_code: &str) -> bool {
-    type_code
+/// True when a partition's type code (`0x82`, or the GPT type GUID, as `subroot info`
+/// prints them) is the type `alias` names (`"swap"`, `"bios"`, `"esp"`, `"lvm"`, …).
+pub fn is_type(type_code: &str, alias: &str) -> bool {
+    let byte = type_code
         .strip_prefix("0x")
-        .and_then(|h| u8::from_str_radix(h, 16).ok())
-        == Some(MBR_LVM)
-        || type_code.eq_ignore_ascii_case(GPT_LVM)
+        .and_then(|h| u8::from_str_radix(h, 16).ok());
+    ALIASES
+        .iter()
+        .filter(|(a, _, _)| *a == alias)
+        .any(|(_, mbr, gpt)| type_code.eq_ignore_ascii_case(gpt) || (mbr.is_some() && byte == *mbr))
+}
+
+/// True when a partition's type code marks it as an LVM physical volume.
+pub fn is_lvm(type_code: &str) -> bool {
+    is_type(type_code, "lvm")
 }
 
 /// The alias names, for error messages.
@@ -193,6 +200,17 @@ pub fn gpt_type_name(guid: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn type_codes_by_alias() {
+        assert!(is_type("0x82", "swap"));
+        assert!(is_type("0657fd6d-a4ab-43c4-84e5-0933c84b4f4f", "swap"));
+        assert!(!is_type("0x83", "swap"));
+        assert!(is_type("21686148-6449-6E6F-744E-656564454649", "bios"));
+        assert!(!is_type("0x00", "bios"), "bios has no MBR type");
+        assert!(is_lvm("0x8e") && is_lvm("E6D6D379-F507-44C2-A23C-238F2A3DF928"));
+        assert!(!is_lvm("0x83"));
+    }
 
     #[test]
     fn aliases_resolve() {

@@ -54,7 +54,12 @@ pub fn open(img: &Path) -> (Arc<dyn BlockDevice>, Ext2Fs) {
 /// Close, run our after-edit check and `e2fsck -fn`; both must be clean.
 pub fn close_and_judge(fs: Ext2Fs, dev: Arc<dyn BlockDevice>, img: &Path) -> CloseStats {
     let stats = fs.close().unwrap();
-    check(dev, &stats.touched_dirs).unwrap_or_else(|e| panic!("{}: {e}", s(img)));
+    let report = check(dev, &stats.touched_dirs).unwrap_or_else(|e| panic!("{}: {e}", s(img)));
+    assert!(
+        report.dirs > 0 || stats.touched_dirs.is_empty(),
+        "the check read none of {:?}",
+        stats.touched_dirs
+    );
     e2fsck_clean(img);
     stats
 }

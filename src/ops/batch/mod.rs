@@ -97,7 +97,7 @@ pub fn run(args: &BatchArgs, ctx: &Ctx) -> Result<()> {
             runner::run(&op, &a.batch, ctx)
         }
         BatchCommand::Relayout(a) => {
-            let op = relayout_op::RelayoutOp::new(a)?;
+            let op = relayout_op::RelayoutOp::new(a, ctx.mke2fs.clone())?;
             runner::run(&op, &a.batch, ctx)
         }
     }

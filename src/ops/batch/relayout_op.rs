@@ -21,6 +21,8 @@ pub struct RelayoutOp {
     plan: PlanOptions,
     format: ImageFormatArg,
     qcow2: crate::cli::Qcow2OutArgs,
+    /// `--mke2fs`, for the rebuild engine.
+    mke2fs: Option<std::path::PathBuf>,
 }
 
 /// The suffix of a job's work directory name (before `.subroot-tmp-PID`).
@@ -28,7 +30,7 @@ pub const WORK_SUFFIX: &str = ".work";
 
 impl RelayoutOp {
     /// Check the options once, before any image is touched.
-    pub fn new(args: &BatchRelayoutArgs) -> Result<Self> {
+    pub fn new(args: &BatchRelayoutArgs, mke2fs: Option<std::path::PathBuf>) -> Result<Self> {
         let op = RelayoutOp {
             partition: args.partition,
             plan: PlanOptions::new(
@@ -39,6 +41,7 @@ impl RelayoutOp {
             )?,
             format: args.output_format,
             qcow2: args.qcow2.clone(),
+            mke2fs,
         };
         crate::ops::write::OutputSpec {
             path: Path::new("y"),
@@ -113,6 +116,7 @@ impl BatchOp for RelayoutOp {
         let quiet = Ctx {
             quiet: true,
             verbose: 0,
+            mke2fs: self.mke2fs.clone(),
         };
         if !crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)? {
             bail!("internal: relayout wrote nothing");

@@ -6,6 +6,9 @@
 //! is replaced in place (extra copies are dropped), otherwise the parameter is appended;
 //! everything else on the line — spacing, quoting, other parameters — is kept byte for
 //! byte. An editor returns `None` when the file needs no change.
+//!
+//! The readers ([`grub_entries`], [`bls_entry`]) parse the same lines into boot entries
+//! (title, kernel, initrds, command line) for `inspect`.
 
 use serde::Serialize;
 
@@ -123,32 +126,106 @@ fn edit_lines(
     }
 }
 
+/// A `linux`, `linuxefi` or `linux16` line split into (indent, command, the whitespace
+/// after it, kernel path, the arguments with their leading whitespace); `None` for any
+/// other line, or one without a kernel path.
+fn split_linux(line: &str) -> Option<(&str, &str, &str, &str, &str)> {
+    let body = line.trim_start();
+    let indent = &line[..line.len() - body.len()];
+    let cmd_len = body.find(char::is_whitespace).unwrap_or(body.len());
+    let cmd = &body[..cmd_len];
+    if !matches!(cmd, "linux" | "linuxefi" | "linux16") {
+        return None;
+    }
+    let after_cmd = &body[cmd_len..];
+    let ws = after_cmd.len() - after_cmd.trim_start().len();
+    let path_part = &after_cmd[ws..];
+    if path_part.is_empty() {
+        return None;
+    }
+    let path_len = path_part
+        .find(char::is_whitespace)
+        .unwrap_or(path_part.len());
+    let (path, args) = path_part.split_at(path_len);
+    Some((indent, cmd, &after_cmd[..ws], path, args))
+}
+
 /// A `grub.cfg` with `key=value` on every `linux`, `linuxefi` and `linux16` line (the
 /// kernel path is the first argument and is left alone).
 pub fn edit_grub_cfg(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
     edit_lines(text, |line| {
-        let body = line.trim_start();
-        let indent = &line[..line.len() - body.len()];
-        let cmd_len = body.find(char::is_whitespace).unwrap_or(body.len());
-        let cmd = &body[..cmd_len];
-        if !matches!(cmd, "linux" | "linuxefi" | "linux16") {
-            return None;
-        }
-        let after_cmd = &body[cmd_len..];
-        let ws = after_cmd.len() - after_cmd.trim_start().len();
-        let path_part = &after_cmd[ws..];
-        if path_part.is_empty() {
-            return None;
-        }
-        let path_len = path_part
-            .find(char::is_whitespace)
-            .unwrap_or(path_part.len());
-        let (path, args) = path_part.split_at(path_len);
+        let (indent, cmd, ws, path, args) = split_linux(line)?;
         Some(format!(
-            "{indent}{cmd}{}{path}{}",
-            &after_cmd[..ws],
+            "{indent}{cmd}{ws}{path}{}",
             set_param(args, key, value)
         ))
+    })
+}
+
+/// A boot entry as a configuration file describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BootEntry {
+    /// The `menuentry` title (GRUB) or `title` (BLS), when there is one.
+    pub title: Option<String>,
+    /// The kernel path as the boot loader sees it.
+    pub kernel: String,
+    pub initrds: Vec<String>,
+    /// The kernel command line.
+    pub cmdline: String,
+}
+
+/// The boot entries of a `grub.cfg`: one per `linux` line, titled by the enclosing
+/// `menuentry`, with the `initrd` lines that follow it.
+pub fn grub_entries(text: &str) -> Vec<BootEntry> {
+    let mut out: Vec<BootEntry> = Vec::new();
+    let mut title = None;
+    for line in text.lines() {
+        let body = line.trim_start();
+        if let Some(rest) = body.strip_prefix("menuentry") {
+            title = menu_title(rest);
+        } else if let Some((_, _, _, kernel, args)) = split_linux(line) {
+            out.push(BootEntry {
+                title: title.clone(),
+                kernel: kernel.to_string(),
+                initrds: Vec::new(),
+                cmdline: args.trim().to_string(),
+            });
+        } else if let Some(last) = out.last_mut() {
+            last.initrds.extend(super::initrds::grub_initrds(line));
+        }
+    }
+    out
+}
+
+/// The first word of a `menuentry` line, unquoted.
+fn menu_title(rest: &str) -> Option<String> {
+    let rest = rest.trim_start();
+    let q = rest.chars().next()?;
+    if q == '\'' || q == '"' {
+        let inner = &rest[1..];
+        return inner.find(q).map(|end| inner[..end].to_string());
+    }
+    rest.split_whitespace().next().map(str::to_string)
+}
+
+/// The boot entry of a Boot Loader Specification file (`None` without a `linux` line).
+pub fn bls_entry(text: &str) -> Option<BootEntry> {
+    let (mut title, mut kernel, mut options) = (None, None, Vec::new());
+    for line in text.lines() {
+        let body = line.trim();
+        let (key, value) = body.split_once(char::is_whitespace).unwrap_or((body, ""));
+        match key {
+            "title" => title = Some(value.trim().to_string()),
+            "linux" => kernel = Some(value.trim().to_string()),
+            "options" => options.push(value.trim()),
+            _ => {}
+        }
+    }
+    Some(BootEntry {
+        title,
+        kernel: kernel?,
+        initrds: super::initrds::bls_initrds(text),
+        cmdline: options.join(" "),
     })
 }
 
@@ -368,6 +445,33 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
         let (again, _) = edit_grub_cfg(&out, "subroot", "r1").expect("changes");
         assert_eq!(again.matches("subroot=").count(), 2);
         assert!(!again.contains("subroot=r0"));
+    }
+
+    #[test]
+    fn grub_entries_read() {
+        let e = grub_entries(GRUB_CFG);
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].title.as_deref(), Some("Debian GNU/Linux"));
+        assert_eq!(e[0].kernel, "/boot/vmlinuz-6.1.0-28-amd64");
+        assert_eq!(
+            e[0].cmdline,
+            "root=UUID=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c ro  quiet"
+        );
+        assert_eq!(e[0].initrds, vec!["/boot/initrd.img-6.1.0-28-amd64"]);
+        assert_eq!(
+            e[1].title.as_deref(),
+            Some("Debian GNU/Linux, with Linux 6.1.0-28-amd64 (recovery mode)")
+        );
+        assert!(e[1].cmdline.ends_with("ro single subroot=old"));
+        let b = bls_entry("title F 39\nlinux /vmlinuz-6.5\ninitrd /i.img\noptions root=x ro\n")
+            .expect("entry");
+        assert_eq!(b.title.as_deref(), Some("F 39"));
+        assert_eq!(
+            (b.kernel.as_str(), b.cmdline.as_str()),
+            ("/vmlinuz-6.5", "root=x ro")
+        );
+        assert_eq!(b.initrds, vec!["/i.img"]);
+        assert_eq!(bls_entry("title x\n"), None);
     }
 
     #[test]

@@ -240,7 +240,7 @@ fn edit(
         report.groups
     ));
     if verify == Verify::Full {
-        crate::ops::full_check::e2fsck(&*dev, what)?;
+        crate::ops::full_check::e2fsck(&*dev, what, ctx.mke2fs.as_deref())?;
     }
     Ok(())
 }

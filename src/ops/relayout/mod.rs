@@ -283,7 +283,8 @@ pub fn relayout(req: &RelayoutRequest, ctx: &Ctx) -> Result<bool> {
     if !ctx.quiet && !req.json {
         eprint!("{}", plan.text());
     }
-    let tools = crate::e2fsprogs::find(None).context("relayout needs e2fsprogs")?;
+    let tools =
+        crate::e2fsprogs::find(ctx.mke2fs.as_deref()).context("relayout needs e2fsprogs")?;
     let summary = execute::execute(
         execute::Job {
             plan: &plan,
