@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Generated into a scratch corpus, then copied only where a seed is missing, so committed
 # seeds stay as they are (the samples contain random bytes and timestamps).
 c=$tmp/corpus
-mkdir -p "$c"/{qcow2,mbr_gpt,ext,cpio,decompress,sniff,tar,fat}
+mkdir -p "$c"/{qcow2,mbr_gpt,ext,cpio,decompress,sniff,tar,fat,vhd,vhdx}
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -125,6 +125,36 @@ if have mkfs.fat; then
         fi
         head -c 131072 "$tmp/fat$bits" >"$c/fat/seed-fat$bits"
     done
+fi
+
+if have qemu-img; then
+    # VHD: an empty dynamic disk (footer copy, header, BAT, footer), a fixed one, and the
+    # start of a written dynamic disk (end footer cut off: the start copy is used).
+    qemu-img create -q -f vpc -o subformat=dynamic "$c/vhd/seed-dynamic.vhd" 4M
+    qemu-img create -q -f vpc -o subformat=fixed "$tmp/fixed.vhd" 16K
+    cp "$tmp/fixed.vhd" "$c/vhd/seed-fixed.vhd"
+    qemu-img create -q -f vpc -o subformat=dynamic "$tmp/written.vhd" 8M
+    qemu-io -f vpc -c 'write -P 0x5a 4k 8k' "$tmp/written.vhd" >/dev/null
+    head -c 40000 "$tmp/written.vhd" >"$c/vhd/seed-written.vhd"
+    # VHDX: records [offset u32 LE][length u16 LE][bytes] of each 4 KiB page's non-zero
+    # part (see fuzz_targets/vhdx.rs), from a written dynamic and a fixed image.
+    if have python3; then
+        qemu-img create -q -f vhdx -o block_size=1M "$tmp/d.vhdx" 8M
+        qemu-io -f vhdx -c 'write -P 0x5a 1M 8k' "$tmp/d.vhdx" >/dev/null
+        qemu-img create -q -f vhdx -o subformat=fixed,block_size=1M "$tmp/f.vhdx" 2M
+        for n in d f; do
+            python3 - "$tmp/$n.vhdx" "$c/vhdx/seed-$n.records" <<'PY'
+import struct, sys
+data = open(sys.argv[1], 'rb').read()
+out = bytearray()
+for off in range(0, len(data), 4096):
+    page = data[off:off + 4096].rstrip(b'\0')
+    if page:
+        out += struct.pack('<IH', off, len(page)) + page
+open(sys.argv[2], 'wb').write(out)
+PY
+        done
+    fi
 fi
 
 # sniff: the filesystem seeds plus the table seeds.

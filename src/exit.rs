@@ -17,7 +17,7 @@ pub const HELP: &str = "EXIT STATUS:
        missing or failed, an existing output without --force, a bad option value
   2    usage error (unknown option, missing argument)
   3    the input is invalid (corrupt, truncated) or is something subroot does not read:
-       a VMDK/VHD/VHDX/VDI/QED/... container, a BSD/Sun/SGI/Atari disk label, a filesystem
+       a VMDK/VDI/QED/... container, a BSD/Sun/SGI/Atari disk label, a filesystem
        other than ext2/3/4 and FAT (xfs, swap, squashfs, ...), no filesystem at all,
        an unsupported feature (encryption, an unknown incompatible feature)
   4    subroot's own check of what it wrote failed (the output did not hold what was

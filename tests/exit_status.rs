@@ -67,12 +67,12 @@ fn input_classes_exit_3() {
     // An unsupported container: every command that opens an image.
     run(
         "qemu-img",
-        &["create", "-q", "-f", "vhdx", s(&dir.join("vm.vhdx")), "16M"],
+        &["create", "-q", "-f", "qed", s(&dir.join("vm.qed")), "16M"],
     );
-    let mut cmds = readers("vm.vhdx");
-    cmds.push(vec!["info".into(), "vm.vhdx".into()]);
-    cmds.push(vec!["convert".into(), "vm.vhdx".into(), "out.raw".into()]);
-    all_fail(dir, &cmds, 3, "vm.vhdx is a VHDX image");
+    let mut cmds = readers("vm.qed");
+    cmds.push(vec!["info".into(), "vm.qed".into()]);
+    cmds.push(vec!["convert".into(), "vm.qed".into(), "out.raw".into()]);
+    all_fail(dir, &cmds, 3, "vm.qed is a QED image");
 
     // Unsupported filesystems: info reports them, the readers refuse them.
     let mut unsupported = vec![("swap.img", "swap")];

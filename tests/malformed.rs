@@ -602,6 +602,12 @@ fn foreign_containers_are_refused_by_name() {
         // does not look at: name the format to check it).
         let info = run_stdout("qemu-img", &["info", "-f", fmt, s(&out)]);
         assert!(info.contains(&format!("file format: {fmt}")), "{info}");
+        if long.starts_with("VHD") {
+            // Read since issue 19: the ext4 inside lists (more in tests/cli_vhd.rs).
+            let listing = ok(dir, &["ls", s(&out), "/"]);
+            assert!(listing.contains("hello"), "{name}: {listing}");
+            continue;
+        }
         cases.push((out, long));
     }
     let mut bochs = vec![0u8; 512];
@@ -626,7 +632,7 @@ fn foreign_containers_are_refused_by_name() {
         cases.push((path, long));
     }
     for (file, long) in &cases {
-        let kind = format!("is a {long} image; subroot reads raw and qcow2");
+        let kind = format!("is a {long} image; subroot reads raw, qcow2");
         let phrases: Vec<&'static str> = vec![Box::leak(kind.clone().into_boxed_str())];
         check(
             dir,

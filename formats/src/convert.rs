@@ -369,7 +369,7 @@ pub fn copy_raw(
     raw_copy(src, out, progress, false)
 }
 
-fn raw_copy(
+pub(crate) fn raw_copy(
     src: &dyn BlockDevice,
     out: &File,
     progress: &(dyn Fn(u64) + Sync),

@@ -2,7 +2,7 @@
 //!
 //! Everything here answers "what do these bytes mean" or "write these bytes"; nothing
 //! prints, exits, or decides policy (which partition, what to move). The common ground is
-//! the [`block::BlockDevice`] trait: containers (raw, qcow2) implement it, partition tables
+//! the [`block::BlockDevice`] trait: containers (raw, qcow2, VHD, VHDX) implement it, partition tables
 //! slice it, filesystem readers read through it.
 #![forbid(unsafe_code)]
 
@@ -25,5 +25,7 @@ pub mod sniff;
 pub mod table;
 pub mod tar;
 pub mod tree;
+pub mod vhd;
+pub mod vhdx;
 
 pub use error::{Error, Result};

@@ -1,16 +1,16 @@
 //! Arguments of the disk-layer commands: `info`, `convert`, `create`.
 
-use super::{CompressArg, ImageFormatArg, TableArg};
+use super::{CompressArg, ImageFormatArg, InputFormatArg, TableArg};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The image file (raw or qcow2; the format is detected).
+    /// The image file (raw, qcow2, VHD or VHDX; the format is detected).
     pub image: PathBuf,
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
     /// Print JSON instead of a table (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
@@ -19,11 +19,12 @@ pub struct InfoArgs {
 /// `subroot inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The disk image (raw or qcow2; the format is detected) or a bare filesystem image.
+    /// The disk image (raw, qcow2, VHD or VHDX; the format is detected) or a bare
+    /// filesystem image.
     pub image: PathBuf,
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
     /// Print JSON instead of text (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
@@ -31,13 +32,13 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The input image (raw or qcow2, with any backing chain).
+    /// The input image (raw, qcow2, VHD or VHDX, with any backing or parent chain).
     pub input: PathBuf,
     /// The output file; written beside itself under a temporary name, then renamed.
     pub output: PathBuf,
     /// Treat the input as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
     /// Output format.
     #[arg(
         short = 'O',

@@ -12,8 +12,8 @@ macro_rules! reading {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
 metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
-mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw or qcow2 \
-image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw, qcow2, \
+VHD or VHDX image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
@@ -78,15 +78,16 @@ recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squas
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
   path, format   the image as given (path_bytes, base64, when it is not
-                 UTF-8); \"raw\" | \"qcow2\"
+                 UTF-8); \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
-  qcow2          null for raw, else {version, compat (\"1.1\" for v3,
+  qcow2          null unless qcow2, else {version, compat (\"1.1\" for v3,
                  \"0.10\" for v2), cluster_size, compression_type
                  (\"zlib\" | \"zstd\"), extended_l2, refcount_bits,
                  lazy_refcounts, snapshots, backing_file and
                  backing_format (as in the header, or null)}
-  backing_chain  [{path, format, virtual_size}], nearest first
+  backing_chain  [{path, format, virtual_size}], nearest first (qcow2
+                 backing files, VHD/VHDX parents)
   table          null without a partition table, else {type (\"mbr\" |
                  \"gpt\"), disk_id (GPT GUID, or MBR \"0x1234abcd\" as
                  sfdisk -J), sector_size, first_lba and last_lba (GPT
@@ -124,7 +125,7 @@ Missing pieces (no os-release, no fstab, a FAT or LUKS partition, an unrecognise
 said under notes, not errors. A corrupt partition table or a recognised filesystem that \
 does not open (a damaged ext superblock) is an error, exit status 3.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
-  image, format    the image as given; \"raw\" | \"qcow2\"
+  image, format    the image as given; \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\"
   virtual_size     the disk's size
   table            null, or {type (\"mbr\" | \"gpt\"), disk_id}
   partitions       [{number (null: the whole disk), start, size, type,
@@ -150,12 +151,18 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
   relayout         null, or {roots [{name, pretty_name}], default}
   notes            what is missing or was not read";
 
-pub const CONVERT: &str = "Copy an image to a new raw or qcow2 file, flattening backing \
-chains and keeping it sparse.\n\n\
-Like qemu-img convert: reads any raw or qcow2 image (qcow2 v2/v3, zlib/zstd compressed \
-clusters, extended L2, backing chains, which are flattened) and writes raw or qcow2 v3. \
-Zero regions stay holes (raw) or unallocated clusters (qcow2); -c compresses clusters on \
-all cores. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
+pub const CONVERT: &str = "Copy an image to a new raw, qcow2 or fixed VHD file, flattening \
+backing chains and keeping it sparse.\n\n\
+Like qemu-img convert: reads any raw, qcow2, VHD or VHDX image (qcow2 v2/v3, zlib/zstd \
+compressed clusters, extended L2, backing chains; VHD fixed, dynamic and differencing; VHDX \
+fixed, dynamic and differencing; parents are looked for beside the child, never outside its \
+directory unless an absolute locator names a file that exists; chains are flattened) and \
+writes raw, qcow2 v3 or a fixed VHD (-O vhd: the disk padded to a whole MiB, as Azure \
+requires, then a footer; qemu names it vpc; when that grows the disk, a GPT's backup \
+header is no longer at its end: sgdisk -e moves it). Zero regions stay holes (raw, VHD) or \
+unallocated clusters (qcow2); -c compresses clusters on all cores. A VHDX left with a log \
+to replay (not closed cleanly) is read with the log replayed in memory; the file is not \
+written. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
 checked, then renamed; an existing OUTPUT is refused without --force.";
 
 pub const CREATE: &str = "Create a new empty image, optionally with a partition table and \
@@ -456,12 +463,12 @@ pub const BATCH: &str = concat!(
     "Run one operation (convert or relayout) on many images, in parallel, resumable and \
 shardable over machines.\n\n\
 The operation is a nested subcommand with its own options; the batch options are shared. \
-Each image goes into --out-dir as <input file stem>.raw or .qcow2.",
+Each image goes into --out-dir as <input file stem>.raw, .qcow2 or .vhd.",
     batch!()
 );
 
 pub const BATCH_CONVERT: &str = concat!(
-    "Convert each image to <stem>.raw or <stem>.qcow2 in --out-dir, as `subroot \
+    "Convert each image to <stem>.raw, <stem>.qcow2 or <stem>.vhd in --out-dir, as `subroot \
 convert`.\n\n\
 Each image goes through the same streaming writer as convert (bounded memory, temporary \
 file, check, rename). A qcow2 job with -c uses cores/-j compression threads. The sidecar's \
@@ -470,8 +477,8 @@ options are {output_format, compress, cluster_size} ({output_format} for raw).",
 );
 
 pub const BATCH_RELAYOUT: &str = concat!(
-    "Relayout each image, as `subroot relayout`, into <stem>.raw or <stem>.qcow2 in \
---out-dir.\n\n\
+    "Relayout each image, as `subroot relayout`, into <stem>.raw, <stem>.qcow2 or <stem>.vhd \
+in --out-dir.\n\n\
 The relayout options are checked once, before any image is touched, and are part of the \
 sidecar's options ({format: {output_format, compress, cluster_size}, partition, subroot, \
 shared, move, source_date_epoch}), so --resume redoes an image whose relayout options \

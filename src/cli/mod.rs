@@ -79,12 +79,13 @@ subroot inspect --json disk.raw | jq -r '.packages.installed[] | \"\\(.name) \\(
 for i in *.qcow2; do subroot inspect --json \"$i\" | jq -c '{image, os: .os.id, root: .root}'; done"
     )]
     Inspect(InspectArgs),
-    /// Copy an image to a new raw or qcow2 file, flattening backing chains and keeping it sparse.
+    /// Copy an image to a new raw, qcow2 or fixed VHD file, flattening backing chains, keeping it sparse.
     #[command(
         long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
 subroot convert disk.raw disk.qcow2 -O qcow2 -c zstd\n  \
-subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M"
+subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M\n  \
+subroot convert hyperv.vhdx azure.vhd -O vhd"
     )]
     Convert(ConvertArgs),
     /// Create a new empty image, optionally with a partition table and filesystems.
@@ -252,6 +253,19 @@ pub fn normalize_args(
 pub enum ImageFormatArg {
     Raw,
     Qcow2,
+    /// A fixed VHD (what Azure takes): the disk padded to a whole MiB, then a footer.
+    Vhd,
+}
+
+/// An input container format (`-f`): every format subroot reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    Raw,
+    Qcow2,
+    /// Microsoft VHD (qemu's "vpc").
+    #[value(alias = "vpc")]
+    Vhd,
+    Vhdx,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

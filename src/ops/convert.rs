@@ -1,4 +1,4 @@
-//! `subroot convert`: copy an image into a new raw or qcow2 file, flattening backing
+//! `subroot convert`: copy an image into a new raw, qcow2 or fixed VHD file, flattening backing
 //! chains and keeping it sparse (the `qemu-img convert` of this project).
 
 use super::write::{write_image, OutputSpec};
@@ -6,7 +6,6 @@ use crate::cli::ConvertArgs;
 use crate::size::human;
 use crate::Ctx;
 use anyhow::Result;
-use subroot_formats::block::BlockDevice;
 
 pub fn run(args: &ConvertArgs, ctx: &Ctx) -> Result<()> {
     let spec = OutputSpec {
@@ -23,7 +22,7 @@ pub fn run(args: &ConvertArgs, ctx: &Ctx) -> Result<()> {
         "wrote {} ({}, {} virtual, {} of data, {} file)",
         args.output.display(),
         spec.format_name(),
-        human(img.len()),
+        human(stats.virtual_size),
         human(stats.data_bytes),
         human(stats.file_size)
     ));

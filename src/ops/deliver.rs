@@ -235,6 +235,15 @@ fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
             subroot_formats::qcow2::plan_in_place(&file, &edit.changed)
                 .with_context(|| format!("cannot plan the update of {}", image.display()))?
         }
+        ImageFormat::Vhd | ImageFormat::Vhdx => {
+            return Err(subroot_e2fs::Error::CannotEditInPlace(format!(
+                "{} is a {} image; --in-place edits raw and qcow2 images (write -o OUT or \
+                 --overlay OUT instead)",
+                image.display(),
+                edit.input_format.name().to_uppercase()
+            ))
+            .into())
+        }
     };
     subroot_formats::inplace::apply(image, &plan, edit.edited)
         .with_context(|| format!("cannot update {} in place", image.display()))?;

@@ -125,10 +125,7 @@ pub fn run(args: &InfoArgs) -> Result<()> {
 /// Collect everything `info` reports about an open image.
 pub fn gather(img: Image) -> Result<ImageInfo> {
     let path = Named::new("path", img.path().as_os_str().as_bytes());
-    let actual_size = match &img {
-        Image::Raw(r) => r.allocated_bytes()?,
-        Image::Qcow2(q) => q.file_allocated_bytes()?,
-    };
+    let actual_size = img.file_allocated_bytes()?;
     let qcow2 = match &img {
         Image::Qcow2(q) => {
             let h = q.header();
@@ -145,7 +142,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
                 backing_format: h.backing_format.clone(),
             })
         }
-        Image::Raw(_) => None,
+        Image::Raw(_) | Image::Vhd(_) | Image::Vhdx(_) => None,
     };
     let backing_chain = img
         .chain()

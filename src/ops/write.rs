@@ -11,6 +11,20 @@ use subroot_formats::block::BlockDevice;
 use subroot_formats::convert::write_raw;
 use subroot_formats::image::{Image, ImageFormat};
 use subroot_formats::qcow2::{write_qcow2, CompressionType, WriteOptions, WriteStats};
+use subroot_formats::vhd::{fixed_size, write_vhd_fixed};
+
+/// A VHD footer's timestamp (seconds since 2000-01-01 UTC): `SOURCE_DATE_EPOCH` when set,
+/// else now.
+fn vhd_timestamp() -> Result<u32> {
+    const Y2K: u64 = 946_684_800;
+    let unix = match super::source_date_epoch()? {
+        Some(t) => t,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    };
+    Ok(u32::try_from(unix.saturating_sub(Y2K)).unwrap_or(u32::MAX))
+}
 
 /// Where and how to write an output image.
 pub struct OutputSpec<'a> {
@@ -22,17 +36,18 @@ pub struct OutputSpec<'a> {
 }
 
 impl OutputSpec<'_> {
-    /// "raw" or "qcow2", for messages.
+    /// "raw", "qcow2" or "vhd", for messages.
     pub fn format_name(&self) -> &'static str {
         match self.format {
             ImageFormatArg::Raw => "raw",
             ImageFormatArg::Qcow2 => "qcow2",
+            ImageFormatArg::Vhd => "vhd",
         }
     }
 
-    /// Refuse qcow2-only options for raw output, before any work is done.
+    /// Refuse qcow2-only options for other output, before any work is done.
     pub fn validate(&self) -> Result<()> {
-        if self.format == ImageFormatArg::Raw {
+        if self.format != ImageFormatArg::Qcow2 {
             if self.qcow2.compress.is_some() {
                 bail!("--compress needs qcow2 output (-O qcow2)");
             }
@@ -51,7 +66,7 @@ impl OutputSpec<'_> {
 pub fn format_following(input: ImageFormat) -> ImageFormatArg {
     match input {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
-        ImageFormat::Raw => ImageFormatArg::Raw,
+        ImageFormat::Raw | ImageFormat::Vhd | ImageFormat::Vhdx => ImageFormatArg::Raw,
     }
 }
 
@@ -78,6 +93,7 @@ pub fn write_image_with(
     let report = |done: u64| bar.set_position(done);
     let stats = match spec.format {
         ImageFormatArg::Raw => write_raw(src, out.file(), &report),
+        ImageFormatArg::Vhd => write_vhd_fixed(src, out.file(), vhd_timestamp()?, &report),
         ImageFormatArg::Qcow2 => {
             let mut opts = WriteOptions {
                 threads,
@@ -94,7 +110,11 @@ pub fn write_image_with(
         }
     }
     .with_context(|| format!("cannot write {}", spec.path.display()))?;
-    check_written(out.temp_path(), spec.format, src.len()).with_context(|| {
+    let expected_len = match spec.format {
+        ImageFormatArg::Vhd => fixed_size(src.len()),
+        ImageFormatArg::Raw | ImageFormatArg::Qcow2 => src.len(),
+    };
+    check_written(out.temp_path(), spec.format, expected_len).with_context(|| {
         format!(
             "the new {} failed its check; nothing was written",
             spec.path.display()

@@ -1,13 +1,17 @@
-//! An image file of any supported container format (raw or qcow2), opened by probing its
-//! magic or by an explicit format, as one [`BlockDevice`]. Other container formats are
-//! recognised ([`probe`]) and refused by name.
+//! An image file of any supported container format (raw, qcow2, VHD, VHDX), opened by
+//! probing its magic or by an explicit format, as one [`BlockDevice`]. Other container
+//! formats are recognised ([`probe`]) and refused by name.
 
+pub(crate) mod chain;
 mod probe;
+pub(crate) mod table;
 
 pub use probe::{probe, ForeignFormat, Probed};
 
 use crate::block::{BlockDevice, Extent, RawFile};
 use crate::qcow2::Qcow2Image;
+use crate::vhd::VhdImage;
+use crate::vhdx::VhdxImage;
 use crate::{Error, Result};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -20,14 +24,28 @@ pub enum ImageFormat {
     Raw,
     /// QEMU copy-on-write version 2 or 3.
     Qcow2,
+    /// Microsoft VHD (qemu "vpc"): fixed, dynamic or differencing.
+    Vhd,
+    /// Microsoft VHDX: fixed, dynamic or differencing.
+    Vhdx,
 }
 
 impl ImageFormat {
-    /// The qemu name of the format ("raw" or "qcow2").
+    /// The name of the format ("raw", "qcow2", "vhd", "vhdx"); qemu calls VHD "vpc".
     pub fn name(&self) -> &'static str {
         match self {
             ImageFormat::Raw => "raw",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Vhd => "vhd",
+            ImageFormat::Vhdx => "vhdx",
+        }
+    }
+
+    /// The name qemu gives the format (what a qcow2 backing-format extension holds).
+    pub fn qemu_name(&self) -> &'static str {
+        match self {
+            ImageFormat::Vhd => "vpc",
+            other => other.name(),
         }
     }
 }
@@ -39,20 +57,26 @@ impl FromStr for ImageFormat {
         match s {
             "raw" => Ok(ImageFormat::Raw),
             "qcow2" => Ok(ImageFormat::Qcow2),
+            "vhd" | "vpc" => Ok(ImageFormat::Vhd),
+            "vhdx" => Ok(ImageFormat::Vhdx),
             other => Err(Error::InvalidArgument(format!(
-                "unknown image format {other:?} (expected \"raw\" or \"qcow2\")"
+                "unknown image format {other:?} (expected raw, qcow2, vhd (vpc) or vhdx)"
             ))),
         }
     }
 }
 
-/// An open image: a raw file or a qcow2 image with its backing chain.
+/// An open image: a raw file, or a qcow2, VHD or VHDX image with its backing chain.
 #[derive(Debug)]
 pub enum Image {
     /// A raw file.
     Raw(RawFile),
     /// A qcow2 image.
     Qcow2(Box<Qcow2Image>),
+    /// A VHD image.
+    Vhd(Box<VhdImage>),
+    /// A VHDX image.
+    Vhdx(Box<VhdxImage>),
 }
 
 /// What the file at `path` is, from its first and last bytes (see [`probe`]).
@@ -92,6 +116,8 @@ impl Image {
             None => match detect_format(path)? {
                 Probed::Raw => ImageFormat::Raw,
                 Probed::Qcow2 => ImageFormat::Qcow2,
+                Probed::Vhd => ImageFormat::Vhd,
+                Probed::Vhdx => ImageFormat::Vhdx,
                 Probed::Foreign(format) => {
                     return Err(Error::UnsupportedContainer {
                         path: path.to_path_buf(),
@@ -103,6 +129,8 @@ impl Image {
         Ok(match format {
             ImageFormat::Raw => Image::Raw(RawFile::open(path)?),
             ImageFormat::Qcow2 => Image::Qcow2(Box::new(Qcow2Image::open_chain(path, seen)?)),
+            ImageFormat::Vhd => Image::Vhd(Box::new(VhdImage::open_chain(path, seen)?)),
+            ImageFormat::Vhdx => Image::Vhdx(Box::new(VhdxImage::open_chain(path, seen)?)),
         })
     }
 
@@ -111,6 +139,8 @@ impl Image {
         match self {
             Image::Raw(_) => ImageFormat::Raw,
             Image::Qcow2(_) => ImageFormat::Qcow2,
+            Image::Vhd(_) => ImageFormat::Vhd,
+            Image::Vhdx(_) => ImageFormat::Vhdx,
         }
     }
 
@@ -119,6 +149,29 @@ impl Image {
         match self {
             Image::Raw(r) => r.path(),
             Image::Qcow2(q) => q.path(),
+            Image::Vhd(v) => v.path(),
+            Image::Vhdx(v) => v.path(),
+        }
+    }
+
+    /// The image this one reads unallocated ranges from (qcow2 backing file, VHD or VHDX
+    /// parent), if any.
+    pub fn backing(&self) -> Option<&Image> {
+        match self {
+            Image::Raw(_) => None,
+            Image::Qcow2(q) => q.backing(),
+            Image::Vhd(v) => v.parent(),
+            Image::Vhdx(v) => v.parent(),
+        }
+    }
+
+    /// Bytes the image file itself occupies on the host filesystem.
+    pub fn file_allocated_bytes(&self) -> Result<u64> {
+        match self {
+            Image::Raw(r) => r.allocated_bytes(),
+            Image::Qcow2(q) => q.file_allocated_bytes(),
+            Image::Vhd(v) => v.file_allocated_bytes(),
+            Image::Vhdx(v) => v.file_allocated_bytes(),
         }
     }
 
@@ -126,14 +179,9 @@ impl Image {
     pub fn chain(&self) -> Vec<&Image> {
         let mut out = vec![self];
         let mut cur = self;
-        while let Image::Qcow2(q) = cur {
-            match q.backing() {
-                Some(b) => {
-                    out.push(b);
-                    cur = b;
-                }
-                None => break,
-            }
+        while let Some(b) = cur.backing() {
+            out.push(b);
+            cur = b;
         }
         out
     }
@@ -142,6 +190,8 @@ impl Image {
         match self {
             Image::Raw(r) => r,
             Image::Qcow2(q) => q.as_ref(),
+            Image::Vhd(v) => v.as_ref(),
+            Image::Vhdx(v) => v.as_ref(),
         }
     }
 }
@@ -173,9 +223,15 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [ImageFormat::Raw, ImageFormat::Qcow2] {
+        for f in [
+            ImageFormat::Raw,
+            ImageFormat::Qcow2,
+            ImageFormat::Vhd,
+            ImageFormat::Vhdx,
+        ] {
             assert_eq!(f.name().parse::<ImageFormat>().unwrap(), f);
         }
+        assert_eq!("vpc".parse::<ImageFormat>().unwrap(), ImageFormat::Vhd);
         assert!("vmdk".parse::<ImageFormat>().is_err());
     }
 }

@@ -1,4 +1,5 @@
-//! Which container format a file is, from its magic: the formats read here (raw, qcow2)
+//! Which container format a file is, from its magic: the formats read here (raw, qcow2,
+//! VHD, VHDX)
 //! and every other one `qemu-img` knows, so that those are refused by name instead of
 //! being read as raw disks.
 //!
@@ -23,10 +24,6 @@ pub enum ForeignFormat {
     /// VMware: sparse extent ("KDMV", also streamOptimized), a "COWD" VMware 3 extent, or a
     /// text descriptor (monolithicFlat, split, ...).
     Vmdk,
-    /// Microsoft Virtual PC / Hyper-V VHD (qemu "vpc"): dynamic or fixed.
-    Vhd,
-    /// Hyper-V VHDX.
-    Vhdx,
     /// VirtualBox VDI.
     Vdi,
     /// QEMU enhanced disk.
@@ -43,11 +40,9 @@ pub enum ForeignFormat {
 
 impl ForeignFormat {
     /// Every foreign format.
-    pub const ALL: [ForeignFormat; 10] = [
+    pub const ALL: [ForeignFormat; 8] = [
         ForeignFormat::Qcow1,
         ForeignFormat::Vmdk,
-        ForeignFormat::Vhd,
-        ForeignFormat::Vhdx,
         ForeignFormat::Vdi,
         ForeignFormat::Qed,
         ForeignFormat::Parallels,
@@ -61,8 +56,6 @@ impl ForeignFormat {
         match self {
             ForeignFormat::Qcow1 => "qcow",
             ForeignFormat::Vmdk => "vmdk",
-            ForeignFormat::Vhd => "vpc",
-            ForeignFormat::Vhdx => "vhdx",
             ForeignFormat::Vdi => "vdi",
             ForeignFormat::Qed => "qed",
             ForeignFormat::Parallels => "parallels",
@@ -77,8 +70,6 @@ impl ForeignFormat {
         match self {
             ForeignFormat::Qcow1 => "qcow (version 1)",
             ForeignFormat::Vmdk => "VMDK",
-            ForeignFormat::Vhd => "VHD",
-            ForeignFormat::Vhdx => "VHDX",
             ForeignFormat::Vdi => "VDI",
             ForeignFormat::Qed => "QED",
             ForeignFormat::Parallels => "Parallels",
@@ -94,6 +85,10 @@ impl ForeignFormat {
 pub enum Probed {
     /// qcow2 (version 2 or 3).
     Qcow2,
+    /// VHD: a "conectix" footer copy at the start (dynamic) or footer at the end (fixed).
+    Vhd,
+    /// VHDX: the "vhdxfile" identifier.
+    Vhdx,
     /// A format this crate does not read.
     Foreign(ForeignFormat),
     /// No known signature: the bytes are the disk.
@@ -121,12 +116,14 @@ pub fn probe(head: &[u8], tail: &[u8]) -> Probed {
             Probed::Qcow2
         };
     }
+    if at(0, &crate::vhd::FOOTER_MAGIC) {
+        return Probed::Vhd;
+    }
+    if at(0, &crate::vhdx::MAGIC) {
+        return Probed::Vhdx;
+    }
     let found = if at(0, b"KDMV") || at(0, b"COWD") || vmdk_descriptor(head) {
         Some(F::Vmdk)
-    } else if at(0, b"conectix") {
-        Some(F::Vhd)
-    } else if at(0, b"vhdxfile") {
-        Some(F::Vhdx)
     } else if le32(0x40) == Some(0xbeda_107f) {
         Some(F::Vdi)
     } else if at(0, b"QED\0") {
@@ -137,8 +134,8 @@ pub fn probe(head: &[u8], tail: &[u8]) -> Probed {
         Some(F::Bochs)
     } else if at(0, CLOOP_V2) {
         Some(F::Cloop)
-    } else if tail.len() >= 512 && tail[tail.len() - 512..].starts_with(b"conectix") {
-        Some(F::Vhd)
+    } else if tail.len() >= 512 && tail[tail.len() - 512..].starts_with(&crate::vhd::FOOTER_MAGIC) {
+        return Probed::Vhd;
     } else if tail.len() >= 512 && tail[tail.len() - 512..].starts_with(b"koly") {
         Some(F::Dmg)
     } else {

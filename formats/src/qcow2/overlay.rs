@@ -47,7 +47,7 @@ pub fn write_overlay(
 ) -> Result<WriteStats> {
     let backing = BackingRef {
         name: backing_name(req.backing, req.out_path)?,
-        format: req.backing_format.name(),
+        format: req.backing_format.qemu_name(),
     };
     let view = Touched::new(req.edited, req.changed, opts.cluster_size)?;
     write_image(&view, out, opts, Some(&backing), progress)

@@ -13,6 +13,7 @@ use super::entry::{compressed_extent, COMPRESSED, OFFSET_MASK, ZERO};
 use super::header::read_head;
 use super::Header;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
+use crate::image::chain::{self, with_file};
 use crate::image::{Image, ImageFormat};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -26,8 +27,6 @@ const L1_CHUNKS_CACHED: usize = 16;
 const L2_CACHE_BYTES: u64 = 16 << 20;
 /// ... and at most this many tables.
 const L2_CACHE_TABLES: u64 = 64;
-/// Deepest backing chain accepted (a guard against stack exhaustion).
-const MAX_CHAIN_DEPTH: usize = 256;
 
 /// How a run of guest bytes is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,27 +79,7 @@ impl Qcow2Image {
     /// Open `path`, where `seen` holds the canonical paths of the images that (transitively)
     /// name it as their backing file, outermost first.
     pub(crate) fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Self> {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        if seen.contains(&canonical) {
-            let chain: Vec<String> = seen
-                .iter()
-                .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
-                .collect();
-            return Err(Error::corrupt(format!(
-                "backing file loop: {}",
-                chain.join(" -> ")
-            )));
-        }
-        if seen.len() >= MAX_CHAIN_DEPTH {
-            return Err(Error::unsupported(format!(
-                "backing chain deeper than {MAX_CHAIN_DEPTH} images at {}",
-                path.display()
-            )));
-        }
-        seen.push(canonical);
-
+        chain::enter(path, seen)?;
         let file = RawFile::open(path)?;
         let file_len = file.len();
         let head = read_head(file_len, |buf, off| file.read_at(buf, off))?;
@@ -138,10 +117,7 @@ impl Qcow2Image {
         let resolved = if written.is_absolute() {
             written.to_path_buf()
         } else {
-            path.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(written)
+            chain::dir_of(path).join(written)
         };
         if let Err(e) = std::fs::metadata(&resolved) {
             return Err(Error::io(
@@ -154,15 +130,14 @@ impl Qcow2Image {
             ));
         }
         let format = match header.backing_format.as_deref() {
-            Some("qcow2") => Some(ImageFormat::Qcow2),
-            Some("raw") => Some(ImageFormat::Raw),
-            Some(other) => {
-                return Err(Error::unsupported(format!(
-                    "backing file {} of {} has format {other:?}; only qcow2 and raw are supported",
+            Some(name) => Some(name.parse::<ImageFormat>().map_err(|_| {
+                Error::unsupported(format!(
+                    "backing file {} of {} has format {name:?}; only raw, qcow2, vpc (VHD) \
+                     and vhdx are supported",
                     resolved.display(),
                     path.display()
-                )))
-            }
+                ))
+            })?),
             None => None,
         };
         Image::open_chain(&resolved, format, seen)
@@ -382,29 +357,6 @@ impl Qcow2Image {
         *lock(&self.last_compressed) = Some((entry, out.clone()));
         Ok(out)
     }
-
-    fn read_unallocated(&self, buf: &mut [u8], pos: u64) -> Result<()> {
-        let from_backing = match &self.backing {
-            Some(b) if pos < b.len() => (b.len() - pos).min(buf.len() as u64) as usize,
-            _ => 0,
-        };
-        if let Some(b) = &self.backing {
-            if from_backing > 0 {
-                b.read_at(&mut buf[..from_backing], pos)?;
-            }
-        }
-        buf[from_backing..].fill(0);
-        Ok(())
-    }
-}
-
-/// Prefix a header error with the file it came from.
-fn with_file(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
-        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
-        other => other,
-    }
 }
 
 impl BlockDevice for Qcow2Image {
@@ -421,7 +373,7 @@ impl BlockDevice for Qcow2Image {
             let out = &mut buf[done..done + n as usize];
             match map {
                 Map::Zero => out.fill(0),
-                Map::Unallocated => self.read_unallocated(out, pos)?,
+                Map::Unallocated => chain::read_parent(self.backing.as_ref(), out, pos)?,
                 Map::Data(host) => {
                     let file_len = self.file.len();
                     if host + n > file_len {
@@ -457,25 +409,7 @@ impl BlockDevice for Qcow2Image {
                 Map::Zero => ExtentKind::Zero,
                 Map::Data(_) | Map::Compressed(_) => ExtentKind::Data,
                 Map::Unallocated => {
-                    let in_backing = match &self.backing {
-                        Some(b) if pos < b.len() => (b.len() - pos).min(n),
-                        _ => 0,
-                    };
-                    if let Some(b) = &self.backing {
-                        if in_backing > 0 {
-                            for e in b.extents(pos, in_backing)? {
-                                push_extent(&mut out, e);
-                            }
-                        }
-                    }
-                    push_extent(
-                        &mut out,
-                        Extent {
-                            offset: pos + in_backing,
-                            len: n - in_backing,
-                            kind: ExtentKind::Zero,
-                        },
-                    );
+                    chain::parent_extents(self.backing.as_ref(), &mut out, pos, n)?;
                     pos += n;
                     continue;
                 }

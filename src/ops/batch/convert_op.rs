@@ -60,10 +60,10 @@ impl BatchOp for ConvertOp {
         let stats = write_image_with(&counted, &self.spec(output), &ctx.bar, ctx.threads)?;
         Ok(JobStats {
             bytes_read: counted.read.load(Ordering::Relaxed),
-            // The raw writer writes only non-zero data (holes stay holes); the qcow2
-            // writer writes every byte of its file.
+            // The raw and VHD writers write only non-zero data (holes stay holes); the
+            // qcow2 writer writes every byte of its file.
             bytes_written: match self.format {
-                ImageFormatArg::Raw => stats.data_bytes,
+                ImageFormatArg::Raw | ImageFormatArg::Vhd => stats.data_bytes,
                 ImageFormatArg::Qcow2 => stats.file_size,
             },
         })

@@ -127,9 +127,11 @@ impl BatchOp for RelayoutOp {
             // Not counted: the relayout reads its input in several passes (plan, initrds,
             // the edit, the copy) through the filesystem reader.
             bytes_read: 0,
-            // What the output holds: a raw file's allocated bytes, a qcow2's size.
+            // What the output holds: a raw or VHD file's allocated bytes, a qcow2's size.
             bytes_written: match self.format {
-                ImageFormatArg::Raw => std::os::unix::fs::MetadataExt::blocks(&md) * 512,
+                ImageFormatArg::Raw | ImageFormatArg::Vhd => {
+                    std::os::unix::fs::MetadataExt::blocks(&md) * 512
+                }
                 ImageFormatArg::Qcow2 => md.len(),
             },
         })
