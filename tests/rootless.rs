@@ -32,6 +32,22 @@ const SPAWNING_MODULE: &str = "e2fs/src/tools.rs";
 
 const FORBIDDEN_CODE: &[&str] = &["rustix::mount", "MountFlags", "libc::", "nix::", "unsafe "];
 
+/// The one module that takes a lock on an image (an open-file-description write lock, so
+/// that a running QEMU, which holds such locks on the images it has open, is detected
+/// before an in-place edit): it may name exactly these items of `nix` and `libc`, which
+/// are safe calls and plain constants. Nothing else of those crates, anywhere.
+const LOCKING_MODULE: (&str, &[&str]) = (
+    "formats/src/inplace/fsutil.rs",
+    &[
+        "nix::errno::Errno",
+        "nix::fcntl::",
+        "libc::flock",
+        "libc::F_WRLCK",
+        "libc::SEEK_SET",
+        "libc::c_short",
+    ],
+);
+
 /// Names that must not appear in any string literal.
 /// Program and device names no string of subroot's may hold. (Plain "mount" is not here:
 /// messages speak of mount points and fstab; running mount is caught as spawning.)
@@ -175,7 +191,12 @@ fn without_unit_tests(src: &str) -> &str {
 
 /// Problems found in one source text.
 fn scan(name: &str, src: &str) -> Vec<String> {
-    let (code, strings) = lex(without_unit_tests(src));
+    let (mut code, strings) = lex(without_unit_tests(src));
+    if name.ends_with(LOCKING_MODULE.0) {
+        for allowed in LOCKING_MODULE.1 {
+            code = code.replace(allowed, "");
+        }
+    }
     let mut bad = Vec::new();
     if !name.ends_with(SPAWNING_MODULE) {
         for f in SPAWNING_CODE {
@@ -222,6 +243,8 @@ fn scanner_catches_spawning_and_device_names() {
         "const M: &str = \"/dev/loop0\";",
     ] {
         assert!(!scan("sample", bad).is_empty(), "missed: {bad}");
+        // The locking module's allowance covers its lock calls only.
+        assert!(!scan(LOCKING_MODULE.0, bad).is_empty(), "missed in the lock module: {bad}");
     }
     // ... and comments, char literals and innocent words are not.
     for good in [
