@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use subroot_formats::block::{BlockDevice, Overlay, Slice};
 use subroot_formats::tree::{relative, Content, Entry, Kind};
-use subroot_libext2fs::{check, check_input, Error as EditError, Ext2Fs};
+use subroot_libext2fs::{check, check_input, CheckReport, CloseStats, Error as EditError, Ext2Fs};
 
 /// What one edit session changes.
 pub struct ExtChanges<'a> {
@@ -56,9 +56,7 @@ pub fn edit(
     if let Some(why) = refusal(&part, &what)? {
         return Ok(Outcome::Refused(why));
     }
-    let mut fs =
-        Ext2Fs::open(part.clone(), &what).with_context(|| format!("cannot open {what}"))?;
-    reproducible_clock(&mut fs)?;
+    let mut fs = open_editor(&part, &what)?;
     ctx.note(format_args!("editing {what} in process"));
     for path in &changes.removed {
         fs.remove_tree(path)
@@ -68,14 +66,7 @@ pub fn edit(
     for g in &changes.grafts {
         graft(&mut fs, g, &mut copied)?;
     }
-    let stats = fs
-        .close()
-        .with_context(|| format!("cannot finish the edit of {what}"))?;
-    let report = check(part.clone(), &stats.touched_dirs).map_err(|e| {
-        crate::exit::OwnCheckFailed(format!(
-            "the edited {what} failed its check ({e}); nothing was written"
-        ))
-    })?;
+    let (stats, report) = finish(fs, &part, &what, verify, ctx)?;
     ctx.detail(format_args!(
         "edited {what}: {} files, {} directories, {} links, {} removed; {} blocks, {} inodes taken; {} bytes read, {} written; checked {} directories, {} groups",
         copied.files,
@@ -89,9 +80,6 @@ pub fn edit(
         report.dirs,
         report.groups
     ));
-    if verify == Verify::Full {
-        super::full_check::e2fsck(&*part, &what, ctx.mke2fs.as_deref())?;
-    }
     let edit = Edit {
         input: &sel.image,
         input_format: sel.format,
@@ -183,9 +171,41 @@ fn join(dir: &[u8], rel: &[u8]) -> Vec<u8> {
     p
 }
 
+/// The filesystem on `dev` (a slice of the edit's overlay), open for editing, its clock
+/// set for reproducible output.
+pub fn open_editor(dev: &Arc<dyn BlockDevice>, what: &str) -> Result<Ext2Fs> {
+    let mut fs = Ext2Fs::open(dev.clone(), what).with_context(|| format!("cannot open {what}"))?;
+    reproducible_clock(&mut fs)?;
+    Ok(fs)
+}
+
+/// Close the editor (everything reaches `dev`) and check what it touched with subroot's
+/// own reader; with `--verify full` also `e2fsck -fn` of the result. A failed check is
+/// [`crate::exit::OwnCheckFailed`]: nothing is delivered.
+pub fn finish(
+    fs: Ext2Fs,
+    dev: &Arc<dyn BlockDevice>,
+    what: &str,
+    verify: Verify,
+    ctx: &Ctx,
+) -> Result<(CloseStats, CheckReport)> {
+    let stats = fs
+        .close()
+        .with_context(|| format!("cannot finish the edit of {what}"))?;
+    let report = check(dev.clone(), &stats.touched_dirs).map_err(|e| {
+        crate::exit::OwnCheckFailed(format!(
+            "the edited {what} failed its check ({e}); nothing was written"
+        ))
+    })?;
+    if verify == Verify::Full {
+        super::full_check::e2fsck(&**dev, what, ctx.mke2fs.as_deref())?;
+    }
+    Ok((stats, report))
+}
+
 /// With `SOURCE_DATE_EPOCH` set, the editor's clock (the superblock's write time, freed
 /// inodes' deletion time) is that time, so the same edit gives the same bytes.
-pub fn reproducible_clock(fs: &mut Ext2Fs) -> Result<()> {
+fn reproducible_clock(fs: &mut Ext2Fs) -> Result<()> {
     if let Some(t) = super::source_date_epoch()? {
         fs.set_clock(t as i64);
     }

@@ -20,7 +20,7 @@ use subroot_formats::block::{changed_ranges, BlockDevice, Overlay, RawFile, Slic
 use subroot_formats::ext::ExtTree;
 use subroot_formats::image::ImageFormat;
 use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
-use subroot_libext2fs::{check, Ext2Fs};
+use crate::ops::ext_edit::{finish, open_editor};
 
 /// Everything the execution needs.
 pub struct Job<'a> {
@@ -215,17 +215,9 @@ fn edit(
     verify: Verify,
     ctx: &Ctx,
 ) -> Result<()> {
-    let mut fs = Ext2Fs::open(dev.clone(), what).with_context(|| format!("cannot open {what}"))?;
-    crate::ops::ext_edit::reproducible_clock(&mut fs)?;
+    let mut fs = open_editor(&dev, what)?;
     let done = apply(&mut fs, layout).with_context(|| format!("cannot edit {what}"))?;
-    let stats = fs
-        .close()
-        .with_context(|| format!("cannot finish the edit of {what}"))?;
-    let report = check(dev.clone(), &stats.touched_dirs).map_err(|e| {
-        crate::exit::OwnCheckFailed(format!(
-            "the edited {what} failed its check ({e}); nothing was written"
-        ))
-    })?;
+    let (stats, report) = finish(fs, &dev, what, verify, ctx)?;
     ctx.detail(format_args!(
         "edited {what}: {} moved, {} added, {} replaced ({} appended to); {} blocks and {} inodes taken; {} bytes read, {} written; checked {} directories, {} groups",
         done.moved,
@@ -239,9 +231,6 @@ fn edit(
         report.dirs,
         report.groups
     ));
-    if verify == Verify::Full {
-        crate::ops::full_check::e2fsck(&*dev, what, ctx.mke2fs.as_deref())?;
-    }
     Ok(())
 }
 
