@@ -59,6 +59,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Prefix a [`Error::Corrupt`] or [`Error::Unsupported`] message with the file it is
+    /// about (other errors name their file already).
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
+            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+            other => other,
+        }
+    }
+
     /// Wrap an I/O error with what was being done. An error of this crate that travelled
     /// through `std::io` (a file reader's `Read`) comes back as itself, its message prefixed
     /// with the context, so that a corrupt structure is still [`Error::Corrupt`].

@@ -25,5 +25,7 @@ pub mod sniff;
 pub mod table;
 pub mod tar;
 pub mod tree;
+pub mod vdi;
+pub mod vmdk;
 
 pub use error::{Error, Result};

@@ -1,16 +1,16 @@
 //! Arguments of the disk-layer commands: `info`, `convert`, `create`.
 
-use super::{CompressArg, ImageFormatArg, TableArg};
+use super::{CompressArg, ImageFormatArg, InputFormatArg, TableArg};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The image file (raw or qcow2; the format is detected).
+    /// The image file (raw, qcow2, vmdk or vdi; the format is detected).
     pub image: PathBuf,
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
     /// Print JSON instead of a table (fields: see JSON OUTPUT).
     #[arg(long)]
     pub json: bool,
@@ -18,13 +18,13 @@ pub struct InfoArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The input image (raw or qcow2, with any backing chain).
+    /// The input image (raw, qcow2, vmdk or vdi, with any backing chain).
     pub input: PathBuf,
     /// The output file; written beside itself under a temporary name, then renamed.
     pub output: PathBuf,
     /// Treat the input as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
     /// Output format.
     #[arg(
         short = 'O',

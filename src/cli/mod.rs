@@ -234,10 +234,20 @@ pub fn normalize_args(
     out
 }
 
+/// A format written by `-O`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImageFormatArg {
     Raw,
     Qcow2,
+}
+
+/// A format read by `-f` (every format read; detected by magic when not given).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum InputFormatArg {
+    Raw,
+    Qcow2,
+    Vmdk,
+    Vdi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

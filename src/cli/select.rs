@@ -1,7 +1,7 @@
 //! The partition-selection arguments shared by every command that reads or writes a
 //! filesystem inside an image.
 
-use super::ImageFormatArg;
+use super::InputFormatArg;
 use clap::Args;
 
 /// Which filesystem of the image to use.
@@ -15,5 +15,5 @@ pub struct PartitionArgs {
     pub partition: Option<u32>,
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
 }

@@ -235,6 +235,15 @@ fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
             subroot_formats::qcow2::plan_in_place(&file, &edit.changed)
                 .with_context(|| format!("cannot plan the update of {}", image.display()))?
         }
+        f @ (ImageFormat::Vmdk | ImageFormat::Vdi) => {
+            return Err(subroot_formats::Error::unsupported(format!(
+                "{} is a {} image, which subroot reads but does not edit in place; write \
+                 the result with -o OUT",
+                image.display(),
+                f.name()
+            ))
+            .into())
+        }
     };
     subroot_formats::inplace::apply(image, &plan, edit.edited)
         .with_context(|| format!("cannot update {} in place", image.display()))?;

@@ -128,6 +128,8 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
     let actual_size = match &img {
         Image::Raw(r) => r.allocated_bytes()?,
         Image::Qcow2(q) => q.file_allocated_bytes()?,
+        Image::Vmdk(v) => v.files_allocated_bytes()?,
+        Image::Vdi(v) => v.file_allocated_bytes()?,
     };
     let qcow2 = match &img {
         Image::Qcow2(q) => {
@@ -145,7 +147,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
                 backing_format: h.backing_format.clone(),
             })
         }
-        Image::Raw(_) => None,
+        Image::Raw(_) | Image::Vmdk(_) | Image::Vdi(_) => None,
     };
     let backing_chain = img
         .chain()

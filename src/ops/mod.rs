@@ -24,16 +24,26 @@ pub mod rm;
 pub mod select;
 pub mod write;
 
-use crate::cli::ImageFormatArg;
+use crate::cli::{ImageFormatArg, InputFormatArg};
 use anyhow::{Context, Result};
 use std::path::Path;
 use subroot_formats::image::{Image, ImageFormat};
 
-/// Map the CLI's format choice onto the library's.
+/// Map the CLI's output format onto the library's.
 pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
     match arg {
         ImageFormatArg::Raw => ImageFormat::Raw,
         ImageFormatArg::Qcow2 => ImageFormat::Qcow2,
+    }
+}
+
+/// Map the CLI's input format onto the library's.
+pub fn input_format_of(arg: InputFormatArg) -> ImageFormat {
+    match arg {
+        InputFormatArg::Raw => ImageFormat::Raw,
+        InputFormatArg::Qcow2 => ImageFormat::Qcow2,
+        InputFormatArg::Vmdk => ImageFormat::Vmdk,
+        InputFormatArg::Vdi => ImageFormat::Vdi,
     }
 }
 
@@ -43,11 +53,11 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
 ///
 /// An in-place edit of `path` that was interrupted is rolled back first (see
 /// [`recover`]): every command sees the old image or the new one, never a mix.
-pub fn open_image(path: &Path, format: Option<ImageFormatArg>) -> Result<Image> {
+pub fn open_image(path: &Path, format: Option<InputFormatArg>) -> Result<Image> {
     if subroot_formats::inplace::pending(path).is_some() {
         recover::roll_back(path)?;
     }
-    Image::open_as(path, format.map(format_of)).map_err(|e| match e {
+    Image::open_as(path, format.map(input_format_of)).map_err(|e| match e {
         subroot_formats::Error::UnsupportedContainer { path: ref p, .. } if p == path => e.into(),
         e => anyhow::Error::new(e).context(format!("cannot open {}", path.display())),
     })

@@ -4,7 +4,7 @@
 //! `subroot relayout` made); else the only filesystem on the disk. The choice is reported on
 //! stderr, so it is never a guess the user cannot see.
 
-use crate::cli::{ImageFormatArg, PartitionArgs};
+use crate::cli::{InputFormatArg, PartitionArgs};
 use crate::exit::InputError;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -22,7 +22,7 @@ pub struct Which {
     /// `-p N` (0: the whole disk); `None`: chosen as the module comment says.
     pub partition: Option<u32>,
     /// `-f FMT`; `None`: detected.
-    pub format: Option<ImageFormatArg>,
+    pub format: Option<InputFormatArg>,
 }
 
 impl From<&PartitionArgs> for Which {

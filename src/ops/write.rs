@@ -45,13 +45,14 @@ impl OutputSpec<'_> {
 }
 
 /// The output format when none is asked for: the input's container, so a qcow2 image
-/// stays qcow2 and everything else is written raw. The one default of every command
+/// stays qcow2 and everything else (raw, and VMDK and VDI, which are only read) is
+/// written raw. The one default of every command
 /// that rewrites an image (`relayout`, `mkfs`, `copy-in`, `rm`); `convert` and `batch`
 /// name their format explicitly (batch names outputs by it before opening any input).
 pub fn format_following(input: ImageFormat) -> ImageFormatArg {
     match input {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
-        ImageFormat::Raw => ImageFormatArg::Raw,
+        ImageFormat::Raw | ImageFormat::Vmdk | ImageFormat::Vdi => ImageFormatArg::Raw,
     }
 }
 

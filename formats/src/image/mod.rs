@@ -1,13 +1,16 @@
-//! An image file of any supported container format (raw or qcow2), opened by probing its
-//! magic or by an explicit format, as one [`BlockDevice`]. Other container formats are
-//! recognised ([`probe`]) and refused by name.
+//! An image file of any supported container format (raw, qcow2, VMDK, VDI), opened by
+//! probing its magic or by an explicit format, as one [`BlockDevice`]. Other container
+//! formats are recognised ([`probe`]) and refused by name.
 
+pub(crate) mod chain;
 mod probe;
 
 pub use probe::{probe, ForeignFormat, Probed};
 
 use crate::block::{BlockDevice, Extent, RawFile};
 use crate::qcow2::Qcow2Image;
+use crate::vdi::VdiImage;
+use crate::vmdk::{VmdkImage, VmdkOptions};
 use crate::{Error, Result};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -20,14 +23,39 @@ pub enum ImageFormat {
     Raw,
     /// QEMU copy-on-write version 2 or 3.
     Qcow2,
+    /// VMware VMDK (sparse, streamOptimized or a descriptor naming extents).
+    Vmdk,
+    /// VirtualBox VDI (fixed or dynamic).
+    Vdi,
 }
 
 impl ImageFormat {
-    /// The qemu name of the format ("raw" or "qcow2").
+    /// Every format read.
+    pub const ALL: [ImageFormat; 4] = [
+        ImageFormat::Raw,
+        ImageFormat::Qcow2,
+        ImageFormat::Vmdk,
+        ImageFormat::Vdi,
+    ];
+
+    /// The qemu name of the format ("raw", "qcow2", "vmdk", "vdi").
     pub fn name(&self) -> &'static str {
         match self {
             ImageFormat::Raw => "raw",
             ImageFormat::Qcow2 => "qcow2",
+            ImageFormat::Vmdk => "vmdk",
+            ImageFormat::Vdi => "vdi",
+        }
+    }
+
+    /// The format a probe found, when it is one read here.
+    pub fn from_probed(p: Probed) -> Option<ImageFormat> {
+        match p {
+            Probed::Raw => Some(ImageFormat::Raw),
+            Probed::Qcow2 => Some(ImageFormat::Qcow2),
+            Probed::Foreign(ForeignFormat::Vmdk) => Some(ImageFormat::Vmdk),
+            Probed::Foreign(ForeignFormat::Vdi) => Some(ImageFormat::Vdi),
+            Probed::Foreign(_) => None,
         }
     }
 }
@@ -36,23 +64,28 @@ impl FromStr for ImageFormat {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "raw" => Ok(ImageFormat::Raw),
-            "qcow2" => Ok(ImageFormat::Qcow2),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown image format {other:?} (expected \"raw\" or \"qcow2\")"
-            ))),
-        }
+        ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown image format {s:?} (expected raw, qcow2, vmdk or vdi)"
+                ))
+            })
     }
 }
 
-/// An open image: a raw file or a qcow2 image with its backing chain.
+/// An open image: a raw file, or a qcow2, VMDK or VDI image with its backing chain.
 #[derive(Debug)]
 pub enum Image {
     /// A raw file.
     Raw(RawFile),
     /// A qcow2 image.
     Qcow2(Box<Qcow2Image>),
+    /// A VMDK image.
+    Vmdk(Box<VmdkImage>),
+    /// A VDI image.
+    Vdi(Box<VdiImage>),
 }
 
 /// What the file at `path` is, from its first and last bytes (see [`probe`]).
@@ -89,20 +122,29 @@ impl Image {
     ) -> Result<Image> {
         let format = match format {
             Some(f) => f,
-            None => match detect_format(path)? {
-                Probed::Raw => ImageFormat::Raw,
-                Probed::Qcow2 => ImageFormat::Qcow2,
-                Probed::Foreign(format) => {
-                    return Err(Error::UnsupportedContainer {
-                        path: path.to_path_buf(),
-                        format,
-                    })
+            None => {
+                let probed = detect_format(path)?;
+                match (ImageFormat::from_probed(probed), probed) {
+                    (Some(f), _) => f,
+                    (None, Probed::Foreign(format)) => {
+                        return Err(Error::UnsupportedContainer {
+                            path: path.to_path_buf(),
+                            format,
+                        })
+                    }
+                    (None, _) => ImageFormat::Raw,
                 }
-            },
+            }
         };
         Ok(match format {
             ImageFormat::Raw => Image::Raw(RawFile::open(path)?),
             ImageFormat::Qcow2 => Image::Qcow2(Box::new(Qcow2Image::open_chain(path, seen)?)),
+            ImageFormat::Vmdk => Image::Vmdk(Box::new(VmdkImage::open_chain(
+                path,
+                VmdkOptions::default(),
+                seen,
+            )?)),
+            ImageFormat::Vdi => Image::Vdi(Box::new(VdiImage::open(path)?)),
         })
     }
 
@@ -111,6 +153,8 @@ impl Image {
         match self {
             Image::Raw(_) => ImageFormat::Raw,
             Image::Qcow2(_) => ImageFormat::Qcow2,
+            Image::Vmdk(_) => ImageFormat::Vmdk,
+            Image::Vdi(_) => ImageFormat::Vdi,
         }
     }
 
@@ -119,29 +163,35 @@ impl Image {
         match self {
             Image::Raw(r) => r.path(),
             Image::Qcow2(q) => q.path(),
+            Image::Vmdk(v) => v.path(),
+            Image::Vdi(v) => v.path(),
         }
     }
 
     /// This image, then its backing image, then that one's backing, and so on.
     pub fn chain(&self) -> Vec<&Image> {
         let mut out = vec![self];
-        let mut cur = self;
-        while let Image::Qcow2(q) = cur {
-            match q.backing() {
-                Some(b) => {
-                    out.push(b);
-                    cur = b;
-                }
-                None => break,
-            }
+        while let Some(b) = out[out.len() - 1].parent() {
+            out.push(b);
         }
         out
+    }
+
+    /// The image this one is a child of (a qcow2 backing file, a VMDK parent).
+    pub fn parent(&self) -> Option<&Image> {
+        match self {
+            Image::Qcow2(q) => q.backing(),
+            Image::Vmdk(v) => v.parent(),
+            Image::Raw(_) | Image::Vdi(_) => None,
+        }
     }
 
     fn dev(&self) -> &dyn BlockDevice {
         match self {
             Image::Raw(r) => r,
             Image::Qcow2(q) => q.as_ref(),
+            Image::Vmdk(v) => v.as_ref(),
+            Image::Vdi(v) => v.as_ref(),
         }
     }
 }
@@ -173,9 +223,9 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [ImageFormat::Raw, ImageFormat::Qcow2] {
+        for f in ImageFormat::ALL {
             assert_eq!(f.name().parse::<ImageFormat>().unwrap(), f);
         }
-        assert!("vmdk".parse::<ImageFormat>().is_err());
+        assert!("vpc".parse::<ImageFormat>().is_err());
     }
 }

@@ -7,7 +7,7 @@
 //! external data files and dirty or corrupt-marked images are refused. New images are
 //! written as version 3, optionally compressed, in one pass with bounded memory.
 
-mod cache;
+pub(crate) mod cache;
 mod compress;
 mod entry;
 mod header;

@@ -26,8 +26,6 @@ const L1_CHUNKS_CACHED: usize = 16;
 const L2_CACHE_BYTES: u64 = 16 << 20;
 /// ... and at most this many tables.
 const L2_CACHE_TABLES: u64 = 64;
-/// Deepest backing chain accepted (a guard against stack exhaustion).
-const MAX_CHAIN_DEPTH: usize = 256;
 
 /// How a run of guest bytes is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,31 +78,12 @@ impl Qcow2Image {
     /// Open `path`, where `seen` holds the canonical paths of the images that (transitively)
     /// name it as their backing file, outermost first.
     pub(crate) fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Self> {
-        let canonical = std::fs::canonicalize(path)
-            .map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        if seen.contains(&canonical) {
-            let chain: Vec<String> = seen
-                .iter()
-                .chain(std::iter::once(&canonical))
-                .map(|p| p.display().to_string())
-                .collect();
-            return Err(Error::corrupt(format!(
-                "backing file loop: {}",
-                chain.join(" -> ")
-            )));
-        }
-        if seen.len() >= MAX_CHAIN_DEPTH {
-            return Err(Error::unsupported(format!(
-                "backing chain deeper than {MAX_CHAIN_DEPTH} images at {}",
-                path.display()
-            )));
-        }
-        seen.push(canonical);
+        crate::image::chain::enter(path, seen)?;
 
         let file = RawFile::open(path)?;
         let file_len = file.len();
         let head = read_head(file_len, |buf, off| file.read_at(buf, off))?;
-        let header = Header::parse(&head, file_len).map_err(|e| with_file(e, path))?;
+        let header = Header::parse(&head, file_len).map_err(|e| e.in_file(path))?;
         drop(head);
 
         let backing = match &header.backing_file {
@@ -134,15 +113,7 @@ impl Qcow2Image {
         header: &Header,
         seen: &mut Vec<PathBuf>,
     ) -> Result<Image> {
-        let written = Path::new(name);
-        let resolved = if written.is_absolute() {
-            written.to_path_buf()
-        } else {
-            path.parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new("."))
-                .join(written)
-        };
+        let resolved = crate::image::chain::resolve_parent(path, name);
         if let Err(e) = std::fs::metadata(&resolved) {
             return Err(Error::io(
                 format!(
@@ -153,18 +124,20 @@ impl Qcow2Image {
                 e,
             ));
         }
-        let format = match header.backing_format.as_deref() {
-            Some("qcow2") => Some(ImageFormat::Qcow2),
-            Some("raw") => Some(ImageFormat::Raw),
-            Some(other) => {
-                return Err(Error::unsupported(format!(
-                    "backing file {} of {} has format {other:?}; only qcow2 and raw are supported",
-                    resolved.display(),
-                    path.display()
-                )))
-            }
-            None => None,
-        };
+        let format = header
+            .backing_format
+            .as_deref()
+            .map(|f| {
+                f.parse::<ImageFormat>().map_err(|_| {
+                    Error::unsupported(format!(
+                        "backing file {} of {} has format {f:?}; only raw, qcow2, vmdk and \
+                         vdi are supported",
+                        resolved.display(),
+                        path.display()
+                    ))
+                })
+            })
+            .transpose()?;
         Image::open_chain(&resolved, format, seen)
     }
 
@@ -395,15 +368,6 @@ impl Qcow2Image {
         }
         buf[from_backing..].fill(0);
         Ok(())
-    }
-}
-
-/// Prefix a header error with the file it came from.
-fn with_file(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
-        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
-        other => other,
     }
 }
 

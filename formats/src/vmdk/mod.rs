@@ -1,0 +1,12 @@
+//! VMware VMDK images, read-only: hosted sparse extents (monolithicSparse,
+//! twoGbMaxExtentSparse, and streamOptimized with its compressed grains, markers and
+//! footer), flat extents named by a text descriptor (monolithicFlat, twoGbMaxExtentFlat,
+//! ESXi's `-flat.vmdk`), zero extents, and parent images.
+
+mod descriptor;
+mod reader;
+mod sparse;
+
+pub use descriptor::{Descriptor, ExtentLine, ExtentType};
+pub use reader::{VmdkImage, VmdkOptions};
+pub use sparse::SparseHeader;
