@@ -27,10 +27,10 @@ pub enum Error {
     /// A valid feature of the format that this crate does not handle (or refuses to).
     #[error("{0}")]
     Unsupported(String),
-    /// An image container this crate recognises but does not read (VMDK, VHD, ...): only
-    /// raw and qcow2 are read. Opening it as raw explicitly reads its bytes as the disk.
+    /// An image container this crate recognises but does not read (VHD, QED, ...): only
+    /// raw, qcow2, VMDK and VDI are read. Opening it as raw explicitly reads its bytes as the disk.
     #[error(
-        "{} is a {} image; subroot reads raw and qcow2 (convert it with qemu-img convert \
+        "{} is a {} image; subroot reads raw, qcow2, VMDK and VDI (convert it with qemu-img convert \
          first, or force with -f raw)",
         path.display(),
         format.long_name()

@@ -140,9 +140,15 @@ impl VdiImage {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let file = RawFile::open(path)?;
+        if file.len() < 512 {
+            return Err(Error::corrupt(format!(
+                "{}: {} bytes is too short for a VDI header (512 bytes)",
+                path.display(),
+                file.len()
+            )));
+        }
         let mut head = vec![0u8; 512];
-        let n = file.len().min(512) as usize;
-        file.read_at(&mut head[..n], 0)?;
+        file.read_at(&mut head, 0)?;
         let header = VdiHeader::parse(&head, file.len()).map_err(|e| e.in_file(path))?;
         Ok(VdiImage {
             path: path.to_path_buf(),
