@@ -479,7 +479,7 @@ fn damaged_sparse_extents_give_clear_errors() {
     for (at, bytes, phrase) in [
         (20, &3u64.to_le_bytes()[..], "grain size of 3 sectors"),
         (4, &9u32.to_le_bytes()[..], "version 9"),
-        (36, &0xffff_ffu64.to_le_bytes()[..], "embedded descriptor"),
+        (36, &0x00ff_ffff_u64.to_le_bytes()[..], "embedded descriptor"),
     ] {
         let mut b = orig.clone();
         b[at..at + bytes.len()].copy_from_slice(bytes);
@@ -493,7 +493,7 @@ fn damaged_sparse_extents_give_clear_errors() {
     assert!(e.contains("line 3") && e.contains("hex CID"), "{e}");
     // The redundant grain directory stands in for a primary one past the end.
     let mut b = orig.clone();
-    b[56..64].copy_from_slice(&0xffff_fffu64.to_le_bytes());
+    b[56..64].copy_from_slice(&0x0fff_ffff_u64.to_le_bytes());
     write(&b);
     assert!(check_same(&img, &target));
 }

@@ -317,9 +317,8 @@ fn footer(file: &RawFile, first: &SparseHeader) -> Result<SparseHeader> {
     file.read_at(&mut buf, len / 512 * 512 - 1536)?;
     let marker_ok = |b: &[u8], ty: u32| le64(b, 0) == 0 && le32(b, 8) == 0 && le32(b, 12) == ty;
     // The footer marker's first field is the number of sectors that follow (1).
-    if !(le32(&buf, 8) == 0 && le32(&buf, 12) == MARKER_FOOTER)
-        || !marker_ok(&buf[1024..], MARKER_EOS)
-    {
+    let footer_marker = le32(&buf, 8) == 0 && le32(&buf, 12) == MARKER_FOOTER;
+    if !footer_marker || !marker_ok(&buf[1024..], MARKER_EOS) {
         return Err(bad(
             "the last three sectors are not footer marker, footer, end-of-stream",
         ));
