@@ -12,7 +12,7 @@ macro_rules! reading {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
 metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
-mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw or qcow2 \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw, qcow2, VMDK or VDI \
 image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
@@ -78,10 +78,10 @@ recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squas
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
   path, format   the image as given (path_bytes, base64, when it is not
-                 UTF-8); \"raw\" | \"qcow2\"
+                 UTF-8); \"raw\" | \"qcow2\" | \"vmdk\" | \"vdi\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
-  qcow2          null for raw, else {version, compat (\"1.1\" for v3,
+  qcow2          null unless qcow2, else {version, compat (\"1.1\" for v3,
                  \"0.10\" for v2), cluster_size, compression_type
                  (\"zlib\" | \"zstd\"), extended_l2, refcount_bits,
                  lazy_refcounts, snapshots, backing_file and
@@ -104,8 +104,12 @@ xfs squashfs erofs iso9660.";
 
 pub const CONVERT: &str = "Copy an image to a new raw or qcow2 file, flattening backing \
 chains and keeping it sparse.\n\n\
-Like qemu-img convert: reads any raw or qcow2 image (qcow2 v2/v3, zlib/zstd compressed \
-clusters, extended L2, backing chains, which are flattened) and writes raw or qcow2 v3. \
+Like qemu-img convert: reads any raw, qcow2, VMDK or VDI image (qcow2 v2/v3, zlib/zstd \
+compressed clusters, extended L2; VMDK monolithicSparse, streamOptimized, monolithicFlat, \
+twoGbMaxExtentSparse/Flat and ESXi -flat.vmdk descriptors; VDI fixed and dynamic; backing \
+files and VMDK parents, which are flattened) and writes raw or qcow2 v3. The input format \
+is detected from its magic (-f forces one); a VMDK descriptor's extent files must lie in \
+its own directory. \
 Zero regions stay holes (raw) or unallocated clusters (qcow2); -c compresses clusters on \
 all cores. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
 checked, then renamed; an existing OUTPUT is refused without --force.";
