@@ -479,7 +479,11 @@ fn damaged_sparse_extents_give_clear_errors() {
     for (at, bytes, phrase) in [
         (20, &3u64.to_le_bytes()[..], "grain size of 3 sectors"),
         (4, &9u32.to_le_bytes()[..], "version 9"),
-        (36, &0x00ff_ffff_u64.to_le_bytes()[..], "embedded descriptor"),
+        (
+            36,
+            &0x00ff_ffff_u64.to_le_bytes()[..],
+            "embedded descriptor",
+        ),
     ] {
         let mut b = orig.clone();
         b[at..at + bytes.len()].copy_from_slice(bytes);

@@ -102,12 +102,13 @@ A filesystem is null or {type, fat_bits (12/16/32 for vfat, else null), label, u
 version}; type names follow blkid: ext2 ext3 ext4 vfat swap crypto_LUKS LVM2_member btrfs \
 xfs squashfs erofs iso9660.";
 
-pub const CONVERT: &str = "Copy an image to a new raw or qcow2 file, flattening backing \
+pub const CONVERT: &str = "Copy an image to a new raw, qcow2 or VMDK file, flattening backing \
 chains and keeping it sparse.\n\n\
 Like qemu-img convert: reads any raw, qcow2, VMDK or VDI image (qcow2 v2/v3, zlib/zstd \
 compressed clusters, extended L2; VMDK monolithicSparse, streamOptimized, monolithicFlat, \
 twoGbMaxExtentSparse/Flat and ESXi -flat.vmdk descriptors; VDI fixed and dynamic; backing \
-files and VMDK parents, which are flattened) and writes raw or qcow2 v3. The input format \
+files and VMDK parents, which are flattened) and writes raw, qcow2 v3 or a streamOptimized \
+VMDK (-O vmdk: deflate-compressed 64 KiB grains, what vSphere and OVA imports take). The input format \
 is detected from its magic (-f forces one); a VMDK descriptor's extent files must lie in \
 its own directory. \
 Zero regions stay holes (raw) or unallocated clusters (qcow2); -c compresses clusters on \

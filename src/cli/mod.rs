@@ -65,7 +65,7 @@ pub enum Command {
         after_help = "EXAMPLES:\n  subroot info debian.qcow2\n  subroot info --json disk.raw | jq '.partitions[].filesystem'"
     )]
     Info(InfoArgs),
-    /// Copy an image to a new raw or qcow2 file, flattening backing chains and keeping it sparse.
+    /// Copy an image to a new raw, qcow2 or VMDK file, flattening backing chains and keeping it sparse.
     #[command(
         long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
@@ -239,6 +239,8 @@ pub fn normalize_args(
 pub enum ImageFormatArg {
     Raw,
     Qcow2,
+    /// VMDK streamOptimized (compressed grains; what vSphere and OVA imports take).
+    Vmdk,
 }
 
 /// A format read by `-f` (every format read; detected by magic when not given).

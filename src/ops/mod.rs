@@ -34,6 +34,7 @@ pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
     match arg {
         ImageFormatArg::Raw => ImageFormat::Raw,
         ImageFormatArg::Qcow2 => ImageFormat::Qcow2,
+        ImageFormatArg::Vmdk => ImageFormat::Vmdk,
     }
 }
 

@@ -11,6 +11,7 @@ use subroot_formats::block::BlockDevice;
 use subroot_formats::convert::write_raw;
 use subroot_formats::image::{Image, ImageFormat};
 use subroot_formats::qcow2::{write_qcow2, CompressionType, WriteOptions, WriteStats};
+use subroot_formats::vmdk::write_vmdk_stream;
 
 /// Where and how to write an output image.
 pub struct OutputSpec<'a> {
@@ -22,17 +23,14 @@ pub struct OutputSpec<'a> {
 }
 
 impl OutputSpec<'_> {
-    /// "raw" or "qcow2", for messages.
+    /// "raw", "qcow2" or "vmdk", for messages.
     pub fn format_name(&self) -> &'static str {
-        match self.format {
-            ImageFormatArg::Raw => "raw",
-            ImageFormatArg::Qcow2 => "qcow2",
-        }
+        super::format_of(self.format).name()
     }
 
-    /// Refuse qcow2-only options for raw output, before any work is done.
+    /// Refuse qcow2-only options for other output, before any work is done.
     pub fn validate(&self) -> Result<()> {
-        if self.format == ImageFormatArg::Raw {
+        if self.format != ImageFormatArg::Qcow2 {
             if self.qcow2.compress.is_some() {
                 bail!("--compress needs qcow2 output (-O qcow2)");
             }
@@ -92,6 +90,15 @@ pub fn write_image_with(
                 CompressArg::Zstd => CompressionType::Zstd,
             });
             write_qcow2(src, out.file(), &opts, &report)
+        }
+        ImageFormatArg::Vmdk => {
+            // The descriptor names the extent by the file's final name.
+            let name = spec
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write_vmdk_stream(src, out.file(), &name, &report)
         }
     }
     .with_context(|| format!("cannot write {}", spec.path.display()))?;

@@ -64,7 +64,7 @@ impl BatchOp for ConvertOp {
             // writer writes every byte of its file.
             bytes_written: match self.format {
                 ImageFormatArg::Raw => stats.data_bytes,
-                ImageFormatArg::Qcow2 => stats.file_size,
+                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => stats.file_size,
             },
         })
     }

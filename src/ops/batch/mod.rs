@@ -47,6 +47,7 @@ pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<std::ffi:
     let ext = match format {
         ImageFormatArg::Raw => "raw",
         ImageFormatArg::Qcow2 => "qcow2",
+        ImageFormatArg::Vmdk => "vmdk",
     };
     let mut name = stem.to_os_string();
     name.push(format!(".{ext}"));
@@ -57,6 +58,7 @@ pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<std::ffi:
 pub fn format_fingerprint(format: ImageFormatArg, qcow2: &Qcow2OutArgs) -> serde_json::Value {
     match format {
         ImageFormatArg::Raw => serde_json::json!({ "output_format": "raw" }),
+        ImageFormatArg::Vmdk => serde_json::json!({ "output_format": "vmdk" }),
         ImageFormatArg::Qcow2 => serde_json::json!({
             "output_format": "qcow2",
             "compress": qcow2.compress.map(|c| match c {

@@ -126,7 +126,7 @@ impl BatchOp for RelayoutOp {
             // What the output holds: a raw file's allocated bytes, a qcow2's size.
             bytes_written: match self.format {
                 ImageFormatArg::Raw => std::os::unix::fs::MetadataExt::blocks(&md) * 512,
-                ImageFormatArg::Qcow2 => md.len(),
+                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => md.len(),
             },
         })
     }
