@@ -249,14 +249,12 @@ impl BlockDevice for VdiImage {
                 Map::Hole => ExtentKind::Zero,
                 Map::Data(_) => ExtentKind::Data,
             };
-            push_extent(
-                &mut out,
-                Extent {
-                    offset: pos,
-                    len: n,
-                    kind,
-                },
-            );
+            let extent = Extent {
+                offset: pos,
+                len: n,
+                kind,
+            };
+            push_extent(&mut out, extent);
             pos += n;
         }
         Ok(out)

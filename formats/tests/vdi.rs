@@ -4,7 +4,7 @@
 //! give clear errors, never panics.
 mod common;
 
-use common::oracle::{check_against_qemu, qemu_io, random_damage_never_panics};
+use common::oracle::{check_against_qemu, open_err, qemu_io, random_damage_never_panics};
 use common::{need, run, s};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -37,18 +37,6 @@ fn make(dir: &Path, name: &str, static_: bool) -> PathBuf {
         ],
     );
     img
-}
-
-fn open_err(img: &Path) -> String {
-    match Image::open(img) {
-        Err(e) => e.to_string(),
-        Ok(i) => {
-            let mut buf = vec![0u8; i.len() as usize];
-            i.read_at(&mut buf, 0)
-                .expect_err("damaged image read without error")
-                .to_string()
-        }
-    }
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! `qemu-img map`; parents followed; damaged images and descriptors give clear errors.
 mod common;
 
-use common::oracle::{check_against_qemu, qemu_io, random_damage_never_panics};
+use common::oracle::{check_against_qemu, open_err, qemu_io, random_damage_never_panics};
 use common::{need, run, run_stdout, s};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -55,19 +55,6 @@ fn open(img: &Path) -> Image {
     let i = Image::open(img).unwrap_or_else(|e| panic!("opening {}: {e}", img.display()));
     assert_eq!(i.format(), ImageFormat::Vmdk, "{}", img.display());
     i
-}
-
-fn open_err(img: &Path) -> String {
-    match Image::open(img) {
-        Ok(i) => {
-            let mut buf = vec![0u8; i.len().min(1 << 20) as usize];
-            i.read_at(&mut buf, 0)
-                .and_then(|_| i.extents(0, i.len()))
-                .expect_err("damaged image read without error");
-            unreachable!()
-        }
-        Err(e) => e.to_string(),
-    }
 }
 
 fn read_err(img: &Path) -> String {
@@ -211,20 +198,7 @@ fn child_reads_through_its_parent() {
     let parent = create(d.path(), "parent.vmdk", "monolithicSparse", SMALL);
     fill(&parent, SMALL);
     let child = d.path().join("child.vmdk");
-    run(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-b",
-            "parent.vmdk",
-            "-F",
-            "vmdk",
-            s(&child),
-        ],
-    );
+    make_child(&child, "parent.vmdk");
     qemu_io(&child, &["write -P 0x66 32k 64k", "write -P 0x77 31M 4k"]);
     let i = open(&child);
     assert_eq!(i.chain().len(), 2);
@@ -232,6 +206,15 @@ fn child_reads_through_its_parent() {
     check_against_qemu(&child, &i);
     // A grandchild: a chain of three.
     let grand = d.path().join("grand.vmdk");
+    make_child(&grand, "child.vmdk");
+    qemu_io(&grand, &["write -P 0x88 1M 4k"]);
+    let g = open(&grand);
+    assert_eq!(g.chain().len(), 3);
+    check_against_qemu(&grand, &g);
+}
+
+/// `qemu-img create -f vmdk -b PARENT -F vmdk CHILD` (PARENT relative to CHILD).
+fn make_child(child: &Path, parent: &str) {
     run(
         "qemu-img",
         &[
@@ -240,16 +223,12 @@ fn child_reads_through_its_parent() {
             "-f",
             "vmdk",
             "-b",
-            "child.vmdk",
+            parent,
             "-F",
             "vmdk",
-            s(&grand),
+            s(child),
         ],
     );
-    qemu_io(&grand, &["write -P 0x88 1M 4k"]);
-    let g = open(&grand);
-    assert_eq!(g.chain().len(), 3);
-    check_against_qemu(&grand, &g);
 }
 
 /// Replace the embedded descriptor of a sparse extent with `text`.
@@ -280,20 +259,7 @@ fn parent_loops_and_stale_parents_are_refused() {
     let d = tempfile::tempdir().unwrap();
     let a = create(d.path(), "a.vmdk", "monolithicSparse", SMALL);
     let b = d.path().join("b.vmdk");
-    run(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-b",
-            "a.vmdk",
-            "-F",
-            "vmdk",
-            s(&b),
-        ],
-    );
+    make_child(&b, "a.vmdk");
     open(&b);
     // a names b as its parent: a -> b -> a.
     let text = descriptor_text(&a).replace(
@@ -306,20 +272,7 @@ fn parent_loops_and_stale_parents_are_refused() {
     // A parent whose CID is not the one the child recorded.
     let c = create(d.path(), "c.vmdk", "monolithicSparse", SMALL);
     let child = d.path().join("cc.vmdk");
-    run(
-        "qemu-img",
-        &[
-            "create",
-            "-q",
-            "-f",
-            "vmdk",
-            "-b",
-            "c.vmdk",
-            "-F",
-            "vmdk",
-            s(&child),
-        ],
-    );
+    make_child(&child, "c.vmdk");
     let text = descriptor_text(&c);
     let cid_line = text.lines().find(|l| l.starts_with("CID=")).unwrap();
     set_embedded_descriptor(&c, &text.replace(cid_line, "CID=0badc0de"));

@@ -199,3 +199,27 @@ pub fn random_damage_never_panics(sources: &[&Path], front: usize, rounds: usize
         }
     }
 }
+
+/// The error opening a damaged image gives, or else reading all of it (at most its first
+/// 64 MiB) and mapping it; a damaged image that reads without error fails the test.
+pub fn open_err(img: &Path) -> String {
+    use subroot_formats::image::Image;
+    let i = match Image::open(img) {
+        Err(e) => return e.to_string(),
+        Ok(i) => i,
+    };
+    let n = i.len().min(64 * MIB);
+    let mut buf = vec![0u8; MIB as usize];
+    let mut pos = 0;
+    while pos < n {
+        let len = (n - pos).min(MIB) as usize;
+        if let Err(e) = i.read_at(&mut buf[..len], pos) {
+            return e.to_string();
+        }
+        pos += len as u64;
+    }
+    match i.extents(0, i.len()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{} (damaged) read without error", img.display()),
+    }
+}
