@@ -335,6 +335,10 @@ fn descriptors_escaping_or_lying_are_refused() {
     let mut buf = vec![0u8; 4096];
     i.read_at(&mut buf, 2048 * 512 - 2048).unwrap();
     assert!(buf[..2048].iter().all(|&b| b == 7) && buf[2048..].iter().all(|&b| b == 0));
+    let cowd = sub.join("esx.vmdk");
+    fs::write(&cowd, b"COWD\x01\0\0\0").unwrap();
+    let e = open_err(&cowd);
+    assert!(e.contains("esx.vmdk") && e.contains("COWD"), "{e}");
     for (name, body, phrase) in [
         (
             "long.vmdk",

@@ -78,6 +78,13 @@ impl VmdkImage {
         if file.len() >= 4 {
             file.read_at(&mut magic, 0)?;
         }
+        if &magic == b"COWD" {
+            return Err(Error::unsupported(format!(
+                "{}: a VMware 3 / ESX sparse extent (\"COWD\") is not supported; hosted \
+                 sparse (\"KDMV\"), streamOptimized and flat VMDKs are",
+                path.display()
+            )));
+        }
         let (descriptor, parts) = if &magic == MAGIC {
             let (sparse, embedded) = SparseExtent::open(file)?;
             let len = sparse.capacity_bytes();
@@ -175,6 +182,12 @@ impl VmdkImage {
                 // Whole grains that continue the run: holes, zeros, or plain grains stored
                 // one after the other (a compressed grain is always a run of its own).
                 while n < in_part && !matches!(first, Map::Compressed(_)) {
+                    if first == Map::Unallocated {
+                        if let Some(end) = s.absent_table_end(rel + n) {
+                            n = (end - rel).min(in_part);
+                            continue;
+                        }
+                    }
                     let same = match (first, as_map(s.grain(rel + n)?, 0)) {
                         (Map::Data(a), Map::Data(b)) => b == a + n,
                         (a, b) => a == b,

@@ -212,6 +212,14 @@ impl SparseExtent {
         Ok(Some(t))
     }
 
+    /// The end (a byte of the extent) of the span of grains sharing the grain table of
+    /// `pos` when that table is absent (all its grains unallocated).
+    pub fn absent_table_end(&self, pos: u64) -> Option<u64> {
+        let span = self.grain_bytes() * self.header.gtes_per_gt as u64;
+        let idx = pos / span;
+        (self.gd.get(idx as usize) == Some(&0)).then(|| (idx + 1).saturating_mul(span))
+    }
+
     /// How the grain holding byte `pos` of the extent is stored.
     pub fn grain(&self, pos: u64) -> Result<Grain> {
         let g = pos / self.grain_bytes();
