@@ -170,34 +170,15 @@ impl VmdkImage {
             Store::Zero => (Map::Zero, in_part),
             Store::Flat(_) => (Map::Flat, in_part),
             Store::Sparse(s) => {
-                let gb = s.grain_bytes();
-                let as_map = |g: Grain, within: u64| match g {
+                let within = rel % s.grain_bytes();
+                let (grain, n) = s.run(rel, in_part)?;
+                let map = match grain {
                     Grain::Unallocated => Map::Unallocated,
                     Grain::Zero => Map::Zero,
                     Grain::Data(host) => Map::Data(host + within),
                     Grain::Compressed(host) => Map::Compressed(host),
                 };
-                let first = as_map(s.grain(rel)?, rel % gb);
-                let mut n = (gb - rel % gb).min(in_part);
-                // Whole grains that continue the run: holes, zeros, or plain grains stored
-                // one after the other (a compressed grain is always a run of its own).
-                while n < in_part && !matches!(first, Map::Compressed(_)) {
-                    if first == Map::Unallocated {
-                        if let Some(end) = s.absent_table_end(rel + n) {
-                            n = (end - rel).min(in_part);
-                            continue;
-                        }
-                    }
-                    let same = match (first, as_map(s.grain(rel + n)?, 0)) {
-                        (Map::Data(a), Map::Data(b)) => b == a + n,
-                        (a, b) => a == b,
-                    };
-                    if !same {
-                        break;
-                    }
-                    n = (n + gb).min(in_part);
-                }
-                (first, n)
+                (map, n)
             }
         })
     }

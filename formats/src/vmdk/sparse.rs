@@ -212,22 +212,38 @@ impl SparseExtent {
         Ok(Some(t))
     }
 
-    /// The end (a byte of the extent) of the span of grains sharing the grain table of
-    /// `pos` when that table is absent (all its grains unallocated).
-    pub fn absent_table_end(&self, pos: u64) -> Option<u64> {
-        let span = self.grain_bytes() * self.header.gtes_per_gt as u64;
-        let idx = pos / span;
-        (self.gd.get(idx as usize) == Some(&0)).then(|| (idx + 1).saturating_mul(span))
+    /// How the grain holding byte `pos` of the extent is stored, and how many bytes from
+    /// `pos` (at most `max`, within one grain table) are stored alike: holes, zeros, or
+    /// plain grains one after the other in the file (a compressed grain is a run of its own).
+    pub fn run(&self, pos: u64, max: u64) -> Result<(Grain, u64)> {
+        let gb = self.grain_bytes();
+        let per = self.header.gtes_per_gt as u64;
+        let g = pos / gb;
+        let table_end = (g / per + 1).saturating_mul(per).saturating_mul(gb);
+        let end = table_end.min(pos.saturating_add(max));
+        let Some(table) = self.gt(g / per)? else {
+            return Ok((Grain::Unallocated, end - pos));
+        };
+        let first = self.classify(table[(g % per) as usize], pos)?;
+        let mut next = (g + 1) * gb;
+        if !matches!(first, Grain::Compressed(_)) {
+            while next < end {
+                let at = self.classify(table[(next / gb % per) as usize], next)?;
+                let same = match (first, at) {
+                    (Grain::Data(a), Grain::Data(b)) => b == a + (next - g * gb),
+                    (a, b) => a == b,
+                };
+                if !same {
+                    break;
+                }
+                next += gb;
+            }
+        }
+        Ok((first, next.min(end) - pos))
     }
 
-    /// How the grain holding byte `pos` of the extent is stored.
-    pub fn grain(&self, pos: u64) -> Result<Grain> {
-        let g = pos / self.grain_bytes();
-        let per = self.header.gtes_per_gt as u64;
-        let Some(table) = self.gt(g / per)? else {
-            return Ok(Grain::Unallocated);
-        };
-        let entry = table[(g % per) as usize];
+    /// What grain table entry `entry` (for byte `pos` of the extent) says.
+    fn classify(&self, entry: u32, pos: u64) -> Result<Grain> {
         if entry == 0 {
             return Ok(Grain::Unallocated);
         }
