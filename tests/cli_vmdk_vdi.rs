@@ -212,3 +212,47 @@ fn convert_writes_stream_optimized_vmdk() {
         &["compare", "-q", s(&qcow), s(&dir.join("b/src.vmdk"))],
     );
 }
+
+/// Editing a VMDK: `-o OUT` writes a new image (raw by default), `--overlay` a qcow2 whose
+/// backing file is the VMDK (format recorded, read back through the chain), `--in-place`
+/// is refused with exit status 3 and the image left as it was.
+#[test]
+fn edits_of_a_vmdk_write_new_images() {
+    let t = "edits_of_a_vmdk_write_new_images";
+    if !need("qemu-img", t) || !need("mke2fs", t) {
+        return;
+    }
+    let d = workdir();
+    let dir = d.path();
+    let disk = ext4_disk(dir);
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-O",
+            "vmdk",
+            s(&disk),
+            s(&dir.join("d.vmdk")),
+        ],
+    );
+    let before = std::fs::read(dir.join("d.vmdk")).expect("read");
+    fails(
+        dir,
+        &["rm", "--in-place", "d.vmdk", "/etc/hostname"],
+        3,
+        &["d.vmdk is a vmdk image", "does not edit in place", "-o OUT"],
+    );
+    assert_eq!(std::fs::read(dir.join("d.vmdk")).expect("read"), before);
+    ok(
+        dir,
+        &["rm", "--overlay", "ov.qcow2", "d.vmdk", "/etc/hostname"],
+    );
+    let info = common::run_stdout("qemu-img", &["info", s(&dir.join("ov.qcow2"))]);
+    assert!(info.contains("backing file format: vmdk"), "{info}");
+    assert!(!ok(dir, &["ls", "ov.qcow2", "/etc"]).contains("hostname"));
+    assert!(ok(dir, &["ls", "d.vmdk", "/etc"]).contains("hostname"));
+    ok(dir, &["rm", "-o", "out.raw", "d.vmdk", "/big"]);
+    assert!(!ok(dir, &["ls", "out.raw", "/"]).contains("big"));
+    assert_eq!(std::fs::read(dir.join("d.vmdk")).expect("read"), before);
+}

@@ -112,6 +112,14 @@ impl<'a> DestinationArgs<'a> {
                 {
                     bail!("--in-place keeps the image's format: -O, --compress and --cluster-size do not apply");
                 }
+                // Refused before any work when the file's magic says VMDK or VDI.
+                // (A file that cannot be read fails later, where it is opened.)
+                let probed = subroot_formats::image::detect_format(image).ok();
+                if let Some(f @ (ImageFormat::Vmdk | ImageFormat::Vdi)) =
+                    probed.and_then(ImageFormat::from_probed)
+                {
+                    return Err(no_in_place(image, f).into());
+                }
                 Destination::InPlace {
                     image: image.to_path_buf(),
                 }
@@ -224,6 +232,16 @@ fn write_overlay(edit: &Edit, path: &Path, cluster_size: Option<u64>, force: boo
     out.commit()
 }
 
+/// The refusal of `--in-place` for a format that is read but not edited where it lies.
+fn no_in_place(image: &Path, format: ImageFormat) -> subroot_formats::Error {
+    subroot_formats::Error::unsupported(format!(
+        "{} is a {} image, which subroot reads but does not edit in place; write the \
+         result with -o OUT or --overlay OUT",
+        image.display(),
+        format.name()
+    ))
+}
+
 /// The input changed where it lies: raw images byte for byte, qcow2 through a plan that
 /// allocates clusters and updates the tables; both under the undo log.
 fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
@@ -235,15 +253,7 @@ fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
             subroot_formats::qcow2::plan_in_place(&file, &edit.changed)
                 .with_context(|| format!("cannot plan the update of {}", image.display()))?
         }
-        f @ (ImageFormat::Vmdk | ImageFormat::Vdi) => {
-            return Err(subroot_formats::Error::unsupported(format!(
-                "{} is a {} image, which subroot reads but does not edit in place; write \
-                 the result with -o OUT",
-                image.display(),
-                f.name()
-            ))
-            .into())
-        }
+        f @ (ImageFormat::Vmdk | ImageFormat::Vdi) => return Err(no_in_place(image, f).into()),
     };
     subroot_formats::inplace::apply(image, &plan, edit.edited)
         .with_context(|| format!("cannot update {} in place", image.display()))?;
