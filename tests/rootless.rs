@@ -244,7 +244,10 @@ fn scanner_catches_spawning_and_device_names() {
     ] {
         assert!(!scan("sample", bad).is_empty(), "missed: {bad}");
         // The locking module's allowance covers its lock calls only.
-        assert!(!scan(LOCKING_MODULE.0, bad).is_empty(), "missed in the lock module: {bad}");
+        assert!(
+            !scan(LOCKING_MODULE.0, bad).is_empty(),
+            "missed in the lock module: {bad}"
+        );
     }
     // ... and comments, char literals and innocent words are not.
     for good in [
