@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(qcow2 mbr_gpt ext cpio decompress sniff tar fat vhd vhdx)
+[ ${#targets[@]} -gt 0 ] || targets=(qcow2 vhd vhdx vmdk vdi mbr_gpt ext cpio decompress sniff tar fat)
 export RUSTC_BOOTSTRAP=1
 # ASan keeps up to 256 MiB of freed memory in quarantine by default, which alone trips
 # the 256 MiB RSS limit; a small quarantine keeps the limit about our allocations.

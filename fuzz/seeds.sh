@@ -11,7 +11,7 @@ trap 'rm -rf "$tmp"' EXIT
 # Generated into a scratch corpus, then copied only where a seed is missing, so committed
 # seeds stay as they are (the samples contain random bytes and timestamps).
 c=$tmp/corpus
-mkdir -p "$c"/{qcow2,mbr_gpt,ext,cpio,decompress,sniff,tar,fat,vhd,vhdx}
+mkdir -p "$c"/{qcow2,vhd,vhdx,vmdk,vdi,mbr_gpt,ext,cpio,decompress,sniff,tar,fat}
 have() { command -v "$1" >/dev/null 2>&1 || [ -x "/usr/sbin/$1" ] || [ -x "/sbin/$1" ]; }
 export PATH="$PATH:/usr/sbin:/sbin"
 
@@ -37,6 +37,14 @@ if have qemu-img; then
     qemu-img convert -q -f raw -O qcow2 -o cluster_size=16384,extended_l2=on "$tmp/raw.img" "$c/qcow2/seed-extl2.qcow2" || true
     qemu-img create -q -f qcow2 -o cluster_size=4096 "$tmp/empty.qcow2" 1G
     cp "$tmp/empty.qcow2" "$c/qcow2/seed-empty.qcow2"
+    # VMDK: a sparse extent, streamOptimized, a flat descriptor; VDI: dynamic (the flat
+    # extent and a fixed VDI are as large as the disk: not seeds). Only the descriptor is
+    # under 64 KiB; the others (a 64 KiB grain, a 1 MiB block) are made at run time.
+    qemu-img convert -q -f raw -O vmdk "$tmp/raw.img" "$c/vmdk/seed-sparse.vmdk"
+    qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$tmp/raw.img" "$c/vmdk/seed-stream.vmdk"
+    qemu-img create -q -f vmdk -o subformat=monolithicFlat "$tmp/flat.vmdk" 64K
+    cp "$tmp/flat.vmdk" "$c/vmdk/seed-descriptor.vmdk"
+    qemu-img convert -q -f raw -O vdi "$tmp/raw.img" "$c/vdi/seed-dynamic.vdi"
 fi
 
 if have sfdisk; then

@@ -27,10 +27,11 @@ pub enum Error {
     /// A valid feature of the format that this crate does not handle (or refuses to).
     #[error("{0}")]
     Unsupported(String),
-    /// An image container this crate recognises but does not read (VMDK, VDI, ...): only
-    /// raw, qcow2, VHD and VHDX are read. Opening it as raw explicitly reads its bytes as the disk.
+    /// An image container this crate recognises but does not read (QED, Parallels, ...): only
+    /// raw, qcow2, VHD, VHDX, VMDK and VDI are read. Opening it as raw explicitly reads its bytes
+    /// as the disk.
     #[error(
-        "{} is a {} image; subroot reads raw, qcow2, VHD and VHDX (convert it with qemu-img convert \
+        "{} is a {} image; subroot reads raw, qcow2, VHD, VHDX, VMDK and VDI (convert it with qemu-img convert \
          first, or force with -f raw)",
         path.display(),
         format.long_name()
@@ -59,6 +60,16 @@ pub enum Error {
 }
 
 impl Error {
+    /// Prefix a [`Error::Corrupt`] or [`Error::Unsupported`] message with the file it is
+    /// about (other errors name their file already).
+    pub fn in_file(self, path: &std::path::Path) -> Self {
+        match self {
+            Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
+            Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
+            other => other,
+        }
+    }
+
     /// Wrap an I/O error with what was being done. An error of this crate that travelled
     /// through `std::io` (a file reader's `Read`) comes back as itself, its message prefixed
     /// with the context, so that a corrupt structure is still [`Error::Corrupt`].

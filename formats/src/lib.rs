@@ -25,7 +25,9 @@ pub mod sniff;
 pub mod table;
 pub mod tar;
 pub mod tree;
+pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 
 pub use error::{Error, Result};

@@ -4,7 +4,8 @@
 //! give clear errors, never panics.
 mod common;
 
-use common::{need, oracle, run, s};
+use common::oracle::{self, qemu_io};
+use common::{need, run, s};
 use std::fs;
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, Extent, ExtentKind};
@@ -15,17 +16,6 @@ const MIB: u64 = 1 << 20;
 
 fn qemu_img(args: &[&str]) {
     run("qemu-img", args);
-}
-
-/// Run each `qemu-io` command on `img` (opened with its backing chain).
-fn qemu_io(img: &Path, cmds: &[&str]) {
-    let mut args = vec![];
-    for c in cmds {
-        args.push("-c");
-        args.push(c);
-    }
-    args.push(s(img));
-    run("qemu-io", &args);
 }
 
 fn create(img: &Path, opts: &str, size: &str) {
@@ -48,6 +38,7 @@ fn check_against_qemu(img: &Path) -> Vec<Extent> {
 fn fill(img: &Path) {
     qemu_io(
         img,
+        "qcow2",
         &[
             "write -P 0x11 0 64k",
             "write -P 0x22 1M 300k",
@@ -140,6 +131,7 @@ fn extended_l2_with_and_without_backing() {
     create(&img, "extended_l2=on,cluster_size=64k", "16M");
     qemu_io(
         &img,
+        "qcow2",
         &[
             "write -P 0x61 0 2k",
             "write -P 0x62 6k 4k",
@@ -153,7 +145,11 @@ fn extended_l2_with_and_without_backing() {
 
     let base = d.path().join("base.qcow2");
     create(&base, "", "16M");
-    qemu_io(&base, &["write -P 0xaa 0 4M", "write -P 0xbb 8M 1M"]);
+    qemu_io(
+        &base,
+        "qcow2",
+        &["write -P 0xaa 0 4M", "write -P 0xbb 8M 1M"],
+    );
     let ov = d.path().join("ov.qcow2");
     qemu_img(&[
         "create",
@@ -170,6 +166,7 @@ fn extended_l2_with_and_without_backing() {
     ]);
     qemu_io(
         &ov,
+        "qcow2",
         &[
             "write -P 0x01 2k 2k",
             "write -z 40k 8k",
@@ -227,7 +224,11 @@ fn backing_files_qcow2_raw_relative_and_chain() {
     // qcow2 backing, shorter than the overlay.
     let base = d.path().join("base.qcow2");
     create(&base, "", "16M");
-    qemu_io(&base, &["write -P 0x10 0 3M", "write -P 0x11 15M 1M"]);
+    qemu_io(
+        &base,
+        "qcow2",
+        &["write -P 0x10 0 3M", "write -P 0x11 15M 1M"],
+    );
     let ov = d.path().join("ov.qcow2");
     qemu_img(&[
         "create",
@@ -243,6 +244,7 @@ fn backing_files_qcow2_raw_relative_and_chain() {
     ]);
     qemu_io(
         &ov,
+        "qcow2",
         &[
             "write -P 0x20 1M 64k",
             "write -z 2M 64k",
@@ -254,7 +256,7 @@ fn backing_files_qcow2_raw_relative_and_chain() {
     // raw backing.
     let rawb = d.path().join("base.raw");
     qemu_img(&["create", "-q", "-f", "raw", s(&rawb), "8M"]);
-    qemu_io(&rawb, &["write -P 0x30 0 1M"]);
+    qemu_io(&rawb, "raw", &["write -P 0x30 0 1M"]);
     let ovr = d.path().join("ovr.qcow2");
     qemu_img(&[
         "create",
@@ -267,7 +269,7 @@ fn backing_files_qcow2_raw_relative_and_chain() {
         "raw",
         s(&ovr),
     ]);
-    qemu_io(&ovr, &["write -P 0x31 512k 64k"]);
+    qemu_io(&ovr, "qcow2", &["write -P 0x31 512k 64k"]);
     check_against_qemu(&ovr);
     let i = Image::open(&ovr).unwrap();
     let chain = i.chain();
@@ -289,7 +291,7 @@ fn backing_files_qcow2_raw_relative_and_chain() {
         "qcow2",
         s(&rel),
     ]);
-    qemu_io(&rel, &["write -P 0x40 64k 64k"]);
+    qemu_io(&rel, "qcow2", &["write -P 0x40 64k 64k"]);
     assert_ne!(std::env::current_dir().unwrap(), sub);
     let q = Qcow2Image::open(&rel).unwrap();
     assert_eq!(q.header().backing_file.as_deref(), Some("../base.qcow2"));
@@ -309,7 +311,11 @@ fn backing_files_qcow2_raw_relative_and_chain() {
         "qcow2",
         s(&top),
     ]);
-    qemu_io(&top, &["write -P 0x50 100k 10k", "write -z 15M 64k"]);
+    qemu_io(
+        &top,
+        "qcow2",
+        &["write -P 0x50 100k 10k", "write -z 15M 64k"],
+    );
     let i = Image::open(&top).unwrap();
     let names: Vec<PathBuf> = i.chain().iter().map(|c| c.path().to_path_buf()).collect();
     assert_eq!(names, vec![top.clone(), ov.clone(), base.clone()]);
@@ -326,6 +332,7 @@ fn two_gib_extents_are_fast() {
     create(&img, "", "2G");
     qemu_io(
         &img,
+        "qcow2",
         &[
             "write -P 1 0 64k",
             "write -P 2 1G 64k",
@@ -383,7 +390,7 @@ fn expect_error(img: &Path, phrase: &str) {
 fn fresh(d: &Path, name: &str) -> PathBuf {
     let img = d.join(name);
     create(&img, "", "4M");
-    qemu_io(&img, &["write -P 0x77 0 128k"]);
+    qemu_io(&img, "qcow2", &["write -P 0x77 0 128k"]);
     img
 }
 
@@ -606,7 +613,7 @@ fn random_metadata_damage_never_panics() {
     }
     let d = tempfile::tempdir().unwrap();
     let plain = fresh(d.path(), "p.qcow2");
-    qemu_io(&plain, &["write -z 1M 64k", "write -P 9 2M 100k"]);
+    qemu_io(&plain, "qcow2", &["write -z 1M 64k", "write -P 9 2M 100k"]);
     let comp = d.path().join("z.qcow2");
     qemu_img(&[
         "convert",
@@ -620,7 +627,7 @@ fn random_metadata_damage_never_panics() {
     ]);
     let ext = d.path().join("e.qcow2");
     create(&ext, "extended_l2=on", "4M");
-    qemu_io(&ext, &["write -P 1 3k 5k", "write -z 64k 4k"]);
+    qemu_io(&ext, "qcow2", &["write -P 1 3k 5k", "write -z 64k 4k"]);
     let target = d.path().join("damaged.qcow2");
     let mut seed = 0x9e37_79b9_7f4a_7c15u64;
     let mut rand = move || {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, Args)]
 pub struct InfoArgs {
-    /// The image file (raw, qcow2, VHD or VHDX; the format is detected).
+    /// The image file (raw, qcow2, VHD, VHDX, VMDK or VDI; the format is detected).
     pub image: PathBuf,
     /// Treat the image as this format instead of detecting it.
     #[arg(short = 'f', long = "format", value_name = "FMT")]
@@ -19,7 +19,7 @@ pub struct InfoArgs {
 /// `subroot inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
-    /// The disk image (raw, qcow2, VHD or VHDX; the format is detected) or a bare
+    /// The disk image (raw, qcow2, VHD, VHDX, VMDK or VDI; the format is detected) or a bare
     /// filesystem image.
     pub image: PathBuf,
     /// Treat the image as this format instead of detecting it.
@@ -32,7 +32,7 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct ConvertArgs {
-    /// The input image (raw, qcow2, VHD or VHDX, with any backing or parent chain).
+    /// The input image (raw, qcow2, VHD, VHDX, VMDK or VDI, with any backing or parent chain).
     pub input: PathBuf,
     /// The output file; written beside itself under a temporary name, then renamed.
     pub output: PathBuf,

@@ -13,7 +13,7 @@ macro_rules! reading {
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
 metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
 mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw, qcow2, \
-VHD or VHDX image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
+VHD, VHDX, VMDK or VDI image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
 /usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
 is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
@@ -44,7 +44,7 @@ otherwise), under a temporary name, re-read and checked, then renamed, so it app
 complete or not at all. --overlay OUT writes only the clusters that changed, as a qcow2 whose \
 backing file is the input (relative to OUT's directory when possible, its format recorded): \
 QEMU boots it, qemu-img commit folds it into the input. --in-place changes the input itself, \
-raw or qcow2, writing only the blocks that change (new qcow2 clusters are appended): the old \
+raw or qcow2 (VHD, VHDX, VMDK and VDI images are refused: use -o or --overlay), writing only the blocks that change (new qcow2 clusters are appended): the old \
 bytes of everything to be overwritten, and the old length, first go to IMAGE.subroot-undo, \
 which is made durable before the first write into the image and removed after the final \
 sync; if the run is interrupted (a crash, SIGKILL, a full disk) the next subroot command on \
@@ -78,7 +78,8 @@ recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squas
 iso9660.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
   path, format   the image as given (path_bytes, base64, when it is not
-                 UTF-8); \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\"
+                 UTF-8); \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\" | \"vmdk\" |
+                 \"vdi\"
   virtual_size   the disk's size as the guest sees it
   actual_size    bytes the file occupies on the host (qemu-img's)
   qcow2          null unless qcow2, else {version, compat (\"1.1\" for v3,
@@ -87,7 +88,7 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets 
                  lazy_refcounts, snapshots, backing_file and
                  backing_format (as in the header, or null)}
   backing_chain  [{path, format, virtual_size}], nearest first (qcow2
-                 backing files, VHD/VHDX parents)
+                 backing files, VHD/VHDX/VMDK parents)
   table          null without a partition table, else {type (\"mbr\" |
                  \"gpt\"), disk_id (GPT GUID, or MBR \"0x1234abcd\" as
                  sfdisk -J), sector_size, first_lba and last_lba (GPT
@@ -125,7 +126,8 @@ Missing pieces (no os-release, no fstab, a FAT or LUKS partition, an unrecognise
 said under notes, not errors. A corrupt partition table or a recognised filesystem that \
 does not open (a damaged ext superblock) is an error, exit status 3.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
-  image, format    the image as given; \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\"
+  image, format    the image as given; \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\" |
+                   \"vmdk\" | \"vdi\"
   virtual_size     the disk's size
   table            null, or {type (\"mbr\" | \"gpt\"), disk_id}
   partitions       [{number (null: the whole disk), start, size, type,
@@ -151,18 +153,23 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
   relayout         null, or {roots [{name, pretty_name}], default}
   notes            what is missing or was not read";
 
-pub const CONVERT: &str = "Copy an image to a new raw, qcow2 or fixed VHD file, flattening \
-backing chains and keeping it sparse.\n\n\
-Like qemu-img convert: reads any raw, qcow2, VHD or VHDX image (qcow2 v2/v3, zlib/zstd \
-compressed clusters, extended L2, backing chains; VHD fixed, dynamic and differencing; VHDX \
-fixed, dynamic and differencing; parents are looked for beside the child, never outside its \
-directory unless an absolute locator names a file that exists; chains are flattened) and \
-writes raw, qcow2 v3 or a fixed VHD (-O vhd: the disk padded to a whole MiB, as Azure \
-requires, then a footer; qemu names it vpc; when that grows the disk, a GPT's backup \
-header is no longer at its end: sgdisk -e moves it). Zero regions stay holes (raw, VHD) or \
-unallocated clusters (qcow2); -c compresses clusters on all cores. A VHDX left with a log \
-to replay (not closed cleanly) is read with the log replayed in memory; the file is not \
-written. The output is written under a temporary name beside OUTPUT, synced, re-opened and \
+pub const CONVERT: &str = "Copy an image to a new raw, qcow2, fixed VHD or VMDK file, \
+flattening backing chains and keeping it sparse.\n\n\
+Like qemu-img convert: reads any raw, qcow2, VHD, VHDX, VMDK or VDI image (qcow2 v2/v3, \
+zlib/zstd compressed clusters, extended L2, backing chains; VHD fixed, dynamic and \
+differencing; VHDX fixed, dynamic and differencing; VMDK monolithicSparse, streamOptimized, \
+monolithicFlat, twoGbMaxExtentSparse/Flat and ESXi -flat.vmdk descriptors, with parents; VDI \
+fixed and dynamic; chains are flattened). VHD and VHDX parents are looked for beside the \
+child, never outside its directory unless an absolute locator names a file that exists; a \
+VMDK descriptor's extent files must lie in its own directory. The input format is detected \
+from its magic (-f forces one). Writes raw, qcow2 v3, a fixed VHD (-O vhd: the disk padded \
+to a whole MiB, as Azure requires, then a footer; qemu names it vpc; when that grows the \
+disk, a GPT's backup header is no longer at its end: sgdisk -e moves it) or a \
+streamOptimized VMDK (-O vmdk: deflate-compressed 64 KiB grains, what vSphere and OVA \
+imports take). Zero regions stay holes (raw, VHD) or unallocated clusters (qcow2, VMDK); \
+-c compresses clusters on all cores. A VHDX left with a log to replay (not closed cleanly) \
+is read with the log replayed in memory; the file is not written. \
+The output is written under a temporary name beside OUTPUT, synced, re-opened and \
 checked, then renamed; an existing OUTPUT is refused without --force.";
 
 pub const CREATE: &str = "Create a new empty image, optionally with a partition table and \

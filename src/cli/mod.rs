@@ -79,13 +79,14 @@ subroot inspect --json disk.raw | jq -r '.packages.installed[] | \"\\(.name) \\(
 for i in *.qcow2; do subroot inspect --json \"$i\" | jq -c '{image, os: .os.id, root: .root}'; done"
     )]
     Inspect(InspectArgs),
-    /// Copy an image to a new raw, qcow2 or fixed VHD file, flattening backing chains, keeping it sparse.
+    /// Copy an image to a new raw, qcow2, VHD or VMDK file, flattening backing chains, keeping it sparse.
     #[command(
         long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
 subroot convert disk.raw disk.qcow2 -O qcow2 -c zstd\n  \
 subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M\n  \
-subroot convert hyperv.vhdx azure.vhd -O vhd"
+subroot convert hyperv.vhdx azure.vhd -O vhd\n  \
+subroot convert box.vdi vsphere.vmdk -O vmdk"
     )]
     Convert(ConvertArgs),
     /// Create a new empty image, optionally with a partition table and filesystems.
@@ -249,15 +250,19 @@ pub fn normalize_args(
     out
 }
 
+/// A format written by `-O`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ImageFormatArg {
     Raw,
     Qcow2,
     /// A fixed VHD (what Azure takes): the disk padded to a whole MiB, then a footer.
     Vhd,
+    /// VMDK streamOptimized (compressed grains; what vSphere and OVA imports take).
+    Vmdk,
 }
 
-/// An input container format (`-f`): every format subroot reads.
+/// An input container format (`-f`): every format subroot reads (detected by magic when
+/// not given).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum InputFormatArg {
     Raw,
@@ -266,6 +271,8 @@ pub enum InputFormatArg {
     #[value(alias = "vpc")]
     Vhd,
     Vhdx,
+    Vmdk,
+    Vdi,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

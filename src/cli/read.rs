@@ -9,7 +9,7 @@ use std::path::PathBuf;
 /// Options shared by every reading command.
 #[derive(Debug, Args, Clone)]
 pub struct ReadArgs {
-    /// The disk image (raw or qcow2) or a bare filesystem image.
+    /// The disk image (raw, qcow2, VMDK or VDI) or a bare filesystem image.
     pub image: PathBuf,
     #[command(flatten)]
     pub part: PartitionArgs,

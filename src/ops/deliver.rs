@@ -112,6 +112,15 @@ impl<'a> DestinationArgs<'a> {
                 {
                     bail!("--in-place keeps the image's format: -O, --compress and --cluster-size do not apply");
                 }
+                // Refused before any work when the file's magic names a container that is
+                // not edited in place. (A file that cannot be read fails later, where it is
+                // opened; apply_in_place refuses the same formats when -f names them.)
+                let probed = subroot_formats::image::detect_format(image).ok();
+                if let Some(f) = probed.and_then(ImageFormat::from_probed) {
+                    if !edits_in_place(f) {
+                        return Err(no_in_place(image, f).into());
+                    }
+                }
                 Destination::InPlace {
                     image: image.to_path_buf(),
                 }
@@ -224,6 +233,21 @@ fn write_overlay(edit: &Edit, path: &Path, cluster_size: Option<u64>, force: boo
     out.commit()
 }
 
+/// The refusal of `--in-place` for a format that is read but not edited where it lies.
+fn no_in_place(image: &Path, format: ImageFormat) -> subroot_e2fs::Error {
+    subroot_e2fs::Error::CannotEditInPlace(format!(
+        "{} is a {} image, which subroot reads but does not edit in place; --in-place edits \
+         raw and qcow2 images (write -o OUT or --overlay OUT instead)",
+        image.display(),
+        format.name()
+    ))
+}
+
+/// Whether `--in-place` can update an image of `format` (raw and qcow2 only).
+fn edits_in_place(format: ImageFormat) -> bool {
+    matches!(format, ImageFormat::Raw | ImageFormat::Qcow2)
+}
+
 /// The input changed where it lies: raw images byte for byte, qcow2 through a plan that
 /// allocates clusters and updates the tables; both under the undo log.
 fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
@@ -235,15 +259,7 @@ fn apply_in_place(edit: &Edit, image: &Path) -> Result<()> {
             subroot_formats::qcow2::plan_in_place(&file, &edit.changed)
                 .with_context(|| format!("cannot plan the update of {}", image.display()))?
         }
-        ImageFormat::Vhd | ImageFormat::Vhdx => {
-            return Err(subroot_e2fs::Error::CannotEditInPlace(format!(
-                "{} is a {} image; --in-place edits raw and qcow2 images (write -o OUT or \
-                 --overlay OUT instead)",
-                image.display(),
-                edit.input_format.name().to_uppercase()
-            ))
-            .into())
-        }
+        other => return Err(no_in_place(image, other).into()),
     };
     subroot_formats::inplace::apply(image, &plan, edit.edited)
         .with_context(|| format!("cannot update {} in place", image.display()))?;

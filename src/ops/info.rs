@@ -142,7 +142,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
                 backing_format: h.backing_format.clone(),
             })
         }
-        Image::Raw(_) | Image::Vhd(_) | Image::Vhdx(_) => None,
+        Image::Raw(_) | Image::Vhd(_) | Image::Vhdx(_) | Image::Vmdk(_) | Image::Vdi(_) => None,
     };
     let backing_chain = img
         .chain()

@@ -30,22 +30,25 @@ use anyhow::{Context, Result};
 use std::path::Path;
 use subroot_formats::image::{Image, ImageFormat};
 
-/// Map the CLI's format choice onto the library's.
+/// Map the CLI's output format onto the library's.
 pub fn format_of(arg: ImageFormatArg) -> ImageFormat {
     match arg {
         ImageFormatArg::Raw => ImageFormat::Raw,
         ImageFormatArg::Qcow2 => ImageFormat::Qcow2,
         ImageFormatArg::Vhd => ImageFormat::Vhd,
+        ImageFormatArg::Vmdk => ImageFormat::Vmdk,
     }
 }
 
-/// Map the CLI's input format choice onto the library's.
+/// Map the CLI's input format onto the library's.
 pub fn input_format_of(arg: InputFormatArg) -> ImageFormat {
     match arg {
         InputFormatArg::Raw => ImageFormat::Raw,
         InputFormatArg::Qcow2 => ImageFormat::Qcow2,
         InputFormatArg::Vhd => ImageFormat::Vhd,
         InputFormatArg::Vhdx => ImageFormat::Vhdx,
+        InputFormatArg::Vmdk => ImageFormat::Vmdk,
+        InputFormatArg::Vdi => ImageFormat::Vdi,
     }
 }
 

@@ -25,6 +25,7 @@ fn vhd_timestamp() -> Result<u32> {
     };
     Ok(u32::try_from(unix.saturating_sub(Y2K)).unwrap_or(u32::MAX))
 }
+use subroot_formats::vmdk::write_vmdk_stream;
 
 /// Where and how to write an output image.
 pub struct OutputSpec<'a> {
@@ -36,13 +37,9 @@ pub struct OutputSpec<'a> {
 }
 
 impl OutputSpec<'_> {
-    /// "raw", "qcow2" or "vhd", for messages.
+    /// "raw", "qcow2", "vhd" or "vmdk", for messages.
     pub fn format_name(&self) -> &'static str {
-        match self.format {
-            ImageFormatArg::Raw => "raw",
-            ImageFormatArg::Qcow2 => "qcow2",
-            ImageFormatArg::Vhd => "vhd",
-        }
+        super::format_of(self.format).name()
     }
 
     /// Refuse qcow2-only options for other output, before any work is done.
@@ -60,13 +57,18 @@ impl OutputSpec<'_> {
 }
 
 /// The output format when none is asked for: the input's container, so a qcow2 image
-/// stays qcow2 and everything else is written raw. The one default of every command
+/// stays qcow2 and everything else (raw, and VMDK and VDI, which are only read) is
+/// written raw. The one default of every command
 /// that rewrites an image (`relayout`, `mkfs`, `copy-in`, `rm`); `convert` and `batch`
 /// name their format explicitly (batch names outputs by it before opening any input).
 pub fn format_following(input: ImageFormat) -> ImageFormatArg {
     match input {
         ImageFormat::Qcow2 => ImageFormatArg::Qcow2,
-        ImageFormat::Raw | ImageFormat::Vhd | ImageFormat::Vhdx => ImageFormatArg::Raw,
+        ImageFormat::Raw
+        | ImageFormat::Vhd
+        | ImageFormat::Vhdx
+        | ImageFormat::Vmdk
+        | ImageFormat::Vdi => ImageFormatArg::Raw,
     }
 }
 
@@ -108,11 +110,20 @@ pub fn write_image_with(
             });
             write_qcow2(src, out.file(), &opts, &report)
         }
+        ImageFormatArg::Vmdk => {
+            // The descriptor names the extent by the file's final name.
+            let name = spec
+                .path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            write_vmdk_stream(src, out.file(), &name, &report)
+        }
     }
     .with_context(|| format!("cannot write {}", spec.path.display()))?;
     let expected_len = match spec.format {
         ImageFormatArg::Vhd => fixed_size(src.len()),
-        ImageFormatArg::Raw | ImageFormatArg::Qcow2 => src.len(),
+        ImageFormatArg::Raw | ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => src.len(),
     };
     check_written(out.temp_path(), spec.format, expected_len).with_context(|| {
         format!(

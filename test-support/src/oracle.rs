@@ -188,11 +188,80 @@ pub fn walk(dev: &dyn BlockDevice) -> subroot_formats::Result<()> {
 }
 
 /// Run each `qemu-io` command (`write -P 0x41 1M 4k`, ...) on `img` of qemu format `fmt`.
-pub fn qemu_io(img: &Path, fmt: &str, cmds: &[String]) {
+pub fn qemu_io(img: &Path, fmt: &str, cmds: &[impl AsRef<str>]) {
     let mut args = vec!["-f", fmt];
     for c in cmds {
-        args.extend(["-c", c.as_str()]);
+        args.extend(["-c", c.as_ref()]);
     }
     args.push(s(img));
     run("qemu-io", &args);
+}
+
+/// Damage copies of each of `sources` at random places (mostly in the first `front` bytes,
+/// where the metadata is) and open, read and map each through [`subroot_formats::image::Image`]:
+/// errors are fine, panics and hangs are not.
+pub fn random_damage_never_panics(sources: &[&Path], front: usize, rounds: usize) {
+    use subroot_formats::image::Image;
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut rand = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for src in sources {
+        let orig = fs::read(src).unwrap();
+        let target = dir.path().join(src.file_name().unwrap());
+        for _ in 0..rounds {
+            let mut data = orig.clone();
+            for _ in 0..1 + rand() % 3 {
+                let span = if rand() % 4 == 0 {
+                    data.len()
+                } else {
+                    data.len().min(front)
+                };
+                let at = (rand() as usize % span.max(1)) & !3;
+                if at + 4 <= data.len() {
+                    let v = rand() as u32;
+                    let v = if rand() % 2 == 0 { v } else { v & 0xff };
+                    data[at..at + 4].copy_from_slice(&v.to_le_bytes());
+                }
+            }
+            if rand() % 8 == 0 {
+                data.truncate(rand() as usize % data.len().max(1));
+            }
+            fs::write(&target, &data).unwrap();
+            if let Ok(i) = Image::open(&target) {
+                let n = i.len().min(8 * MIB);
+                let mut buf = vec![0u8; n as usize];
+                let _ = i.read_at(&mut buf, 0);
+                let _ = i.extents(0, i.len());
+            }
+        }
+    }
+}
+
+/// The error opening a damaged image gives, or else reading all of it (at most its first
+/// 64 MiB) and mapping it; a damaged image that reads without error fails the test.
+pub fn open_err(img: &Path) -> String {
+    use subroot_formats::image::Image;
+    let i = match Image::open(img) {
+        Err(e) => return e.to_string(),
+        Ok(i) => i,
+    };
+    let n = i.len().min(64 * MIB);
+    let mut buf = vec![0u8; MIB as usize];
+    let mut pos = 0;
+    while pos < n {
+        let len = (n - pos).min(MIB) as usize;
+        if let Err(e) = i.read_at(&mut buf[..len], pos) {
+            return e.to_string();
+        }
+        pos += len as u64;
+    }
+    match i.extents(0, i.len()) {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("{} (damaged) read without error", img.display()),
+    }
 }

@@ -1,5 +1,6 @@
-//! What every format with a parent image shares: entering a chain (loop and depth checks),
-//! resolving a parent named by a child (confined to the child's directory tree), and
+//! What every format with a parent image (qcow2 backing files, VHD, VHDX and VMDK
+//! parents) shares: entering a chain (loop and depth checks),
+//! resolving a parent locator of a child (confined to the child's directory tree), and
 //! reading or mapping the parent's bytes under ranges the child does not hold.
 
 use super::Image;
@@ -42,6 +43,17 @@ pub(crate) fn dir_of(child: &Path) -> &Path {
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."))
+}
+
+/// Where a parent named `name` inside `child` is, as qemu takes it (qcow2 backing files,
+/// VMDK parentFileNameHint): an absolute name as written, a relative one beside the child.
+pub(crate) fn resolve_parent(child: &Path, name: &str) -> PathBuf {
+    let written = Path::new(name);
+    if written.is_absolute() {
+        written.to_path_buf()
+    } else {
+        dir_of(child).join(written)
+    }
 }
 
 /// Where a parent locator of `child` points, if it is acceptable: a relative path (with
@@ -117,15 +129,6 @@ pub(crate) fn parent_extents(
         },
     );
     Ok(())
-}
-
-/// Prefix a codec error with the file it came from.
-pub(crate) fn with_file(e: Error, path: &Path) -> Error {
-    match e {
-        Error::Corrupt(m) => Error::Corrupt(format!("{}: {m}", path.display())),
-        Error::Unsupported(m) => Error::Unsupported(format!("{}: {m}", path.display())),
-        other => other,
-    }
 }
 
 #[cfg(test)]

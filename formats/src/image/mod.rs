@@ -1,4 +1,4 @@
-//! An image file of any supported container format (raw, qcow2, VHD, VHDX), opened by
+//! An image file of any supported container format (raw, qcow2, VHD, VHDX, VMDK, VDI), opened by
 //! probing its magic or by an explicit format, as one [`BlockDevice`]. Other container
 //! formats are recognised ([`probe`]) and refused by name.
 
@@ -10,8 +10,10 @@ pub use probe::{probe, ForeignFormat, Probed};
 
 use crate::block::{BlockDevice, Extent, RawFile};
 use crate::qcow2::Qcow2Image;
+use crate::vdi::VdiImage;
 use crate::vhd::VhdImage;
 use crate::vhdx::VhdxImage;
+use crate::vmdk::{VmdkImage, VmdkOptions};
 use crate::{Error, Result};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -28,16 +30,33 @@ pub enum ImageFormat {
     Vhd,
     /// Microsoft VHDX: fixed, dynamic or differencing.
     Vhdx,
+    /// VMware VMDK (sparse, streamOptimized or a descriptor naming extents).
+    Vmdk,
+    /// VirtualBox VDI (fixed or dynamic).
+    Vdi,
 }
 
 impl ImageFormat {
-    /// The name of the format ("raw", "qcow2", "vhd", "vhdx"); qemu calls VHD "vpc".
+    /// Every format read.
+    pub const ALL: [ImageFormat; 6] = [
+        ImageFormat::Raw,
+        ImageFormat::Qcow2,
+        ImageFormat::Vhd,
+        ImageFormat::Vhdx,
+        ImageFormat::Vmdk,
+        ImageFormat::Vdi,
+    ];
+
+    /// The name of the format ("raw", "qcow2", "vhd", "vhdx", "vmdk", "vdi"); qemu calls VHD
+    /// "vpc".
     pub fn name(&self) -> &'static str {
         match self {
             ImageFormat::Raw => "raw",
             ImageFormat::Qcow2 => "qcow2",
             ImageFormat::Vhd => "vhd",
             ImageFormat::Vhdx => "vhdx",
+            ImageFormat::Vmdk => "vmdk",
+            ImageFormat::Vdi => "vdi",
         }
     }
 
@@ -48,25 +67,37 @@ impl ImageFormat {
             other => other.name(),
         }
     }
+
+    /// The format a probe found, when it is one read here.
+    pub fn from_probed(p: Probed) -> Option<ImageFormat> {
+        match p {
+            Probed::Raw => Some(ImageFormat::Raw),
+            Probed::Qcow2 => Some(ImageFormat::Qcow2),
+            Probed::Vhd => Some(ImageFormat::Vhd),
+            Probed::Vhdx => Some(ImageFormat::Vhdx),
+            Probed::Foreign(ForeignFormat::Vmdk) => Some(ImageFormat::Vmdk),
+            Probed::Foreign(ForeignFormat::Vdi) => Some(ImageFormat::Vdi),
+            Probed::Foreign(_) => None,
+        }
+    }
 }
 
 impl FromStr for ImageFormat {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "raw" => Ok(ImageFormat::Raw),
-            "qcow2" => Ok(ImageFormat::Qcow2),
-            "vhd" | "vpc" => Ok(ImageFormat::Vhd),
-            "vhdx" => Ok(ImageFormat::Vhdx),
-            other => Err(Error::InvalidArgument(format!(
-                "unknown image format {other:?} (expected raw, qcow2, vhd (vpc) or vhdx)"
-            ))),
-        }
+        ImageFormat::ALL
+            .into_iter()
+            .find(|f| f.name() == s || f.qemu_name() == s)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown image format {s:?} (expected raw, qcow2, vhd (vpc), vhdx, vmdk or vdi)"
+                ))
+            })
     }
 }
 
-/// An open image: a raw file, or a qcow2, VHD or VHDX image with its backing chain.
+/// An open image: a raw file, or a qcow2, VHD, VHDX, VMDK or VDI image with its backing chain.
 #[derive(Debug)]
 pub enum Image {
     /// A raw file.
@@ -77,6 +108,10 @@ pub enum Image {
     Vhd(Box<VhdImage>),
     /// A VHDX image.
     Vhdx(Box<VhdxImage>),
+    /// A VMDK image.
+    Vmdk(Box<VmdkImage>),
+    /// A VDI image.
+    Vdi(Box<VdiImage>),
 }
 
 /// What the file at `path` is, from its first and last bytes (see [`probe`]).
@@ -113,24 +148,31 @@ impl Image {
     ) -> Result<Image> {
         let format = match format {
             Some(f) => f,
-            None => match detect_format(path)? {
-                Probed::Raw => ImageFormat::Raw,
-                Probed::Qcow2 => ImageFormat::Qcow2,
-                Probed::Vhd => ImageFormat::Vhd,
-                Probed::Vhdx => ImageFormat::Vhdx,
-                Probed::Foreign(format) => {
-                    return Err(Error::UnsupportedContainer {
-                        path: path.to_path_buf(),
-                        format,
-                    })
+            None => {
+                let probed = detect_format(path)?;
+                match (ImageFormat::from_probed(probed), probed) {
+                    (Some(f), _) => f,
+                    (None, Probed::Foreign(format)) => {
+                        return Err(Error::UnsupportedContainer {
+                            path: path.to_path_buf(),
+                            format,
+                        })
+                    }
+                    (None, _) => ImageFormat::Raw,
                 }
-            },
+            }
         };
         Ok(match format {
             ImageFormat::Raw => Image::Raw(RawFile::open(path)?),
             ImageFormat::Qcow2 => Image::Qcow2(Box::new(Qcow2Image::open_chain(path, seen)?)),
             ImageFormat::Vhd => Image::Vhd(Box::new(VhdImage::open_chain(path, seen)?)),
             ImageFormat::Vhdx => Image::Vhdx(Box::new(VhdxImage::open_chain(path, seen)?)),
+            ImageFormat::Vmdk => Image::Vmdk(Box::new(VmdkImage::open_chain(
+                path,
+                VmdkOptions::default(),
+                seen,
+            )?)),
+            ImageFormat::Vdi => Image::Vdi(Box::new(VdiImage::open(path)?)),
         })
     }
 
@@ -141,6 +183,8 @@ impl Image {
             Image::Qcow2(_) => ImageFormat::Qcow2,
             Image::Vhd(_) => ImageFormat::Vhd,
             Image::Vhdx(_) => ImageFormat::Vhdx,
+            Image::Vmdk(_) => ImageFormat::Vmdk,
+            Image::Vdi(_) => ImageFormat::Vdi,
         }
     }
 
@@ -151,27 +195,32 @@ impl Image {
             Image::Qcow2(q) => q.path(),
             Image::Vhd(v) => v.path(),
             Image::Vhdx(v) => v.path(),
+            Image::Vmdk(v) => v.path(),
+            Image::Vdi(v) => v.path(),
         }
     }
 
-    /// The image this one reads unallocated ranges from (qcow2 backing file, VHD or VHDX
-    /// parent), if any.
+    /// The image this one reads unallocated ranges from (qcow2 backing file, VHD, VHDX or
+    /// VMDK parent), if any.
     pub fn backing(&self) -> Option<&Image> {
         match self {
-            Image::Raw(_) => None,
+            Image::Raw(_) | Image::Vdi(_) => None,
             Image::Qcow2(q) => q.backing(),
             Image::Vhd(v) => v.parent(),
             Image::Vhdx(v) => v.parent(),
+            Image::Vmdk(v) => v.parent(),
         }
     }
 
-    /// Bytes the image file itself occupies on the host filesystem.
+    /// Bytes the image file(s) occupy on the host filesystem.
     pub fn file_allocated_bytes(&self) -> Result<u64> {
         match self {
             Image::Raw(r) => r.allocated_bytes(),
             Image::Qcow2(q) => q.file_allocated_bytes(),
             Image::Vhd(v) => v.file_allocated_bytes(),
             Image::Vhdx(v) => v.file_allocated_bytes(),
+            Image::Vmdk(v) => v.files_allocated_bytes(),
+            Image::Vdi(v) => v.file_allocated_bytes(),
         }
     }
 
@@ -192,6 +241,8 @@ impl Image {
             Image::Qcow2(q) => q.as_ref(),
             Image::Vhd(v) => v.as_ref(),
             Image::Vhdx(v) => v.as_ref(),
+            Image::Vmdk(v) => v.as_ref(),
+            Image::Vdi(v) => v.as_ref(),
         }
     }
 }
@@ -223,15 +274,10 @@ mod tests {
 
     #[test]
     fn format_names_round_trip() {
-        for f in [
-            ImageFormat::Raw,
-            ImageFormat::Qcow2,
-            ImageFormat::Vhd,
-            ImageFormat::Vhdx,
-        ] {
+        for f in ImageFormat::ALL {
             assert_eq!(f.name().parse::<ImageFormat>().unwrap(), f);
         }
         assert_eq!("vpc".parse::<ImageFormat>().unwrap(), ImageFormat::Vhd);
-        assert!("vmdk".parse::<ImageFormat>().is_err());
+        assert!("qed".parse::<ImageFormat>().is_err());
     }
 }

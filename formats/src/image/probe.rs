@@ -1,7 +1,6 @@
 //! Which container format a file is, from its magic: the formats read here (raw, qcow2,
-//! VHD, VHDX)
-//! and every other one `qemu-img` knows, so that those are refused by name instead of
-//! being read as raw disks.
+//! VHD, VHDX, VMDK, VDI) and every other one `qemu-img` knows, so that those are refused by
+//! name instead of being read as raw disks.
 //!
 //! The signatures follow qemu's `block/*.c` probe functions (qemu reads the first 2048
 //! bytes); two that qemu does not probe by content are added: a fixed VHD, which is the disk
@@ -16,7 +15,8 @@ pub const HEAD_LEN: usize = 2048;
 /// Bytes at the end of the file that the probes look at (a VHD footer, a DMG trailer).
 pub const TAIL_LEN: usize = 512;
 
-/// A container format that qemu reads and this crate does not.
+/// A container format other than raw, qcow2, VHD and VHDX. VMDK and VDI are read (see
+/// [`super::ImageFormat::from_probed`]); the others are refused by name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForeignFormat {
     /// QEMU copy-on-write version 1 (qemu "qcow").

@@ -13,7 +13,7 @@ use super::entry::{compressed_extent, COMPRESSED, OFFSET_MASK, ZERO};
 use super::header::read_head;
 use super::Header;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain::{self, with_file};
+use crate::image::chain;
 use crate::image::{Image, ImageFormat};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -83,7 +83,7 @@ impl Qcow2Image {
         let file = RawFile::open(path)?;
         let file_len = file.len();
         let head = read_head(file_len, |buf, off| file.read_at(buf, off))?;
-        let header = Header::parse(&head, file_len).map_err(|e| with_file(e, path))?;
+        let header = Header::parse(&head, file_len).map_err(|e| e.in_file(path))?;
         drop(head);
 
         let backing = match &header.backing_file {
@@ -113,12 +113,7 @@ impl Qcow2Image {
         header: &Header,
         seen: &mut Vec<PathBuf>,
     ) -> Result<Image> {
-        let written = Path::new(name);
-        let resolved = if written.is_absolute() {
-            written.to_path_buf()
-        } else {
-            chain::dir_of(path).join(written)
-        };
+        let resolved = chain::resolve_parent(path, name);
         if let Err(e) = std::fs::metadata(&resolved) {
             return Err(Error::io(
                 format!(
@@ -129,17 +124,20 @@ impl Qcow2Image {
                 e,
             ));
         }
-        let format = match header.backing_format.as_deref() {
-            Some(name) => Some(name.parse::<ImageFormat>().map_err(|_| {
-                Error::unsupported(format!(
-                    "backing file {} of {} has format {name:?}; only raw, qcow2, vpc (VHD) \
-                     and vhdx are supported",
-                    resolved.display(),
-                    path.display()
-                ))
-            })?),
-            None => None,
-        };
+        let format = header
+            .backing_format
+            .as_deref()
+            .map(|f| {
+                f.parse::<ImageFormat>().map_err(|_| {
+                    Error::unsupported(format!(
+                        "backing file {} of {} has format {f:?}; only raw, qcow2, vpc (VHD), \
+                         vhdx, vmdk and vdi are supported",
+                        resolved.display(),
+                        path.display()
+                    ))
+                })
+            })
+            .transpose()?;
         Image::open_chain(&resolved, format, seen)
     }
 

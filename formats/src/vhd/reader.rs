@@ -8,7 +8,7 @@
 
 use super::footer::{DiskType, DynamicHeader, Footer, FOOTER_LEN, HEADER_LEN, MAX_SIZE};
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain::{self, with_file};
+use crate::image::chain;
 use crate::image::table::{Entry, Table};
 use crate::image::Image;
 use crate::qcow2::cache::Lru;
@@ -65,7 +65,7 @@ impl VhdImage {
     pub(crate) fn open_chain(path: &Path, seen: &mut Vec<PathBuf>) -> Result<Self> {
         chain::enter(path, seen)?;
         let file = RawFile::open(path)?;
-        let (footer, size, dynamic) = Self::parse(&file).map_err(|e| with_file(e, path))?;
+        let (footer, size, dynamic) = Self::parse(&file).map_err(|e| e.in_file(path))?;
         let mut img = VhdImage {
             path: path.to_path_buf(),
             file,

@@ -8,7 +8,7 @@
 use super::header::{current_header, guid_text, Metadata};
 use super::log::Replayed;
 use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain::{self, with_file};
+use crate::image::chain;
 use crate::image::table::{Entry, Table};
 use crate::image::Image;
 use crate::qcow2::cache::Lru;
@@ -67,7 +67,7 @@ impl VhdxImage {
             let meta = Metadata::read(&file, &header)?;
             Ok((file, meta))
         })()
-        .map_err(|e| with_file(e, path))?;
+        .map_err(|e: Error| e.in_file(path))?;
         let blocks = meta.size.div_ceil(u64::from(meta.block_size));
         let cr = meta.chunk_ratio();
         let entries = if meta.parent.is_some() {
@@ -76,13 +76,11 @@ impl VhdxImage {
             blocks + (blocks - 1) / cr
         };
         if entries * 8 > meta.bat_len {
-            return Err(with_file(
-                Error::corrupt(format!(
-                    "VHDX BAT region of {} bytes is too small for {entries} entries",
-                    meta.bat_len
-                )),
-                path,
-            ));
+            return Err(Error::corrupt(format!(
+                "VHDX BAT region of {} bytes is too small for {entries} entries",
+                meta.bat_len
+            ))
+            .in_file(path));
         }
         let mut img = VhdxImage {
             path: path.to_path_buf(),

@@ -61,10 +61,10 @@ impl BatchOp for ConvertOp {
         Ok(JobStats {
             bytes_read: counted.read.load(Ordering::Relaxed),
             // The raw and VHD writers write only non-zero data (holes stay holes); the
-            // qcow2 writer writes every byte of its file.
+            // qcow2 and VMDK writers write every byte of their file.
             bytes_written: match self.format {
                 ImageFormatArg::Raw | ImageFormatArg::Vhd => stats.data_bytes,
-                ImageFormatArg::Qcow2 => stats.file_size,
+                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => stats.file_size,
             },
         })
     }

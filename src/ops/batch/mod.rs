@@ -48,6 +48,7 @@ pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<std::ffi:
         ImageFormatArg::Raw => "raw",
         ImageFormatArg::Qcow2 => "qcow2",
         ImageFormatArg::Vhd => "vhd",
+        ImageFormatArg::Vmdk => "vmdk",
     };
     let mut name = stem.to_os_string();
     name.push(format!(".{ext}"));
@@ -59,6 +60,7 @@ pub fn format_fingerprint(format: ImageFormatArg, qcow2: &Qcow2OutArgs) -> serde
     match format {
         ImageFormatArg::Raw => serde_json::json!({ "output_format": "raw" }),
         ImageFormatArg::Vhd => serde_json::json!({ "output_format": "vhd" }),
+        ImageFormatArg::Vmdk => serde_json::json!({ "output_format": "vmdk" }),
         ImageFormatArg::Qcow2 => serde_json::json!({
             "output_format": "qcow2",
             "compress": qcow2.compress.map(|c| match c {

@@ -127,12 +127,12 @@ impl BatchOp for RelayoutOp {
             // Not counted: the relayout reads its input in several passes (plan, initrds,
             // the edit, the copy) through the filesystem reader.
             bytes_read: 0,
-            // What the output holds: a raw or VHD file's allocated bytes, a qcow2's size.
+            // What the output holds: a raw or VHD file's allocated bytes, a qcow2's or VMDK's size.
             bytes_written: match self.format {
                 ImageFormatArg::Raw | ImageFormatArg::Vhd => {
                     std::os::unix::fs::MetadataExt::blocks(&md) * 512
                 }
-                ImageFormatArg::Qcow2 => md.len(),
+                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => md.len(),
             },
         })
     }
