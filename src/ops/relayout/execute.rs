@@ -9,6 +9,7 @@ use super::engine::Engine;
 use super::plan::{Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
 use crate::ops::deliver::{deliver, Destination, Edit};
+use crate::ops::ext_edit::{finish, open_editor};
 use crate::ops::full_check::Verify;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -20,7 +21,6 @@ use subroot_formats::block::{changed_ranges, BlockDevice, Overlay, RawFile, Slic
 use subroot_formats::ext::ExtTree;
 use subroot_formats::image::ImageFormat;
 use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
-use crate::ops::ext_edit::{finish, open_editor};
 
 /// Everything the execution needs.
 pub struct Job<'a> {
