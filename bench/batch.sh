@@ -9,10 +9,8 @@
 # images: the demo root with /boot, GRUB config and an initramfs-tools initrd, plus
 # BENCH_RELAYOUT_MIB (default 128) MiB of host /usr/share files and random blobs, in an ext4
 # partition of an MBR disk (raw). Set BENCH_SKIP_CONVERT=1 for the relayout part only.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-cargo build --release --quiet
-subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
+source "$(dirname "$0")/lib.sh"
+subroot=$(bench_subroot)
 work=${BENCH_DIR:-$PWD/bench/work/batch}
 n=${BENCH_IMAGES:-8}
 mib=${BENCH_MIB:-256}

@@ -1,5 +1,10 @@
 #!/usr/bin/env bash
-# Benchmark: `subroot convert` against `qemu-img convert`, same input, same run.
+# Benchmark: `subroot convert` against `qemu-img convert`, same input, same run; then the
+# foreign containers (issue 19): the same disk as VMDK (monolithicSparse, streamOptimized),
+# VHD (dynamic, fixed), VHDX and VDI — each made by qemu-img — converted to raw and to qcow2,
+# and the raw disk converted to each format subroot writes (VMDK streamOptimized, VHD
+# fixed, VHDX dynamic: qemu-img with its default 32 MiB blocks, subroot with 1 MiB), all
+# at the same durability (qemu-img's output synced too). BENCH_FORMATS=0 skips that part.
 # Input: a qcow2 with a 2 GiB virtual disk holding ~1 GiB of real data (files from /usr),
 # scattered in 64 MiB runs with holes between. Each pair runs BENCH_RUNS times (default 2),
 # alternating, best time kept; prints times, the ratio (subroot / qemu-img) and peak RSS.
@@ -8,14 +13,8 @@
 # SUBROOT=/path/to/subroot benchmarks that binary instead of building this tree (to compare
 # an older build in the same conditions). The load of the machine matters: compare ratios
 # from one run, not times across runs.
-set -euo pipefail
-cd "$(dirname "$0")/.."
-if [[ -n ${SUBROOT:-} ]]; then
-  subroot=$SUBROOT
-else
-  cargo build --release --quiet
-  subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
-fi
+source "$(dirname "$0")/lib.sh"
+subroot=$(bench_subroot)
 work=${BENCH_DIR:-$PWD/bench/work}
 runs=${BENCH_RUNS:-2}
 mkdir -p "$work"
@@ -66,4 +65,38 @@ row "to qcow2, durable" "$subroot|convert|-q|--force|-O|qcow2|$src|$work/out" \
 row "to qcow2 zlib" "$subroot|convert|-q|--force|-O|qcow2|-c|$src|$work/out" "qemu-img|convert|-c|-O|qcow2|$src|$work/out"
 row "to qcow2 zstd" "$subroot|convert|-q|--force|-O|qcow2|-c|zstd|$src|$work/out" \
   "qemu-img|convert|-c|-O|qcow2|-o|compression_type=zstd|$src|$work/out"
+
+if [[ ${BENCH_FORMATS:-1} != 0 ]]; then
+  echo
+  echo "==> foreign containers (durable on both sides)"
+  # name|qemu-img -O format|its -o options
+  inputs=(
+    "vmdk-sparse|vmdk|subformat=monolithicSparse"
+    "vmdk-stream|vmdk|subformat=streamOptimized"
+    "vhd-dynamic|vpc|subformat=dynamic"
+    "vhd-fixed|vpc|subformat=fixed"
+    "vhdx|vhdx|subformat=dynamic"
+    "vdi|vdi|static=off"
+  )
+  printf '%-22s %10s %10s %7s %12s %12s\n' case subroot qemu-img ratio "rss subroot" "rss qemu"
+  for spec in "${inputs[@]}"; do
+    IFS='|' read -r name fmt opts <<<"$spec"
+    in=$work/in-$name
+    # One input at a time (each holds ~1 GiB of data), removed after its rows.
+    qemu-img convert -f qcow2 -O "$fmt" -o "$opts" "$src" "$in"
+    row "$name to raw" "$subroot|convert|-q|--force|$in|$work/out" \
+      "sh|-c|qemu-img convert -f $fmt -O raw \"\$1\" \"\$2\" && sync \"\$2\"|_|$in|$work/out"
+    row "$name to qcow2" "$subroot|convert|-q|--force|-O|qcow2|$in|$work/out" \
+      "sh|-c|qemu-img convert -f $fmt -O qcow2 \"\$1\" \"\$2\" && sync \"\$2\"|_|$in|$work/out"
+    rm -f "$in"
+  done
+  qemu-img convert -f qcow2 -O raw "$src" "$work/in-raw"
+  row "raw to vmdk-stream" "$subroot|convert|-q|--force|-O|vmdk|$work/in-raw|$work/out" \
+    "sh|-c|qemu-img convert -f raw -O vmdk -o subformat=streamOptimized \"\$1\" \"\$2\" && sync \"\$2\"|_|$work/in-raw|$work/out"
+  row "raw to vhd-fixed" "$subroot|convert|-q|--force|-O|vhd|$work/in-raw|$work/out" \
+    "sh|-c|qemu-img convert -f raw -O vpc -o subformat=fixed,force_size=on \"\$1\" \"\$2\" && sync \"\$2\"|_|$work/in-raw|$work/out"
+  row "raw to vhdx" "$subroot|convert|-q|--force|-O|vhdx|$work/in-raw|$work/out" \
+    "sh|-c|qemu-img convert -f raw -O vhdx \"\$1\" \"\$2\" && sync \"\$2\"|_|$work/in-raw|$work/out"
+  rm -f "$work/in-raw"
+fi
 rm -f "$work/out"

@@ -11,20 +11,11 @@
 #
 #   bash bench/edit.sh [SMALL_DATA_MIB [BIG_DATA_GIB]]   # defaults: 1024 8
 #   SUBROOT=path/to/subroot bash bench/edit.sh           # that binary, no cargo build
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/sbin:/sbin"
+source "$(dirname "$0")/lib.sh"
 small_mib=${1:-1024}
 big_gib=${2:-8}
-for t in mke2fs qemu-img sfdisk python3; do
-  command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
-done
-if [[ -n ${SUBROOT:-} ]]; then
-  subroot=$SUBROOT
-else
-  cargo build --release --quiet
-  subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
-fi
+bench_need mke2fs qemu-img sfdisk python3
+subroot=$(bench_subroot)
 work=$PWD/bench/work/edit
 rm -rf "$work"; mkdir -p "$work"
 measure() { python3 bench/measure.py --own "$@"; }

@@ -6,15 +6,10 @@
 # Work files go to bench/work/export (git-ignored).
 #
 #   bash bench/export.sh [DATA_MIB]      # default 2048
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/sbin:/sbin"
+source "$(dirname "$0")/lib.sh"
 mib=${1:-2048}
-for t in mke2fs debugfs python3; do
-  command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
-done
-cargo build --release --quiet
-subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
+bench_need mke2fs debugfs python3
+subroot=$(bench_subroot)
 work=$PWD/bench/work/export
 mkdir -p "$work"
 img=$work/usr-$mib.ext4

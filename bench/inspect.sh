@@ -7,26 +7,13 @@
 #
 #   bash bench/inspect.sh [DATA_MIB]      # default 1024
 #   SUBROOT=path/to/subroot bash bench/inspect.sh   # that binary, no cargo build
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/lib.sh"
 mib=${1:-1024}
 runs=${BENCH_RUNS:-3}
-if [[ -n ${SUBROOT:-} ]]; then
-  subroot=$SUBROOT
-else
-  cargo build --release --quiet
-  subroot=${CARGO_TARGET_DIR:-$PWD/target}/release/subroot
-fi
+subroot=$(bench_subroot)
 work=$PWD/bench/work/inspect
-rm -rf "$work"; mkdir -p "$work/add/usr/lib/bench"
-debian=$(bash scripts/debian-image.sh initramfs-tools)
-for ((i = 0; i * 32 < mib; i++)); do
-  head -c 32M /dev/urandom > "$work/add/usr/lib/bench/blob$i"
-done
-"$subroot" -q copy-in "$debian" "$work/add/usr" / -o "$work/in.raw"
-rm -rf "$work/add"
-qemu-img convert -O qcow2 "$work/in.raw" "$work/in.qcow2"
-echo "image: $(du -sm --apparent-size "$work/in.raw" | cut -f1) MiB virtual, $(du -sm "$work/in.raw" | cut -f1) MiB allocated"
+rm -rf "$work"; mkdir -p "$work"
+bash bench/debian-data-image.sh "$subroot" "$work" "$mib"
 
 best() {
   local best_t= best_r=

@@ -10,15 +10,10 @@
 # bench/work/rebuild/ (git-ignored); delete that directory to rebuild it.
 #
 #   bash bench/rebuild.sh [DATA_MIB]      # default 1024
-set -euo pipefail
-cd "$(dirname "$0")/.."
-export PATH="$PATH:/usr/sbin:/sbin"
+source "$(dirname "$0")/lib.sh"
 mib=${1:-1024}
-for t in mke2fs sfdisk python3; do
-  command -v "$t" >/dev/null || { echo "bench needs $t" >&2; exit 1; }
-done
-cargo build --release --quiet
-subroot=$PWD/target/release/subroot
+bench_need mke2fs sfdisk python3
+subroot=$(bench_subroot)
 work=$PWD/bench/work/rebuild
 tree=$work/tree
 img=$work/in.raw

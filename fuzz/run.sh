@@ -16,7 +16,7 @@ cd "$(dirname "$0")"
 secs=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(qcow2 vhd vhdx vmdk vdi mbr_gpt ext cpio decompress sniff tar fat)
+[ ${#targets[@]} -gt 0 ] || targets=(qcow2 vhd vhdx vmdk vdi lvm mbr_gpt ext cpio decompress sniff tar fat xfs btrfs)
 export RUSTC_BOOTSTRAP=1
 # ASan keeps up to 256 MiB of freed memory in quarantine by default, which alone trips
 # the 256 MiB RSS limit; a small quarantine keeps the limit about our allocations.
@@ -34,7 +34,8 @@ cargo fuzz build -O
 max_len() {
     case $1 in
         ext) echo 262144 ;;
-        qcow2 | sniff | fat | vhdx) echo 131072 ;;
+        qcow2 | sniff | fat | vhdx | xfs) echo 131072 ;;
+        btrfs) echo 163840 ;;
         *) echo 65536 ;;
     esac
 }

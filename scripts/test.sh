@@ -11,12 +11,14 @@ cd "$(dirname "$0")/.."
 # tool -> Debian package
 tools=(
   qemu-img:qemu-utils qemu-io:qemu-utils sfdisk:fdisk sgdisk:gdisk blkid:util-linux
-  setpriv:util-linux mke2fs:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs
+  setpriv:util-linux mke2fs:e2fsprogs debugfs:e2fsprogs e2fsck:e2fsprogs resize2fs:e2fsprogs
+  dumpe2fs:e2fsprogs
   mkfs.vfat:dosfstools mkfs.fat:dosfstools fsck.fat:dosfstools mcopy:mtools mdir:mtools
   mtype:mtools mattrib:mtools cpio:cpio gzip:gzip zstd:zstd grub-mkimage:grub-pc-bin
   xz:xz-utils lzma:xz-utils lz4:lz4 bzip2:bzip2 setfacl:acl setcap:libcap2-bin
   cmp:diffutils python3:python3 dash:dash busybox:busybox checkbashisms:devscripts
-  mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs mksquashfs:squashfs-tools
+  mkswap:util-linux mkfs.btrfs:btrfs-progs mkfs.xfs:xfsprogs xfs_db:xfsprogs xfs_io:xfsprogs
+  xfs_logprint:xfsprogs mksquashfs:squashfs-tools
   mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr strace:strace
   tar:tar cc:gcc lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
 )

@@ -17,7 +17,7 @@ pub fn find(mke2fs: Option<&Path>) -> Result<E2fsprogs> {
             .map(PathBuf::from)
     });
     let search = std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()).collect();
-    let clock = crate::ops::source_date_epoch()?;
+    let clock = crate::clock::source_date_epoch()?;
     Ok(E2fsprogs::find(&FindOptions {
         mke2fs,
         search,

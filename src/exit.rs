@@ -18,7 +18,7 @@ pub const HELP: &str = "EXIT STATUS:
   2    usage error (unknown option, missing argument)
   3    the input is invalid (corrupt, truncated) or is something subroot does not read:
        a VMDK/VDI/QED/... container, a BSD/Sun/SGI/Atari disk label, a filesystem
-       other than ext2/3/4 and FAT (xfs, swap, squashfs, ...), no filesystem at all,
+       other than ext2/3/4, FAT, XFS and btrfs (swap, squashfs, ...), no filesystem at all,
        an unsupported feature (encryption, an unknown incompatible feature)
   4    subroot's own check of what it wrote failed (the output did not hold what was
        intended); nothing was written. This is a bug in subroot: please report it
@@ -38,9 +38,12 @@ pub enum InputError {
     /// The chosen place holds no filesystem subroot recognises.
     #[error("{place} holds no filesystem subroot recognises")]
     NoFilesystem { place: String },
-    /// The chosen filesystem is one subroot does not read or write (xfs, swap, ...).
-    #[error("{0}; subroot reads ext2/3/4 and FAT")]
+    /// The chosen filesystem is one subroot does not read (swap, ...).
+    #[error("{0}; subroot reads ext2/3/4, FAT, XFS and btrfs")]
     UnsupportedFilesystem(String),
+    /// The chosen filesystem is one subroot reads but does not write (XFS, btrfs).
+    #[error("{0}; subroot writes ext2/3/4 and FAT (XFS and btrfs it only reads)")]
+    ReadOnlyFilesystem(String),
 }
 
 /// subroot's own check of what it wrote failed (exit status 4): the output does not hold
@@ -84,7 +87,7 @@ pub fn code(e: &anyhow::Error) -> u8 {
         if let Some(e) = cause.downcast_ref::<E>() {
             return match e {
                 E::Device(f) => of_codec(f),
-                E::Unsupported { .. } | E::Corrupt(_) => 3,
+                E::Unsupported { .. } | E::GrowRefused { .. } | E::Corrupt(_) => 3,
                 E::LibraryTooOld { .. }
                 | E::NotFound(_)
                 | E::Exists(_)

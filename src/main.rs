@@ -2,17 +2,20 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod clock;
 mod e2fsprogs;
+mod edit;
 mod error_line;
 mod exit;
 mod json;
+mod open;
 mod ops;
 mod output;
 mod progress;
 mod size;
 mod stdout;
 
-use clap::{CommandFactory, Parser};
+use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command};
 use std::io::Write;
 use std::process::ExitCode;
@@ -42,9 +45,13 @@ impl Ctx {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse_from(cli::normalize_args(std::env::args_os()));
+    let matches = Cli::command().get_matches_from(cli::normalize_args(std::env::args_os()));
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     output::install_signal_cleanup();
     quiet_caught_panics();
+    open::set_options(subroot_formats::image::ImageOptions {
+        allow_outside: cli.global.allow_outside,
+    });
     let ctx = Ctx {
         quiet: cli.global.quiet,
         verbose: cli.global.verbose,
@@ -80,6 +87,13 @@ fn main() -> ExitCode {
         Command::Initrd(a) => ops::initrd::run(a, &ctx),
         Command::CopyIn(a) => ops::copy_in::run(a, &ctx),
         Command::Rm(a) => ops::rm::run(a, &ctx),
+        Command::Customize(a) => matches
+            .subcommand_matches("customize")
+            .ok_or_else(|| anyhow::anyhow!("internal: no customize arguments"))
+            .and_then(cli::customize::operations)
+            .and_then(|ops| ops::customize::run(a, ops, &ctx)),
+        Command::Roots(a) => ops::roots::run(a, &ctx),
+        Command::Resize(a) => ops::resize::run(a, &ctx),
         Command::Recover(a) => ops::recover::run(a, &ctx),
     };
     output::remove_scratch_root();

@@ -930,9 +930,22 @@ fn batch_relayout_does_four_and_reports_two_clear_failures() {
         .iter()
         .map(|l| (l["input"].as_str().expect("input").to_string(), l))
         .collect();
+    // For triage, each line says what the image held (from its own os-release and hostname).
+    let demo = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/demo-root/etc");
+    let pretty = std::fs::read_to_string(demo.join("os-release"))
+        .expect("os-release")
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("PRETTY_NAME=")
+                .map(|v| v.trim_matches('"').to_string())
+        })
+        .expect("PRETTY_NAME");
+    let hostname = std::fs::read_to_string(demo.join("hostname")).expect("hostname");
     for (i, g) in good.iter().enumerate() {
         let l = by_input[s(g)];
         assert_eq!(l["status"], "ok", "{l}");
+        assert_eq!(l["system"]["os"], pretty.as_str(), "{l}");
+        assert_eq!(l["system"]["hostname"], hostname.trim(), "{l}");
         let o = stem_out(&out_dir, g, "raw");
         assert_eq!(l["output"], s(&o));
         check_relayouted(w.path(), &o, i);

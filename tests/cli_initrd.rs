@@ -1013,10 +1013,38 @@ fn real_initrds_examine_ls_and_add_subroot() {
             );
             assert!(text.starts_with(b"#!"), "{file}");
         }
+        // Decoding the main segment only up to where its sorted names pass what the hook
+        // needs decides exactly as decoding everything.
+        let full = d.join(format!("full-{file}"));
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--full-scan",
+                s(&img),
+                "-o",
+                s(&full),
+            ],
+        );
+        assert!(same_bytes(&out, &full), "{file}: --full-scan differs");
         let again = d.join(format!("again-{file}"));
         let said = ok(d, &["initrd", "add-subroot", s(&out), "-o", s(&again)]);
         assert!(said.contains("already present"), "{file}: {said}");
         assert!(same_bytes(&out, &again), "{file}: not idempotent");
+        let said = ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--full-scan",
+                s(&out),
+                "-o",
+                s(&again),
+                "--force",
+            ],
+        );
+        assert!(said.contains("already present"), "{file}: {said}");
     }
 }
 

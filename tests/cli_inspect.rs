@@ -757,3 +757,44 @@ fn real_debian_images_equal_their_mounts() {
     assert_eq!(j["packages"]["count"], plain["packages"]["count"]);
     assert_eq!(j["kernels"][0]["initrd"]["hook_present"], true);
 }
+
+/// `/boot` on the FAT ESP (systemd-boot layouts): the kernels are found there and their
+/// initrds are examined too (read through the FAT reader).
+#[test]
+fn initrds_on_a_fat_boot_are_examined() {
+    let d = workdir();
+    let dir = d.path();
+    let root = stage_named(dir, "root", None);
+    sh(&format!(
+        "rm -rf {r}/boot && mkdir -p {r}/boot",
+        r = s(&root)
+    ));
+    std::fs::write(
+        root.join("etc/fstab"),
+        format!(
+            "UUID={ROOT_UUID} / ext4 defaults 0 1\nUUID={ESP_UUID} /boot vfat umask=0077 0 1\n"
+        ),
+    )
+    .expect("fstab");
+    let boot = boot_tree(&dir.join("boot"));
+    let img = dir.join("fatboot.raw");
+    sh(&format!(
+        "cd {d} && truncate -s 80M {i} && \
+         sgdisk -o -n1:2048:34815 -t1:ef00 -n2:34816:157695 -t2:8300 {i} >/dev/null && \
+         truncate -s 16M esp.fat && mkfs.fat -i {ESP_ID} esp.fat >/dev/null && \
+         mcopy -s -i esp.fat {b}/* ::/ && dd if=esp.fat of={i} bs=1M seek=1 conv=notrunc status=none && \
+         mke2fs -q -F -t ext4 -U {ROOT_UUID} -E offset=$((17<<20)) -d {r} {i} 60M && chmod a+r {i}",
+        d = s(dir),
+        i = s(&img),
+        b = s(&boot),
+        r = s(&root)
+    ));
+    let j = inspect(dir, &img);
+    let k = &j["kernels"][0];
+    assert_eq!(k["partition"], 1, "{j}");
+    let ir = &k["initrd"];
+    assert_eq!(ir["path"], "/boot/initrd.img-6.1.0-t", "{j}");
+    assert_eq!(ir["flavour"], "initramfs-tools", "{j}");
+    assert_eq!(ir["compression"], serde_json::json!(["gzip"]), "{j}");
+    assert!(ir["error"].is_null(), "{j}");
+}

@@ -61,6 +61,21 @@ fn dry_run_plans_the_demo_image() {
     assert_eq!(plan["root_partition"], 1);
     assert_eq!(plan["uuid"], "5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c");
     assert_eq!(plan["subroot"], "r0");
+    // What inspect sees of the system being moved, from the image's own files.
+    let os_release = std::fs::read_to_string(st.join("etc/os-release")).expect("os-release");
+    let pretty = os_release
+        .lines()
+        .find_map(|l| l.strip_prefix("PRETTY_NAME="))
+        .map(|v| v.trim_matches('"'))
+        .expect("PRETTY_NAME");
+    assert_eq!(plan["system"]["os"], pretty, "{plan}");
+    assert_eq!(
+        plan["system"]["hostname"],
+        std::fs::read_to_string(st.join("etc/hostname"))
+            .expect("hostname")
+            .trim(),
+        "{plan}"
+    );
     // Every top-level name debugfs sees is either moved or kept, and the split is the rule.
     let top = debugfs_top(&img);
     let moved: Vec<String> = plan["moves"]
@@ -687,7 +702,9 @@ fn separate_boot_output(dir: &Path, img: &Path, out: &Path) {
     let note = String::from_utf8_lossy(&after_ls.stderr);
     assert!(after_ls.status.success(), "{note}");
     assert!(
-        note.contains("using partition 2 (ext4, label=root) (root filesystem, relayouted into r0)"),
+        note.contains(
+            "using partition 2 (ext4, label=root) (root filesystem of a relayouted image)"
+        ),
         "{note}"
     );
     let names: Vec<String> = String::from_utf8_lossy(&after_ls.stdout)

@@ -4,23 +4,7 @@
 //! damaged inputs exit 3 naming the file.
 mod common;
 
-use common::{fails, need, ok, run, run_stdout, s, workdir};
-use std::path::{Path, PathBuf};
-
-/// A 48 MiB raw disk holding an ext4 with a few files, data at both ends and a hole.
-fn ext4_disk(dir: &Path) -> PathBuf {
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
-    std::fs::write(root.join("etc/hostname"), b"vm-one\n").expect("write");
-    std::fs::write(root.join("big"), vec![0x5au8; 3 << 20]).expect("write");
-    let img = dir.join("disk.raw");
-    run("truncate", &["-s", "48M", s(&img)]);
-    run(
-        "mke2fs",
-        &["-q", "-F", "-t", "ext4", "-d", s(&root), s(&img)],
-    );
-    img
-}
+use common::{ext4_disk, fails, need, ok, qemu_convert, run, run_stdout, s, workdir};
 
 #[test]
 fn ext4_in_vhd_and_vhdx_reads_and_converts() {
@@ -30,7 +14,7 @@ fn ext4_in_vhd_and_vhdx_reads_and_converts() {
     }
     let d = workdir();
     let dir = d.path();
-    let raw = ext4_disk(dir);
+    let raw = ext4_disk(dir, "48M", "vm-one");
     for (name, fmt, opts, ours) in [
         ("dyn.vhd", "vpc", "subformat=dynamic", "vhd"),
         ("fixed.vhd", "vpc", "subformat=fixed,force_size=on", "vhd"),
@@ -38,21 +22,7 @@ fn ext4_in_vhd_and_vhdx_reads_and_converts() {
         ("fixed.vhdx", "vhdx", "subformat=fixed", "vhdx"),
     ] {
         let img = dir.join(name);
-        run(
-            "qemu-img",
-            &[
-                "convert",
-                "-q",
-                "-f",
-                "raw",
-                "-O",
-                fmt,
-                "-o",
-                opts,
-                s(&raw),
-                s(&img),
-            ],
-        );
+        qemu_convert(&raw, fmt, opts, &img);
         std::fs::set_permissions(&img, std::os::unix::fs::PermissionsExt::from_mode(0o644))
             .expect("chmod");
         let listing = ok(dir, &["ls", name, "/etc"]);
@@ -220,6 +190,20 @@ fn crc32c_of(data: &[u8]) -> u32 {
     !crc
 }
 
+/// An ext4 disk of `mib` MiB grown by 3 sectors (an odd size), with data in its last
+/// sector; its path and size.
+fn odd_ext4_disk(dir: &std::path::Path, mib: u64) -> (std::path::PathBuf, u64) {
+    let raw = ext4_disk(dir, &format!("{mib}M"), "vm-one");
+    let size = (mib << 20) + 1536;
+    let f = std::fs::File::options()
+        .write(true)
+        .open(&raw)
+        .expect("open");
+    f.set_len(size).expect("grow");
+    std::os::unix::fs::FileExt::write_all_at(&f, b"tail", size - 512).expect("write");
+    (raw, size)
+}
+
 #[test]
 fn convert_to_fixed_vhd_is_what_qemu_and_azure_expect() {
     const T: &str = "convert_to_fixed_vhd_is_what_qemu_and_azure_expect";
@@ -228,15 +212,7 @@ fn convert_to_fixed_vhd_is_what_qemu_and_azure_expect() {
     }
     let d = workdir();
     let dir = d.path();
-    let raw = ext4_disk(dir);
-    // An odd size: 48 MiB + 3 sectors, data in the last sector.
-    let f = std::fs::File::options()
-        .write(true)
-        .open(&raw)
-        .expect("open");
-    f.set_len((48 << 20) + 1536).expect("grow");
-    std::os::unix::fs::FileExt::write_all_at(&f, b"tail", (48 << 20) + 1024).expect("write");
-    drop(f);
+    let (raw, _) = odd_ext4_disk(dir, 48);
     let q = dir.join("disk.qcow2");
     run(
         "qemu-img",
@@ -282,4 +258,96 @@ fn convert_to_fixed_vhd_is_what_qemu_and_azure_expect() {
         &["sum.vhd", "footer checksum"],
     );
     assert!(!dir.join("c.vhd").exists());
+}
+
+#[test]
+fn convert_to_dynamic_vhdx_is_what_qemu_reads_and_stays_sparse() {
+    const T: &str = "convert_to_dynamic_vhdx_is_what_qemu_reads_and_stays_sparse";
+    if !need("qemu-img", T) || !need("mke2fs", T) || !need("e2fsck", T) {
+        return;
+    }
+    let d = workdir();
+    let dir = d.path();
+    // ext4 metadata over five block groups, a size that is no multiple of the 1 MiB block.
+    let (raw, size) = odd_ext4_disk(dir, 600);
+    let raw_used =
+        std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&raw).expect("stat")) * 512;
+    let q = dir.join("disk.qcow2");
+    qemu_convert(&raw, "qcow2", "cluster_size=65536", &q);
+    for (input, out) in [("disk.raw", "a.vhdx"), ("disk.qcow2", "b.vhdx")] {
+        ok(dir, &["convert", "-O", "vhdx", input, out]);
+        let out_path = dir.join(out);
+        let info = run_stdout(
+            "qemu-img",
+            &["info", "-f", "vhdx", "--output=json", s(&out_path)],
+        );
+        assert!(
+            info.contains(&format!("\"virtual-size\": {size}")),
+            "{info}"
+        );
+        run("qemu-img", &["check", "-f", "vhdx", s(&out_path)]);
+        let cmp = run_stdout(
+            "qemu-img",
+            &["compare", "-f", "raw", "-F", "vhdx", s(&raw), s(&out_path)],
+        );
+        assert!(cmp.contains("Images are identical"), "{input}: {cmp}");
+        // Sparse: what the file allocates is what the raw disk allocates (plus a few
+        // structure pages), and its length is the data blocks, 3 MiB of structures and
+        // the BAT, far below the 600 MiB disk.
+        let md = std::fs::metadata(&out_path).expect("stat");
+        let used = std::os::unix::fs::MetadataExt::blocks(&md) * 512;
+        assert!(
+            used <= raw_used + (1 << 20),
+            "{used} allocated, raw {raw_used}"
+        );
+        assert!(
+            md.len() < 4 * raw_used,
+            "{} long, raw allocates {raw_used}",
+            md.len()
+        );
+        // Our own reader, and the filesystem as qemu reads it back.
+        assert!(ok(dir, &["ls", out, "/etc"]).contains("hostname"));
+        let back = dir.join(format!("{out}.raw"));
+        run(
+            "qemu-img",
+            &[
+                "convert",
+                "-q",
+                "-f",
+                "vhdx",
+                "-O",
+                "raw",
+                s(&out_path),
+                s(&back),
+            ],
+        );
+        run("e2fsck", &["-fn", s(&back)]);
+    }
+    // batch convert names its outputs .vhdx and writes the same image.
+    let out_dir = dir.join("out");
+    ok(
+        dir,
+        &[
+            "batch",
+            "convert",
+            "-O",
+            "vhdx",
+            "--out-dir",
+            s(&out_dir),
+            "disk.qcow2",
+        ],
+    );
+    let cmp = run_stdout(
+        "qemu-img",
+        &[
+            "compare",
+            "-f",
+            "raw",
+            "-F",
+            "vhdx",
+            s(&raw),
+            s(&out_dir.join("disk.vhdx")),
+        ],
+    );
+    assert!(cmp.contains("Images are identical"), "batch: {cmp}");
 }

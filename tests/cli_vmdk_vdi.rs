@@ -5,22 +5,7 @@
 //! its directory and a damaged image are refused with exit status 3 and no output.
 mod common;
 
-use common::{fails, need, ok, run, s, workdir};
-use std::path::{Path, PathBuf};
-
-fn ext4_disk(dir: &Path) -> PathBuf {
-    let img = dir.join("disk.raw");
-    let root = dir.join("root");
-    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
-    std::fs::write(root.join("etc/hostname"), b"vm-from-vmware\n").expect("write");
-    std::fs::write(root.join("big"), vec![0x5au8; 3 << 20]).expect("write");
-    run("truncate", &["-s", "40M", s(&img)]);
-    run(
-        "mke2fs",
-        &["-q", "-F", "-t", "ext4", "-d", s(&root), s(&img)],
-    );
-    img
-}
+use common::{ext4_disk, fails, need, ok, qemu_convert, run, s, workdir};
 
 #[test]
 fn ext4_inside_vmdk_and_vdi_is_read() {
@@ -30,7 +15,7 @@ fn ext4_inside_vmdk_and_vdi_is_read() {
     }
     let d = workdir();
     let dir = d.path();
-    let disk = ext4_disk(dir);
+    let disk = ext4_disk(dir, "40M", "vm-from-vmware");
     for (name, fmt, opts) in [
         ("sparse.vmdk", "vmdk", "subformat=monolithicSparse"),
         ("stream.vmdk", "vmdk", "subformat=streamOptimized"),
@@ -40,21 +25,7 @@ fn ext4_inside_vmdk_and_vdi_is_read() {
         ("fixed.vdi", "vdi", "static=on"),
     ] {
         let img = dir.join(name);
-        run(
-            "qemu-img",
-            &[
-                "convert",
-                "-q",
-                "-f",
-                "raw",
-                "-O",
-                fmt,
-                "-o",
-                opts,
-                s(&disk),
-                s(&img),
-            ],
-        );
+        qemu_convert(&disk, fmt, opts, &img);
         let listing = ok(dir, &["ls", name, "/etc"]);
         assert!(listing.contains("hostname"), "{name}: {listing}");
         assert_eq!(ok(dir, &["cat", name, "/etc/hostname"]), "vm-from-vmware\n");
@@ -92,7 +63,7 @@ fn escaping_and_damaged_vmdk_are_refused() {
     }
     let d = workdir();
     let dir = d.path();
-    let disk = ext4_disk(dir);
+    let disk = ext4_disk(dir, "40M", "vm-from-vmware");
     let vm = dir.join("vm");
     std::fs::create_dir(&vm).expect("mkdir");
     std::fs::set_permissions(&vm, std::os::unix::fs::PermissionsExt::from_mode(0o777))
@@ -114,6 +85,14 @@ fn escaping_and_damaged_vmdk_are_refused() {
     );
     fails(dir, &["ls", "vm/esc.vmdk", "/"], 3, &["\"../disk.raw\""]);
     assert!(!dir.join("out.raw").exists());
+    // ... unless the user says so.
+    assert!(ok(dir, &["--allow-outside", "ls", "vm/esc.vmdk", "/etc"]).contains("hostname"));
+    ok(
+        dir,
+        &["convert", "--allow-outside", "vm/esc.vmdk", "out.raw"],
+    );
+    assert!(common::same_bytes(&dir.join("out.raw"), &disk));
+    std::fs::remove_file(dir.join("out.raw")).expect("rm");
     // The same descriptor beside its extent reads.
     std::fs::write(
         dir.join("ok.vmdk"),
@@ -161,7 +140,7 @@ fn convert_writes_stream_optimized_vmdk() {
     }
     let d = workdir();
     let dir = d.path();
-    let disk = ext4_disk(dir);
+    let disk = ext4_disk(dir, "40M", "vm-from-vmware");
     let noise = subroot_test_support::noise(200_000, 7);
     std::fs::write(dir.join("noise"), &noise).expect("write");
     run(
@@ -211,6 +190,25 @@ fn convert_writes_stream_optimized_vmdk() {
         "qemu-img",
         &["compare", "-q", s(&qcow), s(&dir.join("b/src.vmdk"))],
     );
+    // A raw input that is not a whole number of sectors: the VMDK holds it rounded up.
+    let odd = dir.join("odd.raw");
+    std::fs::write(&odd, vec![0x7eu8; (1 << 20) + 100]).expect("write");
+    ok(dir, &["convert", "-O", "vmdk", "odd.raw", "odd.vmdk"]);
+    let info = common::run_stdout("qemu-img", &["info", s(&dir.join("odd.vmdk"))]);
+    assert!(info.contains("1049088 bytes"), "{info}");
+    run(
+        "qemu-img",
+        &[
+            "compare",
+            "-q",
+            "-f",
+            "raw",
+            "-F",
+            "vmdk",
+            s(&odd),
+            s(&dir.join("odd.vmdk")),
+        ],
+    );
 }
 
 /// Editing a VMDK: `-o OUT` writes a new image (raw by default), `--overlay` a qcow2 whose
@@ -224,7 +222,7 @@ fn edits_of_a_vmdk_write_new_images() {
     }
     let d = workdir();
     let dir = d.path();
-    let disk = ext4_disk(dir);
+    let disk = ext4_disk(dir, "40M", "vm-from-vmware");
     run(
         "qemu-img",
         &[

@@ -671,3 +671,62 @@ fn foreign_containers_are_refused_by_name() {
     assert!(!dir.join("out/vm.raw").exists(), "{err}");
     assert!(dir.join("out/disk.raw").exists(), "{err}");
 }
+
+/// A qcow2 disk whose second partition cannot be read (its first cluster points past the
+/// end of the file): commands that read the first partition are not stopped by it; the
+/// automatic choice leaves it out and says so; a command that rewrites the image refuses
+/// it with the reader's error (exit status 3), writing nothing.
+#[test]
+fn a_damaged_partition_stops_only_what_needs_it() {
+    let d = workdir();
+    let dir = d.path();
+    sh(
+        &format!(
+            "cd {dir} && truncate -s 64M d.raw && printf 'label: dos\\n,20M,L\\n,,L\\n' \
+         | sfdisk -q d.raw && mkdir t && echo hi > t/file && \
+         mke2fs -q -t ext4 -d t -E offset=1048576 d.raw 20M && \
+         mke2fs -q -t ext4 -E offset=22020096 d.raw 40M && \
+         qemu-img convert -O qcow2 d.raw d.qcow2 && chmod a+r d.qcow2",
+            dir = s(dir)
+        ),
+        &[],
+    );
+    let img = dir.join("d.qcow2");
+    // Partition 2 starts at byte 22020096: cluster 336 of 64 KiB, in the first L2 table.
+    let l1 = read_be64(&img, 40);
+    let l2 = read_be64(&img, l1) & 0x00ff_ffff_ffff_fe00;
+    assert_ne!(read_be64(&img, l2 + 336 * 8), 0, "cluster 336 is allocated");
+    std::fs::File::options()
+        .write(true)
+        .open(&img)
+        .expect("open")
+        .write_all_at(&((1u64 << 63) | (1 << 45)).to_be_bytes(), l2 + 336 * 8)
+        .expect("patch");
+    let pristine = dir.join("pristine.copy");
+    std::fs::copy(&img, &pristine).expect("copy");
+    let out = common::subroot_in(dir, &["cat", "d.qcow2", "-p", "1", "/file"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(out.stdout, b"hi\n");
+    let out = common::subroot_in(dir, &["ls", "d.qcow2", "/"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("file"),
+        "{out:?}"
+    );
+    assert!(err.contains("partition 2 left out"), "{err}");
+    fails(
+        dir,
+        &["cat", "d.qcow2", "-p", "2", "/x"],
+        3,
+        &["partition 2", "end of the file"],
+    );
+    fails(
+        dir,
+        &["relayout", "d.qcow2", "-p", "1", "-o", "out.raw"],
+        3,
+        &["partition 2", "end of the file"],
+    );
+    assert!(!dir.join("out.raw").exists());
+    assert!(same_bytes(&img, &pristine));
+}

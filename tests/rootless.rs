@@ -65,6 +65,15 @@ const FORBIDDEN_NAMES: &[&str] = &[
     "/dev/mapper",
 ];
 
+/// Where a forbidden name is text about a guest's configuration, not a device subroot
+/// touches: an installed system's /etc/fstab names its LVM2 volumes `/dev/mapper/VG-LV`,
+/// which the fstab parser reads and inspect's help describes. (The traced commands show
+/// that no device is opened.)
+const NAMES_AS_GUEST_TEXT: &[(&str, &str)] = &[
+    ("src/open/fstab.rs", "/dev/mapper"),
+    ("src/cli/help.rs", "/dev/mapper"),
+];
+
 /// Device paths the traced commands must never open.
 const FORBIDDEN_OPENS: &[&str] = &[
     "/dev/fuse",
@@ -171,6 +180,10 @@ fn has_word(text: &str, word: &str) -> bool {
 /// longer identifier (`rustix::` is not `nix::`).
 fn has_code(code: &str, pat: &str) -> bool {
     code.match_indices(pat).any(|(i, _)| {
+        // clap's `Command` describes a command line; it starts nothing.
+        if code[..i].ends_with("clap::") {
+            return false;
+        }
         !pat.starts_with(|c: char| c.is_alphabetic())
             || !code[..i]
                 .chars()
@@ -212,7 +225,10 @@ fn scan(name: &str, src: &str) -> Vec<String> {
     }
     for s in &strings {
         for w in FORBIDDEN_NAMES {
-            if has_word(s, w) {
+            let guest_text = NAMES_AS_GUEST_TEXT
+                .iter()
+                .any(|(file, word)| name.ends_with(file) && word == w);
+            if has_word(s, w) && !guest_text {
                 bad.push(format!("{name}: string literal {s:?} names {w:?}"));
             }
         }
@@ -256,6 +272,7 @@ fn scanner_catches_spawning_and_device_names() {
         "/// no losetup, no qemu-nbd\nfn g() -> &'static str { \"mountpoint-free\" }",
         "use rustix::fs::fallocate;",
         "fn f() { std::thread::spawn(|| ()); let m = \"the mount point\"; }",
+        "fn f() { let c = clap::Command::new(\"customize\"); }",
         "fn f() {}\n#[cfg(test)]\nmod t { fn g() { Command::new(\"cpio\"); } }",
     ] {
         assert!(

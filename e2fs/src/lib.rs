@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 mod error;
+pub mod resize;
 pub mod tools;
 pub mod writer;
 

@@ -63,6 +63,8 @@ pub struct E2fsprogs {
     pub debugfs: PathBuf,
     pub e2fsck: PathBuf,
     pub dumpe2fs: PathBuf,
+    /// resize2fs, when found (only `subroot resize` needs it; see [`E2fsprogs::resize2fs`]).
+    pub resize2fs: Option<PathBuf>,
     /// mke2fs's version.
     pub version: Version,
     /// True when this mke2fs builds a filesystem from a tar archive on stdin
@@ -132,6 +134,7 @@ impl E2fsprogs {
         let debugfs = sibling("debugfs")?;
         let e2fsck = sibling("e2fsck")?;
         let dumpe2fs = sibling("dumpe2fs")?;
+        let resize2fs = sibling("resize2fs").ok();
         let out = run(Command::new(&mke2fs).arg("-V"), "mke2fs -V", &[0])?;
         let banner = String::from_utf8_lossy(&out.stderr).to_string()
             + &String::from_utf8_lossy(&out.stdout);
@@ -156,6 +159,7 @@ impl E2fsprogs {
             debugfs,
             e2fsck,
             dumpe2fs,
+            resize2fs,
             version,
             tar_input,
             stdbuf: find("stdbuf", &opts.search).ok(),
@@ -167,6 +171,16 @@ impl E2fsprogs {
     /// messages) and, when [`E2fsprogs::clock`] is set, that clock.
     pub fn command(&self, program: &Path) -> Command {
         command(program, self.clock)
+    }
+
+    /// resize2fs, or the error saying it was not found.
+    pub fn resize2fs(&self) -> Result<&Path, ToolError> {
+        self.resize2fs
+            .as_deref()
+            .ok_or_else(|| ToolError::NotFound {
+                name: "resize2fs".into(),
+                hint: String::new(),
+            })
     }
 
     /// The version as text.

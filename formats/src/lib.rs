@@ -8,8 +8,8 @@
 
 pub mod base64;
 pub mod block;
+pub mod btrfs;
 pub mod calendar;
-pub mod convert;
 pub mod cpio;
 pub mod error;
 pub mod ext;
@@ -18,10 +18,13 @@ pub mod hostdir;
 pub mod image;
 pub mod initrd;
 pub mod inplace;
+pub mod lvm;
 pub mod manifest;
 pub mod qcow2;
 pub mod resolve;
 pub mod sniff;
+pub mod sparse_copy;
+pub mod swap;
 pub mod table;
 pub mod tar;
 pub mod tree;
@@ -29,5 +32,6 @@ pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
 pub mod vmdk;
+pub mod xfs;
 
 pub use error::{Error, Result};

@@ -218,6 +218,30 @@ pub trait TreeSource {
     fn walk(&self, root: &[u8], visit: &mut Visitor<'_>) -> Result<()>;
 }
 
+/// The tree path of `name` in directory `dir` (the root's entries: just the name).
+pub fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
+    let mut p = dir.to_vec();
+    if !p.is_empty() {
+        p.push(b'/');
+    }
+    p.extend_from_slice(name);
+    p
+}
+
+/// Sort a directory's `(name, _)` pairs by name bytes, as every reader hands siblings out;
+/// a name seen twice is a corrupt directory (`fs` and the directory's `path` named).
+pub fn sort_by_name<T>(v: &mut [(Vec<u8>, T)], fs: &str, path: &[u8]) -> Result<()> {
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
+        return Err(crate::Error::corrupt(format!(
+            "{fs}: directory {:?} has two entries named {:?}",
+            String::from_utf8_lossy(path),
+            String::from_utf8_lossy(&w[0].0)
+        )));
+    }
+    Ok(())
+}
+
 /// True when `path` is `root` or lies below it (every path is under the empty root).
 pub fn is_under(path: &[u8], root: &[u8]) -> bool {
     root.is_empty()

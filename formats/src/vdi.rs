@@ -3,7 +3,8 @@
 //! and discarded blocks read as zeros and are reported as holes. Differencing images
 //! (which name their parent by UUID only) are refused.
 
-use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
+use crate::block::{check_range, BlockDevice, Extent, RawFile};
+use crate::image::chain::{self, Run};
 use crate::qcow2::cache::Lru;
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -239,25 +240,14 @@ impl BlockDevice for VdiImage {
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         check_range(self.len(), offset, len)?;
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
+        chain::map_extents(None, offset, len, |pos, _| {
             let (map, n) = self.map(pos)?;
-            let n = n.min(end - pos);
-            let kind = match map {
-                Map::Hole => ExtentKind::Zero,
-                Map::Data(_) => ExtentKind::Data,
+            let run = match map {
+                Map::Hole => Run::Zero,
+                Map::Data(_) => Run::Data,
             };
-            let extent = Extent {
-                offset: pos,
-                len: n,
-                kind,
-            };
-            push_extent(&mut out, extent);
-            pos += n;
-        }
-        Ok(out)
+            Ok((run, n))
+        })
     }
 
     fn format_name(&self) -> &'static str {

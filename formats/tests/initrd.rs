@@ -7,16 +7,17 @@
 //! functions, issuing exactly the expected mount commands.
 mod common;
 
-use common::{need, run, s, sh};
+use common::{need, noise, run, s, sh};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use subroot_formats::block::MemoryDevice;
-use subroot_formats::cpio::{list_segments, Compression, CompressionSpec};
+use subroot_formats::cpio::{list_segments, zstdframe, Compression, CompressionSpec};
+use subroot_formats::initrd::scan::{scan_with, Depth, Scan};
 use subroot_formats::initrd::{
-    add_subroot, detect_flavour, hook_present, installed_files, AddOutcome, AddSubrootOptions,
-    Flavour, Method,
+    add_subroot, add_subroot_tail, detect_flavour, hook_present, installed_files, AddOutcome,
+    AddSubrootOptions, Flavour, Method,
 };
 use subroot_formats::Error;
 
@@ -50,10 +51,16 @@ fn initramfs_tools_tree(root: &Path) {
     write(root, "bin/busybox", &vec![0x7f; 5000], 0o755);
 }
 
-/// A dracut layout; `new_hookdir` adds /var/lib/dracut/hooks (dracut 057+).
+/// A dracut layout; `new_hookdir` adds /var/lib/dracut/hooks, named by dracut-lib.sh as
+/// its hook directory (dracut 057+).
 fn dracut_tree(root: &Path, new_hookdir: bool) {
     write(root, "init", b"#!/bin/sh\necho init\n", 0o755);
-    write(root, "usr/lib/dracut-lib.sh", b"getarg() { :; }\n", 0o644);
+    let lib: &[u8] = if new_hookdir {
+        b"hookdir=/var/lib/dracut/hooks\ngetarg() { :; }\n"
+    } else {
+        b"hookdir=/lib/dracut/hooks\ngetarg() { :; }\n"
+    };
+    write(root, "usr/lib/dracut-lib.sh", lib, 0o644);
     write(root, "usr/lib/dracut/modules.txt", b"base\n", 0o644);
     fs::create_dir_all(root.join("usr/lib/dracut/hooks/pre-pivot")).unwrap();
     fs::create_dir_all(root.join("usr/lib/dracut/hooks/cleanup")).unwrap();
@@ -82,6 +89,7 @@ fn compress(c: Compression, data: &[u8], dir: &Path) -> Vec<u8> {
     match c {
         Compression::Gzip => run("gzip", &["-9", "-n", "-c", s(&f)]).stdout,
         Compression::Zstd => run("zstd", &["-q", "-c", s(&f)]).stdout,
+        Compression::Xz => run("xz", &["-c", "--check=crc32", s(&f)]).stdout,
         Compression::None => data.to_vec(),
         other => panic!("no tool set up for {other}"),
     }
@@ -131,6 +139,33 @@ fn add(bytes: &[u8], opts: &AddSubrootOptions) -> (AddOutcome, Vec<u8>) {
     let dev = MemoryDevice::from_vec(bytes.to_vec());
     let mut out = Vec::new();
     let r = add_subroot(&dev, &mut out, opts).expect("add_subroot");
+    // The tail-only variant (what relayout appends in place) gives the same initrd.
+    let mut tail = Vec::new();
+    let sc = subroot_formats::initrd::scan::scan(&dev).expect("scan");
+    let t = add_subroot_tail(&dev, &sc, &mut tail, opts).expect("add_subroot_tail");
+    assert_eq!(
+        t, r,
+        "add_subroot_tail's outcome differs from add_subroot's"
+    );
+    let whole = match r {
+        AddOutcome::Appended {
+            kept,
+            bytes: appended,
+            ..
+        } => {
+            assert_eq!(tail.len() as u64, appended, "tail length");
+            [&bytes[..kept as usize], &tail[..]].concat()
+        }
+        AddOutcome::AlreadyPresent { .. } => {
+            assert!(tail.is_empty(), "a tail written although the hook is there");
+            bytes.to_vec()
+        }
+        AddOutcome::Recompressed { .. } => tail,
+    };
+    assert!(
+        whole == out,
+        "kept input + tail differs from add_subroot's output"
+    );
     (r, out)
 }
 
@@ -231,6 +266,7 @@ fn check_one(
                 flavour: f,
                 replaced: false,
                 bytes,
+                ..
             } = r
             else {
                 panic!("{what}: {r:?}");
@@ -960,4 +996,293 @@ fn installed_files_are_complete() {
     assert!(setup.contains("return 255"));
     assert_eq!(d[2].content, b"# Added by subroot: include the subroot module (boot into subroot=DIR of the root fs).\nadd_dracutmodules+=\" subroot \"\n");
     assert!(installed_files(Flavour::Other, &[]).is_err());
+}
+
+/// `tree` plus the bulk of a real initrd behind every path the hook needs: kernel modules
+/// and firmware under usr/lib (noise, so that zstd writes many blocks, and zeros).
+fn with_bulk(root: &Path, tree: fn(&Path)) {
+    tree(root);
+    for i in 0..12 {
+        write(
+            root,
+            &format!("usr/lib/modules/6.1.0/kernel/m{i}.ko"),
+            &noise(150_000, i),
+            0o644,
+        );
+    }
+    write(root, "usr/lib/firmware/zeros.bin", &vec![0; 400_000], 0o644);
+    write(root, "usr/sbin/modprobe", &noise(30_000, 99), 0o755);
+}
+
+fn it_bulk(root: &Path) {
+    with_bulk(root, initramfs_tools_tree);
+}
+
+fn dracut_bulk(root: &Path) {
+    with_bulk(root, |r| dracut_tree(r, false));
+}
+
+fn dracut_var_bulk(root: &Path) {
+    with_bulk(root, |r| dracut_tree(r, true));
+}
+
+/// The parts of a scan that decide what add-subroot does.
+fn decisions(sc: &Scan) -> String {
+    format!(
+        "flavour {:?} init {:?} hook {} appended {:?} dracut dirs {:?} all {:?} base {:?} segments {:?}",
+        sc.flavour(),
+        sc.init_segments,
+        sc.hook_present(),
+        sc.appended_hook(),
+        sc.dracut_hook_dirs(),
+        sc.all,
+        sc.base(),
+        sc.segments
+            .iter()
+            // A skipped gzip member's length counts the zero padding behind it.
+            .map(|s| (s.offset, s.compression))
+            .collect::<Vec<_>>()
+    )
+}
+
+/// Scan `bytes` both ways; returns (sorted-prefix scan, full scan) after checking that
+/// they decide the same and that `add_subroot` writes the same bytes either way.
+fn scan_both(bytes: &[u8]) -> (Scan, Scan) {
+    let dev = MemoryDevice::from_vec(bytes.to_vec());
+    let quick = scan_with(&dev, Depth::SortedPrefix).expect("sorted-prefix scan");
+    let full = scan_with(&dev, Depth::Full).expect("full scan");
+    assert!(full.is_complete());
+    assert_eq!(decisions(&quick), decisions(&full));
+    let out = |depth| {
+        let mut out = Vec::new();
+        let opts = AddSubrootOptions {
+            depth,
+            ..Default::default()
+        };
+        let r = add_subroot(&dev, &mut out, &opts).expect("add_subroot");
+        (r, out)
+    };
+    let (rq, oq) = out(Depth::SortedPrefix);
+    let (rf, of) = out(Depth::Full);
+    assert_eq!(rq, rf);
+    assert!(
+        oq == of,
+        "add_subroot writes other bytes after a sorted-prefix scan"
+    );
+    (quick, full)
+}
+
+#[test]
+fn sorted_main_segment_is_decoded_only_up_to_the_needed_paths() {
+    if !need("cpio", "sorted_main_segment") || !need("zstd", "sorted_main_segment") {
+        return;
+    }
+    for (name, tree, c) in [
+        ("initramfs-tools", it_bulk as fn(&Path), Compression::Zstd),
+        ("dracut", dracut_bulk, Compression::Zstd),
+        ("initramfs-tools", it_bulk, Compression::Gzip),
+        ("dracut", dracut_bulk, Compression::Gzip),
+    ] {
+        let name = format!("{name} {c}");
+        let dir = tempfile::tempdir().unwrap();
+        let built = build(dir.path(), tree, c, true);
+        let (quick, full) = scan_both(&built.bytes);
+        // The early segment is read whole; the main one stops before usr/lib/firmware.
+        assert!(quick.segments[0].complete, "{name}");
+        let main = &quick.segments[1];
+        assert!(
+            !main.complete && main.entries < full.segments[1].entries,
+            "{name}: the main segment was decoded to its end: {main:?}"
+        );
+        assert!(main.uncompressed_size * 4 < full.segments[1].uncompressed_size);
+
+        // After the hook is appended, the appended segment is still found (and read
+        // whole) behind the skipped main segment: a second run changes nothing.
+        let (r, out) = add(&built.bytes, &AddSubrootOptions::default());
+        assert!(matches!(r, AddOutcome::Appended { .. }), "{name}: {r:?}");
+        let (quick, _) = scan_both(&out);
+        assert_eq!(quick.appended_hook(), Some(2), "{name}");
+        assert!(!quick.segments[1].complete && quick.segments[2].complete);
+        let (again, same) = add(&out, &AddSubrootOptions::default());
+        assert!(matches!(again, AddOutcome::AlreadyPresent { .. }), "{name}");
+        assert!(same == out);
+    }
+}
+
+#[test]
+fn hook_directory_after_the_bulk_or_xz_means_decoding_everything() {
+    if !need("cpio", "hook_directory_after_the_bulk") || !need("zstd", "hook_directory") {
+        return;
+    }
+    // dracut 057+ names /var/lib/dracut/hooks, which sorts after usr/: nothing to skip.
+    let dir = tempfile::tempdir().unwrap();
+    let built = build(dir.path(), dracut_var_bulk, Compression::Zstd, false);
+    let (quick, _) = scan_both(&built.bytes);
+    assert!(quick.is_complete());
+    assert_eq!(quick.dracut_hook_dir().unwrap(), "var/lib/dracut/hooks");
+    // The end of an xz stream is only known by decoding it.
+    if need("xz", "hook_directory_after_the_bulk") {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("tree");
+        it_bulk(&t);
+        let bytes = compress(Compression::Xz, &make_cpio(&t), dir.path());
+        let (quick, _) = scan_both(&bytes);
+        assert!(quick.is_complete());
+    }
+}
+
+#[test]
+fn segments_behind_a_skipped_gzip_member_are_found_from_the_end() {
+    if !need("cpio", "segments_behind_a_skipped_gzip") || !need("gzip", "segments_behind") {
+        return;
+    }
+    // A gzip main segment, then an extra plain archive with another ORDER file, then a
+    // gzip one with another local-bottom script: both are seen, and the later ORDER wins.
+    let dir = tempfile::tempdir().unwrap();
+    let mut bytes = build(dir.path(), it_bulk, Compression::Gzip, true).bytes;
+    let extra = dir.path().join("extra");
+    write(
+        &extra,
+        "scripts/local-bottom/ORDER",
+        b"/scripts/local-bottom/x \"$@\"\n",
+        0o644,
+    );
+    while bytes.len() % 4 != 0 {
+        bytes.push(0);
+    }
+    bytes.extend(make_cpio(&extra));
+    let more = dir.path().join("more");
+    write(&more, "scripts/local-bottom/y", b"#!/bin/sh\n", 0o755);
+    bytes.extend(compress(Compression::Gzip, &make_cpio(&more), dir.path()));
+    let (quick, full) = scan_both(&bytes);
+    assert_eq!(quick.segments.len(), 4);
+    assert!(!quick.segments[1].complete && quick.segments[2].complete);
+    assert_eq!(
+        quick.all.names["scripts/local-bottom/ORDER"]
+            .content
+            .as_deref(),
+        Some(&b"/scripts/local-bottom/x \"$@\"\n"[..])
+    );
+    assert!(quick.all.local_bottom_scripts.contains("y"));
+    // The skipped member's length counts the zero padding up to the next segment.
+    let (m, next) = (&quick.segments[1], &quick.segments[2]);
+    assert_eq!(m.offset + m.length, next.offset);
+    assert!(m.length >= full.segments[1].length && m.length < full.segments[1].length + 4);
+}
+
+/// `cpio -o -H newc` of `tree` with the names in the order given (not sorted).
+fn cpio_in_order(tree: &Path, names: &[&str]) -> Vec<u8> {
+    let list: String = names.iter().map(|n| format!("{n}\n")).collect();
+    fs::write(tree.join("../list"), list).unwrap();
+    sh(
+        "cd \"$1\" && cpio --quiet -o -H newc -R 0:0 < ../list",
+        &[s(tree)],
+    )
+}
+
+#[test]
+fn a_name_out_of_order_before_the_needed_paths_means_decoding_everything() {
+    if !need("cpio", "a_name_out_of_order") || !need("zstd", "a_name_out_of_order") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let t = dir.path().join("tree");
+    it_bulk(&t);
+    // `bin` comes after `conf`: out of order before anything passes the needed paths. The
+    // bulk follows, and only then the local-bottom directory with its ORDER file.
+    let names = [
+        ".",
+        "conf",
+        "conf/initramfs.conf",
+        "bin",
+        "bin/busybox",
+        "init",
+        "scripts",
+        "scripts/functions",
+        "usr",
+        "usr/lib",
+        "usr/lib/modules",
+        "usr/lib/modules/6.1.0",
+        "usr/lib/modules/6.1.0/kernel",
+        "usr/lib/modules/6.1.0/kernel/m0.ko",
+        "usr/lib/modules/6.1.0/kernel/m1.ko",
+        "usr/lib/firmware",
+        "usr/lib/firmware/zeros.bin",
+        "scripts/local-bottom",
+        "scripts/local-bottom/ntfs_3g",
+        "scripts/local-bottom/ORDER",
+    ];
+    let bytes = compress(Compression::Zstd, &cpio_in_order(&t, &names), dir.path());
+    let (quick, _) = scan_both(&bytes);
+    assert!(quick.is_complete(), "{:?}", quick.segments);
+    // The ORDER file behind the bulk is the one extended.
+    let (_, out) = add(&bytes, &AddSubrootOptions::default());
+    let listing = judge_segments(&out, dir.path(), &dir.path().join("x"));
+    assert!(!listing.is_empty());
+    let order = fs::read_to_string(dir.path().join("x/scripts/local-bottom/ORDER")).unwrap();
+    assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"));
+
+    // What the prefix rule cannot see, and why --full-scan exists: names sorted up to the
+    // bulk, then the ORDER file again out of order. Only the full scan finds it.
+    let names = [
+        ".",
+        "bin",
+        "bin/busybox",
+        "conf",
+        "conf/initramfs.conf",
+        "init",
+        "scripts",
+        "scripts/functions",
+        "scripts/local-bottom",
+        "usr",
+        "usr/lib",
+        "usr/lib/firmware",
+        "usr/lib/firmware/zeros.bin",
+        "usr/lib/modules",
+        "usr/lib/modules/6.1.0",
+        "usr/lib/modules/6.1.0/kernel",
+        "usr/lib/modules/6.1.0/kernel/m0.ko",
+        "scripts/local-bottom/ntfs_3g",
+        "scripts/local-bottom/ORDER",
+    ];
+    let bytes = compress(Compression::Zstd, &cpio_in_order(&t, &names), dir.path());
+    let dev = MemoryDevice::from_vec(bytes);
+    let quick = scan_with(&dev, Depth::SortedPrefix).unwrap();
+    let full = scan_with(&dev, Depth::Full).unwrap();
+    assert!(!quick.segments[0].complete);
+    assert!(!quick.all.names.contains_key("scripts/local-bottom/ORDER"));
+    assert!(full.all.names.contains_key("scripts/local-bottom/ORDER"));
+}
+
+#[test]
+fn zstd_segment_end_from_the_headers() {
+    if !need("zstd", "zstd_segment_end") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("data");
+    let mut data = noise(300_000, 7);
+    data.extend(vec![0u8; 300_000]);
+    fs::write(&f, &data).unwrap();
+    for args in [
+        &["-q", "-c"][..],
+        &["-q", "-c", "--no-check", "-19"],
+        &["-q", "-c", "--no-content-size", "-1"],
+    ] {
+        let mut a = args.to_vec();
+        a.push(s(&f));
+        let frame = run("zstd", &a).stdout;
+        let mut bytes = frame.clone();
+        bytes.extend_from_slice(&run("zstd", &["-q", "-c", s(&f)]).stdout);
+        let dev = MemoryDevice::from_vec(bytes);
+        assert_eq!(
+            zstdframe::segment_end(&dev, 0).unwrap(),
+            frame.len() as u64,
+            "{args:?}"
+        );
+        // Cut short: a clear error, not a guess.
+        let cut = MemoryDevice::from_vec(frame[..frame.len() - 5].to_vec());
+        let e = zstdframe::segment_end(&cut, 0).unwrap_err().to_string();
+        assert!(e.contains("past the end"), "{e}");
+    }
 }

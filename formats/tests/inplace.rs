@@ -196,7 +196,7 @@ fn check_apply(format: &str, test: &str) {
     let full = dir.path().join("full.raw");
     if format != "raw" {
         let out = common::new_output(&full);
-        subroot_formats::convert::write_raw(&edited, &out, &|_| {}).unwrap();
+        subroot_formats::sparse_copy::write_raw(&edited, &out, &|_| {}).unwrap();
     }
     let stats = apply(&image, &plan, &edited).unwrap();
     assert_eq!(std::fs::read(&image).unwrap(), expected);

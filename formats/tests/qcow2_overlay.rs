@@ -9,9 +9,9 @@ mod common;
 use common::{need, new_output, run, run_stdout, s};
 use std::path::{Path, PathBuf};
 use subroot_formats::block::{BlockDevice, Overlay};
-use subroot_formats::convert::write_raw;
 use subroot_formats::image::{Image, ImageFormat};
 use subroot_formats::qcow2::{write_overlay, CompressionType, OverlayRequest, WriteOptions};
+use subroot_formats::sparse_copy::write_raw;
 
 const MIB: u64 = 1 << 20;
 const CS: u64 = 65536;

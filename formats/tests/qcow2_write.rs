@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::convert::write_raw;
 use subroot_formats::qcow2::{write_qcow2, CompressionType, WriteOptions, WriteStats};
+use subroot_formats::sparse_copy::write_raw;
 use subroot_formats::Error;
 
 const MIB: u64 = 1 << 20;

@@ -5,6 +5,7 @@
 //! bitmaps, and their sums the superblock's counts. No unsafe code here.
 
 use crate::error::{Error, Result, Shown};
+use std::collections::HashMap;
 use std::sync::Arc;
 use subroot_formats::block::BlockDevice;
 use subroot_formats::ext::{file_type, ExtFs, InodeKind, OpenOptions};
@@ -38,9 +39,17 @@ fn check_as(dev: Arc<dyn BlockDevice>, dirs: &[Vec<u8>], when: &str) -> Result<C
     let fs = ExtFs::open_with(dev, OpenOptions::default())
         .map_err(|e| corrupt(format!("the filesystem does not open: {e}")))?;
     let mut report = CheckReport::default();
+    // The subdirectories of the directories checked so far, by path: `dirs` is sorted, so
+    // a parent comes before its children and most lookups end here instead of walking
+    // the path again from the root (a walk reads every directory on the way).
+    let mut subdirs: HashMap<Vec<u8>, u32> = HashMap::new();
     for dir in dirs {
+        let found = match subdirs.remove(dir) {
+            Some(ino) => Ok(ino),
+            None => fs.lookup(&[b"/", &dir[..]].concat()),
+        };
         // A touched directory may have been removed afterwards: only existing ones count.
-        let ino = match fs.lookup(&[b"/", &dir[..]].concat()) {
+        let ino = match found {
             Ok(ino) => ino,
             Err(subroot_formats::Error::NotFound(_)) => continue,
             Err(e) => return Err(corrupt(format!("looking up {}: {e}", Shown(dir)))),
@@ -72,6 +81,16 @@ fn check_as(dev: Arc<dyn BlockDevice>, dirs: &[Vec<u8>], when: &str) -> Result<C
                     )))
                 }
             };
+            if want == file_type::DIR && ent.name != b"." && ent.name != b".." {
+                let mut path = dir.clone();
+                if !path.is_empty() {
+                    path.push(b'/');
+                }
+                path.extend_from_slice(&ent.name);
+                if dirs.binary_search(&path).is_ok() {
+                    subdirs.insert(path, ent.ino);
+                }
+            }
             if ent.file_type != 0 && ent.file_type != want {
                 return Err(corrupt(format!(
                     "{}/{}: the entry says type {}, inode {} is type {want}",

@@ -18,6 +18,10 @@ pub enum Error {
     /// written. `feature` names it as `tune2fs -l`/`mke2fs -O` do (`inline_data`, ...).
     #[error("the filesystem uses {feature}, which the in-place ext editor does not handle (nothing was written)")]
     Unsupported { feature: String },
+    /// [`crate::Ext2Fs::grow`] cannot grow this filesystem without moving blocks, or
+    /// does not handle its layout; `found` says what was found. Nothing was written.
+    #[error("cannot grow {what} in place: {found} (nothing was written)")]
+    GrowRefused { what: String, found: String },
     /// The installed libext2fs is older than the editor needs.
     #[error("libext2fs {found} is installed; the ext editor needs 1.46 or newer (htree-aware ext2fs_link)")]
     LibraryTooOld { found: String },

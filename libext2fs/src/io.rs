@@ -239,7 +239,8 @@ unsafe extern "C" fn write_blk64(
     write(slot, buf, offset)
 }
 
-fn write(slot: &DevSlot, buf: &[u8], offset: u64) -> sys::errcode_t {
+/// Write `buf` at byte `offset` of the slot's device, counted; a libext2fs error code.
+pub(crate) fn write(slot: &DevSlot, buf: &[u8], offset: u64) -> sys::errcode_t {
     match slot.dev.write_at(buf, offset) {
         Ok(()) => {
             slot.bytes_written

@@ -15,7 +15,7 @@
 //! [`Ext2Fs`] opens a filesystem read-write, refuses (before writing anything) features it
 //! does not handle, and edits it: create any kind of entry with full metadata, hard links,
 //! unlink, `rm -r`, rename, replace/truncate/append file contents, set metadata and
-//! xattrs. [`check`] re-reads the result with subroot's own reader.
+//! xattrs, and grow the filesystem into a longer device ([`Ext2Fs::grow`]). [`check`] re-reads the result with subroot's own reader.
 
 pub mod check;
 mod edit;
@@ -25,5 +25,5 @@ mod io;
 pub mod sys;
 
 pub use check::{check, check_input, CheckReport};
-pub use edit::{CloseStats, Ext2Fs, Stat};
+pub use edit::{CloseStats, Ext2Fs, GrowReport, Stat};
 pub use error::{Error, Result};

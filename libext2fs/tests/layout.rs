@@ -59,6 +59,62 @@ fn layouts_match_the_installed_headers() {
             offset_of!(sys::struct_ext2_filsys, blocksize),
         ),
         (
+            "offsetof(struct struct_ext2_filsys, flags)",
+            offset_of!(sys::struct_ext2_filsys, flags),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, group_desc_count)",
+            offset_of!(sys::struct_ext2_filsys, group_desc_count),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, desc_blocks)",
+            offset_of!(sys::struct_ext2_filsys, desc_blocks),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, group_desc)",
+            offset_of!(sys::struct_ext2_filsys, group_desc),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, inode_blocks_per_group)",
+            offset_of!(sys::struct_ext2_filsys, inode_blocks_per_group),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, inode_map)",
+            offset_of!(sys::struct_ext2_filsys, inode_map),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, block_map)",
+            offset_of!(sys::struct_ext2_filsys, block_map),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, stride)",
+            offset_of!(sys::struct_ext2_filsys, stride),
+        ),
+        (
+            "offsetof(struct struct_ext2_filsys, now)",
+            offset_of!(sys::struct_ext2_filsys, now),
+        ),
+        (
+            "offsetof(struct ext2_super_block, s_raid_stride)",
+            offset_of!(sys::ext2_super_block, s_raid_stride),
+        ),
+        (
+            "offsetof(struct ext2_super_block, s_reserved_gdt_blocks)",
+            offset_of!(sys::ext2_super_block, s_reserved_gdt_blocks),
+        ),
+        (
+            "offsetof(struct ext2_super_block, s_first_meta_bg)",
+            offset_of!(sys::ext2_super_block, s_first_meta_bg),
+        ),
+        (
+            "offsetof(struct ext2_super_block, s_log_groups_per_flex)",
+            offset_of!(sys::ext2_super_block, s_log_groups_per_flex),
+        ),
+        (
+            "offsetof(struct ext2_super_block, s_overhead_clusters)",
+            offset_of!(sys::ext2_super_block, s_overhead_clusters),
+        ),
+        (
             "sizeof(struct ext2_inode_large)",
             size_of::<sys::ext2_inode_large>(),
         ),

@@ -15,7 +15,7 @@ pub struct BatchArgs {
 /// The operations a batch can run.
 #[derive(Debug, Subcommand)]
 pub enum BatchCommand {
-    /// Convert each image to <stem>.raw, .qcow2 or .vhd in --out-dir (as `subroot convert`).
+    /// Convert each image to <stem>.raw, .qcow2, .vhd, .vhdx or .vmdk in --out-dir (as `subroot convert`).
     #[command(
         long_about = super::help::BATCH_CONVERT,
         after_help = "EXAMPLES:\n  subroot batch convert -O qcow2 -c zstd --out-dir out/ images/*.raw\n  \
@@ -26,7 +26,7 @@ Every image is attempted even when some fail; --fail-fast starts no new image af
 Exit status 0 only when every image succeeded (or was skipped by --resume as already done)."
     )]
     Convert(BatchConvertArgs),
-    /// Relayout each image (as `subroot relayout`) into <stem>.raw, .qcow2 or .vhd in --out-dir.
+    /// Relayout each image (as `subroot relayout`) into <stem>.raw, .qcow2, .vhd, .vhdx or .vmdk in --out-dir.
     #[command(
         long_about = super::help::BATCH_RELAYOUT,
         after_help = "EXAMPLES:\n  subroot batch relayout --out-dir out/ -j 2 images/*.qcow2\n  \
@@ -60,7 +60,7 @@ pub struct BatchRelayoutArgs {
     /// Move only these top-level entries (comma- or space-separated); as `relayout --move`.
     #[arg(long = "move", value_name = "LIST")]
     pub move_list: Option<String>,
-    /// Output format (the output is named <input stem>.raw, .qcow2 or .vhd).
+    /// Output format (the output is named <input stem>.raw, .qcow2, .vhd, .vhdx or .vmdk).
     #[arg(
         short = 'O',
         long = "output-format",
@@ -76,7 +76,7 @@ pub struct BatchRelayoutArgs {
 
 #[derive(Debug, Args)]
 pub struct BatchConvertArgs {
-    /// Output format (the output is named <input stem>.raw, .qcow2 or .vhd).
+    /// Output format (the output is named <input stem>.raw, .qcow2, .vhd, .vhdx or .vmdk).
     #[arg(
         short = 'O',
         long = "output-format",

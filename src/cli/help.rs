@@ -12,12 +12,21 @@ macro_rules! reading {
         "\n\nFILESYSTEMS: ext2/3/4 (extents and block maps, inline data, htree directories, \
 xattrs in the inode, in a block and in EA inodes, ns timestamps, checksums verified where \
 metadata_csum is set) and FAT12/16/32 (long names; a FAT32 of fewer than 65525 clusters, as \
-mkfs.fat -F 32 makes on small devices, is read as Linux reads it), inside a raw, qcow2, \
+mkfs.fat -F 32 makes on small devices, is read as Linux reads it), XFS v4/v5 (all \
+directory and attribute formats, ACLs as system.posix_acl_*, bigtime, CRCs verified on v5; \
+files on a realtime device refused) and btrfs (one device, \
+single and DUP chunks; crc32c, xxhash64 and sha256 checksums verified; inline, regular and \
+prealloc extents, holes, zlib, lzo and zstd compression, xattrs and ACLs, hard links; the \
+default subvolume, or the one --subvol names by id or by path from the top level as \
+`subroot info` lists them; nested subvolumes appear as directories holding their files, as \
+when the top is mounted; RAID profiles and filesystems over several devices are named and \
+refused), also inside LVM2 logical volumes (-p VG/LV), inside a raw, qcow2, \
 VHD, VHDX, VMDK or VDI image or as a bare filesystem image, read by subroot itself without root. The filesystem is that of \
 partition -p N, else the partition holding a Linux root (/etc/os-release or \
-/usr/lib/os-release, also under r0/ after a relayout), else the only filesystem; the choice \
-is said on stderr. An ext3/4 filesystem whose journal needs recovery is refused (its files \
-may be stale) unless --salvage, which reads what is on disk.\n\n\
+/usr/lib/os-release, also under r0/ after a relayout; on btrfs, in the default subvolume), else the only filesystem; the choice \
+is said on stderr. An ext3/4 filesystem whose journal needs recovery, or an XFS whose log \
+was not cleanly unmounted, is refused (its files may be stale) unless --salvage, which reads \
+what is on disk.\n\n\
 PATHS inside the image are absolute or relative to its root. Symlinks on the way are \
 resolved as the installed system would: an absolute target starts at the filesystem's root, \
 `..` stops there, and more than 40 links is a loop.\n\n\
@@ -75,7 +84,8 @@ compression type, backing chain), the partition table and disk id, and per parti
 number, start and size in bytes, type, name, flags and the filesystem found in it (type, \
 label, UUID). Without a partition table, the filesystem on the whole disk. Filesystems are \
 recognised by content: ext2/3/4, FAT12/16/32, swap, LUKS, LVM, btrfs, xfs, squashfs, erofs, \
-iso9660.\n\n\
+iso9660. A btrfs's subvolumes and snapshots are listed, one `subvolume:` line each: the id \
+and path from the top level that --subvol takes, the default one marked.\n\n\
 JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets in bytes.
   path, format   the image as given (path_bytes, base64, when it is not
                  UTF-8); \"raw\" | \"qcow2\" | \"vhd\" | \"vhdx\" | \"vmdk\" |
@@ -101,23 +111,29 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes and offsets 
                  (GPT bits), filesystem}]
   filesystem     the filesystem on the whole disk (no table), else null
 A filesystem is null or {type, fat_bits (12/16/32 for vfat, else null), label, uuid, \
-version}; type names follow blkid: ext2 ext3 ext4 vfat swap crypto_LUKS LVM2_member btrfs \
+version}, and on btrfs subvolumes: [{id, path (from the top level, leading /), parent, \
+default, readonly}] (or subvolumes_error, a string, when they could not be listed); type names follow blkid: ext2 ext3 ext4 vfat swap crypto_LUKS LVM2_member btrfs \
 xfs squashfs erofs iso9660.";
 
 pub const INSPECT: &str = "Tell what an installed system in an image is, read in place \
 without a VM (what virt-inspector tells).\n\n\
-Read-only. The root is the ext2/3/4 partition holding /etc/os-release or \
-/usr/lib/os-release (or the same under r0/ after a relayout). Paths inside the system \
-resolve as it would see them mounted: through its /etc/fstab onto the right partition (a \
-separate /boot, the ESP at /boot/efi, /home, /var; UUID=, LABEL=, PARTUUID=, PARTLABEL= \
-and /dev/sdXN-style names) and, on a relayouted image, into r0/ except for the shared \
-directories left at the top. Reported: the container and partition table; each partition, \
-its filesystem and its roles (root, esp, swap, bios-boot, the fstab mount points); the OS \
+Read-only. The root is the filesystem (on a partition, or on an LVM2 logical volume of a \
+physical volume on one, as RHEL-family installs have) holding /etc/os-release or \
+/usr/lib/os-release (or the same under r0/ after a relayout), in any filesystem the \
+reading commands read. Paths inside the system resolve as it would see them mounted: \
+through its /etc/fstab onto the right partition or volume (a separate /boot, the ESP at \
+/boot/efi, /home, /var; UUID=, LABEL=, PARTUUID=, PARTLABEL=, /dev/sdXN-style names, and \
+/dev/mapper/VG-LV or /dev/VG/LV for a volume) and, on a relayouted image, into r0/ except \
+for the shared directories left at the top. Reported: the container and partition table; \
+each partition and each logical volume (linear or striped; thin and RAID volumes are \
+named in notes), its filesystem and its roles (root, esp, swap, bios-boot, lvm2-pv, the \
+fstab mount points); the OS \
 from os-release; hostname; machine id; the kernels in /boot with their initrds (flavour \
 initramfs-tools or dracut, compression per segment, subroot hook present), examined in \
 place; the boot loaders (GRUB's boot code in the MBR with its core in the MBR gap or a BIOS \
 boot partition, GRUB or systemd-boot on an ESP, a grub.cfg or BLS entries in /boot) with \
-their entries and kernel command lines; /etc/fstab with the partition each line names; the \
+their entries and kernel command lines; /etc/fstab with the partition or volume each \
+line names; the \
 users of /etc/passwd (never the password field); the package manager and installed \
 packages (dpkg's status database is read; an rpm database is named with its format, \
 sqlite, bdb or ndb, and not read); and, on a relayouted image, the roots and the default \
@@ -132,15 +148,19 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
   table            null, or {type (\"mbr\" | \"gpt\"), disk_id}
   partitions       [{number (null: the whole disk), start, size, type,
                    type_name, name, uuid, filesystem (as in info), roles
-                   (\"root\", \"esp\", \"swap\", \"bios-boot\", \"/boot\", ...)}]
-  root             null, or {partition, subroot (\"r0\" when relayouted)}
+                   (\"root\", \"esp\", \"swap\", \"bios-boot\", \"lvm2-pv\",
+                   \"/boot\", ...)}]
+  volumes          [{name (\"VG/LV\", as -p takes it), size, filesystem,
+                   roles}]: LVM2 logical volumes
+  root             null, or {partition, volume (\"VG/LV\"), subroot (\"r0\"
+                   when relayouted)}
   os               null, or {file, id, version_id, name, pretty_name,
                    fields (every KEY of os-release)}
   hostname         /etc/hostname's first line, or null
   machine_id       /etc/machine-id, or null (empty until the first boot)
-  fstab            [{device, mountpoint, type, options, partition (null:
-                   not found on this disk)}]
-  kernels          [{version, path, partition, size, initrd (null, or
+  fstab            [{device, mountpoint, type, options, partition, volume
+                   (both null: not found on this disk)}]
+  kernels          [{version, path, partition, volume, size, initrd (null, or
                    {path, size, flavour, compression [per segment],
                    segments, hook_present, error})}]
   boot_loaders     [{kind (\"grub-bios\" | \"grub-efi\" | \"systemd-boot\" |
@@ -153,7 +173,8 @@ JSON OUTPUT (--json): one object; fields are only ever added; sizes in bytes.
   relayout         null, or {roots [{name, pretty_name}], default}
   notes            what is missing or was not read";
 
-pub const CONVERT: &str = "Copy an image to a new raw, qcow2, fixed VHD or VMDK file, \
+pub const CONVERT: &str =
+    "Copy an image to a new raw, qcow2, fixed VHD, dynamic VHDX or VMDK file, \
 flattening backing chains and keeping it sparse.\n\n\
 Like qemu-img convert: reads any raw, qcow2, VHD, VHDX, VMDK or VDI image (qcow2 v2/v3, \
 zlib/zstd compressed clusters, extended L2, backing chains; VHD fixed, dynamic and \
@@ -164,9 +185,12 @@ child, never outside its directory unless an absolute locator names a file that 
 VMDK descriptor's extent files must lie in its own directory. The input format is detected \
 from its magic (-f forces one). Writes raw, qcow2 v3, a fixed VHD (-O vhd: the disk padded \
 to a whole MiB, as Azure requires, then a footer; qemu names it vpc; when that grows the \
-disk, a GPT's backup header is no longer at its end: sgdisk -e moves it) or a \
+disk, a GPT's backup header is no longer at its end: sgdisk -e moves it), a dynamic VHDX \
+(-O vhdx, what Hyper-V takes: 1 MiB blocks, as Microsoft recommends for Linux guests, \
+all-zero blocks left out; the size rounded up to whole 512-byte sectors) or a \
 streamOptimized VMDK (-O vmdk: deflate-compressed 64 KiB grains, what vSphere and OVA \
-imports take). Zero regions stay holes (raw, VHD) or unallocated clusters (qcow2, VMDK); \
+imports take). Zero regions stay holes (raw, VHD) or unallocated clusters or blocks \
+(qcow2, VMDK, VHDX); \
 -c compresses clusters on all cores. A VHDX left with a log to replay (not closed cleanly) \
 is read with the log replayed in memory; the file is not written. \
 The output is written under a temporary name beside OUTPUT, synced, re-opened and \
@@ -313,6 +337,93 @@ anything is written.",
     e2fsprogs!()
 );
 
+/// The reference of `customize`'s system operations (src/ops/customize/system), a
+/// paragraph of its long help.
+macro_rules! customize_system {
+    () => {
+        "\
+SYSTEM OPERATIONS are turned into file changes in their place in the order, looking at the \
+image with every earlier operation of the run applied (a user added by --append-line \
+/etc/passwd:... can be given --password and --ssh-inject next):
+  --hostname NAME        /etc/hostname; the 127.0.1.1 line of /etc/hosts replaced or \
+added (NAME and its first label); a missing /etc/hosts is created with the localhost lines.
+  --timezone TZ          /etc/localtime a relative link to ../usr/share/zoneinfo/TZ (an \
+error if the image has no such zone file); /etc/timezone rewritten if present.
+  --root-password SRC, --password USER:SRC
+                         SRC is password:PW, file:FILE (its first line) or disabled (*). \
+Hashed as the image hashes: pam_unix's option in /etc/pam.d/common-password (or \
+system-auth), else ENCRYPT_METHOD of /etc/login.defs, else the kind of its shadow hashes, \
+else sha512-crypt; yescrypt ($y$), sha512-crypt ($6$) or sha256-crypt ($5$), with a random \
+salt from the OS. Only the user's line of /etc/shadow changes (and its last-change day, to \
+the run's day, as passwd does); the file keeps its owner and mode. An unknown user is an \
+error.
+  --ssh-inject USER[:file:F|:string:KEY]
+                         the key(s) added once to HOME/.ssh/authorized_keys (HOME from \
+/etc/passwd; without a key, your ~/.ssh/id_{ed25519,ecdsa,rsa}.pub); .ssh 0700 and \
+authorized_keys 0600, owned by the user.
+  --firstboot SCRIPT, --firstboot-command CMD
+                         run once at the next boot, in the order given: scripts go to \
+/usr/lib/subroot-firstboot/scripts/NNNN-NAME, run by subroot-firstboot.service (enabled in \
+multi-user.target, after network.target and before ssh), which moves each to done/ before \
+running it, logs to the journal and the console, and removes its own wants link at the \
+end.
+  --sysprep[=OPS]        remove what makes the image one machine; OPS is a comma-separated \
+list of (default: all):
+     machine-id             empty /etc/machine-id, remove /var/lib/dbus/machine-id
+     ssh-hostkeys           remove /etc/ssh/ssh_host_*; ssh-keygen -A at first boot
+     logfiles               truncate /var/log's files; remove rotated ones and the journal
+     random-seed            fresh random bytes in the saved random seeds
+     dhcp-client-state      remove DHCP leases (dhclient, dhcpcd, NetworkManager)
+     bash-history           remove shell and REPL histories of root and every user
+     package-manager-cache  remove apt's downloaded packages and caches (dnf, yum too)
+     tmp-files              remove everything in /tmp and /var/tmp
+     passwd-backups         remove /etc/passwd- shadow- group- gshadow- subuid- subgid-
+     udev-persistent-net    remove /etc/udev/rules.d/70-persistent-net.rules\n\n"
+    };
+}
+
+pub const CUSTOMIZE: &str = concat!(
+    "Change the installed system in an image without booting it, like virt-customize: \
+write, upload, edit, link, chmod and chown files, set the hostname, passwords and SSH keys, \
+add a first-boot script, sysprep.\n\n\
+Operations run in the order given (--commands-from-file lines at the file's position), in \
+one pass, against the system as it would see itself mounted: each path resolves through its \
+/etc/fstab onto the right filesystem (a separate /boot, the ESP at /boot/efi, /home, /var), \
+through its symbolic links as the booted system would follow them (an absolute link stays \
+inside the image), and into r0/ on a relayouted image (--root rN picks another root). \
+ext2/3/4 filesystems are edited in process, FAT ones through subroot's FAT writer; nothing \
+else is written. A new file or directory is root:root, 0644 or 0755 (--upload keeps the \
+host file's permission bits); its times are now (SOURCE_DATE_EPOCH when set). A file whose \
+content changes keeps its inode, owner, mode and xattrs; if it has other hard links the \
+name gets a new inode with the same metadata and the other names keep the old content, as \
+after sed -i. --write, --edit, --append-line, --chmod, --chown, --touch, --truncate and \
+--upload follow a symlink at the end of the path; --delete, --link and --hardlink do not. \
+--tar-in keeps the archive's owners, modes, times and xattrs, and existing directories keep \
+their own metadata (tar --no-overwrite-dir); --copy-in gives existing directories the host \
+tree's metadata, as copy-in does.\n\n\
+Everything that can be checked is checked before anything is written: a path that climbs \
+above / with .., a missing parent directory (use --mkdir first), a bad regular expression, \
+a user or group the image's /etc/passwd or /etc/group does not have, a path on a \
+filesystem subroot does not write (xfs, btrfs...) and what FAT cannot hold (symlinks, hard \
+links, owners, modes). Operations that need code running inside the guest (--install, \
+--uninstall, --update, --run, --run-command) are refused: do them at the next boot with \
+--firstboot or --firstboot-command.\n\n\
+--edit FILE:s/REGEX/REPLACEMENT/[g] applies the substitution to each line (without its \
+newline); REGEX is the Rust regex crate's syntax (Perl-like, no look-around or \
+backreferences), REPLACEMENT takes $1, ${name} and $$ (write ${1}x, not $1x); any character \
+after s is the delimiter, \\ escapes it. --append-line adds LINE unless a line of FILE \
+already is LINE, a missing final newline first, and creates FILE when missing.\n\n",
+    customize_system!(),
+    "COMMANDS FILE (--commands-from-file): one operation a line, the option name without --, a \
+space, the value (`write /etc/motd:hello world`, `sysprep`); blank lines and lines starting \
+with # are skipped.\n\n\
+JSON OUTPUT (--json; without --dry-run, printed once the image is written): {image, root_partition, subroot, \
+operations: [{operation, note, changes: [{partition, filesystem, path, action, detail}]}]}; \
+path is the path inside that filesystem; action is one of mkdir, create, replace-content, \
+truncate, symlink, hardlink, set-metadata, remove, merge-tree (see docs/json.md).",
+    writing!()
+);
+
 pub const RM: &str = concat!(
     "Remove files and directories from a partition's filesystem (guestfish rm, rmdir, \
 rm-rf).\n\n\
@@ -321,6 +432,43 @@ ext the paths are removed in process (their blocks and inodes freed; --engine as
 copy-in: rebuild, or auto for a filesystem the editor refuses, rebuilds without them, \
 identity kept); FAT partitions are edited in a scratch copy. Names on FAT match ignoring \
 case, as FAT does.",
+    writing!(),
+    e2fsprogs!()
+);
+
+pub const RESIZE: &str = concat!(
+    "Grow a disk image, its last partition and that partition's filesystem in one rootless \
+step (qemu-img resize + growpart + resize2fs, without booting the guest or a loop device), \
+or shrink an ext filesystem to its contents and the partition and disk after it.\n\n\
+--size SIZE (or +SIZE) is the disk's new size: a raw image gets that length (sparse), a \
+qcow2 that virtual size. The partition (-p N; default: the last partition, and it must be \
+the last one on the disk) takes the new space, or --part-size of it. A GPT's backup header \
+and entry array move to the new end of the disk and both headers get new CRCs; an MBR \
+entry grows, but cannot end beyond 2 TiB: the partition ends there and the plan says so. \
+A filesystem on a disk without partition table grows with the disk. The filesystem grows \
+to fill the partition: ext2/3/4 (new block groups and descriptors as resize2fs makes them; \
+its UUID, label, features and every file unchanged) and swap (re-made for the new size with \
+its UUID and label, as mkswap -U -L would). Refused before anything is written: a partition \
+that is not the last, a logical or LVM partition, FAT, any other filesystem, a size smaller \
+than the disk.\n\n\
+--shrink-to-fit [--margin SIZE] shrinks an ext filesystem to the smallest size resize2fs \
+can reach plus the margin, the partition to that (1 MiB aligned), and the disk to just past \
+the partition (and a GPT's backup); written with -o only.\n\n\
+ENGINES (--engine): edit grows the filesystem in process where it lies (e2fsprogs' \
+libext2fs, the grow path of resize2fs): new block groups, their descriptors in reserved \
+GDT blocks or meta_bg, flex_bg tables, checksums; only that metadata is written, so the \
+cost does not grow with the data held (with --overlay or --in-place: well under a second). \
+It refuses, before writing, a layout that would need blocks moved (no room for more group \
+descriptors) and the features the editor refuses. rebuild runs e2fsprogs' resize2fs \
+(after e2fsck -fn finds the filesystem clean) on a sparse work copy of the filesystem \
+under $TMPDIR, then puts it back. auto (the default) edits, and rebuilds when the editor \
+refuses, saying why. --shrink-to-fit always rebuilds. Swap needs no engine.\n\n\
+--dry-run prints the plan: the old and new sizes of the disk, the partition and the \
+filesystem, and the engine.\n\n\
+JSON OUTPUT (--json): the plan, one object; sizes in bytes: image (path; image_bytes when \
+not UTF-8), format (raw|qcow2), table (mbr|gpt|null), container {old, new}, partition \
+{number, start, old, new} or null, filesystem {type, block_size, old, new}, engine \
+(edit|rebuild|null for swap), engine_reason (why not edit, or null), notes (strings), direction (grow|shrink).",
     writing!(),
     e2fsprogs!()
 );
@@ -387,6 +535,23 @@ that is neither initramfs-tools nor dracut, initrds of both flavours, a root on 
 btrfs, XFS or another non-ext filesystem, a separate /boot that cannot be found or is not \
 ext2/3/4. Afterwards, commands that choose the filesystem themselves (ls, cat, manifest...) \
 recognise the relayouted root by /r0/etc/os-release, so `subroot ls OUT /r0` needs no -p.\n\n\
+UNDO (--undo): the inverse of a relayout, on an image whose --subroot (r0) is its only \
+root. subroot= comes off every kernel command line relayout edits (the same files, on the \
+root filesystem, a separate /boot and the ESPs; a set followed by a removal gives each line \
+back byte for byte), and the boot entries `roots default --entry` added are dropped; the \
+hook installed for later initrd builds goes, with the directories relayout made for it; \
+each initrd ending with the segment relayout appended is cut back to its original bytes \
+(one that carries the hook inside its main archive, rebuilt in the relayouted system, is \
+left, with a warning); the mount-point stubs (r0/boot, r0/var, r0/home holding only an \
+empty EMPTY) and r0/sysroot are removed, every other entry of r0/ is renamed back to the \
+top (inode, data and metadata untouched) and r0 is removed. Everything is edited in process \
+by the ext editor, which leaves every directory's times alone, so relayout followed by \
+--undo gives back the input's tree: `subroot manifest` is equal line for line, directory \
+times included. Refused (exit status 3): an image where --subroot is not a root, one with \
+other roots (remove them first), an entry of r0/ whose name is taken at the top by \
+something that is not such a stub. --dry-run (--json) shows what would be done: image, \
+subroot, moves[{from, to, kind}], removed[paths], edits[as below], initrds[{path, \
+partition, size, new_size}], warnings[].\n\n\
 OUTPUT: -o OUT (a complete new image in the input's container format unless -O says \
 otherwise; --force replaces an existing OUT), --overlay OUT (a qcow2 holding only the \
 changed clusters, backed by the input) or --in-place (the input itself, only the changed \
@@ -470,12 +635,12 @@ pub const BATCH: &str = concat!(
     "Run one operation (convert or relayout) on many images, in parallel, resumable and \
 shardable over machines.\n\n\
 The operation is a nested subcommand with its own options; the batch options are shared. \
-Each image goes into --out-dir as <input file stem>.raw, .qcow2 or .vhd.",
+Each image goes into --out-dir as <input file stem>.raw, .qcow2, .vhd, .vhdx or .vmdk.",
     batch!()
 );
 
 pub const BATCH_CONVERT: &str = concat!(
-    "Convert each image to <stem>.raw, <stem>.qcow2 or <stem>.vhd in --out-dir, as `subroot \
+    "Convert each image to <stem>.raw, .qcow2, .vhd, .vhdx or .vmdk in --out-dir, as `subroot \
 convert`.\n\n\
 Each image goes through the same streaming writer as convert (bounded memory, temporary \
 file, check, rename). A qcow2 job with -c uses cores/-j compression threads. The sidecar's \
@@ -484,7 +649,7 @@ options are {output_format, compress, cluster_size} ({output_format} for raw).",
 );
 
 pub const BATCH_RELAYOUT: &str = concat!(
-    "Relayout each image, as `subroot relayout`, into <stem>.raw, <stem>.qcow2 or <stem>.vhd \
+    "Relayout each image, as `subroot relayout`, into <stem>.raw, .qcow2, .vhd, .vhdx or .vmdk \
 in --out-dir.\n\n\
 The relayout options are checked once, before any image is touched, and are part of the \
 sidecar's options ({format: {output_format, compress, cluster_size}, partition, subroot, \
@@ -588,7 +753,9 @@ give the same bytes. The output is written atomically (--force replaces an exist
 pub const INITRD_ADD_SUBROOT: &str = concat!(
     "Add the subroot boot hook to an initrd.\n\n\
 The hook boots subroot=DIR from the kernel command line: initramfs-tools gets \
-scripts/local-bottom/subroot and its ORDER line, dracut a pre-pivot hook. It bind-mounts \
+scripts/local-bottom/subroot and its ORDER line, dracut a pre-pivot hook (in \
+/var/lib/dracut/hooks when the initrd's dracut-lib.sh names that directory, as dracut 057 \
+and later do; else in /lib/dracut/hooks or /usr/lib/dracut/hooks). It bind-mounts \
 the --shared directories of the physical root into the subroot, except those the \
 subroot's own /etc/fstab mounts.\n\n\
 APPEND (the default): the input's bytes are copied unchanged and followed by one small \
@@ -601,8 +768,19 @@ lsinitrd, which decompress everything after the early archives as one stream, li
 they listed before (they stop at the main archive's trailer and do not show the hook; a \
 plain segment behind a compressed one would break them). lzma, bzip2 and lz4-legacy \
 initrds are recompressed instead: the kernel does not report where such a stream ends. The \
-cost is a copy and one pass decoding the main segment; its compression and level stay byte \
-for byte.\n\n\
+main segment's compression and level stay byte for byte.\n\n\
+COST: a copy of the input, plus decoding what the hook depends on. mkinitramfs and dracut \
+write the main archive from a byte-sorted file list (find | LC_ALL=C sort | cpio), and \
+everything the hook depends on (init, conf/, scripts/, {usr/,}lib/dracut*) sorts before \
+the bulk (usr/lib/modules, usr/lib/firmware). So decoding stops once the main segment's \
+names, in strictly increasing order from its first one, pass those paths, and the rest of \
+the segment is skipped unread: for zstd its end is read from the block headers; for gzip \
+the segments behind it (an appended hook) are found by reading the last MiB of the file. \
+An xz or plain main segment is still decoded to its end, as is a dracut initrd whose hooks \
+live in /var/lib/dracut/hooks, which sorts after the bulk. A name out of order before \
+that point means the whole segment is decoded. --full-scan decodes everything, for a \
+hand-made archive that is sorted at first and repeats a hook path later out of order, or \
+one with more than a MiB of segments behind a gzip main segment.\n\n\
 IDEMPOTENT: when the same hook is there already it prints `already present`, writes an \
 identical copy and exits 0. A hook with other content (other --shared, an older subroot) \
 is refused (exit status 3) unless --refresh-hook, which replaces only the segment subroot \
@@ -614,3 +792,118 @@ atomically (--force replaces an existing file).",
     initrd!(),
     compressors!()
 );
+
+/// What `roots`, `roots list` and the JSON say about listing.
+macro_rules! roots_listing {
+    () => {
+        "A ROOT is a top-level directory of the root filesystem (the partition holding a \
+Linux root) other than lost+found that holds etc/os-release or usr/lib/os-release: a \
+system the initrd hook can enter when the kernel command line says subroot=NAME. \
+`subroot relayout` makes r0; `roots add` makes more. The other top-level directories \
+(boot, var, home, ... and the mount-point stubs) are shared by every root.\n\n\
+For every boot entry found (GRUB's grub.cfg, on the ESP or in /boot; BLS/systemd-boot \
+entries), the root its kernel command line selects (subroot=NAME; none: the physical \
+root). The DEFAULT root is subroot= of the first boot entry (what the boot loader starts \
+without a choice), else of /etc/kernel/cmdline or /etc/default/grub. An entry that \
+selects a root which is not there is a note. An image that is not relayouted is an \
+error.\n\n\
+JSON OUTPUT (--json): one object.
+  image          the image as given
+  partition      the partition holding the root filesystem (null: the whole
+                 disk)
+  default        the default root's name, or null when nothing in the image
+                 names one
+  roots[]        name, pretty_name (its os-release), default (bool),
+                 entries (how many boot entries select it)
+  entries[]      loader (grub-bios, grub-efi, systemd-boot, grub-config, bls),
+                 config (the file), title, kernel, root (subroot= of its
+                 command line; null: the physical root)
+  notes[]        what is odd (an entry naming a missing root, no default)"
+    };
+}
+
+pub const ROOTS: &str = concat!(
+    "List, add and remove the roots of a relayouted image and choose the one that boots. \
+`subroot roots IMAGE` lists them (as `roots list IMAGE`); `roots add` and `roots remove` \
+change them, `roots default` makes one boot (or adds a boot entry per root; see their \
+--help).\n\n",
+    roots_listing!()
+);
+
+pub const ROOTS_LIST: &str = concat!(
+    "List the roots of a relayouted image, the boot entries with the root each selects, \
+and the default root.\n\n",
+    roots_listing!()
+);
+
+pub const ROOTS_ADD: &str = concat!(
+    "Add a root NAME to a relayouted image as a clone of the root --from, in process \
+(through e2fsprogs' libext2fs over a copy-on-write overlay; the input is never written \
+unless --in-place).\n\n\
+In NAME every directory, symlink, device node, fifo and socket of the source is made anew \
+with the same owner, mode, nanosecond times, xattrs and flags. Every regular file is a \
+HARD LINK to the source's file: the same inode, so no file data is copied and the cost is \
+metadata only (an --overlay holds a few MiB whatever the data size). Hard links inside \
+the source stay hard links.\n\n\
+LINKED FILES ARE SHARED BETWEEN ROOTS: a file written in place (opened for writing, \
+appended to, truncated) changes in every root that links it. Replacing it by writing a \
+new file and renaming it over the old name, as dpkg, rpm, apt, sed -i and subroot's own \
+copy-in do, changes only the root it happens in: the other roots keep the old inode. So \
+regular files under the directories of --copied (default etc,root,tmp,usr/local) are \
+COPIED, each into a new inode of its own: /etc (configuration that administrators and \
+tools edit in place: >>, editors that rewrite the file, passwd tools), /root (root's \
+shell history and dotfiles, appended in place), /tmp and /usr/local (scratch and locally \
+installed files, written in place). --copied '' links everything; --copy copies every \
+file (nothing shared; costs the data).\n\n\
+NAME must be new: one word of ASCII letters, digits, `.`, `_`, `+`, `-` (it goes on the \
+kernel command line as subroot=NAME), not starting with `-` or `.`, not an existing \
+top-level name. --from must be one of the roots `subroot roots IMAGE` lists. Both are \
+checked before anything is written. The boot configuration is not changed: the new root \
+boots once a boot entry says subroot=NAME (`subroot roots default`). A filesystem the \
+in-process editor refuses (see copy-in) is refused with the reason (exit status 3).",
+    writing!()
+);
+
+pub const ROOTS_REMOVE: &str = concat!(
+    "Remove the root NAME of a relayouted image: its whole tree, in process (through \
+e2fsprogs' libext2fs over a copy-on-write overlay).\n\n\
+A file NAME shares with other roots (a hard link made by `roots add`) only loses a link: \
+the other roots keep it, with its data and its link count one lower. The default root \
+and the last root are refused, and so is a NAME that is not a root, before anything is \
+written; a boot entry that selects NAME is warned about (it will not boot).",
+    writing!()
+);
+
+pub const ROOTS_DEFAULT: &str = "Make ROOT the root that boots: every boot configuration file \
+relayout edits says subroot=ROOT afterwards — grub.cfg (linux/linuxefi/linux16 lines) and \
+Boot Loader Specification entries (options) on the boot filesystem (the shared /boot, or a \
+separate /boot partition named by ROOT's /etc/fstab), GRUB and BLS files on FAT ESPs \
+(EFI/*/grub.cfg, grub/grub.cfg, grub2/grub.cfg, boot/grub/grub.cfg, loader/entries/*.conf), \
+and GRUB_CMDLINE_LINUX in /etc/default/grub and /etc/kernel/cmdline inside EVERY root, so \
+that a later update-grub or kernel-install in any root keeps the choice. An existing \
+subroot= is replaced in place; nothing else on a line changes; each file keeps its inode, \
+owner, mode and times. Running it again changes nothing.\n\n\
+ROOT must be a root (a top-level directory holding an operating system); anything else is \
+an error naming the roots there are. The files are edited in process by the ext editor \
+(no file data moves; a filesystem the editor cannot take is refused, exit status 3) and \
+through the FAT writer on ESPs.\n\n\
+--entry: instead of switching the default, add a boot entry per root so one can be picked \
+at the boot menu: the first menuentry of each grub.cfg is copied to the end of the file as \
+'TITLE (subroot rN)' with the menu entry id subroot-rN and subroot=rN on its linux line, and \
+each BLS entry X.conf gets a copy X.subroot-rN.conf titled likewise. Entries already there \
+are kept. update-grub regenerates grub.cfg from /etc/default/grub and /etc/grub.d, so it \
+drops the GRUB copies (the BLS copies stay).\n\n\
+OUTPUT: -o OUT (a new image), --overlay OUT (a qcow2 of the changed clusters backed by the \
+input) or --in-place (crash safe under an undo log); --dry-run prints the changes and \
+writes nothing.\n\n\
+JSON OUTPUT (--json): image, root, roots, entry (true with --entry), edits[] and created[] \
+(each: path, partition when not the root filesystem, what, changes[] of line, old, new).";
+
+pub const ROOTS_FLATTEN: &str = "Move ROOT back to the top of the root filesystem and remove \
+everything relayout added: the same as `subroot relayout --undo --subroot ROOT` (see \
+relayout --help, UNDO). ROOT must be the only root: remove the others first (roots \
+remove). Relayout followed by flatten gives back the input's tree, manifest equal line for \
+line; initrds come back byte for byte.\n\n\
+JSON OUTPUT (--json): image, subroot, moves[{from, to, kind}], removed[paths], edits[{path, \
+partition, what, changes[{line, old, new}]}], initrds[{path, partition, size, new_size}], \
+warnings[].";

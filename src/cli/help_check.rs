@@ -157,7 +157,7 @@ fn copy_in_takes_locals_then_dest() {
     };
     assert_eq!(args.locals, [PathBuf::from("a"), PathBuf::from("b/")]);
     assert_eq!(args.dest, "/EFI/BOOT");
-    assert_eq!(args.part.partition, Some(1));
+    assert_eq!(args.part.partition, Some(crate::cli::PartSpec::Number(1)));
     // One LOCAL and DEST are both required.
     assert!(Cli::try_parse_from(["subroot", "copy-in", "d.raw", "a", "--in-place"]).is_err());
 }

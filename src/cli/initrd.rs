@@ -155,6 +155,11 @@ pub struct AddSubrootArgs {
     /// only the segment subroot appended is replaced, never stacked.
     #[arg(long)]
     pub refresh_hook: bool,
+    /// Decode every entry of every segment to find the files the hook needs, instead of
+    /// stopping in the main segment once its sorted names pass them (for a hand-made
+    /// archive whose names are sorted at first and not later).
+    #[arg(long)]
+    pub full_scan: bool,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,

@@ -5,27 +5,33 @@
 //! (`subroot completions SHELL`, `subroot man`), so they never drift from the parser.
 
 mod batch;
+pub mod customize;
 mod disk;
-mod help;
+pub(crate) mod help;
 #[cfg(test)]
 mod help_check;
 mod initrd;
 pub mod man;
+pub mod output;
 pub mod read;
 pub mod relayout;
+pub mod resize;
+pub mod roots;
 mod select;
 mod write;
 
 pub use batch::{BatchArgs, BatchCommand, BatchCommonArgs, BatchConvertArgs, BatchRelayoutArgs};
 pub use disk::{ConvertArgs, CreateArgs, InfoArgs, InspectArgs, Qcow2OutArgs};
 pub use initrd::*;
-pub use select::PartitionArgs;
+pub use select::{PartSpec, PartitionArgs};
 pub use write::{CopyInArgs, EditOutArgs, ExtTypeArg, MkfsArgs, RmArgs};
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// The top-level directories that stay shared between the subroot and the physical root
-/// unless `--shared` says otherwise (`relayout`, `batch relayout`, `initrd add-subroot`).
+/// unless `--shared` says otherwise (`relayout`, `batch relayout`, `initrd add-subroot`):
+/// [`subroot_formats::initrd::DEFAULT_SHARED`] spelled as clap's default (a test checks
+/// they agree).
 pub const DEFAULT_SHARED: &str = "boot,var,home";
 
 /// Edit Linux disk images entirely in userspace: no root, loop mounts, nbd, FUSE or KVM.
@@ -60,6 +66,11 @@ pub struct GlobalArgs {
     /// are preferred.
     #[arg(long, global = true, value_name = "PATH")]
     pub mke2fs: Option<std::path::PathBuf>,
+    /// Read extent files that a VMDK descriptor names by an absolute path or through `..`
+    /// (refused by default: a descriptor from elsewhere could otherwise make subroot read
+    /// any file you can). Applies to the image named on the command line.
+    #[arg(long, global = true)]
+    pub allow_outside: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,16 +87,18 @@ pub enum Command {
         after_help = "EXAMPLES:\n  subroot inspect debian.qcow2\n  \
 subroot inspect --json disk.raw | jq -r '.os.pretty_name, .kernels[].version'\n  \
 subroot inspect --json disk.raw | jq -r '.packages.installed[] | \"\\(.name) \\(.version)\"'\n  \
+subroot inspect --json rocky.qcow2 | jq -r '.fstab[] | \"\\(.mountpoint) \\(.volume // .partition)\"'\n  \
 for i in *.qcow2; do subroot inspect --json \"$i\" | jq -c '{image, os: .os.id, root: .root}'; done"
     )]
     Inspect(InspectArgs),
-    /// Copy an image to a new raw, qcow2, VHD or VMDK file, flattening backing chains, keeping it sparse.
+    /// Copy an image to a new raw, qcow2, VHD, VHDX or VMDK file, flattening backing chains, keeping it sparse.
     #[command(
         long_about = help::CONVERT,
         after_help = "EXAMPLES:\n  subroot convert debian.qcow2 debian.raw\n  \
 subroot convert disk.raw disk.qcow2 -O qcow2 -c zstd\n  \
 subroot convert overlay.qcow2 flat.qcow2 -O qcow2 --cluster-size 2M\n  \
 subroot convert hyperv.vhdx azure.vhd -O vhd\n  \
+subroot convert debian.qcow2 hyperv.vhdx -O vhdx\n  \
 subroot convert box.vdi vsphere.vmdk -O vmdk"
     )]
     Convert(ConvertArgs),
@@ -128,7 +141,7 @@ subroot mkfs disk.raw -p 1 --type vfat --from esp-tree/ -o out.raw   (keeps the 
     /// Print the man page (roff) to stdout.
     #[command(after_help = "EXAMPLES:\n  subroot man > subroot.1 && man -l subroot.1")]
     Man,
-    /// List a directory of a filesystem inside an image (ext2/3/4, FAT).
+    /// List a directory of a filesystem inside an image (ext2/3/4, FAT, XFS).
     #[command(long_about = help::LS, after_help = "EXAMPLES:\n  subroot ls debian.qcow2 /etc\n  \
 subroot ls disk.raw -p 1 -l /EFI/BOOT\n  subroot ls debian.qcow2 -R --json /usr/bin | jq -r .path")]
     Ls(read::LsArgs),
@@ -171,6 +184,7 @@ subroot relayout debian.raw --dry-run\n  \
 subroot relayout debian.raw --dry-run --json | jq '.edits[].path'\n  \
 subroot relayout debian.raw --dry-run --json | jq '{engine, engine_reason}'\n  \
 subroot relayout debian.raw -o r0.raw --engine rebuild    # compact the filesystem too\n  \
+subroot relayout --undo debian-r0.raw -o debian-again.raw  # back to one system at the top\n  \
 subroot relayout debian.raw -o r0.raw --move 'bin dev etc lib lib32 lib64 media mnt opt proc root run sbin selinux srv sys tmp usr'\n  \
 subroot ls debian-r0.qcow2 /r0"
     )]
@@ -197,6 +211,17 @@ subroot copy-in debian.qcow2 -p 2 ./etc-overrides/ /etc --in-place\n  \
 subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2"
     )]
     CopyIn(CopyInArgs),
+    /// Change the installed system in an image: files, hostname, passwords, SSH keys, first-boot scripts, sysprep.
+    #[command(
+        long_about = help::CUSTOMIZE,
+        after_help = "EXAMPLES:\n  subroot customize debian.qcow2 --overlay new.qcow2 \\\n      --write /etc/motd:'Hello' --append-line /etc/hosts:'10.0.0.1 gw' \\\n      --edit '/etc/ssh/sshd_config:s/^#?Port .*/Port 2222/'\n  \
+subroot customize disk.raw --in-place --mkdir /opt/app --upload app.conf:/opt/app/ \\\n      --chown app:app:/opt/app/app.conf --chmod 0640:/opt/app/app.conf\n  \
+subroot customize disk.raw -o out.raw --tar-in overlay.tar.zst:/ --delete /var/cache/apt/archives\n  \
+subroot customize disk.raw --upload grubx64.efi:/boot/efi/EFI/debian/ -o out.raw   (lands on the ESP)\n  \
+subroot customize disk.raw --dry-run --json --commands-from-file changes.txt | jq '.operations[].changes[]'\n  \
+subroot customize debian.qcow2 --overlay vm1.qcow2 --hostname vm1 --timezone Europe/Paris \\\n      --root-password file:pw.txt --ssh-inject root:file:id_ed25519.pub \\\n      --firstboot-command 'apt-get update' --sysprep"
+    )]
+    Customize(Box<customize::CustomizeArgs>),
     /// Remove files and directories from a partition's filesystem.
     #[command(
         long_about = help::RM,
@@ -204,6 +229,27 @@ subroot copy-in disk.raw -p 1 boot/ / -o out.qcow2 -O qcow2"
 subroot rm debian.qcow2 -p 2 -r /var/cache/apt /usr/share/doc --in-place"
     )]
     Rm(RmArgs),
+    /// List, add and remove the roots of a relayouted image (r0/, r1/, ...: each a system subroot= can boot) and choose the one that boots.
+    #[command(
+        long_about = help::ROOTS,
+        after_help = "EXAMPLES:\n  subroot roots debian-r0.qcow2\n  \
+subroot roots --json debian-r0.qcow2 | jq -r '.default'\n  \
+subroot roots add debian-r0.qcow2 r1 --from r0 --overlay r1.qcow2\n  \
+subroot roots remove two-roots.raw r1 --in-place\n  \
+subroot roots default two-roots.qcow2 r1 --overlay boot-r1.qcow2"
+    )]
+    Roots(roots::RootsArgs),
+    /// Grow a disk image, its last partition and that partition's filesystem (or shrink them to fit).
+    #[command(
+        long_about = help::RESIZE,
+        after_help = "EXAMPLES:\n  subroot resize debian.qcow2 --size 20G --in-place\n  \
+subroot resize debian.raw --size +8G -o big.raw\n  \
+subroot resize debian.qcow2 --size 20G --overlay big.qcow2      # only the changed clusters\n  \
+subroot resize debian.raw --size 20G --dry-run --json | jq .filesystem\n  \
+subroot resize disk.raw --size 20G -p 2 --part-size 10G -o out.raw\n  \
+subroot resize debian.raw --shrink-to-fit --margin 256M -o small.raw"
+    )]
+    Resize(resize::ResizeArgs),
     /// Roll back an interrupted in-place edit of an image (its undo log IMAGE.subroot-undo).
     #[command(
         long_about = help::RECOVER,
@@ -257,6 +303,8 @@ pub enum ImageFormatArg {
     Qcow2,
     /// A fixed VHD (what Azure takes): the disk padded to a whole MiB, then a footer.
     Vhd,
+    /// A dynamic VHDX (Hyper-V): 1 MiB blocks, all-zero blocks left out.
+    Vhdx,
     /// VMDK streamOptimized (compressed grains; what vSphere and OVA imports take).
     Vmdk,
 }
@@ -295,6 +343,12 @@ mod tests {
     #[test]
     fn clap_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_default_shared_list_is_the_library_s() {
+        let cli: Vec<&str> = DEFAULT_SHARED.split(',').collect();
+        assert_eq!(cli, subroot_formats::initrd::DEFAULT_SHARED);
     }
 
     #[test]

@@ -20,6 +20,12 @@ pub struct ReadArgs {
     /// skipped. By default all are refused.
     #[arg(long)]
     pub salvage: bool,
+    /// btrfs: read this subvolume or snapshot instead of the default one: its id (5 is the
+    /// top level) or its path from the top level, as `subroot info` lists them. Nested
+    /// subvolumes appear as directories holding their files. An error on other
+    /// filesystems.
+    #[arg(long, value_name = "PATH|ID")]
+    pub subvol: Option<String>,
 }
 
 /// `subroot ls`.

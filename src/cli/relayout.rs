@@ -4,13 +4,14 @@
 use super::disk::Qcow2OutArgs;
 use super::select::PartitionArgs;
 use super::ImageFormatArg;
-use crate::ops::relayout::engine::Engine;
+use crate::edit::engine::Engine;
 use crate::ops::relayout::plan::PlanOptions;
 use crate::ops::relayout::request::RelayoutRequest;
 use clap::Args;
 use std::path::PathBuf;
 
-/// The relayout engines (see `src/ops/relayout/engine.rs`).
+/// The ext engines `--engine` asks for (see `src/edit/engine.rs`), shared by relayout,
+/// copy-in and rm.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum EngineArg {
     /// `edit` when the filesystem allows it, else `rebuild`.
@@ -19,6 +20,18 @@ pub enum EngineArg {
     Edit,
     /// Rebuild the filesystem with mke2fs -d.
     Rebuild,
+}
+
+impl EngineArg {
+    /// The engine asked for; `None` for `auto` (decided per filesystem by
+    /// [`crate::edit::engine::choose`]).
+    pub fn asked(self) -> Option<Engine> {
+        match self {
+            EngineArg::Auto => None,
+            EngineArg::Edit => Some(Engine::Edit),
+            EngineArg::Rebuild => Some(Engine::Rebuild),
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -71,13 +84,17 @@ pub struct RelayoutArgs {
     /// before): the hook is replaced by this version's.
     #[arg(long)]
     pub refresh_hook: bool,
+    /// Undo a relayout: move the system in --subroot back to the top and remove what
+    /// relayout added (see UNDO).
+    #[arg(long, conflicts_with_all = ["move_list", "refresh_hook", "engine"])]
+    pub undo: bool,
     /// Replace OUT if it exists.
     #[arg(long)]
     pub force: bool,
     /// After the edit engine: `quick` (subroot re-reads what it touched) or `full` (also
     /// e2fsck -fn of each edited filesystem, flattened into a temporary file).
     #[arg(long, value_enum, default_value = "quick", value_name = "LEVEL")]
-    pub verify: crate::ops::full_check::Verify,
+    pub verify: crate::edit::full_check::Verify,
     /// Output format (default: the input's, as for every command that rewrites an image).
     #[arg(short = 'O', long = "output-format", value_name = "FMT")]
     pub output_format: Option<ImageFormatArg>,
@@ -106,13 +123,8 @@ impl TryFrom<&RelayoutArgs> for RelayoutRequest {
                 a.move_list.as_deref(),
                 a.refresh_hook,
             )?,
-            engine: match a.engine {
-                EngineArg::Auto => None,
-                EngineArg::Edit => Some(Engine::Edit),
-                EngineArg::Rebuild => Some(Engine::Rebuild),
-            },
-            output_format: a.output_format,
-            qcow2: a.qcow2.clone(),
+            engine: a.engine.asked(),
+            image_options: super::output::output_options(a.output_format, &a.qcow2),
             work_dir: None,
         })
     }

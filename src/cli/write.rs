@@ -47,7 +47,7 @@ pub struct MkfsArgs {
 }
 
 /// Where a rewritten image goes (shared by `mkfs`, `copy-in` and `rm`): exactly one of
-/// `-o`, `--overlay` and `--in-place` (see `src/ops/deliver.rs`).
+/// `-o`, `--overlay` and `--in-place` (see `src/edit/deliver.rs`).
 #[derive(Debug, Args)]
 pub struct EditOutArgs {
     /// Write the edited image to OUT: a complete new image.
@@ -76,7 +76,7 @@ pub struct EditOutArgs {
     /// directories, checksums, free counts) or `full` (also e2fsck -fn of the edited
     /// filesystem, flattened into a temporary file).
     #[arg(long, value_enum, default_value = "quick", value_name = "LEVEL")]
-    pub verify: crate::ops::full_check::Verify,
+    pub verify: crate::edit::full_check::Verify,
 }
 
 #[derive(Debug, Args)]

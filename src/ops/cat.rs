@@ -1,7 +1,7 @@
 //! `subroot cat`: copy a regular file out of a filesystem inside an image to stdout.
 
 use crate::cli::read::CatArgs;
-use crate::ops::fstree::{open, resolve_path, shown};
+use crate::open::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;

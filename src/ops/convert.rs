@@ -1,22 +1,23 @@
 //! `subroot convert`: copy an image into a new raw, qcow2 or fixed VHD file, flattening backing
 //! chains and keeping it sparse (the `qemu-img convert` of this project).
 
-use super::write::{write_image, OutputSpec};
 use crate::cli::ConvertArgs;
+use crate::edit::write_image::{write_image, OutputSpec};
 use crate::size::human;
 use crate::Ctx;
 use anyhow::Result;
 
 pub fn run(args: &ConvertArgs, ctx: &Ctx) -> Result<()> {
+    let qcow2 = (&args.qcow2).into();
     let spec = OutputSpec {
         path: &args.output,
-        format: args.output_format,
-        qcow2: &args.qcow2,
+        format: args.output_format.into(),
+        qcow2: &qcow2,
         force: args.force,
         quiet: ctx.quiet,
     };
     spec.validate()?;
-    let img = super::open_image(&args.input, args.format)?;
+    let img = crate::open::open_image(&args.input, args.format)?;
     let stats = write_image(&img, &spec, "converting")?;
     ctx.note(format_args!(
         "wrote {} ({}, {} virtual, {} of data, {} file)",

@@ -1,19 +1,19 @@
 //! `subroot copy-in`: copy host files and directories into a directory of a partition's
 //! filesystem (like `virt-copy-in`). ext partitions are rebuilt with the `mkfs` engine from
 //! their own tree with the host trees grafted in (identity kept); FAT partitions are edited
-//! in a scratch copy ([`super::edit_fat`]). Either way the new partition is spliced into a
+//! in a scratch copy ([`crate::edit::edit_fat`]). Either way the new partition is spliced into a
 //! new image, every other byte the input's.
 
-use super::deliver::Destination;
-use super::edited_tree::{EditedTree, Graft};
-use super::ext_edit::{ExtChanges, Outcome};
-use super::fstree::print_warnings;
-use super::full_check::Verify;
 use super::mkfs::{rebuild_ext, splice_out};
-use super::select::{select, Selected};
-use crate::cli::relayout::EngineArg;
 use crate::cli::CopyInArgs;
+use crate::edit::deliver::Destination;
+use crate::edit::edited_tree::{EditedTree, Graft};
+use crate::edit::engine::Engine;
+use crate::edit::ext_edit::{ExtChanges, Outcome};
+use crate::edit::full_check::Verify;
 use crate::exit::InputError;
+use crate::open::fstree::print_warnings;
+use crate::open::select::{select, Selected};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;
@@ -115,7 +115,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         }
     };
     if sel.is_vfat() {
-        let tree = super::edit_fat::open_tree(&sel)?;
+        let tree = crate::edit::edit_fat::open_tree(&sel)?;
         check_dest(tree.entry(&dest).map(|e| e.kind).map_err(Into::into))?;
         drop(tree);
         let items: Vec<(&dyn TreeSource, Vec<u8>, Vec<u8>)> = locals
@@ -133,7 +133,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
             show(&dest),
             sel.describe()
         ));
-        let (scratch, st) = super::edit_fat::copy_in(&sel, &items, out.path())?;
+        let (scratch, st) = crate::edit::edit_fat::copy_in(&sel, &items, out.path())?;
         ctx.note(format_args!(
             "copied {} files ({} bytes, {} replaced), made {} directories",
             st.files, st.bytes, st.replaced, st.dirs
@@ -150,7 +150,7 @@ pub fn run(args: &CopyInArgs, ctx: &Ctx) -> Result<()> {
         .collect();
     edit_ext(
         &sel,
-        args.engine,
+        args.engine.asked(),
         args.out.verify,
         ctx.mke2fs.as_deref(),
         grafts,
@@ -166,12 +166,12 @@ pub type PartTree = ExtTree<std::sync::Arc<dyn subroot_formats::block::BlockDevi
 
 /// Make `sel`'s ext filesystem hold `grafts` and lose `removed` (after `check` has
 /// accepted the request) and write the image to `dest`: edited in process by default
-/// ([`super::ext_edit`]), rebuilt with its identity kept when asked (`--engine rebuild`) or
-/// when the editor refuses the filesystem (`auto`, saying why).
+/// ([`crate::edit::ext_edit`]), rebuilt with its identity kept when asked (`--engine rebuild`) or
+/// when the editor refuses the filesystem (`engine` `None`: auto, saying why).
 #[allow(clippy::too_many_arguments)]
 pub fn edit_ext(
     sel: &Selected,
-    engine: EngineArg,
+    engine: Option<Engine>,
     verify: Verify,
     mke2fs: Option<&Path>,
     grafts: Vec<Graft<'_>>,
@@ -180,6 +180,15 @@ pub fn edit_ext(
     out: &Destination,
     ctx: &Ctx,
 ) -> Result<()> {
+    if sel
+        .fs
+        .as_ref()
+        .is_some_and(|f| f.kind == "btrfs" || f.kind == "xfs")
+    {
+        return Err(
+            InputError::ReadOnlyFilesystem(format!("{} cannot be edited", sel.describe())).into(),
+        );
+    }
     if !sel.is_ext() {
         return Err(InputError::UnsupportedFilesystem(format!(
             "{} is neither an ext nor a FAT filesystem",
@@ -193,11 +202,11 @@ pub fn edit_ext(
     let kind = |p: &[u8]| tree.entry(p).ok().map(|e| e.kind);
     // The rules both engines share, checked before either writes anything.
     let edited = EditedTree::new(&tree, grafts.clone(), removed.clone(), &kind)?;
-    if engine != EngineArg::Rebuild {
+    if engine != Some(Engine::Rebuild) {
         let changes = ExtChanges { grafts, removed };
-        match super::ext_edit::edit(sel, &changes, verify, out, ctx)? {
+        match crate::edit::ext_edit::edit(sel, &changes, verify, out, ctx)? {
             Outcome::Done => return Ok(()),
-            Outcome::Refused(why) if engine == EngineArg::Auto => ctx.note(format_args!(
+            Outcome::Refused(why) if engine.is_none() => ctx.note(format_args!(
                 "{} cannot be edited in process ({why}); rebuilding it instead",
                 sel.describe()
             )),

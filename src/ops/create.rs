@@ -4,8 +4,8 @@
 //! The table is written onto a copy-on-write overlay over a zero device and streamed into
 //! the output, so the cost is the same for a 1 GiB and a 1 TiB disk.
 
-use super::write::{write_image, OutputSpec};
 use crate::cli::{CreateArgs, TableArg};
+use crate::edit::write_image::{write_image, OutputSpec};
 use crate::size::human;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
@@ -17,10 +17,11 @@ use subroot_formats::table::{write_table, PartSpec, Partition, TableKind};
 use subroot_formats::tree::{Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
 
 pub fn run(args: &CreateArgs, ctx: &Ctx) -> Result<()> {
+    let qcow2 = (&args.qcow2).into();
     let spec = OutputSpec {
         path: &args.output,
-        format: args.output_format,
-        qcow2: &args.qcow2,
+        format: args.output_format.into(),
+        qcow2: &qcow2,
         force: args.force,
         quiet: ctx.quiet,
     };
@@ -110,7 +111,7 @@ const FS_NAMES: &str = "ext2, ext3, ext4, vfat, fat12, fat16 or fat32";
 /// A filesystem made for a partition.
 enum Filled {
     Ext(BuiltFs),
-    Fat(super::edit_fat::Scratch),
+    Fat(crate::edit::edit_fat::Scratch),
 }
 
 /// Build an `fs` filesystem for `part` from `from` (a tree as `mkfs --from` takes), or
@@ -130,14 +131,14 @@ fn populate(
                 "fat32" => Some(FatType::Fat32),
                 _ => None,
             },
-            esp: super::select::is_esp(part),
+            esp: crate::open::select::is_esp(part),
             ..Default::default()
         };
         let (s, _) = match from {
             Some(f) => super::mkfs::with_tree(f, ctx, &mut |t| {
-                super::edit_fat::build(t, part.size, &opts, out)
+                crate::edit::edit_fat::build(t, part.size, &opts, out)
             })?,
-            None => super::edit_fat::build(&EmptyTree, part.size, &opts, out)?,
+            None => crate::edit::edit_fat::build(&EmptyTree, part.size, &opts, out)?,
         };
         return Ok(Filled::Fat(s));
     }

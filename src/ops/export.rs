@@ -3,7 +3,7 @@
 //! devices, sparse files), to a file (atomically) or to stdout.
 
 use crate::cli::read::ExportArgs;
-use crate::ops::fstree::{open, resolve_path, shown};
+use crate::open::fstree::{open, resolve_path, shown};
 use crate::output::AtomicOutput;
 use crate::progress::bytes_bar;
 use crate::Ctx;

@@ -7,7 +7,7 @@
 
 use crate::cli::read::ExtractArgs;
 use crate::json::put_bytes;
-use crate::ops::fstree::{open, resolve_path, shown};
+use crate::open::fstree::{open, resolve_path, shown};
 use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{Context, Result};

@@ -35,6 +35,42 @@ pub struct ImageInfo {
     /// filesystem starts at sector 0 (a boot loader installed into the filesystem): read as
     /// the filesystem, not as an empty table.
     pub boot_code: bool,
+    /// LVM2 volume groups whose physical volumes are on the partitions (or the whole disk).
+    pub volume_groups: Vec<VgInfo>,
+    /// Why LVM2 metadata found on the disk could not be read (the rest of the report
+    /// stands).
+    pub lvm_error: Option<String>,
+}
+
+/// An LVM2 volume group (its newest valid metadata).
+#[derive(Debug, Serialize)]
+pub struct VgInfo {
+    pub name: String,
+    pub uuid: String,
+    pub seqno: i64,
+    pub extent_size: u64,
+    pub physical_volumes: Vec<PvInfo>,
+    pub logical_volumes: Vec<LvJson>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PvInfo {
+    pub name: String,
+    pub uuid: String,
+    /// The partition holding it ("partition 2", "whole disk"), or `None` when it is not in
+    /// this image.
+    pub found_on: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct LvJson {
+    /// `VG/LV`, as `-p` takes it.
+    pub name: String,
+    pub size: u64,
+    /// "striped" (one stripe: linear), or the segment type subroot does not read.
+    pub layout: String,
+    pub stripes: usize,
+    pub filesystem: Option<FsJson>,
 }
 
 #[derive(Debug, Serialize)]
@@ -95,6 +131,28 @@ pub struct FsJson {
     pub label: Option<String>,
     pub uuid: Option<String>,
     pub version: Option<String>,
+    /// btrfs: its subvolumes and snapshots, the top level (id 5) first (absent on other
+    /// filesystems).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subvolumes: Option<Vec<SubvolJson>>,
+    /// btrfs: why its subvolumes could not be listed (absent when they were).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subvolumes_error: Option<String>,
+}
+
+/// A btrfs subvolume or snapshot.
+#[derive(Debug, Serialize)]
+pub struct SubvolJson {
+    /// What `--subvol` takes (5 is the top level).
+    pub id: u64,
+    /// From the top level, with a leading `/` (`path_bytes` when not UTF-8).
+    #[serde(flatten)]
+    pub path: Named,
+    /// The subvolume holding it (0 for the top level).
+    pub parent: u64,
+    /// The default subvolume (what the kernel mounts, and subroot reads, unless told).
+    pub default: bool,
+    pub readonly: bool,
 }
 
 impl From<FsInfo> for FsJson {
@@ -105,12 +163,46 @@ impl From<FsInfo> for FsJson {
             label: f.label,
             uuid: f.uuid,
             version: f.version,
+            subvolumes: None,
+            subvolumes_error: None,
         }
     }
 }
 
+impl FsJson {
+    /// What sniffing found on `dev`, with a btrfs's subvolumes.
+    fn read(f: FsInfo, dev: &dyn BlockDevice) -> Self {
+        let btrfs = f.kind == "btrfs";
+        let mut j = FsJson::from(f);
+        if btrfs {
+            match subvolumes(dev) {
+                Ok(v) => j.subvolumes = Some(v),
+                Err(e) => j.subvolumes_error = Some(e.to_string()),
+            }
+        }
+        j
+    }
+}
+
+/// The subvolumes of the btrfs on `dev`.
+fn subvolumes(dev: &dyn BlockDevice) -> subroot_formats::Result<Vec<SubvolJson>> {
+    let fs = subroot_formats::btrfs::BtrfsFs::open(dev)?;
+    let default = fs.default_subvolume()?;
+    Ok(fs
+        .subvolumes()?
+        .into_iter()
+        .map(|v| SubvolJson {
+            id: v.id,
+            path: Named::new("path", [&b"/"[..], &v.path].concat()),
+            parent: v.parent,
+            default: v.id == default,
+            readonly: v.readonly,
+        })
+        .collect())
+}
+
 pub fn run(args: &InfoArgs) -> Result<()> {
-    let img = super::open_image(&args.image, args.format)?;
+    let img = crate::open::open_image(&args.image, args.format)?;
     let info = gather(img).with_context(|| format!("cannot read {}", args.image.display()))?;
     let mut o = crate::stdout::out();
     if args.json {
@@ -173,7 +265,7 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
                         .with_context(|| format!("partition {}", p.number))?;
                     sniff(&slice)
                         .with_context(|| format!("partition {}", p.number))?
-                        .map(FsJson::from)
+                        .map(|f| FsJson::read(f, &slice))
                 };
                 partitions.push(PartInfo {
                     number: p.number,
@@ -194,8 +286,21 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
                 });
             }
         }
-        None => filesystem = sniff(&*dev)?.map(FsJson::from),
+        None => filesystem = sniff(&*dev)?.map(|f| FsJson::read(f, &*dev)),
     }
+    let pv_present = partitions
+        .iter()
+        .filter_map(|p| p.filesystem.as_ref())
+        .chain(filesystem.as_ref())
+        .any(|f| f.kind == "LVM2_member");
+    let (volume_groups, lvm_error) = if pv_present {
+        match volume_groups(&dev, table.as_ref()) {
+            Ok(v) => (v, None),
+            Err(e) => (Vec::new(), Some(format!("{e:#}"))),
+        }
+    } else {
+        (Vec::new(), None)
+    };
     Ok(ImageInfo {
         path,
         format,
@@ -207,7 +312,56 @@ pub fn gather(img: Image) -> Result<ImageInfo> {
         partitions,
         filesystem,
         boot_code,
+        volume_groups,
+        lvm_error,
     })
+}
+
+/// The LVM2 groups of `dev`, each volume with what it holds.
+fn volume_groups(
+    dev: &Arc<dyn BlockDevice>,
+    table: Option<&PartitionTable>,
+) -> Result<Vec<VgInfo>> {
+    let mut out = Vec::new();
+    for g in crate::open::volumes::groups(dev, table, "the disk")? {
+        let mut lvs = Vec::new();
+        for lv in &g.lvs {
+            let (layout, stripes) = match &lv.layout {
+                subroot_formats::lvm::LvLayout::Striped { max_stripes } => {
+                    ("striped".to_string(), *max_stripes)
+                }
+                subroot_formats::lvm::LvLayout::Other(k) => (k.clone(), 0),
+            };
+            let filesystem = match g.open(&lv.name) {
+                Ok(v) => sniff(&v)?.map(|f| FsJson::read(f, &v)),
+                Err(_) => None,
+            };
+            lvs.push(LvJson {
+                name: format!("{}/{}", g.name, lv.name),
+                size: lv.size,
+                layout,
+                stripes,
+                filesystem,
+            });
+        }
+        out.push(VgInfo {
+            name: g.name.clone(),
+            uuid: g.id.clone(),
+            seqno: g.seqno,
+            extent_size: g.extent_size,
+            physical_volumes: g
+                .pvs
+                .iter()
+                .map(|p| PvInfo {
+                    name: p.name.clone(),
+                    uuid: p.id.clone(),
+                    found_on: p.device.as_ref().map(|(n, _)| n.clone()),
+                })
+                .collect(),
+            logical_volumes: lvs,
+        });
+    }
+    Ok(out)
 }
 
 fn table_info(t: PartitionTable) -> TableInfo {
@@ -304,6 +458,81 @@ fn print_human(o: &mut impl Write, i: &ImageInfo) -> std::io::Result<()> {
             }
             writeln!(o, "filesystem:    {}", fs_summary(&i.filesystem))?;
         }
+    }
+    let on_parts = i
+        .partitions
+        .iter()
+        .map(|p| (format!("partition {}: ", p.number), &p.filesystem));
+    for (place, fs) in std::iter::once((String::new(), &i.filesystem)).chain(on_parts) {
+        print_subvolumes(o, &place, fs)?;
+    }
+    if let Some(e) = &i.lvm_error {
+        writeln!(o, "warning:       LVM2: {e}")?;
+    }
+    for g in &i.volume_groups {
+        let missing = g
+            .physical_volumes
+            .iter()
+            .filter(|p| p.found_on.is_none())
+            .count();
+        writeln!(
+            o,
+            "volume group:  {} ({} PV{}{}, extent {})",
+            g.name,
+            g.physical_volumes.len(),
+            if g.physical_volumes.len() == 1 {
+                ""
+            } else {
+                "s"
+            },
+            if missing > 0 {
+                format!(", {missing} not in this image")
+            } else {
+                String::new()
+            },
+            human(g.extent_size)
+        )?;
+        let rows: Vec<[String; 4]> = g
+            .logical_volumes
+            .iter()
+            .map(|l| {
+                [
+                    l.name.clone(),
+                    human(l.size),
+                    match (l.layout.as_str(), l.stripes) {
+                        ("striped", 1) => "linear".to_string(),
+                        ("striped", n) => format!("striped ({n})"),
+                        (k, _) => format!("{k} (not read)"),
+                    },
+                    fs_summary(&l.filesystem),
+                ]
+            })
+            .collect();
+        print_table(o, &["VOLUME", "SIZE", "LAYOUT", "FILESYSTEM"], &rows)?;
+    }
+    Ok(())
+}
+
+/// One line per subvolume of a btrfs (`place`: "partition N: " or empty).
+fn print_subvolumes(o: &mut impl Write, place: &str, fs: &Option<FsJson>) -> std::io::Result<()> {
+    let Some(fs) = fs else { return Ok(()) };
+    if let Some(e) = &fs.subvolumes_error {
+        writeln!(o, "warning:       {place}btrfs subvolumes not listed: {e}")?;
+    }
+    for v in fs.subvolumes.iter().flatten() {
+        let mut marks = Vec::new();
+        if v.default {
+            marks.push("default");
+        }
+        if v.readonly {
+            marks.push("read-only");
+        }
+        let marks = if marks.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", marks.join(", "))
+        };
+        writeln!(o, "subvolume:     {place}{} {}{marks}", v.id, v.path)?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 
 use crate::cli::read::LsArgs;
 use crate::json::put_bytes;
-use crate::ops::fstree::{open, resolve_path, shown};
+use crate::open::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;

@@ -2,7 +2,7 @@
 //! an image, with every metadata field and the SHA-256 of file contents.
 
 use crate::cli::read::ManifestArgs;
-use crate::ops::fstree::{open, resolve_path, shown};
+use crate::open::fstree::{open, resolve_path, shown};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::Write;

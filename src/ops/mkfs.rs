@@ -4,11 +4,11 @@
 //! outside the partition is the input's. The rebuild-and-splice steps are shared with
 //! `copy-in` and `rm`.
 
-use super::deliver::{deliver, Destination, Edit};
-use super::fstree::print_warnings;
-use super::select::{select, Selected, Which};
 use crate::cli::{ExtTypeArg, MkfsArgs};
+use crate::edit::deliver::{deliver, Destination, Edit};
 use crate::exit::InputError;
+use crate::open::fstree::print_warnings;
+use crate::open::select::{select, Selected, Which};
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
@@ -101,7 +101,7 @@ fn mkfs_fat(args: &MkfsArgs, sel: &Selected, out: &Destination, ctx: &Ctx) -> Re
     }
     let (scratch, stats) = with_tree(&args.from, ctx, &mut |tree| {
         ctx.note(format_args!("rebuilding {} as vfat", sel.describe()));
-        super::edit_fat::build(tree, sel.device.len(), &opts, out.path())
+        crate::edit::edit_fat::build(tree, sel.device.len(), &opts, out.path())
     })
     .context("cannot build the new filesystem")?;
     ctx.note(format_args!(
@@ -213,7 +213,7 @@ pub fn with_tree<T>(
         _ => (from, None),
     };
     let which = Which {
-        partition: part,
+        partition: part.map(crate::cli::PartSpec::Number),
         format: None,
     };
     let sel = select(Path::new(img), which, ctx)?;

@@ -1,6 +1,6 @@
 //! `subroot recover IMAGE`: roll back an in-place edit that was interrupted (a crash, a
 //! kill, a full disk) using its undo log, `IMAGE.subroot-undo`. Every other command does the
-//! same before it opens an image ([`super::open_image`]); this one does only that, and
+//! same before it opens an image ([`crate::open::open_image`]); this one does only that, and
 //! says what it found.
 
 use crate::cli::RecoverArgs;

@@ -4,8 +4,8 @@
 
 use super::copy_in::{edit_ext, fs_path, lookup_error};
 use super::mkfs::splice_out;
-use super::select::select;
 use crate::cli::RmArgs;
+use crate::open::select::select;
 use crate::Ctx;
 use anyhow::{bail, Result};
 use subroot_formats::tree::{Entry, Kind};
@@ -47,18 +47,18 @@ pub fn run(args: &RmArgs, ctx: &Ctx) -> Result<()> {
         Ok(())
     };
     if sel.is_vfat() {
-        let tree = super::edit_fat::open_tree(&sel)?;
+        let tree = crate::edit::edit_fat::open_tree(&sel)?;
         check(&|p| tree.entry(p).map_err(Into::into), &|p| {
             tree.children(p).map_err(Into::into)
         })?;
         drop(tree);
         ctx.note(format_args!("removing from {}", sel.describe()));
-        let scratch = super::edit_fat::rm(&sel, &paths, recursive, out.path())?;
+        let scratch = crate::edit::edit_fat::rm(&sel, &paths, recursive, out.path())?;
         return splice_out(&sel, scratch.dev, &out, ctx);
     }
     edit_ext(
         &sel,
-        args.engine,
+        args.engine.asked(),
         args.out.verify,
         ctx.mke2fs.as_deref(),
         Vec::new(),

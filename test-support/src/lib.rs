@@ -4,6 +4,7 @@
 //! from it ([`rich`]).
 #![forbid(unsafe_code)]
 
+pub mod lvm;
 pub mod mount;
 pub mod oracle;
 pub mod rich;

@@ -8,8 +8,23 @@ use std::process::Command;
 pub struct Mounted<'a>(pub &'a Path);
 
 impl Drop for Mounted<'_> {
+    /// A process spawned by another test thread may hold the mount busy for a moment
+    /// (a fork copies every open descriptor until its exec): the unmount is retried, and
+    /// made lazy as a last resort so that no mount outlives the test.
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.0).status();
+        for attempt in 0..5u64 {
+            if attempt > 0 {
+                std::thread::sleep(std::time::Duration::from_millis(100 * attempt));
+            }
+            let quiet = Command::new("umount")
+                .arg(self.0)
+                .stderr(std::process::Stdio::null())
+                .status();
+            if quiet.is_ok_and(|s| s.success()) {
+                return;
+            }
+        }
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
     }
 }
 
@@ -89,21 +104,53 @@ touch -d '1969-07-20 20:17:40.5' "$d/home/u"
 "#);
 }
 
+/// Whether the running kernel can mount `fstype` (after asking modprobe for it). A kernel
+/// built without a filesystem (as some CI kernels are without vfat) cannot judge it; the
+/// caller then says so and relies on that filesystem's own reference tools.
+pub fn kernel_has(fstype: &str) -> bool {
+    let _ = Command::new("modprobe")
+        .args(["-q", fstype])
+        .stderr(std::process::Stdio::null())
+        .status();
+    std::fs::read_to_string("/proc/filesystems").is_ok_and(|t| {
+        t.lines()
+            .any(|l| l.split_whitespace().last() == Some(fstype))
+    })
+}
+
 /// Loop-mount `img` (at byte `offset`) read-only on `mnt`; `None` (a recorded skip, a
 /// failure under `CI=true`) when the mount fails, as where no loop devices exist.
 pub fn mount_ro<'a>(img: &Path, offset: u64, mnt: &'a Path, test: &str) -> Option<Mounted<'a>> {
-    let st = Command::new("mount")
-        .arg("-o")
-        .arg(format!("loop,ro,offset={offset}"))
-        .arg(img)
-        .arg(mnt)
-        .status()
-        .expect("mount");
-    if !st.success() {
-        crate::skip(test, "loop mount failed (no loop devices here?)");
-        return None;
+    mount_ro_with(img, &format!("loop,ro,offset={offset}"), mnt, test)
+}
+
+/// [`mount_ro`] with the mount options `opts` (which must include `loop,ro`), as a
+/// btrfs subvolume is chosen (`subvol=`, `subvolid=`).
+pub fn mount_ro_with<'a>(img: &Path, opts: &str, mnt: &'a Path, test: &str) -> Option<Mounted<'a>> {
+    // Tests mounting at once can race for the same free loop device (mount's search for
+    // one is not atomic with attaching it): a failed attempt is retried a few times.
+    let mut why = String::new();
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(std::time::Duration::from_millis(200 * attempt));
+        }
+        let out = Command::new("mount")
+            .arg("-o")
+            .arg(opts)
+            .arg(img)
+            .arg(mnt)
+            .output()
+            .expect("mount");
+        if out.status.success() {
+            return Some(Mounted(mnt));
+        }
+        why = String::from_utf8_lossy(&out.stderr).trim().to_string();
     }
-    Some(Mounted(mnt))
+    crate::skip(
+        test,
+        &format!("loop mount failed (no loop devices here?): {why}"),
+    );
+    None
 }
 
 /// What `diff -r` finds between the trees `a` and `b` (lost+found left out), without its

@@ -17,7 +17,8 @@ use std::sync::OnceLock;
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use subroot_test_support::{
-    assert_same_manifest, ext_manifest, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs, which,
+    assert_same_manifest, ext_manifest, lvm, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs,
+    which,
 };
 
 /// The uid/gid the CLI runs as when the suite runs as root.
@@ -31,20 +32,46 @@ pub fn is_root() -> bool {
 }
 
 /// A copy of the `subroot` binary in a directory every user can read and execute
-/// (the build tree may sit under a 0700 home directory).
+/// (the build tree may sit under a 0700 home directory). One copy per build, shared by
+/// every test process of that build: the directory is named after the build tree, the
+/// file after the binary's size and time, and copies of earlier builds are removed.
 fn binary() -> &'static Path {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        use std::hash::{Hash, Hasher};
         let built = PathBuf::from(env!("CARGO_BIN_EXE_subroot"));
         if !is_root() {
             return built;
         }
-        let dir = std::env::temp_dir().join(format!("subroot-test-bin-{}", std::process::id()));
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        built.hash(&mut h);
+        let dir = std::env::temp_dir().join(format!("subroot-test-bin-{:016x}", h.finish()));
         std::fs::create_dir_all(&dir).expect("creating the binary directory");
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-        let copy = dir.join("subroot");
-        std::fs::copy(&built, &copy).expect("copying the subroot binary");
-        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let meta = std::fs::metadata(&built).expect("the built subroot binary");
+        let stamp = format!("{}-{}.{}", meta.len(), meta.mtime(), meta.mtime_nsec());
+        let copy = dir.join(&stamp).join("subroot");
+        if !copy.exists() {
+            // Copied into a private directory and renamed into place: test processes
+            // running at once never see a half-written binary.
+            let part = dir.join(format!(".part-{}", std::process::id()));
+            std::fs::create_dir_all(&part).expect("creating the binary directory");
+            std::fs::set_permissions(&part, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            std::fs::copy(&built, part.join("subroot")).expect("copying the subroot binary");
+            std::fs::set_permissions(part.join("subroot"), std::fs::Permissions::from_mode(0o755))
+                .expect("chmod");
+            if std::fs::rename(&part, dir.join(&stamp)).is_err() {
+                // Another test process placed it first.
+                let _ = std::fs::remove_dir_all(&part);
+            }
+        }
+        for old in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            if old.file_name() != stamp.as_str()
+                && !old.file_name().to_string_lossy().starts_with('.')
+            {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
         copy
     })
 }
@@ -98,6 +125,24 @@ pub fn ok_bytes<S: AsRef<std::ffi::OsStr>>(dir: &Path, args: &[S]) -> Vec<u8> {
         String::from_utf8_lossy(&out.stderr)
     );
     out.stdout
+}
+
+/// [`ok`] with `SOURCE_DATE_EPOCH` set to `epoch`, so that two runs of the same edit write
+/// the same bytes.
+pub fn ok_at_epoch(dir: &Path, args: &[&str], epoch: &str) -> String {
+    let out = subroot()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("CI")
+        .env("SOURCE_DATE_EPOCH", epoch)
+        .output()
+        .expect("running subroot");
+    assert!(
+        out.status.success(),
+        "subroot {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Run `subroot ARGS` in `dir` expecting a clean failure: non-zero exit status `code`,
@@ -280,4 +325,43 @@ pub fn json_name(v: &serde_json::Value, key: &str) -> Option<Vec<u8>> {
         }
         _ => None,
     }
+}
+
+/// A raw disk of `size` (e.g. "48M") holding an ext4 made by `mke2fs -d` with
+/// `/etc/hostname` = `hostname` and a 3 MiB file `/big` (data at both ends of the disk and
+/// a hole): the input the foreign-container tests put into each format.
+#[allow(dead_code)]
+pub fn ext4_disk(dir: &Path, size: &str, hostname: &str) -> PathBuf {
+    let root = dir.join("root");
+    std::fs::create_dir_all(root.join("etc")).expect("mkdir");
+    std::fs::write(root.join("etc/hostname"), format!("{hostname}\n")).expect("write");
+    std::fs::write(root.join("big"), vec![0x5au8; 3 << 20]).expect("write");
+    let img = dir.join("disk.raw");
+    run("truncate", &["-s", size, s(&img)]);
+    run(
+        "mke2fs",
+        &["-q", "-F", "-t", "ext4", "-d", s(&root), s(&img)],
+    );
+    img
+}
+
+/// `qemu-img convert -f raw -O FMT -o OPTS RAW OUT`: the reference tool making an input of
+/// a foreign container format.
+#[allow(dead_code)]
+pub fn qemu_convert(raw: &Path, fmt: &str, opts: &str, out: &Path) {
+    run(
+        "qemu-img",
+        &[
+            "convert",
+            "-q",
+            "-f",
+            "raw",
+            "-O",
+            fmt,
+            "-o",
+            opts,
+            s(raw),
+            s(out),
+        ],
+    );
 }

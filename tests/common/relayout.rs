@@ -22,6 +22,23 @@ pub fn sh(script: &str) {
     assert!(st.success(), "script failed: {script}");
 }
 
+/// The plan `subroot relayout --dry-run --json` makes for `image` (run in `dir`), and the
+/// root partition it names, as `-p` takes it (after a relayout /etc/os-release is in /r0,
+/// so the automatic choice no longer finds a Linux root on a disk with an ESP: the tests
+/// name the partition).
+pub fn relayout_plan(dir: &Path, image: &Path) -> (serde_json::Value, String) {
+    let plan: serde_json::Value = serde_json::from_str(&super::ok(
+        dir,
+        &["-q", "relayout", s(image), "--dry-run", "--json"],
+    ))
+    .expect("plan JSON");
+    let part = plan["root_partition"]
+        .as_u64()
+        .expect("a root partition")
+        .to_string();
+    (plan, part)
+}
+
 /// Create `p` (and its parents); `p` as a string.
 pub fn mk(p: &Path) -> &str {
     std::fs::create_dir_all(p).expect("mkdir");

@@ -289,6 +289,7 @@ mod tests {
             mke2fs: PathBuf::from("/nonexistent/mke2fs"),
             debugfs: PathBuf::from("/nonexistent/debugfs"),
             e2fsck: PathBuf::from("/nonexistent/e2fsck"),
+            resize2fs: None,
             dumpe2fs: PathBuf::from("/nonexistent/dumpe2fs"),
             version: (1, 47, 0),
             tar_input,

@@ -11,6 +11,7 @@ mod diff;
 mod memory;
 mod overlay;
 mod raw;
+mod resized;
 mod slice;
 mod splice;
 
@@ -22,6 +23,7 @@ pub use memory::MemoryDevice;
 pub use overlay::{Overlay, Zeros};
 pub(crate) use raw::file_len;
 pub use raw::RawFile;
+pub use resized::Resized;
 pub use slice::Slice;
 pub use splice::Splice;
 
@@ -150,7 +152,7 @@ pub fn push_extent(out: &mut Vec<Extent>, ext: Extent) {
 /// True when every byte of `buf` is zero (fast path for sparse copies). One
 /// implementation serves the whole crate: the early-exit check in `convert`.
 pub fn is_zero(buf: &[u8]) -> bool {
-    crate::convert::all_zero(buf)
+    crate::sparse_copy::all_zero(buf)
 }
 
 #[cfg(test)]

@@ -6,6 +6,8 @@
 //! - [`compress`]: detection, decoders and encoders (gzip, zstd, xz, lzma, lz4 legacy, bzip2).
 //! - [`encparams`]: memory-bounded, thread-count-independent compressor settings.
 //! - [`segments`]: the segment walker over a [`crate::block::BlockDevice`].
+//! - [`zstdframe`]: the end of a zstd segment from its headers, without decoding.
+//! - [`tailprobe`]: where the segments behind a gzip member start, without inflating it.
 //! - [`rebuild`]: writing a (compressed) segment reproducibly.
 //! - [`tree`]: an initrd's entries as a [`crate::tree::TreeSource`].
 
@@ -17,14 +19,18 @@ pub mod newc;
 pub mod peek;
 pub mod rebuild;
 pub mod segments;
+pub mod tailprobe;
 pub mod tree;
 pub mod xz;
+pub mod zstdframe;
 
 pub use compress::{detect, Compression, CompressionSpec, Decoder, Encoder, Members};
 pub use hardlinks::{group_hardlinks, HardlinkGroup};
 pub use newc::{checksum, CpioHeader, CpioReader, CpioWriter, Format};
 pub use peek::PeekReader;
 pub use rebuild::{write_segment, SegmentWriter};
-pub use segments::{list_segments, visit_entries, EntryContext, Segment};
+pub use segments::{
+    can_skip, list_segments, visit_entries, walk_entries, EntryContext, Flow, Segment,
+};
 pub use tree::CpioTree;
 pub use xz::XzCheck;

@@ -422,6 +422,30 @@ impl<R: Read> CpioReader<R> {
         self.finish_entry()
     }
 
+    /// Skip what is left of the current entry's data by calling `seek` with the inner
+    /// reader and the byte count, instead of reading it, unless a crc must be checked (then
+    /// as [`CpioReader::skip_data`]). Data missing at the end shows at the next read.
+    pub fn skip_data_with(
+        &mut self,
+        seek: impl FnOnce(&mut R, u64) -> io::Result<()>,
+    ) -> Result<()> {
+        if self.crc.is_none() && self.remaining > 0 {
+            let (n, offset) = (self.remaining, self.pos);
+            seek(&mut self.inner, n).map_err(|e| match e.kind() {
+                io::ErrorKind::UnexpectedEof => Error::corrupt(format!(
+                    "cpio archive truncated: entry {:?} at offset {} has data bytes missing \
+                     ({n} from offset {offset}: {e})",
+                    String::from_utf8_lossy(&self.entry_name),
+                    self.entry_offset,
+                )),
+                _ => read_error(e, "entry data", offset),
+            })?;
+            self.pos += n;
+            self.remaining = 0;
+        }
+        self.finish_entry()
+    }
+
     /// Skip the rest of the current entry (data and padding), checking its crc.
     fn finish_entry(&mut self) -> Result<()> {
         let mut buf = [0u8; 8192];

@@ -5,7 +5,7 @@
 //! next initrd segment) follows; `peek` lets the segment walker and the multi-frame
 //! decoders look at the next magic without consuming it.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 const CAPACITY: usize = 64 * 1024;
 
@@ -28,6 +28,15 @@ impl<R: Read> PeekReader<R> {
             start: 0,
             end: 0,
             consumed: 0,
+        }
+    }
+
+    /// Wrap `inner`, already positioned `consumed` bytes into its stream (the counter
+    /// starts there).
+    pub fn with_consumed(inner: R, consumed: u64) -> Self {
+        PeekReader {
+            consumed,
+            ..Self::new(inner)
         }
     }
 
@@ -118,5 +127,30 @@ impl<R: Read> BufRead for PeekReader<R> {
         let amt = amt.min(self.end - self.start);
         self.start += amt;
         self.consumed += amt as u64;
+    }
+}
+
+impl<R: Read + Seek> PeekReader<R> {
+    /// Consume `n` bytes without reading them: the buffered ones are dropped and the rest
+    /// sought over; an `UnexpectedEof` error (and nothing consumed) if fewer are left.
+    pub fn skip(&mut self, n: u64) -> io::Result<()> {
+        let buffered = ((self.end - self.start) as u64).min(n);
+        let rest = n - buffered;
+        if rest > 0 {
+            let here = self.inner.stream_position()?;
+            let end = self.inner.seek(SeekFrom::End(0))?;
+            let target = here.saturating_add(rest);
+            if target > end {
+                self.inner.seek(SeekFrom::Start(here))?;
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("{} bytes to skip, {} left", n, buffered + (end - here)),
+                ));
+            }
+            self.inner.seek(SeekFrom::Start(target))?;
+        }
+        self.start += buffered as usize;
+        self.consumed += n;
+        Ok(())
     }
 }

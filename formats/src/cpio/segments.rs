@@ -7,14 +7,20 @@
 //! (the next segment may follow directly), and the decompressed data is a sequence of
 //! archives separated by zero padding. Everything is streamed through the device: memory
 //! stays bounded whatever the initrd size.
+//!
+//! A [`walk_entries`] callback may ask to skip the rest of a segment ([`Flow::SkipSegment`]);
+//! where the segment's end can be found without decoding ([`can_skip`]: zstd from its
+//! block headers, gzip by looking for the segments behind it from the end of the file)
+//! the walk goes straight to the next segment.
 
 use super::compress::{detect, Compression, Decoder, Members};
 use super::newc::{CpioHeader, CpioReader};
 use super::peek::PeekReader;
 use super::xz::XzCheck;
+use super::{tailprobe, zstdframe};
 use crate::block::{BlockDevice, DeviceIo};
 use crate::{Error, Result};
-use std::io::Read;
+use std::io::{Read, Seek, SeekFrom};
 
 /// One segment of an initrd.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,6 +39,29 @@ pub struct Segment {
     pub uncompressed_size: u64,
     /// For xz, the stream's integrity check (the kernel verifies only none and CRC32).
     pub xz_check: Option<XzCheck>,
+    /// False when the walk skipped the rest of the segment ([`Flow::SkipSegment`]):
+    /// `archives`, `entries` and `uncompressed_size` then count only the decoded part,
+    /// and for gzip `length` counts the zero padding behind it.
+    pub complete: bool,
+}
+
+/// What a [`walk_entries`] callback wants after an entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// Go on with the next entry.
+    Continue,
+    /// Nothing more of this segment is needed: go to the next segment without decoding the
+    /// rest, where [`can_skip`] allows it (elsewhere the same as [`Flow::Continue`]).
+    SkipSegment,
+}
+
+/// True when a walk can skip the rest of a segment compressed with `c` without decoding
+/// it: zstd, whose frame end is found from the block headers ([`zstdframe`]), and gzip,
+/// whose following segments are found from the end of the file ([`tailprobe`]). The end
+/// of an xz, lzma, bzip2 or lz4 stream is only known by decoding it, and a plain
+/// archive's by walking its headers.
+pub fn can_skip(c: Compression) -> bool {
+    matches!(c, Compression::Zstd | Compression::Gzip)
 }
 
 /// Where an entry given to a [`visit_entries`] callback comes from.
@@ -60,6 +89,15 @@ pub fn visit_entries<D, F>(dev: &D, mut f: F) -> Result<Vec<Segment>>
 where
     D: BlockDevice,
     F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+{
+    walk_entries(dev, |c, h, d| f(c, h, d).map(|()| Flow::Continue))
+}
+
+/// [`visit_entries`] whose callback may skip the rest of a segment (see [`Flow`]).
+pub fn walk_entries<D, F>(dev: &D, mut f: F) -> Result<Vec<Segment>>
+where
+    D: BlockDevice,
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<Flow>,
 {
     let mut input = PeekReader::new(DeviceIo::new(dev));
     let mut segments = Vec::new();
@@ -112,7 +150,7 @@ where
         let (segment, rest) = if compression == Compression::None {
             plain_segment(input, ctx, &mut f)
         } else {
-            compressed_segment(input, ctx, &mut f)
+            compressed_segment(dev, input, ctx, &mut f)
         }
         .map_err(|e| in_segment(e, index, offset, Some(compression)))?;
         segments.push(segment);
@@ -124,19 +162,32 @@ where
 type Input<'a, D> = PeekReader<DeviceIo<&'a D>>;
 
 /// Walk one archive from `r` (positioned at a header at stream offset `pos`); returns its
-/// entry count and the stream offset after its trailer.
-fn walk_archive<R: Read, F>(r: R, pos: u64, ctx: &mut EntryContext, f: &mut F) -> Result<(u64, u64)>
+/// entry count, the stream offset after its trailer, and whether `f` asked to skip the
+/// rest of the segment (honoured, by returning at once, only when `skip` is set).
+/// `after` runs after each entry (to pass over the data `f` left unread).
+fn walk_archive<R: Read, F>(
+    r: R,
+    pos: u64,
+    ctx: &mut EntryContext,
+    skip: bool,
+    f: &mut F,
+    mut after: impl FnMut(&mut CpioReader<R>) -> Result<()>,
+) -> Result<(u64, u64, bool)>
 where
-    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<Flow>,
 {
     let mut cr = CpioReader::with_position(r, pos);
     let mut entries = 0u64;
     while let Some(h) = cr.next_entry()? {
         ctx.header_offset = cr.entry_offset();
-        f(ctx, &h, &mut cr.data())?;
+        let flow = f(ctx, &h, &mut cr.data())?;
+        after(&mut cr)?;
         entries += 1;
+        if skip && flow == Flow::SkipSegment {
+            return Ok((entries, cr.position(), true));
+        }
     }
-    Ok((entries, cr.position()))
+    Ok((entries, cr.position(), false))
 }
 
 fn plain_segment<'a, D: BlockDevice, F>(
@@ -145,7 +196,7 @@ fn plain_segment<'a, D: BlockDevice, F>(
     f: &mut F,
 ) -> Result<(Segment, Input<'a, D>)>
 where
-    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<Flow>,
 {
     let offset = ctx.segment_offset;
     if offset % 4 != 0 {
@@ -154,7 +205,10 @@ where
         )));
     }
     // Entry offsets are relative to the segment; alignment is the same since offset % 4 == 0.
-    let (entries, end) = walk_archive(&mut input, 0, &mut ctx, f)?;
+    // Data left unread is sought over, not read: an early segment's microcode is MiBs.
+    let (entries, end, _) = walk_archive(&mut input, 0, &mut ctx, false, f, |cr| {
+        cr.skip_data_with(|r, n| r.skip(n))
+    })?;
     Ok((
         Segment {
             offset,
@@ -164,20 +218,23 @@ where
             entries,
             uncompressed_size: end,
             xz_check: None,
+            complete: true,
         },
         input,
     ))
 }
 
 fn compressed_segment<'a, D: BlockDevice, F>(
+    dev: &'a D,
     input: Input<'a, D>,
     mut ctx: EntryContext,
     f: &mut F,
 ) -> Result<(Segment, Input<'a, D>)>
 where
-    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<()>,
+    F: FnMut(&EntryContext, &CpioHeader, &mut dyn Read) -> Result<Flow>,
 {
     let offset = ctx.segment_offset;
+    let skip = can_skip(ctx.compression);
     let start = input.consumed();
     let dec = Decoder::new(ctx.compression, input, Members::First)?;
     let xz_check = dec.xz_check();
@@ -205,9 +262,30 @@ where
             )));
         }
         ctx.archive = archives;
-        let (n, _) = walk_archive(&mut data, pos, &mut ctx, f)?;
+        let (n, _, skipped) = walk_archive(&mut data, pos, &mut ctx, skip, f, |_| Ok(()))?;
         entries += n;
         archives += 1;
+        if skipped {
+            // The rest is not decoded: the next segment starts where the stream ends.
+            let end = match ctx.compression {
+                Compression::Gzip => tailprobe::gzip_member_end(dev, start)?,
+                _ => zstdframe::segment_end(dev, start)?,
+            };
+            let mut io = DeviceIo::new(dev);
+            io.seek(SeekFrom::Start(end))
+                .map_err(|e| Error::io(format!("seeking to offset {end}"), e))?;
+            let segment = Segment {
+                offset,
+                length: end - start,
+                compression: ctx.compression,
+                archives,
+                entries,
+                uncompressed_size: data.consumed(),
+                xz_check,
+                complete: false,
+            };
+            return Ok((segment, PeekReader::with_consumed(io, end)));
+        }
     }
     let uncompressed_size = data.consumed();
     let input = data
@@ -223,6 +301,7 @@ where
             entries,
             uncompressed_size,
             xz_check,
+            complete: true,
         },
         input,
     ))

@@ -31,6 +31,10 @@ pub use file::{FileExtent, FileReader};
 pub use file_device::ExtFileDevice;
 pub use fs::{ExtFs, OpenOptions};
 pub use inode::{decode_dev, Inode, InodeKind, USER_FLAGS};
-pub use superblock::{Features, Superblock, INCOMPAT_RECOVER};
+pub use superblock::{
+    Features, Superblock, COMPAT_RESIZE_INODE, COMPAT_SPARSE_SUPER2, INCOMPAT_64BIT,
+    INCOMPAT_META_BG, INCOMPAT_RECOVER, RO_COMPAT_BIGALLOC, RO_COMPAT_GDT_CSUM,
+    RO_COMPAT_METADATA_CSUM,
+};
 pub use time::Timestamp;
 pub use tree::ExtTree;

@@ -13,6 +13,8 @@ pub const EXT_MAGIC: u16 = 0xEF53;
 
 /// compat: has_journal.
 pub const COMPAT_HAS_JOURNAL: u32 = 0x4;
+/// compat: resize_inode (reserved GDT blocks listed by inode 7).
+pub const COMPAT_RESIZE_INODE: u32 = 0x10;
 /// compat: sparse_super2.
 pub const COMPAT_SPARSE_SUPER2: u32 = 0x200;
 

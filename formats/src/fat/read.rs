@@ -22,7 +22,9 @@ use super::guard;
 use super::raw::{self, Geometry};
 use crate::block::{BlockDevice, Extent};
 pub use crate::calendar::days_from_civil;
-use crate::tree::{Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor};
+use crate::tree::{
+    join, sort_by_name, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
+};
 use crate::{Error, Result};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -293,14 +295,7 @@ impl<D: BlockDevice> FatTree<D> {
                 )));
             }
         }
-        v.sort_by(|a, b| a.0.cmp(&b.0));
-        if let Some(w) = v.windows(2).find(|w| w[0].0 == w[1].0) {
-            return Err(Error::corrupt(format!(
-                "fat: directory {:?} has two entries named {:?}",
-                String::from_utf8_lossy(path),
-                String::from_utf8_lossy(&w[0].0)
-            )));
-        }
+        sort_by_name(&mut v, "fat", path)?;
         Ok(v)
     }
 
@@ -533,15 +528,6 @@ impl<D: BlockDevice> Content for FatContent<'_, D> {
     fn extents(&self) -> Result<Vec<Extent>> {
         Ok(crate::tree::all_data(self.len))
     }
-}
-
-fn join(dir: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = dir.to_vec();
-    if !p.is_empty() {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 fn root_entry(path: &[u8]) -> Entry {

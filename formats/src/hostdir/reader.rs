@@ -12,7 +12,7 @@
 use super::sys::{errno, open_dir, proc_path, show};
 use crate::block::{Extent, ExtentKind};
 use crate::tree::{
-    check_relative_path, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
+    check_relative_path, join, Content, Entry, Kind, Metadata, Timestamp, TreeSource, Visitor,
 };
 use crate::{Error, Result};
 use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -271,15 +271,6 @@ fn list(fd: BorrowedFd<'_>, path: &[u8]) -> Result<Vec<Vec<u8>>> {
     }
     names.sort();
     Ok(names)
-}
-
-fn join(parent: &[u8], name: &[u8]) -> Vec<u8> {
-    let mut p = parent.to_vec();
-    if !p.is_empty() {
-        p.push(b'/');
-    }
-    p.extend_from_slice(name);
-    p
 }
 
 /// State of one walk: hard-link ids handed out so far.

@@ -131,6 +131,61 @@ pub(crate) fn parent_extents(
     Ok(())
 }
 
+/// What a container maps one run of its virtual disk to, for its data/zero map.
+pub(crate) enum Run {
+    Data,
+    Zero,
+    /// Not held by this image: the parent's map (zeros without a parent).
+    Parent,
+    /// Mapped by another device (a flat extent file), as that device's extents.
+    Extents(Vec<Extent>),
+}
+
+/// The data/zero map of `[offset, offset + len)` of a container whose `run(pos, left)` says
+/// what the run at `pos` is mapped to and how long it is (at most `left`, at least 1): the
+/// walk every container reader (qcow2, VHD, VHDX, VMDK, VDI) shares.
+pub(crate) fn map_extents(
+    parent: Option<&Image>,
+    offset: u64,
+    len: u64,
+    mut run: impl FnMut(u64, u64) -> Result<(Run, u64)>,
+) -> Result<Vec<Extent>> {
+    let end = offset + len;
+    let mut out = Vec::new();
+    let mut pos = offset;
+    while pos < end {
+        let (what, n) = run(pos, end - pos)?;
+        let n = n.min(end - pos);
+        if n == 0 {
+            return Err(Error::corrupt(format!(
+                "the map of the image makes no progress at offset {pos}"
+            )));
+        }
+        let mut push = |kind| {
+            push_extent(
+                &mut out,
+                Extent {
+                    offset: pos,
+                    len: n,
+                    kind,
+                },
+            )
+        };
+        match what {
+            Run::Data => push(ExtentKind::Data),
+            Run::Zero => push(ExtentKind::Zero),
+            Run::Parent => parent_extents(parent, &mut out, pos, n)?,
+            Run::Extents(list) => {
+                for e in list {
+                    push_extent(&mut out, e);
+                }
+            }
+        }
+        pos += n;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,6 +129,15 @@ pub fn detect_format(path: &Path) -> Result<Probed> {
     Ok(probe::probe(&head, &tail))
 }
 
+/// Choices when opening an image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ImageOptions {
+    /// Read extent files a VMDK descriptor names by an absolute path or through `..`
+    /// (refused by default: a descriptor from elsewhere could make a command read any file
+    /// the user can).
+    pub allow_outside: bool,
+}
+
 impl Image {
     /// Open an image read-only, probing its format.
     pub fn open(path: impl AsRef<Path>) -> Result<Image> {
@@ -138,6 +147,32 @@ impl Image {
     /// Open an image read-only as `format` (probed when `None`).
     pub fn open_as(path: impl AsRef<Path>, format: Option<ImageFormat>) -> Result<Image> {
         Self::open_chain(path.as_ref(), format, &mut Vec::new())
+    }
+
+    /// [`Image::open_as`] with `opts` for the image itself (its backing files and parents
+    /// are opened with the defaults).
+    pub fn open_with(
+        path: impl AsRef<Path>,
+        format: Option<ImageFormat>,
+        opts: ImageOptions,
+    ) -> Result<Image> {
+        let path = path.as_ref();
+        let format = match format {
+            Some(f) => Some(f),
+            None => ImageFormat::from_probed(detect_format(path)?),
+        };
+        match format {
+            Some(ImageFormat::Vmdk) if opts.allow_outside => {
+                Ok(Image::Vmdk(Box::new(VmdkImage::open_chain(
+                    path,
+                    VmdkOptions {
+                        allow_outside: true,
+                    },
+                    &mut Vec::new(),
+                )?)))
+            }
+            _ => Self::open_chain(path, format, &mut Vec::new()),
+        }
     }
 
     /// Open `path` as part of a backing chain whose images (canonical paths) are `seen`.

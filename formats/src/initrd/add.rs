@@ -18,7 +18,7 @@ use super::hooks::{
     initrd_script, new_order, order_has_subroot, order_with_subroot, validate_shared,
     DEFAULT_SHARED, DRACUT_HOOK_NAME, IT_ORDER_PATH, IT_SCRIPT_PATH, SCRIPT_MODE,
 };
-use super::scan::{scan, PathView};
+use super::scan::{scan, scan_with, Depth, PathView, Scan};
 use super::Flavour;
 use crate::block::BlockDevice;
 use crate::cpio::newc::{S_IFDIR, S_IFREG};
@@ -50,6 +50,10 @@ pub struct AddSubrootOptions {
     pub replace: bool,
     /// Modification time of added and changed entries (`SOURCE_DATE_EPOCH`, or 0).
     pub mtime: u64,
+    /// How much of the initrd to decode to find what the hook needs: by default the main
+    /// segment only up to where its sorted names pass every needed path (see
+    /// [`super::scan`]); [`Depth::Full`] decodes everything.
+    pub depth: Depth,
 }
 
 impl Default for AddSubrootOptions {
@@ -59,6 +63,7 @@ impl Default for AddSubrootOptions {
             method: Method::Append,
             replace: false,
             mtime: 0,
+            depth: Depth::SortedPrefix,
         }
     }
 }
@@ -71,6 +76,9 @@ pub enum AddOutcome {
     Appended {
         flavour: Flavour,
         replaced: bool,
+        /// Bytes of the input kept in front of it (all of it, or everything before the
+        /// segment appended earlier).
+        kept: u64,
         /// Bytes of the appended segment (with the zero padding before it).
         bytes: u64,
     },
@@ -89,6 +97,7 @@ impl std::fmt::Display for AddOutcome {
                 flavour,
                 replaced,
                 bytes,
+                ..
             } => write!(
                 f,
                 "{} the subroot hook ({flavour}) as a segment of {bytes} bytes",
@@ -287,6 +296,40 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
     out: W,
     opts: &AddSubrootOptions,
 ) -> Result<AddOutcome> {
+    add(dev, &scan_with(dev, opts.depth)?, out, opts, Written::Whole)
+}
+
+/// [`add_subroot`] writing only what changes, for a caller that edits the initrd file in
+/// place: after [`AddOutcome::Appended`], `out` holds the bytes that follow the first
+/// `kept` bytes of the input (padding and the new segment); after
+/// [`AddOutcome::AlreadyPresent`], nothing; after [`AddOutcome::Recompressed`], the whole
+/// new initrd. `sc` is [`scan`] of `dev` (a caller that planned with it already does not
+/// decode the initrd again): the cost of the append is then the segment alone.
+pub fn add_subroot_tail<D: BlockDevice, W: Write>(
+    dev: &D,
+    sc: &Scan,
+    out: W,
+    opts: &AddSubrootOptions,
+) -> Result<AddOutcome> {
+    add(dev, sc, out, opts, Written::Tail)
+}
+
+/// What [`add`] writes to its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Written {
+    /// The whole new initrd.
+    Whole,
+    /// Only the bytes after the part of the input that stays (see [`add_subroot_tail`]).
+    Tail,
+}
+
+fn add<D: BlockDevice, W: Write>(
+    dev: &D,
+    sc: &Scan,
+    out: W,
+    opts: &AddSubrootOptions,
+    written: Written,
+) -> Result<AddOutcome> {
     validate_shared(&opts.shared)?;
     let mtime = u32::try_from(opts.mtime).map_err(|_| {
         Error::InvalidArgument(format!(
@@ -294,7 +337,6 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
             opts.mtime
         ))
     })?;
-    let sc = scan(dev)?;
     let flavour = sc.flavour();
     if flavour == Flavour::Other {
         return Err(Error::unsupported(format!(
@@ -304,10 +346,7 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
     }
     let main = sc.main_segment()?;
     let path = match flavour {
-        Flavour::Dracut => format!(
-            "{}/pre-pivot/{DRACUT_HOOK_NAME}",
-            sc.base().dracut_hook_dir()?
-        ),
+        Flavour::Dracut => format!("{}/pre-pivot/{DRACUT_HOOK_NAME}", sc.dracut_hook_dir()?),
         _ => IT_SCRIPT_PATH.to_string(),
     };
     let hook = Hook {
@@ -330,7 +369,9 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
     let same = hook.runs_in(&sc.all);
     if same && !(recompress.is_some() && ours.is_some()) {
         let mut out = out;
-        copy_raw(dev, 0, dev.len(), &mut out)?;
+        if written == Written::Whole {
+            copy_raw(dev, 0, dev.len(), &mut out)?;
+        }
         out.flush()
             .map_err(|e| Error::io("flushing the initrd", e))?;
         return Ok(AddOutcome::AlreadyPresent { flavour });
@@ -347,15 +388,26 @@ pub fn add_subroot<D: BlockDevice, W: Write>(
     }
     match (recompress, codec) {
         (None, Some(codec)) => {
-            let (replaced, bytes) = super::append::append(dev, out, &sc, &hook, codec, main)?;
+            let (replaced, kept, bytes) =
+                super::append::append(dev, out, sc, &hook, codec, main, written)?;
             Ok(AddOutcome::Appended {
                 flavour,
                 replaced,
+                kept,
                 bytes,
             })
         }
         (spec, _) => {
-            super::recompress::recompress(dev, out, &sc, &hook, spec.flatten(), main)?;
+            // Re-encoding decodes the whole main segment anyway; its facts (highest inode
+            // number, entry format) must cover all of it.
+            let full;
+            let sc = if sc.is_complete() {
+                sc
+            } else {
+                full = scan_with(dev, Depth::Full)?;
+                &full
+            };
+            super::recompress::recompress(dev, out, sc, &hook, spec.flatten(), main)?;
             Ok(AddOutcome::Recompressed { flavour })
         }
     }

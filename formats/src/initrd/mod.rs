@@ -17,7 +17,10 @@ pub mod hooks;
 mod recompress;
 pub mod scan;
 
-pub use add::{add_subroot, append_codec, hook_present, AddOutcome, AddSubrootOptions, Method};
+pub use add::{
+    add_subroot, add_subroot_tail, append_codec, hook_present, AddOutcome, AddSubrootOptions,
+    Method,
+};
 pub use hooks::{installed_files, InstalledFile, DEFAULT_SHARED};
 
 use crate::block::BlockDevice;

@@ -9,12 +9,44 @@
 //! segments before the last one show them — the initrd without the segment we appended.
 //!
 //! Only a bounded set of names and small file contents is kept, whatever the initrd size.
+//!
+//! # Stopping early in a sorted archive ([`Depth::SortedPrefix`], the default)
+//!
+//! Decoding the whole main segment (100+ MB of cpio behind 30-50 MB of zstd) costs far
+//! more than everything else `add-subroot` does, yet the result depends on a handful of
+//! paths only ([`needed_bound`]): `init`, the flavour markers (`conf/initramfs.conf`,
+//! `scripts/functions`, `scripts/local-bottom/…`, `lib/dracut/…`, `usr/lib/dracut/…`,
+//! `{,usr/}lib/dracut-lib.sh`) and the hook's paths (the initramfs-tools ones are under
+//! `scripts/local-bottom/`; the dracut ones under the hook directories dracut uses).
+//! Both generators write their archive from a byte-sorted file list: `mkinitramfs` runs
+//! `find . | LC_ALL=C sort | cpio -o -H newc`, dracut exports `LC_ALL=C` and runs
+//! `find . -print0 | sort -z | cpio --null -o -H newc` (or `dracut-cpio` on the same
+//! list). The bulk of the data (`usr/lib/modules`, `usr/lib/firmware`) sorts after every
+//! needed path. So once a segment's names have been in strictly increasing byte order
+//! from its first entry and the current name sorts after every needed path, no later
+//! entry of that segment can be a needed path — unless the archive is not sorted after
+//! all, which nothing in a sorted prefix of some hundred names from these generators
+//! suggests. The walk then skips the rest of the segment without decoding it, where its
+//! end can be found without decoding ([`can_skip`]: zstd from its block headers; gzip by
+//! finding the segments behind it from the end of the file, `cpio::tailprobe`: a segment
+//! starting more than a MiB before the end of the file is then not seen, which neither
+//! generator writes behind the main archive). Any name out of order (equal
+//! or smaller than the one before, as in a second archive in the same segment or a
+//! hand-made archive) makes that segment decoded to its end, as with [`Depth::Full`]. The
+//! segments that follow (an appended hook, anything else) are always walked.
+//!
+//! What the prefix rule cannot see: a needed path repeated after the stop point in a
+//! segment whose names were sorted up to there (a hand-edited archive). `add-subroot
+//! --full-scan` ([`Depth::Full`]) reads everything for such cases, and `initrd examine`
+//! always does. A skipped part is also not checked for damage (the kernel and `initrd
+//! examine` do check it), and per-segment facts (entry counts, highest inode number,
+//! entry format) cover only the decoded part; [`Segment::complete`] tells which.
 
 use super::hooks::{DRACUT_HOOK_DIRS, DRACUT_HOOK_NAME, IT_ORDER_PATH, IT_SCRIPT_PATH};
 use super::Flavour;
 use crate::block::BlockDevice;
 use crate::cpio::newc::{S_IFDIR, S_IFREG};
-use crate::cpio::{visit_entries, CpioHeader, Format, Segment};
+use crate::cpio::{can_skip, walk_entries, CpioHeader, Flow, Format, Segment};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -23,6 +55,23 @@ use std::io::Read;
 const MAX_HOOK_SIZE: u64 = 1 << 20;
 /// Largest ORDER file accepted (real ones are a few hundred bytes).
 pub const MAX_ORDER_SIZE: u64 = 1 << 20;
+/// Where dracut installs `dracut-lib.sh` (its `99base` module: `/lib/dracut-lib.sh`, seen
+/// as `usr/lib/dracut-lib.sh` in a merged-/usr initrd).
+const DRACUT_LIB_PATHS: [&str; 2] = ["lib/dracut-lib.sh", "usr/lib/dracut-lib.sh"];
+/// The dracut hook directory that is used only when `dracut-lib.sh` names it (dracut
+/// 057+ sets `hookdir=/var/lib/dracut/hooks`; older ones `/lib/dracut/hooks`).
+const DRACUT_VAR_HOOKDIR: &str = "var/lib/dracut/hooks";
+
+/// How much of each segment [`scan_with`] decodes (see the module documentation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Depth {
+    /// Skip the rest of a segment whose names, sorted so far, have passed every needed
+    /// path.
+    #[default]
+    SortedPrefix,
+    /// Decode every entry of every segment.
+    Full,
+}
 
 /// An entry on one of the paths the hook uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,23 +155,33 @@ pub struct Scan {
     pub local_bottom: bool,
     pub dracut_dir: bool,
     pub dracut_lib: bool,
+    /// A `dracut-lib.sh` names `/var/lib/dracut/hooks` (dracut 057+): that directory is
+    /// one of the initrd's hook directories.
+    pub dracut_var_hooks: bool,
     /// The hook's paths as the whole initrd shows them.
     pub all: PathView,
     /// The hook's paths as the segments before the last one (with entries) show them.
     pub before_last: PathView,
+    /// For each segment whose rest was skipped, what the decision assumed (flavour,
+    /// [`Scan::dracut_var_hooks`]); checked against the final result.
+    skip_assumed: Vec<(Flavour, bool)>,
 }
 
 /// The name with leading `./` and `/` removed; `None` if it is not UTF-8 (no name the
 /// hook cares about is).
 pub fn normalise(name: &[u8]) -> Option<&str> {
-    let mut s = std::str::from_utf8(name).ok()?;
+    std::str::from_utf8(normalise_bytes(name)).ok()
+}
+
+/// The name with leading `./` and `/` removed.
+fn normalise_bytes(mut s: &[u8]) -> &[u8] {
     loop {
-        if let Some(r) = s.strip_prefix("./") {
+        if let Some(r) = s.strip_prefix(b"./") {
             s = r;
-        } else if let Some(r) = s.strip_prefix('/') {
+        } else if let Some(r) = s.strip_prefix(b"/") {
             s = r;
         } else {
-            return Some(s);
+            return s;
         }
     }
 }
@@ -155,17 +214,44 @@ fn read_small(data: &mut dyn Read, limit: u64, what: &str) -> Result<Option<Vec<
     Ok((buf.len() as u64 <= limit).then_some(buf))
 }
 
-/// Walk every entry of the initrd in `dev`.
+/// Walk the initrd in `dev` ([`Depth::SortedPrefix`]).
 pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
+    scan_with(dev, Depth::SortedPrefix)
+}
+
+/// Walk the initrd in `dev`, decoding as much as `depth` says. A [`Depth::SortedPrefix`]
+/// walk whose skip decisions a later segment invalidates (it changes the flavour or the
+/// dracut hook directories the decision assumed) is redone in full.
+pub fn scan_with<D: BlockDevice>(dev: &D, depth: Depth) -> Result<Scan> {
+    let sc = walk(dev, depth)?;
+    if sc.skip_assumed.iter().any(|a| *a != sc.assumption()) {
+        return walk(dev, Depth::Full);
+    }
+    Ok(sc)
+}
+
+fn walk<D: BlockDevice>(dev: &D, depth: Depth) -> Result<Scan> {
     let mut targets = hook_paths();
     targets.push(IT_ORDER_PATH.to_string());
     let hooks = hook_paths();
     let mut sc = Scan::default();
-    let segments = visit_entries(dev, |ctx, h: &CpioHeader, data| {
+    // The previous name of the current segment while its names are strictly increasing.
+    let mut prev: Option<Vec<u8>> = None;
+    let mut sorted = true;
+    let segments = walk_entries(dev, |ctx, h: &CpioHeader, data| {
         if sc.facts.len() <= ctx.segment {
             sc.facts.resize(ctx.segment + 1, SegmentFacts::default());
             // A new segment: what came before is the view without it.
             sc.before_last = sc.all.clone();
+            prev = None;
+            sorted = true;
+        }
+        let key = normalise_bytes(&h.name);
+        if prev.as_deref().is_some_and(|p| key <= p) {
+            sorted = false;
+        }
+        if sorted {
+            prev = Some(key.to_vec());
         }
         let name = normalise(&h.name);
         let ours = name.filter(|n| on_path(n, &targets));
@@ -181,36 +267,78 @@ pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
                 Some(_) => {}
             }
         }
-        let Some(name) = name else {
-            return Ok(());
-        };
+        if let Some(name) = name {
+            sc.record(ctx.segment, name, h, data, ours.is_some())?;
+        }
+        if depth == Depth::SortedPrefix
+            && sorted
+            && can_skip(ctx.compression)
+            && sc.past_needed(key)
+        {
+            sc.skip_assumed.push(sc.assumption());
+            return Ok(Flow::SkipSegment);
+        }
+        Ok(Flow::Continue)
+    })?;
+    sc.facts.resize(segments.len(), SegmentFacts::default());
+    sc.segments = segments;
+    Ok(sc)
+}
+
+/// The smallest name sorting after `dir` and everything under it (`dir/…`, as well as
+/// `dir-x`, which sorts between them).
+fn after_tree(dir: &str) -> Vec<u8> {
+    let mut b = dir.as_bytes().to_vec();
+    b.push(b'/' + 1);
+    b
+}
+
+impl Scan {
+    /// Take note of entry `name` (normalised) of segment `segment` with header `h`;
+    /// `ours` when it is on one of the hook's paths.
+    fn record(
+        &mut self,
+        segment: usize,
+        name: &str,
+        h: &CpioHeader,
+        data: &mut dyn Read,
+        ours: bool,
+    ) -> Result<()> {
         match name {
-            "init" if sc.init_segments.last() != Some(&ctx.segment) => {
-                sc.init_segments.push(ctx.segment);
+            "init" if self.init_segments.last() != Some(&segment) => {
+                self.init_segments.push(segment);
             }
-            "scripts/functions" => sc.scripts_functions = true,
-            "conf/initramfs.conf" => sc.initramfs_conf = true,
+            "scripts/functions" => self.scripts_functions = true,
+            "conf/initramfs.conf" => self.initramfs_conf = true,
             _ => {}
         }
         if name == "scripts/local-bottom" || name.starts_with("scripts/local-bottom/") {
-            sc.local_bottom = true;
+            self.local_bottom = true;
         }
         if ["lib/dracut", "usr/lib/dracut"]
             .iter()
             .any(|d| name == *d || name.strip_prefix(d).is_some_and(|r| r.starts_with('/')))
         {
-            sc.dracut_dir = true;
-        }
-        if name.rsplit('/').next() == Some("dracut-lib.sh") {
-            sc.dracut_lib = true;
+            self.dracut_dir = true;
         }
         let regular = h.file_type() == S_IFREG;
+        if DRACUT_LIB_PATHS.contains(&name) {
+            self.dracut_lib = true;
+            if regular {
+                let needle = format!("/{DRACUT_VAR_HOOKDIR}");
+                let text = read_small(data, MAX_HOOK_SIZE, name)?.unwrap_or_default();
+                if text.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                    self.dracut_var_hooks = true;
+                }
+            }
+            return Ok(());
+        }
         if let Some(script) = name.strip_prefix("scripts/local-bottom/") {
             if regular && !script.contains('/') && script != "ORDER" && script != "subroot" {
-                sc.all.local_bottom_scripts.insert(script.to_string());
+                self.all.local_bottom_scripts.insert(script.to_string());
             }
         }
-        if ours.is_some() {
+        if ours {
             let content = if !regular {
                 None
             } else if name == IT_ORDER_PATH {
@@ -225,23 +353,83 @@ pub fn scan<D: BlockDevice>(dev: &D) -> Result<Scan> {
             } else {
                 read_small(data, MAX_HOOK_SIZE, name)?
             };
-            sc.all.names.insert(
+            self.all.names.insert(
                 name.to_string(),
                 Found {
-                    segment: ctx.segment,
+                    segment,
                     mode: h.mode,
                     content,
                 },
             );
         }
         Ok(())
-    })?;
-    sc.facts.resize(segments.len(), SegmentFacts::default());
-    sc.segments = segments;
-    Ok(sc)
-}
+    }
 
-impl Scan {
+    /// What a skip decision assumes about the rest of the initrd.
+    fn assumption(&self) -> (Flavour, bool) {
+        (self.flavour(), self.dracut_var_hooks)
+    }
+
+    /// True when no name sorting after `key` can change the result, given what was seen:
+    /// the flavour markers and `init` are behind, and so are the hook's paths of the
+    /// flavour found (an initrd of neither flavour is read to its end).
+    fn past_needed(&self, key: &[u8]) -> bool {
+        let exact = ["init", "conf/initramfs.conf", "scripts/functions"]
+            .into_iter()
+            .chain(DRACUT_LIB_PATHS);
+        let trees = ["scripts/local-bottom", "lib/dracut", "usr/lib/dracut"];
+        if exact.into_iter().any(|p| key <= p.as_bytes())
+            || trees.iter().any(|d| key < &after_tree(d)[..])
+        {
+            return false;
+        }
+        match self.flavour() {
+            // Its hook's paths are under scripts/local-bottom/, behind already.
+            Flavour::InitramfsTools => true,
+            Flavour::Dracut => self.dracut_hook_paths().iter().all(|p| key > p.as_bytes()),
+            Flavour::Other => false,
+        }
+    }
+
+    /// The dracut hook directories of this initrd: [`DRACUT_HOOK_DIRS`] without
+    /// `/var/lib/dracut/hooks` unless its `dracut-lib.sh` names it.
+    pub fn dracut_hook_dirs(&self) -> Vec<&'static str> {
+        DRACUT_HOOK_DIRS
+            .into_iter()
+            .filter(|d| self.dracut_var_hooks || *d != DRACUT_VAR_HOOKDIR)
+            .collect()
+    }
+
+    /// Paths of the dracut hook script in this initrd's hook directories.
+    fn dracut_hook_paths(&self) -> Vec<String> {
+        self.dracut_hook_dirs()
+            .iter()
+            .map(|d| format!("{d}/pre-pivot/{DRACUT_HOOK_NAME}"))
+            .collect()
+    }
+
+    /// Paths of a hook script of this initrd's flavour (of either flavour for
+    /// [`Flavour::Other`]).
+    pub fn flavour_hook_paths(&self) -> Vec<String> {
+        match self.flavour() {
+            Flavour::InitramfsTools => vec![IT_SCRIPT_PATH.to_string()],
+            Flavour::Dracut => self.dracut_hook_paths(),
+            Flavour::Other => hook_paths(),
+        }
+    }
+
+    /// True when every segment was decoded to its end.
+    pub fn is_complete(&self) -> bool {
+        self.segments.iter().all(|s| s.complete)
+    }
+
+    /// The dracut hook directory: the first of [`Scan::dracut_hook_dirs`] whose
+    /// `pre-pivot` subdirectory (or, failing that, itself) is a directory entry of the
+    /// initrd without the segment `add-subroot` appended.
+    pub fn dracut_hook_dir(&self) -> Result<&'static str> {
+        self.base().dracut_hook_dir(&self.dracut_hook_dirs())
+    }
+
     /// The flavour the evidence points to.
     pub fn flavour(&self) -> Flavour {
         let it = self.initramfs_conf && (self.scripts_functions || self.local_bottom);
@@ -300,16 +488,6 @@ impl Scan {
         }
     }
 
-    /// The highest inode number of the segments before `end`.
-    pub fn max_ino_before(&self, end: usize) -> u32 {
-        self.facts
-            .iter()
-            .take(end)
-            .map(|f| f.max_ino)
-            .max()
-            .unwrap_or(0)
-    }
-
     /// The segment holding the main archive: the last one with an `init` entry.
     pub fn main_segment(&self) -> Result<usize> {
         self.init_segments.last().copied().ok_or_else(|| {
@@ -320,9 +498,10 @@ impl Scan {
         })
     }
 
-    /// True when any subroot hook file is present.
+    /// True when a subroot hook file of the initrd's flavour is present.
     pub fn hook_present(&self) -> bool {
-        self.all.hook_present()
+        let paths = self.flavour_hook_paths();
+        paths.iter().any(|p| self.all.names.contains_key(p))
     }
 }
 
@@ -334,24 +513,18 @@ impl PathView {
             .is_some_and(|f| f.mode & 0o170000 == S_IFDIR)
     }
 
-    /// The dracut hook directory: the first of [`DRACUT_HOOK_DIRS`] whose `pre-pivot`
-    /// subdirectory (or, failing that, itself) is a directory entry.
-    pub fn dracut_hook_dir(&self) -> Result<&'static str> {
-        DRACUT_HOOK_DIRS
-            .iter()
+    /// The first of `dirs` whose `pre-pivot` subdirectory (or, failing that, itself) is a
+    /// directory entry.
+    fn dracut_hook_dir(&self, dirs: &[&'static str]) -> Result<&'static str> {
+        dirs.iter()
             .find(|d| self.is_dir(&format!("{d}/pre-pivot")))
-            .or_else(|| DRACUT_HOOK_DIRS.iter().find(|d| self.is_dir(d)))
+            .or_else(|| dirs.iter().find(|d| self.is_dir(d)))
             .copied()
             .ok_or_else(|| {
                 Error::unsupported(format!(
                     "dracut initrd without a hook directory: none of /{} exists",
-                    DRACUT_HOOK_DIRS.join(", /")
+                    dirs.join(", /")
                 ))
             })
-    }
-
-    /// True when any subroot hook file is present.
-    pub fn hook_present(&self) -> bool {
-        hook_paths().iter().any(|p| self.names.contains_key(p))
     }
 }

@@ -17,7 +17,7 @@ mod reader;
 mod writer;
 
 pub use header::{CompressionType, FeatureName, Header};
-pub use inplace::plan_in_place;
+pub use inplace::{plan_in_place, plan_in_place_resized};
 pub use overlay::{backing_name, write_overlay, OverlayRequest};
 pub use reader::Qcow2Image;
 pub use writer::*;

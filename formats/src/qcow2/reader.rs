@@ -12,8 +12,8 @@ use super::compress::decompress;
 use super::entry::{compressed_extent, COMPRESSED, OFFSET_MASK, ZERO};
 use super::header::read_head;
 use super::Header;
-use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain;
+use crate::block::{check_range, BlockDevice, Extent, RawFile};
+use crate::image::chain::{self, Run};
 use crate::image::{Image, ImageFormat};
 use crate::{Error, Result};
 use std::path::{Path, PathBuf};
@@ -398,31 +398,15 @@ impl BlockDevice for Qcow2Image {
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         check_range(self.header.size, offset, len)?;
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let (map, n) = self.map_run(pos, end - pos)?;
-            let kind = match map {
-                Map::Zero => ExtentKind::Zero,
-                Map::Data(_) | Map::Compressed(_) => ExtentKind::Data,
-                Map::Unallocated => {
-                    chain::parent_extents(self.backing.as_ref(), &mut out, pos, n)?;
-                    pos += n;
-                    continue;
-                }
+        chain::map_extents(self.backing.as_ref(), offset, len, |pos, left| {
+            let (map, n) = self.map_run(pos, left)?;
+            let run = match map {
+                Map::Zero => Run::Zero,
+                Map::Data(_) | Map::Compressed(_) => Run::Data,
+                Map::Unallocated => Run::Parent,
             };
-            push_extent(
-                &mut out,
-                Extent {
-                    offset: pos,
-                    len: n,
-                    kind,
-                },
-            );
-            pos += n;
-        }
-        Ok(out)
+            Ok((run, n))
+        })
     }
 
     fn format_name(&self) -> &'static str {

@@ -23,15 +23,14 @@
 
 use super::entry::{csize_shift, COMPRESSED, COPIED, SECTOR};
 use super::header::CompressionType;
-pub use crate::convert::WriteStats;
+pub use crate::sparse_copy::WriteStats;
 
 use crate::block::BlockDevice;
-use crate::convert::{all_zero, for_each_data_chunk, for_each_owned_chunk, Writeback, CHUNK};
+use crate::sparse_copy::{all_zero, for_each_data_chunk, map_chunks_in_order, Writeback, CHUNK};
 use crate::{Error, Result};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc::{channel, Receiver};
 
 /// Host offsets in L1/L2 entries have 56 bits.
 const MAX_HOST_END: u64 = 1 << 56;
@@ -121,98 +120,22 @@ pub(crate) fn write_image(
         })?;
         return w.finish(None);
     };
-    let threads = if opts.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
-    } else {
-        opts.threads
-    };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .map_err(|e| {
-            Error::io(
-                format!("starting {threads} compression threads"),
-                std::io::Error::other(e.to_string()),
-            )
-        })?;
-    // Each chunk is compressed as one job on the pool, chunks in parallel with no barrier
-    // between them; this thread stores the results in guest order (so the output does not
-    // depend on the number of threads) while the workers go on.
-    let (done_tx, done_rx) = channel::<(u64, Batch)>();
-    let mut order = Reorder::new(done_rx, threads + 2);
-    for_each_owned_chunk(src, geo.cs, chunk, progress, |pos, c| {
-        let seq = order.next_seq();
-        let done_tx = done_tx.clone();
-        let keep_zeros = w.keep_zeros;
-        pool.spawn(move || {
-            let packed = compress_chunk(kind, geo.cs, pos, c.bytes(), keep_zeros);
-            drop(c);
-            let _ = done_tx.send((seq, packed));
-        });
-        order.store_ready(&mut w, false)
-    })?;
-    order.store_ready(&mut w, true)?;
+    let keep_zeros = w.keep_zeros;
+    let cs = geo.cs;
+    map_chunks_in_order(
+        src,
+        cs,
+        chunk,
+        progress,
+        opts.threads,
+        move |pos, buf| compress_chunk(kind, cs, pos, buf, keep_zeros),
+        |packed| w.store_packed(packed),
+    )?;
     w.finish(Some(kind))
 }
 
 /// The result of one compression job: (guest cluster, packed data) in guest order.
 type Batch = Result<Vec<(u64, Packed)>>;
-
-/// Results of compression jobs, stored in the order the jobs were started.
-struct Reorder {
-    rx: Receiver<(u64, Batch)>,
-    /// Results that arrived ahead of their turn.
-    ready: BTreeMap<u64, Batch>,
-    /// Jobs started, and results stored.
-    started: u64,
-    stored: u64,
-    /// Jobs started and not yet stored, at most.
-    limit: u64,
-}
-
-impl Reorder {
-    fn new(rx: Receiver<(u64, Batch)>, limit: usize) -> Reorder {
-        Reorder {
-            rx,
-            ready: BTreeMap::new(),
-            started: 0,
-            stored: 0,
-            limit: limit as u64,
-        }
-    }
-
-    /// The sequence number of a new job.
-    fn next_seq(&mut self) -> u64 {
-        self.started += 1;
-        self.started - 1
-    }
-
-    /// Store the results that are next in order; wait for more while over the limit of
-    /// jobs in flight (or, with `all`, until every job is stored).
-    fn store_ready(&mut self, w: &mut Writer, all: bool) -> Result<()> {
-        loop {
-            while let Ok((seq, r)) = self.rx.try_recv() {
-                self.ready.insert(seq, r);
-            }
-            while let Some(r) = self.ready.remove(&self.stored) {
-                w.store_packed(r?)?;
-                self.stored += 1;
-            }
-            let pending = self.started - self.stored;
-            if pending == 0 || (!all && pending <= self.limit) {
-                return Ok(());
-            }
-            // Every job sends exactly one result (a panicking job aborts the process).
-            let (seq, r) = self.rx.recv().map_err(|_| {
-                Error::io(
-                    "waiting for compressed data",
-                    std::io::Error::other("a compression job ended without a result"),
-                )
-            })?;
-            self.ready.insert(seq, r);
-        }
-    }
-}
 
 /// Compress the non-zero clusters of a chunk at guest offset `pos`, in order; with
 /// `keep_zeros`, the all-zero ones come as [`Packed::Zero`] instead of being left out.

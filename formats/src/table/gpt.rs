@@ -343,16 +343,35 @@ pub(super) fn write(dev: &dyn BlockDevice, parts: &[PartSpec]) -> Result<()> {
 }
 
 /// Move the backup header and entry array to the end of the device, set `last_usable` to
-/// match, rewrite the primary, and resize the protective MBR entry.
-pub(super) fn relocate_backup(dev: &dyn BlockDevice) -> Result<()> {
-    let l = load(dev)?;
-    let (ss, lb, h) = (l.ss, l.lb, &l.header);
+/// match, rewrite the primary, and resize the protective MBR entry. With `resize` =
+/// `(N, bytes)`, partition N is also given that size (its start stays) in both arrays.
+pub(super) fn relocate_backup(dev: &dyn BlockDevice, resize: Option<(u32, u64)>) -> Result<()> {
+    let mut l = load(dev)?;
+    let (ss, lb) = (l.ss, l.lb);
+    let h = &l.header;
     let total = dev.len() / ss;
     let bytes = u64::from(h.num_parts) * 128;
     let array_lbs = bytes.div_ceil(ss);
     // Validated by header_at: bytes <= MAX_ARRAY_BYTES and the array lies inside the device.
     let mut array = vec![0u8; bytes as usize];
     dev.read_at(&mut array, h.part_start * ss)?;
+    if let Some((n, size)) = resize {
+        let e = l
+            .entries
+            .get_mut(&n)
+            .filter(|e| e.is_used())
+            .ok_or_else(|| Error::InvalidArgument(format!("the GPT has no partition {n}")))?;
+        if size == 0 || size % ss != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "partition size {size} is not a positive multiple of the {ss}-byte sector"
+            )));
+        }
+        e.last_lba = e.first_lba + size / ss - 1;
+        // The entry's last LBA: bytes 40..48 of its 128-byte slot.
+        let at = (n as usize - 1) * 128 + 40;
+        array[at..at + 8].copy_from_slice(&e.last_lba.to_le_bytes());
+    }
+    let h = &l.header;
     let new_bak = total - 1;
     let new_array = new_bak
         .checked_sub(array_lbs)
@@ -397,7 +416,7 @@ pub(super) fn relocate_backup(dev: &dyn BlockDevice) -> Result<()> {
 
     let mut io = DeviceIo::new(DevRef(dev));
     dev.write_at(&array, new_array * ss)?;
-    if from_backup {
+    if from_backup || resize.is_some() {
         dev.write_at(&array, primary.part_start * ss)?;
     }
     backup

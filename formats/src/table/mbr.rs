@@ -318,3 +318,49 @@ fn random_id() -> [u8; 4] {
         }
     }
 }
+
+/// Give primary partition `number` (1-4) `size` bytes: its entry's sector count and end
+/// CHS. Refused for a logical or extended partition, a size that is not whole sectors, and
+/// an end beyond [`super::MBR_MAX_END`].
+pub(super) fn set_primary_size(dev: &dyn BlockDevice, number: u32, size: u64) -> Result<()> {
+    if !(1..=4).contains(&number) {
+        return Err(Error::unsupported(format!(
+            "partition {number} is a logical partition of an MBR table; only primary \
+             partitions (1-4) are resized"
+        )));
+    }
+    if size == 0 || size % SECTOR != 0 {
+        return Err(Error::InvalidArgument(format!(
+            "partition size {size} is not a positive multiple of the {SECTOR}-byte sector"
+        )));
+    }
+    let mut s0 = [0u8; 512];
+    dev.read_at(&mut s0, 0)?;
+    let mut hdr = decode(&s0).map_err(|e| Error::corrupt(format!("MBR at sector 0: {e}")))?;
+    let e = &mut hdr[number as usize];
+    if e.sys == 0 || is_extended(e.sys) {
+        return Err(Error::InvalidArgument(format!(
+            "MBR entry {number} is {}; it cannot be resized",
+            if e.sys == 0 {
+                "empty"
+            } else {
+                "an extended partition"
+            }
+        )));
+    }
+    let start = u64::from(e.starting_lba);
+    let sectors = size / SECTOR;
+    if (start + sectors) * SECTOR > super::MBR_MAX_END {
+        return Err(Error::unsupported(format!(
+            "partition {number} would end at byte {}, beyond the 2 TiB an MBR table can \
+             address (use a GPT)",
+            (start + sectors) * SECTOR
+        )));
+    }
+    e.sectors = sectors as u32;
+    e.last_chs = chs(start + sectors - 1);
+    let mut out = Cursor::new(s0.to_vec());
+    hdr.write_into(&mut out)
+        .map_err(|e| Error::corrupt(format!("encoding the MBR: {e}")))?;
+    dev.write_at(&out.into_inner()[..512], 0)
+}

@@ -381,10 +381,32 @@ pub fn write_table(
 /// fix the protective MBR's size. A no-op for MBR disks and disks without a table.
 pub fn relocate_gpt_backup(dev: &dyn BlockDevice) -> Result<()> {
     match read_table_kind(dev)? {
-        Some(TableKind::Gpt) => gpt::relocate_backup(dev),
+        Some(TableKind::Gpt) => gpt::relocate_backup(dev, None),
         _ => Ok(()),
     }
 }
+
+/// Give partition `number` the size `size` in bytes (its start stays) on a device whose
+/// length may have changed. GPT: the entry's last LBA changes, the backup entry array and
+/// header move to the end of the device, `last_usable` follows, both headers get new CRCs
+/// and the protective MBR covers the device. MBR: the primary entry's sector count (and
+/// end CHS) changes; a size beyond the format's 2^32-sector limit is refused, and so is a
+/// logical partition. Nothing else is written; the caller checks that the partition is
+/// the last one.
+pub fn resize_partition(dev: &dyn BlockDevice, number: u32, size: u64) -> Result<()> {
+    match read_table_kind(dev)? {
+        Some(TableKind::Gpt) => gpt::relocate_backup(dev, Some((number, size))),
+        Some(TableKind::Mbr) => mbr::set_primary_size(dev, number, size),
+        None => Err(Error::InvalidArgument(
+            "the device has no partition table".into(),
+        )),
+    }?;
+    dev.flush()
+}
+
+/// Where an MBR partition can end at most: sector 2^32 (2 TiB), as fdisk and sfdisk keep
+/// partitions (start and length are 32-bit sector counts).
+pub const MBR_MAX_END: u64 = 1 << 41;
 
 /// The table kind without full validation (a GPT whose partitions now extend beyond a
 /// shrunken device is still a GPT).

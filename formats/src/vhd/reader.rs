@@ -7,8 +7,8 @@
 //! reads as zeros in a dynamic disk and from the parent in a differencing one.
 
 use super::footer::{DiskType, DynamicHeader, Footer, FOOTER_LEN, HEADER_LEN, MAX_SIZE};
-use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain;
+use crate::block::{check_range, BlockDevice, Extent, RawFile};
+use crate::image::chain::{self, Run};
 use crate::image::table::{Entry, Table};
 use crate::image::Image;
 use crate::qcow2::cache::Lru;
@@ -360,25 +360,14 @@ impl BlockDevice for VhdImage {
         if self.dynamic.is_none() {
             return self.file.extents(offset, len);
         }
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let (map, n) = self.map_run(pos, end - pos)?;
-            match map {
-                Map::Absent => chain::parent_extents(self.parent.as_ref(), &mut out, pos, n)?,
-                Map::Data(_) => push_extent(
-                    &mut out,
-                    Extent {
-                        offset: pos,
-                        len: n,
-                        kind: ExtentKind::Data,
-                    },
-                ),
-            }
-            pos += n;
-        }
-        Ok(out)
+        chain::map_extents(self.parent.as_ref(), offset, len, |pos, left| {
+            let (map, n) = self.map_run(pos, left)?;
+            let run = match map {
+                Map::Absent => Run::Parent,
+                Map::Data(_) => Run::Data,
+            };
+            Ok((run, n))
+        })
     }
 
     fn format_name(&self) -> &'static str {

@@ -8,7 +8,7 @@
 use super::footer::{checksum, geometry, Footer, FOOTER_LEN, MAX_SIZE};
 use super::FOOTER_MAGIC;
 use crate::block::BlockDevice;
-use crate::convert::{raw_copy, WriteStats};
+use crate::sparse_copy::{raw_copy, WriteStats};
 use crate::{Error, Result};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -47,7 +47,7 @@ pub fn fixed_footer(size: u64, unique_id: [u8; 16], timestamp: u32) -> [u8; FOOT
 }
 
 /// Stream `src` into `out` (empty, seekable) as a fixed VHD: the data sparse as in
-/// [`crate::convert::write_raw`], zeros up to [`fixed_size`], the footer (a fresh random
+/// [`crate::sparse_copy::write_raw`], zeros up to [`fixed_size`], the footer (a fresh random
 /// unique id, created at `timestamp`: seconds since 2000-01-01 UTC); then synced. Calls `progress(bytes_of_the_device_done)` now and then, ending at `src.len()`.
 pub fn write_vhd_fixed(
     src: &dyn BlockDevice,

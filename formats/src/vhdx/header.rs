@@ -7,11 +7,11 @@ use crate::{Error, Result};
 const KIB: u64 = 1 << 10;
 const MIB: u64 = 1 << 20;
 /// The two header copies and the two region table copies.
-const HEADERS: [u64; 2] = [64 * KIB, 128 * KIB];
-const REGION_TABLES: [u64; 2] = [192 * KIB, 256 * KIB];
-const HEADER_LEN: usize = 4096;
-const REGION_TABLE_LEN: usize = 64 * KIB as usize;
-const METADATA_TABLE_LEN: usize = 64 * KIB as usize;
+pub(super) const HEADERS: [u64; 2] = [64 * KIB, 128 * KIB];
+pub(super) const REGION_TABLES: [u64; 2] = [192 * KIB, 256 * KIB];
+pub(super) const HEADER_LEN: usize = 4096;
+pub(super) const REGION_TABLE_LEN: usize = 64 * KIB as usize;
+pub(super) const METADATA_TABLE_LEN: usize = 64 * KIB as usize;
 
 /// A GUID as VHDX stores it (the first three fields little-endian), written the usual way.
 const fn guid(s: &[u8; 36]) -> [u8; 16] {
@@ -40,13 +40,13 @@ const fn guid(s: &[u8; 36]) -> [u8; 16] {
     ]
 }
 
-const BAT_REGION: [u8; 16] = guid(b"2DC27766-F623-4200-9D64-115E9BFD4A08");
-const METADATA_REGION: [u8; 16] = guid(b"8B7CA206-4790-4B9A-B8FE-575F050F886E");
-const FILE_PARAMETERS: [u8; 16] = guid(b"CAA16737-FA36-4D43-B3B6-33F0AA44E76B");
-const VIRTUAL_DISK_SIZE: [u8; 16] = guid(b"2FA54224-CD1B-4876-B211-5DBED83BF4B8");
-const VIRTUAL_DISK_ID: [u8; 16] = guid(b"BECA12AB-B2E6-4523-93EF-C309E000C746");
-const LOGICAL_SECTOR_SIZE: [u8; 16] = guid(b"8141BF1D-A96F-4709-BA47-F233A8FAAB5F");
-const PHYSICAL_SECTOR_SIZE: [u8; 16] = guid(b"CDA348C7-445D-4471-9CC9-E9885251C556");
+pub(super) const BAT_REGION: [u8; 16] = guid(b"2DC27766-F623-4200-9D64-115E9BFD4A08");
+pub(super) const METADATA_REGION: [u8; 16] = guid(b"8B7CA206-4790-4B9A-B8FE-575F050F886E");
+pub(super) const FILE_PARAMETERS: [u8; 16] = guid(b"CAA16737-FA36-4D43-B3B6-33F0AA44E76B");
+pub(super) const VIRTUAL_DISK_SIZE: [u8; 16] = guid(b"2FA54224-CD1B-4876-B211-5DBED83BF4B8");
+pub(super) const VIRTUAL_DISK_ID: [u8; 16] = guid(b"BECA12AB-B2E6-4523-93EF-C309E000C746");
+pub(super) const LOGICAL_SECTOR_SIZE: [u8; 16] = guid(b"8141BF1D-A96F-4709-BA47-F233A8FAAB5F");
+pub(super) const PHYSICAL_SECTOR_SIZE: [u8; 16] = guid(b"CDA348C7-445D-4471-9CC9-E9885251C556");
 const PARENT_LOCATOR: [u8; 16] = guid(b"A8D35F2D-B30B-454D-ABF7-D3D84834AB0C");
 const VHDX_PARENT_LOCATOR_TYPE: [u8; 16] = guid(b"B04AEFB7-D19E-4A81-B789-25B8E9445913");
 
@@ -60,12 +60,15 @@ fn le64(b: &[u8], o: usize) -> u64 {
     u64::from(le32(b, o)) | u64::from(le32(b, o + 4)) << 32
 }
 
-/// True when the CRC-32C of `b` with its checksum field (at 4) zeroed is the stored one.
+/// The CRC-32C of a header or region table `b` with its checksum field (at 4) taken as zero.
+pub(super) fn checksum(b: &[u8]) -> u32 {
+    let crc = crc32c::crc32c_append(crc32c::crc32c(&b[..4]), &[0; 4]);
+    crc32c::crc32c_append(crc, &b[8..])
+}
+
+/// True when the checksum of `b` is the stored one.
 fn crc_ok(b: &[u8]) -> bool {
-    let stored = le32(b, 4);
-    let mut crc = crc32c::crc32c(&b[..4]);
-    crc = crc32c::crc32c_append(crc, &[0; 4]);
-    crc32c::crc32c_append(crc, &b[8..]) == stored
+    checksum(b) == le32(b, 4)
 }
 
 /// The key/value parent locator of a differencing disk.

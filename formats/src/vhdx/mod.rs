@@ -7,14 +7,16 @@
 //! bitmap entry after every chunk of payload entries; in a differencing disk a partially
 //! present block takes its unset sectors from the parent. An image whose log must be
 //! replayed (it was not closed cleanly) is read with the log replayed in memory; the
-//! file is never written.
+//! file is never written. Dynamic images are also written ([`write_vhdx_dynamic`]).
 
 mod header;
 mod log;
 mod reader;
+mod writer;
 
 pub use header::{Metadata, ParentLocator};
 pub use reader::VhdxImage;
+pub use writer::{vhdx_size, write_vhdx_dynamic};
 
 /// The eight bytes a VHDX file starts with.
 pub const MAGIC: [u8; 8] = *b"vhdxfile";

@@ -7,8 +7,8 @@
 
 use super::header::{current_header, guid_text, Metadata};
 use super::log::Replayed;
-use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile};
-use crate::image::chain;
+use crate::block::{check_range, BlockDevice, Extent, RawFile};
+use crate::image::chain::{self, Run};
 use crate::image::table::{Entry, Table};
 use crate::image::Image;
 use crate::qcow2::cache::Lru;
@@ -268,31 +268,15 @@ impl BlockDevice for VhdxImage {
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         check_range(self.meta.size, offset, len)?;
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let (map, n) = self.map_run(pos, end - pos)?;
-            let kind = match map {
-                Map::Absent => {
-                    chain::parent_extents(self.parent.as_ref(), &mut out, pos, n)?;
-                    pos += n;
-                    continue;
-                }
-                Map::Zero => ExtentKind::Zero,
-                Map::Data(_) => ExtentKind::Data,
+        chain::map_extents(self.parent.as_ref(), offset, len, |pos, left| {
+            let (map, n) = self.map_run(pos, left)?;
+            let run = match map {
+                Map::Absent => Run::Parent,
+                Map::Zero => Run::Zero,
+                Map::Data(_) => Run::Data,
             };
-            push_extent(
-                &mut out,
-                Extent {
-                    offset: pos,
-                    len: n,
-                    kind,
-                },
-            );
-            pos += n;
-        }
-        Ok(out)
+            Ok((run, n))
+        })
     }
 
     fn format_name(&self) -> &'static str {

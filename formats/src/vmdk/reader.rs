@@ -8,8 +8,9 @@
 
 use super::descriptor::{Descriptor, ExtentType, NO_PARENT_CID};
 use super::sparse::{Grain, SparseExtent, MAGIC};
-use crate::block::{check_range, push_extent, BlockDevice, Extent, ExtentKind, RawFile, Slice};
-use crate::image::{chain, Image};
+use crate::block::{check_range, BlockDevice, Extent, RawFile, Slice};
+use crate::image::chain::{self, Run};
+use crate::image::Image;
 use crate::{Error, Result};
 use std::path::{Component, Path, PathBuf};
 
@@ -318,29 +319,26 @@ impl BlockDevice for VmdkImage {
 
     fn extents(&self, offset: u64, len: u64) -> Result<Vec<Extent>> {
         check_range(self.size, offset, len)?;
-        let end = offset + len;
-        let mut out = Vec::new();
-        let mut pos = offset;
-        while pos < end {
-            let (map, n) = self.map_run(pos, end - pos)?;
+        chain::map_extents(self.parent.as_ref(), offset, len, |pos, left| {
+            let (map, n) = self.map_run(pos, left)?;
             let part = self.part(pos);
-            let mut push = |offset, len, kind| push_extent(&mut out, Extent { offset, len, kind });
-            match (map, &part.store) {
-                (Map::Zero, _) => push(pos, n, ExtentKind::Zero),
-                (Map::Data(_) | Map::Compressed(_), _) => push(pos, n, ExtentKind::Data),
-                (Map::Flat, Store::Flat(f)) => {
-                    for e in f.extents(pos - part.start, n)? {
-                        push(e.offset + part.start, e.len, e.kind);
-                    }
-                }
-                (Map::Unallocated, _) => {
-                    chain::parent_extents(self.parent.as_ref(), &mut out, pos, n)?
-                }
+            let run = match (map, &part.store) {
+                (Map::Zero, _) => Run::Zero,
+                (Map::Data(_) | Map::Compressed(_), _) => Run::Data,
+                (Map::Flat, Store::Flat(f)) => Run::Extents(
+                    f.extents(pos - part.start, n)?
+                        .into_iter()
+                        .map(|e| Extent {
+                            offset: e.offset + part.start,
+                            ..e
+                        })
+                        .collect(),
+                ),
+                (Map::Unallocated, _) => Run::Parent,
                 _ => unreachable!("map_run returns a map of its part's kind"),
-            }
-            pos += n;
-        }
-        Ok(out)
+            };
+            Ok((run, n))
+        })
     }
 
     fn format_name(&self) -> &'static str {

@@ -8,7 +8,7 @@
 //! table and the grain directory (4 bytes per 32 MiB of disk).
 
 use crate::block::BlockDevice;
-use crate::convert::{all_zero, for_each_data_chunk, WriteStats};
+use crate::sparse_copy::{all_zero, map_chunks_in_order, WriteStats};
 use crate::{Error, Result};
 use std::fs::File;
 use std::io::Write;
@@ -104,6 +104,29 @@ impl Out<'_> {
     }
 }
 
+/// The grains of a chunk at disk offset `pos` that hold data, deflate-compressed: (grain
+/// number, compressed bytes, bytes of the disk it covers) in order.
+fn compress_grains(pos: u64, buf: &[u8], disk_len: u64) -> Result<Vec<(u64, Vec<u8>, u64)>> {
+    let mut out = Vec::new();
+    for (i, grain) in buf.chunks(GRAIN as usize).enumerate() {
+        if all_zero(grain) {
+            continue;
+        }
+        let at = pos + i as u64 * GRAIN;
+        let mut z = flate2::write::ZlibEncoder::new(
+            Vec::with_capacity(grain.len() / 2),
+            flate2::Compression::default(),
+        );
+        z.write_all(grain)
+            .map_err(|e| Error::io("compressing a grain", e))?;
+        let packed = z
+            .finish()
+            .map_err(|e| Error::io("compressing a grain", e))?;
+        out.push((at / GRAIN, packed, (disk_len - at).min(GRAIN)));
+    }
+    Ok(out)
+}
+
 /// Write `src` as a new streamOptimized VMDK to `out` (an empty file opened read+write),
 /// whose descriptor names the extent `name` (the output's final file name). The virtual
 /// size is `src.len()` rounded up to a multiple of 512. `progress` as for raw output.
@@ -144,34 +167,33 @@ pub fn write_vmdk_stream(
         gt.fill(0);
         Ok(())
     };
-    let mut packed = Vec::with_capacity(GRAIN as usize + 4096);
-    for_each_data_chunk(src, GRAIN, CHUNK, progress, |pos, buf| {
-        for (i, grain) in buf.chunks(GRAIN as usize).enumerate() {
-            if all_zero(grain) {
-                continue;
+    // Grains are compressed on every core (a chunk of grains per job) and written here in
+    // disk order.
+    let len = src.len();
+    map_chunks_in_order(
+        src,
+        GRAIN,
+        CHUNK,
+        progress,
+        0,
+        move |pos, buf| compress_grains(pos, buf, len),
+        |grains| {
+            for (g, packed, bytes) in grains {
+                if gt_index.is_some_and(|t| t != g / GTES) {
+                    flush_gt(&mut o, &mut gt, &mut gd, gt_index.expect("checked"))?;
+                }
+                gt_index = Some(g / GTES);
+                gt[(g % GTES) as usize] = sector_u32(o.sector())?;
+                let mut m = Vec::with_capacity(12 + packed.len());
+                m.extend_from_slice(&(g * GRAIN_SECTORS).to_le_bytes());
+                m.extend_from_slice(&(packed.len() as u32).to_le_bytes());
+                m.extend_from_slice(&packed);
+                o.put(&m)?;
+                data_bytes += bytes;
             }
-            let at = pos + i as u64 * GRAIN;
-            let g = at / GRAIN;
-            if gt_index.is_some_and(|t| t != g / GTES) {
-                flush_gt(&mut o, &mut gt, &mut gd, gt_index.expect("checked"))?;
-            }
-            gt_index = Some(g / GTES);
-            packed.clear();
-            let mut z =
-                flate2::write::ZlibEncoder::new(&mut packed, flate2::Compression::default());
-            z.write_all(grain)
-                .and_then(|_| z.finish().map(|_| ()))
-                .map_err(|e| Error::io("compressing a grain", e))?;
-            gt[(g % GTES) as usize] = sector_u32(o.sector())?;
-            let mut m = Vec::with_capacity(12 + packed.len());
-            m.extend_from_slice(&(g * GRAIN_SECTORS).to_le_bytes());
-            m.extend_from_slice(&(packed.len() as u32).to_le_bytes());
-            m.extend_from_slice(&packed);
-            o.put(&m)?;
-            data_bytes += (src.len() - at).min(GRAIN);
-        }
-        Ok(())
-    })?;
+            Ok(())
+        },
+    )?;
     if let Some(t) = gt_index {
         flush_gt(&mut o, &mut gt, &mut gd, t)?;
     }

@@ -46,6 +46,22 @@ impl Ext2Fs {
         Ok((dir, name, cstr(name, "a file name")?))
     }
 
+    /// A free inode for a new entry of `kind` in `dir` (not yet marked in use).
+    pub(super) fn free_inode(&self, dir: u32, kind: Kind) -> Result<u32> {
+        let mut ino = 0;
+        // SAFETY: a live filesystem with its bitmaps read.
+        self.call("allocating an inode", unsafe {
+            sys::ext2fs_new_inode(
+                self.fs,
+                dir,
+                kind.mode_bits() as c_int,
+                std::ptr::null_mut(),
+                &mut ino,
+            )
+        })?;
+        Ok(ino)
+    }
+
     /// Allocate an inode for a new non-directory, link it into `dir` and write it.
     pub(super) fn new_inode(
         &self,
@@ -55,11 +71,7 @@ impl Ext2Fs {
         init: impl FnOnce(&mut Inode),
     ) -> Result<u32> {
         let mode = kind.mode_bits();
-        let mut ino = 0;
-        // SAFETY: a live filesystem with its bitmaps read.
-        self.call("allocating an inode", unsafe {
-            sys::ext2fs_new_inode(self.fs, dir, mode as c_int, std::ptr::null_mut(), &mut ino)
-        })?;
+        let ino = self.free_inode(dir, kind)?;
         self.add_name(dir, name, ino, kind)?;
         // SAFETY: marks the inode in use in the bitmap and counters.
         unsafe { sys::ext2fs_inode_alloc_stats2(self.fs, ino, 1, 0) };
@@ -108,13 +120,17 @@ impl Ext2Fs {
         let has_extents = self.sb().s_feature_incompat & 0x40 != 0;
         let ino = match entry.kind {
             Kind::Dir => {
-                self.with_dir_space(dir, "making a directory", || {
-                    // SAFETY: a live filesystem; `cname` a C string.
-                    unsafe { sys::ext2fs_mkdir(self.fs, dir, 0, cname.as_ptr()) }
+                // The inode is chosen here and the name added by `add_name` (which keeps
+                // the remembered names current): ext2fs_mkdir given a name would look it
+                // up and link it by scanning the parent.
+                let ino = self.free_inode(dir, Kind::Dir)?;
+                // SAFETY: a live filesystem; `ino` is free; no name: nothing is linked.
+                self.call("making a directory", unsafe {
+                    sys::ext2fs_mkdir(self.fs, dir, ino, std::ptr::null())
                 })?;
+                self.add_name(dir, cname, ino, Kind::Dir)?;
                 self.touched.insert(path.to_vec());
-                self.names.borrow_mut().remove(&dir);
-                self.require(path)?
+                ino
             }
             Kind::Symlink => {
                 let target = entry.link_target.as_deref().ok_or_else(|| {
@@ -129,14 +145,14 @@ impl Ext2Fs {
                         self.block_size() - 1
                     )));
                 }
-                self.with_dir_space(dir, "making a symlink", || {
-                    // SAFETY: a live filesystem; C strings.
-                    unsafe {
-                        sys::ext2fs_symlink(self.fs, dir, 0, cname.as_ptr(), ctarget.as_ptr())
-                    }
+                // As for a directory: the inode chosen here, the name added by `add_name`.
+                let ino = self.free_inode(dir, Kind::Symlink)?;
+                // SAFETY: a live filesystem; `ino` is free; a C string; no name.
+                self.call("making a symlink", unsafe {
+                    sys::ext2fs_symlink(self.fs, dir, ino, std::ptr::null(), ctarget.as_ptr())
                 })?;
-                self.names.borrow_mut().remove(&dir);
-                self.require(path)?
+                self.add_name(dir, cname, ino, Kind::Symlink)?;
+                ino
             }
             Kind::File => {
                 let content = content.ok_or_else(|| {
@@ -279,11 +295,29 @@ impl Ext2Fs {
     /// Add the name `new` for the existing non-directory `existing` (a hard link).
     pub fn link(&mut self, existing: &[u8], new: &[u8]) -> Result<()> {
         let ino = self.require(existing)?;
+        self.link_to(ino, existing, new)
+    }
+
+    /// Add the name `new` for the non-directory inode `ino` (a hard link addressed by
+    /// inode number, as `roots add` clones a tree it walked: no path lookup of the
+    /// source).
+    pub fn link_inode(&mut self, ino: u32, new: &[u8]) -> Result<()> {
+        self.link_to(ino, format!("inode {ino}").as_bytes(), new)
+    }
+
+    /// [`Ext2Fs::link`] of inode `ino`, named `existing` in messages.
+    fn link_to(&mut self, ino: u32, existing: &[u8], new: &[u8]) -> Result<()> {
         let mut inode = self.read_inode(ino)?;
         let kind =
             kind_of(&inode).ok_or_else(|| Error::Corrupt(format!("inode {ino} has a bad mode")))?;
         if kind == Kind::Dir {
             return Err(Error::IsADirectory(existing.to_vec()));
+        }
+        if inode.i_links_count == 0 {
+            return Err(Error::Invalid(format!(
+                "{} is not in use (no links)",
+                Shown(existing)
+            )));
         }
         if inode.i_links_count >= 65000 {
             return Err(Error::Invalid(format!(

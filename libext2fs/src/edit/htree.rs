@@ -20,21 +20,7 @@ impl Ext2Fs {
         }
         let mut buf = vec![0u8; bs];
         let read = |lblk: u64, buf: &mut Vec<u8>| -> Result<Option<u64>> {
-            let mut phys: sys::blk64_t = 0;
-            let mut copy = inode;
-            // SAFETY: a live filesystem; `copy` is a full inode of `dir`, `phys` an out-value.
-            self.call("mapping a directory block", unsafe {
-                sys::ext2fs_bmap2(
-                    self.fs,
-                    dir,
-                    &mut copy as *mut Inode as *mut sys::ext2_inode,
-                    std::ptr::null_mut(),
-                    0,
-                    lblk,
-                    std::ptr::null_mut(),
-                    &mut phys,
-                )
-            })?;
+            let phys = self.map_block(dir, &inode, lblk)?;
             if phys == 0 {
                 return Ok(None);
             }

@@ -11,8 +11,10 @@
 //! allocations are not recorded: callers edit a copy-on-write
 //! [`subroot_formats::block::Overlay`] and discard it unless `close` succeeded.
 
+mod append;
 mod content;
 mod create;
+mod grow;
 mod htree;
 mod meta;
 mod remove;
@@ -20,6 +22,7 @@ mod remove;
 use crate::error::{Error, Result, Shown};
 use crate::io::{self, DevSlot};
 use crate::sys;
+pub use grow::GrowReport;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{c_char, c_int, c_uint, c_void, CStr, CString};
@@ -156,6 +159,12 @@ pub struct Ext2Fs {
     /// The names of directories looked up so far (libext2fs' lookup reads the whole
     /// directory each time, htree or not), kept up to date by every edit.
     names: RefCell<HashMap<u32, HashMap<Vec<u8>, u32>>>,
+    /// Why the in-memory metadata must not be written (an edit failed half-way).
+    broken: Option<String>,
+    /// Add names at the end of unindexed directories ([`Ext2Fs::set_append_names`]).
+    append_names: bool,
+    /// The directory block the last append wrote, as written (its number and bytes).
+    appended: RefCell<Option<(u64, Vec<u8>)>>,
 }
 
 // SAFETY: an Ext2Fs owns its ext2_filsys exclusively; libext2fs keeps no per-filesystem
@@ -338,6 +347,9 @@ impl Ext2Fs {
             free_inodes0: 0,
             touched: BTreeSet::new(),
             names: RefCell::default(),
+            broken: None,
+            append_names: false,
+            appended: RefCell::default(),
         };
         if let Some(feature) = refusal(me.sb()) {
             return Err(Error::Unsupported { feature });
@@ -376,6 +388,12 @@ impl Ext2Fs {
 
     /// Flush every change to the device and close. Reports what the session changed.
     pub fn close(mut self) -> Result<CloseStats> {
+        if let Some(why) = self.broken.take() {
+            return Err(Error::Invalid(format!(
+                "{}: {why}; its metadata was not written",
+                self.what
+            )));
+        }
         let (fb, fi) = self.free_counts();
         let stats = CloseStats {
             blocks_used: self.free_blocks0 as i64 - fb as i64,
@@ -454,6 +472,27 @@ impl Ext2Fs {
         self.call(&format!("writing inode {ino}"), rc)
     }
 
+    /// The physical block of logical block `lblk` of inode `ino` (`inode`: its record);
+    /// 0 for a hole.
+    fn map_block(&self, ino: u32, inode: &Inode, lblk: u64) -> Result<u64> {
+        let mut phys: sys::blk64_t = 0;
+        let mut copy = *inode;
+        // SAFETY: a live filesystem; `copy` is a full inode of `ino`, `phys` an out-value.
+        self.call("mapping a block", unsafe {
+            sys::ext2fs_bmap2(
+                self.fs,
+                ino,
+                &mut copy as *mut Inode as *mut sys::ext2_inode,
+                std::ptr::null_mut(),
+                0,
+                lblk,
+                std::ptr::null_mut(),
+                &mut phys,
+            )
+        })?;
+        Ok(phys)
+    }
+
     /// The inode's on-disk size (bytes of the inode record actually stored).
     fn inode_size(&self) -> usize {
         usize::from(self.sb().s_inode_size).max(128)
@@ -496,10 +535,12 @@ impl Ext2Fs {
 
     /// Add the entry `name` -> `ino` to directory `dir` (growing it when full).
     fn add_name(&self, dir: u32, name: &CStr, ino: u32, kind: Kind) -> Result<()> {
-        self.with_dir_space(dir, "linking", || {
-            // SAFETY: a live filesystem; `name` a C string.
-            unsafe { sys::ext2fs_link(self.fs, dir, name.as_ptr(), ino, file_type(kind)) }
-        })?;
+        if !(self.append_names && self.append_name(dir, name.to_bytes(), ino, kind)?) {
+            self.with_dir_space(dir, "linking", || {
+                // SAFETY: a live filesystem; `name` a C string.
+                unsafe { sys::ext2fs_link(self.fs, dir, name.as_ptr(), ino, file_type(kind)) }
+            })?;
+        }
         if let Some(names) = self.names.borrow_mut().get_mut(&dir) {
             names.insert(name.to_bytes().to_vec(), ino);
         }

@@ -2,8 +2,9 @@
 //! the same writer as `subroot convert` (flattened, sparse, checked, renamed into place).
 
 use super::{BatchOp, JobCtx, JobStats};
-use crate::cli::{BatchConvertArgs, ImageFormatArg, Qcow2OutArgs};
-use crate::ops::write::{write_image_with, OutputSpec};
+use crate::cli::BatchConvertArgs;
+use crate::edit::output_options::{OutputFormat, Qcow2Options};
+use crate::edit::write_image::{write_image_with, OutputSpec};
 use anyhow::Result;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,16 +12,16 @@ use subroot_formats::block::{BlockDevice, Extent};
 
 /// `batch convert`: the output format and qcow2 options.
 pub struct ConvertOp {
-    format: ImageFormatArg,
-    qcow2: Qcow2OutArgs,
+    format: OutputFormat,
+    qcow2: Qcow2Options,
 }
 
 impl ConvertOp {
     /// Check the options once, before any image is touched.
     pub fn new(args: &BatchConvertArgs) -> Result<Self> {
         let op = ConvertOp {
-            format: args.output_format,
-            qcow2: args.qcow2.clone(),
+            format: args.output_format.into(),
+            qcow2: (&args.qcow2).into(),
         };
         op.spec(Path::new("x")).validate()?;
         Ok(op)
@@ -51,7 +52,7 @@ impl BatchOp for ConvertOp {
     }
 
     fn run(&self, input: &Path, output: &Path, ctx: &JobCtx) -> Result<JobStats> {
-        let img = crate::ops::open_image(input, None)?;
+        let img = crate::open::open_image(input, None)?;
         ctx.bar.set_length(img.len());
         let counted = Counting {
             dev: &img,
@@ -60,12 +61,13 @@ impl BatchOp for ConvertOp {
         let stats = write_image_with(&counted, &self.spec(output), &ctx.bar, ctx.threads)?;
         Ok(JobStats {
             bytes_read: counted.read.load(Ordering::Relaxed),
-            // The raw and VHD writers write only non-zero data (holes stay holes); the
-            // qcow2 and VMDK writers write every byte of their file.
+            // The raw, VHD and VHDX writers write only non-zero data (holes stay holes);
+            // the qcow2 and VMDK writers write every byte of their file.
             bytes_written: match self.format {
-                ImageFormatArg::Raw | ImageFormatArg::Vhd => stats.data_bytes,
-                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => stats.file_size,
+                OutputFormat::Raw | OutputFormat::Vhd | OutputFormat::Vhdx => stats.data_bytes,
+                OutputFormat::Qcow2 | OutputFormat::Vmdk => stats.file_size,
             },
+            system: None,
         })
     }
 }

@@ -18,7 +18,8 @@ mod runner;
 pub mod shard;
 mod sidecar;
 
-use crate::cli::{BatchArgs, BatchCommand, ImageFormatArg, Qcow2OutArgs};
+use crate::cli::{BatchArgs, BatchCommand};
+use crate::edit::output_options::{OutputFormat, Qcow2Options};
 use crate::Ctx;
 use anyhow::{Context, Result};
 use indicatif::ProgressBar;
@@ -39,34 +40,25 @@ pub trait BatchOp: Sync {
 
 /// `input`'s file stem with the extension of `format`: `images/a.qcow2` → `a.raw` (the
 /// stem's bytes as they are, UTF-8 or not).
-pub fn output_name_for(input: &Path, format: ImageFormatArg) -> Result<std::ffi::OsString> {
+pub fn output_name_for(input: &Path, format: OutputFormat) -> Result<std::ffi::OsString> {
     let stem = input
         .file_stem()
         .filter(|s| !s.is_empty())
         .with_context(|| format!("{} does not name a file", input.display()))?;
-    let ext = match format {
-        ImageFormatArg::Raw => "raw",
-        ImageFormatArg::Qcow2 => "qcow2",
-        ImageFormatArg::Vhd => "vhd",
-        ImageFormatArg::Vmdk => "vmdk",
-    };
     let mut name = stem.to_os_string();
-    name.push(format!(".{ext}"));
+    name.push(format!(".{}", format.name()));
     Ok(name)
 }
 
 /// The output-format part of an options fingerprint, defaults spelled out.
-pub fn format_fingerprint(format: ImageFormatArg, qcow2: &Qcow2OutArgs) -> serde_json::Value {
+pub fn format_fingerprint(format: OutputFormat, qcow2: &Qcow2Options) -> serde_json::Value {
     match format {
-        ImageFormatArg::Raw => serde_json::json!({ "output_format": "raw" }),
-        ImageFormatArg::Vhd => serde_json::json!({ "output_format": "vhd" }),
-        ImageFormatArg::Vmdk => serde_json::json!({ "output_format": "vmdk" }),
-        ImageFormatArg::Qcow2 => serde_json::json!({
+        OutputFormat::Raw | OutputFormat::Vhd | OutputFormat::Vhdx | OutputFormat::Vmdk => {
+            serde_json::json!({ "output_format": format.name() })
+        }
+        OutputFormat::Qcow2 => serde_json::json!({
             "output_format": "qcow2",
-            "compress": qcow2.compress.map(|c| match c {
-                crate::cli::CompressArg::Zlib => "zlib",
-                crate::cli::CompressArg::Zstd => "zstd",
-            }),
+            "compress": qcow2.compression.map(|c| c.name()),
             "cluster_size": qcow2
                 .cluster_size
                 .unwrap_or(subroot_formats::qcow2::WriteOptions::default().cluster_size),
@@ -83,12 +75,15 @@ pub struct JobCtx {
 }
 
 /// What a job did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct JobStats {
     /// Bytes read from the input (its guest data, through the whole backing chain).
     pub bytes_read: u64,
     /// Bytes written into the output file.
     pub bytes_written: u64,
+    /// What `inspect` saw of the system in the image (`batch relayout`: the OS, hostname
+    /// and boot loaders), for triage; `None` for operations that do not look.
+    pub system: Option<serde_json::Value>,
 }
 
 /// `subroot batch …`: dispatch on the operation.

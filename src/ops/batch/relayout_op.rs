@@ -6,10 +6,11 @@
 //! what a killed run left behind.
 
 use super::{BatchOp, JobCtx, JobStats};
-use crate::cli::{BatchRelayoutArgs, ImageFormatArg};
+use crate::cli::BatchRelayoutArgs;
+use crate::edit::output_options::{OutputFormat, OutputOptions, Qcow2Options};
+use crate::open::select::Which;
 use crate::ops::relayout::plan::PlanOptions;
 use crate::ops::relayout::request::RelayoutRequest;
-use crate::ops::select::Which;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use serde_json::json;
@@ -19,8 +20,8 @@ use std::path::Path;
 pub struct RelayoutOp {
     partition: Option<u32>,
     plan: PlanOptions,
-    format: ImageFormatArg,
-    qcow2: crate::cli::Qcow2OutArgs,
+    format: OutputFormat,
+    qcow2: Qcow2Options,
     /// `--mke2fs`, for the rebuild engine.
     mke2fs: Option<std::path::PathBuf>,
 }
@@ -39,11 +40,11 @@ impl RelayoutOp {
                 args.move_list.as_deref(),
                 false,
             )?,
-            format: args.output_format,
-            qcow2: args.qcow2.clone(),
+            format: args.output_format.into(),
+            qcow2: (&args.qcow2).into(),
             mke2fs,
         };
-        crate::ops::write::OutputSpec {
+        crate::edit::write_image::OutputSpec {
             path: Path::new("y"),
             format: op.format,
             qcow2: &op.qcow2,
@@ -60,7 +61,7 @@ impl RelayoutOp {
         RelayoutRequest {
             input: input.to_path_buf(),
             part: Which {
-                partition: self.partition,
+                partition: self.partition.map(crate::cli::PartSpec::Number),
                 format: None,
             },
             output: Some(output.to_path_buf()),
@@ -68,13 +69,15 @@ impl RelayoutOp {
             in_place: false,
             // A redo replaces the output of an earlier, changed or interrupted run.
             replace_output: true,
-            verify: crate::ops::full_check::Verify::Quick,
+            verify: crate::edit::full_check::Verify::Quick,
             dry_run: false,
             json: false,
             plan: self.plan.clone(),
             engine: None,
-            output_format: Some(self.format),
-            qcow2: self.qcow2.clone(),
+            image_options: OutputOptions {
+                format: Some(self.format),
+                qcow2: self.qcow2,
+            },
             work_dir: Some(work.to_path_buf()),
         }
     }
@@ -97,8 +100,12 @@ impl BatchOp for RelayoutOp {
             "subroot": self.plan.subroot,
             "shared": self.plan.shared,
             "move": self.plan.move_list,
-            // The initrd entries' and the rebuilt filesystem's times come from it.
-            "source_date_epoch": std::env::var("SOURCE_DATE_EPOCH").ok(),
+            // The initrd entries' and the rebuilt filesystem's times come from it (a
+            // string, as earlier sidecars hold it; a bad value fails the run itself).
+            "source_date_epoch": crate::clock::source_date_epoch()
+                .ok()
+                .flatten()
+                .map(|t| t.to_string()),
         })
     }
 
@@ -118,22 +125,30 @@ impl BatchOp for RelayoutOp {
             verbose: 0,
             mke2fs: self.mke2fs.clone(),
         };
-        if !crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)? {
+        let Some(plan) =
+            crate::ops::relayout::relayout(&self.request(input, output, &work), &quiet)?
+        else {
             bail!("internal: relayout wrote nothing");
-        }
+        };
         let md = std::fs::metadata(output)
             .with_context(|| format!("cannot stat {}", output.display()))?;
         Ok(JobStats {
             // Not counted: the relayout reads its input in several passes (plan, initrds,
             // the edit, the copy) through the filesystem reader.
             bytes_read: 0,
-            // What the output holds: a raw or VHD file's allocated bytes, a qcow2's or VMDK's size.
+            // What the output holds: a raw, VHD or VHDX file's allocated bytes, a qcow2's
+            // or VMDK's size.
             bytes_written: match self.format {
-                ImageFormatArg::Raw | ImageFormatArg::Vhd => {
+                OutputFormat::Raw | OutputFormat::Vhd | OutputFormat::Vhdx => {
                     std::os::unix::fs::MetadataExt::blocks(&md) * 512
                 }
-                ImageFormatArg::Qcow2 | ImageFormatArg::Vmdk => md.len(),
+                OutputFormat::Qcow2 | OutputFormat::Vmdk => md.len(),
             },
+            // For triage of a fleet: what each image held.
+            system: plan
+                .system
+                .as_ref()
+                .and_then(|s| serde_json::to_value(s).ok()),
         })
     }
 }

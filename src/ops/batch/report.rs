@@ -37,6 +37,8 @@ pub struct Outcome {
     pub seconds: f64,
     pub bytes_read: u64,
     pub bytes_written: u64,
+    /// See [`super::JobStats::system`].
+    pub system: Option<Value>,
     pub error: Option<String>,
 }
 
@@ -53,6 +55,9 @@ impl Outcome {
             "bytes_written": self.bytes_written,
             "error": self.error,
         });
+        if let Some(system) = &self.system {
+            line.insert("system".into(), system.clone());
+        }
         if let Value::Object(rest) = rest {
             line.extend(rest);
         }

@@ -218,6 +218,7 @@ fn run_job(
         seconds: 0.0,
         bytes_read: 0,
         bytes_written: 0,
+        system: None,
         error: None,
     };
     if resume && sidecar::is_done(&job.output, op.name(), &options, &input_fp) {
@@ -255,6 +256,7 @@ fn run_job(
             sc.bytes_written = stats.bytes_written;
             outcome.bytes_read = stats.bytes_read;
             outcome.bytes_written = stats.bytes_written;
+            outcome.system = stats.system;
             sc.output.size = std::fs::metadata(&job.output).ok().map(|m| m.len());
             match sidecar::write(&job.output, &sc) {
                 Ok(()) => outcome.status = Status::Ok,

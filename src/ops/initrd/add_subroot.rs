@@ -4,11 +4,12 @@
 
 use super::{open_input, parse_compression};
 use crate::cli::AddSubrootArgs;
-use crate::ops::source_date_epoch;
+use crate::clock::source_date_epoch;
 use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{Context, Result};
 use std::io::{BufWriter, Write};
+use subroot_formats::initrd::scan::Depth;
 use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
 
 pub fn run(args: &AddSubrootArgs, ctx: &Ctx) -> Result<()> {
@@ -28,6 +29,11 @@ pub fn run(args: &AddSubrootArgs, ctx: &Ctx) -> Result<()> {
         method,
         replace: args.refresh_hook,
         mtime: source_date_epoch()?.unwrap_or(0),
+        depth: if args.full_scan {
+            Depth::Full
+        } else {
+            Depth::SortedPrefix
+        },
     };
     let out = AtomicOutput::create(&args.output, args.force)?;
     let dest = args.output.display();

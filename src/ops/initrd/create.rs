@@ -4,7 +4,7 @@
 
 use super::parse_compression;
 use crate::cli::CreateInitrdArgs;
-use crate::ops::source_date_epoch;
+use crate::clock::source_date_epoch;
 use crate::output::AtomicOutput;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};

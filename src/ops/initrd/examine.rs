@@ -9,7 +9,7 @@ use crate::Ctx;
 use anyhow::{Context, Result};
 use serde::Serialize;
 use std::io::Write;
-use subroot_formats::initrd::scan::scan;
+use subroot_formats::initrd::scan::{scan_with, Depth};
 
 /// The `examine --json` document.
 #[derive(Debug, Serialize)]
@@ -40,7 +40,10 @@ pub struct SegmentInfo {
 
 pub fn run(args: &ExamineArgs, ctx: &Ctx) -> Result<()> {
     let input = open_input(&args.input, ctx)?;
-    let sc = scan(&input.dev).with_context(|| format!("cannot read the initrd {}", input.name))?;
+    // Every segment decoded to its end: the entry counts and sizes shown are whole, and
+    // damage anywhere is reported.
+    let sc = scan_with(&input.dev, Depth::Full)
+        .with_context(|| format!("cannot read the initrd {}", input.name))?;
     let mut warnings = Vec::new();
     let segments: Vec<SegmentInfo> = sc
         .segments

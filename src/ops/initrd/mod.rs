@@ -8,8 +8,8 @@ pub mod examine;
 pub mod extract;
 pub mod ls;
 
-use super::select::select;
 use crate::cli::{InitrdArgs, InitrdCommand, InitrdInput};
+use crate::open::select::select;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::os::unix::ffi::OsStrExt;

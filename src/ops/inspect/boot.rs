@@ -6,12 +6,11 @@
 
 use super::report::{Initrd, Kernel, Loader};
 use super::view::{Mounted, View};
-use crate::ops::fstree::FsTree;
+use crate::open::fstree::FsTree;
 use crate::ops::relayout::bootcfg::{bls_entry, grub_entries};
 use crate::ops::relayout::initrds::is_initrd_name;
 use std::sync::Arc;
 use subroot_formats::block::BlockDevice;
-use subroot_formats::ext::ExtFileDevice;
 use subroot_formats::initrd::scan::scan;
 use subroot_formats::table::types::is_type;
 use subroot_formats::table::{PartitionTable, TableKind};
@@ -60,6 +59,7 @@ pub fn kernels(view: &View, notes: &mut Vec<String>) -> Vec<Kernel> {
             version: version.to_string(),
             path: format!("/boot/{n}"),
             partition: k.fs.partition,
+            volume: k.fs.volume.clone(),
             size: k.entry.size,
             initrd: None,
         });
@@ -90,10 +90,10 @@ pub fn kernels(view: &View, notes: &mut Vec<String>) -> Vec<Kernel> {
     out
 }
 
-/// An initrd, examined in place (`dev`: `None` when it is not on an ext filesystem).
-fn examine(mut i: Initrd, dev: Option<ExtFileDevice<Arc<dyn BlockDevice>>>) -> Initrd {
+/// An initrd, examined (`dev`: `None` when it could not be opened).
+fn examine(mut i: Initrd, dev: Option<Arc<dyn BlockDevice>>) -> Initrd {
     let Some(dev) = dev else {
-        i.error = Some("not on an ext filesystem".into());
+        i.error = Some("cannot open it".into());
         return i;
     };
     match scan(&dev) {
@@ -125,8 +125,9 @@ pub fn loaders(
         Some((f.fs.partition, f.shown(), grub_entries(&text)))
     });
     if let Some(t) = table {
-        let mut mbr = [0u8; 512];
-        if disk.read_at(&mut mbr, 0).is_ok() && contains(&mbr[..440], b"GRUB") {
+        // The boot code only (the table after it was read by the caller).
+        let mut boot_code = [0u8; 440];
+        if disk.read_at(&mut boot_code, 0).is_ok() && contains(&boot_code, b"GRUB") {
             let core = match t.kind {
                 TableKind::Gpt => t
                     .partitions
@@ -191,7 +192,7 @@ pub fn loaders(
                         && pred(&String::from_utf8_lossy(f.name()).to_ascii_lowercase())
                 })
             };
-            let shown = |p: &[u8]| crate::ops::fstree::shown(p);
+            let shown = |p: &[u8]| crate::open::fstree::shown(p);
             if let Some(b) = find(&|n| n.starts_with("grub") && n.ends_with(".efi")) {
                 efi_grub = true;
                 let cfg = find(&|n| n == "grub.cfg");

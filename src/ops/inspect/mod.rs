@@ -7,34 +7,34 @@
 //! - [`view`]: paths as the installed system sees them mounted.
 //! - [`system`]: the parsers of os-release, passwd, dpkg status.
 //! - [`boot`]: kernels, initrds, boot loaders.
+//! - [`slots`]: the partitions and LVM2 volumes, opened; what fstab names.
 //! - [`report`]: the document and its text form.
 
 pub mod boot;
 pub mod report;
+mod slots;
 pub mod system;
 pub mod view;
 
+pub(crate) use slots::{fstab_lines, open_slots, Slot};
+
 use crate::cli::InspectArgs;
-use crate::ops::fstree::FsTree;
+use crate::open::fstree::FsTree;
+use crate::open::select::{is_esp, is_root_dir, RootKind};
+use crate::open::survey::ImageSurvey;
 use crate::ops::info::FsJson;
-use crate::ops::relayout::bootpart::{matches, parse_spec};
-use crate::ops::select::{is_esp, linux_root, RootKind};
 use anyhow::{Context, Result};
-use report::{FstabLine, Os, Packages, Part, Relayout, Report, Root, SubRoot, Table};
+use report::{Os, Packages, Part, Relayout, Report, Root, SubRoot, Table, Volume};
 use std::sync::Arc;
-use subroot_formats::block::{BlockDevice, Slice};
-use subroot_formats::ext::{ExtTree, OpenOptions};
-use subroot_formats::fat::FatTree;
-use subroot_formats::sniff::{sniff, FsInfo};
+use subroot_formats::block::BlockDevice;
 use subroot_formats::table::types::is_type;
-use subroot_formats::table::{read_layout, DiskLayout, PartKind, Partition, PartitionTable};
 use subroot_formats::tree::Kind;
 use view::{Mounted, View};
 
 type Dev = Arc<dyn BlockDevice>;
 
 pub fn run(args: &InspectArgs) -> Result<()> {
-    let img = super::open_image(&args.image, args.format)?;
+    let img = crate::open::open_image(&args.image, args.format)?;
     let name = args.image.display().to_string();
     let report = gather(img, &name).with_context(|| format!("cannot inspect {name}"))?;
     let text = if args.json {
@@ -45,55 +45,57 @@ pub fn run(args: &InspectArgs) -> Result<()> {
     crate::stdout::print(&text).context("cannot write to stdout")
 }
 
-/// One partition (or the whole disk) with what is on it.
-struct Slot {
-    part: Option<Partition>,
-    device: Dev,
-    fs: Option<FsInfo>,
-    mounted: Option<Mounted>,
-    root: Option<RootKind>,
+/// How much [`gather_to`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Depth {
+    /// Everything `inspect` reports.
+    Full,
+    /// Without the kernels and their initrds (decompressing those is most of the time):
+    /// what `roots` needs (roots, boot loaders and their entries).
+    Boot,
 }
 
 /// Inspect an open image.
 pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> {
-    let format = img.format().name();
-    let virtual_size = img.len();
-    let disk: Dev = Arc::new(img);
+    gather_to(img, name, Depth::Full)
+}
+
+/// Inspect an open image to `depth`.
+pub fn gather_to(img: subroot_formats::image::Image, name: &str, depth: Depth) -> Result<Report> {
+    let format = img.format();
+    gather_in(
+        &ImageSurvey::of(std::path::Path::new(name), format, Arc::new(img))?,
+        name,
+        depth,
+    )
+}
+
+/// Inspect an image surveyed already (its table is not read again) to `depth`.
+pub fn gather_in(survey: &ImageSurvey, name: &str, depth: Depth) -> Result<Report> {
+    let format = survey.format.name();
+    let virtual_size = survey.disk.len();
+    let disk: Dev = survey.disk.clone();
     let mut notes = Vec::new();
-    let table = match read_layout(&*disk).context("cannot read the partition table")? {
-        DiskLayout::Table(t) => Some(t),
-        DiskLayout::Whole { .. } => None,
-    };
-    let mut slots = Vec::new();
-    match &table {
-        Some(t) => {
-            for p in t.partitions.iter().filter(|p| p.kind != PartKind::Extended) {
-                let device: Dev = Arc::new(
-                    Slice::new(disk.clone(), p.start, p.size)
-                        .with_context(|| format!("partition {}", p.number))?,
-                );
-                slots.push(open_slot(Some(p.clone()), device, &mut notes)?);
-            }
-        }
-        None => slots.push(open_slot(None, disk.clone(), &mut notes)?),
-    }
-    let number = |s: &Slot| s.part.as_ref().map(|p| p.number);
+    let table = survey.table.clone();
+    let mut slots = open_slots(survey, &mut notes)?;
+    let volumes = slots::open_volumes(&disk, table.as_ref(), &slots, &mut notes)?;
+    slots.extend(volumes);
     let roots: Vec<usize> = (0..slots.len())
         .filter(|&i| slots[i].root.is_some())
         .collect();
     if roots.len() > 1 {
         notes.push(format!(
-            "several partitions hold a Linux root ({}); the first is reported",
+            "several filesystems hold a Linux root ({}); the first is reported",
             roots
                 .iter()
-                .map(|&i| number(&slots[i]).map_or("-".into(), |n| n.to_string()))
+                .map(|&i| slots[i].place())
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
     }
     let root_idx = roots.first().copied();
     if root_idx.is_none() {
-        notes.push("no filesystem holds a Linux root (an ext2/3/4 filesystem with /etc/os-release or /usr/lib/os-release, or the same under r0/)".into());
+        notes.push("no filesystem holds a Linux root (a filesystem subroot reads with /etc/os-release or /usr/lib/os-release, or the same under r0/)".into());
     }
     let mut roles: Vec<Vec<String>> = slots
         .iter()
@@ -113,6 +115,9 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             if is("bios") {
                 r.push("bios-boot".into());
             }
+            if s.is_pv() {
+                r.push("lvm2-pv".into());
+            }
             r
         })
         .collect();
@@ -126,6 +131,7 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             disk_id: t.disk_id.clone(),
         }),
         partitions: Vec::new(),
+        volumes: Vec::new(),
         root: None,
         os: None,
         hostname: None,
@@ -156,21 +162,7 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             .context("internal: the root is not open")?;
         // The physical root's top level: subroots and shared directories.
         let top = root.tree.children(b"").unwrap_or_default();
-        let mut subroots = Vec::new();
-        for e in top.iter().filter(|e| e.kind == Kind::Dir) {
-            let n = e.name();
-            let sub_os = ["etc/os-release", "usr/lib/os-release"]
-                .iter()
-                .find_map(|f| {
-                    let mut p = e.path.clone();
-                    p.push(b'/');
-                    p.extend_from_slice(f.as_bytes());
-                    root.tree.entry(&p).ok()
-                });
-            if sub_os.is_some() && n != b"lost+found" {
-                subroots.push(e.path.clone());
-            }
-        }
+        let subroots = subroots_of(root, &top);
         let relayouted = slots[ri].root == Some(RootKind::Relayouted);
         let subroot = if relayouted {
             subroots.first().cloned().unwrap_or_default()
@@ -201,10 +193,7 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
         // Roles and mounts from fstab.
         let mut mounts = Vec::new();
         for l in &rep.fstab {
-            let Some(i) = slots
-                .iter()
-                .position(|s| number(s) == l.partition && l.partition.is_some())
-            else {
+            let Some(i) = l.slot else {
                 continue;
             };
             let role = if l.fs_type == "swap" {
@@ -236,12 +225,15 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
             mounts,
         };
         rep.root = Some(Root {
-            partition: number(&slots[ri]),
+            partition: slots[ri].part.as_ref().map(|p| p.number),
+            volume: slots[ri].volume.clone(),
             subroot: (!subroot.is_empty()).then(|| String::from_utf8_lossy(&subroot).into_owned()),
         });
         system_facts(&view, &mut rep, &mut notes);
-        rep.kernels = boot::kernels(&view, &mut notes);
-        if rep.kernels.is_empty() {
+        if depth == Depth::Full {
+            rep.kernels = boot::kernels(&view, &mut notes);
+        }
+        if depth == Depth::Full && rep.kernels.is_empty() {
             notes.push("no kernel in /boot".into());
         }
         let esp_refs: Vec<&Mounted> = esps
@@ -265,6 +257,15 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
         rep.boot_loaders = boot::loaders(&*disk, table.as_ref(), &esp_refs, None);
     }
     for (s, roles) in slots.iter().zip(roles) {
+        if let Some(name) = &s.volume {
+            rep.volumes.push(Volume {
+                name: name.clone(),
+                size: s.device.len(),
+                filesystem: s.fs.clone().map(FsJson::from),
+                roles,
+            });
+            continue;
+        }
         let p = s.part.as_ref();
         rep.partitions.push(Part {
             number: p.map(|p| p.number),
@@ -284,7 +285,7 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
     // What the readers had to say (a backup superblock read, damage skipped): never silent.
     for s in &slots {
         if let Some(m) = &s.mounted {
-            let place = number(s).map_or("the whole disk".into(), |n| format!("partition {n}"));
+            let place = s.place();
             for w in m.tree.take_warnings() {
                 eprintln!("subroot: warning: {name} {place}: {w}");
                 notes.push(format!("{place}: {w}"));
@@ -293,32 +294,6 @@ pub fn gather(img: subroot_formats::image::Image, name: &str) -> Result<Report> 
     }
     rep.notes = notes;
     Ok(rep)
-}
-
-/// The lines of `/etc/fstab`, each with the partition its device field names.
-fn fstab_lines(text: &str, table: Option<&PartitionTable>, slots: &[Slot]) -> Vec<FstabLine> {
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        if f.len() < 2 || f[0].starts_with('#') {
-            continue;
-        }
-        let partition = parse_spec(f[0]).and_then(|spec| {
-            let t = table?;
-            slots.iter().find_map(|s| {
-                let p = s.part.as_ref()?;
-                matches(&spec, t, p, s.fs.as_ref()).then_some(p.number)
-            })
-        });
-        out.push(FstabLine {
-            device: f[0].to_string(),
-            mountpoint: f[1].to_string(),
-            fs_type: f.get(2).unwrap_or(&"").to_string(),
-            options: f.get(3).unwrap_or(&"").to_string(),
-            partition,
-        });
-    }
-    out
 }
 
 /// The roots of a relayouted image (`subroots`: top-level directories holding an
@@ -362,57 +337,18 @@ fn relayout_info(
     }
 }
 
-/// Sniff one partition and open what subroot reads (ext2/3/4, FAT). Unknown or
-/// unsupported content is a note; a recognised filesystem that does not open is an error.
-fn open_slot(part: Option<Partition>, device: Dev, notes: &mut Vec<String>) -> Result<Slot> {
-    let place = match &part {
-        Some(p) => format!("partition {}", p.number),
-        None => "the whole disk".into(),
-    };
-    let fs = sniff(&*device).with_context(|| format!("cannot read {place}"))?;
-    let kind = fs.as_ref().map(|f| f.kind.as_str());
-    let partition = part.as_ref().map(|p| p.number);
-    let tree = match kind {
-        Some(k) if k.starts_with("ext") => Some(FsTree::Ext(
-            ExtTree::open(device.clone(), OpenOptions { force: true })
-                .with_context(|| format!("cannot open the {k} filesystem of {place}"))?,
-        )),
-        Some("vfat") => Some(FsTree::Fat(
-            FatTree::open(device.clone())
-                .with_context(|| format!("cannot open the FAT filesystem of {place}"))?,
-        )),
-        Some("swap") => None,
-        Some(k) => {
-            notes.push(format!("{place}: {k}, which subroot does not read"));
-            None
-        }
-        None => {
-            if part.is_some() {
-                notes.push(format!("{place}: no filesystem subroot recognises"));
-            }
-            None
-        }
-    };
-    let root = match &tree {
-        Some(FsTree::Ext(_)) => linux_root(&device),
-        _ => None,
-    };
-    Ok(Slot {
-        part,
-        mounted: tree.map(|tree| Mounted {
-            partition,
-            tree,
-            device: device.clone(),
-        }),
-        device,
-        fs,
-        root,
-    })
+/// The subroots of a physical root whose top level is `top`: directories holding an
+/// os-release (`r0`, ...).
+pub(crate) fn subroots_of(root: &Mounted, top: &[subroot_formats::tree::Entry]) -> Vec<Vec<u8>> {
+    top.iter()
+        .filter(|e| e.kind == Kind::Dir && is_root_dir(&e.path, &|p| root.tree.entry(p).is_ok()))
+        .map(|e| e.path.clone())
+        .collect()
 }
 
 /// The value of the first `subroot=` word of a command line or configuration file
 /// (quotes around a `GRUB_CMDLINE_LINUX` value are not part of it).
-fn subroot_param(text: &str) -> Option<String> {
+pub fn subroot_param(text: &str) -> Option<String> {
     text.split(|c: char| c.is_whitespace() || c == '"' || c == '\'')
         .find_map(|w| w.strip_prefix("subroot="))
         .map(str::to_string)

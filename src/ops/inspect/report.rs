@@ -15,6 +15,8 @@ pub struct Report {
     pub virtual_size: u64,
     pub table: Option<Table>,
     pub partitions: Vec<Part>,
+    /// LVM2 logical volumes of the physical volumes on the partitions.
+    pub volumes: Vec<Volume>,
     pub root: Option<Root>,
     pub os: Option<Os>,
     pub hostname: Option<String>,
@@ -48,13 +50,28 @@ pub struct Part {
     pub name: Option<String>,
     pub uuid: Option<String>,
     pub filesystem: Option<FsJson>,
-    /// "root", "esp", "swap", "bios-boot", or a mount point from fstab ("/boot", "/home").
+    /// "root", "esp", "swap", "bios-boot", "lvm2-pv", or a mount point from fstab
+    /// ("/boot", "/home").
+    pub roles: Vec<String>,
+}
+
+/// An LVM2 logical volume (linear or striped) and what is on it.
+#[derive(Debug, Serialize)]
+pub struct Volume {
+    /// `VG/LV`, as `-p` takes it.
+    pub name: String,
+    pub size: u64,
+    pub filesystem: Option<FsJson>,
+    /// As for partitions: "root", "swap", or a mount point from fstab.
     pub roles: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
 pub struct Root {
+    /// The partition holding the root filesystem (`null`: a volume, or the whole disk).
     pub partition: Option<u32>,
+    /// The LVM2 logical volume holding it (`VG/LV`), else `null`.
+    pub volume: Option<String>,
     /// The subroot the system lives in (`"r0"` on a relayouted image), else `null`.
     pub subroot: Option<String>,
 }
@@ -80,6 +97,12 @@ pub struct FstabLine {
     pub options: String,
     /// The partition the device field names (`null`: not on this disk, or not found).
     pub partition: Option<u32>,
+    /// The LVM2 logical volume (`VG/LV`) it names (`/dev/mapper/VG-LV`, `/dev/VG/LV`,
+    /// or the `UUID=`/`LABEL=` of the filesystem on it), else `null`.
+    pub volume: Option<String>,
+    /// Which of inspect's filesystems it names.
+    #[serde(skip)]
+    pub(crate) slot: Option<usize>,
 }
 
 #[derive(Debug, Serialize)]
@@ -87,7 +110,9 @@ pub struct Kernel {
     pub version: String,
     /// Path as the system sees it (`/boot/vmlinuz-…`).
     pub path: String,
+    /// Where the file is: a partition, or an LVM2 volume (`VG/LV`).
     pub partition: Option<u32>,
+    pub volume: Option<String>,
     pub size: u64,
     pub initrd: Option<Initrd>,
 }
@@ -144,6 +169,13 @@ pub struct Relayout {
 pub struct SubRoot {
     pub name: String,
     pub pretty_name: Option<String>,
+}
+
+impl Root {
+    /// "partition 2", "volume vg/root" or "the whole disk".
+    pub fn place(&self) -> String {
+        super::slots::place(self.partition, self.volume.as_deref())
+    }
 }
 
 fn or_dash(s: &Option<String>) -> &str {
@@ -209,26 +241,32 @@ impl Report {
             .partitions
             .iter()
             .map(|p| {
-                let fs = p.filesystem.as_ref().map_or("-".to_string(), |f| {
-                    let mut s = f.kind.clone();
-                    if let Some(u) = &f.uuid {
-                        let _ = write!(s, " uuid={u}");
-                    }
-                    if let Some(l) = f.label.as_deref().filter(|l| !l.is_empty()) {
-                        let _ = write!(s, " label={l}");
-                    }
-                    s
-                });
                 vec![
                     p.number.map_or("-".into(), |n| n.to_string()),
                     crate::size::human(p.size),
                     p.type_name.clone(),
                     p.roles.join(","),
-                    fs,
+                    fs_text(p.filesystem.as_ref()),
                 ]
             })
             .collect();
         table(&mut o, &["#", "SIZE", "TYPE", "ROLE", "FILESYSTEM"], &rows);
+        if !self.volumes.is_empty() {
+            let _ = writeln!(o, "\nLVM2 volumes:");
+            let rows: Vec<Vec<String>> = self
+                .volumes
+                .iter()
+                .map(|v| {
+                    vec![
+                        v.name.clone(),
+                        crate::size::human(v.size),
+                        v.roles.join(","),
+                        fs_text(v.filesystem.as_ref()),
+                    ]
+                })
+                .collect();
+            table(&mut o, &["VOLUME", "SIZE", "ROLE", "FILESYSTEM"], &rows);
+        }
         if !self.fstab.is_empty() {
             let _ = writeln!(o, "\nfstab:");
             let rows: Vec<Vec<String>> = self
@@ -239,7 +277,10 @@ impl Report {
                         f.mountpoint.clone(),
                         f.device.clone(),
                         f.fs_type.clone(),
-                        f.partition.map_or("-".into(), |n| format!("partition {n}")),
+                        match (f.partition, &f.volume) {
+                            (None, None) => "-".into(),
+                            (p, v) => super::slots::place(p, v.as_deref()),
+                        },
                     ]
                 })
                 .collect();
@@ -323,6 +364,20 @@ impl Report {
         }
         o
     }
+}
+
+/// "ext4 uuid=... label=...", or "-".
+fn fs_text(f: Option<&FsJson>) -> String {
+    f.map_or("-".to_string(), |f| {
+        let mut s = f.kind.clone();
+        if let Some(u) = &f.uuid {
+            let _ = write!(s, " uuid={u}");
+        }
+        if let Some(l) = f.label.as_deref().filter(|l| !l.is_empty()) {
+            let _ = write!(s, " label={l}");
+        }
+        s
+    })
 }
 
 /// An indented table with columns as wide as their widest cell.

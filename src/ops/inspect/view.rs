@@ -3,9 +3,9 @@
 //! `/home`, `/var`), and into the subroot (`r0/`) on a relayouted image, where only the
 //! shared directories (those left at the top: `/boot`, `/var`, `/home`) stay outside it.
 
-use crate::ops::fstree::FsTree;
+use crate::open::fstree::FsTree;
 use std::sync::Arc;
-use subroot_formats::block::BlockDevice;
+use subroot_formats::block::{BlockDevice, RawFile};
 use subroot_formats::ext::{ExtFileDevice, ExtFs, OpenOptions};
 use subroot_formats::resolve::{resolve, Last};
 use subroot_formats::tree::{Entry, Kind};
@@ -16,8 +16,10 @@ pub const MAX_TEXT: u64 = 64 << 20;
 
 /// One filesystem of the disk, opened.
 pub struct Mounted {
-    /// The partition number (`None`: the whole disk).
+    /// The partition number (`None`: a volume, or the whole disk).
     pub partition: Option<u32>,
+    /// The LVM2 logical volume, `VG/LV`.
+    pub volume: Option<String>,
     pub tree: FsTree,
     /// The device, to open files as devices (initrds).
     pub device: Arc<dyn BlockDevice>,
@@ -43,24 +45,7 @@ pub struct Found<'a> {
 impl<'a> View<'a> {
     /// The filesystem and the path in it that OS path `path` (no leading `/`) lands on.
     pub fn place(&self, path: &[u8]) -> (&'a Mounted, Vec<u8>) {
-        for (at, fs) in &self.mounts {
-            if path == at.as_slice() {
-                return (fs, Vec::new());
-            }
-            if path.starts_with(at) && path.get(at.len()) == Some(&b'/') {
-                return (fs, path[at.len() + 1..].to_vec());
-            }
-        }
-        let first = path.split(|&b| b == b'/').next().unwrap_or_default();
-        if self.subroot.is_empty() || self.shared.iter().any(|s| s == first) {
-            return (self.root, path.to_vec());
-        }
-        let mut p = self.subroot.clone();
-        if !path.is_empty() {
-            p.push(b'/');
-            p.extend_from_slice(path);
-        }
-        (self.root, p)
+        place(&self.mounts, self.root, &self.subroot, &self.shared, path)
     }
 
     /// The entry at OS path `path`, symlinks followed inside its filesystem.
@@ -91,6 +76,36 @@ impl<'a> View<'a> {
     }
 }
 
+/// Where OS path `path` (no leading `/`) lands: the filesystem mounted there (`mounts`:
+/// mount points as tree paths, longest first) or `root`, and the path inside it — under
+/// `subroot` unless its first component is one of the `shared` directories.
+pub fn place<T: Copy>(
+    mounts: &[(Vec<u8>, T)],
+    root: T,
+    subroot: &[u8],
+    shared: &[Vec<u8>],
+    path: &[u8],
+) -> (T, Vec<u8>) {
+    for (at, fs) in mounts {
+        if path == at.as_slice() {
+            return (*fs, Vec::new());
+        }
+        if path.starts_with(at) && path.get(at.len()) == Some(&b'/') {
+            return (*fs, path[at.len() + 1..].to_vec());
+        }
+    }
+    let first = path.split(|&b| b == b'/').next().unwrap_or_default();
+    if subroot.is_empty() || shared.iter().any(|s| s == first) {
+        return (root, path.to_vec());
+    }
+    let mut p = subroot.to_vec();
+    if !path.is_empty() {
+        p.push(b'/');
+        p.extend_from_slice(path);
+    }
+    (root, p)
+}
+
 impl Found<'_> {
     /// The file's text (see [`View::text`]).
     pub fn text(&self) -> Option<String> {
@@ -102,19 +117,30 @@ impl Found<'_> {
         Some(String::from_utf8_lossy(&buf).into_owned())
     }
 
-    /// The file as a device, read in place (ext only; `None` on FAT).
-    pub fn device(&self) -> Option<ExtFileDevice<Arc<dyn BlockDevice>>> {
-        if !matches!(self.fs.tree, FsTree::Ext(_)) {
-            return None;
+    /// The file as a device: read in place on ext; on other filesystems (FAT: a `/boot`
+    /// on the ESP, as systemd-boot layouts have) copied into an unnamed temporary file
+    /// first through the reader. `None` when it cannot be read.
+    pub fn device(&self) -> Option<Arc<dyn BlockDevice>> {
+        match &self.fs.tree {
+            FsTree::Ext(_) => {
+                let fs =
+                    ExtFs::open_with(self.fs.device.clone(), OpenOptions { force: true }).ok()?;
+                let mut abs = b"/".to_vec();
+                abs.extend_from_slice(&self.entry.path);
+                Some(Arc::new(ExtFileDevice::open_path(Arc::new(fs), &abs).ok()?))
+            }
+            tree => {
+                let mut file = tempfile::tempfile().ok()?;
+                tree.copy_file(&self.entry.path, &mut file).ok()?;
+                let raw = RawFile::from_file(file, std::path::Path::new("(temporary copy)"), false)
+                    .ok()?;
+                Some(Arc::new(raw))
+            }
         }
-        let fs = ExtFs::open_with(self.fs.device.clone(), OpenOptions { force: true }).ok()?;
-        let mut abs = b"/".to_vec();
-        abs.extend_from_slice(&self.entry.path);
-        ExtFileDevice::open_path(Arc::new(fs), &abs).ok()
     }
 
     /// `/PATH` in its filesystem, for the report.
     pub fn shown(&self) -> String {
-        crate::ops::fstree::shown(&self.entry.path)
+        crate::open::fstree::shown(&self.entry.path)
     }
 }

@@ -64,34 +64,46 @@ pub fn apply(fs: &mut Ext2Fs, layout: &Layout) -> Result<Applied> {
         done.added += 1;
     }
     for (path, new) in &layout.replaced {
-        let st = fs
-            .stat(path)
-            .with_context(|| format!("cannot find {}", shown(path)))?;
-        let what = || format!("cannot write the new content of {}", shown(path));
-        if st.links > 1 {
-            fs.unlink(path).with_context(what)?;
-            let entry = Entry {
-                path: path.clone(),
-                kind: Kind::File,
-                meta: st.meta.clone(),
-                size: new.len(),
-                rdev: (0, 0),
-                link_target: None,
-                hardlink_id: None,
-            };
-            fs.create(&entry, Some(&mut *new.open()?))
-                .with_context(what)?;
-        } else if let Some((keep, mut tail)) = new.appended_to(st.size)? {
-            fs.truncate(path, keep).with_context(what)?;
-            fs.append(path, &mut *tail).with_context(what)?;
+        if replace_file(fs, path, new)? {
             done.appended += 1;
-        } else {
-            fs.replace_content(path, &mut *new.open()?)
-                .with_context(what)?;
         }
-        // The new content keeps the file's times, as the intended tree says.
-        fs.set_meta(path, &st.meta).with_context(what)?;
         done.replaced += 1;
     }
     Ok(done)
+}
+
+/// Give file `path` the content `new`, keeping its inode and metadata — unless it has
+/// other hard links: then the name gets an inode of its own with the same metadata, as
+/// after `sed -i`, and the other links keep the old content. Content that is the old one
+/// with bytes appended is appended to where it lies. True when only bytes were appended.
+pub fn replace_file(fs: &mut Ext2Fs, path: &[u8], new: &NewContent) -> Result<bool> {
+    let st = fs
+        .stat(path)
+        .with_context(|| format!("cannot find {}", shown(path)))?;
+    let what = || format!("cannot write the new content of {}", shown(path));
+    let mut appended = false;
+    if st.links > 1 {
+        fs.unlink(path).with_context(what)?;
+        let entry = Entry {
+            path: path.to_vec(),
+            kind: Kind::File,
+            meta: st.meta.clone(),
+            size: new.len(),
+            rdev: (0, 0),
+            link_target: None,
+            hardlink_id: None,
+        };
+        fs.create(&entry, Some(&mut *new.open()?))
+            .with_context(what)?;
+    } else if let Some((keep, mut tail)) = new.appended_to(st.size)? {
+        fs.truncate(path, keep).with_context(what)?;
+        fs.append(path, &mut *tail).with_context(what)?;
+        appended = true;
+    } else {
+        fs.replace_content(path, &mut *new.open()?)
+            .with_context(what)?;
+    }
+    // The new content keeps the file's times, as the intended tree says.
+    fs.set_meta(path, &st.meta).with_context(what)?;
+    Ok(appended)
 }

@@ -2,10 +2,13 @@
 //! `linuxefi`, `linux16` lines), Boot Loader Specification entries (`options`),
 //! `/etc/default/grub` (`GRUB_CMDLINE_LINUX="…"`) and `/etc/kernel/cmdline`.
 //!
-//! Every editor sets one parameter (`subroot=DIR`) idempotently: an existing `subroot=`
-//! is replaced in place (extra copies are dropped), otherwise the parameter is appended;
-//! everything else on the line — spacing, quoting, other parameters — is kept byte for
-//! byte. An editor returns `None` when the file needs no change.
+//! Every editor carries out one [`ParamEdit`] idempotently — the one place where boot
+//! configuration gets `subroot=DIR` (relayout, `roots default`) or loses it (`relayout
+//! --undo`): setting replaces an existing `subroot=` in place (extra copies are dropped)
+//! or appends the parameter; removing drops every `subroot=` with the whitespace before
+//! it, so a set followed by a remove gives the line back byte for byte. Everything else
+//! on the line — spacing, quoting, other parameters — is kept. An editor returns `None`
+//! when the file needs no change.
 //!
 //! The readers ([`grub_entries`], [`bls_entry`]) parse the same lines into boot entries
 //! (title, kernel, initrds, command line) for `inspect`.
@@ -43,6 +46,81 @@ impl ConfigKind {
             ConfigKind::DefaultGrub => "GRUB defaults",
             ConfigKind::KernelCmdline => "kernel command line",
         }
+    }
+}
+
+/// What an editor does to the kernel command lines of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamEdit<'a> {
+    /// Set `key=value` (replacing any value it had).
+    Set { key: &'a str, value: &'a str },
+    /// Remove every `key=…` parameter.
+    Remove { key: &'a str },
+}
+
+impl<'a> ParamEdit<'a> {
+    /// `subroot=DIR`.
+    pub fn subroot(dir: &'a str) -> Self {
+        ParamEdit::Set {
+            key: "subroot",
+            value: dir,
+        }
+    }
+
+    /// No `subroot=` at all.
+    pub const REMOVE_SUBROOT: ParamEdit<'static> = ParamEdit::Remove { key: "subroot" };
+
+    /// `args` (a command line) edited.
+    pub fn apply(&self, args: &str) -> String {
+        match *self {
+            ParamEdit::Set { key, value } => set_param(args, key, value),
+            ParamEdit::Remove { key } => remove_param(args, key),
+        }
+    }
+
+    /// The line a file without any command line gets (`None` when removing: nothing to
+    /// add).
+    fn lone(&self) -> Option<String> {
+        match *self {
+            ParamEdit::Set { key, value } => Some(format!("{key}={value}")),
+            ParamEdit::Remove { .. } => None,
+        }
+    }
+}
+
+/// `args` with every `key=` token removed together with the whitespace before it (a
+/// leading one with the whitespace after it): the inverse of [`set_param`] appending.
+pub fn remove_param(args: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    let mut out = String::with_capacity(args.len());
+    let mut rest = args;
+    let mut dropped_first = false;
+    loop {
+        let ws_len = rest.len() - rest.trim_start().len();
+        let (ws, after) = rest.split_at(ws_len);
+        if after.is_empty() {
+            out.push_str(ws);
+            return out;
+        }
+        let tok_len = after.find(char::is_whitespace).unwrap_or(after.len());
+        let (tok, next) = after.split_at(tok_len);
+        if tok.starts_with(&prefix) {
+            // Dropped with the whitespace before it; the first token of the line keeps
+            // its leading whitespace and loses the whitespace after it instead.
+            if out.trim().is_empty() {
+                out.push_str(ws);
+                dropped_first = true;
+            }
+        } else {
+            if dropped_first && out.trim().is_empty() {
+                // The whitespace that separated the dropped first token goes with it.
+                dropped_first = false;
+            } else {
+                out.push_str(ws);
+            }
+            out.push_str(tok);
+        }
+        rest = next;
     }
 }
 
@@ -150,15 +228,12 @@ fn split_linux(line: &str) -> Option<(&str, &str, &str, &str, &str)> {
     Some((indent, cmd, &after_cmd[..ws], path, args))
 }
 
-/// A `grub.cfg` with `key=value` on every `linux`, `linuxefi` and `linux16` line (the
+/// A `grub.cfg` with `p` carried out on every `linux`, `linuxefi` and `linux16` line (the
 /// kernel path is the first argument and is left alone).
-pub fn edit_grub_cfg(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+pub fn edit_grub_cfg(text: &str, p: &ParamEdit) -> Option<(String, Vec<LineChange>)> {
     edit_lines(text, |line| {
         let (indent, cmd, ws, path, args) = split_linux(line)?;
-        Some(format!(
-            "{indent}{cmd}{ws}{path}{}",
-            set_param(args, key, value)
-        ))
+        Some(format!("{indent}{cmd}{ws}{path}{}", p.apply(args)))
     })
 }
 
@@ -229,9 +304,10 @@ pub fn bls_entry(text: &str) -> Option<BootEntry> {
     })
 }
 
-/// A Boot Loader Specification entry with `key=value` in its `options` line(s); an entry
-/// without one gets `options key=value` appended.
-pub fn edit_bls_entry(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+/// A Boot Loader Specification entry with `p` carried out on its `options` line(s); an
+/// entry without one gets `options key=value` appended when setting. An `options` line a
+/// removal leaves empty goes (relayout added it).
+pub fn edit_bls_entry(text: &str, p: &ParamEdit) -> Option<(String, Vec<LineChange>)> {
     let mut seen = false;
     let edited = edit_lines(text, |line| {
         let body = line.trim_start();
@@ -241,20 +317,23 @@ pub fn edit_bls_entry(text: &str, key: &str, value: &str) -> Option<(String, Vec
         }
         seen = true;
         let indent = &line[..line.len() - body.len()];
-        let mut args = set_param(rest, key, value);
+        let mut args = p.apply(rest);
+        if args.trim().is_empty() && matches!(p, ParamEdit::Remove { .. }) {
+            return Some(String::new());
+        }
         if !args.starts_with(char::is_whitespace) {
             args.insert(0, ' ');
         }
         Some(format!("{indent}options{args}"))
     });
     if seen {
-        return edited;
+        return edited.map(|(out, changes)| (drop_emptied(&out, &changes), changes));
     }
+    let new = format!("options {}", p.lone()?);
     let mut out = text.to_string();
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    let new = format!("options {key}={value}");
     let line = out.lines().count() + 1;
     out.push_str(&new);
     out.push('\n');
@@ -268,9 +347,10 @@ pub fn edit_bls_entry(text: &str, key: &str, value: &str) -> Option<(String, Vec
     ))
 }
 
-/// `/etc/default/grub` with `key=value` in `GRUB_CMDLINE_LINUX` (double-, single- or
-/// un-quoted); a file without that variable gets `GRUB_CMDLINE_LINUX="key=value"`.
-pub fn edit_default_grub(text: &str, key: &str, value: &str) -> Option<(String, Vec<LineChange>)> {
+/// `/etc/default/grub` with `p` carried out in `GRUB_CMDLINE_LINUX` (double-, single- or
+/// un-quoted); a file without that variable gets `GRUB_CMDLINE_LINUX="key=value"` when
+/// setting.
+pub fn edit_default_grub(text: &str, p: &ParamEdit) -> Option<(String, Vec<LineChange>)> {
     let mut seen = false;
     let edited = edit_lines(text, |line| {
         let body = line.trim_start();
@@ -294,17 +374,17 @@ pub fn edit_default_grub(text: &str, key: &str, value: &str) -> Option<(String, 
         };
         Some(format!(
             "{indent}GRUB_CMDLINE_LINUX={quote}{}{quote}{tail}",
-            set_param(inner, key, value)
+            p.apply(inner)
         ))
     });
     if seen {
         return edited;
     }
+    let new = format!("GRUB_CMDLINE_LINUX=\"{}\"", p.lone()?);
     let mut out = text.to_string();
     if !out.is_empty() && !out.ends_with('\n') {
         out.push('\n');
     }
-    let new = format!("GRUB_CMDLINE_LINUX=\"{key}={value}\"");
     let line = out.lines().count() + 1;
     out.push_str(&new);
     out.push('\n');
@@ -319,14 +399,10 @@ pub fn edit_default_grub(text: &str, key: &str, value: &str) -> Option<(String, 
 }
 
 /// `/etc/kernel/cmdline` (one command line, possibly over several lines: only the first
-/// non-empty line is edited) with `key=value` set.
-pub fn edit_kernel_cmdline(
-    text: &str,
-    key: &str,
-    value: &str,
-) -> Option<(String, Vec<LineChange>)> {
+/// non-empty line is edited) with `p` carried out.
+pub fn edit_kernel_cmdline(text: &str, p: &ParamEdit) -> Option<(String, Vec<LineChange>)> {
     if text.trim().is_empty() {
-        let new = format!("{key}={value}");
+        let new = p.lone()?;
         return Some((
             format!("{new}\n"),
             vec![LineChange {
@@ -342,22 +418,31 @@ pub fn edit_kernel_cmdline(
             return None;
         }
         done = true;
-        Some(set_param(line, key, value))
+        Some(p.apply(line))
     })
 }
 
+/// `text` without the lines `changes` emptied (their line endings too).
+fn drop_emptied(text: &str, changes: &[LineChange]) -> String {
+    let gone: Vec<usize> = changes
+        .iter()
+        .filter(|c| c.new.is_empty())
+        .map(|c| c.line)
+        .collect();
+    text.split_inclusive('\n')
+        .enumerate()
+        .filter(|(i, _)| !gone.contains(&(i + 1)))
+        .map(|(_, l)| l)
+        .collect()
+}
+
 /// Dispatch on the kind of file.
-pub fn edit(
-    kind: ConfigKind,
-    text: &str,
-    key: &str,
-    value: &str,
-) -> Option<(String, Vec<LineChange>)> {
+pub fn edit(kind: ConfigKind, text: &str, p: &ParamEdit) -> Option<(String, Vec<LineChange>)> {
     match kind {
-        ConfigKind::GrubCfg => edit_grub_cfg(text, key, value),
-        ConfigKind::BlsEntry => edit_bls_entry(text, key, value),
-        ConfigKind::DefaultGrub => edit_default_grub(text, key, value),
-        ConfigKind::KernelCmdline => edit_kernel_cmdline(text, key, value),
+        ConfigKind::GrubCfg => edit_grub_cfg(text, p),
+        ConfigKind::BlsEntry => edit_bls_entry(text, p),
+        ConfigKind::DefaultGrub => edit_default_grub(text, p),
+        ConfigKind::KernelCmdline => edit_kernel_cmdline(text, p),
     }
 }
 
@@ -393,33 +478,29 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
 }
 ";
 
+    const R0: ParamEdit = ParamEdit::Set {
+        key: "subroot",
+        value: "r0",
+    };
+
     #[test]
     fn params_are_set_idempotently() {
+        assert_eq!(R0.apply(" ro quiet"), " ro quiet subroot=r0");
+        assert_eq!(R0.apply(""), "subroot=r0");
         assert_eq!(
-            set_param(" ro quiet", "subroot", "r0"),
-            " ro quiet subroot=r0"
-        );
-        assert_eq!(set_param("", "subroot", "r0"), "subroot=r0");
-        assert_eq!(
-            set_param(" subroot=a ro subroot=b quiet", "subroot", "r0"),
+            R0.apply(" subroot=a ro subroot=b quiet"),
             " subroot=r0 ro quiet"
         );
-        assert_eq!(
-            set_param(" ro  quiet  ", "subroot", "r0"),
-            " ro  quiet subroot=r0  "
-        );
+        assert_eq!(R0.apply(" ro  quiet  "), " ro  quiet subroot=r0  ");
         // A parameter that merely starts with the key is not it.
-        assert_eq!(
-            set_param("subrootx=1", "subroot", "r0"),
-            "subrootx=1 subroot=r0"
-        );
-        let once = set_param(" ro", "subroot", "r0");
-        assert_eq!(set_param(&once, "subroot", "r0"), once);
+        assert_eq!(R0.apply("subrootx=1"), "subrootx=1 subroot=r0");
+        let once = R0.apply(" ro");
+        assert_eq!(R0.apply(&once), once);
     }
 
     #[test]
     fn grub_cfg_linux_lines() {
-        let (out, ch) = edit_grub_cfg(GRUB_CFG, "subroot", "r0").expect("changes");
+        let (out, ch) = edit_grub_cfg(GRUB_CFG, &R0).expect("changes");
         assert_eq!(ch.len(), 2);
         assert_eq!(ch[0].line, 12);
         assert_eq!(
@@ -440,9 +521,9 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
             .collect();
         assert_eq!(differing, vec![12, 18]);
         // Idempotent.
-        assert_eq!(edit_grub_cfg(&out, "subroot", "r0"), None);
+        assert_eq!(edit_grub_cfg(&out, &R0), None);
         // Another value replaces, never duplicates.
-        let (again, _) = edit_grub_cfg(&out, "subroot", "r1").expect("changes");
+        let (again, _) = edit_grub_cfg(&out, &ParamEdit::subroot("r1")).expect("changes");
         assert_eq!(again.matches("subroot=").count(), 2);
         assert!(!again.contains("subroot=r0"));
     }
@@ -478,17 +559,14 @@ menuentry 'UEFI Firmware Settings' $menuentry_id_option 'uefi-firmware' {
     fn grub_cfg_linuxefi_and_crlf() {
         let t =
             "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2\r\n  initrdefi /initrd\r\n}\r\n";
-        let (out, ch) = edit_grub_cfg(t, "subroot", "r0").expect("changes");
+        let (out, ch) = edit_grub_cfg(t, &R0).expect("changes");
         assert_eq!(ch.len(), 1);
         assert_eq!(
             out,
             "menuentry x {\r\n  linuxefi /vmlinuz root=/dev/sda2 subroot=r0\r\n  initrdefi /initrd\r\n}\r\n"
         );
         // A `linux` with no kernel path is left alone, and so is `linux_foo`.
-        assert_eq!(
-            edit_grub_cfg("linux\nlinux_foo /x\n", "subroot", "r0"),
-            None
-        );
+        assert_eq!(edit_grub_cfg("linux\nlinux_foo /x\n", &R0), None);
     }
 
     #[test]
@@ -502,20 +580,19 @@ options root=UUID=0b3c rootflags=subvol=root rhgb quiet\n\
 grub_users $grub_users\n\
 grub_arg --unrestricted\n\
 grub_class fedora\n";
-        let (out, ch) = edit_bls_entry(t, "subroot", "r0").expect("changes");
+        let (out, ch) = edit_bls_entry(t, &R0).expect("changes");
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].line, 5);
         assert_eq!(
             ch[0].new,
             "options root=UUID=0b3c rootflags=subvol=root rhgb quiet subroot=r0"
         );
-        assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
+        assert_eq!(edit_bls_entry(&out, &R0), None);
         // No options line: one is added.
-        let (out, ch) =
-            edit_bls_entry("title x\nlinux /vmlinuz", "subroot", "r0").expect("changes");
+        let (out, ch) = edit_bls_entry("title x\nlinux /vmlinuz", &R0).expect("changes");
         assert_eq!(out, "title x\nlinux /vmlinuz\noptions subroot=r0\n");
         assert_eq!(ch[0].line, 3);
-        assert_eq!(edit_bls_entry(&out, "subroot", "r0"), None);
+        assert_eq!(edit_bls_entry(&out, &R0), None);
     }
 
     #[test]
@@ -527,34 +604,74 @@ GRUB_TIMEOUT=5\n\
 GRUB_DISTRIBUTOR=`lsb_release -i -s 2> /dev/null || echo Debian`\n\
 GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n\
 GRUB_CMDLINE_LINUX=\"\"\n";
-        let (out, ch) = edit_default_grub(t, "subroot", "r0").expect("changes");
+        let (out, ch) = edit_default_grub(t, &R0).expect("changes");
         assert_eq!(ch.len(), 1);
         assert_eq!(ch[0].line, 6);
         assert_eq!(ch[0].new, "GRUB_CMDLINE_LINUX=\"subroot=r0\"");
         assert!(out.contains("GRUB_CMDLINE_LINUX_DEFAULT=\"quiet\"\n"));
-        assert_eq!(edit_default_grub(&out, "subroot", "r0"), None);
-        let (_, ch) = edit_default_grub(
-            "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=x' # c\n",
-            "subroot",
-            "r0",
-        )
-        .expect("changes");
+        assert_eq!(edit_default_grub(&out, &R0), None);
+        let (_, ch) = edit_default_grub("GRUB_CMDLINE_LINUX='console=ttyS0 subroot=x' # c\n", &R0)
+            .expect("changes");
         assert_eq!(
             ch[0].new,
             "GRUB_CMDLINE_LINUX='console=ttyS0 subroot=r0' # c"
         );
-        let (out, ch) = edit_default_grub("GRUB_TIMEOUT=1", "subroot", "r0").expect("changes");
+        let (out, ch) = edit_default_grub("GRUB_TIMEOUT=1", &R0).expect("changes");
         assert_eq!(out, "GRUB_TIMEOUT=1\nGRUB_CMDLINE_LINUX=\"subroot=r0\"\n");
         assert_eq!(ch[0].line, 2);
     }
 
     #[test]
     fn kernel_cmdline() {
-        let (out, _) =
-            edit_kernel_cmdline("root=UUID=abc ro quiet\n", "subroot", "r0").expect("changes");
+        let (out, _) = edit_kernel_cmdline("root=UUID=abc ro quiet\n", &R0).expect("changes");
         assert_eq!(out, "root=UUID=abc ro quiet subroot=r0\n");
-        assert_eq!(edit_kernel_cmdline(&out, "subroot", "r0"), None);
-        let (out, _) = edit_kernel_cmdline("", "subroot", "r0").expect("changes");
+        assert_eq!(edit_kernel_cmdline(&out, &R0), None);
+        let (out, _) = edit_kernel_cmdline("", &R0).expect("changes");
         assert_eq!(out, "subroot=r0\n");
+    }
+
+    #[test]
+    fn removal_undoes_setting_byte_for_byte() {
+        let rm = ParamEdit::REMOVE_SUBROOT;
+        for line in [
+            " ro quiet",
+            "",
+            " ro  quiet  ",
+            "subrootx=1",
+            "root=UUID=abc ro",
+        ] {
+            assert_eq!(rm.apply(&R0.apply(line)), line, "{line:?}");
+        }
+        assert_eq!(remove_param("subroot=r0 ro", "subroot"), "ro");
+        assert_eq!(
+            remove_param(" subroot=a ro subroot=b q", "subroot"),
+            " ro q"
+        );
+        // Every kind of file: set then removed gives the input back.
+        let files = [
+            (ConfigKind::GrubCfg, GRUB_CFG.replace(" subroot=old", "")),
+            (
+                ConfigKind::BlsEntry,
+                "title x\nlinux /vmlinuz\noptions root=x ro\n".to_string(),
+            ),
+            (
+                ConfigKind::BlsEntry,
+                "title x\nlinux /vmlinuz\n".to_string(),
+            ),
+            (
+                ConfigKind::DefaultGrub,
+                "GRUB_CMDLINE_LINUX=\"\"\nGRUB_TIMEOUT=5\n".to_string(),
+            ),
+            (
+                ConfigKind::KernelCmdline,
+                "root=UUID=abc ro quiet\n".to_string(),
+            ),
+        ];
+        for (kind, text) in files {
+            let (set, _) = edit(kind, &text, &R0).expect("set");
+            let (back, _) = edit(kind, &set, &rm).expect("removed");
+            assert_eq!(back, text, "{kind:?}");
+            assert_eq!(edit(kind, &back, &rm), None, "{kind:?}");
+        }
     }
 }

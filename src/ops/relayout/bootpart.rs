@@ -1,15 +1,14 @@
 //! A separate `/boot` partition: which `/etc/fstab` line mounts `/boot`, and which
 //! partition of the disk that line names (`UUID=`, `LABEL=`, `PARTUUID=`, `PARTLABEL=`,
 //! their `/dev/disk/by-*` forms, or a device name such as `/dev/sda1`, `/dev/vda1`,
-//! `/dev/nvme0n1p1`, `/dev/mmcblk0p1`).
+//! `/dev/nvme0n1p1`, `/dev/mmcblk0p1`), among the partitions of the image's one survey.
 
 use super::plan::{read_text, Dev};
-use anyhow::{Context, Result};
-use std::sync::Arc;
-use subroot_formats::block::Slice;
+use crate::open::survey::ImageSurvey;
+use anyhow::Result;
 use subroot_formats::ext::ExtTree;
-use subroot_formats::sniff::{sniff, FsInfo};
-use subroot_formats::table::{read_table, PartKind, Partition, PartitionTable, TableKind};
+use subroot_formats::sniff::FsInfo;
+use subroot_formats::table::{Partition, PartitionTable, TableKind};
 use subroot_formats::tree::Kind;
 
 /// The separate `/boot` partition found.
@@ -21,22 +20,20 @@ pub struct Located {
     pub spec: String,
 }
 
-/// The partition the root's `/etc/fstab` mounts on `/boot`, when it is another partition
-/// of this disk; refuses (exit 3) a `/boot` that is named but not found, or not ext2/3/4.
+/// The partition the root's `fstab` (`etc/fstab`, or `rN/etc/fstab` after a relayout)
+/// mounts on `/boot`, when it is another partition of the disk `survey` found; refuses
+/// (exit 3) a `/boot` that is named but not found, or not ext2/3/4.
 pub fn locate(
-    disk: &Dev,
+    survey: &ImageSurvey,
     root: &ExtTree<Dev>,
+    fstab: &[u8],
     root_number: Option<u32>,
     name: &str,
 ) -> Result<Option<Located>> {
-    let Some(fstab) = root
-        .entry(b"etc/fstab")
-        .ok()
-        .filter(|e| e.kind == Kind::File)
-    else {
+    let Some(entry) = root.entry(fstab).ok().filter(|e| e.kind == Kind::File) else {
         return Ok(None);
     };
-    let text = read_text(root, b"etc/fstab", fstab.size)?;
+    let text = read_text(root, fstab, entry.size)?;
     let Some(dev) = fstab_boot(&text) else {
         return Ok(None);
     };
@@ -46,32 +43,21 @@ pub fn locate(
              find on this disk (UUID=, LABEL=, PARTUUID=, PARTLABEL= or /dev/sdXN-style names)"
         );
     };
-    let table = read_table(&**disk)
-        .with_context(|| format!("cannot read the partition table of {name}"))?;
-    let Some(table) = table else {
+    let Some(table) = &survey.table else {
         refuse!(
             "{name}: /etc/fstab mounts a separate /boot ({dev}) but the image has no partition \
              table, so no /boot partition"
         );
     };
-    for p in table
-        .partitions
-        .iter()
-        .filter(|p| p.kind != PartKind::Extended)
-    {
-        let device: Dev = Arc::new(
-            Slice::new(disk.clone(), p.start, p.size)
-                .with_context(|| format!("partition {} of {name}", p.number))?,
-        );
-        let fs = sniff(&*device)
-            .with_context(|| format!("cannot read partition {} of {name}", p.number))?;
-        if !matches(&spec, &table, p, fs.as_ref()) {
+    for slot in &survey.slots {
+        let Some(p) = &slot.partition else { continue };
+        if !matches(&spec, table, p, slot.fs.as_ref()) {
             continue;
         }
         if Some(p.number) == root_number {
             return Ok(None); // /boot on the root filesystem itself
         }
-        let Some(fs) = fs.filter(|f| f.kind.starts_with("ext")) else {
+        let Some(fs) = slot.fs.clone().filter(|f| f.kind.starts_with("ext")) else {
             refuse!(
                 "{name}: the /boot partition {} ({dev}) is not ext2/3/4; relayout supports a \
                  separate /boot on ext2/3/4",
@@ -81,7 +67,7 @@ pub fn locate(
         return Ok(Some(Located {
             partition: p.clone(),
             fs,
-            device,
+            device: slot.device.clone(),
             spec: dev,
         }));
     }
@@ -91,11 +77,10 @@ pub fn locate(
 /// The device field of the `/etc/fstab` line that mounts `/boot` (comments, blank lines
 /// and other mount points ignored), if any.
 pub fn fstab_boot(fstab: &str) -> Option<String> {
-    fstab.lines().find_map(|line| {
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let mount = f.get(1)?.trim_end_matches('/');
-        (!f[0].starts_with('#') && mount == "/boot").then(|| f[0].to_string())
-    })
+    crate::open::fstab::parse(fstab)
+        .into_iter()
+        .find(|e| e.mountpoint.trim_end_matches('/') == "/boot")
+        .map(|e| e.device)
 }
 
 /// How an fstab device field names a filesystem.
@@ -150,8 +135,7 @@ pub fn parse_spec(dev: &str) -> Option<Spec> {
 pub fn matches(spec: &Spec, table: &PartitionTable, p: &Partition, fs: Option<&FsInfo>) -> bool {
     let eq = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
     match spec {
-        Spec::Uuid(u) => fs.and_then(|f| f.uuid.as_deref()).is_some_and(|x| eq(x, u)),
-        Spec::Label(l) => fs.and_then(|f| f.label.as_deref()) == Some(l.as_str()),
+        Spec::Uuid(_) | Spec::Label(_) => matches_fs(spec, fs),
         Spec::PartUuid(u) => match table.kind {
             // MBR: the disk identifier and the partition number, "1234abcd-01".
             TableKind::Mbr => {
@@ -162,6 +146,18 @@ pub fn matches(spec: &Spec, table: &PartitionTable, p: &Partition, fs: Option<&F
         },
         Spec::PartLabel(l) => p.name.as_deref() == Some(l.as_str()),
         Spec::Number(n) => p.number == *n,
+    }
+}
+
+/// Whether `spec` names filesystem `fs` by its own identity (`UUID=`, `LABEL=`; the other
+/// forms name partitions).
+pub fn matches_fs(spec: &Spec, fs: Option<&FsInfo>) -> bool {
+    match spec {
+        Spec::Uuid(u) => fs
+            .and_then(|f| f.uuid.as_deref())
+            .is_some_and(|x| x.eq_ignore_ascii_case(u)),
+        Spec::Label(l) => fs.and_then(|f| f.label.as_deref()) == Some(l.as_str()),
+        _ => false,
     }
 }
 

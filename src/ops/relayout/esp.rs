@@ -13,10 +13,11 @@
 //! `loader/entries/*.conf` (Boot Loader Specification, systemd-boot). A GRUB stub that
 //! only `configfile`s the real configuration has no `linux` line and needs no edit.
 
-use super::bootcfg::{self, ConfigKind};
-use super::plan::{Dev, Edit, PartitionPlan};
+use super::bootcfg::{self, ConfigKind, LineChange, ParamEdit};
+use super::plan::{Dev, Edit};
+use crate::edit::edit_fat::Scratch;
 use crate::json::Named;
-use crate::ops::edit_fat::Scratch;
+use crate::open::survey::ImageSurvey;
 use crate::output::AtomicOutput;
 use anyhow::{Context, Result};
 use std::path::Path;
@@ -95,23 +96,29 @@ fn candidates(tree: &FatTree<Dev>) -> Vec<(Vec<u8>, ConfigKind)> {
     out
 }
 
-/// Every edit `subroot=<subroot>` needs on the FAT partitions (`vfat`) of `disk`.
-pub fn edit_esp_files(
-    disk: &Dev,
-    partitions: &[PartitionPlan],
-    subroot: &str,
+/// Every edit `param` needs on the FAT partitions (`vfat`) `survey` found.
+pub fn edit_esp_files(survey: &ImageSurvey, param: &ParamEdit, name: &str) -> Result<Vec<EspEdit>> {
+    edit_esp_files_with(survey, &|kind, text| bootcfg::edit(kind, text, param), name)
+}
+
+/// An edit of one configuration file: its new text and the changed lines, or `None`.
+pub type EditFn<'a> = dyn Fn(ConfigKind, &str) -> Option<(String, Vec<LineChange>)> + 'a;
+
+/// Every edit `edit` makes of the boot configuration files on the FAT partitions (`vfat`)
+/// `survey` found.
+pub fn edit_esp_files_with(
+    survey: &ImageSurvey,
+    edit: &EditFn,
     name: &str,
 ) -> Result<Vec<EspEdit>> {
     let mut out = Vec::new();
-    for p in partitions {
-        let (Some(number), Some("vfat")) = (p.number, p.filesystem.as_deref()) else {
+    for slot in &survey.slots {
+        let (Some(p), Some("vfat")) = (&slot.partition, slot.fs.as_ref().map(|f| f.kind.as_str()))
+        else {
             continue;
         };
-        let dev: Dev = std::sync::Arc::new(
-            Slice::new(disk.clone(), p.start, p.size)
-                .with_context(|| format!("partition {number} of {name}"))?,
-        );
-        let tree = FatTree::open(dev).with_context(|| {
+        let number = p.number;
+        let tree = FatTree::open(slot.device.clone()).with_context(|| {
             format!("cannot read the FAT filesystem of {name} partition {number}")
         })?;
         for (path, kind) in candidates(&tree) {
@@ -128,7 +135,7 @@ pub fn edit_esp_files(
             let Ok(text) = String::from_utf8(buf) else {
                 continue; // not a text configuration file
             };
-            if let Some((new, changes)) = bootcfg::edit(kind, &text, "subroot", subroot) {
+            if let Some((new, changes)) = edit(kind, &text) {
                 out.push(EspEdit {
                     edit: Edit {
                         path: Named::new("path", [b"/", &path[..]].concat()),
@@ -147,9 +154,11 @@ pub fn edit_esp_files(
 }
 
 /// One file as a tree: `entry` (its metadata) with `content`, at the tree's root.
-struct OneFile<'a> {
-    entry: Entry,
-    content: &'a [u8],
+/// One entry (a file with `content`, or a directory) as a tree, to put with
+/// [`FatVolume::put_tree`].
+pub(crate) struct OneFile<'a> {
+    pub entry: Entry,
+    pub content: &'a [u8],
 }
 
 impl TreeSource for OneFile<'_> {

@@ -2,25 +2,25 @@
 //! directory), change the root filesystem (and a separate `/boot`) into the transformed
 //! tree with the input's identity — edited in process or rebuilt, by the plan's engine —
 //! over a copy-on-write overlay of the disk, and deliver the result: a new image, an
-//! overlay, or the input changed in place ([`crate::ops::deliver`]).
+//! overlay, or the input changed in place ([`crate::edit::deliver`]).
 
 use super::apply::apply;
-use super::engine::Engine;
-use super::plan::{Dev, Plan};
+use super::plan::{file_device, Dev, Plan};
 use super::transform::{Layout, NewContent, RelayoutTree};
-use crate::ops::deliver::{deliver, Destination, Edit};
-use crate::ops::ext_edit::{finish, open_editor};
-use crate::ops::full_check::Verify;
+use crate::edit::deliver::{deliver, Destination, Edit};
+use crate::edit::engine::Engine;
+use crate::edit::ext_edit::{finish, open_editor, summary};
+use crate::edit::full_check::Verify;
 use crate::Ctx;
 use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::sync::Arc;
 use subroot_e2fs::tools::E2fsprogs;
 use subroot_e2fs::writer::{build, BuildOptions, BuiltFs, Identity};
-use subroot_formats::block::{changed_ranges, BlockDevice, Overlay, RawFile, Slice, Splice};
+use subroot_formats::block::{changed_ranges, BlockDevice, Overlay, Slice, Splice};
 use subroot_formats::ext::ExtTree;
 use subroot_formats::image::ImageFormat;
-use subroot_formats::initrd::{add_subroot, AddOutcome, AddSubrootOptions, Method};
+use subroot_formats::initrd::{add_subroot_tail, AddOutcome, AddSubrootOptions, Method};
 
 /// Everything the execution needs.
 pub struct Job<'a> {
@@ -40,7 +40,7 @@ pub struct Job<'a> {
     /// Files to edit on FAT EFI system partitions.
     pub esp_edits: &'a [super::esp::EspEdit],
     /// Where the result goes.
-    pub dest: &'a Destination<'a>,
+    pub dest: &'a Destination,
     /// How much the edit engine's result is checked.
     pub verify: Verify,
     pub work: &'a Path,
@@ -56,7 +56,10 @@ pub struct BootJob<'a> {
     pub size: u64,
 }
 
-/// Rewrite every planned initrd; the layout then replaces their content.
+/// Add the hook to every planned initrd, reading it in place: for an appended segment
+/// only the segment is written to the work directory (the edit engine then truncates the
+/// file where the segment goes and appends it; the rebuild engine reads the kept part from
+/// the input); an initrd re-encoded whole (a codec nothing can follow) is written whole.
 fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     // The plan refused an initrd that has the hook unless told to go on: replace it then.
     let opts = AddSubrootOptions {
@@ -64,37 +67,46 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
         method: Method::Append,
         replace: true,
         // Reproducible: SOURCE_DATE_EPOCH when set, else 0.
-        mtime: crate::ops::source_date_epoch()?.unwrap_or(0),
+        mtime: crate::clock::source_date_epoch()?.unwrap_or(0),
+        ..Default::default()
     };
     for (i, ip) in job.plan.initrds.iter().enumerate() {
-        let src = RawFile::open(&ip.copy)?;
+        let tree = match (&job.boot, ip.partition) {
+            (Some(b), Some(_)) => b.tree,
+            _ => job.tree,
+        };
+        let src = file_device(tree, &ip.input_path)?;
         let out_path = job.work.join(format!("initrd-{i}.new"));
         let f = std::fs::File::create(&out_path)
             .with_context(|| format!("cannot create {}", out_path.display()))?;
         let mut w = std::io::BufWriter::new(f);
-        let outcome = add_subroot(&src, &mut w, &opts)
+        let outcome = add_subroot_tail(&src, &ip.scan, &mut w, &opts)
             .with_context(|| format!("cannot add the subroot hook to {}", ip.path))?;
-        let f = w
-            .into_inner()
+        w.into_inner()
             .map_err(|e| anyhow::anyhow!("cannot write {}: {}", out_path.display(), e.error()))?;
-        f.sync_all().ok();
-        let len = std::fs::metadata(&out_path)?.len();
+        let written = std::fs::metadata(&out_path)?.len();
+        let new = match outcome {
+            AddOutcome::Appended { kept, .. } => NewContent::Appended {
+                base: src,
+                kept,
+                tail: out_path,
+                tail_len: written,
+            },
+            AddOutcome::AlreadyPresent { .. } => {
+                ctx.note(format_args!("{}: {outcome}", ip.path));
+                continue;
+            }
+            AddOutcome::Recompressed { .. } => NewContent::File {
+                path: out_path,
+                len: written,
+            },
+        };
         ctx.note(format_args!(
             "{}: {outcome}, {} -> {} bytes",
-            ip.path, ip.size, len
+            ip.path,
+            ip.size,
+            new.len()
         ));
-        // How much of the old initrd the new one starts with: everything before an
-        // appended (or replaced) segment; all of it when the hook was there already.
-        let keep = match outcome {
-            AddOutcome::Appended { bytes, .. } => len - bytes,
-            AddOutcome::AlreadyPresent { .. } => len,
-            AddOutcome::Recompressed { .. } => 0,
-        };
-        let new = NewContent::File {
-            path: out_path,
-            len,
-            keep,
-        };
         match (&mut job.boot, ip.partition) {
             (Some(b), Some(_)) => {
                 b.layout.replaced.insert(ip.input_path.clone(), new);
@@ -108,8 +120,6 @@ fn rewrite_initrds(job: &mut Job, ctx: &Ctx) -> Result<()> {
     Ok(())
 }
 
-/// Run the plan and write the result to `job.dest`; a one-line summary.
-///
 /// Every filesystem is changed over one copy-on-write overlay of the input disk: the edit
 /// engine writes into it, a rebuilt filesystem and the edited ESP files are spliced over
 /// it. The changed ranges are the overlay's plus, for spliced partitions, the blocks that
@@ -219,17 +229,12 @@ fn edit(
     let done = apply(&mut fs, layout).with_context(|| format!("cannot edit {what}"))?;
     let (stats, report) = finish(fs, &dev, what, verify, ctx)?;
     ctx.detail(format_args!(
-        "edited {what}: {} moved, {} added, {} replaced ({} appended to); {} blocks and {} inodes taken; {} bytes read, {} written; checked {} directories, {} groups",
+        "edited {what}: {} moved, {} added, {} replaced ({} appended to); {}",
         done.moved,
         done.added,
         done.replaced,
         done.appended,
-        stats.blocks_used,
-        stats.inodes_used,
-        stats.bytes_read,
-        stats.bytes_written,
-        report.dirs,
-        report.groups
+        summary(&stats, &report)
     ));
     Ok(())
 }

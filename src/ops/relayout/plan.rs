@@ -3,25 +3,20 @@
 //! JSON) and drives the execution (through the [`Layout`] it comes with), so what the
 //! user sees is what happens.
 
-use super::bootcfg::{self, ConfigKind, LineChange};
-use super::engine::{Engine, EngineChoice};
-use super::initrds;
-use super::transform::{Added, Layout, NewContent};
+use super::bootcfg::{ConfigKind, LineChange};
+use crate::edit::engine::Engine;
 use crate::json::Named;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use subroot_formats::block::{BlockDevice, RawFile};
-use subroot_formats::ext::ExtTree;
-use subroot_formats::initrd::{self, Flavour};
+use subroot_formats::ext::{ExtFileDevice, ExtFs, ExtTree, OpenOptions};
+use subroot_formats::initrd;
 use subroot_formats::manifest::escape;
-use subroot_formats::tree::{Entry, Kind, Metadata};
+use subroot_formats::tree::Kind;
 
-/// The device type the root filesystem is read through.
-pub type Dev = Arc<dyn BlockDevice>;
+/// The device type the filesystems are read through.
+pub use crate::open::survey::Dev;
 
 /// Configuration files larger than this are not edited (they are not boot configuration).
 const MAX_CONFIG: u64 = 4 << 20;
@@ -75,6 +70,31 @@ pub struct Edit {
     pub changes: Vec<LineChange>,
 }
 
+impl Edit {
+    /// The edit as plan text: `  VERB    PATH[ on partition N] (WHAT NOTE)`, then each
+    /// changed line as `-` old and `+` new (an empty side is not shown).
+    pub fn write_text(&self, s: &mut String, verb: &str, note: &str) {
+        use std::fmt::Write;
+        let on = self
+            .partition
+            .map_or(String::new(), |n| format!(" on partition {n}"));
+        let _ = writeln!(
+            s,
+            "  {verb:7} {}{on} ({}{note})",
+            self.path,
+            self.what.describe()
+        );
+        for c in &self.changes {
+            if !c.old.is_empty() {
+                let _ = writeln!(s, "            {:>4}- {}", c.line, c.old);
+            }
+            if !c.new.is_empty() {
+                let _ = writeln!(s, "            {:>4}+ {}", c.line, c.new);
+            }
+        }
+    }
+}
+
 /// An initrd that gets the hook.
 #[derive(Debug, Clone, Serialize)]
 pub struct InitrdPlan {
@@ -90,8 +110,9 @@ pub struct InitrdPlan {
     pub hook_present: bool,
     #[serde(skip)]
     pub input_path: Vec<u8>,
+    /// What the scan found, so that adding the hook does not decode the initrd again.
     #[serde(skip)]
-    pub copy: PathBuf,
+    pub scan: Arc<initrd::scan::Scan>,
 }
 
 /// A hook file installed into the system inside the subroot.
@@ -109,9 +130,33 @@ pub struct PartitionPlan {
     pub start: u64,
     pub size: u64,
     pub filesystem: Option<String>,
-    /// "edit" or "rebuild" (the root filesystem, a separate `/boot`: by the plan's
-    /// engine), or "copy" (byte for byte).
-    pub action: String,
+    pub action: PartitionAction,
+}
+
+/// What happens to a partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionAction {
+    /// Copied byte for byte.
+    Copy,
+    /// Rewritten by the plan's engine (the root filesystem, a separate `/boot`).
+    Rewrite(Engine),
+}
+
+impl PartitionAction {
+    /// "copy", or the engine's name ("edit", "rebuild"): the JSON value and the plan
+    /// text's verb.
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionAction::Copy => "copy",
+            PartitionAction::Rewrite(e) => e.name(),
+        }
+    }
+}
+
+impl Serialize for PartitionAction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 /// A separate `/boot` partition.
@@ -158,23 +203,45 @@ pub struct Plan {
     pub engine: Engine,
     /// Why the rebuild engine was taken (`None` for edit).
     pub engine_reason: Option<String>,
+    /// What `inspect` sees of the installed system (`None` when it could not tell).
+    pub system: Option<SystemSummary>,
 }
 
-impl Plan {
-    /// Take `choice` as the engine of every rewritten partition.
-    pub fn set_engine(&mut self, choice: &EngineChoice) {
-        self.engine = choice.engine;
-        self.engine_reason = choice.reason.clone();
-        for p in self.partitions.iter_mut().filter(|p| p.action != COPY) {
-            p.action = choice.engine.name().into();
+/// The installed system as `subroot inspect` reports it, in brief: what is being moved.
+#[derive(Debug, Clone, Serialize)]
+pub struct SystemSummary {
+    /// os-release's PRETTY_NAME (else NAME VERSION_ID).
+    pub os: Option<String>,
+    pub os_id: Option<String>,
+    pub version_id: Option<String>,
+    pub hostname: Option<String>,
+    /// The boot loaders found ("grub-bios", "grub-efi", "systemd-boot", ...).
+    pub boot_loaders: Vec<String>,
+}
+
+impl SystemSummary {
+    /// The summary of an inspect report.
+    pub fn of(r: &crate::ops::inspect::report::Report) -> SystemSummary {
+        let os = r.os.as_ref();
+        SystemSummary {
+            os: os.and_then(|o| {
+                o.pretty_name.clone().or_else(|| {
+                    o.name.as_ref().map(|n| {
+                        format!("{n} {}", o.version_id.as_deref().unwrap_or(""))
+                            .trim()
+                            .to_string()
+                    })
+                })
+            }),
+            os_id: os.and_then(|o| o.id.clone()),
+            version_id: os.and_then(|o| o.version_id.clone()),
+            hostname: r.hostname.clone(),
+            boot_loaders: r.boot_loaders.iter().map(|l| l.kind.to_string()).collect(),
         }
     }
 }
 
-/// The action of a partition copied byte for byte.
-pub const COPY: &str = "copy";
-
-fn kind_word(k: Kind) -> &'static str {
+pub fn kind_word(k: Kind) -> &'static str {
     match k {
         Kind::File => "file",
         Kind::Dir => "dir",
@@ -186,16 +253,18 @@ fn kind_word(k: Kind) -> &'static str {
     }
 }
 
-fn shown(p: &[u8]) -> String {
+/// `p` (relative to a filesystem's root) as an absolute path for messages.
+pub(super) fn shown(p: &[u8]) -> String {
     format!("/{}", escape(p))
 }
 
 /// `p` (relative to a filesystem's root) as the absolute path a plan shows under `key`.
-fn named(key: &'static str, p: &[u8]) -> Named {
+pub(super) fn named(key: &'static str, p: &[u8]) -> Named {
     Named::new(key, [b"/", p].concat())
 }
 
-fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
+/// `a/b` (`b` alone when `a` is empty).
+pub(super) fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
     let mut p = a.to_vec();
     if !p.is_empty() {
         p.push(b'/');
@@ -205,7 +274,7 @@ fn join(a: &[u8], b: &[u8]) -> Vec<u8> {
 }
 
 /// Check a single-component name given on the command line.
-fn check_name(what: &str, name: &str) -> Result<()> {
+pub fn check_name(what: &str, name: &str) -> Result<()> {
     if name.is_empty() || name == "." || name == ".." || name.contains('/') || name.contains('\0') {
         bail!("{what} {name:?} must be one directory name (no `/`, not `.` or `..`)");
     }
@@ -226,29 +295,6 @@ pub fn check_options(o: &PlanOptions) -> Result<()> {
     Ok(())
 }
 
-/// The separate `/boot` filesystem, as [`PlanInput`] gets it.
-pub struct BootInput<'a> {
-    pub tree: &'a ExtTree<Dev>,
-    pub plan: BootPlan,
-}
-
-/// Inputs of [`compute`].
-pub struct PlanInput<'a> {
-    /// The separate `/boot` partition named by the root's `/etc/fstab`, opened.
-    pub boot: Option<BootInput<'a>>,
-    pub tree: &'a ExtTree<Dev>,
-    /// "IMAGE" or "IMAGE partition N", for messages.
-    pub name: String,
-    pub image: String,
-    pub root_partition: Option<u32>,
-    pub filesystem: String,
-    pub uuid: String,
-    pub partitions: Vec<PartitionPlan>,
-    pub opts: &'a PlanOptions,
-    /// A private directory for initrd copies.
-    pub work: &'a Path,
-}
-
 /// Read a small regular file of the tree as UTF-8 text.
 pub fn read_text(tree: &ExtTree<Dev>, path: &[u8], size: u64) -> Result<String> {
     if size > MAX_CONFIG {
@@ -267,463 +313,16 @@ pub fn read_text(tree: &ExtTree<Dev>, path: &[u8], size: u64) -> Result<String> 
         .map_err(|e| anyhow::anyhow!("{} is not UTF-8 text ({e}); not editing it", shown(path)))
 }
 
-/// Copy a file of the tree to a host file; its length.
-fn copy_out(tree: &ExtTree<Dev>, path: &[u8], to: &Path) -> Result<u64> {
-    let mut r = tree
-        .open_file(path)
+/// A regular file of the tree as a device, read in place (an initrd: scanned by the plan,
+/// appended to by the execution without copying it out).
+pub fn file_device(tree: &ExtTree<Dev>, path: &[u8]) -> Result<Dev> {
+    let fs = ExtFs::open_with(tree.fs().device().clone(), OpenOptions { force: true })
+        .context("cannot re-open the filesystem")?;
+    let mut abs = b"/".to_vec();
+    abs.extend_from_slice(path);
+    let dev = ExtFileDevice::open_path(Arc::new(fs), &abs)
         .with_context(|| format!("cannot open {}", shown(path)))?;
-    let mut f =
-        std::fs::File::create(to).with_context(|| format!("cannot create {}", to.display()))?;
-    std::io::copy(&mut r, &mut f).with_context(|| format!("cannot copy {} out", shown(path)))
-}
-
-/// The layout of a separate `/boot`: nothing moves or is added, edited files and
-/// initrds are replaced.
-fn boot_layout(tree: &ExtTree<Dev>) -> Result<Layout> {
-    Ok(Layout {
-        root: tree
-            .entry(b"")
-            .context("cannot read the /boot partition's root directory")?,
-        subroot: Vec::new(),
-        top: tree
-            .children(b"")
-            .context("cannot list the /boot partition")?
-            .into_iter()
-            .map(|e| e.path)
-            .collect(),
-        moved: BTreeSet::new(),
-        added: Vec::new(),
-        replaced: BTreeMap::new(),
-    })
-}
-
-/// Compute the plan and the layouts that carry it out (the root filesystem's, and the
-/// separate `/boot`'s when there is one).
-pub fn compute(inp: &PlanInput) -> Result<(Plan, Layout, Option<Layout>)> {
-    let o = inp.opts;
-    let tree = inp.tree;
-    check_options(o)?;
-    let lookup = |p: &[u8]| tree.entry(p).ok();
-    let root = tree.entry(b"").context("cannot read the root directory")?;
-    let top = tree
-        .children(b"")
-        .context("cannot list the root directory")?;
-    let top_names: Vec<Vec<u8>> = top.iter().map(|e| e.path.clone()).collect();
-    let sub = o.subroot.as_bytes().to_vec();
-
-    // Already relayouted?
-    let mut subroot_exists = false;
-    if let Some(e) = top.iter().find(|e| e.path == sub) {
-        let has_content = e.kind != Kind::Dir || !tree.children(&sub)?.is_empty();
-        if has_content {
-            let what = if e.kind == Kind::Dir {
-                "exists and is not empty"
-            } else {
-                "exists (and is not a directory)"
-            };
-            refuse!(
-                "{}: /{} {what}: the image looks already relayouted; \
-                 choose another --subroot or remove it",
-                inp.name,
-                o.subroot
-            );
-        }
-        subroot_exists = true;
-    }
-
-    // Shared directories.
-    let mut shared = Vec::new();
-    let mut shared_missing = Vec::new();
-    for s in &o.shared {
-        match top.iter().find(|e| e.path == s.as_bytes()) {
-            Some(e) if e.kind == Kind::Dir => shared.push(e.clone()),
-            Some(e) => bail!(
-                "{}: shared /{s} is a {}, not a directory",
-                inp.name,
-                kind_word(e.kind)
-            ),
-            None => shared_missing.push(s.clone()),
-        }
-    }
-    let shared_names: BTreeSet<Vec<u8>> = o.shared.iter().map(|s| s.as_bytes().to_vec()).collect();
-
-    // What moves.
-    let mut moved = BTreeSet::new();
-    let mut skipped = Vec::new();
-    match &o.move_list {
-        Some(list) => {
-            for m in list {
-                check_name("--move entry", m)?;
-                let b = m.as_bytes().to_vec();
-                if shared_names.contains(&b) {
-                    bail!("--move lists {m:?}, which is shared (--shared); it stays at the top");
-                }
-                if b == sub || m == "lost+found" {
-                    bail!("--move cannot list {m:?}");
-                }
-                if top_names.contains(&b) {
-                    moved.insert(b);
-                } else {
-                    skipped.push(m.clone());
-                }
-            }
-        }
-        None => {
-            for n in &top_names {
-                if !shared_names.contains(n) && n != &sub && n != b"lost+found" {
-                    moved.insert(n.clone());
-                }
-            }
-        }
-    }
-    if moved.is_empty() {
-        bail!("{}: nothing to move into /{}", inp.name, o.subroot);
-    }
-    if moved.contains(&b"sysroot"[..]) {
-        bail!("{}: /sysroot exists; it would collide with {}/sysroot where the physical root is mounted", inp.name, o.subroot);
-    }
-    let mut layout = Layout {
-        root: root.clone(),
-        subroot: sub.clone(),
-        top: top_names.clone(),
-        moved: moved.clone(),
-        added: Vec::new(),
-        replaced: BTreeMap::new(),
-    };
-    let moves: Vec<Move> = top
-        .iter()
-        .filter(|e| moved.contains(&e.path))
-        .map(|e| Move {
-            from: named("from", &e.path),
-            to: named("to", &layout.output_path(&e.path)),
-            kind: kind_word(e.kind).into(),
-        })
-        .collect();
-    let kept: Vec<Named> = top
-        .iter()
-        .filter(|e| !moved.contains(&e.path))
-        .map(|e| named("path", &e.path))
-        .collect();
-
-    // Entries to create.
-    let mut created = Vec::new();
-    let mut add = |layout: &mut Layout, entry: Entry, content: Option<Vec<u8>>, why: &str| {
-        created.push(Created {
-            path: named("path", &entry.path),
-            kind: kind_word(entry.kind).into(),
-            mode: format!("{:04o}", entry.meta.perm),
-            uid: entry.meta.uid,
-            gid: entry.meta.gid,
-            why: why.into(),
-        });
-        layout.added.push(Added {
-            entry,
-            content: content.map(NewContent::Bytes),
-        });
-    };
-    let dir_like = |path: Vec<u8>, meta: Metadata| Entry {
-        path,
-        kind: Kind::Dir,
-        meta,
-        size: 0,
-        rdev: (0, 0),
-        link_target: None,
-        hardlink_id: None,
-    };
-    let plain = |perm: u32| Metadata {
-        perm,
-        uid: 0,
-        gid: 0,
-        atime: root.meta.mtime,
-        mtime: root.meta.mtime,
-        ctime: root.meta.mtime,
-        crtime: root.meta.crtime.map(|_| root.meta.mtime),
-        xattrs: Vec::new(),
-        flags: None,
-    };
-    if !subroot_exists {
-        add(
-            &mut layout,
-            dir_like(sub.clone(), root.meta.clone()),
-            None,
-            "the subroot (owner, mode and times of /)",
-        );
-    }
-    for s in &shared {
-        let mp = join(&sub, &s.path);
-        add(
-            &mut layout,
-            dir_like(mp.clone(), s.meta.clone()),
-            None,
-            &format!("mount point for the shared {}", shown(&s.path)),
-        );
-        let empty = Entry {
-            path: join(&mp, b"EMPTY"),
-            kind: Kind::File,
-            meta: plain(0o644),
-            size: 0,
-            rdev: (0, 0),
-            link_target: None,
-            hardlink_id: None,
-        };
-        add(
-            &mut layout,
-            empty,
-            Some(Vec::new()),
-            "marks the mount point",
-        );
-    }
-    add(
-        &mut layout,
-        dir_like(join(&sub, b"sysroot"), plain(0o755)),
-        None,
-        "where the hook puts the physical root",
-    );
-
-    // Where the boot files are: the root filesystem's /boot, or the separate /boot
-    // partition (where the boot loader's paths start at its root).
-    let mut boot_out = match &inp.boot {
-        Some(b) => Some(boot_layout(b.tree)?),
-        None => None,
-    };
-    let (btree, bprefix, bpart): (&ExtTree<Dev>, &[u8], Option<u32>) = match &inp.boot {
-        Some(b) => (b.tree, b"", Some(b.plan.partition)),
-        None => (tree, b"boot/", None),
-    };
-    let blookup = |p: &[u8]| btree.entry(p).ok();
-    let bpath = |p: &[u8]| [bprefix, p].concat();
-
-    // Boot configuration: (path, kind, on the boot filesystem).
-    let key = "subroot";
-    let mut edits = Vec::new();
-    let mut initrd_paths: Vec<Vec<u8>> = Vec::new();
-    let mut configs: Vec<(Vec<u8>, ConfigKind, bool)> = Vec::new();
-    for p in [&b"grub/grub.cfg"[..], b"grub2/grub.cfg"] {
-        configs.push((bpath(p), ConfigKind::GrubCfg, true));
-    }
-    if let Ok(list) = btree.children(&bpath(b"loader/entries")) {
-        for e in list {
-            if e.name().ends_with(b".conf") {
-                configs.push((e.path.clone(), ConfigKind::BlsEntry, true));
-            }
-        }
-    }
-    configs.push((b"etc/default/grub".to_vec(), ConfigKind::DefaultGrub, false));
-    configs.push((
-        b"etc/kernel/cmdline".to_vec(),
-        ConfigKind::KernelCmdline,
-        false,
-    ));
-    for (path, kind, on_boot) in configs {
-        let ftree = if on_boot { btree } else { tree };
-        let Some(e) = ftree.entry(&path).ok() else {
-            continue;
-        };
-        if e.kind != Kind::File {
-            continue;
-        }
-        let text = read_text(ftree, &path, e.size)?;
-        match kind {
-            ConfigKind::GrubCfg => initrd_paths.extend(
-                initrds::grub_initrds(&text)
-                    .iter()
-                    .filter_map(|p| initrds::resolve(p, &blookup)),
-            ),
-            ConfigKind::BlsEntry => initrd_paths.extend(
-                initrds::bls_initrds(&text)
-                    .iter()
-                    .filter_map(|p| initrds::resolve(p, &blookup)),
-            ),
-            _ => {}
-        }
-        if let Some((new, changes)) = bootcfg::edit(kind, &text, key, &o.subroot) {
-            let new = NewContent::Bytes(new.into_bytes());
-            match (&mut boot_out, on_boot) {
-                (Some(bl), true) => {
-                    edits.push(Edit {
-                        path: named("path", &path),
-                        partition: bpart,
-                        what: kind,
-                        changes,
-                    });
-                    bl.replaced.insert(path, new);
-                }
-                _ => {
-                    let out = layout.output_path(&path);
-                    edits.push(Edit {
-                        path: named("path", &out),
-                        partition: None,
-                        what: kind,
-                        changes,
-                    });
-                    layout.replaced.insert(out, new);
-                }
-            }
-        }
-    }
-
-    // Initrds.
-    let bdir = bprefix.strip_suffix(b"/").unwrap_or(bprefix);
-    if let Ok(list) = btree.children(bdir) {
-        for e in list {
-            if e.kind == Kind::File && initrds::is_initrd_name(e.name()) {
-                initrd_paths.push(e.path.clone());
-            }
-        }
-    }
-    let initrd_paths = initrds::unique(initrd_paths);
-    if initrd_paths.is_empty() {
-        refuse!(
-            "{}: no initrd found (looked for /boot/initrd.img-*, /boot/initramfs-*.img and the \
-             initrd lines of GRUB and boot loader entries{}); relayout needs an initrd to enter \
-             the subroot at boot",
-            inp.name,
-            bpart.map_or(String::new(), |n| format!(", on the /boot partition {n}"))
-        );
-    }
-    let mut initrd_plans = Vec::new();
-    let mut flavours = BTreeSet::new();
-    let existing: Vec<String> = shared.iter().map(|e| escape(&e.path)).collect();
-    for (i, p) in initrd_paths.iter().enumerate() {
-        let copy = inp.work.join(format!("initrd-{i}"));
-        let size = copy_out(btree, p, &copy)?;
-        let dev = RawFile::open(&copy)?;
-        let sc = initrd::scan::scan(&dev)
-            .with_context(|| format!("{}: cannot read the initrd {}", inp.name, shown(p)))?;
-        let flavour = sc.flavour();
-        if flavour == Flavour::Other {
-            refuse!(
-                "{}: the initrd {} is of an unknown flavour ({}); relayout supports \
-                 initramfs-tools and dracut initrds",
-                inp.name,
-                shown(p),
-                sc.describe()
-            );
-        }
-        let present = sc.hook_present();
-        if present && !o.refresh_hook {
-            refuse!(
-                "{}: the initrd {} already has the subroot hook: the image looks already \
-                 relayouted (use --refresh-hook to go on anyway)",
-                inp.name,
-                shown(p)
-            );
-        }
-        flavours.insert(flavour.name());
-        let path = match bpart {
-            Some(_) => named("path", p),
-            None => named("path", &layout.output_path(p)),
-        };
-        initrd_plans.push(InitrdPlan {
-            path,
-            partition: bpart,
-            flavour: flavour.name().into(),
-            size,
-            hook_present: present,
-            input_path: p.clone(),
-            copy,
-        });
-    }
-    if flavours.len() > 1 {
-        refuse!(
-            "{}: the initrds are of different flavours ({}); not supported",
-            inp.name,
-            flavours.into_iter().collect::<Vec<_>>().join(", ")
-        );
-    }
-    let flavour = if flavours.contains("dracut") {
-        Flavour::Dracut
-    } else {
-        Flavour::InitramfsTools
-    };
-
-    // The hook installed into the system, for later initrd builds.
-    let mut installed = Vec::new();
-    for f in initrd::installed_files(flavour, &existing)? {
-        let input = f.path.trim_start_matches('/').as_bytes().to_vec();
-        let out = layout.output_path(&input);
-        match lookup(&input) {
-            Some(e) if e.kind == Kind::File => {
-                layout
-                    .replaced
-                    .insert(out.clone(), NewContent::Bytes(f.content));
-                installed.push(Installed {
-                    path: shown(&out),
-                    action: "replace".into(),
-                });
-            }
-            Some(e) => bail!(
-                "{}: {} is a {}; cannot install the hook there",
-                inp.name,
-                shown(&input),
-                kind_word(e.kind)
-            ),
-            None => {
-                // Missing parents first.
-                let comps: Vec<&[u8]> = input.split(|&b| b == b'/').collect();
-                let mut prefix = Vec::new();
-                for c in &comps[..comps.len().saturating_sub(1)] {
-                    prefix = join(&prefix, c);
-                    let out_dir = layout.output_path(&prefix);
-                    let planned = layout.added.iter().any(|a| a.entry.path == out_dir);
-                    if lookup(&prefix).is_none() && !planned {
-                        add(
-                            &mut layout,
-                            dir_like(out_dir, plain(0o755)),
-                            None,
-                            "parent of the installed hook",
-                        );
-                    }
-                }
-                let entry = Entry {
-                    path: out.clone(),
-                    kind: Kind::File,
-                    meta: plain(f.mode & 0o7777),
-                    size: f.content.len() as u64,
-                    rdev: (0, 0),
-                    link_target: None,
-                    hardlink_id: None,
-                };
-                add(
-                    &mut layout,
-                    entry,
-                    Some(f.content),
-                    "the subroot hook for later initrd builds",
-                );
-                installed.push(Installed {
-                    path: shown(&out),
-                    action: "add".into(),
-                });
-            }
-        }
-    }
-
-    Ok((
-        Plan {
-            image: inp.image.clone(),
-            root_partition: inp.root_partition,
-            filesystem: inp.filesystem.clone(),
-            uuid: inp.uuid.clone(),
-            subroot: o.subroot.clone(),
-            shared: existing,
-            shared_missing,
-            moves,
-            skipped,
-            kept,
-            created,
-            edits,
-            initrds: initrd_plans,
-            flavour: flavour.name().into(),
-            installed,
-            partitions: inp.partitions.clone(),
-            boot_partition: inp.boot.as_ref().map(|b| b.plan.clone()),
-            esp_edits: Vec::new(),
-            engine: Engine::Rebuild,
-            engine_reason: None,
-        },
-        layout,
-        boot_out,
-    ))
+    Ok(Arc::new(dev))
 }
 
 impl Plan {
@@ -740,6 +339,20 @@ impl Plan {
             "relayout of {} ({part}, {} UUID {}) into /{}",
             self.image, self.filesystem, self.uuid, self.subroot
         );
+        if let Some(sys) = &self.system {
+            let _ = writeln!(
+                s,
+                "  system  {}{}{}",
+                sys.os.as_deref().unwrap_or("an unnamed Linux system"),
+                sys.hostname
+                    .as_deref()
+                    .map_or(String::new(), |h| format!(", hostname {h}")),
+                match sys.boot_loaders.is_empty() {
+                    true => String::new(),
+                    false => format!("; boot loaders: {}", sys.boot_loaders.join(", ")),
+                }
+            );
+        }
         for m in &self.moves {
             let _ = writeln!(s, "  move    {} -> {} ({})", m.from, m.to, m.kind);
         }
@@ -768,34 +381,10 @@ impl Plan {
         }
         let on = |p: Option<u32>| p.map_or(String::new(), |n| format!(" on partition {n}"));
         for e in &self.edits {
-            let _ = writeln!(
-                s,
-                "  edit    {}{} ({})",
-                e.path,
-                on(e.partition),
-                e.what.describe()
-            );
-            for c in &e.changes {
-                if !c.old.is_empty() {
-                    let _ = writeln!(s, "            {:>4}- {}", c.line, c.old);
-                }
-                let _ = writeln!(s, "            {:>4}+ {}", c.line, c.new);
-            }
+            e.write_text(&mut s, "edit", "");
         }
         for e in &self.esp_edits {
-            let _ = writeln!(
-                s,
-                "  esp     {}{} ({}; through the FAT writer)",
-                e.path,
-                on(e.partition),
-                e.what.describe()
-            );
-            for c in &e.changes {
-                if !c.old.is_empty() {
-                    let _ = writeln!(s, "            {:>4}- {}", c.line, c.old);
-                }
-                let _ = writeln!(s, "            {:>4}+ {}", c.line, c.new);
-            }
+            e.write_text(&mut s, "esp", "; through the FAT writer");
         }
         for i in &self.initrds {
             let again = if i.hook_present {
@@ -843,7 +432,9 @@ impl Plan {
             let _ = writeln!(
                 s,
                 "  {:7} {n} ({fs}, {} bytes at {})",
-                p.action, p.size, p.start
+                p.action.name(),
+                p.size,
+                p.start
             );
         }
         s

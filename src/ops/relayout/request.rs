@@ -2,10 +2,10 @@
 //! place (`TryFrom<&RelayoutArgs>` in `src/cli/relayout.rs`) or built directly by
 //! `batch relayout`.
 
-use super::engine::Engine;
 use super::plan::PlanOptions;
-use crate::cli::{ImageFormatArg, Qcow2OutArgs};
-use crate::ops::select::Which;
+use crate::edit::engine::Engine;
+use crate::edit::output_options::OutputOptions;
+use crate::open::select::Which;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -25,7 +25,7 @@ pub struct RelayoutRequest {
     /// Replace OUT when it exists.
     pub replace_output: bool,
     /// How much the edit engine's result is checked.
-    pub verify: crate::ops::full_check::Verify,
+    pub verify: crate::edit::full_check::Verify,
     /// Print the plan and write nothing.
     pub dry_run: bool,
     /// Print the plan as JSON (after the work, with the engine actually used).
@@ -34,9 +34,8 @@ pub struct RelayoutRequest {
     pub plan: PlanOptions,
     /// The engine asked for; `None`: edit when the filesystem allows, else rebuild.
     pub engine: Option<Engine>,
-    /// The output's format; `None`: the input's.
-    pub output_format: Option<ImageFormatArg>,
-    pub qcow2: Qcow2OutArgs,
+    /// The new image's format (`None`: the input's) and qcow2 options.
+    pub image_options: OutputOptions,
     /// The private work directory to create and remove afterwards; `None`: a fresh one
     /// under $TMPDIR.
     pub work_dir: Option<PathBuf>,

@@ -20,7 +20,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::PathBuf;
-use subroot_formats::block::Extent;
+use std::sync::Arc;
+use subroot_formats::block::{BlockDevice, Extent};
 use subroot_formats::tree::{BytesContent, Content, Entry, TreeSource, Visitor};
 use subroot_formats::{Error, Result};
 
@@ -37,15 +38,41 @@ pub fn key_of(path: &[u8]) -> Key {
 }
 
 /// New content for a file.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum NewContent {
     /// Small content held in memory (edited configuration, hook scripts).
     Bytes(Vec<u8>),
-    /// Content in a host file (a rewritten initrd), read when the file is visited.
-    /// `keep` > 0 says its first `keep` bytes are the first bytes of the replaced file (a
-    /// segment was appended, or replaced one appended earlier): the edit engine then
-    /// truncates the file there and writes only the rest.
-    File { path: PathBuf, len: u64, keep: u64 },
+    /// Content in a host file (an initrd re-encoded whole), read when the file is visited.
+    File { path: PathBuf, len: u64 },
+    /// The first `kept` bytes of the file as it is (`base`, read in place in the input) with
+    /// a host file's `tail_len` bytes after them (an initrd with a segment appended): the
+    /// edit engine truncates the file at `kept` and writes only the tail; the rebuild engine
+    /// reads both.
+    Appended {
+        base: Arc<dyn BlockDevice>,
+        kept: u64,
+        tail: PathBuf,
+        tail_len: u64,
+    },
+}
+
+impl std::fmt::Debug for NewContent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NewContent::Bytes(b) => write!(f, "Bytes({} bytes)", b.len()),
+            NewContent::File { path, len } => write!(f, "File({}, {len} bytes)", path.display()),
+            NewContent::Appended {
+                kept,
+                tail,
+                tail_len,
+                ..
+            } => write!(
+                f,
+                "Appended({kept} bytes kept, {tail_len} from {})",
+                tail.display()
+            ),
+        }
+    }
 }
 
 impl NewContent {
@@ -54,13 +81,25 @@ impl NewContent {
         match self {
             NewContent::Bytes(b) => b.len() as u64,
             NewContent::File { len, .. } => *len,
+            NewContent::Appended { kept, tail_len, .. } => kept + tail_len,
         }
     }
 
     pub(super) fn open(&self) -> Result<Box<dyn Content>> {
         Ok(match self {
             NewContent::Bytes(b) => Box::new(BytesContent::new(b.clone())),
-            NewContent::File { path, len, .. } => Box::new(HostFileContent::open(path, 0, *len)?),
+            NewContent::File { path, len } => Box::new(HostFileContent::open(path, *len)?),
+            NewContent::Appended {
+                base,
+                kept,
+                tail,
+                tail_len,
+            } => Box::new(AppendedContent {
+                base: base.clone(),
+                kept: *kept,
+                at: 0,
+                tail: HostFileContent::open(tail, *tail_len)?,
+            }),
         })
     }
 
@@ -68,29 +107,57 @@ impl NewContent {
     /// appended: how many bytes stay and the appended rest.
     pub(super) fn appended_to(&self, current: u64) -> Result<Option<(u64, Box<dyn Content>)>> {
         Ok(match self {
-            NewContent::File { path, len, keep } if *keep > 0 && *keep <= current => Some((
-                *keep,
-                Box::new(HostFileContent::open(path, *keep, *len - *keep)?),
-            )),
+            NewContent::Appended {
+                kept,
+                tail,
+                tail_len,
+                ..
+            } if *kept <= current => {
+                Some((*kept, Box::new(HostFileContent::open(tail, *tail_len)?)))
+            }
             _ => None,
         })
     }
 }
 
-/// A host file's content from an offset, all data (rewritten initrds are compressed: no
-/// holes).
+/// [`NewContent::Appended`] read whole: the kept bytes from the input, then the tail.
+struct AppendedContent {
+    base: Arc<dyn BlockDevice>,
+    kept: u64,
+    at: u64,
+    tail: HostFileContent,
+}
+
+impl Read for AppendedContent {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.at >= self.kept {
+            return self.tail.read(buf);
+        }
+        let n = buf.len().min((self.kept - self.at) as usize);
+        self.base
+            .read_at(&mut buf[..n], self.at)
+            .map_err(std::io::Error::other)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
+impl Content for AppendedContent {
+    fn extents(&self) -> Result<Vec<Extent>> {
+        Ok(subroot_formats::tree::all_data(self.kept + self.tail.len))
+    }
+}
+
+/// A host file's content, all data (rewritten initrds are compressed: no holes).
 struct HostFileContent {
     file: std::fs::File,
     len: u64,
 }
 
 impl HostFileContent {
-    fn open(path: &std::path::Path, from: u64, len: u64) -> Result<Self> {
-        use std::io::{Seek, SeekFrom};
-        let mut file = std::fs::File::open(path)
+    fn open(path: &std::path::Path, len: u64) -> Result<Self> {
+        let file = std::fs::File::open(path)
             .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
-        file.seek(SeekFrom::Start(from))
-            .map_err(|e| Error::io(format!("cannot read {}", path.display()), e))?;
         Ok(HostFileContent { file, len })
     }
 }

@@ -35,7 +35,25 @@ const SNAPSHOT_ADVICE: &str = "has internal snapshots; use -o or --overlay";
 /// [`Error::InvalidArgument`]. Unknown autoclear feature bits are cleared, as the
 /// specification asks of writers.
 pub fn plan_in_place(image: &File, virtual_changed: &[Changed]) -> Result<WritePlan> {
-    let img = Image::open(image)?;
+    plan_in_place_resized(image, virtual_changed, None)
+}
+
+/// [`plan_in_place`], the virtual disk also given the size `new_size` (when `Some`): the
+/// header's size and L1 entry count are rewritten last. Growing needs the new L1 entries
+/// to fit in the clusters the L1 table already has (64 KiB clusters: 4 TiB), and those
+/// bytes to be zero; otherwise, and for shrinking, [`Error::Unsupported`].
+pub fn plan_in_place_resized(
+    image: &File,
+    virtual_changed: &[Changed],
+    new_size: Option<u64>,
+) -> Result<WritePlan> {
+    let mut img = Image::open(image)?;
+    let resize = match new_size.filter(|&n| n != img.header.size) {
+        Some(n) => Some(resize_header(&img, n)?),
+        None => None,
+    };
+    // Planned as the disk it becomes (the L1 slots past the old count read as zero).
+    img.header.size = new_size.unwrap_or(img.header.size);
     let ranges = normalise(virtual_changed, img.header.size)?;
     let mut refs = RefChanges::new(&img);
     let mut tables = TablePlanner::new(&img);
@@ -51,6 +69,9 @@ pub fn plan_in_place(image: &File, virtual_changed: &[Changed]) -> Result<WriteP
     writes.extend(planned.l1);
     // The spec: a writer must clear the autoclear bits it does not maintain (the bitmaps
     // bit was refused above; others are unknown to us).
+    if let Some(header) = resize {
+        writes.push(header);
+    }
     if img.header.autoclear_features != 0 && !writes.is_empty() {
         writes.push(PlannedWrite::Bytes {
             offset: AUTOCLEAR_OFFSET,
@@ -67,6 +88,59 @@ pub fn plan_in_place(image: &File, virtual_changed: &[Changed]) -> Result<WriteP
         .max()
         .unwrap_or(img.file_len);
     Ok(WritePlan { writes, new_len })
+}
+
+/// Offsets of the header fields a resize rewrites (qcow2 specification).
+const SIZE_OFFSET: u64 = 24;
+const L1_SIZE_OFFSET: u64 = 36;
+
+/// The header write that gives the virtual disk `new_size` bytes: size and L1 entry count
+/// (bytes 24..40, crypt_method in between kept). Checks that the L1 table can hold the new
+/// entries where it is.
+fn resize_header(img: &Image, new_size: u64) -> Result<PlannedWrite> {
+    let h = &img.header;
+    if new_size < h.size {
+        return Err(Error::unsupported(format!(
+            "cannot shrink the qcow2 image in place (from {} to {new_size} bytes); use -o",
+            h.size
+        )));
+    }
+    let cs = img.cluster_size();
+    let per_l2 = cs * (cs / 8);
+    let new_l1 = new_size.div_ceil(per_l2);
+    let old_l1 = u64::from(h.l1_size);
+    let room = (old_l1 * 8).next_multiple_of(cs) / 8;
+    if new_l1 > room || new_l1 > u64::from(u32::MAX) {
+        return Err(Error::unsupported(format!(
+            "cannot grow the qcow2 image in place to {new_size} bytes: its L1 table would \
+             need {new_l1} entries and has room for {room} where it lies (moving it is not \
+             supported); use --overlay or -o"
+        )));
+    }
+    if new_l1 > old_l1 {
+        let mut slack = vec![0u8; ((new_l1 - old_l1) * 8) as usize];
+        read_exact(
+            img.file,
+            &mut slack,
+            h.l1_table_offset + old_l1 * 8,
+            "the L1 table",
+        )?;
+        if slack.iter().any(|&b| b != 0) {
+            return Err(Error::unsupported(
+                "cannot grow the qcow2 image in place: the bytes after its L1 table are not \
+                 zero; use --overlay or -o",
+            ));
+        }
+    }
+    let mut data = vec![0u8; 16];
+    read_exact(img.file, &mut data, SIZE_OFFSET, "the header")?;
+    data[..8].copy_from_slice(&new_size.to_be_bytes());
+    let l1 = u32::try_from(new_l1.max(old_l1)).unwrap_or(u32::MAX);
+    data[(L1_SIZE_OFFSET - SIZE_OFFSET) as usize..].copy_from_slice(&l1.to_be_bytes());
+    Ok(PlannedWrite::Bytes {
+        offset: SIZE_OFFSET,
+        data,
+    })
 }
 
 /// The image being planned: its header and file, and the bump allocator for new clusters.
