@@ -18,11 +18,17 @@ key=$(sha256sum "$0" | cut -c1-12)
 out=$cache/debian-$flavour-$key.raw
 if [[ -f $out ]]; then echo "$out"; exit 0; fi
 [[ $(id -u) == 0 ]] || { echo "debian-image.sh: building the image needs root" >&2; exit 1; }
-command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null
+# The tests ask for images from parallel threads: apt waits for the dpkg lock another
+# install holds, and one build per flavour runs at a time (the others then find its image).
+command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=900 \
+  install -y -qq mmdebstrap >/dev/null
 export PATH="$PATH:/usr/sbin:/sbin"
 . /etc/os-release
 suite=$VERSION_CODENAME
 mkdir -p "$cache"
+exec 9>"$cache/.build-$flavour.lock"
+flock 9
+if [[ -f $out ]]; then echo "$out"; exit 0; fi
 work=$(mktemp -d "$cache/.build-XXXXXX")
 trap 'rm -rf "$work"' EXIT
 root_uuid=5e1f0b0a-7c3d-4e2a-9b1c-2d3e4f5a6b7c

@@ -566,6 +566,127 @@ fn add_subroot_for_every_compression_is_readable_keeps_early_and_is_idempotent()
     }
 }
 
+/// `add-subroot --in-place` writes into the file exactly what `-o` writes (for every codec a
+/// segment can follow, with an early segment in front), leaves no undo log, changes
+/// nothing the second time, refuses other content without --refresh-hook (bytes
+/// unchanged), and with it replaces our segment by a shorter or a longer one — each time
+/// byte for byte what adding that hook to the original gives. lzma cannot be appended to:
+/// refused, nothing written. Run as uid 65534 on a file it owns the write of.
+#[test]
+fn add_subroot_in_place_equals_the_copy_and_refreshes() {
+    for tool in ["cpio", "gzip", "zstd", "xz", "lzma"] {
+        if !need(tool, "add_subroot_in_place_equals_the_copy_and_refreshes") {
+            return;
+        }
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let root = it_root(d);
+    let early = early_root(d);
+    let early_cpio = d.join("early.cpio");
+    gnu_archive(&early, "cat", &early_cpio);
+    let writable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    };
+    let add = |shared: &str, input: &Path, out: &Path| {
+        ok(
+            d,
+            &[
+                "initrd",
+                "add-subroot",
+                "--shared",
+                shared,
+                s(input),
+                "-o",
+                s(out),
+            ],
+        );
+    };
+    let in_place = |extra: &[&str], file: &Path| {
+        let mut args = vec!["initrd", "add-subroot", "--in-place"];
+        args.extend_from_slice(extra);
+        args.push(s(file));
+        ok(d, &args)
+    };
+    for c in APPENDED {
+        let main = d.join(format!("main.{c}"));
+        gnu_archive(&root, codec(c).1, &main);
+        let img = d.join(format!("in-{c}.img"));
+        concat(&[&early_cpio, &main], &img);
+        let file = d.join(format!("edited-{c}.img"));
+        std::fs::copy(&img, &file).expect("copy");
+        writable(&file);
+        let undo = d.join(format!("edited-{c}.img.subroot-undo"));
+        // The default hook: what -o writes.
+        let expected = d.join(format!("expected-{c}.img"));
+        ok(d, &["initrd", "add-subroot", s(&img), "-o", s(&expected)]);
+        in_place(&[], &file);
+        assert!(
+            same_bytes(&file, &expected),
+            "{c}: in place differs from -o"
+        );
+        assert!(!undo.exists(), "{c}: undo log left behind");
+        let said = in_place(&[], &file);
+        assert!(said.contains("already present"), "{c}: {said}");
+        assert!(same_bytes(&file, &expected), "{c}: second run changed it");
+        // Other content: refused, unchanged.
+        let args = [
+            "initrd",
+            "add-subroot",
+            "--in-place",
+            "--shared",
+            "boot",
+            s(&file),
+        ];
+        fails(d, &args, 3, &["--refresh-hook", "other content"]);
+        assert!(same_bytes(&file, &expected), "{c}: refused run changed it");
+        // --refresh-hook: a shorter hook (one shared directory), then a longer one.
+        for shared in ["boot", "boot,var,home,srv,opt"] {
+            in_place(&["--refresh-hook", "--shared", shared], &file);
+            let direct = d.join(format!("direct-{c}-{}.img", shared.len()));
+            add(shared, &img, &direct);
+            assert!(
+                same_bytes(&file, &direct),
+                "{c}: --refresh-hook --shared {shared} in place differs from -o"
+            );
+            assert!(!undo.exists(), "{c}: undo log left behind");
+        }
+        let doc: Value =
+            serde_json::from_str(&ok(d, &["initrd", "examine", "--json", s(&file)])).expect("json");
+        assert_eq!(
+            doc["segments"].as_array().expect("segs").len(),
+            3,
+            "{c}: {doc}"
+        );
+        assert_eq!(doc["segments"][2]["role"], "subroot-hook", "{c}: {doc}");
+    }
+    // lzma: nothing can follow its stream.
+    let main = d.join("main.lzma");
+    gnu_archive(&root, codec("lzma").1, &main);
+    let file = d.join("edited-lzma.img");
+    std::fs::copy(&main, &file).expect("copy");
+    writable(&file);
+    let before = std::fs::read(&file).expect("read");
+    let args = ["initrd", "add-subroot", "--in-place", s(&file)];
+    fails(d, &args, 3, &["edited-lzma.img", "lzma", "-o OUT"]);
+    assert_eq!(std::fs::read(&file).expect("read"), before);
+    assert!(!d.join("edited-lzma.img.subroot-undo").exists());
+    // -o and --in-place together: a usage error.
+    let out = subroot_in(
+        d,
+        &[
+            "initrd",
+            "add-subroot",
+            "--in-place",
+            s(&file),
+            "-o",
+            "x.img",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2));
+}
+
 #[test]
 fn create_concatenates_initrds_as_segments() {
     for tool in ["cpio", "gzip", "zstd"] {

@@ -769,7 +769,8 @@ they listed before (they stop at the main archive's trailer and do not show the 
 plain segment behind a compressed one would break them). lzma, bzip2 and lz4-legacy \
 initrds are recompressed instead: the kernel does not report where such a stream ends. The \
 main segment's compression and level stay byte for byte.\n\n\
-COST: a copy of the input, plus decoding what the hook depends on. mkinitramfs and dracut \
+COST: with -o, a copy of the input; with --in-place, the segment alone (a few KiB); plus, \
+either way, decoding what the hook depends on. mkinitramfs and dracut \
 write the main archive from a byte-sorted file list (find | LC_ALL=C sort | cpio), and \
 everything the hook depends on (init, conf/, scripts/, {usr/,}lib/dracut*) sorts before \
 the bulk (usr/lib/modules, usr/lib/firmware). So decoding stops once the main segment's \
@@ -787,6 +788,16 @@ is refused (exit status 3) unless --refresh-hook, which replaces only the segmen
 appended, never stacking another. --recompress (implied by --compress) puts the hook inside \
 the main segment and re-encodes it (its own compression unless --compress), folding an \
 appended segment in.\n\n\
+IN PLACE (--in-place; FILE a host file): the segment is written into FILE after its last \
+byte, or over the segment subroot appended earlier (--refresh-hook; the file is cut or \
+grown to fit), so the cost does not depend on the initrd's size; the result is byte for \
+byte what -o writes. Crash safe: the bytes it overwrites or cuts off are first saved in \
+FILE.subroot-undo, made durable with its directory, and FILE is locked while it changes; a \
+run that is interrupted leaves the log, and the next run (or `subroot recover FILE`) puts \
+the old file back, so FILE is always the old initrd or the new one. Refused (exit status \
+3, nothing written): an initrd ending in an lzma, bzip2 or lz4-legacy stream, which must \
+be re-encoded (-o OUT). An initrd inside an image gets its segment in place from \
+`subroot relayout --in-place`.\n\n\
 Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime. OUT is written \
 atomically (--force replaces an existing file).",
     initrd!(),

@@ -53,13 +53,15 @@ Initrd and cpio sources are copied byte for byte as their own segment(s)."
         long_about = super::help::INITRD_ADD_SUBROOT,
         after_help = "EXAMPLES:\n  subroot initrd add-subroot /boot/initrd.img-6.1.0-18-amd64 -o initrd-subroot.img\n  \
 subroot initrd add-subroot initrd.img -o out.img --shared boot,var,home,srv\n  \
-subroot initrd add-subroot --force initrd-subroot.img -o refreshed.img   # replace an older hook\n  \
+subroot initrd add-subroot --in-place /srv/tftp/initrd.img   # append to the file itself\n  \
+subroot initrd add-subroot --refresh-hook --shared boot,srv initrd-subroot.img -o refreshed.img\n  \
 subroot initrd add-subroot --recompress --compress zstd:19 initrd.img -o out.img\n  \
 subroot initrd add-subroot --image debian.qcow2 /boot/initrd.img -o initrd.img\n\n\
 The input's bytes are kept and one segment holding the hook (and, for initramfs-tools, the\n\
 local-bottom ORDER file with the hook's line added) is appended, compressed like the last\n\
 segment (gzip, zstd, xz or none); the kernel lets it replace the older copies. A segment\n\
-appended earlier is replaced, never stacked. lzma, bzip2 and lz4 initrds are recompressed.\n\
+appended earlier is replaced (--refresh-hook), never stacked. lzma, bzip2 and lz4\n\
+initrds are recompressed. --in-place writes only the segment into FILE, crash safe.\n\
 If the same hook is already there, prints \"already present\" and writes an identical copy.\n\
 A different hook (other --shared, older subroot) is refused unless --force."
     )]
@@ -132,9 +134,21 @@ pub struct CreateInitrdArgs {
 pub struct AddSubrootArgs {
     #[command(flatten)]
     pub input: InitrdInput,
-    /// The initrd to write.
-    #[arg(short = 'o', long = "output", value_name = "OUT")]
-    pub output: PathBuf,
+    /// The initrd to write (the input is not changed).
+    #[arg(
+        short = 'o',
+        long = "output",
+        value_name = "OUT",
+        required_unless_present = "in_place",
+        conflicts_with = "in_place"
+    )]
+    pub output: Option<PathBuf>,
+    /// Append the hook segment to FILE itself (a host file): only the few KiB of the
+    /// segment are written, crash safe under FILE.subroot-undo (an interrupted run is
+    /// rolled back by the next one, or by `subroot recover FILE`). With --refresh-hook the
+    /// segment subroot appended earlier is replaced.
+    #[arg(long, conflicts_with_all = ["recompress", "compress", "force"])]
+    pub in_place: bool,
     /// Directories of the physical root bind-mounted into the subroot.
     #[arg(
         long,

@@ -54,7 +54,8 @@ impl PlannedWrite {
 
 /// Everything an in-place update writes, in order: all `Guest` writes come before any
 /// `Bytes` write (so reading the old image while applying never sees new metadata),
-/// and the file's final length (>= old length; new clusters are appended).
+/// and the file's final length (new clusters are appended; a shorter length cuts the
+/// file, the cut bytes kept in the undo log like the overwritten ones).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WritePlan {
     pub writes: Vec<PlannedWrite>,

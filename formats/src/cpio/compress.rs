@@ -515,6 +515,33 @@ impl<W: Write> Encoder<W> {
         Ok(Encoder { kind, compression })
     }
 
+    /// [`Encoder::new`] for an input of exactly `size` bytes known in advance (a segment
+    /// built in memory). zstd then runs on one thread and sizes its window and tables to
+    /// the input: a few KiB need none of the tens of MiB the streaming set-up of
+    /// [`Encoder::new`] allocates (its job buffers and input ring), whose page faults
+    /// alone would dominate a small append. The output depends only on the input,
+    /// compression and level, as for [`Encoder::new`] (but is not the same bytes).
+    pub fn for_known_size(
+        out: W,
+        compression: Compression,
+        level: Option<u32>,
+        size: u64,
+    ) -> Result<Self> {
+        if compression != Compression::Zstd {
+            return Self::new(out, compression, level);
+        }
+        let level = level.unwrap_or(compression.default_level());
+        check_level(compression, level)?;
+        let zerr = |e| Error::io("initialising zstd", e);
+        let mut enc = zstd::stream::write::Encoder::new(out, level as i32).map_err(zerr)?;
+        enc.include_checksum(true).map_err(zerr)?;
+        enc.set_pledged_src_size(Some(size)).map_err(zerr)?;
+        Ok(Encoder {
+            kind: EncKind::Zstd(enc),
+            compression,
+        })
+    }
+
     /// The compression being written.
     pub fn compression(&self) -> Compression {
         self.compression

@@ -136,6 +136,17 @@ pub fn append_codec(last: Compression) -> Option<Compression> {
     }
 }
 
+/// The codec of the segment [`add_subroot`] appends to the initrd `sc` describes: that of
+/// its last segment before any subroot appended earlier ([`append_codec`]). `None` when
+/// nothing can follow that segment, where [`Method::Append`] re-encodes the main segment.
+pub fn appended_segment_codec(sc: &Scan) -> Option<Compression> {
+    let ours = sc.appended_hook();
+    let last_base = ours.unwrap_or(sc.segments.len()).saturating_sub(1);
+    sc.segments
+        .get(last_base)
+        .and_then(|s| append_codec(s.compression))
+}
+
 /// The hook an initrd gets.
 pub(super) struct Hook {
     pub flavour: Flavour,
@@ -356,11 +367,7 @@ fn add<D: BlockDevice, W: Write>(
         mtime,
     };
     let ours = sc.appended_hook();
-    let last_base = ours.unwrap_or(sc.segments.len()).saturating_sub(1);
-    let codec = sc
-        .segments
-        .get(last_base)
-        .and_then(|s| append_codec(s.compression));
+    let codec = appended_segment_codec(sc);
     let recompress = match (opts.method, codec) {
         (Method::Append, Some(_)) => None,
         (Method::Append, None) => Some(None),

@@ -11,7 +11,7 @@ use super::add::{copy_raw, pad4, Counting, Hook, Written};
 use super::scan::Scan;
 use crate::block::BlockDevice;
 use crate::cpio::newc::S_IFDIR;
-use crate::cpio::{Compression, CpioHeader, SegmentWriter};
+use crate::cpio::{Compression, CpioHeader, Encoder, SegmentWriter};
 use crate::{Error, Result};
 use std::io::Write;
 
@@ -65,7 +65,8 @@ pub(super) fn append<D: BlockDevice, W: Write>(
     // the same whatever the scan depth. Nothing here is a hard link (files have nlink 1),
     // so no reader pairs these numbers with another archive's.
     let mut ino = 0u32;
-    let mut w = SegmentWriter::new(&mut out, codec, Some(segment_level(codec)), format)?;
+    // The archive is built in memory (a few KiB), then compressed knowing its size.
+    let mut w = SegmentWriter::new(Vec::new(), Compression::None, None, format)?;
     for e in hook.entries(sc.base(), false) {
         let mut h = CpioHeader::new(e.name.as_bytes(), e.mode, 0);
         h.mtime = hook.mtime;
@@ -76,7 +77,16 @@ pub(super) fn append<D: BlockDevice, W: Write>(
         }
         w.add_bytes(&h, &e.data)?;
     }
-    w.finish()?;
+    let archive = w.finish()?;
+    let mut enc = Encoder::for_known_size(
+        &mut out,
+        codec,
+        Some(segment_level(codec)),
+        archive.len() as u64,
+    )?;
+    enc.write_all(&archive)
+        .map_err(|e| Error::io("writing the hook segment", e))?;
+    enc.finish()?;
     out.flush()
         .map_err(|e| Error::io("flushing the initrd", e))?;
     Ok((ours.is_some(), base_end, out.count - base_end))

@@ -18,8 +18,8 @@ mod recompress;
 pub mod scan;
 
 pub use add::{
-    add_subroot, add_subroot_tail, append_codec, hook_present, AddOutcome, AddSubrootOptions,
-    Method,
+    add_subroot, add_subroot_tail, append_codec, appended_segment_codec, hook_present, AddOutcome,
+    AddSubrootOptions, Method,
 };
 pub use hooks::{installed_files, InstalledFile, DEFAULT_SHARED};
 

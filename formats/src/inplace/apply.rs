@@ -87,7 +87,7 @@ pub fn apply_with(
         .into());
     }
     let old_len = meta.len();
-    check_plan(image, plan, old_len, edited)?;
+    check_plan(image, plan, edited)?;
     let log_path = undo_log_path(image);
     let log = match OpenOptions::new()
         .read(true)
@@ -166,27 +166,15 @@ fn stats_records(log: &File, log_path: &Path) -> Option<u64> {
     }
 }
 
-/// Refuse a plan whose writes go beyond its new length, that would shrink the file, that
-/// reads beyond the edited device, or that has guest data after metadata (guest data is
+/// Refuse a plan whose writes go beyond its new length, that reads beyond the edited device, or that has guest data after metadata (guest data is
 /// read through the old metadata while the plan is written).
-fn check_plan(
-    image: &Path,
-    plan: &WritePlan,
-    old_len: u64,
-    edited: &dyn BlockDevice,
-) -> Result<()> {
+fn check_plan(image: &Path, plan: &WritePlan, edited: &dyn BlockDevice) -> Result<()> {
     let bad = |what: String| {
         Err(Error::InvalidArgument(format!(
             "the in-place update of {} {what}",
             image.display()
         )))
     };
-    if plan.new_len < old_len {
-        return bad(format!(
-            "would shrink it from {old_len} to {} bytes",
-            plan.new_len
-        ));
-    }
     let mut metadata_seen = false;
     for w in &plan.writes {
         if w.offset()
@@ -219,8 +207,8 @@ fn check_plan(
     Ok(())
 }
 
-/// Write the log: the old bytes below `header.old_len` of every planned write, streamed
-/// from the image. Returns (old bytes saved, log length).
+/// Write the log: the old bytes below `header.old_len` of every planned write and, when the
+/// file shrinks, those from `header.new_len` to `header.old_len`, streamed from the image. Returns (old bytes saved, log length).
 fn save_old_bytes(
     file: &File,
     image: &Path,
@@ -245,6 +233,18 @@ fn save_old_bytes(
             saved += n as u64;
             pos += n as u64;
         }
+    }
+    // A plan that shrinks the file (an initrd whose appended segment is replaced by a
+    // shorter one) also saves the bytes cut off, so that rolling back restores them.
+    let mut pos = header.new_len;
+    while pos < header.old_len {
+        let n = (header.old_len - pos).min(MAX_RECORD) as usize;
+        fsutil::read_at(file, image, &mut buf[..n], pos)?;
+        if let Some(log_len) = w.record(pos, &buf[..n])? {
+            hook(Step::LogWritten { log_len });
+        }
+        saved += n as u64;
+        pos += n as u64;
     }
     let len = w.finish()?;
     hook(Step::LogWritten { log_len: len });

@@ -2,10 +2,10 @@
 //! itself, crash safe through an undo log.
 //!
 //! Before the first byte of the image changes, the old bytes of every range the plan
-//! overwrites (and the old file length) are written to `IMAGE.subroot-undo` beside it,
+//! overwrites or cuts off (and the old file length) are written to `IMAGE.subroot-undo` beside it,
 //! which is made durable with its directory. Then the plan is written, the file gets its
 //! final length and is synced, and the log is removed. A log that is still there means an
-//! edit was interrupted: [`recover`] puts the old bytes back and cuts the file to its old
+//! edit was interrupted: [`recover`] puts the old bytes back and gives the file its old
 //! length (a log without its trailer was never complete, so the image was never touched
 //! and the log is just removed). Either way the image is the old one or the new one,
 //! never a mix. The image is locked (an OFD write lock on the whole file) for both, which

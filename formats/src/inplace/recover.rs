@@ -83,7 +83,7 @@ fn check_belongs(
         )));
     }
     let len = meta.len();
-    if len < h.old_len || len > h.old_len.max(h.new_len) {
+    if len < h.old_len.min(h.new_len) || len > h.old_len.max(h.new_len) {
         return Err(mismatch(format!(
             "the edit went from {} to {} bytes, the image has {len}",
             h.old_len, h.new_len
