@@ -21,7 +21,7 @@ tools=(
   xfs_logprint:xfsprogs mksquashfs:squashfs-tools
   mkfs.erofs:erofs-utils xorriso:xorriso cryptsetup:cryptsetup-bin setfattr:attr strace:strace
   tar:tar cc:gcc lsinitramfs:initramfs-tools-core lsinitrd:dracut-core
-  mmdebstrap:mmdebstrap
+  mmdebstrap:mmdebstrap pvcreate:lvm2 lvcreate:lvm2
 )
 missing_pkgs=()
 missing_tools=()

@@ -17,8 +17,8 @@ use std::sync::OnceLock;
 // Not every test binary uses every helper.
 #[allow(unused_imports)]
 pub use subroot_test_support::{
-    assert_same_manifest, ext_manifest, lvm, mt, need, run, run_stdout, s, sh, skip, tar_mke2fs,
-    which,
+    assert_same_manifest, ext_manifest, lvm, mt, need, run, run_stdout, s, sh, skip,
+    skip_for_kernel, tar_mke2fs, which,
 };
 
 /// The uid/gid the CLI runs as when the suite runs as root.
