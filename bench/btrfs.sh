@@ -7,6 +7,7 @@
 # Work files go to bench/work/btrfs (git-ignored).
 #
 #   sudo bash bench/btrfs.sh [DATA_MIB]      # default 1024
+#   sudo BENCH_DEST=/dev/shm/bench bash bench/btrfs.sh   # copies written to tmpfs
 source "$(dirname "$0")/lib.sh"
 mib=${1:-1024}
 [[ $(id -u) == 0 ]] || { echo "bench/btrfs.sh needs root (loop mounts)" >&2; exit 1; }
@@ -39,23 +40,30 @@ umount "$mnt"
 echo "filesystem: $img ($(du -m "$img" | cut -f1) MiB allocated), ${data} MiB of files, ${entries} entries, zstd"
 
 measure() { python3 bench/measure.py "$@"; }
+# Each contender starts with nothing dirty (earlier writes flushed, not timed) and is timed
+# up to its own data being on disk (`sync -f DEST`): otherwise whoever runs next pays for
+# the writeback of whoever ran before, which on this disk moves the times by seconds.
+timed() { local dest=$1; shift; sync; measure sh -c '"$@" && sync -f "$0"' "$dest" "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
+# Where the copies are written: BENCH_DEST=/dev/shm/bench takes the disk out of the
+# comparison (on a shared virtual disk its writeback varies by seconds from run to run).
+out=${BENCH_DEST:-$work}
 
 # Warm the image file's page cache once so every contender reads it from memory alike.
 cat "$img" > /dev/null
-fresh "$work/kernel"
+fresh "$out/kernel"
 mount -o loop,ro "$img" "$mnt"
-read -r t_cp m_cp < <(measure cp -a "$mnt/." "$work/kernel")
+read -r t_cp m_cp < <(timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
 umount "$mnt"
-fresh "$work/restore"
-read -r t_rs m_rs < <(measure btrfs restore -x -m -S "$img" "$work/restore")
-rm -rf "$work/restore"
-fresh "$work/extract"
-read -r t_ext m_ext < <(measure "$subroot" -q extract "$img" -C "$work/extract")
-diff -r --no-dereference "$work/kernel" "$work/extract" >/dev/null \
+fresh "$out/restore"
+read -r t_rs m_rs < <(timed "$out/restore" btrfs restore -x -m -S "$img" "$out/restore")
+rm -rf "$out/restore"
+fresh "$out/extract"
+read -r t_ext m_ext < <(timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
+diff -r --no-dereference "$out/kernel" "$out/extract" >/dev/null \
   || echo "WARNING: the extracted tree differs from the kernel's copy" >&2
-rm -rf "$work/kernel" "$work/extract"
+rm -rf "$out/kernel" "$out/extract"
 
 printf '%-40s %8s %10s\n' "" "seconds" "peak RSS"
 printf '%-40s %8s %8s MiB\n' "kernel: cp -a from a loop mount" "$t_cp" $((m_cp / 1024))

@@ -7,6 +7,7 @@
 # Work files go to bench/work/xfs (git-ignored).
 #
 #   sudo bash bench/xfs.sh [DATA_MIB]      # default 1024
+#   sudo BENCH_DEST=/dev/shm/bench bash bench/xfs.sh   # copies written to tmpfs
 source "$(dirname "$0")/lib.sh"
 mib=${1:-1024}
 [[ $(id -u) == 0 ]] || { echo "bench/xfs.sh needs root (the kernel side loop-mounts)" >&2; exit 1; }
@@ -40,19 +41,26 @@ entries=$("$subroot" -q manifest --no-hash "$img" | wc -l)
 echo "filesystem: $img, ${entries} entries, $(du -sm --apparent-size "$img" | cut -f1) MiB image"
 
 measure() { python3 bench/measure.py "$@"; }
+# Each contender starts with nothing dirty (earlier writes flushed, not timed) and is timed
+# up to its own data being on disk (`sync -f DEST`): otherwise whoever runs next pays for
+# the writeback of whoever ran before, which on this disk moves the times by seconds.
+timed() { local dest=$1; shift; sync; measure sh -c '"$@" && sync -f "$0"' "$dest" "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
+# Where the copies are written: BENCH_DEST=/dev/shm/bench takes the disk out of the
+# comparison (on a shared virtual disk its writeback varies by seconds from run to run).
+out=${BENCH_DEST:-$work}
 
 # Warm the page cache once so both read the image from memory alike; the mount is made
 # fresh, so the kernel's XFS metadata cache starts empty as subroot's does.
 cat "$img" > /dev/null
-fresh "$work/kernel"
+fresh "$out/kernel"
 mount -o loop,ro "$img" "$mnt"
-read -r t_cp m_cp < <(measure cp -a "$mnt/." "$work/kernel")
+read -r t_cp m_cp < <(timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
 umount "$mnt"
-fresh "$work/extract"
-read -r t_ext m_ext < <(measure "$subroot" -q extract "$img" -C "$work/extract")
-rm -rf "$work/kernel" "$work/extract"
+fresh "$out/extract"
+read -r t_ext m_ext < <(timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
+rm -rf "$out/kernel" "$out/extract"
 
 printf '%-36s %8s %10s\n' "" "seconds" "peak RSS"
 printf '%-36s %8s %8s MiB\n' "cp -a from a loop mount (kernel)" "$t_cp" $((m_cp / 1024))
