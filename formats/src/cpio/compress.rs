@@ -173,6 +173,35 @@ pub fn detect(head: &[u8]) -> Result<Option<Compression>> {
     Ok(Some(c))
 }
 
+/// Whether a stream [`detect`] recognises can start with the two bytes `b0 b1` (a cheap
+/// filter before it, for scans over many offsets: one table load and one compare, no
+/// branch to mispredict on compressed data).
+pub fn may_start_stream(b0: u8, b1: u8) -> bool {
+    let want = STREAM_SECOND_BYTE[b0 as usize];
+    want == u16::from(b1) || (want == LZMA_OR_SKIPPABLE && (b1 == 0 || b1 == 0x2a))
+}
+
+/// 0x5d starts both an lzma stream (`5d 00`) and a zstd skippable frame (`5d 2a`).
+const LZMA_OR_SKIPPABLE: u16 = 0x200;
+
+/// For each first byte of a stream [`detect`] knows, its second byte; 0x100 (no byte) for
+/// the others.
+const STREAM_SECOND_BYTE: [u16; 256] = {
+    let mut t = [0x100u16; 256];
+    t[0x1f] = 0x8b; // gzip
+    t[0x28] = 0xb5; // zstd
+    let mut b = 0x50; // zstd skippable frames
+    while b <= 0x5f {
+        t[b] = 0x2a;
+        b += 1;
+    }
+    t[0xfd] = b'7' as u16; // xz
+    t[0x5d] = LZMA_OR_SKIPPABLE;
+    t[0x02] = 0x21; // lz4 legacy
+    t[b'B' as usize] = b'Z' as u16; // bzip2
+    t
+};
+
 /// How much of a multi-member stream a [`Decoder`] reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Members {
@@ -582,6 +611,39 @@ impl<W: Write> Write for Encoder<W> {
             EncKind::Xz(e) => e.flush(),
             EncKind::Lz4(e) => e.flush(),
             EncKind::Bzip2(e) => e.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The two-byte filter keeps every stream `detect` recognises and rejects only pairs
+    /// with which none of them starts.
+    #[test]
+    fn the_two_byte_filter_keeps_every_known_stream() {
+        let magics: [&[u8]; 7] = [
+            &[0x1f, 0x8b, 8, 0, 0, 0],
+            &[0x28, 0xb5, 0x2f, 0xfd, 0, 0],
+            &[0x53, 0x2a, 0x4d, 0x18, 0, 0],
+            &[0xfd, b'7', b'z', b'X', b'Z', 0],
+            &[0x5d, 0, 0, 0x80, 0, 0],
+            &[0x02, 0x21, 0x4c, 0x18, 0, 0],
+            b"BZh91A",
+        ];
+        for m in magics {
+            assert!(matches!(detect(m), Ok(Some(_))), "{m:x?}");
+            assert!(may_start_stream(m[0], m[1]), "{m:x?}");
+        }
+        for b0 in 0..=255u8 {
+            for b1 in (0..=255u8).filter(|&b1| !may_start_stream(b0, b1)) {
+                for m in magics {
+                    let mut h = m.to_vec();
+                    (h[0], h[1]) = (b0, b1);
+                    assert!(!matches!(detect(&h), Ok(Some(_))), "{h:x?}");
+                }
+            }
         }
     }
 }
