@@ -39,11 +39,6 @@ data=$(du -sm "$mnt" | cut -f1)
 umount "$mnt"
 echo "filesystem: $img ($(du -m "$img" | cut -f1) MiB allocated), ${data} MiB of files, ${entries} entries, zstd"
 
-measure() { python3 bench/measure.py "$@"; }
-# Each contender starts with nothing dirty (earlier writes flushed, not timed) and is timed
-# up to its own data being on disk (`sync -f DEST`): otherwise whoever runs next pays for
-# the writeback of whoever ran before, which on this disk moves the times by seconds.
-timed() { local dest=$1; shift; sync; measure sh -c '"$@" && sync -f "$0"' "$dest" "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
 # Where the copies are written: BENCH_DEST=/dev/shm/bench takes the disk out of the
@@ -54,13 +49,13 @@ out=${BENCH_DEST:-$work}
 cat "$img" > /dev/null
 fresh "$out/kernel"
 mount -o loop,ro "$img" "$mnt"
-read -r t_cp m_cp < <(timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
+read -r t_cp m_cp < <(bench_timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
 umount "$mnt"
 fresh "$out/restore"
-read -r t_rs m_rs < <(timed "$out/restore" btrfs restore -x -m -S "$img" "$out/restore")
+read -r t_rs m_rs < <(bench_timed "$out/restore" btrfs restore -x -m -S "$img" "$out/restore")
 rm -rf "$out/restore"
 fresh "$out/extract"
-read -r t_ext m_ext < <(timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
+read -r t_ext m_ext < <(bench_timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
 diff -r --no-dereference "$out/kernel" "$out/extract" >/dev/null \
   || echo "WARNING: the extracted tree differs from the kernel's copy" >&2
 rm -rf "$out/kernel" "$out/extract"

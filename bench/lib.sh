@@ -7,6 +7,8 @@
 #   subroot=$(bench_subroot)          # $SUBROOT when set (an older build to compare, in
 #                                     # the same conditions), else this tree's release
 #                                     # build, built now
+#   bench_timed DEST CMD...           # seconds and peak RSS of CMD, which writes under
+#                                     # DEST, from nothing dirty to its data on disk
 #
 # Nothing else: each benchmark keeps its own measuring helpers (bench/measure.py).
 set -euo pipefail
@@ -27,4 +29,14 @@ bench_subroot() {
     cargo build --release --quiet >&2
     echo "${CARGO_TARGET_DIR:-$PWD/target}/release/subroot"
   fi
+}
+
+# Each contender starts with nothing dirty (earlier writes flushed, not timed) and is timed
+# up to its own data being on disk (`sync -f DEST`): otherwise whoever runs next pays for
+# the writeback of whoever ran before, which on a shared disk moves the times by seconds.
+bench_timed() {
+  local dest=$1
+  shift
+  sync
+  python3 bench/measure.py sh -c '"$@" && sync -f "$0"' "$dest" "$@"
 }

@@ -40,11 +40,6 @@ fi
 entries=$("$subroot" -q manifest --no-hash "$img" | wc -l)
 echo "filesystem: $img, ${entries} entries, $(du -sm --apparent-size "$img" | cut -f1) MiB image"
 
-measure() { python3 bench/measure.py "$@"; }
-# Each contender starts with nothing dirty (earlier writes flushed, not timed) and is timed
-# up to its own data being on disk (`sync -f DEST`): otherwise whoever runs next pays for
-# the writeback of whoever ran before, which on this disk moves the times by seconds.
-timed() { local dest=$1; shift; sync; measure sh -c '"$@" && sync -f "$0"' "$dest" "$@"; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
 fresh() { rm -rf "$1"; mkdir -p "$1"; }
 # Where the copies are written: BENCH_DEST=/dev/shm/bench takes the disk out of the
@@ -56,10 +51,10 @@ out=${BENCH_DEST:-$work}
 cat "$img" > /dev/null
 fresh "$out/kernel"
 mount -o loop,ro "$img" "$mnt"
-read -r t_cp m_cp < <(timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
+read -r t_cp m_cp < <(bench_timed "$out/kernel" cp -a "$mnt/." "$out/kernel")
 umount "$mnt"
 fresh "$out/extract"
-read -r t_ext m_ext < <(timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
+read -r t_ext m_ext < <(bench_timed "$out/extract" "$subroot" -q extract "$img" -C "$out/extract")
 rm -rf "$out/kernel" "$out/extract"
 
 printf '%-36s %8s %10s\n' "" "seconds" "peak RSS"

@@ -41,9 +41,7 @@ pub fn set_options(opts: ImageOptions) {
 /// An in-place edit of `path` that was interrupted is rolled back first (see
 /// [`crate::ops::recover`]): every command sees the old image or the new one, never a mix.
 pub fn open_image(path: &Path, format: Option<InputFormatArg>) -> Result<Image> {
-    if subroot_formats::inplace::pending(path).is_some() {
-        crate::ops::recover::roll_back(path)?;
-    }
+    crate::ops::recover::roll_back(path)?;
     let opts = OPTIONS.get().copied().unwrap_or_default();
     Image::open_with(path, format.map(input_format_of), opts).map_err(|e| match e {
         subroot_formats::Error::UnsupportedContainer { path: ref p, .. } if p == path => e.into(),

@@ -461,6 +461,17 @@ impl<W: Write> fmt::Debug for Encoder<W> {
     }
 }
 
+fn zerr(e: io::Error) -> Error {
+    Error::io("initialising zstd", e)
+}
+
+/// A zstd stream encoder at `level` whose frames carry a content checksum.
+fn zstd_encoder<W: Write>(out: W, level: u32) -> Result<zstd::stream::write::Encoder<'static, W>> {
+    let mut enc = zstd::stream::write::Encoder::new(out, level as i32).map_err(zerr)?;
+    enc.include_checksum(true).map_err(zerr)?;
+    Ok(enc)
+}
+
 /// The xz / lzma preset `level` with its dictionary capped at [`XZ_MAX_DICT`].
 fn lzma_options(
     level: u32,
@@ -504,10 +515,8 @@ impl<W: Write> Encoder<W> {
                     .write(out, flate2::Compression::new(level)),
             ),
             Compression::Zstd => {
-                let zerr = |e| Error::io("initialising zstd", e);
                 let p = zstd_params(level, cpus);
-                let mut enc = zstd::stream::write::Encoder::new(out, level as i32).map_err(zerr)?;
-                enc.include_checksum(true).map_err(zerr)?;
+                let mut enc = zstd_encoder(out, level)?;
                 enc.multithread(p.workers).map_err(zerr)?;
                 for param in [
                     CParameter::WindowLog(p.window_log),
@@ -561,9 +570,7 @@ impl<W: Write> Encoder<W> {
         }
         let level = level.unwrap_or(compression.default_level());
         check_level(compression, level)?;
-        let zerr = |e| Error::io("initialising zstd", e);
-        let mut enc = zstd::stream::write::Encoder::new(out, level as i32).map_err(zerr)?;
-        enc.include_checksum(true).map_err(zerr)?;
+        let mut enc = zstd_encoder(out, level)?;
         enc.set_pledged_src_size(Some(size)).map_err(zerr)?;
         Ok(Encoder {
             kind: EncKind::Zstd(enc),

@@ -221,9 +221,16 @@ fn save_old_bytes(
     let mut w = LogWriter::new(log, log_path, header);
     let mut buf = vec![0u8; MAX_RECORD as usize];
     let mut saved = 0;
-    for pw in &plan.writes {
-        let mut pos = pw.offset();
-        let end = (pw.offset() + pw.len()).min(header.old_len);
+    // The old bytes under every planned write and, for a plan that shrinks the file (an
+    // initrd whose appended segment is replaced by a shorter one), the bytes cut off, so
+    // that rolling back restores them.
+    let overwritten = plan
+        .writes
+        .iter()
+        .map(|pw| (pw.offset(), (pw.offset() + pw.len()).min(header.old_len)));
+    let cut = std::iter::once((header.new_len, header.old_len));
+    for (start, end) in overwritten.chain(cut) {
+        let mut pos = start;
         while pos < end {
             let n = (end - pos).min(MAX_RECORD) as usize;
             fsutil::read_at(file, image, &mut buf[..n], pos)?;
@@ -233,18 +240,6 @@ fn save_old_bytes(
             saved += n as u64;
             pos += n as u64;
         }
-    }
-    // A plan that shrinks the file (an initrd whose appended segment is replaced by a
-    // shorter one) also saves the bytes cut off, so that rolling back restores them.
-    let mut pos = header.new_len;
-    while pos < header.old_len {
-        let n = (header.old_len - pos).min(MAX_RECORD) as usize;
-        fsutil::read_at(file, image, &mut buf[..n], pos)?;
-        if let Some(log_len) = w.record(pos, &buf[..n])? {
-            hook(Step::LogWritten { log_len });
-        }
-        saved += n as u64;
-        pos += n as u64;
     }
     let len = w.finish()?;
     hook(Step::LogWritten { log_len: len });

@@ -87,9 +87,8 @@ fn in_place(args: &AddSubrootArgs, opts: &AddSubrootOptions, ctx: &Ctx) -> Resul
             path.display()
         );
     }
-    if subroot_formats::inplace::pending(path).is_some() {
-        crate::ops::recover::roll_back(path)?;
-    }
+    // An interrupted earlier run is rolled back first (nothing to do without its log).
+    crate::ops::recover::roll_back(path)?;
     let input = open_input(&args.input, ctx)?;
     let sc = scan_with(&input.dev, opts.depth)
         .with_context(|| format!("cannot add the subroot hook to {}", input.name))?;
