@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use subroot_formats::block::MemoryDevice;
 use subroot_formats::cpio::{list_segments, zstdframe, Compression, CompressionSpec};
-use subroot_formats::initrd::scan::{scan_with, Depth, Scan};
+use subroot_formats::initrd::scan::{scan_with, Depth, PathView, Scan};
 use subroot_formats::initrd::{
     add_subroot, add_subroot_tail, detect_flavour, hook_present, installed_files, AddOutcome,
     AddSubrootOptions, Flavour, Method,
@@ -37,8 +37,11 @@ fn write(root: &Path, rel: &str, data: &[u8], mode: u32) {
     fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
 }
 
+/// What initramfs-tools' `init` starts with (abridged).
+const IT_INIT: &[u8] = b"#!/bin/sh\n. /conf/initramfs.conf\nfor conf in conf/conf.d/*; do\n\t[ -f \"${conf}\" ] && . \"${conf}\"\ndone\n. /scripts/functions\n";
+
 fn initramfs_tools_tree(root: &Path) {
-    write(root, "init", b"#!/bin/sh\necho init\n", 0o755);
+    write(root, "init", IT_INIT, 0o755);
     write(root, "scripts/functions", b"panic() { :; }\n", 0o644);
     write(
         root,
@@ -318,10 +321,11 @@ fn check_one(
         .mode();
     assert_eq!(mode & 0o7777, 0o755);
     // Everything else is still there, with its content.
-    assert_eq!(
-        fs::read(dest.join("init")).unwrap(),
-        b"#!/bin/sh\necho init\n"
-    );
+    let init: &[u8] = match flavour {
+        Flavour::InitramfsTools => IT_INIT,
+        _ => b"#!/bin/sh\necho init\n",
+    };
+    assert_eq!(fs::read(dest.join("init")).unwrap(), init);
     if flavour == Flavour::InitramfsTools {
         let order = fs::read_to_string(dest.join("scripts/local-bottom/ORDER")).unwrap();
         assert_eq!(order, format!("{ORDER_BEFORE}{ORDER_LINES}"), "{what}");
@@ -1026,6 +1030,27 @@ fn dracut_var_bulk(root: &Path) {
     with_bulk(root, |r| dracut_tree(r, true));
 }
 
+/// The entries of `view` that the hook of `sc`'s flavour depends on: those on its paths
+/// (an initramfs-tools walk stops before the dracut paths, whose entries it then lacks).
+fn relevant(sc: &Scan, view: &PathView) -> PathView {
+    let mut paths = sc.flavour_hook_paths();
+    paths.push("scripts/local-bottom/ORDER".to_string());
+    let on_path = |n: &str| {
+        paths
+            .iter()
+            .any(|p| p == n || p.strip_prefix(n).is_some_and(|r| r.starts_with('/')))
+    };
+    PathView {
+        names: view
+            .names
+            .iter()
+            .filter(|(n, _)| on_path(n))
+            .map(|(n, f)| (n.clone(), f.clone()))
+            .collect(),
+        local_bottom_scripts: view.local_bottom_scripts.clone(),
+    }
+}
+
 /// The parts of a scan that decide what add-subroot does.
 fn decisions(sc: &Scan) -> String {
     format!(
@@ -1035,8 +1060,8 @@ fn decisions(sc: &Scan) -> String {
         sc.hook_present(),
         sc.appended_hook(),
         sc.dracut_hook_dirs(),
-        sc.all,
-        sc.base(),
+        relevant(sc, &sc.all),
+        relevant(sc, sc.base()),
         sc.segments
             .iter()
             // A skipped gzip member's length counts the zero padding behind it.
@@ -1106,6 +1131,123 @@ fn sorted_main_segment_is_decoded_only_up_to_the_needed_paths() {
         let (again, same) = add(&out, &AddSubrootOptions::default());
         assert!(matches!(again, AddOutcome::AlreadyPresent { .. }), "{name}");
         assert!(same == out);
+    }
+}
+
+/// A test case: its name, the tree it builds, what it expects.
+type Case<T> = (&'static str, fn(&Path), T);
+
+/// `tree` with a plain `init` (not initramfs-tools' own script) instead of its own.
+fn with_plain_init(root: &Path, tree: fn(&Path)) {
+    tree(root);
+    write(root, "init", b"#!/bin/sh\necho init\n", 0o755);
+}
+
+/// `tree` with dracut's markers added (`usr/lib/dracut-lib.sh`, `usr/lib/dracut/`).
+fn with_dracut_markers(root: &Path, tree: fn(&Path)) {
+    tree(root);
+    write(root, "usr/lib/dracut-lib.sh", b"getarg() { :; }\n", 0o644);
+    write(root, "usr/lib/dracut/modules.txt", b"base\n", 0o644);
+}
+
+/// Entries of the plain cpio `archive` whose names sort before `name`.
+fn entries_before(archive: &[u8], name: &str) -> u64 {
+    let dev = MemoryDevice::from_vec(archive.to_vec());
+    let mut n = 0;
+    subroot_formats::cpio::visit_entries(&dev, |_, h, _| {
+        let key = h.name.strip_prefix(b"./").unwrap_or(&h.name);
+        if key < name.as_bytes() {
+            n += 1;
+        }
+        Ok(())
+    })
+    .unwrap();
+    n
+}
+
+#[test]
+fn initramfs_tools_init_ends_the_walk_after_its_own_paths() {
+    let test = "initramfs_tools_init_ends_the_walk";
+    if !need("cpio", test) || !need("zstd", test) {
+        return;
+    }
+    // initramfs-tools' init: the walk stops right after scripts/local-bottom/, before usr/
+    // (where dracut's markers would be); with any other init it waits for usr/lib/dracut.
+    let cases: [Case<bool>; 2] = [
+        ("initramfs-tools init", it_bulk, true),
+        ("plain init", |r| with_plain_init(r, it_bulk), false),
+    ];
+    for (name, tree, stops_early) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("tree");
+        tree(&t);
+        let archive = make_cpio(&t);
+        let bytes = compress(Compression::Zstd, &archive, dir.path());
+        let (quick, full) = scan_both(&bytes);
+        assert_eq!(quick.flavour(), Flavour::InitramfsTools, "{name}");
+        assert_eq!(quick.init_is_initramfs_tools, stops_early, "{name}");
+        let decoded = quick.segments[0].entries;
+        let before_usr = entries_before(&archive, "usr");
+        assert!(!quick.segments[0].complete, "{name}: decoded to the end");
+        if stops_early {
+            // The first name after scripts/local-bottom/ (`usr`) is decoded, then the rest is
+            // skipped.
+            assert!(
+                decoded <= before_usr + 1,
+                "{name}: {decoded} entries decoded, {before_usr} before usr/"
+            );
+        } else {
+            assert!(
+                decoded > entries_before(&archive, "usr/lib/dracut"),
+                "{name}: {decoded}"
+            );
+        }
+        assert!(decoded < full.segments[0].entries, "{name}");
+    }
+}
+
+#[test]
+fn both_flavours_markers_go_by_init() {
+    let test = "both_flavours_markers_go_by_init";
+    if !need("cpio", test) || !need("zstd", test) {
+        return;
+    }
+    // dracut's files in an initramfs-tools initrd: its own init runs only its own scripts,
+    // so it is initramfs-tools; with an init that is not initramfs-tools', nothing tells
+    // which one boots, and the initrd is refused. The quick and the full scan agree.
+    let cases: [Case<Flavour>; 2] = [
+        (
+            "initramfs-tools init",
+            |r| with_dracut_markers(r, it_bulk),
+            Flavour::InitramfsTools,
+        ),
+        (
+            "plain init",
+            |r| with_dracut_markers(r, |r| with_plain_init(r, it_bulk)),
+            Flavour::Other,
+        ),
+    ];
+    for (name, tree, flavour) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t = dir.path().join("tree");
+        tree(&t);
+        let bytes = compress(Compression::Zstd, &make_cpio(&t), dir.path());
+        let dev = MemoryDevice::from_vec(bytes.clone());
+        assert_eq!(detect_flavour(&dev).unwrap(), flavour, "{name}");
+        let full = scan_with(&dev, Depth::Full).unwrap();
+        assert_eq!(full.flavour(), flavour, "{name}");
+        if flavour == Flavour::InitramfsTools {
+            let (quick, _) = scan_both(&bytes);
+            assert!(quick.dracut_dir || !quick.segments[0].complete, "{name}");
+            let (r, out) = add(&bytes, &AddSubrootOptions::default());
+            assert!(matches!(r, AddOutcome::Appended { .. }), "{name}: {r:?}");
+            let listing = judge_segments(&out, dir.path(), &dir.path().join("x"));
+            assert!(!listing.is_empty());
+            assert!(dir.path().join("x/scripts/local-bottom/subroot").is_file());
+        } else {
+            let e = add_subroot(&dev, Vec::new(), &AddSubrootOptions::default()).unwrap_err();
+            assert!(matches!(e, Error::Unsupported(_)), "{name}: {e}");
+        }
     }
 }
 

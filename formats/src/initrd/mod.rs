@@ -58,7 +58,9 @@ impl fmt::Display for Flavour {
 /// The flavour of the initrd in `dev`, from the entry names of all its segments:
 /// initramfs-tools has `conf/initramfs.conf` with `scripts/functions` or
 /// `scripts/local-bottom`; dracut has a `dracut-lib.sh` and a `lib/dracut/` or
-/// `usr/lib/dracut/` directory. Both or neither is [`Flavour::Other`].
+/// `usr/lib/dracut/` directory. Neither is [`Flavour::Other`], and so is both unless `init`
+/// is initramfs-tools' own script ([`scan::is_initramfs_tools_init`]), which runs only
+/// initramfs-tools' scripts.
 pub fn detect_flavour<D: BlockDevice>(dev: &D) -> Result<Flavour> {
     Ok(scan::scan(dev)?.flavour())
 }

@@ -17,7 +17,10 @@
 //! paths only ([`needed_bound`]): `init`, the flavour markers (`conf/initramfs.conf`,
 //! `scripts/functions`, `scripts/local-bottom/…`, `lib/dracut/…`, `usr/lib/dracut/…`,
 //! `{,usr/}lib/dracut-lib.sh`) and the hook's paths (the initramfs-tools ones are under
-//! `scripts/local-bottom/`; the dracut ones under the hook directories dracut uses).
+//! `scripts/local-bottom/`; the dracut ones under the hook directories dracut uses). When
+//! `init` is initramfs-tools' own script, dracut's markers cannot change the flavour, and
+//! the walk of an initramfs-tools initrd stops after `scripts/local-bottom/` (some 40 KB
+//! into a Debian one, instead of 2 MB at `usr/lib/dracut`).
 //! Both generators write their archive from a byte-sorted file list: `mkinitramfs` runs
 //! `find . | LC_ALL=C sort | cpio -o -H newc`, dracut exports `LC_ALL=C` and runs
 //! `find . -print0 | sort -z | cpio --null -o -H newc` (or `dracut-cpio` on the same
@@ -155,6 +158,9 @@ pub struct Scan {
     pub local_bottom: bool,
     pub dracut_dir: bool,
     pub dracut_lib: bool,
+    /// The last `init` entry is initramfs-tools' own `init` script ([`is_initramfs_tools_init`]):
+    /// the boot runs initramfs-tools' scripts whatever dracut files the initrd also holds.
+    pub init_is_initramfs_tools: bool,
     /// A `dracut-lib.sh` names `/var/lib/dracut/hooks` (dracut 057+): that directory is
     /// one of the initrd's hook directories.
     pub dracut_var_hooks: bool,
@@ -203,6 +209,14 @@ fn on_path(name: &str, targets: &[String]) -> bool {
         && targets.iter().any(|t| {
             t == name || (t.starts_with(name) && t.as_bytes().get(name.len()) == Some(&b'/'))
         })
+}
+
+/// True when `text` is initramfs-tools' `init` script: a shell script that sources
+/// `/conf/initramfs.conf` and `/scripts/functions` (every initramfs-tools since 2005 does,
+/// as its first steps; dracut's and systemd's `init` do neither).
+pub fn is_initramfs_tools_init(text: &[u8]) -> bool {
+    let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
+    text.starts_with(b"#!") && has(b". /conf/initramfs.conf") && has(b". /scripts/functions")
 }
 
 /// Read at most `limit` bytes of `data`; `None` if there is more.
@@ -304,9 +318,16 @@ impl Scan {
         data: &mut dyn Read,
         ours: bool,
     ) -> Result<()> {
+        let regular = h.file_type() == S_IFREG;
         match name {
-            "init" if self.init_segments.last() != Some(&segment) => {
-                self.init_segments.push(segment);
+            "init" => {
+                if self.init_segments.last() != Some(&segment) {
+                    self.init_segments.push(segment);
+                }
+                self.init_is_initramfs_tools = regular
+                    && read_small(data, MAX_HOOK_SIZE, name)?
+                        .is_some_and(|text| is_initramfs_tools_init(&text));
+                return Ok(());
             }
             "scripts/functions" => self.scripts_functions = true,
             "conf/initramfs.conf" => self.initramfs_conf = true,
@@ -321,7 +342,6 @@ impl Scan {
         {
             self.dracut_dir = true;
         }
-        let regular = h.file_type() == S_IFREG;
         if DRACUT_LIB_PATHS.contains(&name) {
             self.dracut_lib = true;
             if regular {
@@ -372,15 +392,22 @@ impl Scan {
 
     /// True when no name sorting after `key` can change the result, given what was seen:
     /// the flavour markers and `init` are behind, and so are the hook's paths of the
-    /// flavour found (an initrd of neither flavour is read to its end).
+    /// flavour found (an initrd of neither flavour is read to its end). When `init` is
+    /// initramfs-tools' own script and its markers are behind, the dracut markers cannot
+    /// change the flavour ([`Scan::flavour`]) and are not waited for.
     fn past_needed(&self, key: &[u8]) -> bool {
-        let exact = ["init", "conf/initramfs.conf", "scripts/functions"]
-            .into_iter()
-            .chain(DRACUT_LIB_PATHS);
-        let trees = ["scripts/local-bottom", "lib/dracut", "usr/lib/dracut"];
-        if exact.into_iter().any(|p| key <= p.as_bytes())
-            || trees.iter().any(|d| key < &after_tree(d)[..])
-        {
+        let it_exact = ["init", "conf/initramfs.conf", "scripts/functions"];
+        let it_trees = ["scripts/local-bottom"];
+        let dracut_trees = ["lib/dracut", "usr/lib/dracut"];
+        let before = |exact: &[&str], trees: &[&str]| {
+            exact.iter().any(|p| key <= p.as_bytes())
+                || trees.iter().any(|d| key < &after_tree(d)[..])
+        };
+        if before(&it_exact, &it_trees) {
+            return false;
+        }
+        let it_init = self.init_is_initramfs_tools && self.flavour() == Flavour::InitramfsTools;
+        if !it_init && before(&DRACUT_LIB_PATHS, &dracut_trees) {
             return false;
         }
         match self.flavour() {
@@ -430,12 +457,15 @@ impl Scan {
         self.base().dracut_hook_dir(&self.dracut_hook_dirs())
     }
 
-    /// The flavour the evidence points to.
+    /// The flavour the evidence points to: the markers of one flavour and not the other's,
+    /// or the markers of both with initramfs-tools' own `init` (which runs only
+    /// initramfs-tools' scripts).
     pub fn flavour(&self) -> Flavour {
         let it = self.initramfs_conf && (self.scripts_functions || self.local_bottom);
         let dracut = self.dracut_dir && self.dracut_lib;
         match (it, dracut) {
             (true, false) => Flavour::InitramfsTools,
+            (true, true) if self.init_is_initramfs_tools => Flavour::InitramfsTools,
             (false, true) => Flavour::Dracut,
             _ => Flavour::Other,
         }
@@ -526,5 +556,30 @@ impl PathView {
                     dirs.join(", /")
                 ))
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_initramfs_tools_init;
+
+    #[test]
+    fn initramfs_tools_init_is_recognised_by_what_it_sources() {
+        let it = b"#!/bin/sh\n\n# Default PATH differs between shells\nexport PATH=/sbin:/usr/sbin:/bin:/usr/bin\n. /conf/initramfs.conf\nfor conf in conf/conf.d/*; do\n\t[ -f \"${conf}\" ] && . \"${conf}\"\ndone\n. /scripts/functions\n";
+        assert!(is_initramfs_tools_init(it));
+        // dracut's shell init, systemd (an ELF binary), and scripts with only one of them.
+        assert!(!is_initramfs_tools_init(
+            b"#!/bin/sh\n. /lib/dracut-lib.sh\nsource_hook cmdline\n"
+        ));
+        assert!(!is_initramfs_tools_init(
+            b"\x7fELF\x02\x01\x01. /conf/initramfs.conf . /scripts/functions"
+        ));
+        assert!(!is_initramfs_tools_init(
+            b"#!/bin/sh\n. /conf/initramfs.conf\n"
+        ));
+        assert!(!is_initramfs_tools_init(
+            b"#!/bin/sh\n. /scripts/functions\n"
+        ));
+        assert!(!is_initramfs_tools_init(b""));
     }
 }

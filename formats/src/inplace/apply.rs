@@ -13,7 +13,7 @@
 //! the image back at once from the log, and leaves the log for `recover` if even that fails.
 
 use super::fsutil;
-use super::log::{LogHeader, LogWriter, MAX_RECORD};
+use super::log::{record_buf, LogHeader, LogWriter, MAX_RECORD};
 use super::recover::roll_back;
 use super::{undo_log_path, InPlaceError};
 use crate::block::{BlockDevice, PlannedWrite, WritePlan};
@@ -219,7 +219,6 @@ fn save_old_bytes(
     hook: &mut dyn FnMut(Step),
 ) -> Result<(u64, u64)> {
     let mut w = LogWriter::new(log, log_path, header);
-    let mut buf = vec![0u8; MAX_RECORD as usize];
     let mut saved = 0;
     // The old bytes under every planned write and, for a plan that shrinks the file (an
     // initrd whose appended segment is replaced by a shorter one), the bytes cut off, so
@@ -229,7 +228,10 @@ fn save_old_bytes(
         .iter()
         .map(|pw| (pw.offset(), (pw.offset() + pw.len()).min(header.old_len)));
     let cut = std::iter::once((header.new_len, header.old_len));
-    for (start, end) in overwritten.chain(cut) {
+    let ranges = || overwritten.clone().chain(cut.clone());
+    let largest = ranges().map(|(s, e)| e.saturating_sub(s)).max();
+    let mut buf = record_buf(largest.unwrap_or(0));
+    for (start, end) in ranges() {
         let mut pos = start;
         while pos < end {
             let n = (end - pos).min(MAX_RECORD) as usize;
@@ -254,7 +256,11 @@ fn write_plan(
     edited: &dyn BlockDevice,
     hook: &mut dyn FnMut(Step),
 ) -> Result<u64> {
-    let mut buf = vec![0u8; MAX_RECORD as usize];
+    let largest_guest = plan.writes.iter().map(|pw| match pw {
+        PlannedWrite::Guest { len, .. } => *len,
+        PlannedWrite::Bytes { .. } => 0,
+    });
+    let mut buf = record_buf(largest_guest.max().unwrap_or(0));
     let mut total = 0;
     for (index, pw) in plan.writes.iter().enumerate() {
         match pw {

@@ -28,6 +28,12 @@ const RECORD_HEAD: u64 = 16;
 /// The most old bytes one record holds (and what is read or written at once).
 pub(super) const MAX_RECORD: u64 = 1 << 20;
 
+/// A zeroed buffer for moving `len` bytes a record at a time: no larger than needed, as an
+/// edit of a few KiB (an initrd's hook segment) should not fault in and clear a MiB.
+pub(super) fn record_buf(len: u64) -> Vec<u8> {
+    vec![0u8; len.min(MAX_RECORD) as usize]
+}
+
 /// Which file a log belongs to and the lengths before and after the edit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct LogHeader {
@@ -184,7 +190,7 @@ pub(super) fn check(file: &File, path: &Path) -> Result<LogState> {
         return Ok(LogState::Incomplete);
     }
     let mut hash = Xxh3::new();
-    let mut buf = vec![0u8; MAX_RECORD as usize];
+    let mut buf = record_buf(body);
     let mut pos = 0;
     while pos < body {
         let n = (body - pos).min(MAX_RECORD) as usize;
@@ -212,7 +218,7 @@ pub(super) fn for_each_record(
         .map_err(|e| Error::io(format!("reading {}", path.display()), e))?;
     let body = len - TRAILER_LEN;
     let bad = |what: String| Error::corrupt(format!("undo log {}: {what}", path.display()));
-    let mut buf = vec![0u8; MAX_RECORD as usize];
+    let mut buf = record_buf(body);
     let mut pos = HEADER_LEN;
     for i in 0..records {
         let mut head = [0u8; RECORD_HEAD as usize];
