@@ -16,7 +16,8 @@
 # The append row also gives the time of copying the input to a new durable file (cp +
 # sync), which every `-o OUT` run includes, and what the append costs beyond that copy.
 # The in-place row appends to a copy of the input with --in-place (the copy not timed).
-# BENCH_APPEND_ONLY=1 runs only the append rows (and the recompression they compare with).
+# BENCH_APPEND_ONLY=1 runs only the append rows (and the recompression they compare with);
+# BENCH_INITRDS picks initrds (default: initramfs-tools dracut-zstd dracut-gzip).
 source "$(dirname "$0")/lib.sh"
 subroot=$(bench_subroot)
 work=${BENCH_DIR:-$PWD/bench/work}/initrd
@@ -41,7 +42,7 @@ ratio() { awk "BEGIN{printf \"%.2f\", $1/$2}"; }
 
 append_only=${BENCH_APPEND_ONLY:-}
 printf '%-26s %9s %9s %9s %8s %8s %11s\n' case subroot gnu 3cpio/floor gnu/us us/3c-fl "rss subroot"
-for name in initramfs-tools dracut-zstd dracut-gzip; do
+for name in ${BENCH_INITRDS:-initramfs-tools dracut-zstd dracut-gzip}; do
   img=$work/$name.img
   cp "$cache/$name.img" "$img"
   size=$(stat -c %s "$img")
@@ -130,9 +131,9 @@ PY
     if [[ -z $it ]] || awk "BEGIN{exit !($t < $it)}"; then it=$t; ir=$r; fi
   done
   cmp -s "$work/inplace.img" "$out" || { echo "in place differs from -o for $name" >&2; exit 1; }
-  printf '%-26s %8.3fs %9s %8.2fs %8s %7sx %8d KiB  (in place vs compressing alone)\n' \
+  printf '%-26s %8.4fs %9s %8.2fs %8s %7sx %8d KiB  (in place vs compressing alone)\n' \
     "$name add-subroot in-place" "$it" "" "$ft" "" "$(awk "BEGIN{printf \"%.4f\", $it/$ft}")" "$ir"
-  printf '%-26s %8.3fs %9s %8.2fs %8s %7sx %8s      (in place vs recompressing: decompress | compress > file, synced)\n' \
+  printf '%-26s %8.4fs %9s %8.2fs %8s %7sx %8s      (in place vs recompressing: decompress | compress > file, synced)\n' \
     "$name add-subroot in-place" "$it" "" "$rt" "" "$(awk "BEGIN{printf \"%.4f\", $it/$rt}")" ""
   rm -rf "$x" "$out" "$out.cp" "$work/gnu.img" "$work/main.cpio" "$work/main.seg" "$work/re.seg" "$work/inplace.img"
 done

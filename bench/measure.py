@@ -30,4 +30,4 @@ if p.returncode != 0:
     sys.exit(f"benchmarked command failed ({p.returncode}): {' '.join(cmd)}\n"
              + err.decode(errors="replace")[-2000:])
 rss = hwm if own else resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-print(f"{elapsed:.3f} {rss}")
+print(f"{elapsed:.4f} {rss}")
