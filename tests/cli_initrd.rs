@@ -687,6 +687,77 @@ fn add_subroot_in_place_equals_the_copy_and_refreshes() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// An `add-subroot --in-place` killed after writing the segment and before making it
+/// durable leaves its undo log; the next command reading the initrd (`examine`, `ls`)
+/// rolls it back first and reads the initrd as it was.
+#[test]
+fn a_killed_in_place_append_is_rolled_back_by_the_next_reader() {
+    let test = "a_killed_in_place_append_is_rolled_back_by_the_next_reader";
+    for tool in ["cpio", "zstd", "strace"] {
+        if !need(tool, test) {
+            return;
+        }
+    }
+    let dir = workdir();
+    let d = dir.path();
+    let img = d.join("in.img");
+    gnu_archive(&it_root(d), codec("zstd").1, &img);
+    let undo = d.join("edited.img.subroot-undo");
+    for reader in ["examine", "ls"] {
+        let file = d.join("edited.img");
+        std::fs::copy(&img, &file).expect("copy");
+        sh(&format!("chmod 666 '{}'", file.display()));
+        // Killed at its one ftruncate: the segment is written, the length not yet set.
+        let cmd = subroot();
+        let out = Command::new(which("strace").expect("strace"))
+            .args([
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=ftruncate",
+                "-e",
+            ])
+            .arg("inject=ftruncate:signal=KILL:when=1")
+            .arg("--")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .args(["initrd", "add-subroot", "--in-place", s(&file)])
+            .current_dir(d)
+            .env_remove("CI")
+            .output()
+            .expect("strace");
+        assert!(!out.status.success(), "{reader}: the edit was not killed");
+        assert!(
+            undo.exists(),
+            "{reader}: no undo log left by the killed edit"
+        );
+        assert!(
+            !same_bytes(&file, &img),
+            "{reader}: the killed edit wrote nothing"
+        );
+        let out = subroot_in(d, &["initrd", reader, s(&file)]);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{reader}: {err}");
+        assert!(
+            err.contains("rolled back an interrupted in-place edit"),
+            "{reader}: {err}"
+        );
+        assert!(!undo.exists(), "{reader}: the undo log is still there");
+        assert!(
+            same_bytes(&file, &img),
+            "{reader}: not the initrd as it was"
+        );
+        let listed = String::from_utf8_lossy(&out.stdout);
+        if reader == "examine" {
+            assert!(listed.contains("subroot hook absent"), "{listed}");
+        } else {
+            assert!(!listed.contains("scripts/local-bottom/subroot"), "{listed}");
+        }
+    }
+}
+
 #[test]
 fn create_concatenates_initrds_as_segments() {
     for tool in ["cpio", "gzip", "zstd"] {

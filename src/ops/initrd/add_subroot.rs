@@ -87,8 +87,7 @@ fn in_place(args: &AddSubrootArgs, opts: &AddSubrootOptions, ctx: &Ctx) -> Resul
             path.display()
         );
     }
-    // An interrupted earlier run is rolled back first (nothing to do without its log).
-    crate::ops::recover::roll_back(path)?;
+    // Opening rolls an interrupted earlier run back first (nothing to do without its log).
     let input = open_input(&args.input, ctx)?;
     let sc = scan_with(&input.dev, opts.depth)
         .with_context(|| format!("cannot add the subroot hook to {}", input.name))?;

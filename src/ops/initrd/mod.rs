@@ -39,12 +39,16 @@ pub struct Input {
 /// Most symlinks followed while resolving a path inside an image.
 const MAX_SYMLINKS: usize = 40;
 
-/// Open the initrd `input` names.
+/// Open the initrd `input` names. A host file that an interrupted `add-subroot --in-place`
+/// left half-written (its undo log is there) is rolled back first, as every command does
+/// for an image ([`crate::open::open_image`]): what is read is the old or the new initrd,
+/// never a mix.
 pub fn open_input(input: &InitrdInput, ctx: &Ctx) -> Result<Input> {
     let Some(image) = &input.image else {
         if input.partition.partition.is_some() || input.partition.format.is_some() {
             bail!("-p/--partition and -f/--format need --image");
         }
+        crate::ops::recover::roll_back(&input.file)?;
         let name = input.file.display().to_string();
         let dev = RawFile::open(&input.file).with_context(|| format!("cannot open {name}"))?;
         return Ok(Input {
