@@ -794,8 +794,8 @@ grown to fit), so the cost does not depend on the initrd's size; the result is b
 byte what -o writes. Crash safe: the bytes it overwrites or cuts off are first saved in \
 FILE.subroot-undo, made durable with its directory, and FILE is locked while it changes; a \
 run that is interrupted leaves the log, and the next initrd command on FILE (or `subroot \
-recover FILE`) puts the old file back first, so FILE is always the old initrd or the new one. Refused (exit status \
-3, nothing written): an initrd ending in an lzma, bzip2 or lz4-legacy stream, which must \
+recover FILE`) puts the old file back first, so FILE is always the old initrd or the new \
+one. Refused (exit status 3, nothing written): an initrd ending in an lzma, bzip2 or lz4-legacy stream, which must \
 be re-encoded (-o OUT). An initrd inside an image gets its segment in place from \
 `subroot relayout --in-place`.\n\n\
 Reproducible: SOURCE_DATE_EPOCH (else 0) is the added entries' mtime. OUT is written \

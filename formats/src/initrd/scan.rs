@@ -215,8 +215,14 @@ fn on_path(name: &str, targets: &[String]) -> bool {
 /// `/conf/initramfs.conf` and `/scripts/functions` (every initramfs-tools since 2005 does,
 /// as its first steps; dracut's and systemd's `init` do neither).
 pub fn is_initramfs_tools_init(text: &[u8]) -> bool {
-    let has = |needle: &[u8]| text.windows(needle.len()).any(|w| w == needle);
-    text.starts_with(b"#!") && has(b". /conf/initramfs.conf") && has(b". /scripts/functions")
+    text.starts_with(b"#!")
+        && contains(text, b". /conf/initramfs.conf")
+        && contains(text, b". /scripts/functions")
+}
+
+/// True when `needle` occurs in `text`.
+fn contains(text: &[u8], needle: &[u8]) -> bool {
+    text.windows(needle.len()).any(|w| w == needle)
 }
 
 /// Read at most `limit` bytes of `data`; `None` if there is more.
@@ -347,7 +353,7 @@ impl Scan {
             if regular {
                 let needle = format!("/{DRACUT_VAR_HOOKDIR}");
                 let text = read_small(data, MAX_HOOK_SIZE, name)?.unwrap_or_default();
-                if text.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                if contains(&text, needle.as_bytes()) {
                     self.dracut_var_hooks = true;
                 }
             }
@@ -406,11 +412,12 @@ impl Scan {
         if before(&it_exact, &it_trees) {
             return false;
         }
-        let it_init = self.init_is_initramfs_tools && self.flavour() == Flavour::InitramfsTools;
+        let flavour = self.flavour();
+        let it_init = self.init_is_initramfs_tools && flavour == Flavour::InitramfsTools;
         if !it_init && before(&DRACUT_LIB_PATHS, &dracut_trees) {
             return false;
         }
-        match self.flavour() {
+        match flavour {
             // Its hook's paths are under scripts/local-bottom/, behind already.
             Flavour::InitramfsTools => true,
             Flavour::Dracut => self.dracut_hook_paths().iter().all(|p| key > p.as_bytes()),

@@ -223,15 +223,15 @@ fn save_old_bytes(
     // The old bytes under every planned write and, for a plan that shrinks the file (an
     // initrd whose appended segment is replaced by a shorter one), the bytes cut off, so
     // that rolling back restores them.
-    let overwritten = plan
+    let ranges: Vec<(u64, u64)> = plan
         .writes
         .iter()
-        .map(|pw| (pw.offset(), (pw.offset() + pw.len()).min(header.old_len)));
-    let cut = std::iter::once((header.new_len, header.old_len));
-    let ranges = || overwritten.clone().chain(cut.clone());
-    let largest = ranges().map(|(s, e)| e.saturating_sub(s)).max();
+        .map(|pw| (pw.offset(), (pw.offset() + pw.len()).min(header.old_len)))
+        .chain([(header.new_len, header.old_len)])
+        .collect();
+    let largest = ranges.iter().map(|(s, e)| e.saturating_sub(*s)).max();
     let mut buf = record_buf(largest.unwrap_or(0));
-    for (start, end) in ranges() {
+    for &(start, end) in &ranges {
         let mut pos = start;
         while pos < end {
             let n = (end - pos).min(MAX_RECORD) as usize;
