@@ -15,7 +15,7 @@
 //! `initrd::scan` for why that is acceptable and `--full-scan` for the way around it).
 
 use super::compress::{detect, may_start_stream};
-use super::segments::{walk_entries, Flow};
+use super::segments::visit_entries;
 use crate::block::{BlockDevice, Slice};
 use crate::Result;
 
@@ -49,7 +49,7 @@ pub fn gzip_member_end(dev: &dyn BlockDevice, start: u64) -> Result<u64> {
             continue;
         }
         let rest = Slice::new(dev, p, len - p)?;
-        if walk_entries(&rest, |_, _, _| Ok(Flow::Continue)).is_ok_and(|s| !s.is_empty()) {
+        if visit_entries(&rest, |_, _, _| Ok(())).is_ok_and(|s| !s.is_empty()) {
             return Ok(p);
         }
     }
