@@ -49,7 +49,9 @@ use super::hooks::{DRACUT_HOOK_DIRS, DRACUT_HOOK_NAME, IT_ORDER_PATH, IT_SCRIPT_
 use super::Flavour;
 use crate::block::BlockDevice;
 use crate::cpio::newc::{S_IFDIR, S_IFREG};
-use crate::cpio::{can_skip, walk_entries, CpioHeader, Flow, Format, Segment};
+use crate::cpio::{
+    can_skip, visit_entries, walk_entries, CpioHeader, EntryContext, Flow, Format, Segment,
+};
 use crate::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -258,7 +260,7 @@ fn walk<D: BlockDevice>(dev: &D, depth: Depth) -> Result<Scan> {
     // The previous name of the current segment while its names are strictly increasing.
     let mut prev: Option<Vec<u8>> = None;
     let mut sorted = true;
-    let segments = walk_entries(dev, |ctx, h: &CpioHeader, data| {
+    let mut on_entry = |ctx: &EntryContext, h: &CpioHeader, data: &mut dyn Read| -> Result<Flow> {
         if sc.facts.len() <= ctx.segment {
             sc.facts.resize(ctx.segment + 1, SegmentFacts::default());
             // A new segment: what came before is the view without it.
@@ -299,7 +301,13 @@ fn walk<D: BlockDevice>(dev: &D, depth: Depth) -> Result<Scan> {
             return Ok(Flow::SkipSegment);
         }
         Ok(Flow::Continue)
-    })?;
+    };
+    // A full walk never skips: `visit_entries` spares it the skipping walk's look-ahead for
+    // segment ends (a thread per zstd or gzip segment whose answer would go unused).
+    let segments = match depth {
+        Depth::SortedPrefix => walk_entries(dev, &mut on_entry)?,
+        Depth::Full => visit_entries(dev, |c, h, d| on_entry(c, h, d).map(|_| ()))?,
+    };
     sc.facts.resize(segments.len(), SegmentFacts::default());
     sc.segments = segments;
     Ok(sc)
